@@ -1,0 +1,37 @@
+"""The `minidl` command: one subcommand per module in this package.
+
+Each subcommand module defines `register(subparsers)` (adds its parser, cheap: no heavy imports)
+and sets `func=run` on it; `run(args) -> int` does the work and imports what it needs lazily.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+
+SUBCOMMANDS = ("train", "reproduce", "bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="minidl",
+        description="minidl: a tiny deep-learning framework with a Cython core.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"minidl.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"minidl.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
