@@ -1,0 +1,132 @@
+"""MNIST and Fashion-MNIST from their four standard IDX files, found without a network connection.
+
+Lookup order for a dataset named NAME ("mnist" or "fashion-mnist"), first folder holding the split's two
+files wins:
+  1. the `root` argument: `root` itself, then `root/NAME` (and the aliases below);
+  2. `$MINIDL_DATA`: `$MINIDL_DATA/NAME` (and aliases), then `$MINIDL_DATA` itself;
+  3. well-known places: `~/.cache/minidl/NAME`, `/usr/share/datasets/NAME` (Debian's `dataset-fashion-mnist`
+     package installs Fashion-MNIST there), `/usr/local/share/datasets/NAME`.
+File names: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
+`t10k-labels-idx1-ubyte`, each optionally ending in `.gz` (also accepted: `.idx3-ubyte` with a dot).
+Both datasets: 60,000 training and 10,000 test images, 28x28 uint8, labels 0-9 (LeCun et al. 1998;
+Xiao, Rasul & Vollgraf 2017).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from minidl.data.idx import read_idx
+
+__all__ = ["load_mnist", "load_fashion_mnist", "find_dataset", "DatasetNotFoundError", "SPLIT_SIZES"]
+
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+_PREFIX = {"train": "train", "test": "t10k"}
+_ALIASES = {
+    "mnist": ("mnist", "MNIST", "MNIST/raw"),
+    "fashion-mnist": ("fashion-mnist", "fashion_mnist", "FashionMNIST", "FashionMNIST/raw"),
+}
+_HOW_TO_GET = {
+    "mnist": (
+        "Get the four files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,\n"
+        "t10k-labels-idx1-ubyte.gz) from https://ossci-datasets.s3.amazonaws.com/mnist/ (a mirror of\n"
+        "http://yann.lecun.com/exdb/mnist/) into $MINIDL_DATA/mnist/ or pass their folder as root= / --data-dir."
+    ),
+    "fashion-mnist": (
+        "On Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist (files go to /usr/share/datasets/fashion-mnist/).\n"
+        "Elsewhere: download the four .gz files from https://github.com/zalandoresearch/fashion-mnist (data/fashion)\n"
+        "into $MINIDL_DATA/fashion-mnist/ or pass their folder as root= / --data-dir."
+    ),
+}
+
+
+#: Searched last, each as BASE/NAME (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).
+WELL_KNOWN_ROOTS = [
+    Path.home() / ".cache" / "minidl",
+    Path("/usr/share/datasets"),
+    Path("/usr/local/share/datasets"),
+]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No folder holds the dataset's files; the message lists where minidl looked and how to get them."""
+
+
+def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[Path]:
+    folders: list[Path] = []
+    if root is not None:
+        root = Path(root).expanduser()
+        folders += [root] + [root / alias for alias in _ALIASES[name]]
+    env = os.environ.get("MINIDL_DATA")
+    if env:
+        base = Path(env).expanduser()
+        folders += [base / alias for alias in _ALIASES[name]] + [base]
+    folders += [base / name for base in WELL_KNOWN_ROOTS]
+    return list(dict.fromkeys(folders))  # drop duplicates, keep order
+
+
+def _find_file(folder: Path, stem: str, ndim: int) -> Path | None:
+    for base in (f"{stem}-idx{ndim}-ubyte", f"{stem}.idx{ndim}-ubyte"):
+        for suffix in (".gz", ""):
+            path = folder / (base + suffix)
+            if path.is_file():
+                return path
+    return None
+
+
+def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """Return the (images, labels) file paths of `split` for dataset `name`, searched in the documented order.
+
+    Raises DatasetNotFoundError listing every folder searched and how to get the files.
+    """
+    if name not in _ALIASES:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
+    if split not in _PREFIX:
+        raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
+    searched = []
+    for folder in _candidate_folders(name, root):
+        images = _find_file(folder, f"{_PREFIX[split]}-images", 3)
+        labels = _find_file(folder, f"{_PREFIX[split]}-labels", 1)
+        if images is not None and labels is not None:
+            return images, labels
+        searched.append(folder)
+    where = "\n".join(f"  {folder}" for folder in searched)
+    raise DatasetNotFoundError(
+        f"{name} ({split} split) not found: no folder holds {_PREFIX[split]}-images-idx3-ubyte[.gz] and "
+        f"{_PREFIX[split]}-labels-idx1-ubyte[.gz].\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}"
+    )
+
+
+def _load(name: str, root, split: str) -> tuple[np.ndarray, np.ndarray]:
+    images_path, labels_path = find_dataset(name, split, root)
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    expected = SPLIT_SIZES[split]
+    if images.dtype != np.uint8 or images.shape != (expected, 28, 28):
+        raise ValueError(f"{images_path}: expected {expected} 28x28 uint8 images for the {name} {split} split, "
+                         f"found {images.dtype} of shape {images.shape}")
+    if labels.dtype != np.uint8 or labels.shape != (expected,):
+        raise ValueError(f"{labels_path}: expected {expected} uint8 labels for the {name} {split} split, "
+                         f"found {labels.dtype} of shape {labels.shape}")
+    if labels.max() > 9:
+        raise ValueError(f"{labels_path}: labels must lie in 0..9, found {int(labels.max())}")
+    return images, labels.astype(np.int64)
+
+
+def load_mnist(root: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """MNIST digits: (images uint8 (N, 28, 28), labels int64 (N,)), N = 60,000 (train) or 10,000 (test).
+
+    `root` is searched first, then $MINIDL_DATA, then well-known folders (see the module docstring).
+    """
+    return _load("mnist", root, split)
+
+
+def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST (Zalando): (images uint8 (N, 28, 28), labels int64 (N,)), N = 60,000 or 10,000.
+
+    `root` is searched first, then $MINIDL_DATA, then well-known folders including Debian's
+    /usr/share/datasets/fashion-mnist/ (package `dataset-fashion-mnist`).
+    """
+    return _load("fashion-mnist", root, split)

@@ -1,0 +1,151 @@
+"""Minibatches over in-memory arrays: a dataset view, a train/validation split, a seeded loader.
+
+`ArrayDataset` keeps the images once in memory (uint8 stays uint8); a subset is an index array over the
+same arrays, never a copy. Each batch is gathered and scaled to float32 on the fly (uint8 -> x / 255).
+
+`DataLoader` shuffles with a permutation drawn from SeedSequence((seed, epoch)): epoch e's order depends
+only on (seed, e), so training can stop anywhere and resume at (epoch, batch) with identical batches.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["ArrayDataset", "DataLoader", "train_val_split"]
+
+
+class ArrayDataset:
+    """Images and integer labels held once in memory, optionally restricted to `indices`.
+
+    Args:
+        images: (N, ...) uint8 (scaled to [0, 1] per batch) or float array (passed on as float32).
+        labels: (N,) integer class indices.
+        indices: optional 1-D integer index array selecting the examples of this view.
+        flatten: batches come as (B, prod(...)) rows, the layout an MLP takes (default True).
+    """
+
+    def __init__(self, images, labels, indices=None, *, flatten: bool = True):
+        images = np.asarray(images)
+        labels = np.asarray(labels)
+        if images.ndim < 1 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(f"ArrayDataset: images {images.shape} and labels {labels.shape} must have the "
+                             f"same first dimension, labels 1-D")
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise TypeError(f"ArrayDataset: labels must be integers, got {labels.dtype}")
+        if not (images.dtype == np.uint8 or np.issubdtype(images.dtype, np.floating)):
+            raise TypeError(f"ArrayDataset: images must be uint8 or floating point, got {images.dtype}")
+        if indices is not None:
+            indices = np.asarray(indices)
+            if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+                raise TypeError(f"ArrayDataset: indices must be a 1-D integer array, got {indices.dtype} "
+                                f"of shape {indices.shape}")
+            if indices.size and (indices.min() < 0 or indices.max() >= images.shape[0]):
+                raise ValueError(f"ArrayDataset: indices must lie in [0, {images.shape[0]})")
+        self.images, self.labels, self.indices, self.flatten = images, labels, indices, flatten
+
+    def __len__(self) -> int:
+        return self.labels.shape[0] if self.indices is None else self.indices.shape[0]
+
+    @property
+    def num_features(self) -> int:
+        return int(np.prod(self.images.shape[1:], dtype=np.int64))
+
+    @property
+    def num_classes(self) -> int:
+        """1 + the largest label in the underlying arrays."""
+        return int(self.labels.max()) + 1 if self.labels.size else 0
+
+    def subset(self, indices) -> "ArrayDataset":
+        """A view of examples `indices` (positions in this dataset) sharing the same arrays."""
+        indices = np.asarray(indices, dtype=np.int64)
+        base = indices if self.indices is None else self.indices[indices]
+        return ArrayDataset(self.images, self.labels, base, flatten=self.flatten)
+
+    def batch(self, positions) -> tuple[np.ndarray, np.ndarray]:
+        """(x float32, y int64) for the examples at `positions` (positions in this dataset)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = positions if self.indices is None else self.indices[positions]
+        x = self.images[rows]
+        if x.dtype == np.uint8:
+            x = x.astype(np.float32)
+            x *= np.float32(1.0 / 255.0)
+        else:
+            x = x.astype(np.float32, copy=False)
+        if self.flatten:
+            x = x.reshape(x.shape[0], -1)
+        return x, self.labels[rows].astype(np.int64, copy=False)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole dataset as one scaled batch (x float32, y int64)."""
+        return self.batch(np.arange(len(self)))
+
+
+def train_val_split(dataset: ArrayDataset, val_size: int | float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """Split `dataset` at random into (train, validation) views; `val_size` is a count or a fraction in (0, 1).
+
+    The permutation comes from numpy.random.default_rng(seed); no image is copied.
+    """
+    n = len(dataset)
+    if isinstance(val_size, float):
+        if not 0.0 < val_size < 1.0:
+            raise ValueError(f"train_val_split: a fractional val_size must lie in (0, 1), got {val_size}")
+        count = int(round(val_size * n))
+    else:
+        count = int(val_size)
+    if not 0 < count < n:
+        raise ValueError(f"train_val_split: validation size {count} must lie in [1, {n - 1}] for {n} examples")
+    order = np.random.default_rng(seed).permutation(n)
+    return dataset.subset(np.sort(order[count:])), dataset.subset(np.sort(order[:count]))
+
+
+class DataLoader:
+    """Minibatches (x float32 (B, D), y int64 (B,)) over an ArrayDataset.
+
+    Args:
+        dataset: an ArrayDataset (or a pair (images, labels), wrapped in one).
+        batch_size: examples per batch.
+        shuffle: reshuffle every epoch with a permutation from SeedSequence((seed, epoch)).
+        seed: non-negative int seed of the shuffling.
+        drop_last: drop the final partial batch (default False: keep it).
+
+    Iterating yields the batches of epoch `self.epoch` and then advances `epoch` by one; `batches(epoch,
+    start)` yields the batches of any epoch from batch index `start` (what resuming needs).
+    """
+
+    def __init__(self, dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+        if isinstance(dataset, tuple):
+            dataset = ArrayDataset(*dataset)
+        if not isinstance(dataset, ArrayDataset):
+            raise TypeError(f"DataLoader: expected an ArrayDataset or (images, labels), got {type(dataset).__name__}")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
+        if drop_last and len(dataset) < batch_size:
+            raise ValueError(f"DataLoader: drop_last with batch_size {batch_size} > {len(dataset)} examples "
+                             f"leaves no batch")
+        self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), shuffle
+        self.seed, self.drop_last, self.epoch = int(seed), drop_last, 0
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The example order of `epoch` (the identity when shuffle is off)."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng(np.random.SeedSequence((self.seed, int(epoch)))).permutation(n)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield the batches of `epoch` from batch index `start` on."""
+        order = self.order(epoch)
+        for index in range(start, len(self)):
+            yield self.dataset.batch(order[index * self.batch_size : (index + 1) * self.batch_size])
+
+    def __iter__(self):
+        epoch = self.epoch
+        yield from self.batches(epoch)
+        self.epoch = epoch + 1

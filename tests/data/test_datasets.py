@@ -1,0 +1,99 @@
+"""MNIST / Fashion-MNIST lookup and validation, on small fake files and on the real installed files."""
+import numpy as np
+import pytest
+
+from minidl.data import DatasetNotFoundError, find_dataset, load_fashion_mnist, load_mnist, write_idx
+from minidl.data import datasets
+
+
+@pytest.fixture
+def small_splits(monkeypatch):
+    """Pretend a split holds 5 (train) / 3 (test) images so fake files stay tiny."""
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "train", 5)
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "test", 3)
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+
+
+def _write_split(folder, prefix, n, gz=True, labels=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".gz" if gz else ""
+    images = np.arange(n * 28 * 28, dtype=np.int64).reshape(n, 28, 28).astype(np.uint8)
+    labels = np.arange(n) % 10 if labels is None else np.asarray(labels)
+    write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images)
+    write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels.astype(np.uint8))
+    return images, labels
+
+
+def test_root_argument_is_used(tmp_path, small_splits):
+    images, labels = _write_split(tmp_path, "t10k", 3, gz=False)
+    got_images, got_labels = load_mnist(tmp_path, split="test")
+    np.testing.assert_array_equal(got_images, images)
+    np.testing.assert_array_equal(got_labels, labels)
+    assert got_images.dtype == np.uint8 and got_labels.dtype == np.int64
+
+
+def test_env_variable_with_dataset_subfolder(tmp_path, small_splits, monkeypatch):
+    images, _ = _write_split(tmp_path / "fashion-mnist", "train", 5)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path))
+    np.testing.assert_array_equal(load_fashion_mnist()[0], images)
+
+
+def test_root_wins_over_env(tmp_path, small_splits, monkeypatch):
+    _write_split(tmp_path / "env" / "mnist", "train", 5, labels=[1] * 5)
+    _write_split(tmp_path / "arg" / "mnist", "train", 5, labels=[2] * 5)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "env"))
+    assert set(load_mnist(tmp_path / "arg")[1]) == {2}
+    assert set(load_mnist()[1]) == {1}
+
+
+def test_not_found_lists_places_and_how_to_get(tmp_path, small_splits, monkeypatch):
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "envdir"))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset("fashion-mnist", "test", root=tmp_path / "argdir")
+    message = str(info.value)
+    assert str(tmp_path / "argdir") in message
+    assert str(tmp_path / "envdir" / "fashion-mnist") in message
+    assert str(tmp_path / "share" / "fashion-mnist") in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_half_present_split_is_not_found(tmp_path, small_splits):
+    _write_split(tmp_path, "train", 5)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError):
+        find_dataset("mnist", "train", root=tmp_path)
+
+
+def test_wrong_count_names_the_file(tmp_path, small_splits):
+    _write_split(tmp_path, "train", 4)
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz: expected 5 28x28 uint8 images"):
+        load_mnist(tmp_path)
+
+
+def test_label_out_of_range_names_the_file(tmp_path, small_splits):
+    _write_split(tmp_path, "train", 5, labels=[0, 1, 2, 3, 12])
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz: labels must lie in 0..9, found 12"):
+        load_mnist(tmp_path)
+
+
+def test_debian_location_is_searched():
+    assert datasets.Path("/usr/share/datasets") in datasets.WELL_KNOWN_ROOTS
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        load_mnist(split="validation")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        find_dataset("cifar10")
+
+
+def test_real_fashion_mnist_files():
+    try:
+        find_dataset("fashion-mnist", "test")
+    except DatasetNotFoundError as error:
+        pytest.skip(f"Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist): {error}")
+    images, labels = load_fashion_mnist(split="test")
+    assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
+    np.testing.assert_array_equal(np.bincount(labels, minlength=10), [1000] * 10)  # balanced test set

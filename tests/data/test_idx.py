@@ -1,0 +1,102 @@
+"""IDX reader/writer: round trips and every kind of damaged file (error names the file and the defect)."""
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl.data import IDXFormatError, read_idx, write_idx
+
+DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
+
+
+@settings(max_examples=40, deadline=None)
+@given(dtype=st.sampled_from(DTYPES), shape=st.lists(st.integers(0, 5), min_size=1, max_size=4),
+       compressed=st.booleans(), seed=st.integers(0, 2**16))
+def test_round_trip(tmp_path_factory, dtype, shape, compressed, seed):
+    rng = np.random.default_rng(seed)
+    array = (rng.standard_normal(shape) * 100).astype(dtype)
+    path = tmp_path_factory.mktemp("idx") / ("a.idx.gz" if compressed else "a.idx")
+    write_idx(path, array)
+    back = read_idx(path)
+    assert back.dtype == np.dtype(dtype) and back.dtype.isnative
+    assert back.shape == tuple(shape)
+    np.testing.assert_array_equal(back, array)
+
+
+def test_big_endian_on_disk(tmp_path):
+    path = write_idx(tmp_path / "x.idx", np.array([1, 258], dtype=np.int16))
+    assert path.read_bytes() == bytes([0, 0, 0x0B, 1, 0, 0, 0, 2, 0, 1, 1, 2])
+
+
+def test_standard_mnist_header_is_understood(tmp_path):
+    path = tmp_path / "labels-idx1-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", 3) + bytes([7, 2, 1]))
+    np.testing.assert_array_equal(read_idx(path), [7, 2, 1])
+
+
+def test_write_rejects_unsupported_dtype(tmp_path):
+    with pytest.raises(TypeError, match="int64"):
+        write_idx(tmp_path / "x.idx", np.zeros(3, dtype=np.int64))
+
+
+def _valid_bytes():
+    return b"\x00\x00\x08\x02" + struct.pack(">II", 2, 3) + bytes(range(6))
+
+
+CORRUPTIONS = {
+    "empty": (b"", "shorter than the 4-byte magic"),
+    "bad magic": (b"\x01\x00" + _valid_bytes()[2:], "bad magic number"),
+    "bad dtype code": (b"\x00\x00\x07\x02" + _valid_bytes()[4:], "unknown dtype code 0x07"),
+    "zero dimensions": (b"\x00\x00\x08\x00", "0 dimensions"),
+    "truncated header": (_valid_bytes()[:9], "truncated header"),
+    "truncated payload": (_valid_bytes()[:-1], "truncated"),
+    "trailing bytes": (_valid_bytes() + b"\x00\x00", "wrong length: 2 bytes follow"),
+    "huge declared size": (b"\x00\x00\x0e\x02" + struct.pack(">II", 2**32 - 1, 2**32 - 1), "truncated"),
+}
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_corrupt_file_error_names_file_and_problem(tmp_path, name, compressed):
+    content, problem = CORRUPTIONS[name]
+    path = tmp_path / f"damaged-{name.replace(' ', '_')}.idx"
+    if compressed:
+        content = gzip.compress(content)
+    path.write_bytes(content)
+    with pytest.raises(IDXFormatError) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+    assert problem in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_valid_bytes_fixture_is_valid(tmp_path):
+    path = tmp_path / "ok.idx"
+    path.write_bytes(_valid_bytes())
+    np.testing.assert_array_equal(read_idx(path), np.arange(6, dtype=np.uint8).reshape(2, 3))
+
+
+@pytest.mark.parametrize("damage", ["truncated stream", "flipped bytes", "bad crc"])
+def test_corrupt_gzip_stream(tmp_path, damage):
+    payload = np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8)
+    packed = bytearray(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 5000) + payload.tobytes()))
+    if damage == "truncated stream":
+        packed = packed[: len(packed) // 2]
+    elif damage == "flipped bytes":
+        for i in range(20, 60):
+            packed[i] ^= 0xFF
+    else:
+        packed[-8] ^= 0xFF  # CRC32 in the trailer
+    path = tmp_path / "broken.gz"
+    path.write_bytes(bytes(packed))
+    with pytest.raises(IDXFormatError, match="corrupt or truncated gzip|truncated") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "nope.idx")

@@ -1,0 +1,102 @@
+"""ArrayDataset / DataLoader / train_val_split."""
+import numpy as np
+import pytest
+
+from minidl.data import ArrayDataset, DataLoader, train_val_split
+
+
+def _data(n=23):
+    images = (np.arange(n * 6) % 256).astype(np.uint8).reshape(n, 2, 3)
+    labels = np.arange(n) % 4
+    return images, labels
+
+
+def test_batches_cover_each_example_once_and_keep_last():
+    images, labels = _data()
+    loader = DataLoader((images, labels), batch_size=5, seed=1)
+    batches = list(loader)
+    assert len(loader) == len(batches) == 5 and [len(y) for _, y in batches] == [5, 5, 5, 5, 3]
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
+    assert x.dtype == np.float32 and x.shape == (23, 6) and y.dtype == np.int64
+    # Same examples, shuffled, scaled by 1/255, images and labels kept together.
+    order = np.lexsort((y, x[:, 0]))
+    reference = images.reshape(23, 6).astype(np.float32) / 255
+    ref_order = np.lexsort((labels, reference[:, 0]))
+    np.testing.assert_allclose(x[order], reference[ref_order], rtol=1e-6)
+    np.testing.assert_array_equal(y[order], labels[ref_order])
+    assert not np.array_equal(y, labels)  # shuffled
+
+
+def test_drop_last():
+    loader = DataLoader(_data(), batch_size=5, drop_last=True)
+    assert len(loader) == 4 and all(len(y) == 5 for _, y in loader)
+
+
+def test_shuffle_is_seeded_per_epoch():
+    a = DataLoader(_data(), batch_size=4, seed=5)
+    b = DataLoader(_data(), batch_size=4, seed=5)
+    first_a = np.concatenate([y for _, y in a])
+    first_b = np.concatenate([y for _, y in b])
+    np.testing.assert_array_equal(first_a, first_b)
+    assert a.epoch == 1
+    assert not np.array_equal(a.order(0), a.order(1))
+    assert not np.array_equal(a.order(0), DataLoader(_data(), batch_size=4, seed=6).order(0))
+
+
+def test_batches_from_a_start_index_are_the_tail_of_the_epoch():
+    loader = DataLoader(_data(), batch_size=4, seed=2)
+    full = list(loader.batches(3))
+    tail = list(loader.batches(3, start=2))
+    assert len(tail) == len(full) - 2
+    for (xa, ya), (xb, yb) in zip(full[2:], tail):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+
+
+def test_no_shuffle_keeps_order():
+    images, labels = _data()
+    y = np.concatenate([y for _, y in DataLoader((images, labels), batch_size=7, shuffle=False)])
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_float_images_pass_through_and_flatten_off():
+    images = np.random.default_rng(0).random((6, 3, 3))
+    dataset = ArrayDataset(images, np.zeros(6, dtype=np.int64), flatten=False)
+    x, _ = dataset.batch([4, 1])
+    assert x.dtype == np.float32 and x.shape == (2, 3, 3)
+    np.testing.assert_allclose(x, images[[4, 1]], rtol=1e-6)
+
+
+def test_split_is_disjoint_covering_and_shares_memory():
+    images, labels = _data(100)
+    dataset = ArrayDataset(images, labels)
+    train, val = train_val_split(dataset, val_size=0.2, seed=0)
+    assert (len(train), len(val)) == (80, 20)
+    assert np.intersect1d(train.indices, val.indices).size == 0
+    assert np.union1d(train.indices, val.indices).size == 100
+    assert train.images is images and val.images is images        # no copy
+    again, _ = train_val_split(dataset, val_size=20, seed=0)
+    np.testing.assert_array_equal(again.indices, train.indices)
+    other, _ = train_val_split(dataset, val_size=20, seed=1)
+    assert not np.array_equal(other.indices, train.indices)
+    # A subset of a subset indexes the original arrays.
+    x, y = train.subset([0, 1]).batch([1])
+    np.testing.assert_array_equal(y, labels[train.indices[1:2]])
+
+
+@pytest.mark.parametrize("make, error", [
+    (lambda: ArrayDataset(np.zeros((3, 2), np.uint8), np.zeros(4, np.int64)), ValueError),
+    (lambda: ArrayDataset(np.zeros((3, 2), np.uint8), np.zeros(3, np.float32)), TypeError),
+    (lambda: ArrayDataset(np.zeros((3, 2), np.int32), np.zeros(3, np.int64)), TypeError),
+    (lambda: ArrayDataset(np.zeros((3, 2), np.uint8), np.zeros(3, np.int64), indices=[0, 3]), ValueError),
+    (lambda: DataLoader(_data(), batch_size=0), ValueError),
+    (lambda: DataLoader(_data(), batch_size=2, seed=-1), ValueError),
+    (lambda: DataLoader(_data(), batch_size=50, drop_last=True), ValueError),
+    (lambda: DataLoader([1, 2], batch_size=2), TypeError),
+    (lambda: train_val_split(ArrayDataset(*_data()), val_size=1.5), ValueError),
+    (lambda: train_val_split(ArrayDataset(*_data()), val_size=23), ValueError),
+])
+def test_bad_arguments(make, error):
+    with pytest.raises(error):
+        make()
