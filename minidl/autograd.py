@@ -1,0 +1,161 @@
+"""The reverse-mode engine: grad mode (``no_grad``) and ``backward`` over the recorded graph.
+
+A non-leaf Tensor stores its inputs in ``_parents`` and a closure ``_backward(grad) -> tuple`` giving
+the gradient for each parent (None where a parent needs none). ``backward`` orders the graph with an
+iterative depth-first search (no recursion limit) and sweeps it once in reverse, summing the
+contributions of nodes used several times. Leaves accumulate into ``.grad`` (``+=``, as PyTorch).
+
+Ownership: a gradient array produced fresh by a backward closure belongs to the engine and may be
+summed into in place or handed to a leaf's ``.grad`` without a copy; an array passed through
+unchanged (``g`` itself) or a view of one is *borrowed* and is copied before anyone writes to it.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
+
+
+class _GradMode:
+    """Process-wide switch read by every op (a class attribute: one cheap lookup per op)."""
+
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph (outside ``no_grad``)."""
+    return _GradMode.enabled
+
+
+class set_grad_enabled(contextlib.ContextDecorator):
+    """Context manager / decorator that turns graph recording on or off, restoring it on exit."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = True
+
+    def __enter__(self):
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+        return False
+
+
+class no_grad(set_grad_enabled):
+    """``with mdl.no_grad(): ...`` — ops inside build no graph (evaluation, parameter updates)."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+def _freed(grad):
+    raise RuntimeError(
+        "Trying to backward through the graph a second time: its buffers were freed by the first "
+        "backward(). Call backward(retain_graph=True) the first time, or rebuild the graph with a "
+        "fresh forward pass.")
+
+
+def _topological_order(root) -> list:
+    """Nodes reachable from ``root`` that require grad, every node after all of its parents."""
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    push = stack.append
+    pop = stack.pop
+    while stack:
+        node, parents_done = pop()
+        if parents_done:
+            order.append(node)
+            continue
+        key = id(node)
+        if key in visited:
+            continue
+        visited.add(key)
+        push((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                push((parent, False))
+    return order
+
+
+def backward(root, grad=None, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) · grad into every leaf's ``.grad`` (see module docstring)."""
+    if not root.requires_grad:
+        raise RuntimeError("backward() on a tensor that does not require grad (no graph was recorded "
+                           "through it: check requires_grad=True on the inputs and that no_grad is off)")
+    data = root.data
+    if grad is None:
+        if data.size != 1:
+            raise RuntimeError(f"backward() without a grad argument needs a tensor with one element; "
+                               f"got shape {data.shape}. Pass grad= of that shape.")
+        seed, owned = np.ones_like(data), True
+    else:
+        seed = np.asarray(grad.data if hasattr(grad, "_backward") else grad, dtype=data.dtype)
+        if seed.shape != data.shape:
+            raise ValueError(f"backward(grad): grad has shape {seed.shape}, tensor has shape {data.shape}")
+        owned = False
+
+    order = _topological_order(root)
+    grads = {id(root): (seed, owned)}
+    for node in reversed(order):
+        entry = grads.pop(id(node), None)
+        if entry is None:           # no gradient reached this node (all paths gave None)
+            continue
+        g, owned = entry
+        if node._hooks:
+            for hook in node._hooks.values():
+                replaced = hook(g)
+                if replaced is not None:
+                    replaced = np.asarray(replaced, dtype=node.data.dtype)
+                    if replaced.shape != g.shape:
+                        raise ValueError(f"a gradient hook returned shape {replaced.shape}, "
+                                         f"expected {g.shape}")
+                    g, owned = replaced, False
+        fn = node._backward
+        if fn is None:              # leaf: accumulate
+            if node.grad is None:
+                node.grad = g if owned else g.copy()
+            else:
+                node.grad += g
+            continue
+        if node._retains_grad:
+            if node.grad is None:
+                node.grad = g.copy()
+            else:
+                node.grad += g
+        parent_grads = fn(g)
+        for parent, pg in zip(node._parents, parent_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            if type(pg) is not np.ndarray:
+                pg = np.asarray(pg)
+                p_owned = True
+            else:
+                p_owned = pg is not g and pg.base is None
+            pdtype = parent.data.dtype
+            if pg.dtype != pdtype:
+                pg = pg.astype(pdtype)
+                p_owned = True
+            key = id(parent)
+            prev = grads.get(key)
+            if prev is None:
+                grads[key] = (pg, p_owned)
+            elif prev[1]:
+                prev[0] += pg
+            else:
+                grads[key] = (prev[0] + pg, True)
+        if not retain_graph:
+            node._parents = ()
+            node._backward = _freed

@@ -1,0 +1,89 @@
+"""``Sequential`` and the deep ``MLP`` the Glorot & Bengio experiments build."""
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.nn.activation import Identity, ReLU, Sigmoid, Softsign, Tanh
+from minidl.nn.linear import Linear
+from minidl.nn.module import Module
+
+__all__ = ["Sequential", "MLP", "ACTIVATIONS"]
+
+ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softsign": Softsign,
+               "identity": Identity, "linear": Identity}
+
+
+class Sequential(Module):
+    """Applies its modules in order; they are registered as "0", "1", ... (parameter names "0.weight")."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential expects Modules, argument {i} is a {type(m).__name__}")
+            setattr(self, str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, i: int) -> Module:
+        return list(self._modules.values())[i]
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+
+def _make_activation(activation) -> Module:
+    if isinstance(activation, str):
+        try:
+            return ACTIVATIONS[activation.lower()]()
+        except KeyError:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}") from None
+    if isinstance(activation, type) and issubclass(activation, Module):
+        return activation()
+    if callable(activation):
+        made = activation()
+        if isinstance(made, Module):
+            return made
+    raise TypeError(f"activation must be a name, a Module class or a factory returning a Module, "
+                    f"got {activation!r}")
+
+
+class MLP(Sequential):
+    """Linear → activation → … → Linear, with no activation after the last Linear (logits out).
+
+    ``MLP([784, 1000, 1000, 10])`` has 3 Linear layers and 2 activations. The layers are in
+    ``self.linears`` and the activation modules in ``self.activations`` (hidden layer i is
+    ``activations[i](linears[i](...))``); the whole stack is the Sequential itself.
+
+    Args:
+        sizes: layer widths, input first, at least two.
+        activation: "sigmoid" | "tanh" | "relu" | "softsign" | "identity", or a Module class/factory.
+        init: weight scheme name (``minidl.init.SCHEMES``) or callable, for every Linear.
+        bias, dtype: passed to each Linear.
+        generator: numpy Generator for the weight draws (default: ``minidl.random.generator()``).
+    """
+
+    def __init__(self, sizes, activation="sigmoid", init="xavier_uniform", bias: bool = True,
+                 dtype=np.float32, generator=None):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2:
+            raise ValueError(f"MLP needs at least an input and an output size, got {sizes}")
+        linears, activations, stack = [], [], []
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            lin = Linear(n_in, n_out, bias=bias, init=init, dtype=dtype, generator=generator)
+            linears.append(lin)
+            stack.append(lin)
+            if i < len(sizes) - 2:
+                act = _make_activation(activation)
+                activations.append(act)
+                stack.append(act)
+        super().__init__(*stack)
+        self.sizes = sizes
+        self.linears = linears
+        self.activations = activations

@@ -1,0 +1,130 @@
+"""``Optimizer`` base: parameter groups, per-parameter state, zero_grad, flat pickle-free state dicts."""
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.tensor import Tensor
+
+__all__ = ["Optimizer"]
+
+
+class Optimizer:
+    """Holds ``param_groups`` (list of dicts with "params" and hyperparameters) and ``state``.
+
+    ``params`` is an iterable of Tensors or of dicts ``{"params": [...], "lr": ...}`` (per-group
+    overrides, as PyTorch). A parameter listed more than once is kept once (first occurrence).
+    Optimizers read ``.grad`` and never modify it; parameters whose ``.grad`` is None are skipped.
+    """
+
+    #: hyperparameter names and their types, in state-dict order (set by subclasses)
+    hyper: dict = {}
+
+    def __init__(self, params, defaults: dict):
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
+                            "not a single Tensor")
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict[int, dict] = {}      # id(param) -> {"step": int, buffers...}
+        seen = set()
+        for group in groups:
+            group = {**self.defaults, **group}
+            unique = []
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
+                if not p.requires_grad:
+                    raise ValueError("optimizer got a tensor that does not require grad")
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    unique.append(p)
+            group["params"] = unique
+            self._check_group(group)
+            self.param_groups.append(group)
+
+    def _check_group(self, group: dict) -> None:
+        if group["lr"] < 0:
+            raise ValueError(f"invalid learning rate {group['lr']}")
+
+    @property
+    def lr(self) -> float:
+        """Learning rate of the first group; setting it sets every group's."""
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = float(value)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of every parameter (None by default, as PyTorch ≥ 2.0; else zeros)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.fill(0)
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    # ---- state dicts: flat {str: ndarray | number}, ready for mdl.save (.npz, no pickle) -----------
+    def _params(self) -> list:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict:
+        """Flat dict: "param_groups.<g>.<hyper>" (numbers; betas as a 2-array),
+        "state.<i>.<name>" (ndarray buffers, int "step") with i the parameter's position across groups.
+        Buffers are copies."""
+        out = {}
+        for g, group in enumerate(self.param_groups):
+            for key in self.hyper:
+                value = group[key]
+                out[f"param_groups.{g}.{key}"] = (np.asarray(value, dtype=np.float64)
+                                                  if isinstance(value, tuple) else value)
+            out[f"param_groups.{g}.size"] = len(group["params"])
+        for i, p in enumerate(self._params()):
+            for name, value in self.state.get(id(p), {}).items():
+                out[f"state.{i}.{name}"] = value.copy() if isinstance(value, np.ndarray) else value
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore hyperparameters and buffers saved by ``state_dict`` (values may be 0-d arrays, as
+        ``mdl.load`` returns them). Group count and sizes, and buffer shapes, must match."""
+        params = self._params()
+        for g, group in enumerate(self.param_groups):
+            size_key = f"param_groups.{g}.size"
+            if size_key not in state:
+                raise KeyError(f"optimizer state dict has no '{size_key}' (saved with fewer groups?)")
+            if int(np.asarray(state[size_key])) != len(group["params"]):
+                raise ValueError(f"optimizer group {g} has {len(group['params'])} parameters, the state "
+                                 f"dict has {int(np.asarray(state[size_key]))}")
+            for key, kind in self.hyper.items():
+                name = f"param_groups.{g}.{key}"
+                if name not in state:
+                    raise KeyError(f"optimizer state dict has no '{name}'")
+                value = np.asarray(state[name])
+                group[key] = tuple(float(v) for v in value) if kind is tuple else kind(value.item())
+        new_state: dict[int, dict] = {}
+        for key, value in state.items():
+            if not key.startswith("state."):
+                continue
+            _, index, name = key.split(".", 2)
+            index = int(index)
+            if index >= len(params):
+                raise ValueError(f"optimizer state dict refers to parameter {index}, "
+                                 f"the optimizer has {len(params)}")
+            p = params[index]
+            value = np.asarray(value)
+            if name == "step":
+                new_state.setdefault(id(p), {})[name] = int(value)
+                continue
+            if value.shape != p.data.shape:
+                raise ValueError(f"optimizer state '{key}' has shape {value.shape}, "
+                                 f"parameter has shape {p.data.shape}")
+            new_state.setdefault(id(p), {})[name] = value.astype(p.data.dtype, copy=True)
+        self.state = new_state

@@ -1,0 +1,79 @@
+"""``save`` / ``load``: state dicts as ``.npz`` files, written atomically, read without pickle."""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from minidl.tensor import Tensor
+
+__all__ = ["save", "load"]
+
+
+def _to_array(name, value, path) -> np.ndarray:
+    if isinstance(value, Tensor):
+        value = value.data
+    if isinstance(value, (bool, int, float, str, np.generic)):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"save({path!r}): value for key {name!r} is a {type(value).__name__}; only "
+                        f"ndarrays, Tensors, numbers and strings can be saved (flatten nested dicts)")
+    if value.dtype.hasobject:
+        raise ValueError(f"save({path!r}): key {name!r} holds an object array (dtype {value.dtype}), "
+                         f"which would need pickle; convert it to a numeric or string array")
+    return value
+
+
+def save(state_dict: dict, path) -> None:
+    """Write ``{name: ndarray | Tensor | number | str}`` to ``path`` (exactly that name) as .npz.
+
+    The file is written to a temporary file in the same directory, flushed to disk, then renamed over
+    ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind.
+    """
+    path = os.fspath(path)
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"save({path!r}) expects a dict of arrays, got {type(state_dict).__name__}")
+    arrays = {}
+    for name, value in state_dict.items():
+        if not isinstance(name, str):
+            raise TypeError(f"save({path!r}): keys must be strings, got {name!r}")
+        arrays[name] = _to_array(name, value, path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load(path) -> dict:
+    """Read a file written by ``save`` into ``{name: ndarray}`` (numbers come back as 0-d arrays).
+
+    Reads with ``allow_pickle=False``: a file that would need pickle (a pickle, or an .npz holding object
+    arrays) is refused with ValueError; a missing file raises FileNotFoundError, a corrupt one ValueError.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"load: no such file {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError(f"load({path!r}): not an .npz archive of named arrays")
+            return {name: npz[name] for name in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ValueError(f"load({path!r}): the file needs pickle to load (pickled data or object "
+                             f"arrays); refusing it: minidl files never contain pickle") from exc
+        raise ValueError(f"load({path!r}): {exc}") from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc

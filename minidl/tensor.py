@@ -1,0 +1,287 @@
+"""``Tensor``: a NumPy array plus what reverse-mode autodiff needs (``grad``, the recorded graph).
+
+The ops and their gradients live in ``minidl.ops`` (forward and backward side by side); the methods
+here only dispatch to them. The engine that runs ``backward`` lives in ``minidl.autograd``.
+
+dtype rules (the public contract): float32/float64 ndarrays keep their dtype, other floating dtypes
+become float32; Python numbers, lists and tuples become float32; integer and bool ndarrays keep their
+dtype (class indices) but cannot require grad.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minidl import autograd
+
+__all__ = ["Tensor", "tensor"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _to_array(data, dtype=None, copy=False) -> np.ndarray:
+    """Apply the dtype rules above to ``data`` (copying only when ``copy`` or a conversion needs it)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=dtype, copy=True if copy else None)
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind == "f" and data.dtype not in _FLOAT_DTYPES:
+            return data.astype(np.float32)
+        if data.dtype.kind == "O":
+            raise TypeError("cannot make a Tensor from an object array")
+        return data.copy() if copy else data
+    if isinstance(data, np.generic):
+        arr = np.asarray(data)
+        if arr.dtype.kind == "f" and arr.dtype not in _FLOAT_DTYPES:
+            arr = arr.astype(np.float32)
+        return arr.copy() if copy else arr
+    arr = np.asarray(data)
+    if arr.dtype.kind in "iufb":
+        return arr.astype(np.float32)
+    raise TypeError(f"cannot make a Tensor from {type(data).__name__} (array dtype {arr.dtype})")
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it for ``backward()``.
+
+    Args:
+        data: ndarray (wrapped without a copy when its dtype is kept), number, list, or Tensor.
+        requires_grad: make this a leaf whose ``.grad`` receives gradients.
+        dtype: optional dtype to convert to.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
+    __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data = _to_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad (got dtype {self.data.dtype})")
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._backward = None
+        self._hooks = None
+        self._retains_grad = False
+
+    # ---- array-like properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements (NumPy's meaning)."""
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors created by the user (not by an op that recorded a graph)."""
+        return self._backward is None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.data.dtype != np.float32:
+            extra = f", dtype={self.data.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None and not copy:
+            return self.data
+        return np.array(self.data, dtype=dtype, copy=True if copy else None)
+
+    def numpy(self) -> np.ndarray:
+        """The underlying ndarray (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float:
+        """The value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.data.shape}")
+        return self.data.item()
+
+    def detach(self) -> "Tensor":
+        """A new tensor sharing ``data`` and cut from the graph (requires_grad=False)."""
+        return Tensor._wrap(self.data)
+
+    @staticmethod
+    def _wrap(data: np.ndarray) -> "Tensor":
+        """Fast constructor for op results that need no graph (no dtype checks)."""
+        t = _new_tensor(Tensor)
+        t.data = data
+        t.grad = None
+        t.requires_grad = False
+        t._parents = ()
+        t._backward = None
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # ---- autograd ---------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
+
+        ``grad`` (same shape as this tensor) is needed unless the tensor has a single element.
+        The graph is freed afterwards unless ``retain_graph=True``.
+        """
+        autograd.backward(self, grad, retain_graph)
+
+    def register_hook(self, fn) -> "_RemovableHandle":
+        """Call ``fn(grad)`` during backward once this tensor's gradient is complete.
+
+        ``grad`` is an ndarray that must not be modified in place. If ``fn`` returns an array it
+        replaces the gradient (as in PyTorch); returning None keeps it. On a leaf the hook sees the
+        contribution of the current backward pass, before it is accumulated into ``.grad``.
+        Returns a handle whose ``.remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that does not require grad")
+        if self._hooks is None:
+            self._hooks = {}
+        return _RemovableHandle(self._hooks, fn)
+
+    def retain_grad(self) -> None:
+        """Make a non-leaf tensor keep its gradient in ``.grad`` after backward (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        if self._backward is not None:
+            self._retains_grad = True
+
+    def zero_grad(self) -> None:
+        """Drop the accumulated gradient (``.grad = None``)."""
+        self.grad = None
+
+    # ---- operators (see minidl.ops for each forward/backward pair) ---------------------------
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(self, other)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.rsub(self, other)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(self, other)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.rdiv(self, other)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(ops.as_tensor(other, self), self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # ---- methods ---------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False):
+        """Sum over ``axis`` (None: all)."""
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims: bool = False):
+        """Arithmetic mean over ``axis`` (None: all)."""
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False):
+        """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
+        return ops.max(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        """View with a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ops.reshape(self, shape)
+
+    def transpose(self, *axes):
+        """Permute axes (default: reverse them, the matrix transpose for 2-D)."""
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return ops.transpose(self, axes or None)
+
+    @property
+    def T(self):
+        return ops.transpose(self, None)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def softsign(self):
+        return ops.softsign(self)
+
+
+_new_tensor = object.__new__
+
+
+class _RemovableHandle:
+    """Returned by hook registration; ``remove()`` unregisters the hook (idempotent)."""
+
+    __slots__ = ("_hooks", "_key")
+    _next_key = 0
+
+    def __init__(self, hooks: dict, fn):
+        _RemovableHandle._next_key += 1
+        self._hooks = hooks
+        self._key = _RemovableHandle._next_key
+        hooks[self._key] = fn
+
+    def remove(self) -> None:
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+        return False
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Create a Tensor holding a *copy* of ``data`` (dtype rules in the module docstring)."""
+    t = Tensor(_to_array(data, dtype, copy=True), requires_grad=requires_grad)
+    return t
+
+
+from minidl import ops  # noqa: E402  (ops needs the Tensor class defined above)
