@@ -1,0 +1,36 @@
+"""minidl's compiled core: GEMM and sigmoid kernels (Cython wrappers over C), and thread control.
+
+    matmul(a, b, *, trans_a=False, trans_b=False, out=None)   op(a) @ op(b); 2-D; float32 | float64
+    sigmoid_forward(x, out=None)                              1 / (1 + exp(-x)), any shape
+    sigmoid_backward(y, grad_y, out=None)                     grad_y * y * (1 - y)
+    set_num_threads(n); get_num_threads()
+
+At import the fastest kernel build the CPU supports is chosen (`kernel_name()`: 'avx2' or 'generic');
+the environment variable MINIDL_KERNELS=generic forces the portable build. This package imports
+nothing else from minidl.
+"""
+from minidl._core._kernels import (
+    available_kernels,
+    cpu_has_avx2_fma,
+    get_num_threads,
+    kernel_name,
+    matmul,
+    openmp_enabled,
+    set_num_threads,
+    sigmoid_backward,
+    sigmoid_forward,
+    use_kernels,
+)
+
+__all__ = [
+    "matmul",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "set_num_threads",
+    "get_num_threads",
+    "kernel_name",
+    "available_kernels",
+    "use_kernels",
+    "cpu_has_avx2_fma",
+    "openmp_enabled",
+]

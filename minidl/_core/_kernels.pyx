@@ -1,0 +1,266 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Python-visible wrappers of the compiled kernels: validate, pick the dtype, release the GIL, call C.
+
+All checks happen here, before any `nogil` code; the C side (kernels.h) trusts its arguments.
+"""
+import os
+
+import numpy as np
+
+cimport numpy as cnp
+
+cnp.import_array()
+
+cdef extern from "kernels.h" nogil:
+    ctypedef Py_ssize_t mdl_index
+    int mdl_cpu_has_avx2_fma()
+    int mdl_avx2_compiled()
+    int mdl_select_kernels(const char *name)
+    const char *mdl_kernel_name()
+    int mdl_openmp_enabled()
+    void mdl_set_num_threads(int n)
+    int mdl_get_num_threads()
+    int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
+                     const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
+    int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
+                     const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc)
+    void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
+    void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
+    void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
+    void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
+
+
+# ------------------------------------------------------------------ kernel selection and threads
+def cpu_has_avx2_fma():
+    """True if this CPU (and OS) support AVX2 and FMA."""
+    return bool(mdl_cpu_has_avx2_fma())
+
+
+def available_kernels():
+    """Kernel builds usable on this machine, fastest first: ('avx2', 'generic') or ('generic',)."""
+    if mdl_avx2_compiled() and mdl_cpu_has_avx2_fma():
+        return ("avx2", "generic")
+    return ("generic",)
+
+
+def kernel_name():
+    """The kernel build in use: 'avx2' (AVX2+FMA intrinsics) or 'generic' (plain C)."""
+    return mdl_kernel_name().decode()
+
+
+def use_kernels(name):
+    """Select a kernel build by name ('avx2' or 'generic'); ValueError if it is not available here."""
+    if name not in ("avx2", "generic") or mdl_select_kernels(name.encode()) != 0:
+        raise ValueError(f"kernel build {name!r} is not available here; available: {available_kernels()}")
+
+
+def openmp_enabled():
+    """True if the core was compiled with OpenMP (otherwise everything runs on one thread)."""
+    return bool(mdl_openmp_enabled())
+
+
+def set_num_threads(n):
+    """Use `n` threads (>= 1) in every kernel. Without OpenMP the core stays single-threaded."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads expects n >= 1, got {n}")
+    mdl_set_num_threads(<int>min(n, 1 << 16))
+
+
+def get_num_threads():
+    """Threads the kernels use: set_num_threads, else OMP_NUM_THREADS, else the cores we may run on."""
+    return mdl_get_num_threads()
+
+
+# ------------------------------------------------------------------ validation helpers
+cdef inline bint _is_float(cnp.ndarray arr):
+    cdef int t = cnp.PyArray_TYPE(arr)
+    return t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64
+
+
+cdef cnp.ndarray _check_array(object x, str what, str func):
+    """x must be a float32/float64 ndarray; returns it, copied if the C code cannot read it in place."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{func}: {what} must be a numpy.ndarray, got {type(x).__name__}")
+    cdef cnp.ndarray arr = <cnp.ndarray>x
+    if not _is_float(arr):
+        raise TypeError(f"{func}: {what} has dtype {arr.dtype}; expected float32 or float64")
+    return _readable(arr)
+
+
+cdef cnp.ndarray _readable(cnp.ndarray arr):
+    """Copy unless aligned, native byte order and every stride a multiple of the item size."""
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(arr)
+    cdef int d
+    cdef bint ok = cnp.PyArray_ISALIGNED(arr) and cnp.PyArray_ISNOTSWAPPED(arr)
+    for d in range(cnp.PyArray_NDIM(arr)):
+        if cnp.PyArray_STRIDES(arr)[d] % item != 0:
+            ok = False
+    if ok:
+        return arr
+    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+
+
+cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{func}: out must be a numpy.ndarray, got {type(out).__name__}")
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if out.shape != shape:
+        raise ValueError(f"{func}: out has shape {out.shape}, expected {shape}")
+    if o.dtype != dtype:
+        raise TypeError(f"{func}: out has dtype {o.dtype}, expected {np.dtype(dtype)}")
+    if not o.flags.writeable:
+        raise ValueError(f"{func}: out is read-only")
+    return o
+
+
+# ------------------------------------------------------------------ matmul
+def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
+    """op(a) @ op(b), where op(x) is x.T if its trans flag is set, else x.
+
+    Both arrays are 2-D with the same dtype, float32 or float64. Transposed, strided and Fortran-ordered
+    inputs are read in place through their strides (the packing absorbs them). `out`, if given, must
+    have shape (rows of op(a), columns of op(b)) and the same dtype; it is returned.
+    GEMM after Goto & van de Geijn (2008): packed panels, cache blocking, an AVX2/FMA micro-kernel.
+    """
+    cdef cnp.ndarray A = _check_array(a, "a", "matmul")
+    cdef cnp.ndarray B = _check_array(b, "b", "matmul")
+    if A.ndim != 2 or B.ndim != 2:
+        raise ValueError(f"matmul expects 2-D arrays, got a.shape={a.shape} and b.shape={b.shape}")
+    if A.dtype != B.dtype:
+        raise TypeError(f"matmul: a and b must have the same dtype, got {a.dtype} and {b.dtype}")
+    cdef bint ta = bool(trans_a), tb = bool(trans_b)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(A)
+    cdef Py_ssize_t m, k, k2, n, rsa, csa, rsb, csb, ldc
+    m, k = (A.shape[1], A.shape[0]) if ta else (A.shape[0], A.shape[1])
+    k2, n = (B.shape[1], B.shape[0]) if tb else (B.shape[0], B.shape[1])
+    if k != k2:
+        raise ValueError(
+            f"matmul: inner dimensions differ: op(a) is {m}x{k} (a.shape={a.shape}, trans_a={ta}) but "
+            f"op(b) is {k2}x{n} (b.shape={b.shape}, trans_b={tb})")
+    rsa = cnp.PyArray_STRIDES(A)[0] // item
+    csa = cnp.PyArray_STRIDES(A)[1] // item
+    if ta:
+        rsa, csa = csa, rsa
+    rsb = cnp.PyArray_STRIDES(B)[0] // item
+    csb = cnp.PyArray_STRIDES(B)[1] // item
+    if tb:
+        rsb, csb = csb, rsb
+
+    cdef cnp.ndarray result, target
+    if out is None:
+        result = np.empty((m, n), dtype=A.dtype)
+        target = result
+    else:
+        result = _check_out(out, (m, n), A.dtype, "matmul")
+        target = result
+        # The kernels write rows with unit column stride and must not read what they write.
+        if (n > 1 and cnp.PyArray_STRIDES(result)[1] != item) or not cnp.PyArray_ISALIGNED(result) \
+                or not cnp.PyArray_ISNOTSWAPPED(result) or cnp.PyArray_STRIDES(result)[0] % item != 0 \
+                or (m > 1 and abs(cnp.PyArray_STRIDES(result)[0]) < n * item) \
+                or np.may_share_memory(result, A) or np.may_share_memory(result, B):
+            target = np.empty((m, n), dtype=A.dtype)
+    ldc = cnp.PyArray_STRIDES(target)[0] // item
+
+    cdef int rc = 0
+    cdef void *pa = cnp.PyArray_DATA(A)
+    cdef void *pb = cnp.PyArray_DATA(B)
+    cdef void *pc = cnp.PyArray_DATA(target)
+    if cnp.PyArray_TYPE(A) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = mdl_gemm_f32(m, n, k, <const float *>pa, rsa, csa, <const float *>pb, rsb, csb,
+                              <float *>pc, ldc)
+    else:
+        with nogil:
+            rc = mdl_gemm_f64(m, n, k, <const double *>pa, rsa, csa, <const double *>pb, rsb, csb,
+                              <double *>pc, ldc)
+    if rc != 0:
+        raise MemoryError(f"matmul: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product")
+    if target is not result:
+        result[...] = target
+    return result
+
+
+# ------------------------------------------------------------------ sigmoid
+cdef cnp.ndarray _elementwise_target(cnp.ndarray result, tuple inputs):
+    """`result` itself if the kernel can write it directly, else a fresh contiguous buffer."""
+    if not cnp.PyArray_IS_C_CONTIGUOUS(result) or not cnp.PyArray_ISALIGNED(result) \
+            or not cnp.PyArray_ISNOTSWAPPED(result):
+        return np.empty((<object>result).shape, dtype=result.dtype)
+    for x in inputs:
+        # Writing in place over an identical input is safe element by element; a shifted overlap is not.
+        if np.may_share_memory(result, x) and not (
+                cnp.PyArray_DATA(<cnp.ndarray>x) == cnp.PyArray_DATA(result)
+                and x.strides == (<object>result).strides):
+            return np.empty((<object>result).shape, dtype=result.dtype)
+    return result
+
+
+def sigmoid_forward(x, out=None):
+    """y = 1 / (1 + exp(-x)), elementwise, any shape, float32 or float64.
+
+    Computed in the stable form 1/(1+e) for x >= 0 and e/(1+e) for x < 0 with e = exp(-|x|), so no
+    input (+-1000, +-inf) overflows or gives NaN; one fused vectorized pass.
+    """
+    cdef cnp.ndarray X = _check_array(x, "x", "sigmoid_forward")
+    X = np.ascontiguousarray(X)
+    cdef cnp.ndarray result = np.empty((<object>X).shape, dtype=X.dtype) if out is None else \
+        _check_out(out, (<object>X).shape, X.dtype, "sigmoid_forward")
+    cdef cnp.ndarray target = _elementwise_target(result, (X,))
+    cdef mdl_index n = cnp.PyArray_SIZE(X)
+    cdef void *px = cnp.PyArray_DATA(X)
+    cdef void *py = cnp.PyArray_DATA(target)
+    if cnp.PyArray_TYPE(X) == cnp.NPY_FLOAT32:
+        with nogil:
+            mdl_sigmoid_fwd_f32(<const float *>px, <float *>py, n)
+    else:
+        with nogil:
+            mdl_sigmoid_fwd_f64(<const double *>px, <double *>py, n)
+    if target is not result:
+        result[...] = target
+    return result
+
+
+def sigmoid_backward(y, grad_y, out=None):
+    """grad_x = grad_y * y * (1 - y), where y = sigmoid(x): the derivative of the sigmoid, fused.
+
+    `y` and `grad_y` must have the same shape and dtype (no broadcasting).
+    """
+    cdef cnp.ndarray Y = _check_array(y, "y", "sigmoid_backward")
+    cdef cnp.ndarray G = _check_array(grad_y, "grad_y", "sigmoid_backward")
+    if (<object>Y).shape != (<object>G).shape:
+        raise ValueError(f"sigmoid_backward: y has shape {y.shape} but grad_y has shape {grad_y.shape}")
+    if Y.dtype != G.dtype:
+        raise TypeError(f"sigmoid_backward: y has dtype {Y.dtype} but grad_y has dtype {G.dtype}")
+    Y = np.ascontiguousarray(Y)
+    G = np.ascontiguousarray(G)
+    cdef cnp.ndarray result = np.empty((<object>Y).shape, dtype=Y.dtype) if out is None else \
+        _check_out(out, (<object>Y).shape, Y.dtype, "sigmoid_backward")
+    cdef cnp.ndarray target = _elementwise_target(result, (Y, G))
+    cdef mdl_index n = cnp.PyArray_SIZE(Y)
+    cdef void *py = cnp.PyArray_DATA(Y)
+    cdef void *pg = cnp.PyArray_DATA(G)
+    cdef void *po = cnp.PyArray_DATA(target)
+    if cnp.PyArray_TYPE(Y) == cnp.NPY_FLOAT32:
+        with nogil:
+            mdl_sigmoid_bwd_f32(<const float *>py, <const float *>pg, <float *>po, n)
+    else:
+        with nogil:
+            mdl_sigmoid_bwd_f64(<const double *>py, <const double *>pg, <double *>po, n)
+    if target is not result:
+        result[...] = target
+    return result
+
+
+# ------------------------------------------------------------------ import-time choice
+def _select_at_import():
+    """Fastest build the CPU supports; MINIDL_KERNELS=generic forces the portable one."""
+    wanted = os.environ.get("MINIDL_KERNELS", "").strip().lower()
+    if wanted:
+        use_kernels(wanted)
+        return
+    use_kernels(available_kernels()[0])
+
+
+_select_at_import()

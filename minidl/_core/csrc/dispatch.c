@@ -1,0 +1,106 @@
+/* Kernel selection and thread control. Compiled with generic flags: nothing here may use AVX. */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "kernels.h"
+
+static const mdl_kernel_table *active = &mdl_generic_kernels;
+static int num_threads = 0; /* 0: not initialized yet */
+
+int mdl_cpu_has_avx2_fma(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    /* libgcc's detection also checks that the OS saves the ymm registers (OSXSAVE + XCR0). */
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+int mdl_avx2_compiled(void)
+{
+#ifdef MINIDL_HAVE_AVX2
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int mdl_select_kernels(const char *name)
+{
+    if (strcmp(name, "generic") == 0) {
+        active = &mdl_generic_kernels;
+        return 0;
+    }
+#ifdef MINIDL_HAVE_AVX2
+    if (strcmp(name, "avx2") == 0 && mdl_cpu_has_avx2_fma()) {
+        active = &mdl_avx2_kernels;
+        return 0;
+    }
+#endif
+    return -1;
+}
+
+const char *mdl_kernel_name(void) { return active->name; }
+
+int mdl_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void mdl_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+
+int mdl_get_num_threads(void)
+{
+    if (num_threads == 0) {
+#ifdef _OPENMP
+        num_threads = omp_get_max_threads(); /* the cores we may use, or OMP_NUM_THREADS */
+#else
+        num_threads = 1;
+#endif
+    }
+#ifdef _OPENMP
+    return num_threads;
+#else
+    return 1;
+#endif
+}
+
+int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
+{
+    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_get_num_threads());
+}
+
+int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
+                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc)
+{
+    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_get_num_threads());
+}
+
+void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
+{
+    active->sigmoid_fwd_f32(x, y, n, mdl_get_num_threads());
+}
+
+void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
+{
+    active->sigmoid_fwd_f64(x, y, n, mdl_get_num_threads());
+}
+
+void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
+{
+    active->sigmoid_bwd_f32(y, gy, gx, n, mdl_get_num_threads());
+}
+
+void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
+{
+    active->sigmoid_bwd_f64(y, gy, gx, n, mdl_get_num_threads());
+}

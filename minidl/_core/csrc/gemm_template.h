@@ -1,0 +1,232 @@
+/* GEMM driver, the BLIS/GotoBLAS way (Goto & van de Geijn 2008, "Anatomy of high-performance matrix
+ * multiplication"; Van Zee & van de Geijn 2015, BLIS). Included once per (dtype, instruction set).
+ *
+ *   for jc in N step NC:            B block KC x NC lives in L3
+ *     for pc in K step KC:          pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide panels
+ *       for ic in M step MC:        pack op(A)[ic:ic+mc, pc:pc+kc] into MR-tall panels (L2)
+ *         for jr in nc step NR:     one B panel (kc x NR) stays in L1
+ *           for ir in mc step MR:   micro-kernel: C[MR x NR] (+)= A panel @ B panel
+ *
+ * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
+ * zero-padded so the micro-kernel always runs at full width. Threads: the output is split into a grid of
+ * tm x tn independent blocks (one per thread, aligned to MR/NR), so threads need no barrier and each owns
+ * persistent packing buffers. Skinny products (M <= SKINNY_M rows) with row-contiguous op(B) skip packing
+ * B: the micro-kernel reads B in place, because there is no reuse to pay for the copy.
+ *
+ * The including file defines: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and
+ *   static void KERNEL_NAME(int mr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
+ *                           T *c, mdl_index ldc, int overwrite);
+ * which computes rows [0, mr) of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step apart).
+ * Optionally PACK_B_PANEL_TRANS(kc, B, csb, dst) for the rsb == 1 case with a full NR panel.
+ */
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MDL_CAT_(a, b) a##b
+#define MDL_CAT(a, b) MDL_CAT_(a, b)
+#define FN(name) MDL_CAT(name##_, SFX)
+
+static inline mdl_index FN(ceil_div)(mdl_index a, mdl_index b) { return (a + b - 1) / b; }
+static inline mdl_index FN(min_index)(mdl_index a, mdl_index b) { return a < b ? a : b; }
+
+/* Persistent per-thread packing buffers: OpenMP keeps its worker threads, so the buffers survive calls
+ * and a call pays no malloc or page faults once the buffers have reached their size. */
+static __thread T *FN(buf_a) = NULL;
+static __thread size_t FN(cap_a) = 0;
+static __thread T *FN(buf_b) = NULL;
+static __thread size_t FN(cap_b) = 0;
+
+static T *FN(reserve)(T **buf, size_t *cap, size_t count)
+{
+    if (*cap < count) {
+        size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+        free(*buf);
+        *buf = (T *)p;
+        *cap = count;
+    }
+    return *buf;
+}
+
+/* op(A)[0:mr, 0:kc] -> dst[p*MR + r], rows mr..MR-1 zero. */
+static void FN(pack_a_panel)(int mr, mdl_index kc, const T *A, mdl_index rsa, mdl_index csa, T *dst)
+{
+    if (rsa == 1 && mr == MR) {
+        for (mdl_index p = 0; p < kc; p++)
+            for (int r = 0; r < MR; r++) dst[p * MR + r] = A[p * csa + r];
+        return;
+    }
+    if (csa == 1 && mr == MR) {
+        for (mdl_index p = 0; p < kc; p++)
+            for (int r = 0; r < MR; r++) dst[p * MR + r] = A[r * rsa + p];
+        return;
+    }
+    for (mdl_index p = 0; p < kc; p++) {
+        int r = 0;
+        for (; r < mr; r++) dst[p * MR + r] = A[r * rsa + p * csa];
+        for (; r < MR; r++) dst[p * MR + r] = (T)0;
+    }
+}
+
+/* op(B)[0:kc, 0:nr] -> dst[p*NR + c], columns nr..NR-1 zero. */
+static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, mdl_index csb, T *dst)
+{
+    if (csb == 1 && nr == NR) {
+        for (mdl_index p = 0; p < kc; p++) memcpy(dst + p * NR, B + p * rsb, NR * sizeof(T));
+        return;
+    }
+#ifdef PACK_B_PANEL_TRANS
+    if (rsb == 1 && nr == NR) {
+        PACK_B_PANEL_TRANS(kc, B, csb, dst);
+        return;
+    }
+#endif
+    if (rsb == 1) {
+        /* Transposed B: walk each source column (contiguous in p) once. */
+        for (int c = 0; c < nr; c++)
+            for (mdl_index p = 0; p < kc; p++) dst[p * NR + c] = B[p + c * csb];
+        for (mdl_index p = 0; p < kc; p++)
+            for (int c = nr; c < NR; c++) dst[p * NR + c] = (T)0;
+        return;
+    }
+    for (mdl_index p = 0; p < kc; p++) {
+        int c = 0;
+        for (; c < nr; c++) dst[p * NR + c] = B[p * rsb + c * csb];
+        for (; c < NR; c++) dst[p * NR + c] = (T)0;
+    }
+}
+
+/* The kernel computes a full-width tile into a scratch tile; copy its valid mr x nr corner into C. */
+static void FN(store_edge)(int mr, int nr, const T *tile, T *C, mdl_index ldc, int overwrite)
+{
+    for (int r = 0; r < mr; r++) {
+        if (overwrite)
+            for (int c = 0; c < nr; c++) C[r * ldc + c] = tile[r * NR + c];
+        else
+            for (int c = 0; c < nr; c++) C[r * ldc + c] += tile[r * NR + c];
+    }
+}
+
+/* One thread's share: C[0:m, 0:n] = op(A)[0:m, :] @ op(B)[:, 0:n]. Returns -1 when out of memory. */
+static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
+                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc)
+{
+    /* Even block sizes: K = 257 becomes 129 + 128, not 256 + 1. */
+    const mdl_index kc_max = FN(ceil_div)(k, FN(ceil_div)(k, KC));
+    const mdl_index mc_max = FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, MC)), MR) * MR;
+    const mdl_index nc_max = FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, NC)), NR) * NR;
+    const int direct_b = (csb == 1) && (m <= SKINNY_M);
+
+    T *pa = FN(reserve)(&FN(buf_a), &FN(cap_a), (size_t)(mc_max * kc_max));
+    T *pb = FN(reserve)(&FN(buf_b), &FN(cap_b), (size_t)(direct_b ? kc_max * NR : nc_max * kc_max));
+    if (pa == NULL || pb == NULL) return -1;
+    T tile[MR * NR] __attribute__((aligned(64)));
+
+    for (mdl_index jc = 0; jc < n; jc += nc_max) {
+        const mdl_index nc = FN(min_index)(nc_max, n - jc);
+        for (mdl_index pc = 0; pc < k; pc += kc_max) {
+            const mdl_index kc = FN(min_index)(kc_max, k - pc);
+            const int overwrite = (pc == 0);
+            if (!direct_b)
+                for (mdl_index jr = 0; jr < nc; jr += NR)
+                    FN(pack_b_panel)((int)FN(min_index)(NR, nc - jr), kc, B + pc * rsb + (jc + jr) * csb,
+                                     rsb, csb, pb + jr * kc);
+            for (mdl_index ic = 0; ic < m; ic += mc_max) {
+                const mdl_index mc = FN(min_index)(mc_max, m - ic);
+                for (mdl_index ir = 0; ir < mc; ir += MR)
+                    FN(pack_a_panel)((int)FN(min_index)(MR, mc - ir), kc, A + (ic + ir) * rsa + pc * csa,
+                                     rsa, csa, pa + ir * kc);
+                for (mdl_index jr = 0; jr < nc; jr += NR) {
+                    const int nr = (int)FN(min_index)(NR, nc - jr);
+                    const T *b_panel;
+                    mdl_index b_step;
+                    if (!direct_b) {
+                        b_panel = pb + jr * kc;
+                        b_step = NR;
+                    } else if (nr == NR) {
+                        b_panel = B + pc * rsb + (jc + jr);
+                        b_step = rsb;
+                    } else {
+                        FN(pack_b_panel)(nr, kc, B + pc * rsb + (jc + jr), rsb, 1, pb);
+                        b_panel = pb;
+                        b_step = NR;
+                    }
+                    for (mdl_index ir = 0; ir < mc; ir += MR) {
+                        const int mr = (int)FN(min_index)(MR, mc - ir);
+                        T *c = C + (ic + ir) * ldc + jc + jr;
+                        if (nr == NR) {
+                            KERNEL_NAME(mr, kc, pa + ir * kc, b_panel, b_step, c, ldc, overwrite);
+                        } else {
+                            KERNEL_NAME(mr, kc, pa + ir * kc, b_panel, b_step, tile, NR, 1);
+                            FN(store_edge)(mr, nr, tile, c, ldc, overwrite);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Split the output into tm x tn thread blocks; the cost counts padded micro-tiles and packing. */
+static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm, int *tn)
+{
+    double best = -1.0;
+    for (int rows = 1; rows <= nt; rows++) {
+        if (nt % rows) continue;
+        const int cols = nt / rows;
+        const double mb = (double)(FN(ceil_div)(FN(ceil_div)(m, MR), rows) * MR);
+        const double nb = (double)(FN(ceil_div)(FN(ceil_div)(n, NR), cols) * NR);
+        const double cost = mb * nb * (double)k / 16.0 + (mb + nb) * (double)k;
+        if (best < 0.0 || cost < best) {
+            best = cost;
+            *tm = rows;
+            *tn = cols;
+        }
+    }
+}
+
+static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
+                    const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, int nthreads)
+{
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        for (mdl_index i = 0; i < m; i++)
+            for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = (T)0;
+        return 0;
+    }
+    /* Below ~0.25 MFLOP per thread, waking a thread costs more than it saves. */
+    const double flops = 2.0 * (double)m * (double)n * (double)k;
+    int nt = nthreads < 1 ? 1 : nthreads;
+    if (flops / (double)nt < 262144.0) nt = (int)(flops / 262144.0);
+    if (nt < 1) nt = 1;
+    int failed = 0;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+#endif
+    {
+        int team = 1, tid = 0;
+#ifdef _OPENMP
+        team = omp_get_num_threads();
+        tid = omp_get_thread_num();
+#endif
+        int tm = 1, tn = 1;
+        FN(partition)(m, n, k, team, &tm, &tn);
+        const int rb = tid / tn, cb = tid % tn;
+        const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
+        const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR);
+        const mdl_index i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
+        const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR);
+        const mdl_index j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
+        if (i1 > i0 && j1 > j0)
+            failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
+                                     C + i0 * ldc + j0, ldc) != 0;
+    }
+    return failed ? -1 : 0;
+}
+
+#undef FN

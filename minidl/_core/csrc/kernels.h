@@ -1,0 +1,57 @@
+/* minidl compiled core: the C interface between the Cython wrappers (_kernels.pyx) and the kernels.
+ *
+ * Every kernel exists twice: a generic build (plain C, any CPU) and, on x86-64, an AVX2+FMA build compiled
+ * in its own translation unit (kernels_avx2.c) with x86-64-v3 flags. dispatch.c picks one at import time
+ * from what the CPU reports, so a CPU without AVX2 never executes an AVX2 instruction.
+ *
+ * Conventions: sizes and strides are in elements (not bytes) and signed; op(A)[i, p] = A[i*rsa + p*csa]
+ * and op(B)[p, j] = B[p*rsb + j*csb], so a transpose or a non-contiguous view is only a choice of strides.
+ * C is written with row stride ldc and unit column stride. Functions return 0, or -1 when out of memory.
+ */
+#ifndef MINIDL_KERNELS_H
+#define MINIDL_KERNELS_H
+
+#include <stddef.h>
+
+typedef ptrdiff_t mdl_index;
+
+typedef struct {
+    const char *name;
+    int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
+                    const float *A, mdl_index rsa, mdl_index csa,
+                    const float *B, mdl_index rsb, mdl_index csb,
+                    float *C, mdl_index ldc, int nthreads);
+    int (*gemm_f64)(mdl_index m, mdl_index n, mdl_index k,
+                    const double *A, mdl_index rsa, mdl_index csa,
+                    const double *B, mdl_index rsb, mdl_index csb,
+                    double *C, mdl_index ldc, int nthreads);
+    void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n, int nthreads);
+    void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n, int nthreads);
+    void (*sigmoid_bwd_f32)(const float *y, const float *gy, float *gx, mdl_index n, int nthreads);
+    void (*sigmoid_bwd_f64)(const double *y, const double *gy, double *gx, mdl_index n, int nthreads);
+} mdl_kernel_table;
+
+extern const mdl_kernel_table mdl_generic_kernels;
+#ifdef MINIDL_HAVE_AVX2
+extern const mdl_kernel_table mdl_avx2_kernels;
+#endif
+
+/* dispatch.c */
+int mdl_cpu_has_avx2_fma(void);          /* 1 if the CPU and OS support AVX2 + FMA */
+int mdl_avx2_compiled(void);             /* 1 if the AVX2 translation unit was built */
+int mdl_select_kernels(const char *name); /* "avx2" | "generic"; 0 on success, -1 if unavailable */
+const char *mdl_kernel_name(void);
+int mdl_openmp_enabled(void);
+void mdl_set_num_threads(int n);
+int mdl_get_num_threads(void);
+
+int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc);
+int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
+                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc);
+void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n);
+void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
+void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);
+void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n);
+
+#endif
