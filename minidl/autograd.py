@@ -153,7 +153,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             if prev is None:
                 grads[key] = (pg, p_owned)
             elif prev[1]:
-                prev[0] += pg
+                acc = prev[0]
+                acc += pg
             else:
                 grads[key] = (prev[0] + pg, True)
         if not retain_graph:

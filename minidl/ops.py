@@ -257,10 +257,10 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
 
     def backward(g):
         g2 = g
+        if bd.ndim == 1:                # restore the dims the vector cases dropped, last first
+            g2 = np.expand_dims(g2, -1)
         if ad.ndim == 1:
             g2 = np.expand_dims(g2, -2)
-        if bd.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
         ga = gb = None
         if a.requires_grad:
             ga = _unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(ad.shape)
@@ -434,8 +434,12 @@ def sigmoid(a: Tensor) -> Tensor:
     if ad.dtype != _F32 and ad.dtype != _F64:
         ad = ad.astype(np.result_type(ad.dtype, np.float32))
     out = _core_sigmoid_forward(ad)
+    if out.ndim != ad.ndim:         # the core returns shape (1,) for a 0-d input
+        out = out.reshape(ad.shape)
     if not (a.requires_grad and _GradMode.enabled):
         return Tensor._wrap(out)
+    if not ad.ndim:
+        return _result(out, (a,), lambda g: (_core_sigmoid_backward(out, g).reshape(()),))
     return _result(out, (a,), lambda g: (_core_sigmoid_backward(out, g),))
 
 

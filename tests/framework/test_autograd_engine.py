@@ -1,0 +1,183 @@
+"""The engine: reused nodes, accumulation, deep graphs, freeing, hooks, retain_grad, no_grad, dtypes."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn
+
+
+def test_node_used_twice():
+    a = mdl.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    b = a + a
+    c = b + b
+    c.sum().backward()
+    np.testing.assert_array_equal(a.grad, [4.0, 4.0, 4.0])
+
+
+def test_node_used_twice_in_a_product():
+    a = mdl.tensor([3.0], requires_grad=True)
+    (a * a * a).sum().backward()           # d(a³)/da = 3a² = 27
+    np.testing.assert_allclose(a.grad, [27.0])
+
+
+@pytest.mark.parametrize("passes", [1, 2, 3])
+def test_gradients_accumulate_over_fresh_passes(passes):
+    x = np.array([[0.5, -1.0], [2.0, 0.25]])
+    w = mdl.tensor([[1.0, 2.0], [-1.0, 0.5]], requires_grad=True)
+    for _ in range(passes):
+        ((mdl.tensor(x) @ w).tanh() * 3).sum().backward()
+    single = mdl.tensor(w.data.copy(), requires_grad=True)
+    ((mdl.tensor(x) @ single).tanh() * 3).sum().backward()
+    np.testing.assert_allclose(w.grad, passes * single.grad, rtol=1e-6)
+
+
+def test_leaf_gradients_do_not_alias_each_other():
+    a = mdl.tensor([1.0, 2.0], requires_grad=True)
+    b = mdl.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()               # both receive the very same upstream array
+    assert a.grad is not b.grad and not np.shares_memory(a.grad, b.grad)
+    (a + b).sum().backward()
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0])
+
+
+def test_user_grad_argument_is_not_aliased_or_modified():
+    a = mdl.tensor([1.0, 2.0], requires_grad=True)
+    g = np.array([1.0, 1.0], dtype=np.float32)
+    (a * 1).backward(g)
+    (a * 1).backward(g)
+    np.testing.assert_array_equal(g, [1.0, 1.0])
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0])
+
+
+def test_deep_chain_of_10000_ops_has_no_recursion_limit():
+    x = mdl.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.0001 ** 10_000], rtol=1e-3)
+
+
+def test_wide_diamond_graph_visits_each_node_once():
+    x = mdl.tensor(2.0, requires_grad=True)
+    y = x
+    for _ in range(200):                   # y_{k+1} = y_k + y_k doubles the gradient each level
+        y = (y + y) * 0.5
+    y.backward()
+    assert x.grad == pytest.approx(1.0)
+
+
+def test_graph_is_freed_after_backward_unless_retained():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [4.0, 8.0])
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+
+
+def test_backward_needs_grad_for_non_scalar_and_matching_shape():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="one element"):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        (x * 2).backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mdl.tensor([1.0]).backward()
+
+
+def test_no_grad_records_nothing_and_restores():
+    x = mdl.tensor([1.0], requires_grad=True)
+    with mdl.no_grad():
+        y = x * 2 + 1
+        assert not mdl.is_grad_enabled()
+    assert mdl.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+
+    @mdl.no_grad()
+    def f(t):
+        return t.exp()
+    assert not f(x).requires_grad
+
+
+def test_inputs_without_requires_grad_receive_nothing():
+    a = mdl.tensor([[1.0, 2.0]])
+    w = mdl.tensor([[1.0], [2.0]], requires_grad=True)
+    (a @ w).sum().backward()
+    assert a.grad is None
+    np.testing.assert_array_equal(w.grad, [[1.0], [2.0]])
+
+
+def test_inplace_operator_builds_a_new_node():
+    a = mdl.tensor([1.0, 2.0], requires_grad=True)
+    c = a * 1
+    before = c
+    c += a
+    assert c is not before
+    c.sum().backward()
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0])
+    np.testing.assert_array_equal(before.data, [1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grad_dtype_and_type_follow_the_leaf(dtype):
+    w = mdl.tensor(np.ones((3, 2), dtype=dtype), requires_grad=True)
+    b = mdl.tensor(np.zeros(2, dtype=dtype), requires_grad=True)
+    x = mdl.tensor(np.ones((4, 3), dtype=dtype))
+    nn.functional.cross_entropy(nn.functional.linear(x, w, b).sigmoid(), np.array([0, 1, 1, 0])).backward()
+    for t in (w, b):
+        assert type(t.grad) is np.ndarray and t.grad.dtype == dtype and t.grad.shape == t.shape
+    s = mdl.tensor(np.array(2.0, dtype=dtype), requires_grad=True)
+    (s * s).backward()
+    assert type(s.grad) is np.ndarray and s.grad.shape == () and s.grad == 4
+
+
+def test_tensor_hook_sees_complete_gradient_and_can_replace_it():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    seen = []
+    handle = h.register_hook(lambda g: seen.append(g.copy()))
+    (h + h).sum().backward()               # h used twice: the hook must see the sum, once
+    assert len(seen) == 1
+    np.testing.assert_array_equal(seen[0], [2.0, 2.0])
+    np.testing.assert_array_equal(x.grad, [6.0, 6.0])
+
+    handle.remove()
+    x.grad = None
+    h = x * 3
+    h.register_hook(lambda g: g * 0 + 10)  # replacement, as PyTorch
+    h.sum().backward()
+    np.testing.assert_array_equal(x.grad, [30.0, 30.0])
+    assert len(seen) == 1
+
+
+def test_hook_on_leaf_sees_each_pass_contribution():
+    w = mdl.tensor([1.0], requires_grad=True)
+    seen = []
+    w.register_hook(lambda g: seen.append(float(g[0])))
+    (w * 2).sum().backward()
+    (w * 5).sum().backward()
+    assert seen == [2.0, 5.0]
+    np.testing.assert_array_equal(w.grad, [7.0])
+
+
+def test_retain_grad_keeps_non_leaf_gradient():
+    x = mdl.tensor([1.0, -1.0], requires_grad=True)
+    h = x.tanh()
+    h.retain_grad()
+    y = x.tanh()
+    (h * 2).sum().backward()
+    np.testing.assert_array_equal(h.grad, [2.0, 2.0])
+    (y * 2).sum().backward()
+    assert y.grad is None
+
+
+def test_detach_cuts_the_graph_and_shares_data():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2).detach()
+    assert not d.requires_grad and d.is_leaf
+    y = (x * d).sum()
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])

@@ -1,0 +1,59 @@
+"""Construction, dtype rules, array-like properties, conversions."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+
+
+@pytest.mark.parametrize("data", [1, 2.5, [1, 2, 3], [[1.0, 2.0]], (1.0, 2.0), True])
+def test_python_numbers_and_lists_become_float32(data):
+    assert mdl.tensor(data).dtype == np.float32
+    assert mdl.Tensor(data).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_float_ndarrays_keep_dtype(dtype):
+    a = np.ones((2, 3), dtype=dtype)
+    assert mdl.tensor(a).dtype == dtype
+    t = mdl.Tensor(a)
+    assert t.dtype == dtype and t.data is a           # Tensor wraps, tensor copies
+    assert mdl.tensor(a).data is not a
+
+
+def test_integer_ndarrays_keep_dtype_but_cannot_require_grad():
+    idx = np.array([0, 2, 1])
+    assert mdl.tensor(idx).dtype == idx.dtype
+    with pytest.raises(TypeError, match="floating"):
+        mdl.tensor(idx, requires_grad=True)
+
+
+def test_explicit_dtype_and_properties():
+    t = mdl.tensor([[1, 2, 3], [4, 5, 6]], dtype=np.float64, requires_grad=True)
+    assert t.dtype == np.float64 and t.shape == (2, 3) and t.ndim == 2 and len(t) == 2
+    assert t.requires_grad and t.grad is None and t.is_leaf
+    assert isinstance(t.numpy(), np.ndarray) and t.numpy() is t.data
+    assert np.asarray(t) is t.data
+    assert "requires_grad=True" in repr(t)
+
+
+def test_item():
+    assert mdl.tensor([[3.5]]).item() == 3.5
+    assert isinstance(mdl.tensor(2).item(), float)
+    with pytest.raises(ValueError, match=r"\(2,\)"):
+        mdl.tensor([1, 2]).item()
+
+
+def test_float32_stays_float32_with_python_scalars():
+    t = mdl.tensor([1.0, 2.0])
+    for out in (t + 1, 2 - t, t * 2.5, 10.0 / t, t ** 2, -t, t / 3, (t * 2).mean(), t.exp()):
+        assert out.dtype == np.float32
+
+
+def test_ndarray_on_left_defers_to_tensor():
+    out = np.ones(2) + mdl.tensor([1.0, 2.0], requires_grad=True)
+    assert isinstance(out, mdl.Tensor) and out.requires_grad
+
+
+def test_object_data_refused():
+    with pytest.raises(TypeError):
+        mdl.tensor(["a", "b"])

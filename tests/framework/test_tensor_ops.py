@@ -1,0 +1,214 @@
+"""Every op's gradient against central differences (float64), over hypothesis-drawn shapes and
+broadcast pairs (0-d tensors and size-1 axes included), plus forward values against NumPy."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minidl as mdl
+from minidl.nn import functional as F
+from fw_gradcheck import check_gradients
+
+SETTINGS = settings(max_examples=25, deadline=None)
+broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3)
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)
+
+# hand-picked broadcast pairs, each a classic source of wrong gradient shapes
+PAIRS = [((), ()), ((), (3,)), ((3,), ()), ((1,), (3,)), ((2, 3), (3,)), ((3,), (2, 3)),
+         ((2, 1), (1, 3)), ((2, 3), (1, 1)), ((1, 1), (2, 3)), ((4, 1, 3), (2, 1)),
+         ((2, 3), (2, 3)), ((1, 2, 1), (3, 1, 4)), ((2, 3, 4), ()), ((1,), ()), ((5, 1), (5,))]
+
+
+def data(shape, seed, low=-2.0, high=2.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def away_from_zero(shape, seed):
+    x = data(shape, seed, 0.5, 2.0)
+    return x * np.where(np.random.default_rng(seed + 1).random(shape) < 0.5, -1, 1)
+
+
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("sa,sb", PAIRS)
+def test_binary_op_gradients_on_broadcast_pairs(name, sa, sb):
+    a = data(sa, 1)
+    b = away_from_zero(sb, 2) if name == "div" else data(sb, 2)
+    check_gradients(BINARY[name], a, b)
+    expected = {"add": a + b, "sub": a - b, "mul": a * b, "div": a / b}[name]
+    np.testing.assert_allclose((BINARY[name](mdl.tensor(a), mdl.tensor(b))).data, expected)
+
+
+@SETTINGS
+@given(broadcast_pairs, st.sampled_from(sorted(BINARY)), st.integers(0, 2**16))
+def test_binary_op_gradients_hypothesis(shapes_pair, name, seed):
+    sa, sb = shapes_pair.input_shapes
+    b = away_from_zero(sb, seed + 7) if name == "div" else data(sb, seed + 7)
+    check_gradients(BINARY[name], data(sa, seed), b)
+
+
+@pytest.mark.parametrize("fn", [lambda t: 2 - t, lambda t: 10.0 / t, lambda t: t - 3, lambda t: 3 + t,
+                                lambda t: t * 0.5, lambda t: 0.5 * t, lambda t: t / 4, lambda t: -t],
+                         ids=["rsub", "rdiv", "sub", "radd", "mul", "rmul", "div", "neg"])
+def test_python_scalars_on_either_side(fn):
+    check_gradients(fn, away_from_zero((2, 3), 3))
+
+
+@pytest.mark.parametrize("fn", [lambda t, c: c - t, lambda t, c: c / t, lambda t, c: c * t,
+                                lambda t, c: c + t, lambda t, c: c @ t.reshape(3, 2)],
+                         ids=["rsub", "rdiv", "rmul", "radd", "rmatmul"])
+def test_ndarray_on_the_left_gives_tensor_and_gradient(fn):
+    c = data((2, 3), 4)
+    out = fn(mdl.tensor(away_from_zero((2, 3), 5)), c)
+    assert isinstance(out, mdl.Tensor)
+    check_gradients(lambda t: fn(t, c), away_from_zero((2, 3), 5))
+
+
+@pytest.mark.parametrize("p", [2, 3, 0.5, -1, -2.5, 1, 0])
+def test_pow_scalar_exponent(p):
+    x = data((3, 2), 6, 0.5, 2.0)
+    check_gradients(lambda t: t ** p, x)
+    np.testing.assert_allclose((mdl.tensor(x) ** p).data, x ** p, rtol=1e-6)
+
+
+def test_pow_with_tensor_exponent_is_refused():
+    with pytest.raises(TypeError):
+        mdl.tensor([1.0]) ** mdl.tensor([2.0])
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((1, 1), (1, 1)), ((5, 1), (1, 2)), ((4,), (4, 3)),
+                                   ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (2, 4, 2))])
+def test_matmul_gradients(sa, sb):
+    check_gradients(lambda a, b: a @ b, data(sa, 8), data(sb, 9))
+    np.testing.assert_allclose((mdl.tensor(data(sa, 8)) @ data(sb, 9)).data,
+                               data(sa, 8).astype(np.float32) @ data(sb, 9).astype(np.float32), rtol=1e-5)
+
+
+@SETTINGS
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**16))
+def test_matmul_2d_through_core_hypothesis(m, k, n, seed):
+    check_gradients(lambda a, b: a @ b, data((m, k), seed), data((k, n), seed + 1))
+
+
+def test_matmul_of_transposed_views():
+    a, b = data((4, 3), 10), data((5, 4), 11)
+    check_gradients(lambda x, y: x.T @ y.T, a, b)
+
+
+def test_matmul_shape_mismatch_names_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 5\)"):
+        mdl.tensor(np.ones((2, 3))) @ mdl.tensor(np.ones((4, 5)))
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5), st.booleans(), st.integers(0, 2**16))
+def test_fused_linear_gradients(n, fin, fout, with_bias, seed):
+    args = [data((n, fin), seed), data((fin, fout), seed + 1)] + ([data((fout,), seed + 2)] if with_bias else [])
+    check_gradients(lambda x, w, *b: F.linear(x, w, *b), *args)
+    x, w = args[0], args[1]
+    expected = x @ w + (args[2] if with_bias else 0)
+    out = F.linear(mdl.tensor(x, dtype=np.float64), mdl.tensor(w, dtype=np.float64),
+                   mdl.tensor(args[2], dtype=np.float64) if with_bias else None)
+    np.testing.assert_allclose(out.data, expected)
+
+
+REDUCTIONS = {"sum": np.sum, "mean": np.mean, "max": np.max}
+
+
+@SETTINGS
+@given(shapes, st.sampled_from(sorted(REDUCTIONS)), st.booleans(), st.data())
+def test_reduction_gradients(shape, name, keepdims, draw):
+    axis = draw.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1) if shape else st.none(),
+                               st.lists(st.integers(0, max(len(shape) - 1, 0)), unique=True, max_size=len(shape))
+                               .map(tuple)))
+    if name == "max" and 0 in shape:
+        return
+    x = data(shape, draw.draw(st.integers(0, 2**16)))
+    fn = lambda t: getattr(t, name)(axis=axis, keepdims=keepdims)
+    out = fn(mdl.tensor(x, dtype=np.float64))
+    np.testing.assert_allclose(out.data, REDUCTIONS[name](x, axis=axis, keepdims=keepdims))
+    assert isinstance(out.data, np.ndarray)
+    if x.size:
+        check_gradients(fn, x)
+
+
+def test_max_splits_gradient_among_ties():
+    t = mdl.tensor([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]], requires_grad=True)
+    t.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(t.grad, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+@SETTINGS
+@given(shapes, st.integers(0, 2**16))
+def test_reshape_and_transpose_gradients(shape, seed):
+    x = data(shape, seed)
+    check_gradients(lambda t: t.reshape(-1) * np.arange(x.size), x)
+    check_gradients(lambda t: t.transpose() * np.arange(x.size).reshape(x.T.shape), x)
+    if len(shape) == 3:
+        check_gradients(lambda t: t.transpose(1, -1, 0) * np.arange(x.size).reshape(np.transpose(x, (1, 2, 0)).shape), x)
+
+
+def test_reshape_forms_and_errors():
+    t = mdl.tensor(np.arange(6.0))
+    assert t.reshape(2, 3).shape == (2, 3) and t.reshape((3, 2)).shape == (3, 2) and t.reshape(-1, 1).shape == (6, 1)
+    assert t.reshape(2, 3).T.shape == (3, 2)
+    with pytest.raises(ValueError, match=r"\(6,\).*\(4, 2\)"):
+        t.reshape(4, 2)
+
+
+@pytest.mark.parametrize("index", [1, (slice(None), 0), (Ellipsis, slice(1, 3)), ([0, 0, 2],),
+                                   (np.array([1, 0, 1]), np.array([2, 2, 0]))], ids=str)
+def test_getitem_gradients_incl_repeated_indices(index):
+    check_gradients(lambda t: t[index], data((3, 4), 12))
+
+
+UNARY = {
+    "exp": (lambda t: t.exp(), np.exp, lambda s, seed: data(s, seed)),
+    "log": (lambda t: t.log(), np.log, lambda s, seed: data(s, seed, 0.2, 3.0)),
+    "sigmoid": (lambda t: t.sigmoid(), lambda x: 1 / (1 + np.exp(-x)), lambda s, seed: data(s, seed, -6, 6)),
+    "tanh": (lambda t: t.tanh(), np.tanh, lambda s, seed: data(s, seed)),
+    "relu": (lambda t: t.relu(), lambda x: np.maximum(x, 0), away_from_zero),
+    "softsign": (lambda t: t.softsign(), lambda x: x / (1 + np.abs(x)), away_from_zero),
+}
+
+
+@SETTINGS
+@given(shapes, st.sampled_from(sorted(UNARY)), st.integers(0, 2**16))
+def test_unary_gradients_and_values(shape, name, seed):
+    fn, ref, gen = UNARY[name]
+    x = gen(shape, seed)
+    np.testing.assert_allclose(fn(mdl.tensor(x, dtype=np.float64)).data, ref(x), rtol=1e-12, atol=1e-15)
+    check_gradients(fn, x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_saturated_inputs_have_finite_gradients(dtype):
+    t = mdl.tensor(np.array([-1000.0, -100.0, -30.0, 0.0, 30.0, 100.0, 1000.0]), dtype=dtype, requires_grad=True)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        y = t.sigmoid()
+        y.sum().backward()
+    assert np.all(np.isfinite(y.data)) and np.all(np.isfinite(t.grad))
+    assert y.data[0] == 0.0 and y.data[-1] == 1.0 and y.data[3] == 0.5 and t.grad[3] == 0.25
+    assert np.all(t.grad >= 0) and np.all(t.grad <= 0.25)
+    check_gradients(lambda x: x.sigmoid(), np.array([-100.0, -20.0, 20.0, 100.0]))
+
+
+def test_relu_gradient_at_zero_is_zero():
+    t = mdl.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    t.relu().sum().backward()
+    np.testing.assert_array_equal(t.grad, [0, 0, 1])
+
+
+def test_composite_expression_gradient():
+    """A small network-like expression exercising several ops and a reused node at once."""
+    def f(x, w, b):
+        h = (x @ w + b).tanh()
+        return ((h * h).sum(axis=1, keepdims=True) / (1 + h.exp().mean()) - h.max()).softsign()
+    check_gradients(f, data((3, 4), 13), data((4, 2), 14), data((2,), 15))
