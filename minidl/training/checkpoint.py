@@ -1,0 +1,83 @@
+"""Checkpoints: a nested state (dicts, lists, arrays, numbers, strings) in one .npz file, written atomically.
+
+Arrays become the archive's members; everything else becomes a JSON description of the tree stored as
+one uint8 member (`__tree__`), so no pickle is ever written or read (`mdl.save` / `mdl.load`).
+`mdl.save` writes atomically (temporary file in the same folder, fsync, `os.replace`), so a crash leaves
+either the old checkpoint or the new one, never a torn file.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+_TREE_KEY = "__tree__"
+FORMAT = "minidl-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable or not a minidl checkpoint; the message names the file."""
+
+
+def _pack(node, key: str, arrays: dict):
+    """JSON-able description of `node`; arrays are moved into `arrays` under unique keys."""
+    if isinstance(node, np.ndarray):
+        arrays[key] = np.asarray(node)
+        return {"array": key}
+    if isinstance(node, np.generic):
+        node = node.item()
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, dict):
+        return {"dict": [[name, _pack(value, f"{key}/{name}", arrays)] for name, value in node.items()]}
+    if isinstance(node, (list, tuple)):
+        kind = "list" if isinstance(node, list) else "tuple"
+        return {kind: [_pack(value, f"{key}/{i}", arrays) for i, value in enumerate(node)]}
+    raise TypeError(f"checkpoint: cannot store a {type(node).__name__} at {key or '/'}")
+
+
+def _unpack(node, arrays):
+    if isinstance(node, dict):
+        if "array" in node:
+            return arrays[node["array"]]
+        if "dict" in node:
+            return {name: _unpack(value, arrays) for name, value in node["dict"]}
+        if "list" in node:
+            return [_unpack(value, arrays) for value in node["list"]]
+        if "tuple" in node:
+            return tuple(_unpack(value, arrays) for value in node["tuple"])
+    return node
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write the nested `state` to `path` (.npz) atomically; returns the path."""
+    from minidl import save
+
+    arrays: dict[str, np.ndarray] = {}
+    tree = {"format": FORMAT, "state": _pack(state, "", arrays)}
+    arrays[_TREE_KEY] = np.frombuffer(json.dumps(tree).encode("utf-8"), dtype=np.uint8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(arrays, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by `save_checkpoint` (never unpickles anything)."""
+    from minidl import load
+
+    path = Path(path)
+    arrays = load(path)
+    if _TREE_KEY not in arrays:
+        raise CheckpointError(f"{path}: not a minidl checkpoint (no {_TREE_KEY} member)")
+    try:
+        tree = json.loads(bytes(np.asarray(arrays[_TREE_KEY], dtype=np.uint8)).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: damaged checkpoint description ({error})") from None
+    if tree.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: unknown checkpoint format {tree.get('format')!r}, expected {FORMAT!r}")
+    return _unpack(tree["state"], arrays)

@@ -1,0 +1,395 @@
+"""The training loop shared by `minidl train` and the Glorot & Bengio experiments.
+
+    trainer = Trainer(model, optimizer, train_loader, eval_loaders={"val": val_loader, "test": test_loader},
+                      out_dir="runs/x", callbacks=[Every(100, record_stats)])
+    trainer.fit(epochs=10)            # or fit(updates=50_000), or both (whichever comes first)
+    Trainer(...same objects...).resume().fit(epochs=10)   # continues exactly where a run stopped
+
+One update = zero_grad, forward, loss, backward, optimizer.step on one minibatch. After each update the
+callbacks whose `every` divides the update count run (also once before the first update, at step 0).
+At the end of each epoch: evaluation on every eval loader (mean loss and error rate), one JSON line
+appended to out_dir/metrics.jsonl, and out_dir/checkpoint.npz rewritten atomically (model, optimizer,
+loader position, minidl's global RNG, running sums of the epoch). The final weights go to out_dir/model.npz.
+
+Failure handling:
+- a NaN/inf loss stops before that update is applied and raises TrainingDiverged naming the update and
+  the last good checkpoint (which is left untouched);
+- Ctrl-C (SIGINT) stops after the current update, writes a checkpoint and raises TrainingInterrupted
+  (a KeyboardInterrupt) whose message says how to resume; a second Ctrl-C aborts at once. A
+  KeyboardInterrupt raised by a callback is handled the same way.
+Resuming restores everything the run depends on, so a resumed run produces the same numbers as an
+uninterrupted one with the same seed (same threads, same machine: the kernels are deterministic).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+import minidl as mdl
+from minidl.nn import functional
+from minidl.random import generator
+from minidl.data.loader import DataLoader
+from minidl.training.checkpoint import load_checkpoint, save_checkpoint
+from minidl.training.metrics import append_record, truncate_after_step
+
+__all__ = ["Trainer", "Every", "evaluate", "TrainingDiverged", "TrainingInterrupted"]
+
+CHECKPOINT_FILE = "checkpoint.npz"
+MODEL_FILE = "model.npz"
+METRICS_FILE = "metrics.jsonl"
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the update and the last good checkpoint."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted (Ctrl-C); `checkpoint` is where the state was saved (None if not saved)."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None):
+        super().__init__(message)
+        self.message, self.step, self.checkpoint = message, step, checkpoint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Every:
+    """A callback: call `fn(trainer)` after every `every`-th update (and once at update 0)."""
+
+    def __init__(self, every: int, fn: Callable[["Trainer"], None]):
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"Every: `every` must be a positive int, got {every!r}")
+        self.every, self.fn = every, fn
+
+    def __call__(self, trainer: "Trainer") -> None:
+        self.fn(trainer)
+
+
+def _default_loss(logits, targets):
+    return functional.cross_entropy(logits, targets)
+
+
+def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
+    """Mean loss and error rate (fraction misclassified, argmax of the outputs) of `model` over `loader`.
+
+    Runs under `mdl.no_grad()` in eval mode and restores the model's previous mode.
+    Returns {"loss": float, "error": float, "examples": int}.
+    """
+    loss_fn = loss_fn or _default_loss
+    was_training = getattr(model, "training", True)
+    model.eval()
+    total_loss, wrong, count = 0.0, 0, 0
+    try:
+        with mdl.no_grad():
+            for x, y in loader.batches(0):
+                logits = model(mdl.Tensor(x))
+                total_loss += float(loss_fn(logits, y).item()) * len(y)
+                wrong += int((np.asarray(logits.data).argmax(axis=1) != y).sum())
+                count += len(y)
+    finally:
+        if was_training:
+            model.train()
+    if count == 0:
+        raise ValueError("evaluate: the loader yields no examples")
+    return {"loss": total_loss / count, "error": wrong / count, "examples": count}
+
+
+class _SigintFlag:
+    """While active (main thread only), the first Ctrl-C sets `requested` instead of raising."""
+
+    def __init__(self, notify: Callable[[str], None]):
+        self.requested, self._previous, self._notify = False, None, notify
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+            except ValueError:
+                self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        self.requested = True
+        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
+        self._notify("Ctrl-C: stopping after this update and saving a checkpoint (press again to abort now)")
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Trainer:
+    """Trains `model` with `optimizer` on minibatches from `train_loader` (see the module docstring).
+
+    Args:
+        model: an nn.Module mapping x (B, D) to logits (B, C).
+        optimizer: an optim optimizer over the model's parameters (with state_dict/load_state_dict).
+        train_loader: a minidl.data.DataLoader; its (seed, epoch) fixes every epoch's order.
+        loss_fn: loss_fn(logits, targets) -> scalar Tensor (default: nn.functional.cross_entropy).
+        eval_loaders: {name: DataLoader} evaluated after every epoch, e.g. {"val": ..., "test": ...}.
+        out_dir: folder for metrics.jsonl, checkpoint.npz and model.npz; None writes nothing.
+        callbacks: objects with `every` and `__call__(trainer)` (see Every), run after updates.
+        progress: show a tqdm bar (loss, samples/s); `position` places it (for nested bars).
+        log: function taking one line of text per epoch (default print; None for silence).
+        resume_hint: how to resume, quoted in the Ctrl-C message (default: Trainer.resume()).
+    Attributes: step (updates done), epoch (epochs completed), batch (batches done in the current
+    epoch), last_loss, history (the metrics records), last_checkpoint (path or None).
+    """
+
+    def __init__(self, model, optimizer, train_loader: DataLoader, *, loss_fn=None, eval_loaders=None,
+                 out_dir=None, callbacks=(), progress: bool = True, position: int | None = None,
+                 log: Callable[[str], None] | None = print, resume_hint: str | None = None):
+        if not isinstance(train_loader, DataLoader):
+            raise TypeError(f"Trainer: train_loader must be a minidl.data.DataLoader, got {type(train_loader).__name__}")
+        if len(train_loader) == 0:
+            raise ValueError("Trainer: the training loader yields no batches")
+        for callback in callbacks:
+            if not callable(callback) or not isinstance(getattr(callback, "every", None), int) or callback.every < 1:
+                raise TypeError(f"Trainer: each callback needs a positive int `every` and to be callable; got {callback!r}")
+        self.model, self.optimizer, self.train_loader = model, optimizer, train_loader
+        self.loss_fn = loss_fn or _default_loss
+        self.eval_loaders = dict(eval_loaders or {})
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks = list(callbacks)
+        self.progress, self.position, self.log = progress, position, log
+        self.resume_hint = resume_hint
+        self.step = self.epoch = self.batch = 0
+        self.last_loss: float | None = None
+        self.history: list[dict] = []
+        self.last_checkpoint: Path | None = None
+        self._last_checkpoint_step: int | None = None
+        self._sums = self._empty_sums()
+        self._in_optimizer_step = False
+        self._bar = None
+
+    # ----------------------------------------------------------------------------------------- files
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / CHECKPOINT_FILE if self.out_dir is not None else None
+
+    @property
+    def metrics_path(self) -> Path | None:
+        return self.out_dir / METRICS_FILE if self.out_dir is not None else None
+
+    @staticmethod
+    def _empty_sums() -> dict:
+        return {"loss": 0.0, "correct": 0, "examples": 0, "seconds": 0.0}
+
+    def _loader_signature(self) -> dict:
+        loader = self.train_loader
+        return {"seed": loader.seed, "batch_size": loader.batch_size, "shuffle": bool(loader.shuffle),
+                "drop_last": bool(loader.drop_last), "examples": len(loader.dataset)}
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs: model, optimizer, position, running sums, global RNG."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": {"step": self.step, "epoch": self.epoch, "batch": self.batch, "sums": dict(self._sums)},
+            "loader": self._loader_signature(),
+            "rng": generator().bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
+        saved, current = state["loader"], self._loader_signature()
+        differences = [f"{key} {saved[key]} (now {current[key]})" for key in saved if saved[key] != current[key]]
+        if differences:
+            raise ValueError(f"{source} was written with a different training loader: " + ", ".join(differences))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        position = state["trainer"]
+        self.step, self.epoch, self.batch = int(position["step"]), int(position["epoch"]), int(position["batch"])
+        self._sums = dict(position["sums"])
+        generator().bit_generator.state = state["rng"]
+
+    def save_checkpoint(self, path=None) -> Path:
+        """Write the state atomically to `path` (default out_dir/checkpoint.npz)."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("Trainer.save_checkpoint: no path given and no out_dir set")
+        save_checkpoint(self.state_dict(), path)
+        self.last_checkpoint, self._last_checkpoint_step = path, self.step
+        return path
+
+    def resume(self, path=None) -> "Trainer":
+        """Load a checkpoint (default out_dir/checkpoint.npz) and drop metrics lines written after it."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            raise ValueError("Trainer.resume: no path given and no out_dir set")
+        if not path.exists():
+            raise FileNotFoundError(f"no checkpoint to resume from at {path}")
+        self.load_state_dict(load_checkpoint(path), source=str(path))
+        self.last_checkpoint, self._last_checkpoint_step = path, self.step
+        if self.metrics_path is not None:
+            self.history = truncate_after_step(self.metrics_path, self.step)
+        return self
+
+    # ------------------------------------------------------------------------------------- training
+    def evaluate(self, loader: DataLoader) -> dict:
+        """evaluate(self.model, loader, self.loss_fn)."""
+        return evaluate(self.model, loader, self.loss_fn)
+
+    def _say(self, text: str) -> None:
+        if self.log is None:
+            return
+        if self._bar is not None and not self._bar.disable:
+            self._bar.write(text, file=sys.stdout)
+        else:
+            self.log(text)
+
+    def _run_callbacks(self) -> None:
+        for callback in self.callbacks:
+            if self.step % callback.every == 0:
+                callback(self)
+
+    def _checkpoint_note(self) -> str:
+        if self.last_checkpoint is None:
+            return "no checkpoint has been written" if self.out_dir is not None else \
+                "checkpoints are off (no out_dir)"
+        return f"last good checkpoint: {self.last_checkpoint} (after update {self._last_checkpoint_step})"
+
+    def _update(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+        self.optimizer.zero_grad()
+        logits = self.model(mdl.Tensor(x))
+        loss = self.loss_fn(logits, y)
+        value = float(loss.item())
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"loss is {value} at update {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1}); "
+                f"training stopped before applying it; {self._checkpoint_note()}. Try a smaller learning rate.",
+                self.step + 1, self.last_checkpoint)
+        loss.backward()
+        self._in_optimizer_step = True   # cleared by the caller once the counters include this update
+        self.optimizer.step()
+        correct = int((np.asarray(logits.data).argmax(axis=1) == y).sum())
+        return value, correct
+
+    def _epoch_record(self, complete: bool) -> dict:
+        sums = self._sums
+        examples = max(sums["examples"], 1)
+        record = {
+            "epoch": self.epoch if complete else self.epoch + self.batch / len(self.train_loader),
+            "step": self.step,
+            "complete": complete,
+            "train_loss": sums["loss"] / examples,
+            "train_error": 1.0 - sums["correct"] / examples,
+        }
+        for name, loader in self.eval_loaders.items():
+            result = self.evaluate(loader)
+            record[f"{name}_loss"], record[f"{name}_error"] = result["loss"], result["error"]
+        record["train_seconds"] = sums["seconds"]
+        record["samples_per_s"] = sums["examples"] / sums["seconds"] if sums["seconds"] > 0 else None
+        return record
+
+    def _finish_record(self, record: dict, total_epochs: int | None) -> None:
+        self.history.append(record)
+        if self.metrics_path is not None:
+            append_record(self.metrics_path, record)
+        if self.checkpoint_path is not None:
+            self.save_checkpoint()
+        parts = [f"train loss {record['train_loss']:.4f}", f"train error {100 * record['train_error']:.2f}%"]
+        parts += [f"{name} error {100 * record[f'{name}_error']:.2f}%" for name in self.eval_loaders]
+        if record["samples_per_s"]:
+            parts.append(f"{record['samples_per_s']:,.0f} samples/s")
+        of = f"/{total_epochs}" if total_epochs else ""
+        label = f"epoch {record['epoch']}{of}" if record["complete"] else f"update {self.step} (epoch {record['epoch']:.2f})"
+        self._say(f"{label}: " + ", ".join(parts))
+
+    def _done(self, epochs, updates) -> bool:
+        return (epochs is not None and self.epoch >= epochs) or (updates is not None and self.step >= updates)
+
+    def _run_epoch(self, epochs, updates, sigint: _SigintFlag) -> None:
+        from tqdm.auto import tqdm
+
+        loader = self.train_loader
+        per_batch = loader.batch_size
+        total = len(loader.dataset) if not loader.drop_last else len(loader) * per_batch
+        of = f"/{epochs}" if epochs else ""
+        self._bar = tqdm(total=total, initial=min(self.batch * per_batch, total), unit="samples", unit_scale=True,
+                         desc=f"epoch {self.epoch + 1}{of}", disable=not self.progress, position=self.position,
+                         leave=self.position in (None, 0), dynamic_ncols=True)
+        self.model.train()
+        try:
+            for x, y in loader.batches(self.epoch, start=self.batch):
+                if sigint.requested:
+                    raise KeyboardInterrupt
+                started = time.perf_counter()
+                value, correct = self._update(x, y)
+                self._sums["seconds"] += time.perf_counter() - started
+                self._sums["loss"] += value * len(y)
+                self._sums["correct"] += correct
+                self._sums["examples"] += len(y)
+                self.step, self.batch, self.last_loss = self.step + 1, self.batch + 1, value
+                self._in_optimizer_step = False
+                self._bar.update(len(y))
+                if self.batch % 10 == 0 or self.batch == len(loader):
+                    self._bar.set_postfix(loss=f"{self._sums['loss'] / self._sums['examples']:.4f}", refresh=False)
+                self._run_callbacks()
+                if sigint.requested:
+                    raise KeyboardInterrupt
+                if updates is not None and self.step >= updates:
+                    break
+            if self.batch == len(loader):
+                self.epoch, self.batch = self.epoch + 1, 0
+                record = self._epoch_record(complete=True)
+                self._sums = self._empty_sums()
+                self._finish_record(record, epochs)
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def fit(self, epochs: int | None = None, updates: int | None = None) -> list[dict]:
+        """Train until `epochs` epochs or `updates` updates in total are done (whichever first).
+
+        Counts include what a resumed checkpoint already did. Returns the metrics records (history).
+        """
+        for name, value in (("epochs", epochs), ("updates", updates)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+                raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
+        if epochs is None and updates is None:
+            raise ValueError("Trainer.fit: give epochs, updates or both")
+        with _SigintFlag(self._say) as sigint:
+            try:
+                if self.step == 0:
+                    self._run_callbacks()
+                while not self._done(epochs, updates):
+                    self._run_epoch(epochs, updates, sigint)
+            except TrainingInterrupted:
+                raise
+            except KeyboardInterrupt:
+                raise self._interrupted() from None
+        if self.batch > 0:   # stopped mid-epoch by `updates`: summarize the partial epoch, checkpoint it
+            if not (self.history and self.history[-1]["step"] == self.step):
+                self._finish_record(self._epoch_record(complete=False), epochs)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            mdl.save(self.model.state_dict(), self.out_dir / MODEL_FILE)
+        return self.history
+
+    def _interrupted(self) -> TrainingInterrupted:
+        where = f"after update {self.step} (epoch {self.epoch + 1}, batch {self.batch}/{len(self.train_loader)})"
+        if self._in_optimizer_step:
+            self._in_optimizer_step = False
+            return TrainingInterrupted(
+                f"training aborted during a parameter update {where}; the current state is inconsistent and "
+                f"was not saved; {self._checkpoint_note()}.", self.step, self.last_checkpoint)
+        if self.checkpoint_path is None:
+            return TrainingInterrupted(f"training interrupted {where}; checkpoints are off (no out_dir), "
+                                       f"nothing was saved.", self.step, None)
+        path = self.save_checkpoint()
+        hint = self.resume_hint or f"Trainer(...).resume({str(path)!r}).fit(...)"
+        return TrainingInterrupted(f"training interrupted {where}; checkpoint saved to {path}.\n"
+                                   f"Resume with: {hint}", self.step, path)
