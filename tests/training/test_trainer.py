@@ -1,0 +1,216 @@
+"""Trainer: metrics, checkpoints, exact resume, Ctrl-C, the NaN guard, callbacks, updates mode."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from training_setup import make_setup
+
+import minidl as mdl
+from minidl.nn import functional
+from minidl.random import generator
+from minidl.training import (Every, Trainer, TrainingDiverged, TrainingInterrupted, evaluate,
+                             load_checkpoint, read_records)
+
+TIMING_KEYS = {"train_seconds", "samples_per_s"}
+
+
+def _numbers(records):
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+def _trainer(out_dir, seed=0, optimizer="adam", **kwargs):
+    model, opt, loader, evals = make_setup(seed, optimizer)
+    return Trainer(model, opt, loader, eval_loaders=evals, out_dir=out_dir, progress=False, log=None, **kwargs)
+
+
+def _params(trainer):
+    return {k: v.copy() for k, v in trainer.model.state_dict().items()}
+
+
+def _assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """Reference: 3 epochs straight through (SGD with momentum, so optimizer state matters)."""
+    out = tmp_path_factory.mktemp("straight")
+    trainer = _trainer(out, optimizer="sgd")
+    history = trainer.fit(epochs=3)
+    return _params(trainer), history, generator().bit_generator.state, out
+
+
+def test_files_and_metrics(uninterrupted):
+    params, history, _, out = uninterrupted
+    assert {p.name for p in out.iterdir()} == {"metrics.jsonl", "checkpoint.npz", "model.npz"}
+    records = read_records(out / "metrics.jsonl")
+    assert records == json.loads(json.dumps(history))
+    assert [r["epoch"] for r in records] == [1, 2, 3] and [r["step"] for r in records] == [7, 14, 21]
+    assert all(r["complete"] and 0 <= r["test_error"] <= 1 and r["samples_per_s"] > 0 for r in records)
+    assert records[-1]["train_loss"] < records[0]["train_loss"]        # it learns
+    _assert_same_params(mdl.load(out / "model.npz"), params)
+    state = load_checkpoint(out / "checkpoint.npz")
+    assert state["trainer"]["step"] == 21 and state["trainer"]["epoch"] == 3 and state["trainer"]["batch"] == 0
+
+
+def test_resume_from_epoch_checkpoint_gives_identical_numbers(tmp_path, uninterrupted):
+    params, history, rng_state, _ = uninterrupted
+    _trainer(tmp_path, optimizer="sgd").fit(epochs=1)
+    resumed = _trainer(tmp_path, optimizer="sgd").resume()   # fresh objects, as a new process would have
+    assert resumed.step == 7 and resumed.epoch == 1
+    resumed.fit(epochs=3)
+    _assert_same_params(_params(resumed), params)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
+    assert generator().bit_generator.state == rng_state
+
+
+def _interrupt_at(step):
+    def callback(trainer):
+        if trainer.step == step:
+            raise KeyboardInterrupt
+    return Every(1, callback)
+
+
+def test_ctrl_c_mid_epoch_checkpoints_and_resume_is_exact(tmp_path, uninterrupted):
+    params, history, _, _ = uninterrupted
+    trainer = _trainer(tmp_path, optimizer="sgd", callbacks=[_interrupt_at(10)],
+                       resume_hint="minidl train --out X --resume")
+    with pytest.raises(TrainingInterrupted) as info:
+        trainer.fit(epochs=3)
+    message = str(info.value)
+    assert "after update 10 (epoch 2, batch 3/7)" in message
+    assert str(tmp_path / "checkpoint.npz") in message and "Resume with: minidl train --out X --resume" in message
+    assert isinstance(info.value, KeyboardInterrupt) and info.value.checkpoint == tmp_path / "checkpoint.npz"
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["trainer"]["step"] == 10
+    resumed = _trainer(tmp_path, optimizer="sgd").resume()
+    assert (resumed.step, resumed.epoch, resumed.batch) == (10, 1, 3)
+    resumed.fit(epochs=3)
+    _assert_same_params(_params(resumed), params)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
+
+
+def test_real_sigint_stops_after_the_update(tmp_path):
+    def press_ctrl_c(trainer):
+        if trainer.step == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+    trainer = _trainer(tmp_path, callbacks=[Every(1, press_ctrl_c)])
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted):
+        trainer.fit(epochs=2)
+    assert trainer.step == 4                       # the flag stopped it right after update 4
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["trainer"]["step"] == 4
+    assert signal.getsignal(signal.SIGINT) is before   # handler restored
+
+
+def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.fit(epochs=1)
+    saved = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer.fit(epochs=2)
+    assert len(read_records(tmp_path / "metrics.jsonl")) == 2
+    (tmp_path / "checkpoint.npz").write_bytes(saved)     # as if the process died before checkpointing epoch 2
+    resumed = _trainer(tmp_path).resume()
+    assert [r["epoch"] for r in resumed.history] == [1]
+    assert len(read_records(tmp_path / "metrics.jsonl")) == 1
+
+
+def test_nan_loss_stops_and_names_update_and_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def poisoned_loss(logits, targets):
+        calls["n"] += 1
+        loss = functional.cross_entropy(logits, targets)
+        return loss * float("nan") if calls["n"] == 10 else loss
+
+    model, opt, loader, evals = make_setup()
+    trainer = Trainer(model, opt, loader, loss_fn=poisoned_loss, out_dir=tmp_path, progress=False, log=None)
+    checkpoint_before = None
+    params_before = {}
+
+    def remember(t):
+        nonlocal checkpoint_before
+        if t.step == 9:
+            params_before.update(_params(t))
+            checkpoint_before = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer.callbacks.append(Every(1, remember))
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.fit(epochs=3)
+    message = str(info.value)
+    assert "loss is nan at update 10 (epoch 2, batch 3)" in message
+    assert f"last good checkpoint: {tmp_path / 'checkpoint.npz'} (after update 7)" in message
+    assert info.value.step == 10
+    _assert_same_params(_params(trainer), params_before)        # the bad update was not applied
+    assert (tmp_path / "checkpoint.npz").read_bytes() == checkpoint_before   # good checkpoint kept
+
+
+def test_inf_loss_before_any_checkpoint(tmp_path):
+    model, opt, loader, _ = make_setup()
+    trainer = Trainer(model, opt, loader, loss_fn=lambda logits, y: functional.cross_entropy(logits, y) * float("inf"),
+                      progress=False, log=None)
+    with pytest.raises(TrainingDiverged, match=r"loss is inf at update 1 .*checkpoints are off"):
+        trainer.fit(epochs=1)
+
+
+def test_updates_mode_and_callbacks(tmp_path):
+    seen = []
+    trainer = _trainer(tmp_path, callbacks=[Every(3, lambda t: seen.append(t.step))])
+    history = trainer.fit(updates=10)
+    assert trainer.step == 10 and seen == [0, 3, 6, 9]
+    assert [r["complete"] for r in history] == [True, False]
+    assert history[-1]["epoch"] == pytest.approx(1 + 3 / 7)
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["trainer"]["step"] == 10
+    # Continue to the end of epoch 2: the partial epoch's sums were kept, so it reports the whole epoch.
+    history = trainer.fit(epochs=2)
+    assert history[-1]["complete"] and history[-1]["step"] == 14
+
+
+def test_updates_mode_equals_epochs_mode(tmp_path):
+    a = _trainer(None)
+    a.fit(updates=14)
+    b = _trainer(None)
+    b.fit(epochs=2)
+    _assert_same_params(_params(a), _params(b))
+
+
+def test_resume_rejects_a_different_loader(tmp_path):
+    _trainer(tmp_path).fit(epochs=1)
+    model, opt, loader, _ = make_setup(batch_size=16)
+    trainer = Trainer(model, opt, loader, out_dir=tmp_path, progress=False, log=None)
+    with pytest.raises(ValueError, match="batch_size 32 \\(now 16\\)"):
+        trainer.resume()
+
+
+def test_resume_without_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        _trainer(tmp_path).resume()
+
+
+def test_evaluate_matches_a_direct_computation():
+    model, _, loader, evals = make_setup()
+    result = evaluate(model, evals["test"])
+    x, y = evals["test"].dataset.arrays()
+    with mdl.no_grad():
+        logits = model(mdl.Tensor(x))
+        loss = functional.cross_entropy(logits, y).item()
+    assert result["examples"] == 40
+    assert result["error"] == pytest.approx(np.mean(logits.data.argmax(1) != y))
+    assert result["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_bad_arguments(tmp_path):
+    model, opt, loader, _ = make_setup()
+    with pytest.raises(TypeError):
+        Trainer(model, opt, [(np.zeros((2, 12)), np.zeros(2))])
+    with pytest.raises(TypeError):
+        Trainer(model, opt, loader, callbacks=[lambda t: None])
+    trainer = Trainer(model, opt, loader, progress=False, log=None)
+    with pytest.raises(ValueError):
+        trainer.fit()
+    with pytest.raises(ValueError):
+        trainer.fit(epochs=-1)
+    with pytest.raises(ValueError):
+        Every(0, print)
