@@ -275,6 +275,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     dx = G·Wᵀ, dW = xᵀ·G, db = Σ_batch G.
     """
+    if not isinstance(x, Tensor):
+        x = as_tensor(x)
     xd, wd = x.data, weight.data
     if xd.ndim != 2 or wd.ndim != 2:
         out = matmul(x, weight)

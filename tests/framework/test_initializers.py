@@ -1,0 +1,220 @@
+"""Initializers against their exact target distributions.
+
+Each draw is checked three ways, with thresholds derived from the sample size n (not loose absolute
+tolerances, which let Caffe's own filler test pass against the wrong target):
+  * Kolmogorov–Smirnov: D = maxᵢ max(i/n − F(x₍ᵢ₎), F(x₍ᵢ₎) − (i−1)/n) < c/√n, c = 2.2253 (α = 1e-4),
+    with F the exact CDF (normal via math.erf; no scipy);
+  * |mean| < 4·σ/√n and |var/σ² − 1| < 4·relative SE (0.894/√n uniform, √(2/n) normal);
+  * uniform draws stay within their bound.
+Examples are derandomized (fixed seeds), so the suite is deterministic.
+"""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minidl as mdl
+from minidl import init, nn
+
+KS_C = 2.2253                    # sqrt(-ln(alpha/2)/2) for alpha = 1e-4
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def uniform_cdf(bound):
+    return lambda x: np.clip((x + bound) / (2 * bound), 0.0, 1.0)
+
+
+def normal_cdf(std, mean=0.0):
+    return lambda x: 0.5 * (1.0 + _erf((x - mean) / (std * math.sqrt(2.0))))
+
+
+def ks_statistic(samples, cdf):
+    x = np.sort(np.asarray(samples, dtype=np.float64).ravel())
+    n = x.size
+    f = cdf(x)
+    i = np.arange(1, n + 1)
+    return max(np.max(i / n - f), np.max(f - (i - 1) / n))
+
+
+def assert_distribution(samples, kind, scale, mean=0.0):
+    """kind 'uniform': U[mean ± scale]; kind 'normal': N(mean, scale²)."""
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    n = x.size
+    if kind == "uniform":
+        cdf, var, rel_se = (lambda v: uniform_cdf(scale)(v - mean)), scale ** 2 / 3, 0.894 / math.sqrt(n)
+        assert np.all(np.abs(x - mean) <= scale * (1 + 1e-6)), "sample outside the uniform bound"
+    else:
+        cdf, var, rel_se = normal_cdf(scale, mean), scale ** 2, math.sqrt(2.0 / n)
+    d = ks_statistic(x, cdf)
+    assert d < KS_C / math.sqrt(n), f"KS D = {d:.5f} >= {KS_C / math.sqrt(n):.5f} (n = {n})"
+    assert abs(x.mean() - mean) < 4 * math.sqrt(var / n), f"mean {x.mean()} too far from {mean}"
+    assert abs(x.var() / var - 1) < 4 * rel_se, f"variance {x.var()} vs target {var} (rel SE {rel_se:.4f})"
+
+
+# ---- the schemes, with their targets written out from the formulas (glorot2010.md) -----------------
+def xavier_uniform_target(fi, fo, gain, mode):
+    fan = {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2}[mode]
+    return "uniform", gain * math.sqrt(3.0 / fan)   # fan_avg: gain·√6/√(fi+fo)
+
+
+def xavier_normal_target(fi, fo, gain, mode):
+    fan = {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2}[mode]
+    return "normal", gain * math.sqrt(1.0 / fan)    # fan_avg: Var = 2/(fi+fo)
+
+
+shape_strategy = st.one_of(
+    st.tuples(st.integers(20, 25), st.integers(20, 25)),
+    st.tuples(st.integers(20, 25), st.integers(20, 25), st.integers(20, 25), st.integers(20, 25)))
+KS_SETTINGS = settings(max_examples=6, deadline=None, derandomize=True)
+
+
+def fans(shape):
+    rf = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * rf, shape[-1] * rf
+
+
+@KS_SETTINGS
+@given(shape_strategy, st.floats(0.1, 2.0, exclude_max=True), st.sampled_from(["fan_in", "fan_out", "fan_avg"]),
+       st.integers(0, 2**31))
+def test_xavier_uniform(shape, gain, mode, seed):
+    t = mdl.Tensor(np.empty(shape, dtype=np.float32))
+    assert init.xavier_uniform_(t, gain=gain, mode=mode, generator=np.random.default_rng(seed)) is t
+    assert_distribution(t.data, *xavier_uniform_target(*fans(shape), gain, mode))
+
+
+@KS_SETTINGS
+@given(shape_strategy, st.floats(0.1, 2.0, exclude_max=True), st.sampled_from(["fan_in", "fan_out", "fan_avg"]),
+       st.integers(0, 2**31))
+def test_xavier_normal(shape, gain, mode, seed):
+    t = mdl.Tensor(np.empty(shape, dtype=np.float64))
+    init.xavier_normal_(t, gain=gain, mode=mode, generator=np.random.default_rng(seed))
+    assert_distribution(t.data, *xavier_normal_target(*fans(shape), gain, mode))
+
+
+@KS_SETTINGS
+@given(shape_strategy, st.integers(0, 2**31))
+def test_standard_lecun(shape, seed):
+    fi, _ = fans(shape)
+    t = mdl.Tensor(np.empty(shape, dtype=np.float32))
+    init.standard_(t, generator=np.random.default_rng(seed))
+    assert_distribution(t.data, "uniform", 1 / math.sqrt(fi))          # Var = 1/(3·fan_in)
+    init.lecun_normal_(t, generator=np.random.default_rng(seed + 1))
+    assert_distribution(t.data, "normal", math.sqrt(1 / fi))           # Var = 1/fan_in
+    init.lecun_uniform_(t, generator=np.random.default_rng(seed + 2))
+    assert_distribution(t.data, "uniform", math.sqrt(3 / fi))          # Var = 1/fan_in
+
+
+@KS_SETTINGS
+@given(shape_strategy, st.sampled_from([("leaky_relu", 0), ("leaky_relu", 0.2), ("relu", None), ("tanh", None),
+                                        ("linear", None)]),
+       st.sampled_from(["fan_in", "fan_out"]), st.integers(0, 2**31))
+def test_kaiming(shape, nonlin, mode, seed):
+    fi, fo = fans(shape)
+    fan = fi if mode == "fan_in" else fo
+    name, a = nonlin
+    gain = {"leaky_relu": math.sqrt(2 / (1 + (a or 0) ** 2)), "relu": math.sqrt(2), "tanh": 5 / 3, "linear": 1}[name]
+    t = mdl.Tensor(np.empty(shape, dtype=np.float32))
+    init.kaiming_uniform_(t, a=a or 0, mode=mode, nonlinearity=name, generator=np.random.default_rng(seed))
+    assert_distribution(t.data, "uniform", gain * math.sqrt(3 / fan))  # ReLU: √(6/fan)
+    init.kaiming_normal_(t, a=a or 0, mode=mode, nonlinearity=name, generator=np.random.default_rng(seed + 1))
+    assert_distribution(t.data, "normal", gain / math.sqrt(fan))       # ReLU: Var = 2/fan
+
+
+@KS_SETTINGS
+@given(shape_strategy, st.floats(-2, 2), st.floats(0.01, 3), st.integers(0, 2**31))
+def test_normal_and_uniform(shape, mean, std, seed):
+    t = mdl.Tensor(np.empty(shape, dtype=np.float64))
+    init.normal_(t, mean=mean, std=std, generator=np.random.default_rng(seed))
+    assert_distribution(t.data, "normal", std, mean)
+    init.uniform_(t, a=mean - std, b=mean + std, generator=np.random.default_rng(seed + 1))
+    assert_distribution(t.data, "uniform", std, mean)
+
+
+@pytest.mark.parametrize("name,kind,scale", [
+    ("xavier_uniform", "uniform", math.sqrt(6 / (300 + 200))), ("xavier_normal", "normal", math.sqrt(2 / 500)),
+    ("standard", "uniform", 1 / math.sqrt(300)), ("lecun_normal", "normal", math.sqrt(1 / 300)),
+    ("lecun_uniform", "uniform", math.sqrt(3 / 300)), ("kaiming_uniform", "uniform", math.sqrt(6 / 300)),
+    ("kaiming_normal", "normal", math.sqrt(2 / 300)), ("normal_0.01", "normal", 0.01), ("normal_1", "normal", 1.0),
+    ("normal_0.1", "normal", 0.1)])
+def test_scheme_names_through_linear(name, kind, scale):
+    layer = nn.Linear(300, 200, init=name, generator=np.random.default_rng(11))
+    assert layer.weight.shape == (300, 200) and layer.weight.dtype == np.float32
+    assert_distribution(layer.weight.data, kind, scale)
+    np.testing.assert_array_equal(layer.bias.data, np.zeros(200))
+
+
+def test_linear_default_is_xavier_uniform_with_zero_bias():
+    mdl.manual_seed(5)
+    layer = nn.Linear(400, 300)
+    assert_distribution(layer.weight.data, "uniform", math.sqrt(6 / 700))
+    assert layer.bias.shape == (300,) and not layer.bias.data.any()
+
+
+def test_the_checks_have_power():
+    """The same checks reject a draw whose target is wrong by a little (Caffe's trap) or by scheme."""
+    x = init.xavier_uniform_(np.empty((500, 500)), generator=np.random.default_rng(0))
+    bound = math.sqrt(6 / 1000)
+    with pytest.raises(AssertionError):
+        assert_distribution(x, "uniform", bound * 1.03)            # 3% wrong bound
+    with pytest.raises(AssertionError, match="KS"):
+        assert_distribution(x, "normal", bound / math.sqrt(3))     # right variance, wrong family
+    s = init.standard_(np.empty((500, 500)), generator=np.random.default_rng(1))
+    with pytest.raises(AssertionError):
+        assert_distribution(s, "uniform", bound)                   # standard vs xavier
+    assert ks_statistic(s, uniform_cdf(1 / math.sqrt(500))) < KS_C / 500
+
+
+def test_same_seed_same_weights_and_explicit_generator():
+    mdl.manual_seed(123)
+    a = nn.MLP([20, 30, 5]).state_dict()
+    gen = mdl.random.generator()
+    mdl.manual_seed(123)                  # reseeds in place: generators obtained earlier follow
+    assert mdl.random.generator() is gen
+    b = nn.MLP([20, 30, 5]).state_dict()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    c = nn.MLP([20, 30, 5]).state_dict()
+    assert not np.array_equal(a["0.weight"], c["0.weight"])
+    w1 = init.xavier_normal_(np.empty((5, 5)), generator=np.random.default_rng(9))
+    w2 = init.xavier_normal_(np.empty((5, 5)), generator=np.random.default_rng(9))
+    np.testing.assert_array_equal(w1, w2)
+
+
+def test_calculate_gain_exact_constants():
+    assert init.calculate_gain("linear") == 1
+    assert init.calculate_gain("sigmoid") == 1
+    assert init.calculate_gain("tanh") == 1.6666666666666667
+    assert init.calculate_gain("relu") == 1.4142135623730951
+    assert init.calculate_gain("leaky_relu") == 1.4141428569978354
+    assert init.calculate_gain("leaky_relu", 0.2) == math.sqrt(2 / 1.04)
+    assert init.calculate_gain("selu") == 0.75
+    with pytest.raises(ValueError):
+        init.calculate_gain("softsign")
+    with pytest.raises(ValueError):
+        init.calculate_gain("leaky_relu", "x")
+
+
+def test_fans_and_small_tensors():
+    assert init.fan_in_and_fan_out((784, 1000)) == (784, 1000)
+    assert init.fan_in_and_fan_out((3, 3, 16, 32)) == (144, 288)
+    for fn in (init.xavier_uniform_, init.xavier_normal_, init.standard_, init.lecun_normal_,
+               init.kaiming_uniform_, init.kaiming_normal_):
+        for shape in ((), (5,)):
+            with pytest.raises(ValueError, match="at least 2 dimensions"):
+                fn(mdl.Tensor(np.zeros(shape)))
+    with pytest.raises(ValueError, match="mode"):
+        init.xavier_uniform_(mdl.Tensor(np.zeros((3, 3))), mode="fan_sum")
+
+
+def test_constant_zeros_and_unknown_scheme():
+    t = mdl.Tensor(np.ones((2, 3)))
+    assert init.zeros_(t) is t and not t.data.any()
+    assert init.constant_(t, 0.5) is t and np.all(t.data == 0.5)
+    with pytest.raises(ValueError, match="unknown init scheme"):
+        nn.Linear(3, 2, init="glorot")
+    calls = []
+    layer = nn.Linear(3, 2, init=lambda w: calls.append(w.shape) or init.constant_(w, 2.0))
+    assert calls == [(3, 2)] and np.all(layer.weight.data == 2.0)
+    assert set(init.SCHEMES) >= {"xavier_uniform", "xavier_normal", "standard", "lecun_normal",
+                                 "kaiming_uniform", "kaiming_normal", "normal_0.01", "normal_1"}

@@ -1,0 +1,147 @@
+"""Module registration/traversal, Linear, Sequential, MLP, hooks, train/eval, state dicts."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(3, 4)
+        self.act = nn.Tanh()
+        self.scale = nn.Parameter(np.ones(4, dtype=np.float32))
+        self.second = nn.Linear(4, 2, bias=False)
+
+    def forward(self, x):
+        return self.second(self.act(self.first(x)) * self.scale)
+
+
+def test_named_parameters_in_registration_order_through_nesting():
+    model = nn.Sequential(Block(), nn.Sigmoid(), nn.Linear(2, 5))
+    names = [n for n, _ in model.named_parameters()]
+    # as PyTorch: a module's own parameters (registration order) before its children's, depth first
+    assert names == ["0.scale", "0.first.weight", "0.first.bias", "0.second.weight", "2.weight", "2.bias"]
+    assert [p.shape for p in model.parameters()] == [(4,), (3, 4), (4,), (4, 2), (2, 5), (5,)]
+    assert model(mdl.tensor(np.ones((6, 3)))).shape == (6, 5)
+
+
+def test_shared_parameter_listed_once():
+    lin = nn.Linear(2, 2)
+    model = nn.Sequential(lin, nn.Tanh(), lin)
+    assert len(list(model.parameters())) == 2
+
+
+def test_linear_is_x_at_w_plus_b():
+    layer = nn.Linear(3, 2)
+    layer.bias.data[:] = [0.5, -1.0]
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    np.testing.assert_allclose(layer(mdl.tensor(x)).data, x @ layer.weight.data + layer.bias.data, rtol=1e-6)
+    np.testing.assert_allclose(layer(x).data, x @ layer.weight.data + layer.bias.data, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"\(4, 5\).*\(3, 2\)"):
+        layer(mdl.tensor(np.ones((4, 5))))
+
+
+def test_linear_gradients_have_bias_as_batch_sum():
+    layer = nn.Linear(3, 2, dtype=np.float64)
+    x = np.random.default_rng(1).normal(size=(5, 3))
+    g = np.random.default_rng(2).normal(size=(5, 2))
+    layer(mdl.tensor(x)).backward(g)
+    np.testing.assert_allclose(layer.weight.grad, x.T @ g)
+    np.testing.assert_allclose(layer.bias.grad, g.sum(0))
+
+
+@pytest.mark.parametrize("activation,cls", [("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh), ("relu", nn.ReLU),
+                                            ("softsign", nn.Softsign), (nn.Tanh, nn.Tanh)])
+def test_mlp_structure(activation, cls):
+    model = nn.MLP([784, 1000, 1000, 1000, 10], activation=activation, init="standard")
+    assert [(l.in_features, l.out_features) for l in model.linears] == [(784, 1000), (1000, 1000), (1000, 1000), (1000, 10)]
+    assert len(model.activations) == 3 and all(type(a) is cls for a in model.activations)
+    assert list(model) == [model.linears[0], model.activations[0], model.linears[1], model.activations[1],
+                           model.linears[2], model.activations[2], model.linears[3]]
+    assert isinstance(model[-1], nn.Linear)
+    assert all(l.init == "standard" for l in model.linears)
+    with pytest.raises(ValueError, match="activation"):
+        nn.MLP([2, 3, 2], activation="swish")
+
+
+def test_forward_hooks_see_inputs_and_outputs_and_can_be_removed():
+    model = nn.MLP([3, 4, 4, 2], activation="tanh")
+    records = []
+    handles = [a.register_forward_hook(lambda m, inp, out: records.append((m, inp[0].shape, out.data.copy())))
+               for a in model.activations]
+    x = mdl.tensor(np.ones((5, 3), dtype=np.float32))
+    model(x)
+    assert [r[0] for r in records] == model.activations and records[0][1] == (5, 4)
+    np.testing.assert_allclose(records[0][2], np.tanh(model.linears[0](x).data))
+    for h in handles:
+        h.remove()
+    model(x)
+    assert len(records) == 2
+
+
+def test_hooks_give_backpropagated_gradients_per_layer():
+    """The pattern the diagnostics use: a forward hook registers a tensor hook on each activation."""
+    model = nn.MLP([3, 4, 4, 2], activation="sigmoid", dtype=np.float64)
+    grads = {}
+
+    def forward_hook(module, inputs, out):
+        out.register_hook(lambda g, m=module: grads.__setitem__(m, g.copy()))
+    for a in model.activations:
+        a.register_forward_hook(forward_hook)
+    x = mdl.tensor(np.random.default_rng(0).normal(size=(6, 3)))
+    h1 = model.activations[0](model.linears[0](x))
+    h1.retain_grad()
+    out = model.linears[2](model.activations[1](model.linears[1](h1)))
+    nn.functional.cross_entropy(out, np.array([0, 1, 0, 1, 1, 0])).backward()
+    np.testing.assert_allclose(grads[model.activations[0]], h1.grad)
+    assert grads[model.activations[1]].shape == (6, 4)
+
+
+def test_train_eval_and_zero_grad():
+    model = nn.Sequential(Block(), nn.Sigmoid())
+    assert model.training and all(m.training for m in model.modules())
+    assert model.eval() is model and not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+    model(mdl.tensor(np.ones((2, 3)))).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad(set_to_none=False)
+    assert all(not p.grad.any() for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_state_dict_roundtrip_copies_and_checks():
+    a, b = nn.MLP([4, 5, 3]), nn.MLP([4, 5, 3])
+    state = a.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(type(v) is np.ndarray for v in state.values())
+    state["0.weight"][0, 0] = 1e6                      # a copy: the model is untouched
+    assert a.linears[0].weight.data[0, 0] != 1e6
+    b.load_state_dict(a.state_dict())
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[k], v)
+    weight_array = b.linears[0].weight.data
+    b.load_state_dict(a.state_dict())
+    assert b.linears[0].weight.data is weight_array    # loaded in place
+    bad = a.state_dict()
+    bad["2.weight"] = np.zeros((3, 5))
+    with pytest.raises(ValueError, match=r"2\.weight.*\(3, 5\).*\(5, 3\)"):
+        b.load_state_dict(bad)
+    missing = a.state_dict()
+    del missing["0.bias"]
+    with pytest.raises(KeyError, match="0.bias"):
+        b.load_state_dict(missing)
+    with pytest.raises(KeyError, match="extra"):
+        b.load_state_dict({**a.state_dict(), "extra": np.zeros(1)})
+    b.load_state_dict(missing, strict=False)
+
+
+def test_module_without_super_init_is_explained():
+    class Broken(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+    with pytest.raises(AttributeError, match="super"):
+        Broken()

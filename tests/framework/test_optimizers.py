@@ -1,0 +1,149 @@
+"""SGD and Adam against their update formulas written out here, over several steps."""
+import math
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn, optim
+
+GRADS = [np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.3, -0.2]), np.array([-1.0, 0.0, 0.7]),
+         np.array([0.2, 0.2, 0.2])]
+P0 = np.array([1.0, -2.0, 0.5])
+
+
+def run(opt_factory, steps=4):
+    p = mdl.tensor(P0.copy(), requires_grad=True)
+    opt = opt_factory([p])
+    for g in GRADS[:steps]:
+        p.grad = g.copy()
+        opt.step()
+        np.testing.assert_array_equal(p.grad, g)          # optimizers never modify .grad
+    return p.data
+
+
+@pytest.mark.parametrize("momentum,dampening,nesterov,wd", [
+    (0.0, 0.0, False, 0.0), (0.9, 0.0, False, 0.0), (0.9, 0.0, True, 0.0), (0.0, 0.0, False, 0.1),
+    (0.8, 0.3, False, 0.05), (0.5, 0.0, True, 0.2)])
+def test_sgd_matches_formula(momentum, dampening, nesterov, wd):
+    lr = 0.1
+    p, buf = P0.copy(), None
+    for g in GRADS:
+        d = g + wd * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    got = run(lambda ps: optim.SGD(ps, lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                                   weight_decay=wd))
+    np.testing.assert_allclose(got, p, rtol=1e-12)
+
+
+def test_plain_sgd_by_hand():
+    got = run(lambda ps: optim.SGD(ps, lr=0.5), steps=2)
+    np.testing.assert_allclose(got, [1.0 - 0.5 * 0.6, -2.0 + 0.5 * 0.7, 0.5 - 0.5 * 1.8])
+
+
+@pytest.mark.parametrize("betas,eps,wd", [((0.9, 0.999), 1e-8, 0.0), ((0.5, 0.9), 1e-3, 0.1)])
+def test_adam_matches_formula(betas, eps, wd):
+    lr, (b1, b2) = 0.01, betas
+    p, m, v = P0.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(GRADS, start=1):
+        g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    got = run(lambda ps: optim.Adam(ps, lr=lr, betas=betas, eps=eps, weight_decay=wd))
+    np.testing.assert_allclose(got, p, rtol=1e-10)
+
+
+def test_adam_first_step_is_lr_times_sign():
+    got = run(lambda ps: optim.Adam(ps, lr=0.1, eps=0.0), steps=1)
+    np.testing.assert_allclose(got, P0 - 0.1 * np.sign(GRADS[0]))
+
+
+def test_parameter_listed_twice_is_updated_once_and_none_grads_skipped():
+    p = mdl.tensor([1.0], requires_grad=True)
+    q = mdl.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([p, p, q], lr=1.0)
+    p.grad = np.array([1.0])
+    opt.step()
+    np.testing.assert_array_equal(p.data, [0.0])
+    np.testing.assert_array_equal(q.data, [1.0])
+    opt.zero_grad()
+    assert p.grad is None
+
+
+def test_param_groups_and_lr_property():
+    a = mdl.tensor([1.0], requires_grad=True)
+    b = mdl.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    a.grad, b.grad = np.array([1.0]), np.array([1.0])
+    opt.step()
+    np.testing.assert_allclose([a.data[0], b.data[0]], [0.9, 0.5])
+    opt.lr = 0.01
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.01]
+
+
+def test_invalid_arguments():
+    p = [mdl.tensor([1.0], requires_grad=True)]
+    for bad in (dict(lr=-1), dict(lr=0.1, momentum=-0.1), dict(lr=0.1, nesterov=True)):
+        with pytest.raises(ValueError):
+            optim.SGD(p, **bad)
+    with pytest.raises(ValueError):
+        optim.Adam(p, betas=(1.0, 0.9))
+    with pytest.raises(TypeError):
+        optim.SGD(p[0], lr=0.1)
+    with pytest.raises(ValueError):
+        optim.SGD([], lr=0.1)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+                                  lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99))], ids=["sgd", "adam"])
+def test_checkpoint_resume_through_save_load_is_exact(tmp_path, make):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, size=16)
+
+    def train(model, opt, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(mdl.Tensor(x)), y).backward()
+            opt.step()
+
+    mdl.manual_seed(1)
+    ref = nn.MLP([4, 8, 3])
+    ref_opt = make(list(ref.parameters()))
+    train(ref, ref_opt, 6)
+
+    mdl.manual_seed(1)
+    model = nn.MLP([4, 8, 3])
+    opt = make(list(model.parameters()))
+    train(model, opt, 3)
+    state = opt.state_dict()
+    assert all(isinstance(v, (np.ndarray, int, float, bool)) for v in state.values())
+    mdl.save({**{"model." + k: v for k, v in model.state_dict().items()},
+              **{"optim." + k: v for k, v in state.items()}}, tmp_path / "ckpt.npz")
+    loaded = mdl.load(tmp_path / "ckpt.npz")
+
+    mdl.manual_seed(99)
+    resumed = nn.MLP([4, 8, 3])
+    resumed_opt = make(list(resumed.parameters()))
+    resumed.load_state_dict({k[6:]: v for k, v in loaded.items() if k.startswith("model.")})
+    resumed_opt.load_state_dict({k[6:]: v for k, v in loaded.items() if k.startswith("optim.")})
+    assert resumed_opt.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"]
+    train(resumed, resumed_opt, 3)
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[k], v)
+
+
+def test_load_state_dict_checks_shapes():
+    p = mdl.tensor(np.zeros(3), requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    p.grad = np.ones(3)
+    opt.step()
+    state = opt.state_dict()
+    state["state.0.momentum_buffer"] = np.zeros(4)
+    with pytest.raises(ValueError, match=r"\(4,\).*\(3,\)"):
+        optim.SGD([p], lr=0.1, momentum=0.9).load_state_dict(state)
