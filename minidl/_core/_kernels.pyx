@@ -81,6 +81,8 @@ cdef inline bint _is_float(cnp.ndarray arr):
 
 cdef cnp.ndarray _check_array(object x, str what, str func):
     """x must be a float32/float64 ndarray; returns it, copied if the C code cannot read it in place."""
+    if isinstance(x, np.generic):
+        x = np.asarray(x)  # a NumPy scalar is a 0-d array
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{func}: {what} must be a numpy.ndarray, got {type(x).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>x
@@ -183,6 +185,13 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
 
 
 # ------------------------------------------------------------------ sigmoid
+cdef inline cnp.ndarray _c_contiguous(cnp.ndarray arr):
+    """arr, or a C-ordered copy of it (keeps 0-d arrays 0-d, unlike np.ascontiguousarray)."""
+    if cnp.PyArray_IS_C_CONTIGUOUS(arr):
+        return arr
+    return arr.copy(order="C")
+
+
 cdef cnp.ndarray _elementwise_target(cnp.ndarray result, tuple inputs):
     """`result` itself if the kernel can write it directly, else a fresh contiguous buffer."""
     if not cnp.PyArray_IS_C_CONTIGUOUS(result) or not cnp.PyArray_ISALIGNED(result) \
@@ -204,7 +213,7 @@ def sigmoid_forward(x, out=None):
     input (+-1000, +-inf) overflows or gives NaN; one fused vectorized pass.
     """
     cdef cnp.ndarray X = _check_array(x, "x", "sigmoid_forward")
-    X = np.ascontiguousarray(X)
+    X = _c_contiguous(X)
     cdef cnp.ndarray result = np.empty((<object>X).shape, dtype=X.dtype) if out is None else \
         _check_out(out, (<object>X).shape, X.dtype, "sigmoid_forward")
     cdef cnp.ndarray target = _elementwise_target(result, (X,))
@@ -233,8 +242,8 @@ def sigmoid_backward(y, grad_y, out=None):
         raise ValueError(f"sigmoid_backward: y has shape {y.shape} but grad_y has shape {grad_y.shape}")
     if Y.dtype != G.dtype:
         raise TypeError(f"sigmoid_backward: y has dtype {Y.dtype} but grad_y has dtype {G.dtype}")
-    Y = np.ascontiguousarray(Y)
-    G = np.ascontiguousarray(G)
+    Y = _c_contiguous(Y)
+    G = _c_contiguous(G)
     cdef cnp.ndarray result = np.empty((<object>Y).shape, dtype=Y.dtype) if out is None else \
         _check_out(out, (<object>Y).shape, Y.dtype, "sigmoid_backward")
     cdef cnp.ndarray target = _elementwise_target(result, (Y, G))

@@ -1,0 +1,161 @@
+"""matmul against a float64 NumPy reference: awkward shapes, transposes, strides, out=, dtypes, threads."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minidl import _core
+
+DTYPES = [np.float32, np.float64]
+TRANSPOSES = list(itertools.product([False, True], repeat=2))
+
+
+def assert_matmul_close(got, a, b, trans_a=False, trans_b=False):
+    """Elementwise bound |C - C_ref| <= 2 k eps (|op(a)| @ |op(b)|): the standard GEMM error bound."""
+    opa = (a.T if trans_a else a).astype(np.float64)
+    opb = (b.T if trans_b else b).astype(np.float64)
+    ref = opa @ opb
+    assert got.shape == ref.shape
+    assert got.dtype == a.dtype
+    k = opa.shape[1]
+    bound = 2 * max(k, 1) * np.finfo(a.dtype).eps * (np.abs(opa) @ np.abs(opb)) + np.finfo(a.dtype).tiny
+    err = np.abs(got.astype(np.float64) - ref)
+    assert np.all(err <= bound), f"max error {err.max()} (bound {bound[err > bound].min()})"
+
+
+def operands(rng, m, k, n, dtype, trans_a, trans_b):
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return a, b
+
+
+# Block sizes of the kernels: MR 4/6, NR 4/8/16, MC 96/128/144, KC 256, skinny M <= 16.
+AWKWARD = [
+    (0, 0, 0), (0, 5, 3), (4, 0, 3), (4, 5, 0), (1, 1, 1), (1, 7, 1), (7, 1, 9), (1, 1, 33),
+    (2, 3, 5), (13, 17, 19), (72, 73, 74), (1000, 1, 1000),
+    (5, 9, 15), (6, 16, 16), (7, 17, 17), (3, 255, 31), (11, 256, 33), (13, 257, 47),
+    (15, 40, 65), (16, 40, 64), (17, 40, 63), (95, 33, 7), (97, 31, 9), (143, 20, 15),
+    (144, 20, 16), (145, 20, 17), (10, 784, 100), (64, 300, 130), (150, 513, 37),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES, ids=["NN", "NT", "TN", "TT"])
+@pytest.mark.parametrize("m,k,n", AWKWARD, ids=[f"{m}x{k}x{n}" for m, k, n in AWKWARD])
+def test_awkward_shapes(kernels, threads, rng, m, k, n, dtype, trans_a, trans_b):
+    a, b = operands(rng, m, k, n, dtype, trans_a, trans_b)
+    got = _core.matmul(a, b, trans_a=trans_a, trans_b=trans_b)
+    assert_matmul_close(got, a, b, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("m,k,n", [(5, 7, 3073), (9, 600, 2100), (200, 300, 260)])
+def test_blocks_beyond_nc_and_kc(kernels, rng, m, k, n, dtype):
+    a, b = operands(rng, m, k, n, dtype, False, False)
+    assert_matmul_close(_core.matmul(a, b), a, b)
+
+
+def test_zero_inner_dimension_gives_zeros(kernels):
+    out = np.full((3, 4), np.nan, dtype=np.float32)
+    got = _core.matmul(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), out=out)
+    assert got is out
+    assert np.array_equal(out, np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_strided_negative_and_fortran_views(kernels, threads, rng, dtype):
+    base_a = rng.standard_normal((60, 90)).astype(dtype)
+    base_b = rng.standard_normal((80, 70)).astype(dtype)
+    views_a = {
+        "slice": base_a[::2, ::3],                      # (30, 30)
+        "reversed": base_a[:30, ::-1][:, :30],
+        "fortran": np.asfortranarray(base_a[:30, :30]),
+        "broadcast": np.broadcast_to(base_a[0, :30], (30, 30)),
+    }
+    views_b = {
+        "slice": base_b[::2, ::2][:30, :31],           # (30, 31)
+        "reversed": base_b[::-1, :31][:30],
+        "fortran": np.asfortranarray(base_b[:30, :31]),
+        "column": base_b[:30, :1],
+    }
+    for (na, a), (nb, b) in itertools.product(views_a.items(), views_b.items()):
+        assert_matmul_close(_core.matmul(a, b), a, b)
+        # The same memory read as a transpose.
+        assert_matmul_close(_core.matmul(a.T, b, trans_a=True), a.T, b, trans_a=True)
+        assert_matmul_close(_core.matmul(a, b.T, trans_b=True), a, b.T, trans_b=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_out_argument(kernels, rng, dtype):
+    a, b = operands(rng, 20, 30, 40, dtype, False, False)
+    out = np.full((20, 40), np.nan, dtype=dtype)  # garbage must be overwritten, not accumulated
+    assert _core.matmul(a, b, out=out) is out
+    assert_matmul_close(out, a, b)
+    # Non-contiguous and Fortran-ordered outputs are filled correctly too.
+    big = np.zeros((20, 80), dtype=dtype)
+    _core.matmul(a, b, out=big[:, ::2])
+    assert_matmul_close(big[:, ::2], a, b)
+    assert np.all(big[:, 1::2] == 0)
+    fortran = np.zeros((20, 40), dtype=dtype, order="F")
+    _core.matmul(a, b, out=fortran)
+    assert_matmul_close(fortran, a, b)
+    reversed_rows = np.zeros((20, 40), dtype=dtype)[::-1]
+    _core.matmul(a, b, out=reversed_rows)
+    assert_matmul_close(reversed_rows, a, b)
+
+
+def test_out_aliasing_an_input(kernels, rng):
+    a = rng.standard_normal((33, 33)).astype(np.float32)
+    b = rng.standard_normal((33, 33)).astype(np.float32)
+    expected = a.astype(np.float64) @ b
+    got = _core.matmul(a, b, out=a)  # overwrites its own input: computed via a temporary
+    assert got is a
+    np.testing.assert_allclose(a, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_byteswapped_and_misaligned_inputs(kernels, rng):
+    a = rng.standard_normal((17, 23))
+    b = rng.standard_normal((23, 19))
+    swapped = a.astype(a.dtype.newbyteorder(">"))
+    raw = np.zeros(23 * 19 * 8 + 1, dtype=np.uint8)[1:].view(np.float64).reshape(23, 19)
+    raw[...] = b
+    assert not raw.flags.aligned
+    got = _core.matmul(swapped, raw)
+    assert_matmul_close(got, a, b)
+
+
+def test_generic_and_avx2_agree(rng):
+    if len(_core.available_kernels()) < 2:
+        pytest.skip("only the generic kernels exist on this machine")
+    a, b = operands(rng, 77, 300, 91, np.float64, False, True)
+    results = []
+    for name in _core.available_kernels():
+        _core.use_kernels(name)
+        results.append(_core.matmul(a, b, trans_b=True))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.integers(0, 40), k=st.integers(0, 40), n=st.integers(0, 70),
+    trans_a=st.booleans(), trans_b=st.booleans(),
+    dtype=st.sampled_from(DTYPES), step=st.sampled_from([1, 2, -1]),
+    fortran=st.booleans(), nthreads=st.sampled_from([1, 2]),
+    kernel=st.sampled_from(_core.available_kernels()), seed=st.integers(0, 2**31),
+)
+def test_random_shapes_and_layouts(m, k, n, trans_a, trans_b, dtype, step, fortran, nthreads, kernel, seed):
+    _core.use_kernels(kernel)
+    _core.set_num_threads(nthreads)
+    rng = np.random.default_rng(seed)
+    a, b = operands(rng, m, k, n, dtype, trans_a, trans_b)
+    # Same values, other memory layouts: strided (or reversed) copies and Fortran order.
+    a_view = np.repeat(a, abs(step), axis=1)[:, ::step] if step != 1 else a
+    if step == -1:
+        a_view = np.ascontiguousarray(a[:, ::-1])[:, ::-1]
+    if fortran:
+        b = np.asfortranarray(b)
+    assert np.array_equal(a_view, a)
+    got = _core.matmul(a_view, b, trans_a=trans_a, trans_b=trans_b)
+    assert_matmul_close(got, a, b, trans_a, trans_b)

@@ -1,0 +1,67 @@
+"""Thread control, the GIL release, and the import-time kernel choice."""
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from minidl import _core
+
+
+def run_python(code, **env):
+    environment = {**os.environ, **env}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            check=True, timeout=60)
+    return result.stdout.strip()
+
+
+def test_set_and_get_num_threads():
+    _core.set_num_threads(1)
+    assert _core.get_num_threads() == 1
+    _core.set_num_threads(2)
+    assert _core.get_num_threads() == (2 if _core.openmp_enabled() else 1)
+
+
+def test_default_threads_follow_omp_num_threads():
+    code = "from minidl import _core; print(_core.get_num_threads())"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    assert run_python(code, OMP_NUM_THREADS="1") == "1"
+    if _core.openmp_enabled():
+        assert run_python(code, OMP_NUM_THREADS="3") == "3"
+        default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                 check=True).stdout.strip()
+        assert default == str(len(os.sched_getaffinity(0)))
+
+
+def test_env_var_forces_generic_kernels():
+    code = "from minidl import _core; print(_core.kernel_name())"
+    assert run_python(code, MINIDL_KERNELS="generic") == "generic"
+
+
+def test_best_kernels_chosen_at_import():
+    expected = "avx2" if "avx2" in _core.available_kernels() else "generic"
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_KERNELS"}
+    got = subprocess.run([sys.executable, "-c", "from minidl import _core; print(_core.kernel_name())"],
+                         capture_output=True, text=True, env=env, check=True).stdout.strip()
+    assert got == expected
+    if _core.cpu_has_avx2_fma():
+        assert "avx2" in _core.available_kernels() or os.environ.get("MINIDL_PORTABLE")
+
+
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_concurrent_python_threads_get_correct_results(kernels, nthreads):
+    """The GIL is released; each OS thread has its own packing buffers, so concurrent calls are safe."""
+    _core.set_num_threads(nthreads)
+    rng = np.random.default_rng(7)
+    pairs = [(rng.standard_normal((m, 150)).astype(np.float32), rng.standard_normal((150, 97)).astype(np.float32))
+             for m in (3, 40, 200, 17)]
+
+    def work(pair):
+        a, b = pair
+        return [np.abs(_core.matmul(a, b) - a.astype(np.float64) @ b).max() for _ in range(5)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        errors = [e for result in pool.map(work, pairs * 2) for e in result]
+    assert max(errors) < 1e-3
