@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -246,7 +245,8 @@ class Trainer:
         if self.log is None:
             return
         if self._bar is not None and not self._bar.disable:
-            self._bar.write(text, file=sys.stdout)
+            with self._bar.external_write_mode():   # keep the bar intact around the line
+                self.log(text)
         else:
             self.log(text)
 
@@ -281,7 +281,7 @@ class Trainer:
         sums = self._sums
         examples = max(sums["examples"], 1)
         record = {
-            "epoch": self.epoch if complete else self.epoch + self.batch / len(self.train_loader),
+            "epoch": self.epoch + 1 if complete else self.epoch + self.batch / len(self.train_loader),
             "step": self.step,
             "complete": complete,
             "train_loss": sums["loss"] / examples,
@@ -343,9 +343,10 @@ class Trainer:
                 if updates is not None and self.step >= updates:
                     break
             if self.batch == len(loader):
-                self.epoch, self.batch = self.epoch + 1, 0
+                # Evaluate before moving the counters: an interruption here resumes at the epoch's end
+                # and redoes only this bookkeeping.
                 record = self._epoch_record(complete=True)
-                self._sums = self._empty_sums()
+                self.epoch, self.batch, self._sums = self.epoch + 1, 0, self._empty_sums()
                 self._finish_record(record, epochs)
         finally:
             self._bar.close()

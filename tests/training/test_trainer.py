@@ -93,6 +93,28 @@ def test_ctrl_c_mid_epoch_checkpoints_and_resume_is_exact(tmp_path, uninterrupte
     assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
 
 
+def test_interrupt_during_end_of_epoch_evaluation_resumes_exactly(tmp_path, uninterrupted):
+    params, history, _, _ = uninterrupted
+    evaluations = {"n": 0}
+
+    def loss_interrupted_in_second_evaluation(logits, targets):
+        if not mdl.is_grad_enabled():
+            evaluations["n"] += 1
+            if evaluations["n"] == 2:
+                raise KeyboardInterrupt
+        return functional.cross_entropy(logits, targets)
+
+    trainer = _trainer(tmp_path, optimizer="sgd")
+    trainer.loss_fn = loss_interrupted_in_second_evaluation
+    with pytest.raises(TrainingInterrupted, match="after update 14 \\(epoch 2, batch 7/7\\)"):
+        trainer.fit(epochs=3)
+    assert len(read_records(tmp_path / "metrics.jsonl")) == 1
+    resumed = _trainer(tmp_path, optimizer="sgd").resume()
+    resumed.fit(epochs=3)
+    _assert_same_params(_params(resumed), params)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
+
+
 def test_real_sigint_stops_after_the_update(tmp_path):
     def press_ctrl_c(trainer):
         if trainer.step == 4:
@@ -214,3 +236,13 @@ def test_bad_arguments(tmp_path):
         trainer.fit(epochs=-1)
     with pytest.raises(ValueError):
         Every(0, print)
+
+
+def test_log_lines_with_and_without_progress_bar(tmp_path, capsys):
+    for progress in (True, False):
+        lines = []
+        model, opt, loader, evals = make_setup()
+        Trainer(model, opt, loader, eval_loaders=evals, progress=progress, log=lines.append).fit(epochs=2)
+        assert len(lines) == 2 and lines[1].startswith("epoch 2/2: train loss ")
+        assert "test error" in lines[1] and "samples/s" in lines[1]
+    assert "samples/s" in capsys.readouterr().err          # the bar (stderr) showed the rate
