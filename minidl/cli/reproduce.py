@@ -1,0 +1,117 @@
+"""`minidl reproduce`: the Glorot & Bengio (2010) study end to end (see minidl.experiments)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _csv(kind):
+    def parse(text: str):
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        try:
+            return tuple(kind(item) for item in items)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return parse
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "reproduce",
+        help="reproduce Glorot & Bengio (2010): what initialization does to deep nets",
+        description=(
+            "Run the Glorot & Bengio (2010) study and write report.md, figures/*.png, results.json and CSVs "
+            "into one folder. Presets: the default finishes within ~10 minutes on 2 cores (1000-unit nets, "
+            "at-init study on 5- and 10-layer nets, 5x1000 training of {sigmoid,tanh,softsign} x "
+            "{standard,xavier_uniform} x 2 seeds); --quick within a minute (small nets); --full at the "
+            "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
+            "progress bar gives the estimate). Options below override the preset."),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="shrunk study that finishes within a minute")
+    mode.add_argument("--full", action="store_true", help="the paper's scale (many hours)")
+    parser.add_argument("--out", default=None, help="output folder (default: a new folder under runs/)")
+    parser.add_argument("--dataset", default="auto", choices=("auto", "fashion-mnist", "mnist", "shapeset"),
+                        help="auto = Fashion-MNIST when installed, else the built-in Shapeset-3x2")
+    parser.add_argument("--data-dir", default=None, help="folder holding the dataset's IDX files")
+    parser.add_argument("--skip-at-init", action="store_true", help="skip the at-initialization study")
+    parser.add_argument("--skip-training", action="store_true", help="skip the training study")
+    parser.add_argument("--depth", type=int, default=None, help="hidden layers of the trained nets")
+    parser.add_argument("--width", type=int, default=None, help="units per hidden layer (both studies)")
+    parser.add_argument("--init-depths", type=_csv(int), default=None,
+                        help="depths of the at-init nets, e.g. 5,10")
+    parser.add_argument("--activations", type=_csv(str), default=None,
+                        help="activations of the training study, e.g. sigmoid,tanh,softsign")
+    parser.add_argument("--init-activations", type=_csv(str), default=None,
+                        help="activations of the at-init study, e.g. sigmoid,tanh,softsign,relu")
+    parser.add_argument("--schemes", type=_csv(str), default=None,
+                        help="init schemes of the training study, e.g. standard,xavier_uniform")
+    parser.add_argument("--init-schemes", type=_csv(str), default=None,
+                        help="init schemes of the at-init study (names of minidl.init, normal_<std>)")
+    parser.add_argument("--seeds", type=_csv(int), default=None, help="training seeds, e.g. 0,1")
+    parser.add_argument("--updates", type=int, default=None, help="SGD updates per training run")
+    parser.add_argument("--batch-size", type=int, default=None, help="minibatch size")
+    parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
+    parser.add_argument("--lr-search", action="store_true",
+                        help="choose each configuration's lr on validation error (short runs over a grid)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def build_config(args):
+    """The StudyConfig that `args` describe: a preset, then the overrides."""
+    import dataclasses
+
+    from minidl.experiments.config import preset
+
+    config = preset("quick" if args.quick else "full" if args.full else "default")
+    config.dataset, config.data_dir = args.dataset, args.data_dir
+    if args.skip_at_init:
+        config.at_init = None
+    if args.skip_training:
+        config.training = None
+    if config.at_init is not None:
+        a = config.at_init
+        overrides = {"width": args.width, "depths": args.init_depths, "activations": args.init_activations,
+                     "schemes": args.init_schemes}
+        config.at_init = dataclasses.replace(a, **{k: v for k, v in overrides.items() if v is not None})
+    if config.training is not None:
+        t = config.training
+        overrides = {"width": args.width, "depth": args.depth, "activations": args.activations,
+                     "schemes": args.schemes, "seeds": args.seeds, "updates": args.updates,
+                     "batch_size": args.batch_size}
+        t = dataclasses.replace(t, **{k: v for k, v in overrides.items() if v is not None})
+        if args.lr is not None:
+            t.learning_rates = {a: args.lr for a in t.activations}
+            t.learning_rates.update({(a, s): args.lr for a in t.activations for s in t.schemes})
+        if args.lr_search:
+            t.lr_search = True
+        if args.updates is not None:
+            t.eval_every = min(t.eval_every, max(1, args.updates // 5))
+            t.monitor_every = min(t.monitor_every, max(1, args.updates // 10))
+        config.training = t
+    return config.validate()
+
+
+def run(args) -> int:
+    import shlex
+    import sys
+
+    from minidl.experiments.study import default_out_dir, run_study
+
+    try:
+        config = build_config(args)
+    except ValueError as error:
+        print(f"minidl reproduce: {error}", file=sys.stderr)
+        return 2
+    out = args.out or default_out_dir()
+    command = "minidl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "minidl reproduce"
+    try:
+        study = run_study(config, out, command=command, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: what finished is in {out} (report.md, results.json)", file=sys.stderr)
+        return 130
+    print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
+          f"{study.results['wall_seconds']:.0f} s)")
+    return 0

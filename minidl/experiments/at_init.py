@@ -1,0 +1,138 @@
+"""The study at initialization (Glorot & Bengio 2010, Sec. 4.2: Figs. 6-8 and Eq. 17).
+
+For each activation x scheme x depth, one untrained net sees one fixed batch (the first `examples` test
+images); one forward and backward pass of the mean softmax cross-entropy gives, per hidden layer:
+activation, back-propagated gradient dC/ds and weight-gradient statistics and histograms, the layer
+Jacobian's mean singular value, and the variances that the derivation predicts (minidl.diagnostics.theory).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minidl.diagnostics import (QUARTER_CIRCLE_MEAN, histogram, mean_singular_value, predict_backward,
+                                predict_forward, predict_weight_gradient, ratio_per_layer, summarize,
+                                symmetric_range)
+from minidl.experiments.networks import build_network, layer_sizes, weight_variances
+
+PAPER_PAIR = ("standard", "xavier_uniform")   # the two schemes the paper's figures compare
+ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+
+
+def _forward_backward(model, probe, x, y):
+    import minidl as mdl
+    from minidl.nn import functional as F
+
+    with probe:
+        loss = F.cross_entropy(model(mdl.tensor(x)), y)
+        loss.backward()
+    return float(loss.item())
+
+
+def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, n_classes: int, seed: int,
+                    jacobian_examples: int) -> tuple[dict, dict]:
+    """(record, raw): the JSON-ready record of one untrained net and its raw per-layer arrays."""
+    sizes = layer_sizes(x.shape[1], depth, width, n_classes)
+    model, probe = build_network(x.shape[1], depth, width, n_classes, activation, scheme, seed)
+    loss = _forward_backward(model, probe, x, y)
+    variances = weight_variances(sizes, scheme)
+    forward = predict_forward(sizes[:depth], variances[:depth], float(np.mean(np.square(x, dtype=np.float64))),
+                              activation)
+    output_gradient_var = float(np.var(probe.pre_activation_grads[depth], dtype=np.float64))
+    backward = predict_backward(sizes[2:], variances[1:], output_gradient_var, activation,
+                                forward["pre_activation_var"])
+    input_moments = [float(np.mean(np.square(x, dtype=np.float64)))] + forward["activation_second_moment"][:-1]
+    weight_grad_pred = predict_weight_gradient(x.shape[0], input_moments, backward)
+    layers = []
+    for i in range(depth):
+        jacobian = None
+        if jacobian_examples > 0:
+            derivatives = probe.activation_derivatives(i)[:jacobian_examples]
+            jacobian = mean_singular_value(probe.weight(i), derivatives, np.float32)
+        layers.append({
+            "layer": i + 1,
+            "fan_in": sizes[i], "fan_out": sizes[i + 1], "weight_variance": variances[i],
+            "pre_activation": summarize(probe.pre_activations[i]),
+            "activation": summarize(probe.activations[i]),
+            "backprop_gradient": summarize(probe.pre_activation_grads[i]),
+            "weight_gradient": summarize(probe.weight_grad(i)),
+            "jacobian_mean_singular_value": jacobian,
+            "predicted": {
+                "pre_activation_var": forward["pre_activation_var"][i],
+                "activation_var": forward["activation_var"][i],
+                "backprop_gradient_var": backward[i],
+                "weight_gradient_var": weight_grad_pred[i],
+            },
+        })
+    activation_std = [layer["activation"]["std"] for layer in layers]
+    gradient_std = [layer["backprop_gradient"]["std"] for layer in layers]
+    weight_grad_std = [layer["weight_gradient"]["std"] for layer in layers]
+    jacobians = [layer["jacobian_mean_singular_value"] for layer in layers[1:]]
+    record = {
+        "activation": activation, "scheme": scheme, "depth": depth, "width": width, "seed": seed,
+        "examples": int(x.shape[0]), "loss": loss,
+        "input_second_moment": float(np.mean(np.square(x, dtype=np.float64))),
+        "output_gradient_var": output_gradient_var,
+        "layers": layers,
+        "summary": {
+            "activation_std_ratio_per_layer": ratio_per_layer(activation_std),
+            "backprop_gradient_std_top_over_bottom": _safe_ratio(gradient_std[-1], gradient_std[0]),
+            "weight_gradient_std_max_over_min": _safe_ratio(max(weight_grad_std), min(weight_grad_std)),
+            "jacobian_mean_singular_value": (float(np.mean(jacobians)) if jacobians and None not in jacobians
+                                             else None),
+            "quarter_circle_prediction": QUARTER_CIRCLE_MEAN * float(np.sqrt(width * variances[1])),
+        },
+    }
+    raw = {
+        "activation": [probe.activations[i] for i in range(depth)],
+        "backprop_gradient": [probe.pre_activation_grads[i] for i in range(depth)],
+        "weight_gradient": [probe.weight_grad(i) for i in range(depth)],
+    }
+    return record, raw
+
+
+def _safe_ratio(a: float, b: float) -> float:
+    return float(a / b) if b > 0 else float("nan")
+
+
+def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None:
+    """Attach per-layer histograms to each record; the paper's pair of schemes shares gradient axes."""
+    def quantity_range(quantity, activation, arrays):
+        if quantity == "activation" and activation in ACTIVATION_RANGES:
+            return ACTIVATION_RANGES[activation]
+        if quantity == "activation":                       # relu: [0, high percentile]
+            high = max(float(np.percentile(a, 99.9)) for a in arrays)
+            return (0.0, high if high > 0 else 1.0)
+        return symmetric_range(arrays)
+
+    pair = [(r, raw) for r, raw in records_and_raws if r["scheme"] in PAPER_PAIR]
+    for quantity in ("activation", "backprop_gradient", "weight_gradient"):
+        shared = None
+        if pair:
+            arrays = [a for _, raw in pair for a in raw[quantity]]
+            shared = quantity_range(quantity, pair[0][0]["activation"], arrays)
+        for record, raw in records_and_raws:
+            value_range = shared if record["scheme"] in PAPER_PAIR else \
+                quantity_range(quantity, record["activation"], raw[quantity])
+            record.setdefault("histograms", {})[quantity] = [histogram(a, value_range, bins) for a in raw[quantity]]
+
+
+def run_at_init(config, data, on_record=None, on_step=None) -> list[dict]:
+    """Run the at-init study; `on_record(record)` after each (activation, depth) group, `on_step()` per net."""
+    x = data.x_test[:config.examples]
+    y = data.y_test[:config.examples]
+    records = []
+    for activation in config.activations:
+        for depth in config.depths:
+            group = []
+            for scheme in config.schemes:
+                jacobian_examples = config.jacobian_examples if depth <= config.jacobian_max_depth else 0
+                group.append(measure_network(activation, scheme, depth, config.width, x, y, data.n_classes,
+                                             config.seed, jacobian_examples))
+                if on_step is not None:
+                    on_step()
+            add_histograms(group, config.bins)
+            for record, _ in group:
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+    return records

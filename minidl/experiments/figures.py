@@ -1,0 +1,255 @@
+"""The study's figures (matplotlib, Agg backend), named after the paper's figures they mirror.
+
+Each function takes the results dict (layout in results.py) and the output folder, draws one PNG and
+returns its path, or None when the run holds no data for it (e.g. an interrupted study).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from minidl.experiments.schemes import label
+
+PAIR = ("standard", "xavier_uniform")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _layer_colors(count):
+    plt = _plt()
+    cmap = plt.get_cmap("viridis")
+    return [cmap(i / max(1, count - 1) * 0.9) for i in range(count)]
+
+
+def _save(fig, folder: Path, name: str) -> Path:
+    path = Path(folder) / name
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    _plt().close(fig)
+    return path
+
+
+def _runs(results, activation, scheme):
+    runs = (results.get("training") or {}).get("runs") or []
+    return [r for r in runs if r["activation"] == activation and r["scheme"] == scheme]
+
+
+def _at_init(results, activation, scheme, depth=None):
+    records = [r for r in results.get("at_init") or [] if r["activation"] == activation and r["scheme"] == scheme]
+    if depth is not None:
+        records = [r for r in records if r["depth"] == depth]
+    return records
+
+
+def _at_init_depth(results, pick=min):
+    depths = sorted({r["depth"] for r in results.get("at_init") or []})
+    return pick(depths) if depths else None
+
+
+def fig2_sigmoid_mean_std(results, folder):
+    """Paper Fig. 2: mean (line) and std (band) of each sigmoid hidden layer's activations over training."""
+    plt = _plt()
+    panels = [(s, _runs(results, "sigmoid", s)) for s in PAIR]
+    panels = [(s, runs[0]) for s, runs in panels if runs and runs[0].get("monitor")]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for ax, (scheme, run) in zip(axes[0], panels):
+        updates = np.array(run["monitor"]["updates"])
+        layers = run["monitor"]["layers"]
+        for i, (layer, color) in enumerate(zip(layers, _layer_colors(len(layers)))):
+            mean, std = np.array(layer["mean"], float), np.array(layer["std"], float)
+            ax.plot(updates, mean, color=color, label=f"layer {i + 1}")
+            ax.fill_between(updates, mean - std, mean + std, color=color, alpha=0.12)
+        ax.set(title=f"sigmoid, {label(scheme)} (seed {run['seed']}, lr {run['lr']:g})",
+               xlabel="updates", ylabel="activation mean ± std", ylim=(-0.05, 1.05))
+        ax.legend(fontsize=8)
+    return _save(fig, folder, "fig2_sigmoid_activation_mean_std.png")
+
+
+def fig3_percentiles(results, folder):
+    """Paper Fig. 3: 2nd/98th percentiles (markers) and std (line) of tanh and softsign activations."""
+    plt = _plt()
+    cells = [(a, s, _runs(results, a, s)) for a in ("tanh", "softsign") for s in PAIR]
+    cells = [(a, s, runs[0]) for a, s, runs in cells if runs and runs[0].get("monitor")]
+    if not cells:
+        return None
+    cols = 2
+    rows = (len(cells) + 1) // 2
+    fig, axes = plt.subplots(rows, cols, figsize=(12, 3.8 * rows), squeeze=False)
+    for ax, (activation, scheme, run) in zip(axes.ravel(), cells):
+        updates = np.array(run["monitor"]["updates"])
+        layers = run["monitor"]["layers"]
+        for i, (layer, color) in enumerate(zip(layers, _layer_colors(len(layers)))):
+            ax.plot(updates, layer["p98"], linestyle="none", marker="^", markersize=3, color=color)
+            ax.plot(updates, layer["p2"], linestyle="none", marker="v", markersize=3, color=color)
+            ax.plot(updates, layer["std"], color=color, label=f"layer {i + 1}")
+        ax.set(title=f"{activation}, {label(scheme)}: p98/p2 (markers), std (line)", xlabel="updates",
+               ylim=(-1.05, 1.05))
+        ax.legend(fontsize=7, ncol=2)
+    for ax in axes.ravel()[len(cells):]:
+        ax.axis("off")
+    return _save(fig, folder, "fig3_tanh_softsign_percentiles.png")
+
+
+def fig4_final_histograms(results, folder):
+    """Paper Fig. 4: histograms of the monitored activations at the end of training."""
+    plt = _plt()
+    cells = [(a, s, _runs(results, a, s)) for a in ("sigmoid", "tanh", "softsign") for s in PAIR]
+    cells = [(a, s, runs[0]) for a, s, runs in cells if runs and runs[0].get("final_histograms")]
+    if not cells:
+        return None
+    rows = (len(cells) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(12, 3.5 * rows), squeeze=False)
+    for ax, (activation, scheme, run) in zip(axes.ravel(), cells):
+        hists = run["final_histograms"]
+        for i, (h, color) in enumerate(zip(hists, _layer_colors(len(hists)))):
+            edges = np.array(h["edges"])
+            ax.plot(0.5 * (edges[1:] + edges[:-1]), h["density"], color=color, label=f"layer {i + 1}")
+        ax.set(title=f"{activation}, {label(scheme)}: after {run['updates_done']} updates",
+               xlabel="activation value", ylabel="density")
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(cells):]:
+        ax.axis("off")
+    return _save(fig, folder, "fig4_final_activation_histograms.png")
+
+
+def _init_histograms(results, folder, quantity, filename, xlabel, title):
+    plt = _plt()
+    depth = _at_init_depth(results)
+    activation = "tanh" if _at_init(results, "tanh", PAIR[0]) else \
+        next((r["activation"] for r in results.get("at_init") or []), None)
+    if activation is None:
+        return None
+    cells = [(s, _at_init(results, activation, s, depth)) for s in PAIR]
+    cells = [(s, r[0]) for s, r in cells if r and r[0].get("histograms")]
+    if not cells:
+        return None
+    fig, axes = plt.subplots(1, len(cells), figsize=(6 * len(cells), 3.8), squeeze=False, sharey=False)
+    for ax, (scheme, record) in zip(axes[0], cells):
+        hists = record["histograms"][quantity]
+        for i, (h, color) in enumerate(zip(hists, _layer_colors(len(hists)))):
+            edges = np.array(h["edges"])
+            ax.plot(0.5 * (edges[1:] + edges[:-1]), h["density"], color=color, label=f"layer {i + 1}")
+        ax.set(title=f"{title}: {activation}, {label(scheme)}", xlabel=xlabel, ylabel="density")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+        ax.legend(fontsize=7)
+    return _save(fig, folder, filename)
+
+
+def fig6_activation_histograms(results, folder):
+    return _init_histograms(results, folder, "activation", "fig6_activation_histograms_init.png",
+                            "activation value", "Activations at init")
+
+
+def fig7_backprop_histograms(results, folder):
+    return _init_histograms(results, folder, "backprop_gradient", "fig7_backprop_gradient_histograms_init.png",
+                            "dC/ds", "Back-propagated gradients at init")
+
+
+def fig8_weight_gradient_histograms(results, folder):
+    return _init_histograms(results, folder, "weight_gradient", "fig8_weight_gradient_histograms_init.png",
+                            "dC/dW", "Weight gradients at init")
+
+
+def fig11_12_learning_curves(results, folder):
+    """Paper Figs. 11-12: test error and train loss against updates, mean over seeds with min-max band."""
+    plt = _plt()
+    runs = (results.get("training") or {}).get("runs") or []
+    activations = list(dict.fromkeys(r["activation"] for r in runs))
+    if not activations:
+        return None
+    fig, axes = plt.subplots(2, len(activations), figsize=(5 * len(activations), 7), squeeze=False)
+    for col, activation in enumerate(activations):
+        schemes = list(dict.fromkeys(r["scheme"] for r in runs if r["activation"] == activation))
+        for scheme, style in zip(schemes, ("-", "--", ":", "-.")):
+            group = [r for r in runs if r["activation"] == activation and r["scheme"] == scheme]
+            for row, key in enumerate(("test_error", "train_loss")):
+                length = min(len(r["curve"]["updates"]) for r in group)
+                updates = np.array(group[0]["curve"]["updates"][:length])
+                values = np.array([[np.nan if v is None else v for v in r["curve"][key][:length]] for r in group],
+                                  dtype=float)
+                if np.all(np.isnan(values)):
+                    continue
+                mean = np.nanmean(values, axis=0)
+                line, = axes[row][col].plot(updates, mean, style,
+                                            label=f"{label(scheme)} (lr {group[0]['lr']:g}, {len(group)} seeds)")
+                if len(group) > 1:
+                    axes[row][col].fill_between(updates, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
+                                                color=line.get_color(), alpha=0.15)
+        axes[0][col].set(title=f"{activation}: test error", xlabel="updates", ylabel="test error")
+        axes[1][col].set(title=f"{activation}: train loss", xlabel="updates", ylabel="NLL")
+        axes[0][col].legend(fontsize=7)
+    return _save(fig, folder, "fig11_12_learning_curves.png")
+
+
+def variance_propagation(results, folder):
+    """Measured per-layer variances beside the derivation's linear-regime predictions (log scale)."""
+    plt = _plt()
+    depth = _at_init_depth(results, pick=max)
+    records = [r for r in results.get("at_init") or [] if r["depth"] == depth]
+    activations = list(dict.fromkeys(r["activation"] for r in records))
+    if not activations:
+        return None
+    fig, axes = plt.subplots(2, len(activations), figsize=(4.5 * len(activations), 7), squeeze=False)
+    for col, activation in enumerate(activations):
+        for k, record in enumerate(r for r in records if r["activation"] == activation):
+            color = f"C{k}"
+            layers = np.arange(1, depth + 1)
+            for row, (measured_key, predicted_key) in enumerate(
+                    (("activation", "activation_var"), ("backprop_gradient", "backprop_gradient_var"))):
+                measured = [L[measured_key]["std"] ** 2 for L in record["layers"]]
+                predicted = [L["predicted"][predicted_key] for L in record["layers"]]
+                axes[row][col].semilogy(layers, measured, "o-", color=color, label=label(record["scheme"]))
+                axes[row][col].semilogy(layers, predicted, "--", color=color)
+        axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer")
+        axes[1][col].set(title=f"{activation}: Var(dC/ds)", xlabel="layer")
+        axes[0][col].legend(fontsize=6)
+    return _save(fig, folder, "variance_propagation.png")
+
+
+def jacobian_singular_values(results, folder):
+    """Mean singular value of each layer's Jacobian at init, per scheme (paper Eq. 17: 0.5 vs 0.8)."""
+    plt = _plt()
+    records = [r for r in results.get("at_init") or []
+               if all(L["jacobian_mean_singular_value"] is not None for L in r["layers"])]
+    if not records:
+        return None
+    depth = min(r["depth"] for r in records)
+    records = [r for r in records if r["depth"] == depth]
+    activations = list(dict.fromkeys(r["activation"] for r in records))
+    fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False)
+    for ax, activation in zip(axes[0], activations):
+        for k, record in enumerate(r for r in records if r["activation"] == activation):
+            values = [L["jacobian_mean_singular_value"] for L in record["layers"]]
+            ax.plot(range(1, depth + 1), values, "o-", color=f"C{k}", label=label(record["scheme"]))
+        for level in (0.5, 0.8):
+            ax.axhline(level, color="grey", linestyle=":", linewidth=1)
+        ax.set(title=f"{activation}: Jacobian mean singular value", xlabel="layer", yscale="log")
+        ax.legend(fontsize=6)
+    return _save(fig, folder, "jacobian_singular_values.png")
+
+
+ALL_FIGURES = (fig2_sigmoid_mean_std, fig3_percentiles, fig4_final_histograms, fig6_activation_histograms,
+               fig7_backprop_histograms, fig8_weight_gradient_histograms, fig11_12_learning_curves,
+               variance_propagation, jacobian_singular_values)
+
+
+def draw_all(results, folder) -> dict:
+    """Draw every figure the results support; returns {function name: path}."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for function in ALL_FIGURES:
+        path = function(results, folder)
+        if path is not None:
+            paths[function.__name__] = path
+    return paths

@@ -1,0 +1,36 @@
+"""The deep nets of the study: `depth` hidden layers of `width` units, a softmax output layer, zero biases.
+
+All layers, the output layer included, are initialized with the same scheme, as in the paper.
+"""
+from __future__ import annotations
+
+from minidl.diagnostics import LayerProbe
+from minidl.experiments.schemes import initializer, weight_variance
+
+ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
+
+
+def layer_sizes(n_inputs: int, depth: int, width: int, n_classes: int) -> list[int]:
+    return [n_inputs] + [width] * depth + [n_classes]
+
+
+def build_network(n_inputs: int, depth: int, width: int, n_classes: int, activation: str, scheme: str,
+                  seed: int):
+    """(model, probe): an `nn.MLP` (Linear/activation pairs, logits out) and a LayerProbe over its layers.
+
+    minidl's global generator is seeded with `seed` first, so the same seed gives the same weights.
+    """
+    from minidl import nn
+    from minidl.random import manual_seed
+
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
+    manual_seed(int(seed))
+    model = nn.MLP(layer_sizes(n_inputs, depth, width, n_classes), activation=activation,
+                   init=initializer(scheme))
+    return model, LayerProbe(model.linears, list(model.activations) + [None])
+
+
+def weight_variances(sizes: list[int], scheme: str) -> list[float]:
+    """Var(W^i) of every layer (hidden and output) under `scheme`."""
+    return [weight_variance(scheme, a, b) for a, b in zip(sizes[:-1], sizes[1:])]

@@ -1,0 +1,111 @@
+"""results.json (written incrementally, atomically) and the CSV files beside it.
+
+Layout of results.json (format "minidl-reproduce/1"):
+    status            "running" | "complete" | "interrupted"
+    started, finished ISO-8601 UTC times; wall_seconds
+    config            the StudyConfig (preset, dataset, at_init, training)
+    environment       python, numpy, platform, cpu_count, minidl version
+    data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error
+    at_init           list, one record per (activation, depth, scheme):
+        activation, scheme, depth, width, seed, examples, loss, input_second_moment, output_gradient_var,
+        layers[i]: layer, fan_in, fan_out, weight_variance, jacobian_mean_singular_value,
+                   pre_activation / activation / backprop_gradient / weight_gradient: summaries
+                   {mean, std, second_moment, min, max, p2, p50, p98},
+                   predicted {pre_activation_var, activation_var, backprop_gradient_var, weight_gradient_var}
+        summary: activation_std_ratio_per_layer, backprop_gradient_std_top_over_bottom,
+                 weight_gradient_std_max_over_min, jacobian_mean_singular_value (layers 2..L),
+                 quarter_circle_prediction (0.849 sqrt(n Var W))
+        histograms: {activation, backprop_gradient, weight_gradient}: per layer {edges, density}
+    training
+        learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
+                           updates, chosen}}}
+        runs              list, one record per (activation, scheme, seed):
+            activation, scheme, seed, lr, depth, width, batch_size, updates_planned, updates_done,
+            diverged_at (update or null), train_seconds, updates_per_second,
+            final_test_error (whole test split), final_validation_error,
+            curve {updates, train_loss (mean minibatch loss since the previous point), test_error},
+            monitor {updates, layers[i] {mean, std, p2, p50, p98}} on the 300 monitored test examples,
+            final_histograms: per layer {edges, density} of the monitored activations at the end
+    paper_table1      the paper's Table 1 (test error %, 5 hidden layers)
+CSV files: at_init_layers.csv, training_curves.csv, training_monitor.csv, final_errors.csv.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+FORMAT = "minidl-reproduce/1"
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become null, tuples lists, numpy scalars floats."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as handle:
+        json.dump(_clean(data), handle, indent=1)
+    os.replace(temporary, path)
+
+
+def _write_csv(path: Path, header: list[str], rows) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+
+
+def write_csvs(results: dict, folder: Path) -> list[Path]:
+    folder = Path(folder)
+    written = []
+    at_init = results.get("at_init") or []
+    if at_init:
+        path = folder / "at_init_layers.csv"
+        header = ["activation", "scheme", "depth", "layer", "weight_variance", "activation_mean",
+                  "activation_std", "activation_p2", "activation_p98", "predicted_activation_var",
+                  "measured_activation_var", "backprop_gradient_std", "measured_backprop_gradient_var",
+                  "predicted_backprop_gradient_var", "weight_gradient_std", "jacobian_mean_singular_value"]
+        rows = ([r["activation"], r["scheme"], r["depth"], L["layer"], L["weight_variance"],
+                 L["activation"]["mean"], L["activation"]["std"], L["activation"]["p2"], L["activation"]["p98"],
+                 L["predicted"]["activation_var"], L["activation"]["std"] ** 2, L["backprop_gradient"]["std"],
+                 L["backprop_gradient"]["std"] ** 2, L["predicted"]["backprop_gradient_var"],
+                 L["weight_gradient"]["std"], L["jacobian_mean_singular_value"]]
+                for r in at_init for L in r["layers"])
+        _write_csv(path, header, rows)
+        written.append(path)
+    runs = (results.get("training") or {}).get("runs") or []
+    if runs:
+        path = folder / "training_curves.csv"
+        _write_csv(path, ["activation", "scheme", "seed", "lr", "update", "train_loss", "test_error"],
+                   ([r["activation"], r["scheme"], r["seed"], r["lr"], u, l, e]
+                    for r in runs for u, l, e in zip(r["curve"]["updates"], r["curve"]["train_loss"],
+                                                    r["curve"]["test_error"])))
+        written.append(path)
+        path = folder / "training_monitor.csv"
+        _write_csv(path, ["activation", "scheme", "seed", "update", "layer", "mean", "std", "p2", "p50", "p98"],
+                   ([r["activation"], r["scheme"], r["seed"], u, i + 1, layer["mean"][k], layer["std"][k],
+                     layer["p2"][k], layer["p50"][k], layer["p98"][k]]
+                    for r in runs if r.get("monitor")
+                    for i, layer in enumerate(r["monitor"]["layers"])
+                    for k, u in enumerate(r["monitor"]["updates"])))
+        written.append(path)
+        path = folder / "final_errors.csv"
+        _write_csv(path, ["activation", "scheme", "seed", "lr", "updates_done", "diverged_at", "final_test_error"],
+                   ([r["activation"], r["scheme"], r["seed"], r["lr"], r["updates_done"], r["diverged_at"],
+                     r["final_test_error"]] for r in runs))
+        written.append(path)
+    return written

@@ -1,0 +1,181 @@
+"""Run the whole study: data, at-init nets, training runs; results written as they finish.
+
+One tqdm progress bar covers everything (units: one training update; an at-init net counts as
+AT_INIT_UNITS). results.json is rewritten after every finished net or run, so an interrupted study keeps
+what it finished; the figures, CSVs and report.md are then drawn from whatever is there.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minidl.experiments import paper
+from minidl.experiments.config import StudyConfig
+
+AT_INIT_UNITS = 40
+
+
+def default_out_dir(root: str | os.PathLike = "runs") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"reproduce-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(root) / f"reproduce-{stamp}-{suffix}"
+    return path
+
+
+def _environment() -> dict:
+    import minidl
+
+    env = {"python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+           "cpu_count": os.cpu_count(), "minidl": getattr(minidl, "__version__", "?")}
+    try:
+        from minidl import _core
+
+        env["threads"] = _core.get_num_threads()
+    except (ImportError, AttributeError):
+        pass
+    return env
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def total_units(config: StudyConfig) -> int:
+    units = 0
+    if config.at_init is not None:
+        a = config.at_init
+        units += AT_INIT_UNITS * len(a.activations) * len(a.schemes) * len(a.depths)
+    if config.training is not None:
+        t = config.training
+        pairs = len(t.activations) * len(t.schemes)
+        units += pairs * len(t.seeds) * t.updates
+        if t.lr_search:
+            units += pairs * len(t.lr_search_grid) * t.lr_search_updates
+    return units
+
+
+class Study:
+    """The study's state: its results dict and output folder; `run()` does everything."""
+
+    def __init__(self, config: StudyConfig, out: Path, command: str = "", progress: bool = True):
+        self.config = config.validate()
+        self.out = Path(out)
+        self.progress = progress
+        self.results = {
+            "format": "minidl-reproduce/1", "status": "running", "started": _now(), "finished": None,
+            "wall_seconds": None, "command": command, "config": config.to_dict(),
+            "environment": _environment(), "data": None, "at_init": [],
+            "training": {"learning_rates": {}, "runs": []},
+            "paper_table1": {f"{a}/{s}": paper.table1_row(a, s) for (a, s) in paper.TABLE1},
+        }
+        self._start = time.perf_counter()
+
+    def save(self) -> None:
+        from minidl.experiments.results import write_json_atomic
+
+        self.results["wall_seconds"] = time.perf_counter() - self._start
+        write_json_atomic(self.out / "results.json", self.results)
+
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        from minidl.experiments.data import load_study_data
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "figures").mkdir(exist_ok=True)
+        self.save()
+        bar = tqdm(total=total_units(self.config), desc="reproduce", unit="upd", disable=not self.progress,
+                   dynamic_ncols=True, file=sys.stderr)
+        try:
+            bar.set_postfix_str("loading data")
+            train_examples = self.config.training.train_examples if self.config.training else None
+            data = load_study_data(self.config.dataset, self.config.data_dir, train_examples)
+            self.results["data"] = {
+                "name": data.name, "reason": data.reason, "source": data.source,
+                "n_train": int(data.x_train.shape[0]), "n_valid": int(data.x_valid.shape[0]),
+                "n_test": int(data.x_test.shape[0]), "n_classes": data.n_classes,
+                "majority_error": data.majority_error}
+            self.save()
+            if self.config.at_init is not None:
+                self._run_at_init(data, bar)
+            if self.config.training is not None:
+                self._run_training(data, bar)
+            self.results["status"] = "complete"
+        except KeyboardInterrupt:
+            self.results["status"] = "interrupted"
+            raise
+        except BaseException:
+            self.results["status"] = "interrupted"
+            raise
+        finally:
+            bar.close()
+            self.finish()
+        return self.results
+
+    def _run_at_init(self, data, bar) -> None:
+        from minidl.experiments.at_init import run_at_init
+
+        def on_record(record):
+            self.results["at_init"].append(record)
+            self.save()
+
+        def on_step():
+            bar.update(AT_INIT_UNITS)
+
+        bar.set_postfix_str("at init")
+        run_at_init(self.config.at_init, data, on_record=on_record, on_step=on_step)
+
+    def _run_training(self, data, bar) -> None:
+        from minidl.experiments.config import LR_EVIDENCE
+        from minidl.experiments.training_study import search_learning_rate, train_run
+
+        t = self.config.training
+        rates = self.results["training"]["learning_rates"]
+        for activation in t.activations:
+            for scheme in t.schemes:
+                key = f"{activation}/{scheme}"
+                if t.lr_search:
+                    bar.set_postfix_str(f"lr search {key}")
+                    search = search_learning_rate(data, t, activation, scheme, on_updates=bar.update)
+                    rates[key] = {"lr": search["chosen"], "source": "search", "search": search}
+                else:
+                    rates[key] = {"lr": t.learning_rate(activation, scheme), "source": "fixed",
+                                  "evidence": LR_EVIDENCE.get((activation, scheme), LR_EVIDENCE.get("default"))}
+                self.save()
+        for seed in t.seeds:                   # seeds outermost: an interrupted study has whole pairs
+            for activation in t.activations:
+                for scheme in t.schemes:
+                    key = f"{activation}/{scheme}"
+                    bar.set_postfix_str(f"train {key} seed {seed}")
+                    record = train_run(data, t, activation, scheme, seed, rates[key]["lr"], t.updates,
+                                       on_updates=bar.update)
+                    self.results["training"]["runs"].append(record)
+                    self.save()
+
+    def finish(self) -> None:
+        """Write results.json, the CSVs, the figures and report.md from whatever has finished."""
+        from minidl.experiments.figures import draw_all
+        from minidl.experiments.report import write_report
+        from minidl.experiments.results import write_csvs
+
+        self.results["finished"] = _now()
+        self.save()
+        write_csvs(self.results, self.out)
+        figures = draw_all(self.results, self.out / "figures")
+        write_report(self.results, figures, self.out / "report.md")
+
+
+def run_study(config: StudyConfig, out=None, command: str = "", progress: bool = True) -> Study:
+    """Run the study into `out` (default: a new folder under runs/); returns the finished Study."""
+    study = Study(config, Path(out) if out is not None else default_out_dir(), command, progress)
+    study.run()
+    return study

@@ -1,0 +1,157 @@
+"""The training study in the paper's setting (Glorot & Bengio 2010, Secs. 3 and 4.3; Figs. 2-4, 11-12).
+
+Softmax output + negative log-likelihood, plain SGD on minibatches, zero biases, `depth` hidden layers of
+`width` units. During training the activations of a fixed set of `monitor_examples` test images are
+recorded per layer (mean, std, 2nd/50th/98th percentiles: Figs. 2-3); learning curves (train loss, test
+error against updates: Figs. 11-12); activation histograms at the end (Fig. 4).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from minidl.diagnostics import histogram, summarize
+from minidl.experiments.networks import build_network
+
+EVAL_CHUNK = 1000
+ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "relu": (0.0, 5.0)}
+
+
+class _Batches:
+    """Endless shuffled minibatches: a fresh permutation per epoch from an explicit seed."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size = n, min(batch_size, n)
+        self.rng = np.random.default_rng(seed)
+        self.order, self.position = self.rng.permutation(n), 0
+
+    def next(self) -> np.ndarray:
+        if self.position + self.batch_size > self.n:
+            self.order, self.position = self.rng.permutation(self.n), 0
+        batch = self.order[self.position:self.position + self.batch_size]
+        self.position += self.batch_size
+        return batch
+
+
+def error_rate(model, x, y) -> float:
+    """Fraction of misclassified rows of `x`, evaluated without a graph in chunks of EVAL_CHUNK."""
+    import minidl as mdl
+
+    wrong = 0
+    with mdl.no_grad():
+        for start in range(0, x.shape[0], EVAL_CHUNK):
+            logits = model(mdl.tensor(x[start:start + EVAL_CHUNK])).data
+            wrong += int(np.sum(np.argmax(logits, axis=1) != y[start:start + EVAL_CHUNK]))
+    return wrong / max(1, x.shape[0])
+
+
+def _monitor(model, probe, x, depth):
+    """Per hidden layer activation summaries on the monitored examples; also returns the raw activations."""
+    import minidl as mdl
+
+    with mdl.no_grad(), probe:
+        model(mdl.tensor(x))
+    return [summarize(probe.activations[i]) for i in range(depth)], [probe.activations[i] for i in range(depth)]
+
+
+def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, updates: int,
+              monitor: bool = True, on_updates=None) -> dict:
+    """Train one net; returns its JSON-ready record (see `results.py` for the layout).
+
+    `on_updates(k)` is called with the number of updates done since its last call (for a progress bar).
+    A non-finite loss stops the run (recorded as diverged at that update).
+    """
+    import minidl as mdl
+    from minidl import optim
+    from minidl.nn import functional as F
+
+    depth = config.depth
+    model, probe = build_network(data.n_inputs, depth, config.width, data.n_classes, activation, scheme, seed)
+    optimizer = optim.SGD(model.parameters(), lr=lr)
+    batches = _Batches(data.x_train.shape[0], config.batch_size, seed=10_000 + seed)
+    x_monitor = data.x_test[:config.monitor_examples]
+    x_eval, y_eval = data.x_test[:config.eval_examples], data.y_test[:config.eval_examples]
+
+    curve = {"updates": [], "train_loss": [], "test_error": []}
+    series = {"updates": [], "layers": [{"mean": [], "std": [], "p2": [], "p50": [], "p98": []}
+                                        for _ in range(depth)]}
+
+    def snapshot(update):
+        summaries, _ = _monitor(model, probe, x_monitor, depth)
+        series["updates"].append(update)
+        for layer, summary in zip(series["layers"], summaries):
+            for key in layer:
+                layer[key].append(summary[key])
+
+    start_time = time.perf_counter()
+    losses, diverged_at, done, reported = [], None, 0, 0
+    if monitor:
+        snapshot(0)
+    curve["updates"].append(0)
+    curve["train_loss"].append(None)
+    curve["test_error"].append(error_rate(model, x_eval, y_eval))
+    for update in range(1, updates + 1):
+        index = batches.next()
+        logits = model(mdl.tensor(data.x_train[index]))
+        loss = F.cross_entropy(logits, data.y_train[index])
+        optimizer.zero_grad()
+        loss.backward()
+        value = float(loss.item())
+        if not math.isfinite(value):
+            diverged_at = update
+            break
+        optimizer.step()
+        losses.append(value)
+        done = update
+        if monitor and update % config.monitor_every == 0:
+            snapshot(update)
+        if update % config.eval_every == 0 or update == updates:
+            curve["updates"].append(update)
+            curve["train_loss"].append(float(np.mean(losses)) if losses else None)
+            curve["test_error"].append(error_rate(model, x_eval, y_eval))
+            losses = []
+        if on_updates is not None and update % 10 == 0:
+            on_updates(update - reported)
+            reported = update
+    if on_updates is not None and updates > reported:
+        on_updates(updates - reported)          # a diverged run still completes its share of the bar
+    train_seconds = time.perf_counter() - start_time
+
+    record = {
+        "activation": activation, "scheme": scheme, "seed": seed, "lr": lr,
+        "depth": depth, "width": config.width, "batch_size": config.batch_size,
+        "updates_planned": updates, "updates_done": done, "diverged_at": diverged_at,
+        "train_seconds": train_seconds, "updates_per_second": done / train_seconds if train_seconds > 0 else None,
+        "curve": curve,
+    }
+    if diverged_at is None:
+        record["final_test_error"] = error_rate(model, data.x_test, data.y_test)
+        record["final_validation_error"] = error_rate(model, data.x_valid[:2000], data.y_valid[:2000])
+    else:
+        record["final_test_error"] = None
+        record["final_validation_error"] = None
+    if monitor:
+        if diverged_at is None and (not series["updates"] or series["updates"][-1] != done):
+            snapshot(done)
+        record["monitor"] = series
+        _, raw = _monitor(model, probe, x_monitor, depth)
+        value_range = ACTIVATION_RANGES.get(activation, (-1.0, 1.0))
+        record["final_histograms"] = [histogram(a, value_range, config.bins) for a in raw] \
+            if diverged_at is None else None
+    return record
+
+
+def search_learning_rate(data, config, activation: str, scheme: str, on_updates=None) -> dict:
+    """The paper's choice of learning rate, on a short budget: for each lr of the grid, train
+    `lr_search_updates` updates (seed 0) and keep the lr with the lowest validation error (a diverged
+    run counts as error 1). Returns {"grid", "validation_error", "chosen"}."""
+    errors = []
+    for lr in config.lr_search_grid:
+        run = train_run(data, config, activation, scheme, seed=0, lr=lr, updates=config.lr_search_updates,
+                        monitor=False, on_updates=on_updates)
+        errors.append(1.0 if run["final_validation_error"] is None else run["final_validation_error"])
+    best = int(np.argmin(errors))
+    return {"grid": list(config.lr_search_grid), "validation_error": errors,
+            "updates": config.lr_search_updates, "chosen": float(config.lr_search_grid[best])}
