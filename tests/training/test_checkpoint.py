@@ -1,0 +1,69 @@
+"""Checkpoint files: nested state round trip, no pickle, clear errors for foreign or damaged files."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from minidl.training import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_nested_round_trip(tmp_path):
+    state = {
+        "model": {"0.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "0.bias": np.zeros(3)},
+        "optimizer": {"param_groups.0.lr": 0.1, "state.0.step": 7, "param_groups.0.betas": np.array([0.9, 0.999])},
+        "position": {"epoch": 2, "batch": 0, "sums": {"loss": 1.25, "examples": 64}},
+        "rng": {"bit_generator": "PCG64", "state": {"state": 2**127 + 12345, "inc": 3}},
+        "misc": [1, "two", None, True, (3.5, float("nan"))],
+        4: "integer key",
+    }
+    path = save_checkpoint(state, tmp_path / "ckpt.npz")
+    back = load_checkpoint(path)
+    np.testing.assert_array_equal(back["model"]["0.weight"], state["model"]["0.weight"])
+    assert back["model"]["0.weight"].dtype == np.float32
+    assert back["optimizer"]["param_groups.0.lr"] == 0.1 and back["optimizer"]["state.0.step"] == 7
+    assert back["position"] == state["position"]
+    assert back["rng"]["state"]["state"] == 2**127 + 12345        # big ints survive exactly
+    assert back["misc"][:4] == [1, "two", None, True] and isinstance(back["misc"][4], tuple)
+    assert math.isnan(back["misc"][4][1])
+    assert back[4] == "integer key"
+
+
+def test_numpy_scalars_become_python_numbers(tmp_path):
+    back = load_checkpoint(save_checkpoint({"a": np.float32(1.5), "b": np.int64(3)}, tmp_path / "c.npz"))
+    assert back == {"a": 1.5, "b": 3}
+
+
+def test_unstorable_value_is_named(tmp_path):
+    with pytest.raises(TypeError, match="set at /x"):
+        save_checkpoint({"x": {1, 2}}, tmp_path / "c.npz")
+
+
+def test_plain_npz_is_not_a_checkpoint(tmp_path):
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(CheckpointError, match="plain.npz: not a minidl checkpoint"):
+        load_checkpoint(tmp_path / "plain.npz")
+
+
+def test_pickle_is_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    path.write_bytes(pickle.dumps({"model": [1, 2, 3]}))
+    with pytest.raises(ValueError):
+        load_checkpoint(path)
+    np.savez(tmp_path / "objects.npz", __tree__=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickle"):
+        load_checkpoint(tmp_path / "objects.npz")
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = save_checkpoint({"w": np.ones(1000)}, tmp_path / "c.npz")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match="c.npz"):
+        load_checkpoint(path)
+
+
+def test_no_temporary_files_left(tmp_path):
+    save_checkpoint({"w": np.ones(3)}, tmp_path / "c.npz")
+    save_checkpoint({"w": np.zeros(3)}, tmp_path / "c.npz")
+    assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
+    np.testing.assert_array_equal(load_checkpoint(tmp_path / "c.npz")["w"], np.zeros(3))
