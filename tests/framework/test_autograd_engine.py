@@ -181,3 +181,13 @@ def test_detach_cuts_the_graph_and_shares_data():
     y = (x * d).sum()
     y.backward()
     np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+
+
+def test_backward_releases_the_graph_so_intermediates_can_be_freed():
+    x = mdl.tensor(np.ones(3), requires_grad=True)
+    h = x.exp()
+    y = (h * 2).sum()
+    y.backward(retain_graph=True)
+    assert y._parents                       # retained: still linked to its inputs
+    y.backward()
+    assert y._parents == () and h._parents == ()
