@@ -186,7 +186,7 @@ def run_command(args) -> int:
         if args.resume:
             trainer.resume()
             print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
-                  f"(epoch {trainer.epoch}, batch {trainer.batch})")
+                  f"({trainer.epoch} epochs + {trainer.batch} batches done)")
         trainer.fit(epochs=settings["epochs"])
     except TrainingInterrupted as interrupted:
         print(interrupted.message, file=sys.stderr)

@@ -23,6 +23,7 @@ uninterrupted one with the same seed (same threads, same machine: the kernels ar
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -108,8 +109,8 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
 class _SigintFlag:
     """While active (main thread only), the first Ctrl-C sets `requested` instead of raising."""
 
-    def __init__(self, notify: Callable[[str], None]):
-        self.requested, self._previous, self._notify = False, None, notify
+    def __init__(self):
+        self.requested, self._previous = False, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -122,7 +123,8 @@ class _SigintFlag:
     def _handle(self, signum, frame):
         self.requested = True
         signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
-        self._notify("Ctrl-C: stopping after this update and saving a checkpoint (press again to abort now)")
+        # Raw write to fd 2: printing through sys.stderr here could re-enter a write in progress.
+        os.write(2, b"\nCtrl-C: stopping after this update and saving a checkpoint (press again to abort now)\n")
 
     def __exit__(self, *exc):
         if self._previous is not None:
@@ -362,7 +364,7 @@ class Trainer:
                 raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
         if epochs is None and updates is None:
             raise ValueError("Trainer.fit: give epochs, updates or both")
-        with _SigintFlag(self._say) as sigint:
+        with _SigintFlag() as sigint:
             try:
                 if self.step == 0:
                     self._run_callbacks()
