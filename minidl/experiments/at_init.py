@@ -42,6 +42,8 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
                                 forward["pre_activation_var"])
     input_moments = [float(np.mean(np.square(x, dtype=np.float64)))] + forward["activation_second_moment"][:-1]
     weight_grad_pred = predict_weight_gradient(x.shape[0], input_moments, backward)
+    measured_input_moments = [float(np.mean(np.square(x, dtype=np.float64)))] + \
+        [summarize(probe.activations[i])["second_moment"] for i in range(depth - 1)]
     layers = []
     for i in range(depth):
         jacobian = None
@@ -58,6 +60,8 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
             "jacobian_mean_singular_value": jacobian,
             "predicted": {
                 "pre_activation_var": forward["pre_activation_var"][i],
+                # one step of the recursion from the measured layer below: n_{i-1} Var(W^i) E[(z^{i-1})^2]
+                "pre_activation_var_one_step": sizes[i] * variances[i] * measured_input_moments[i],
                 "activation_var": forward["activation_var"][i],
                 "backprop_gradient_var": backward[i],
                 "weight_gradient_var": weight_grad_pred[i],

@@ -177,8 +177,10 @@ def fig11_12_learning_curves(results, folder):
                 updates = np.array(group[0]["curve"]["updates"][:length])
                 values = np.array([[np.nan if v is None else v for v in r["curve"][key][:length]] for r in group],
                                   dtype=float)
-                if np.all(np.isnan(values)):
+                keep = ~np.all(np.isnan(values), axis=0)      # e.g. no train loss before update 1
+                if not keep.any():
                     continue
+                updates, values = updates[keep], values[:, keep]
                 mean = np.nanmean(values, axis=0)
                 line, = axes[row][col].plot(updates, mean, style,
                                             label=f"{label(scheme)} (lr {group[0]['lr']:g}, {len(group)} seeds)")

@@ -1,0 +1,73 @@
+"""`minidl reproduce --quick` end to end (small widths: ~10-30 s) and an interrupted study."""
+import json
+
+import pytest
+
+from minidl.cli import main
+
+SMALL = ["reproduce", "--quick", "--dataset", "shapeset", "--no-progress", "--width", "40",
+         "--init-depths", "4", "--updates", "40"]
+FIGURES = {"fig2_sigmoid_activation_mean_std.png", "fig3_tanh_softsign_percentiles.png",
+           "fig4_final_activation_histograms.png", "fig6_activation_histograms_init.png",
+           "fig7_backprop_gradient_histograms_init.png", "fig8_weight_gradient_histograms_init.png",
+           "fig11_12_learning_curves.png", "variance_propagation.png", "jacobian_singular_values.png"}
+
+
+def test_quick_writes_report_figures_results_and_csvs(tmp_path):
+    out = tmp_path / "run"
+    assert main(SMALL + ["--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["format"] == "minidl-reproduce/1" and results["status"] == "complete"
+    for key in ("started", "finished", "wall_seconds", "config", "environment", "data", "at_init", "training",
+                "paper_table1"):
+        assert key in results
+    assert results["data"]["name"] == "shapeset" and "requested" in results["data"]["reason"]
+    record = results["at_init"][0]
+    for key in ("activation", "scheme", "depth", "layers", "summary", "histograms", "output_gradient_var"):
+        assert key in record
+    layer = record["layers"][0]
+    for key in ("activation", "backprop_gradient", "weight_gradient", "pre_activation", "predicted",
+                "jacobian_mean_singular_value"):
+        assert key in layer
+    runs = results["training"]["runs"]
+    assert {(r["activation"], r["scheme"]) for r in runs} == {
+        (a, s) for a in ("sigmoid", "tanh", "softsign") for s in ("standard", "xavier_uniform")}
+    run = runs[0]
+    for key in ("curve", "monitor", "final_histograms", "final_test_error", "lr", "updates_done"):
+        assert key in run
+    assert run["updates_done"] == 40 and run["curve"]["updates"][-1] == 40
+    assert len(run["monitor"]["layers"]) == 3 and len(run["monitor"]["layers"][0]["p98"]) >= 2
+    assert {p.name for p in (out / "figures").iterdir()} == FIGURES
+    for name in ("at_init_layers.csv", "training_curves.csv", "training_monitor.csv", "final_errors.csv"):
+        assert (out / name).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "Shapeset-3x2" not in report or "shapeset" in report
+    assert "| sigmoid | Xavier" in report and "82.61" in report       # Table 1 beside this run's errors
+    for name in FIGURES:
+        assert f"figures/{name}" in report
+
+
+def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
+    from minidl.experiments import training_study
+
+    real = training_study.train_run
+    calls = []
+
+    def interrupt_second_run(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_study, "train_run", interrupt_second_run)
+    out = tmp_path / "run"
+    assert main(SMALL + ["--out", str(out), "--init-activations", "tanh"]) == 130
+    results = json.loads((out / "results.json").read_text())
+    assert results["status"] == "interrupted"
+    assert len(results["at_init"]) == 3 and len(results["training"]["runs"]) == 1
+    assert "interrupted" in (out / "report.md").read_text()
+
+
+def test_bad_options_are_refused(capsys):
+    assert main(["reproduce", "--quick", "--schemes", "bogus", "--no-progress"]) == 2
+    assert "unknown init scheme 'bogus'" in capsys.readouterr().err
