@@ -7,7 +7,6 @@ error against updates: Figs. 11-12); activation histograms at the end (Fig. 4).
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -17,22 +16,6 @@ from minidl.experiments.networks import build_network
 
 EVAL_CHUNK = 1000
 ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "relu": (0.0, 5.0)}
-
-
-class _Batches:
-    """Endless shuffled minibatches: a fresh permutation per epoch from an explicit seed."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size = n, min(batch_size, n)
-        self.rng = np.random.default_rng(seed)
-        self.order, self.position = self.rng.permutation(n), 0
-
-    def next(self) -> np.ndarray:
-        if self.position + self.batch_size > self.n:
-            self.order, self.position = self.rng.permutation(self.n), 0
-        batch = self.order[self.position:self.position + self.batch_size]
-        self.position += self.batch_size
-        return batch
 
 
 def error_rate(model, x, y) -> float:
@@ -58,66 +41,69 @@ def _monitor(model, probe, x, depth):
 
 def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, updates: int,
               monitor: bool = True, on_updates=None) -> dict:
-    """Train one net; returns its JSON-ready record (see `results.py` for the layout).
+    """Train one net with the shared loop (minidl.training.Trainer); returns its JSON-ready record
+    (layout in results.py).
 
-    `on_updates(k)` is called with the number of updates done since its last call (for a progress bar).
-    A non-finite loss stops the run (recorded as diverged at that update).
+    Callbacks of the loop record the monitored activations every `monitor_every` updates and a
+    learning-curve point every `eval_every` updates. `on_updates(k)` is told of every 10 updates (for a
+    progress bar). A non-finite loss stops the run (TrainingDiverged), recorded as diverged at that update.
     """
-    import minidl as mdl
     from minidl import optim
-    from minidl.nn import functional as F
+    from minidl.data.loader import DataLoader
+    from minidl.training import Every, Trainer, TrainingDiverged
 
     depth = config.depth
     model, probe = build_network(data.n_inputs, depth, config.width, data.n_classes, activation, scheme, seed)
     optimizer = optim.SGD(model.parameters(), lr=lr)
-    batches = _Batches(data.x_train.shape[0], config.batch_size, seed=10_000 + seed)
+    loader = DataLoader((data.x_train, data.y_train), config.batch_size, shuffle=True, seed=10_000 + seed,
+                        drop_last=data.x_train.shape[0] >= config.batch_size)
     x_monitor = data.x_test[:config.monitor_examples]
     x_eval, y_eval = data.x_test[:config.eval_examples], data.y_test[:config.eval_examples]
 
     curve = {"updates": [], "train_loss": [], "test_error": []}
     series = {"updates": [], "layers": [{"mean": [], "std": [], "p2": [], "p50": [], "p98": []}
                                         for _ in range(depth)]}
+    losses = []
+    reported = [0]
 
-    def snapshot(update):
+    def snapshot(trainer):
         summaries, _ = _monitor(model, probe, x_monitor, depth)
-        series["updates"].append(update)
+        series["updates"].append(trainer.step)
         for layer, summary in zip(series["layers"], summaries):
             for key in layer:
                 layer[key].append(summary[key])
 
-    start_time = time.perf_counter()
-    losses, diverged_at, done, reported = [], None, 0, 0
+    def curve_point(trainer):
+        curve["updates"].append(trainer.step)
+        curve["train_loss"].append(float(np.mean(losses)) if losses else None)
+        curve["test_error"].append(error_rate(model, x_eval, y_eval))
+        losses.clear()
+
+    def record_loss(trainer):
+        if trainer.step > 0:
+            losses.append(trainer.last_loss)
+
+    def progress(trainer):
+        if on_updates is not None and trainer.step > reported[0]:
+            on_updates(trainer.step - reported[0])
+            reported[0] = trainer.step
+
+    callbacks = [Every(1, record_loss), Every(config.eval_every, curve_point), Every(10, progress)]
     if monitor:
-        snapshot(0)
-    curve["updates"].append(0)
-    curve["train_loss"].append(None)
-    curve["test_error"].append(error_rate(model, x_eval, y_eval))
-    for update in range(1, updates + 1):
-        index = batches.next()
-        logits = model(mdl.tensor(data.x_train[index]))
-        loss = F.cross_entropy(logits, data.y_train[index])
-        optimizer.zero_grad()
-        loss.backward()
-        value = float(loss.item())
-        if not math.isfinite(value):
-            diverged_at = update
-            break
-        optimizer.step()
-        losses.append(value)
-        done = update
-        if monitor and update % config.monitor_every == 0:
-            snapshot(update)
-        if update % config.eval_every == 0 or update == updates:
-            curve["updates"].append(update)
-            curve["train_loss"].append(float(np.mean(losses)) if losses else None)
-            curve["test_error"].append(error_rate(model, x_eval, y_eval))
-            losses = []
-        if on_updates is not None and update % 10 == 0:
-            on_updates(update - reported)
-            reported = update
-    if on_updates is not None and updates > reported:
-        on_updates(updates - reported)          # a diverged run still completes its share of the bar
+        callbacks.append(Every(config.monitor_every, snapshot))
+    trainer = Trainer(model, optimizer, loader, callbacks=callbacks, out_dir=None, progress=False, log=None)
+    start_time = time.perf_counter()
+    diverged_at = None
+    try:
+        trainer.fit(updates=updates)
+    except TrainingDiverged as error:
+        diverged_at = error.step
     train_seconds = time.perf_counter() - start_time
+    done = trainer.step
+    if diverged_at is None and curve["updates"][-1] != done:
+        curve_point(trainer)
+    if on_updates is not None and updates > reported[0]:
+        on_updates(updates - reported[0])        # a diverged run still completes its share of the bar
 
     record = {
         "activation": activation, "scheme": scheme, "seed": seed, "lr": lr,
@@ -133,8 +119,8 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
         record["final_test_error"] = None
         record["final_validation_error"] = None
     if monitor:
-        if diverged_at is None and (not series["updates"] or series["updates"][-1] != done):
-            snapshot(done)
+        if diverged_at is None and series["updates"][-1] != done:
+            snapshot(trainer)
         record["monitor"] = series
         _, raw = _monitor(model, probe, x_monitor, depth)
         value_range = ACTIVATION_RANGES.get(activation, (-1.0, 1.0))
