@@ -100,9 +100,9 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if data.size != 1:
             raise RuntimeError(f"backward() without a grad argument needs a tensor with one element; "
                                f"got shape {data.shape}. Pass grad= of that shape.")
-        seed, owned = np.ones_like(data), True
+        seed, owned = np.ones(data.shape, dtype=data.dtype), True
     else:
-        seed = np.asarray(grad.data if hasattr(grad, "_backward") else grad, dtype=data.dtype)
+        seed = np.asarray(grad, dtype=data.dtype)
         if seed.shape != data.shape:
             raise ValueError(f"backward(grad): grad has shape {seed.shape}, tensor has shape {data.shape}")
         owned = False

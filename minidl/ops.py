@@ -35,6 +35,8 @@ _Number = (int, float, np.number)
 # ---- plumbing -------------------------------------------------------------------------------
 def _result(data, parents, backward) -> Tensor:
     """An op's output node: requires grad, remembers its parents and its backward closure."""
+    if type(data) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars
+        data = np.asarray(data)
     t = _new_tensor(Tensor)
     t.data = data
     t.grad = None
@@ -80,14 +82,26 @@ def _is_number(x) -> bool:
 
 
 # ---- elementwise binary -----------------------------------------------------------------------
+# Each op takes the Tensor fast path first; Python numbers get a one-parent node; other array-likes
+# are wrapped as constant Tensors.
+
+def _pass_through(g):
+    return (g,)
+
+
+def _negate(g):
+    return (-g,)
+
+
 def add(a: Tensor, b) -> Tensor:
     """a + b;  d/da = 1, d/db = 1 (summed back over broadcast axes)."""
-    if _is_number(b):
-        out = a.data + b
-        if not (a.requires_grad and _GradMode.enabled):
+    if not isinstance(b, Tensor):
+        if _is_number(b):
+            out = a.data + b
+            if a.requires_grad and _GradMode.enabled:
+                return _result(out, (a,), _pass_through)
             return _plain(out)
-        return _result(out, (a,), lambda g: (g,))
-    b = as_tensor(b, a)
+        b = as_tensor(b, a)
     out = a.data + b.data
     if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
         return _plain(out)
@@ -100,12 +114,13 @@ def add(a: Tensor, b) -> Tensor:
 
 def sub(a: Tensor, b) -> Tensor:
     """a - b;  d/da = 1, d/db = -1."""
-    if _is_number(b):
-        out = a.data - b
-        if not (a.requires_grad and _GradMode.enabled):
+    if not isinstance(b, Tensor):
+        if _is_number(b):
+            out = a.data - b
+            if a.requires_grad and _GradMode.enabled:
+                return _result(out, (a,), _pass_through)
             return _plain(out)
-        return _result(out, (a,), lambda g: (g,))
-    b = as_tensor(b, a)
+        b = as_tensor(b, a)
     out = a.data - b.data
     if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
         return _plain(out)
@@ -118,23 +133,24 @@ def sub(a: Tensor, b) -> Tensor:
 
 
 def rsub(a: Tensor, b) -> Tensor:
-    """b - a for a non-Tensor b (``2 - t``)."""
+    """b - a for a non-Tensor b (``2 - t``);  d/da = -1."""
     if _is_number(b):
         out = b - a.data
-        if not (a.requires_grad and _GradMode.enabled):
-            return _plain(out)
-        return _result(out, (a,), lambda g: (-g,))
+        if a.requires_grad and _GradMode.enabled:
+            return _result(out, (a,), _negate)
+        return _plain(out)
     return sub(as_tensor(b, a), a)
 
 
 def mul(a: Tensor, b) -> Tensor:
     """a * b;  d/da = b, d/db = a."""
-    if _is_number(b):
-        out = a.data * b
-        if not (a.requires_grad and _GradMode.enabled):
+    if not isinstance(b, Tensor):
+        if _is_number(b):
+            out = a.data * b
+            if a.requires_grad and _GradMode.enabled:
+                return _result(out, (a,), lambda g: (g * b,))
             return _plain(out)
-        return _result(out, (a,), lambda g: (g * b,))
-    b = as_tensor(b, a)
+        b = as_tensor(b, a)
     ad, bd = a.data, b.data
     out = ad * bd
     if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
@@ -147,13 +163,14 @@ def mul(a: Tensor, b) -> Tensor:
 
 
 def div(a: Tensor, b) -> Tensor:
-    """a / b;  d/da = 1/b, d/db = -a/b² = -out/b."""
-    if _is_number(b):
-        out = a.data / b
-        if not (a.requires_grad and _GradMode.enabled):
+    """a / b;  d/da = 1/b, d/db = -a/b² = -(a/b)/b."""
+    if not isinstance(b, Tensor):
+        if _is_number(b):
+            out = a.data / b
+            if a.requires_grad and _GradMode.enabled:
+                return _result(out, (a,), lambda g: (g / b,))
             return _plain(out)
-        return _result(out, (a,), lambda g: (g / b,))
-    b = as_tensor(b, a)
+        b = as_tensor(b, a)
     ad, bd = a.data, b.data
     out = ad / bd
     if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
@@ -167,13 +184,13 @@ def div(a: Tensor, b) -> Tensor:
 
 
 def rdiv(a: Tensor, b) -> Tensor:
-    """b / a for a non-Tensor b (``10.0 / t``)."""
+    """b / a for a non-Tensor b (``10.0 / t``);  d/da = -b/a² = -out/a."""
     if _is_number(b):
-        out = b / a.data
-        if not (a.requires_grad and _GradMode.enabled):
-            return _plain(out)
         ad = a.data
-        return _result(out, (a,), lambda g: (-g * out / ad,))
+        out = b / ad
+        if a.requires_grad and _GradMode.enabled:
+            return _result(out, (a,), lambda g: (-g * out / ad,))
+        return _plain(out)
     return div(as_tensor(b, a), a)
 
 
@@ -315,11 +332,18 @@ def _norm_axes(axis, ndim: int) -> tuple:
     return tuple(norm)
 
 
-def _expand_back(g: np.ndarray, axes: tuple, keepdims: bool, shape: tuple) -> np.ndarray:
-    """Broadcast a reduced gradient back to the input ``shape`` (a read-only view)."""
-    if not keepdims and shape:
-        g = np.expand_dims(g, axes)
+def _expand_back(g: np.ndarray, kept_shape: tuple, shape: tuple) -> np.ndarray:
+    """Broadcast a reduced gradient back to the input ``shape`` (a read-only view).
+
+    ``kept_shape`` is the reduction's shape with keepdims=True (size-1 axes where it reduced).
+    """
+    if g.shape != kept_shape:
+        g = g.reshape(kept_shape)
     return np.broadcast_to(g, shape)
+
+
+def _kept_shape(shape: tuple, axes: tuple) -> tuple:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -330,7 +354,8 @@ def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     if not (a.requires_grad and _GradMode.enabled):
         return Tensor._wrap(out)
     shape = ad.shape
-    return _result(out, (a,), lambda g: (_expand_back(g, axes, keepdims, shape),))
+    kept = _kept_shape(shape, axes)
+    return _result(out, (a,), lambda g: (_expand_back(g, kept, shape),))
 
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -344,7 +369,8 @@ def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     count = 1
     for ax in axes:
         count *= shape[ax]
-    return _result(out, (a,), lambda g: (_expand_back(g / count, axes, keepdims, shape),))
+    kept = _kept_shape(shape, axes)
+    return _result(out, (a,), lambda g: (_expand_back(g / count, kept, shape),))
 
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:

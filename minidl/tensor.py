@@ -137,6 +137,8 @@ class Tensor:
         ``grad`` (same shape as this tensor) is needed unless the tensor has a single element.
         The graph is freed afterwards unless ``retain_graph=True``.
         """
+        if isinstance(grad, Tensor):
+            grad = grad.data
         autograd.backward(self, grad, retain_graph)
 
     def register_hook(self, fn) -> "_RemovableHandle":

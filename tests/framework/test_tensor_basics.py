@@ -57,3 +57,10 @@ def test_ndarray_on_left_defers_to_tensor():
 def test_object_data_refused():
     with pytest.raises(TypeError):
         mdl.tensor(["a", "b"])
+
+
+def test_zero_dim_results_hold_ndarrays():
+    a = mdl.tensor(2.0, requires_grad=True)
+    for out in (a * mdl.tensor(3.0), a + a, a.exp(), a.sigmoid(), a.tanh(), -a, a ** 2, a.sum(), 1.0 / a,
+                mdl.tensor(2.0) * 3, mdl.tensor(2.0).exp()):
+        assert type(out.data) is np.ndarray and out.shape == ()
