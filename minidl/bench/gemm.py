@@ -1,0 +1,150 @@
+"""`minidl bench gemm`: minidl.matmul against NumPy's `@` (its BLAS) on squares and MLP products.
+
+Per case: median and best time of each library (interleaved, see timing.py), GFLOP/s = 2mnk/t from the
+median, and ratio = NumPy median / minidl median (> 1: minidl is faster). Every result is checked against
+NumPy's. The target set (float32, 2 threads): squares 256-1024 and the MLP products; geometric mean of the
+ratios >= 1.0 and no case below 0.85.
+"""
+from __future__ import annotations
+
+DESCRIPTION = "matrix multiply: minidl vs NumPy @ (GFLOP/s), squares and MLP forward/backward products"
+
+SQUARES = (64, 128, 256, 512, 1024, 2048)
+QUICK_SQUARES = (128, 256, 512)
+BATCHES = (10, 64, 256)
+LAYERS = ((784, 1000), (1000, 1000))  # (fan_in, fan_out) of the MLP's weight matrices
+TARGET_RATIO, FLOOR_RATIO = 1.0, 0.85
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
+    parser.add_argument("--quick", action="store_true", help="fewer cases and rounds (about 20 s)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 5)")
+    parser.add_argument("--pause", type=float, default=0.15, help="seconds between libraries (default 0.15)")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help="write JSON results to PATH (or stdout with no PATH) instead of the table")
+
+
+def cases(quick: bool) -> list[dict]:
+    """Each case: name, group ('square' | 'mlp'), op(a) m x k, op(b) k x n, transposes, in target set?"""
+    result = []
+    for size in QUICK_SQUARES if quick else SQUARES:
+        result.append(dict(name=f"square {size}", group="square", m=size, k=size, n=size,
+                           trans_a=False, trans_b=False, target=256 <= size <= 1024))
+    for batch in (10, 256) if quick else BATCHES:
+        for fan_in, fan_out in LAYERS[:1] if quick else LAYERS:
+            shape = f"b{batch} {fan_in}x{fan_out}"
+            # forward X@W; weight gradient X^T@dY; input gradient dY@W^T
+            result.append(dict(name=f"X@W {shape}", group="mlp", m=batch, k=fan_in, n=fan_out,
+                               trans_a=False, trans_b=False, target=True))
+            result.append(dict(name=f"X^T@dY {shape}", group="mlp", m=fan_in, k=batch, n=fan_out,
+                               trans_a=True, trans_b=False, target=True))
+            result.append(dict(name=f"dY@W^T {shape}", group="mlp", m=batch, k=fan_out, n=fan_in,
+                               trans_a=False, trans_b=True, target=True))
+    return result
+
+
+def measure_case(case: dict, dtype, threads: int, rounds: int, pause: float) -> dict:
+    import numpy as np
+
+    from minidl import _core
+    from minidl.bench import timing
+
+    rng = np.random.default_rng(0)
+    m, k, n = case["m"], case["k"], case["n"]
+    # Stored as the MLP stores them: transposed operands are views of the stored arrays.
+    a = rng.standard_normal((k, m) if case["trans_a"] else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if case["trans_b"] else (k, n)).astype(dtype)
+    op_a = a.T if case["trans_a"] else a
+    op_b = b.T if case["trans_b"] else b
+    ta, tb = case["trans_a"], case["trans_b"]
+
+    def run_minidl():
+        return _core.matmul(a, b, trans_a=ta, trans_b=tb)
+
+    def run_numpy():
+        return op_a @ op_b
+
+    expected = run_numpy()
+    got = run_minidl()
+    eps = float(np.finfo(dtype).eps)
+    error = float(np.max(np.abs(got.astype(np.float64) - expected))) if got.size else 0.0
+    verified = error <= 4 * max(k, 1) * eps  # inputs ~ N(0, 1): rounding error grows at most ~ k eps
+    times = timing.compare({"minidl": run_minidl, "numpy": run_numpy}, rounds=rounds, pause=pause)
+    flops = 2.0 * m * n * k
+    mine, theirs = times["minidl"], times["numpy"]
+    return dict(
+        case=case["name"], group=case["group"], m=m, k=k, n=n, trans_a=ta, trans_b=tb,
+        dtype=np.dtype(dtype).name, threads=threads, target=case["target"],
+        minidl_ms=mine.median * 1e3, minidl_best_ms=mine.best * 1e3,
+        numpy_ms=theirs.median * 1e3, numpy_best_ms=theirs.best * 1e3,
+        minidl_gflops=flops / mine.median / 1e9, numpy_gflops=flops / theirs.median / 1e9,
+        ratio=theirs.median / mine.median, max_abs_error=error, verified=bool(verified),
+    )
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Geometric mean and minimum of the ratios over the target set, per dtype and thread count."""
+    from minidl.bench.report import geomean
+
+    summary = []
+    for key in sorted({(r["dtype"], r["threads"]) for r in rows}):
+        group = [r for r in rows if (r["dtype"], r["threads"]) == key and r["target"]]
+        if not group:
+            continue
+        ratios = [r["ratio"] for r in group]
+        worst = min(group, key=lambda r: r["ratio"])
+        summary.append(dict(dtype=key[0], threads=key[1], cases=len(group), geomean_ratio=geomean(ratios),
+                            min_ratio=worst["ratio"], min_case=worst["case"],
+                            below_floor=[r["case"] for r in group if r["ratio"] < FLOOR_RATIO]))
+    return summary
+
+
+def run(args) -> int:
+    import sys
+
+    from minidl import _core
+    from minidl.bench import environment, report
+
+    thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
+    rounds = args.rounds or (3 if args.quick else 5)
+    info = environment.describe()
+    rows = []
+    for threads in thread_counts:
+        _core.set_num_threads(threads)
+        numpy_threads_set = environment.set_numpy_threads(threads)
+        for dtype in dtypes:
+            for case in cases(args.quick):
+                row = measure_case(case, dtype, threads, rounds, args.pause)
+                row["numpy_threads_set"] = numpy_threads_set
+                rows.append(row)
+                if args.json is None:
+                    print(f"  measured {row['case']} {dtype} {threads}T: ratio {row['ratio']:.2f}",
+                          file=sys.stderr, flush=True)
+    summary = summarize(rows)
+    failed = [r["case"] for r in rows if not r["verified"]]
+    if args.json is not None:
+        report.write_json(dict(benchmark="gemm", environment=info, rounds=rounds, pause_s=args.pause,
+                               results=rows, summary=summary), args.json)
+    else:
+        print(f"minidl bench gemm - {environment.describe_line(info)}")
+        print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; "
+              f"times are medians; ratio = NumPy time / minidl time\n")
+        print(report.table(rows, [
+            ("case", "case", ""), ("dtype", "dtype", ""), ("threads", "thr", "d"),
+            ("minidl_ms", "minidl ms", ".3f"), ("numpy_ms", "numpy ms", ".3f"),
+            ("minidl_gflops", "minidl GF/s", ".1f"), ("numpy_gflops", "numpy GF/s", ".1f"),
+            ("ratio", "ratio", ".2f"), ("verified", "ok", ""),
+        ]))
+        for s in summary:
+            verdict = "meets" if s["geomean_ratio"] >= TARGET_RATIO and not s["below_floor"] else "misses"
+            print(f"\n{s['dtype']}, {s['threads']} thread(s), target set (squares 256-1024 + MLP products, "
+                  f"{s['cases']} cases): geomean ratio {s['geomean_ratio']:.2f}, min {s['min_ratio']:.2f} "
+                  f"({s['min_case']}); below {FLOOR_RATIO}: {', '.join(s['below_floor']) or 'none'} "
+                  f"-> {verdict} the target (geomean >= {TARGET_RATIO}, none < {FLOOR_RATIO})")
+    if failed:
+        print(f"RESULT MISMATCH against NumPy: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
