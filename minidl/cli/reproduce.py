@@ -55,6 +55,13 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
     parser.add_argument("--lr-search", action="store_true",
                         help="choose each configuration's lr on validation error (short runs over a grid)")
+    parser.add_argument("--lr-grid", type=_csv(float), default=None,
+                        help="learning rates tried by --lr-search (default 0.01,0.03,0.1,0.3,1)")
+    parser.add_argument("--lr-search-updates", type=int, default=None,
+                        help="updates per trial of --lr-search")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="seconds the whole study may take: training updates per run are cut (equally for "
+                             "every run) to fit, from the measured speed (default preset: 570; 0 = no limit)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -87,10 +94,18 @@ def build_config(args):
             t.learning_rates.update({(a, s): args.lr for a in t.activations for s in t.schemes})
         if args.lr_search:
             t.lr_search = True
+        if args.lr_grid is not None:
+            t.lr_search_grid = args.lr_grid
+        if args.lr_search_updates is not None:
+            t.lr_search_updates = args.lr_search_updates
         if args.updates is not None:
             t.eval_every = min(t.eval_every, max(1, args.updates // 5))
             t.monitor_every = min(t.monitor_every, max(1, args.updates // 10))
         config.training = t
+    if args.time_budget is not None:
+        config.time_budget = args.time_budget if args.time_budget > 0 else None
+    elif args.updates is not None:
+        config.time_budget = None            # an explicit training length is taken as asked
     return config.validate()
 
 

@@ -24,6 +24,7 @@ DEFAULT_LEARNING_RATES = {
 }
 FALLBACK_LEARNING_RATE = 0.1
 LR_SEARCH_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+DEFAULT_TIME_BUDGET = 570.0     # seconds: the default study must finish within 10 minutes
 
 
 @dataclass
@@ -73,6 +74,9 @@ class StudyConfig:
     data_dir: str | None = None
     at_init: AtInitConfig | None = field(default_factory=AtInitConfig)
     training: TrainingConfig | None = field(default_factory=TrainingConfig)
+    # Seconds the whole study may take: before training, the speed of an update is measured and the
+    # updates per run are cut (equally for every run) to fit. None: no limit.
+    time_budget: float | None = None
 
     def validate(self) -> "StudyConfig":
         if self.dataset not in ("auto", "fashion-mnist", "mnist", "shapeset"):
@@ -106,7 +110,7 @@ class StudyConfig:
 def preset(name: str) -> StudyConfig:
     """The 'quick', 'default' or 'full' study."""
     if name == "default":
-        return StudyConfig(preset="default")
+        return StudyConfig(preset="default", time_budget=DEFAULT_TIME_BUDGET)
     if name == "quick":
         return StudyConfig(
             preset="quick",

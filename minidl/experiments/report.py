@@ -188,7 +188,18 @@ def training_section(results) -> list[str]:
              f"{data.get('n_train')} training examples), seeds {config['seeds']}. Learning curves use the first "
              f"{config['eval_examples']} test examples; final errors the whole test split "
              f"({data.get('n_test')} examples). The majority-class test error is {_pct(majority)}.", "",
-             "### Learning rates", ""]
+             ""]
+    budget = training.get("budget")
+    if budget:
+        ms = 1000 * budget["measured_seconds_per_update"]
+        if budget["cut"]:
+            lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "
+                      f"{ms:.1f} ms here, so the updates per run were cut from {budget['updates_planned']} to "
+                      f"{budget['updates_per_run']} (equally for every run).", ""]
+        else:
+            lines += [f"Time budget: {budget['time_budget_seconds']:.0f} s; one update measured {ms:.1f} ms here, "
+                      f"so the planned {budget['updates_planned']} updates per run fit.", ""]
+    lines += ["### Learning rates", ""]
     for key, choice in (training.get("learning_rates") or {}).items():
         if choice.get("search"):
             search = choice["search"]

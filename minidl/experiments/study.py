@@ -19,6 +19,8 @@ from minidl.experiments import paper
 from minidl.experiments.config import StudyConfig
 
 AT_INIT_UNITS = 40
+FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
+MIN_UPDATES = 100
 
 
 def default_out_dir(root: str | os.PathLike = "runs") -> Path:
@@ -139,6 +141,8 @@ class Study:
         from minidl.experiments.training_study import search_learning_rate, train_run
 
         t = self.config.training
+        if self.config.time_budget:
+            self._fit_time_budget(data, t, bar)
         rates = self.results["training"]["learning_rates"]
         for activation in t.activations:
             for scheme in t.schemes:
@@ -160,6 +164,40 @@ class Study:
                                        on_updates=bar.update)
                     self.results["training"]["runs"].append(record)
                     self.save()
+
+    def _fit_time_budget(self, data, t, bar) -> None:
+        """Cut t.updates (equally for every run) so that training ends within the study's time budget.
+
+        Cost model, in units of one training update (measured): each run costs
+            updates * (1 + eval_examples / (3 B eval_every) + monitor_examples / (3 B monitor_every))
+            + (n_test + 2000) / (3 B)            (final evaluation)
+        since a forward-only pass over one example costs about a third of a training step per example.
+        """
+        from minidl.experiments.training_study import seconds_per_update
+
+        bar.set_postfix_str("measuring speed")
+        per_update = float(np.mean([seconds_per_update(data, t, a) for a in t.activations]))
+        elapsed = time.perf_counter() - self._start
+        remaining = self.config.time_budget - elapsed - FINISH_SECONDS
+        runs = len(t.activations) * len(t.schemes) * len(t.seeds)
+        b = t.batch_size
+        per_run_factor = 1 + t.eval_examples / (3 * b * t.eval_every) + t.monitor_examples / (3 * b * t.monitor_every)
+        fixed = (data.x_test.shape[0] + 2000) / (3 * b)
+        search = (len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates
+                  if t.lr_search else 0)
+        affordable = int((remaining / per_update - search) / runs - fixed) if remaining > 0 else 0
+        affordable = affordable // 10 * 10
+        planned = t.updates
+        if affordable < planned:
+            t.updates = max(affordable, MIN_UPDATES)
+            bar.total = total_units(self.config)
+            bar.refresh()
+        self.results["training"]["budget"] = {
+            "time_budget_seconds": self.config.time_budget, "seconds_before_training": elapsed,
+            "measured_seconds_per_update": per_update, "updates_planned": planned, "updates_per_run": t.updates,
+            "cut": t.updates < planned}
+        self.results["config"]["training"]["updates"] = t.updates
+        self.save()
 
     def finish(self) -> None:
         """Write results.json, the CSVs, the figures and report.md from whatever has finished."""

@@ -129,6 +129,26 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
     return record
 
 
+def seconds_per_update(data, config, activation: str, warmup: int = 5, timed: int = 15) -> float:
+    """Measured wall time of one SGD update of the study's net (`activation`, Xavier init, lr 0)."""
+    import minidl as mdl
+    from minidl import optim
+    from minidl.nn import functional as F
+
+    model, _ = build_network(data.n_inputs, config.depth, config.width, data.n_classes, activation,
+                             "xavier_uniform", seed=0)
+    optimizer = optim.SGD(model.parameters(), lr=0.0)
+    x, y = data.x_train[:config.batch_size], data.y_train[:config.batch_size]
+    for i in range(warmup + timed):
+        if i == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(mdl.tensor(x)), y)
+        loss.backward()
+        optimizer.step()
+    return (time.perf_counter() - start) / timed
+
+
 def search_learning_rate(data, config, activation: str, scheme: str, on_updates=None) -> dict:
     """The paper's choice of learning rate, on a short budget: for each lr of the grid, train
     `lr_search_updates` updates (seed 0) and keep the lr with the lowest validation error (a diverged
