@@ -29,6 +29,12 @@ def _layer_colors(count):
     return [cmap(i / max(1, count - 1) * 0.9) for i in range(count)]
 
 
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _save(fig, folder: Path, name: str) -> Path:
     path = Path(folder) / name
     fig.tight_layout()
@@ -212,6 +218,8 @@ def variance_propagation(results, folder):
                 predicted = [L["predicted"][predicted_key] for L in record["layers"]]
                 axes[row][col].semilogy(layers, measured, "o-", color=color, label=label(record["scheme"]))
                 axes[row][col].semilogy(layers, predicted, "--", color=color)
+        for ax in axes[:, col]:
+            ax.xaxis.set_major_locator(_integer_locator())
         axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer")
         axes[1][col].set(title=f"{activation}: Var(dC/ds)", xlabel="layer")
         axes[0][col].legend(fontsize=6)
@@ -236,6 +244,7 @@ def jacobian_singular_values(results, folder):
         for level in (0.5, 0.8):
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
         ax.set(title=f"{activation}: Jacobian mean singular value", xlabel="layer", yscale="log")
+        ax.xaxis.set_major_locator(_integer_locator())
         ax.legend(fontsize=6)
     return _save(fig, folder, "jacobian_singular_values.png")
 

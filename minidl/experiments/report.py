@@ -190,7 +190,7 @@ def training_section(results) -> list[str]:
              f"({data.get('n_test')} examples). The majority-class test error is {_pct(majority)}.", "",
              ""]
     budget = training.get("budget")
-    if budget:
+    if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
         if budget["cut"]:
             lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "

@@ -18,6 +18,8 @@ Layout of results.json (format "minidl-reproduce/1"):
                  quarter_circle_prediction (0.849 sqrt(n Var W))
         histograms: {activation, backprop_gradient, weight_gradient}: per layer {edges, density}
     training
+        budget            time_budget_seconds (null: none), seconds_before_training, measured_seconds_per_update,
+                          updates_planned, updates_per_run, cut (bool), expected_training_hours
         learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
                            updates, chosen}}}
         runs              list, one record per (activation, scheme, seed):

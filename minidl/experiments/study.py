@@ -141,8 +141,7 @@ class Study:
         from minidl.experiments.training_study import search_learning_rate, train_run
 
         t = self.config.training
-        if self.config.time_budget:
-            self._fit_time_budget(data, t, bar)
+        self._fit_time_budget(data, t, bar)
         rates = self.results["training"]["learning_rates"]
         for activation in t.activations:
             for scheme in t.schemes:
@@ -166,7 +165,8 @@ class Study:
                     self.save()
 
     def _fit_time_budget(self, data, t, bar) -> None:
-        """Cut t.updates (equally for every run) so that training ends within the study's time budget.
+        """Measure the speed of an update; with a time budget, cut t.updates (equally for every run) so that
+        training ends within it. Records the measurement and the expected training time.
 
         Cost model, in units of one training update (measured): each run costs
             updates * (1 + eval_examples / (3 B eval_every) + monitor_examples / (3 B monitor_every))
@@ -178,24 +178,35 @@ class Study:
         bar.set_postfix_str("measuring speed")
         per_update = float(np.mean([seconds_per_update(data, t, a) for a in t.activations]))
         elapsed = time.perf_counter() - self._start
-        remaining = self.config.time_budget - elapsed - FINISH_SECONDS
+        budget = self.config.time_budget
         runs = len(t.activations) * len(t.schemes) * len(t.seeds)
         b = t.batch_size
         per_run_factor = 1 + t.eval_examples / (3 * b * t.eval_every) + t.monitor_examples / (3 * b * t.monitor_every)
         fixed = (data.x_test.shape[0] + 2000) / (3 * b)
         search = (len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates
                   if t.lr_search else 0)
-        affordable = int((remaining / per_update - search) / runs - fixed) if remaining > 0 else 0
-        affordable = affordable // 10 * 10
         planned = t.updates
+        if budget:
+            remaining = budget - elapsed - FINISH_SECONDS
+            affordable = int((remaining / per_update - search) / runs - fixed) if remaining > 0 else 0
+            affordable = affordable // 10 * 10
+        else:
+            affordable = planned
         if affordable < planned:
             t.updates = max(affordable, MIN_UPDATES)
+            t.eval_every = min(t.eval_every, max(10, t.updates // 10))
+            t.monitor_every = min(t.monitor_every, max(5, t.updates // 30))
             bar.total = total_units(self.config)
             bar.refresh()
         self.results["training"]["budget"] = {
             "time_budget_seconds": self.config.time_budget, "seconds_before_training": elapsed,
             "measured_seconds_per_update": per_update, "updates_planned": planned, "updates_per_run": t.updates,
-            "cut": t.updates < planned}
+            "cut": t.updates < planned,
+            "expected_training_hours": per_update * (search + runs * (t.updates * per_run_factor + fixed)) / 3600}
+        hours = self.results["training"]["budget"]["expected_training_hours"]
+        if hours > 0.5:
+            bar.write(f"minidl reproduce: training is expected to take about {hours:.1f} hours "
+                      f"({1000 * per_update:.1f} ms per update measured here)")
         self.results["config"]["training"]["updates"] = t.updates
         self.save()
 
