@@ -11,6 +11,11 @@ At the end of each epoch: evaluation on every eval loader (mean loss and error r
 appended to out_dir/metrics.jsonl, and out_dir/checkpoint.npz rewritten atomically (model, optimizer,
 loader position, minidl's global RNG, running sums of the epoch). The final weights go to out_dir/model.npz.
 
+A metrics record: {"epoch", "step" (updates so far), "complete" (false for the partial epoch a run
+stopped in by `updates`), "train_loss", "train_error" (means over the epoch's minibatches, each measured
+when it was trained on), "<name>_loss", "<name>_error" for each eval loader, "train_seconds" (time in
+updates, evaluation excluded), "samples_per_s"}.
+
 Failure handling:
 - a NaN/inf loss stops before that update is applied and raises TrainingDiverged naming the update and
   the last good checkpoint (which is left untouched);
