@@ -10,7 +10,6 @@ on ownership); it never returns the same fresh array for two parents.
 from __future__ import annotations
 
 import builtins
-import numbers
 
 import numpy as np
 

@@ -35,8 +35,9 @@ def check_gradients(fn, *arrays, rtol=1e-5, atol=1e-7, seed=0):
     A random cotangent makes this check a full vector-Jacobian product, not only the gradient of a sum.
     Returns the analytic gradients.
     """
-    arrays = [np.array(a, dtype=np.float64) for a in arrays]
-    tensors = [mdl.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    # autograd sees the inputs as given (strided views stay views); differences use C-ordered copies
+    tensors = [mdl.Tensor(np.asarray(a, dtype=np.float64), requires_grad=True) for a in arrays]
+    arrays = [np.array(a, dtype=np.float64, order="C") for a in arrays]
     out = fn(*tensors)
     rng = np.random.default_rng(seed)
     cotangent = rng.standard_normal(out.shape)

@@ -212,3 +212,21 @@ def test_composite_expression_gradient():
         h = (x @ w + b).tanh()
         return ((h * h).sum(axis=1, keepdims=True) / (1 + h.exp().mean()) - h.max()).softsign()
     check_gradients(f, data((3, 4), 13), data((4, 2), 14), data((2,), 15))
+
+
+@SETTINGS
+@given(st.integers(1, 5), st.integers(1, 5), st.integers(1, 5), st.integers(0, 2**16))
+def test_non_contiguous_views_through_the_core(m, k, n, seed):
+    """Strided and transposed views into matmul / sigmoid / linear give the same values and gradients."""
+    rng = np.random.default_rng(seed)
+    big_a = rng.normal(size=(2 * m, 3 * k))
+    big_b = rng.normal(size=(n, k)).T                  # a transposed (F-ordered) view
+    a_view = big_a[::2, ::3]
+    assert not a_view.flags.c_contiguous or a_view.size <= 1
+    for dtype in (np.float32, np.float64):
+        out = mdl.Tensor(a_view.astype(dtype, copy=False) if dtype == np.float64 else a_view.astype(dtype)) @ \
+            mdl.Tensor(big_b if dtype == np.float64 else big_b.astype(dtype))
+        np.testing.assert_allclose(out.data, a_view @ big_b, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-5)
+    np.testing.assert_allclose(mdl.Tensor(a_view).sigmoid().data, 1 / (1 + np.exp(-a_view)), rtol=1e-12)
+    check_gradients(lambda x, w: (x @ w).sigmoid(), a_view, big_b)
+    check_gradients(lambda x, w: F.linear(x.T.T, w), a_view, big_b)
