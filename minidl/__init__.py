@@ -3,7 +3,11 @@
     import minidl as mdl
     from minidl import nn, optim, init
 """
-from minidl.random import manual_seed
+from minidl.autograd_allocator import tune_malloc as _tune_malloc
+
+_tune_malloc()                      # reuse the step's large buffers instead of page-faulting them
+
+from minidl.random import manual_seed  # noqa: E402
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.tensor import Tensor, tensor
 from minidl.serialization import load, save
