@@ -35,7 +35,7 @@ class AtInitConfig:
     depths: tuple = (5, 10)
     width: int = 1000
     examples: int = 300            # the fixed batch (the paper monitors 300 test examples)
-    jacobian_examples: int = 2     # examples whose per-layer Jacobian SVD is averaged
+    jacobian_examples: int = 1     # examples whose per-layer Jacobian spectrum is averaged (1000 values each)
     jacobian_max_depth: int = 5    # Jacobians only for nets up to this depth (each SVD ~0.1 s at 1000 units)
     bins: int = 60
     seed: int = 0

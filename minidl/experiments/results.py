@@ -60,7 +60,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w") as handle:
-        json.dump(_clean(data), handle, indent=1)
+        json.dump(_clean(data), handle, separators=(",", ":"))
     os.replace(temporary, path)
 
 
