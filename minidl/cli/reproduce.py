@@ -26,14 +26,14 @@ def register(subparsers) -> None:
             "at-init study on 5- and 10-layer nets, 5x1000 training of {sigmoid,tanh,softsign} x "
             "{standard,xavier_uniform} x 2 seeds); --quick within a minute (small nets); --full at the "
             "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
-            "progress bar gives the estimate). Options below override the preset."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+            "progress bar gives the estimate). Options below override the preset; unset, they take the "
+            "preset's value."))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="shrunk study that finishes within a minute")
     mode.add_argument("--full", action="store_true", help="the paper's scale (many hours)")
     parser.add_argument("--out", default=None, help="output folder (default: a new folder under runs/)")
     parser.add_argument("--dataset", default="auto", choices=("auto", "fashion-mnist", "mnist", "shapeset"),
-                        help="auto = Fashion-MNIST when installed, else the built-in Shapeset-3x2")
+                        help="auto (default) = Fashion-MNIST when installed, else the built-in Shapeset-3x2")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset's IDX files")
     parser.add_argument("--skip-at-init", action="store_true", help="skip the at-initialization study")
     parser.add_argument("--skip-training", action="store_true", help="skip the training study")
