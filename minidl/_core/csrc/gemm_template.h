@@ -10,16 +10,15 @@
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
  * zero-padded so the micro-kernel always runs at full width. Threads: the output is split into a grid of
  * tm x tn independent blocks (one per thread, aligned to MR/NR), so threads need no barrier and each owns
- * persistent packing buffers. Skinny products (M <= SKINNY_M rows) with row-contiguous op(B) skip packing
- * B: the micro-kernel reads B in place, because there is no reuse to pay for the copy.
+ * persistent packing buffers. Products with few rows (M <= SKINNY_M) and row-contiguous op(B) skip packing B:
+ * the micro-kernel reads B in place (prefetching rows ahead), since there is too little reuse to pay
+ * for the copy. Measured here: 10x784x1000 went from ~44 to ~62 GFLOP/s on one core.
  *
  * The including file defines: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and
  *   static void KERNEL_NAME(int mr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
  *                           T *c, mdl_index ldc, int overwrite);
  * which computes rows [0, mr) of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step apart).
- * Optionally PACK_B_PANEL_TRANS(kc, B, csb, dst) for the rsb == 1 case with a full NR panel, and
- * GEMM_DOT(m, n, k, A, rsa, W, ldw, C, ldc) for skinny products with row-contiguous A and transposed B
- * (C = A @ W^T as dot products of rows, nothing packed).
+ * Optionally PACK_B_PANEL_TRANS(kc, B, csb, dst) for the rsb == 1 case with a full NR panel.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -122,12 +121,6 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
     const mdl_index mc_max = FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, MC)), MR) * MR;
     const mdl_index nc_max = FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, NC)), NR) * NR;
     const int direct_b = (csb == 1) && (m <= SKINNY_M);
-#ifdef GEMM_DOT
-    if (m <= SKINNY_M && rsb == 1 && csa == 1) {
-        GEMM_DOT(m, n, k, A, rsa, B, csb, C, ldc);
-        return 0;
-    }
-#endif
 
     T *pa = FN(reserve)(&FN(buf_a), &FN(cap_a), (size_t)(mc_max * kc_max));
     T *pb = FN(reserve)(&FN(buf_b), &FN(cap_b), (size_t)(direct_b ? kc_max * NR : nc_max * kc_max));

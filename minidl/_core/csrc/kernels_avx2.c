@@ -105,63 +105,6 @@ static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, f
 }
 
 
-/* Skinny products with transposed B (dY @ W^T at small batch): C[i, j] = dot(A row i, W row j), where
- * op(B)[p, j] = W[j*csb + p] and A rows are contiguous. Both operands are read in place, unpacked: a
- * 2 x 4 block of dot products at a time; the 4 W rows (one K chunk) stay in L1 while
- * every pair of A rows passes over them (2 x 4 accumulators + 4 W vectors + 1 A vector = 13 of the
- * 16 ymm registers: no spills). Rows past the edge repeat the last valid row (results dropped). */
-#define DOT_KCHUNK_F32 1024
-#define DOT_ROWS 2
-MDL_INLINE __m128 hsum4_ps(__m256 a, __m256 b, __m256 c, __m256 d)
-{
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); /* [sum a, b, c, d] */
-}
-
-static void gemm_dot_f32_avx2(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa,
-                              const float *W, mdl_index ldw, float *C, mdl_index ldc)
-{
-    static const int mask_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    for (mdl_index p0 = 0; p0 < k; p0 += DOT_KCHUNK_F32) {
-        const mdl_index kc = k - p0 < DOT_KCHUNK_F32 ? k - p0 : DOT_KCHUNK_F32;
-        const mdl_index k8 = kc / 8 * 8;
-        const __m256i tail = _mm256_loadu_si256((const __m256i *)(mask_bits + 8 - (kc - k8)));
-        for (mdl_index j = 0; j < n; j += 4) {
-            const float *w[4];
-            for (int q = 0; q < 4; q++) w[q] = W + (j + q < n ? j + q : n - 1) * ldw + p0;
-            for (mdl_index i = 0; i < m; i += DOT_ROWS) {
-                const float *a[DOT_ROWS];
-                for (int r = 0; r < DOT_ROWS; r++) a[r] = A + (i + r < m ? i + r : m - 1) * rsa + p0;
-                __m256 acc[DOT_ROWS][4];
-                for (int r = 0; r < DOT_ROWS; r++)
-                    for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_ps();
-                for (mdl_index p = 0; p < k8; p += 8) {
-                    __m256 wv[4];
-                    for (int q = 0; q < 4; q++) wv[q] = _mm256_loadu_ps(w[q] + p);
-                    for (int r = 0; r < DOT_ROWS; r++) {
-                        const __m256 av = _mm256_loadu_ps(a[r] + p);
-                        for (int q = 0; q < 4; q++) acc[r][q] = _mm256_fmadd_ps(av, wv[q], acc[r][q]);
-                    }
-                }
-                if (k8 < kc) {
-                    __m256 wv[4];
-                    for (int q = 0; q < 4; q++) wv[q] = _mm256_maskload_ps(w[q] + k8, tail);
-                    for (int r = 0; r < DOT_ROWS; r++) {
-                        const __m256 av = _mm256_maskload_ps(a[r] + k8, tail);
-                        for (int q = 0; q < 4; q++) acc[r][q] = _mm256_fmadd_ps(av, wv[q], acc[r][q]);
-                    }
-                }
-                for (int r = 0; r < DOT_ROWS && i + r < m; r++) {
-                    float sums[4];
-                    _mm_storeu_ps(sums, hsum4_ps(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-                    float *cr = C + (i + r) * ldc + j;
-                    for (int q = 0; q < 4 && j + q < n; q++) cr[q] = p0 == 0 ? sums[q] : cr[q] + sums[q];
-                }
-            }
-        }
-    }
-}
-
 #define T float
 #define SFX f32_avx2
 #define MR 6
@@ -172,7 +115,6 @@ static void gemm_dot_f32_avx2(mdl_index m, mdl_index n, mdl_index k, const float
 #define SKINNY_M 64
 #define KERNEL_NAME kernel_f32_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f32_avx2
-#define GEMM_DOT gemm_dot_f32_avx2
 #include "gemm_template.h"
 #undef T
 #undef SFX
@@ -183,7 +125,6 @@ static void gemm_dot_f32_avx2(mdl_index m, mdl_index n, mdl_index k, const float
 #undef NC
 #undef KERNEL_NAME
 #undef PACK_B_PANEL_TRANS
-#undef GEMM_DOT
 
 /* ================================ float64 GEMM ================================ */
 MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, const double *b,
@@ -260,57 +201,6 @@ static void pack_b_trans_f64_avx2(mdl_index kc, const double *B, mdl_index csb, 
 }
 
 
-#define DOT_KCHUNK_F64 512
-MDL_INLINE __m256d hsum4_pd(__m256d a, __m256d b, __m256d c, __m256d d)
-{
-    const __m256d ab = _mm256_hadd_pd(a, b), cd = _mm256_hadd_pd(c, d); /* [a01 b01 a23 b23] ... */
-    return _mm256_add_pd(_mm256_permute2f128_pd(ab, cd, 0x20), _mm256_permute2f128_pd(ab, cd, 0x31));
-}
-
-static void gemm_dot_f64_avx2(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa,
-                              const double *W, mdl_index ldw, double *C, mdl_index ldc)
-{
-    static const long long mask_bits[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
-    for (mdl_index p0 = 0; p0 < k; p0 += DOT_KCHUNK_F64) {
-        const mdl_index kc = k - p0 < DOT_KCHUNK_F64 ? k - p0 : DOT_KCHUNK_F64;
-        const mdl_index k4 = kc / 4 * 4;
-        const __m256i tail = _mm256_loadu_si256((const __m256i *)(mask_bits + 4 - (kc - k4)));
-        for (mdl_index j = 0; j < n; j += 4) {
-            const double *w[4];
-            for (int q = 0; q < 4; q++) w[q] = W + (j + q < n ? j + q : n - 1) * ldw + p0;
-            for (mdl_index i = 0; i < m; i += DOT_ROWS) {
-                const double *a[DOT_ROWS];
-                for (int r = 0; r < DOT_ROWS; r++) a[r] = A + (i + r < m ? i + r : m - 1) * rsa + p0;
-                __m256d acc[DOT_ROWS][4];
-                for (int r = 0; r < DOT_ROWS; r++)
-                    for (int q = 0; q < 4; q++) acc[r][q] = _mm256_setzero_pd();
-                for (mdl_index p = 0; p < k4; p += 4) {
-                    __m256d wv[4];
-                    for (int q = 0; q < 4; q++) wv[q] = _mm256_loadu_pd(w[q] + p);
-                    for (int r = 0; r < DOT_ROWS; r++) {
-                        const __m256d av = _mm256_loadu_pd(a[r] + p);
-                        for (int q = 0; q < 4; q++) acc[r][q] = _mm256_fmadd_pd(av, wv[q], acc[r][q]);
-                    }
-                }
-                if (k4 < kc) {
-                    __m256d wv[4];
-                    for (int q = 0; q < 4; q++) wv[q] = _mm256_maskload_pd(w[q] + k4, tail);
-                    for (int r = 0; r < DOT_ROWS; r++) {
-                        const __m256d av = _mm256_maskload_pd(a[r] + k4, tail);
-                        for (int q = 0; q < 4; q++) acc[r][q] = _mm256_fmadd_pd(av, wv[q], acc[r][q]);
-                    }
-                }
-                for (int r = 0; r < DOT_ROWS && i + r < m; r++) {
-                    double sums[4];
-                    _mm256_storeu_pd(sums, hsum4_pd(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-                    double *cr = C + (i + r) * ldc + j;
-                    for (int q = 0; q < 4 && j + q < n; q++) cr[q] = p0 == 0 ? sums[q] : cr[q] + sums[q];
-                }
-            }
-        }
-    }
-}
-
 #define T double
 #define SFX f64_avx2
 #define MR 6
@@ -320,7 +210,6 @@ static void gemm_dot_f64_avx2(mdl_index m, mdl_index n, mdl_index k, const doubl
 #define NC 2048
 #define KERNEL_NAME kernel_f64_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f64_avx2
-#define GEMM_DOT gemm_dot_f64_avx2
 #include "gemm_template.h"
 #undef T
 #undef SFX
@@ -331,7 +220,6 @@ static void gemm_dot_f64_avx2(mdl_index m, mdl_index n, mdl_index k, const doubl
 #undef NC
 #undef KERNEL_NAME
 #undef PACK_B_PANEL_TRANS
-#undef GEMM_DOT
 
 /* ================================ sigmoid ================================ */
 /* exp(x) for x in [-104, 0] (float32): x = n ln2 + r, |r| <= ln2/2, Cephes expf polynomial (~1 ulp). */
