@@ -113,6 +113,9 @@ class Tensor:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.data.shape}")
         return self.data.item()
 
+    def __float__(self) -> float:
+        return float(self.item())
+
     def detach(self) -> "Tensor":
         """A new tensor sharing ``data`` and cut from the graph (requires_grad=False)."""
         return Tensor._wrap(self.data)

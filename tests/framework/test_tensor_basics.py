@@ -37,7 +37,7 @@ def test_explicit_dtype_and_properties():
 
 
 def test_item():
-    assert mdl.tensor([[3.5]]).item() == 3.5
+    assert mdl.tensor([[3.5]]).item() == 3.5 and float(mdl.tensor([3.5])) == 3.5
     assert isinstance(mdl.tensor(2).item(), float)
     with pytest.raises(ValueError, match=r"\(2,\)"):
         mdl.tensor([1, 2]).item()
