@@ -26,6 +26,13 @@ def _to_array(name, value, path) -> np.ndarray:
     return value
 
 
+def _default_file_mode() -> int:
+    """0666 minus the process umask: the mode open() would have given a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def save(state_dict: dict, path) -> None:
     """Write ``{name: ndarray | Tensor | number | str}`` to ``path`` (exactly that name) as .npz.
 
@@ -43,6 +50,7 @@ def save(state_dict: dict, path) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
     try:
+        os.chmod(tmp, _default_file_mode())       # mkstemp creates 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()

@@ -74,3 +74,11 @@ def test_missing_and_corrupt_files(tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="cut.npz"):
         mdl.load(path)
+
+
+def test_saved_file_gets_the_usual_permissions(tmp_path):
+    path = tmp_path / "perm.npz"
+    mdl.save({"a": np.ones(2)}, path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask)
