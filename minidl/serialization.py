@@ -50,8 +50,8 @@ def save(state_dict: dict, path) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
     try:
-        os.chmod(tmp, _default_file_mode())       # mkstemp creates 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, _default_file_mode())   # mkstemp creates 0600; give the usual mode
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
