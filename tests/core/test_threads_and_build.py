@@ -3,17 +3,29 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minidl import _core
 
+# Children import the same minidl as this process (an in-place build or an installed one), never a
+# source tree that happens to be the working directory.
+PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
+
 
 def run_python(code, **env):
     environment = {**os.environ, **env}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            check=True, timeout=60)
+                            check=True, timeout=60, cwd=PACKAGE_PARENT)
+    return result.stdout.strip()
+
+
+def run_python_without(code, variable):
+    environment = {k: v for k, v in os.environ.items() if k != variable}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                            check=True, timeout=60, cwd=PACKAGE_PARENT)
     return result.stdout.strip()
 
 
@@ -26,13 +38,10 @@ def test_set_and_get_num_threads():
 
 def test_default_threads_follow_omp_num_threads():
     code = "from minidl import _core; print(_core.get_num_threads())"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     assert run_python(code, OMP_NUM_THREADS="1") == "1"
     if _core.openmp_enabled():
         assert run_python(code, OMP_NUM_THREADS="3") == "3"
-        default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                                 check=True).stdout.strip()
-        assert default == str(len(os.sched_getaffinity(0)))
+        assert run_python_without(code, "OMP_NUM_THREADS") == str(len(os.sched_getaffinity(0)))
 
 
 def test_env_var_forces_generic_kernels():
@@ -42,9 +51,7 @@ def test_env_var_forces_generic_kernels():
 
 def test_best_kernels_chosen_at_import():
     expected = "avx2" if "avx2" in _core.available_kernels() else "generic"
-    env = {k: v for k, v in os.environ.items() if k != "MINIDL_KERNELS"}
-    got = subprocess.run([sys.executable, "-c", "from minidl import _core; print(_core.kernel_name())"],
-                         capture_output=True, text=True, env=env, check=True).stdout.strip()
+    got = run_python_without("from minidl import _core; print(_core.kernel_name())", "MINIDL_KERNELS")
     assert got == expected
     if _core.cpu_has_avx2_fma():
         assert "avx2" in _core.available_kernels() or os.environ.get("MINIDL_PORTABLE")
