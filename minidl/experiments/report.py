@@ -302,6 +302,11 @@ def _saturation_sentences(runs):
                      f"{float(np.mean(final_tops)):.3f}.")
     for activation in ("tanh", "softsign"):
         for scheme in ("standard", "xavier_uniform"):
+            group = [r for r in _group(runs, activation, scheme) if r.get("final_histograms")]
+            if group:
+                fractions = [_fraction_beyond(group[0]["final_histograms"], 0.9)]
+                lines.append(f"- {activation}, {label(scheme)}: at the end {100 * fractions[0]:.1f}% of the monitored "
+                             f"activations (all layers, seed {group[0]['seed']}) lie beyond ±0.9 (Fig. 4).")
             group = [r for r in _group(runs, activation, scheme) if r.get("monitor")]
             if not group:
                 continue
@@ -322,6 +327,17 @@ def _saturation_sentences(runs):
                 lines.append(f"- {activation}, {label(scheme)} (seed {run['seed']}): no layer's 2nd/98th percentile "
                              f"reached ±{SATURATED} (largest |percentile| {peak:.2f}): no saturation in this run.")
     return lines
+
+
+def _fraction_beyond(histograms, threshold):
+    """Fraction of the values (pooled over layers) with |v| > threshold, from per-layer densities."""
+    fractions = []
+    for h in histograms:
+        edges = np.array(h["edges"])
+        mass = np.array(h["density"]) * np.diff(edges)
+        centers = 0.5 * (edges[1:] + edges[:-1])
+        fractions.append(float(mass[np.abs(centers) > threshold].sum()))
+    return float(np.mean(fractions))
 
 
 # ---------------------------------------------------------------- the whole report
