@@ -80,7 +80,8 @@ def measure_case(case: dict, dtype, threads: int, rounds: int, pause: float) -> 
         minidl_ms=mine.median * 1e3, minidl_best_ms=mine.best * 1e3,
         numpy_ms=theirs.median * 1e3, numpy_best_ms=theirs.best * 1e3,
         minidl_gflops=flops / mine.median / 1e9, numpy_gflops=flops / theirs.median / 1e9,
-        ratio=theirs.median / mine.median, max_abs_error=error, verified=bool(verified),
+        ratio=theirs.median / mine.median, best_ratio=theirs.best / mine.best,
+        max_abs_error=error, verified=bool(verified),
     )
 
 
@@ -96,6 +97,7 @@ def summarize(rows: list[dict]) -> list[dict]:
         ratios = [r["ratio"] for r in group]
         worst = min(group, key=lambda r: r["ratio"])
         summary.append(dict(dtype=key[0], threads=key[1], cases=len(group), geomean_ratio=geomean(ratios),
+                            geomean_best_ratio=geomean([r["best_ratio"] for r in group]),
                             min_ratio=worst["ratio"], min_case=worst["case"],
                             below_floor=[r["case"] for r in group if r["ratio"] < FLOOR_RATIO]))
     return summary
@@ -130,18 +132,19 @@ def run(args) -> int:
                                results=rows, summary=summary), args.json)
     else:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
-        print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; "
-              f"times are medians; ratio = NumPy time / minidl time\n")
+        print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
+              f"ratio = NumPy time / minidl time (best ratio: of the best times)\n")
         print(report.table(rows, [
             ("case", "case", ""), ("dtype", "dtype", ""), ("threads", "thr", "d"),
             ("minidl_ms", "minidl ms", ".3f"), ("numpy_ms", "numpy ms", ".3f"),
             ("minidl_gflops", "minidl GF/s", ".1f"), ("numpy_gflops", "numpy GF/s", ".1f"),
-            ("ratio", "ratio", ".2f"), ("verified", "ok", ""),
+            ("ratio", "ratio", ".2f"), ("best_ratio", "best ratio", ".2f"), ("verified", "ok", ""),
         ]))
         for s in summary:
             verdict = "meets" if s["geomean_ratio"] >= TARGET_RATIO and not s["below_floor"] else "misses"
             print(f"\n{s['dtype']}, {s['threads']} thread(s), target set (squares 256-1024 + MLP products, "
-                  f"{s['cases']} cases): geomean ratio {s['geomean_ratio']:.2f}, min {s['min_ratio']:.2f} "
+                  f"{s['cases']} cases): geomean ratio {s['geomean_ratio']:.2f} (of best times "
+                  f"{s['geomean_best_ratio']:.2f}), min {s['min_ratio']:.2f} "
                   f"({s['min_case']}); below {FLOOR_RATIO}: {', '.join(s['below_floor']) or 'none'} "
                   f"-> {verdict} the target (geomean >= {TARGET_RATIO}, none < {FLOOR_RATIO})")
     if failed:

@@ -8,17 +8,18 @@
  *           for ir in mc step MR:   micro-kernel: C[MR x NR] (+)= A panel @ B panel
  *
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
- * zero-padded so the micro-kernel always runs at full width. Threads: the output is split into a grid of
+ * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns). Threads: the output is split into a grid of
  * tm x tn independent blocks (one per thread, aligned to MR/NR), so threads need no barrier and each owns
  * persistent packing buffers. Products with few rows (M <= SKINNY_M) and row-contiguous op(B) skip packing B:
  * the micro-kernel reads B in place (prefetching rows ahead), since there is too little reuse to pay
  * for the copy. Measured here: 10x784x1000 went from ~44 to ~62 GFLOP/s on one core.
  *
  * The including file defines: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and
- *   static void KERNEL_NAME(int mr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
+ *   static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
  *                           T *c, mdl_index ldc, int overwrite);
- * which computes rows [0, mr) of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step apart).
- * Optionally PACK_B_PANEL_TRANS(kc, B, csb, dst) for the rsb == 1 case with a full NR panel.
+ * which computes the mr x nr corner of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step
+ * apart, always NR readable columns). Optionally faster packing of full panels:
+ * PACK_B_PANEL_TRANS(kc, B, csb, dst) when rsb == 1, PACK_A_PANEL_ROWS(kc, A, rsa, dst) when csa == 1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,8 +63,12 @@ static void FN(pack_a_panel)(int mr, mdl_index kc, const T *A, mdl_index rsa, md
         return;
     }
     if (csa == 1 && mr == MR) {
+#ifdef PACK_A_PANEL_ROWS
+        PACK_A_PANEL_ROWS(kc, A, rsa, dst);
+#else
         for (mdl_index p = 0; p < kc; p++)
             for (int r = 0; r < MR; r++) dst[p * MR + r] = A[r * rsa + p];
+#endif
         return;
     }
     for (mdl_index p = 0; p < kc; p++) {
@@ -101,17 +106,6 @@ static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, md
     }
 }
 
-/* The kernel computes a full-width tile into a scratch tile; copy its valid mr x nr corner into C. */
-static void FN(store_edge)(int mr, int nr, const T *tile, T *C, mdl_index ldc, int overwrite)
-{
-    for (int r = 0; r < mr; r++) {
-        if (overwrite)
-            for (int c = 0; c < nr; c++) C[r * ldc + c] = tile[r * NR + c];
-        else
-            for (int c = 0; c < nr; c++) C[r * ldc + c] += tile[r * NR + c];
-    }
-}
-
 /* One thread's share: C[0:m, 0:n] = op(A)[0:m, :] @ op(B)[:, 0:n]. Returns -1 when out of memory. */
 static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                           const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc)
@@ -125,7 +119,6 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
     T *pa = FN(reserve)(&FN(buf_a), &FN(cap_a), (size_t)(mc_max * kc_max));
     T *pb = FN(reserve)(&FN(buf_b), &FN(cap_b), (size_t)(direct_b ? kc_max * NR : nc_max * kc_max));
     if (pa == NULL || pb == NULL) return -1;
-    T tile[MR * NR] __attribute__((aligned(64)));
 
     for (mdl_index jc = 0; jc < n; jc += nc_max) {
         const mdl_index nc = FN(min_index)(nc_max, n - jc);
@@ -158,13 +151,8 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                     }
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
-                        T *c = C + (ic + ir) * ldc + jc + jr;
-                        if (nr == NR) {
-                            KERNEL_NAME(mr, kc, pa + ir * kc, b_panel, b_step, c, ldc, overwrite);
-                        } else {
-                            KERNEL_NAME(mr, kc, pa + ir * kc, b_panel, b_step, tile, NR, 1);
-                            FN(store_edge)(mr, nr, tile, c, ldc, overwrite);
-                        }
+                        KERNEL_NAME(mr, nr, kc, pa + ir * kc, b_panel, b_step, C + (ic + ir) * ldc + jc + jr, ldc,
+                                    overwrite);
                     }
                 }
             }
@@ -200,10 +188,10 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = (T)0;
         return 0;
     }
-    /* Below ~0.25 MFLOP per thread, waking a thread costs more than it saves. */
+    /* Below ~1 MFLOP (~15 us) per thread, waking a thread costs more than it saves. */
     const double flops = 2.0 * (double)m * (double)n * (double)k;
     int nt = nthreads < 1 ? 1 : nthreads;
-    if (flops / (double)nt < 262144.0) nt = (int)(flops / 262144.0);
+    if (flops / (double)nt < 1048576.0) nt = (int)(flops / 1048576.0);
     if (nt < 1) nt = 1;
     int failed = 0;
 #ifdef _OPENMP

@@ -16,15 +16,21 @@
 #endif
 
 /* ================================ float32 GEMM ================================ */
+/* Lane masks for partial tiles: mask_bits + 16 - nr gives lanes [0, nr) set. */
+static const int mask_bits_f32[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+
 MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                                float *c, mdl_index ldc, int overwrite)
+                                float *c, mdl_index ldc, int overwrite, int nr)
 {
     __m256 c0[6], c1[6];
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < 6; r++) {
         c0[r] = _mm256_setzero_ps();
         c1[r] = _mm256_setzero_ps();
     }
     /* Fetch the C tile while the k loop runs: its rows are ldc apart and usually not in L1. */
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + 15), _MM_HINT_T0);
@@ -36,6 +42,7 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
         _mm_prefetch((const char *)(b + B_PREFETCH * b_step + 15), _MM_HINT_T0);
         const __m256 b0 = _mm256_loadu_ps(b);
         const __m256 b1 = _mm256_loadu_ps(b + 8);
+        _Pragma("GCC unroll 6")
         for (int r = 0; r < mr; r++) {
             const __m256 ar = _mm256_broadcast_ss(a + r);
             c0[r] = _mm256_fmadd_ps(ar, b0, c0[r]);
@@ -44,27 +51,44 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
         a += 6;
         b += b_step;
     }
+    if (nr == 16) {
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < mr; r++) {
+            float *cr = c + r * ldc;
+            if (!overwrite) {
+                c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(cr));
+                c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(cr + 8));
+            }
+            _mm256_storeu_ps(cr, c0[r]);
+            _mm256_storeu_ps(cr + 8, c1[r]);
+        }
+        return;
+    }
+    /* Edge tile: masked loads/stores touch only the nr valid columns. */
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(mask_bits_f32 + 16 - nr));
+    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(mask_bits_f32 + (nr > 8 ? 24 - nr : 16)));
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         if (!overwrite) {
-            c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(cr));
-            c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(cr + 8));
+            c0[r] = _mm256_add_ps(c0[r], _mm256_maskload_ps(cr, m0));
+            c1[r] = _mm256_add_ps(c1[r], _mm256_maskload_ps(cr + 8, m1));
         }
-        _mm256_storeu_ps(cr, c0[r]);
-        _mm256_storeu_ps(cr + 8, c1[r]);
+        _mm256_maskstore_ps(cr, m0, c0[r]);
+        _mm256_maskstore_ps(cr + 8, m1, c1[r]);
     }
 }
 
-static void kernel_f32_avx2(int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
+static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
                             float *c, mdl_index ldc, int overwrite)
 {
     switch (mr) {
-    case 6: kernel_f32_body(6, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 5: kernel_f32_body(5, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 4: kernel_f32_body(4, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 3: kernel_f32_body(3, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 2: kernel_f32_body(2, kc, a, b, b_step, c, ldc, overwrite); break;
-    default: kernel_f32_body(1, kc, a, b, b_step, c, ldc, overwrite); break;
+    case 6: kernel_f32_body(6, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 5: kernel_f32_body(5, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 4: kernel_f32_body(4, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 3: kernel_f32_body(3, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 2: kernel_f32_body(2, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    default: kernel_f32_body(1, kc, a, b, b_step, c, ldc, overwrite, nr); break;
     }
 }
 
@@ -105,6 +129,27 @@ static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, f
 }
 
 
+
+/* Row-major A (op(A)[r, p] = A[r*rsa + p]) into an MR = 6 panel: 6 rows x 8 columns per 8 x 8 transpose
+ * (rows 6 and 7 zero), then 6 floats per column. */
+static void pack_a_rows_f32_avx2(mdl_index kc, const float *A, mdl_index rsa, float *dst)
+{
+    mdl_index p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(A + i * rsa + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8_ps(r);
+        for (int j = 0; j < 8; j++) {
+            float *d = dst + (p + j) * 6;
+            _mm_storeu_ps(d, _mm256_castps256_ps128(r[j]));
+            _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(r[j], 1));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 6; i++) dst[p * 6 + i] = A[i * rsa + p];
+}
+
 #define T float
 #define SFX f32_avx2
 #define MR 6
@@ -115,6 +160,7 @@ static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, f
 #define SKINNY_M 64
 #define KERNEL_NAME kernel_f32_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f32_avx2
+#define PACK_A_PANEL_ROWS pack_a_rows_f32_avx2
 #include "gemm_template.h"
 #undef T
 #undef SFX
@@ -125,16 +171,21 @@ static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, f
 #undef NC
 #undef KERNEL_NAME
 #undef PACK_B_PANEL_TRANS
+#undef PACK_A_PANEL_ROWS
 
 /* ================================ float64 GEMM ================================ */
+static const long long mask_bits_f64[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
 MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, const double *b,
-                                mdl_index b_step, double *c, mdl_index ldc, int overwrite)
+                                mdl_index b_step, double *c, mdl_index ldc, int overwrite, int nr)
 {
     __m256d c0[6], c1[6];
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < 6; r++) {
         c0[r] = _mm256_setzero_pd();
         c1[r] = _mm256_setzero_pd();
     }
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + 7), _MM_HINT_T0);
@@ -143,6 +194,7 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
     for (mdl_index p = 0; p < kc; p++) {
         const __m256d b0 = _mm256_loadu_pd(b);
         const __m256d b1 = _mm256_loadu_pd(b + 4);
+        _Pragma("GCC unroll 6")
         for (int r = 0; r < mr; r++) {
             const __m256d ar = _mm256_broadcast_sd(a + r);
             c0[r] = _mm256_fmadd_pd(ar, b0, c0[r]);
@@ -151,27 +203,43 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
         a += 6;
         b += b_step;
     }
+    if (nr == 8) {
+        _Pragma("GCC unroll 6")
+        for (int r = 0; r < mr; r++) {
+            double *cr = c + r * ldc;
+            if (!overwrite) {
+                c0[r] = _mm256_add_pd(c0[r], _mm256_loadu_pd(cr));
+                c1[r] = _mm256_add_pd(c1[r], _mm256_loadu_pd(cr + 4));
+            }
+            _mm256_storeu_pd(cr, c0[r]);
+            _mm256_storeu_pd(cr + 4, c1[r]);
+        }
+        return;
+    }
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)(mask_bits_f64 + 8 - nr));
+    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(mask_bits_f64 + (nr > 4 ? 12 - nr : 8)));
+    _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         double *cr = c + r * ldc;
         if (!overwrite) {
-            c0[r] = _mm256_add_pd(c0[r], _mm256_loadu_pd(cr));
-            c1[r] = _mm256_add_pd(c1[r], _mm256_loadu_pd(cr + 4));
+            c0[r] = _mm256_add_pd(c0[r], _mm256_maskload_pd(cr, m0));
+            c1[r] = _mm256_add_pd(c1[r], _mm256_maskload_pd(cr + 4, m1));
         }
-        _mm256_storeu_pd(cr, c0[r]);
-        _mm256_storeu_pd(cr + 4, c1[r]);
+        _mm256_maskstore_pd(cr, m0, c0[r]);
+        _mm256_maskstore_pd(cr + 4, m1, c1[r]);
     }
 }
 
-static void kernel_f64_avx2(int mr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
+static void kernel_f64_avx2(int mr, int nr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
                             double *c, mdl_index ldc, int overwrite)
 {
     switch (mr) {
-    case 6: kernel_f64_body(6, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 5: kernel_f64_body(5, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 4: kernel_f64_body(4, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 3: kernel_f64_body(3, kc, a, b, b_step, c, ldc, overwrite); break;
-    case 2: kernel_f64_body(2, kc, a, b, b_step, c, ldc, overwrite); break;
-    default: kernel_f64_body(1, kc, a, b, b_step, c, ldc, overwrite); break;
+    case 6: kernel_f64_body(6, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 5: kernel_f64_body(5, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 4: kernel_f64_body(4, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 3: kernel_f64_body(3, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    case 2: kernel_f64_body(2, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+    default: kernel_f64_body(1, kc, a, b, b_step, c, ldc, overwrite, nr); break;
     }
 }
 
@@ -201,6 +269,28 @@ static void pack_b_trans_f64_avx2(mdl_index kc, const double *B, mdl_index csb, 
 }
 
 
+
+static void pack_a_rows_f64_avx2(mdl_index kc, const double *A, mdl_index rsa, double *dst)
+{
+    mdl_index p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m256d lo[4], hi[4];
+        for (int i = 0; i < 4; i++) lo[i] = _mm256_loadu_pd(A + i * rsa + p);
+        hi[0] = _mm256_loadu_pd(A + 4 * rsa + p);
+        hi[1] = _mm256_loadu_pd(A + 5 * rsa + p);
+        hi[2] = hi[3] = _mm256_setzero_pd();
+        transpose4_pd(lo);
+        transpose4_pd(hi);
+        for (int j = 0; j < 4; j++) {
+            double *d = dst + (p + j) * 6;
+            _mm256_storeu_pd(d, lo[j]);
+            _mm_storeu_pd(d + 4, _mm256_castpd256_pd128(hi[j]));
+        }
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 6; i++) dst[p * 6 + i] = A[i * rsa + p];
+}
+
 #define T double
 #define SFX f64_avx2
 #define MR 6
@@ -210,6 +300,7 @@ static void pack_b_trans_f64_avx2(mdl_index kc, const double *B, mdl_index csb, 
 #define NC 2048
 #define KERNEL_NAME kernel_f64_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f64_avx2
+#define PACK_A_PANEL_ROWS pack_a_rows_f64_avx2
 #include "gemm_template.h"
 #undef T
 #undef SFX
@@ -220,6 +311,7 @@ static void pack_b_trans_f64_avx2(mdl_index kc, const double *B, mdl_index csb, 
 #undef NC
 #undef KERNEL_NAME
 #undef PACK_B_PANEL_TRANS
+#undef PACK_A_PANEL_ROWS
 
 /* ================================ sigmoid ================================ */
 /* exp(x) for x in [-104, 0] (float32): x = n ln2 + r, |r| <= ln2/2, Cephes expf polynomial (~1 ulp). */

@@ -14,7 +14,7 @@
 #define SKINNY_M 16
 #define KERNEL_NAME kernel_f32_generic
 
-static void kernel_f32_generic(int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
+static void kernel_f32_generic(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
                                float *c, mdl_index ldc, int overwrite)
 {
     float acc[MR][NR] = {{0}};
@@ -22,7 +22,7 @@ static void kernel_f32_generic(int mr, mdl_index kc, const float *a, const float
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
 }
 #include "gemm_template.h"
 #undef T
@@ -44,7 +44,7 @@ static void kernel_f32_generic(int mr, mdl_index kc, const float *a, const float
 #define NC 2048
 #define KERNEL_NAME kernel_f64_generic
 
-static void kernel_f64_generic(int mr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
+static void kernel_f64_generic(int mr, int nr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
                                double *c, mdl_index ldc, int overwrite)
 {
     double acc[MR][NR] = {{0}};
@@ -52,7 +52,7 @@ static void kernel_f64_generic(int mr, mdl_index kc, const double *a, const doub
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
 }
 #include "gemm_template.h"
 #undef T
