@@ -1,0 +1,44 @@
+"""`minidl bench gemm|sigmoid` run end to end (tiny settings), verify their results and write JSON."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from minidl import _core
+
+PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
+
+
+def bench(*args):
+    command = [sys.executable, "-m", "minidl", "bench", *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bench_gemm_json():
+    report = json.loads(bench("gemm", "--quick", "--threads", "1", "--rounds", "1", "--pause", "0",
+                              "--json"))
+    assert report["benchmark"] == "gemm"
+    assert report["environment"]["minidl_kernels"] == _core.kernel_name()
+    cases = {r["case"] for r in report["results"]}
+    assert {"square 256", "X@W b10 784x1000", "X^T@dY b10 784x1000", "dY@W^T b10 784x1000"} <= cases
+    for row in report["results"]:
+        assert row["verified"] and row["threads"] == 1 and row["dtype"] == "float32"
+        assert row["minidl_gflops"] > 0 and row["numpy_gflops"] > 0 and row["ratio"] > 0
+    (summary,) = report["summary"]
+    assert summary["cases"] == sum(r["target"] for r in report["results"])
+
+
+def test_bench_sigmoid_table():
+    text = bench("sigmoid", "--quick", "--threads", "1", "--rounds", "1", "--pause", "0",
+                 "--dtype", "float64")
+    assert "forward" in text and "backward" in text and "float64" in text
+    assert "True" in text and "False" not in text  # every result verified against NumPy
+
+
+def test_bench_without_a_name_prints_help():
+    result = subprocess.run([sys.executable, "-m", "minidl", "bench"], capture_output=True, text=True,
+                            cwd=PACKAGE_PARENT, timeout=120)
+    assert result.returncode == 2
+    assert "gemm" in result.stdout and "sigmoid" in result.stdout
