@@ -80,6 +80,12 @@ def _is_number(x) -> bool:
     return isinstance(x, _Number) and not isinstance(x, np.ndarray)
 
 
+def _weak(x):
+    """A scalar as a Python number, so it never changes the tensor's dtype (as PyTorch):
+    float32 * np.float64(2) stays float32."""
+    return x if type(x) is float or type(x) is int else x.item()
+
+
 # ---- elementwise binary -----------------------------------------------------------------------
 # Each op takes the Tensor fast path first; Python numbers get a one-parent node; other array-likes
 # are wrapped as constant Tensors.
@@ -96,6 +102,7 @@ def add(a: Tensor, b) -> Tensor:
     """a + b;  d/da = 1, d/db = 1 (summed back over broadcast axes)."""
     if not isinstance(b, Tensor):
         if _is_number(b):
+            b = _weak(b)
             out = a.data + b
             if a.requires_grad and _GradMode.enabled:
                 return _result(out, (a,), _pass_through)
@@ -115,6 +122,7 @@ def sub(a: Tensor, b) -> Tensor:
     """a - b;  d/da = 1, d/db = -1."""
     if not isinstance(b, Tensor):
         if _is_number(b):
+            b = _weak(b)
             out = a.data - b
             if a.requires_grad and _GradMode.enabled:
                 return _result(out, (a,), _pass_through)
@@ -134,6 +142,7 @@ def sub(a: Tensor, b) -> Tensor:
 def rsub(a: Tensor, b) -> Tensor:
     """b - a for a non-Tensor b (``2 - t``);  d/da = -1."""
     if _is_number(b):
+        b = _weak(b)
         out = b - a.data
         if a.requires_grad and _GradMode.enabled:
             return _result(out, (a,), _negate)
@@ -145,6 +154,7 @@ def mul(a: Tensor, b) -> Tensor:
     """a * b;  d/da = b, d/db = a."""
     if not isinstance(b, Tensor):
         if _is_number(b):
+            b = _weak(b)
             out = a.data * b
             if a.requires_grad and _GradMode.enabled:
                 return _result(out, (a,), lambda g: (g * b,))
@@ -165,6 +175,7 @@ def div(a: Tensor, b) -> Tensor:
     """a / b;  d/da = 1/b, d/db = -a/b² = -(a/b)/b."""
     if not isinstance(b, Tensor):
         if _is_number(b):
+            b = _weak(b)
             out = a.data / b
             if a.requires_grad and _GradMode.enabled:
                 return _result(out, (a,), lambda g: (g / b,))
@@ -185,6 +196,7 @@ def div(a: Tensor, b) -> Tensor:
 def rdiv(a: Tensor, b) -> Tensor:
     """b / a for a non-Tensor b (``10.0 / t``);  d/da = -b/a² = -out/a."""
     if _is_number(b):
+        b = _weak(b)
         ad = a.data
         out = b / ad
         if a.requires_grad and _GradMode.enabled:
@@ -197,7 +209,7 @@ def pow(a: Tensor, exponent) -> Tensor:
     """a ** p for a scalar p;  d/da = p·a^(p-1)."""
     if isinstance(exponent, Tensor) or not _is_number(exponent):
         raise TypeError(f"Tensor ** exponent needs a Python/NumPy scalar exponent, got {type(exponent).__name__}")
-    p = exponent
+    p = _weak(exponent)
     ad = a.data
     out = ad ** p
     if not (a.requires_grad and _GradMode.enabled):

@@ -64,3 +64,13 @@ def test_zero_dim_results_hold_ndarrays():
     for out in (a * mdl.tensor(3.0), a + a, a.exp(), a.sigmoid(), a.tanh(), -a, a ** 2, a.sum(), 1.0 / a,
                 mdl.tensor(2.0) * 3, mdl.tensor(2.0).exp()):
         assert type(out.data) is np.ndarray and out.shape == ()
+
+
+def test_numpy_scalars_do_not_promote_float32():
+    t = mdl.tensor([1.0, 2.0], requires_grad=True)
+    for out in (t * np.float64(2), np.float64(2) * t, t + np.sqrt(2.0), np.float64(1) - t, t / np.float64(3),
+                np.float64(3) / t, t ** np.float64(2), t - np.int64(1)):
+        assert isinstance(out, mdl.Tensor) and out.dtype == np.float32
+    (t * np.float64(3)).sum().backward()
+    assert t.grad.dtype == np.float32
+    np.testing.assert_array_equal(t.grad, [3.0, 3.0])
