@@ -8,13 +8,26 @@ from __future__ import annotations
 import numpy as np
 
 PERCENTILES = (2.0, 50.0, 98.0)
+EXACT_PERCENTILE_LIMIT = 200_000   # larger arrays: percentiles from a regular subsample of this size
+
+
+def _percentile_sample(array: np.ndarray) -> np.ndarray:
+    """`array` itself, or every k-th entry when it holds more than EXACT_PERCENTILE_LIMIT values.
+
+    A regular stride is deterministic; the error of an estimated percentile is then about
+    sqrt(q (1 - q) / n) in probability (~3e-4 for the 98th at n = 2e5), far below what any figure shows.
+    """
+    if array.size <= EXACT_PERCENTILE_LIMIT:
+        return array
+    return array[::-(-array.size // EXACT_PERCENTILE_LIMIT)]
 
 
 def summarize(values) -> dict:
     """Mean, std, second moment, min/max and the `PERCENTILES` of all entries of `values`.
 
     Returns plain floats (JSON-ready): {"mean", "std", "second_moment", "min", "max", "p2", "p50", "p98"}.
-    Statistics are computed in float64 whatever the input dtype.
+    Moments are exact, accumulated in float64; percentiles of arrays over EXACT_PERCENTILE_LIMIT entries are
+    estimated on a regular subsample (see `_percentile_sample`).
     """
     array = np.asarray(values)
     if not np.issubdtype(array.dtype, np.floating):
@@ -29,7 +42,7 @@ def summarize(values) -> dict:
         "min": float(array.min()),
         "max": float(array.max()),
     }
-    for q, value in zip(PERCENTILES, np.percentile(array, PERCENTILES)):
+    for q, value in zip(PERCENTILES, np.percentile(_percentile_sample(array), PERCENTILES)):
         summary[f"p{q:g}"] = float(value)
     return summary
 
@@ -50,7 +63,8 @@ def histogram(values, value_range: tuple[float, float], bins: int = 50) -> dict:
 
 def symmetric_range(arrays, quantile: float = 99.9) -> tuple[float, float]:
     """(-a, a) with a the `quantile`-th percentile of |v| over all `arrays`: a shared histogram axis."""
-    magnitude = max(float(np.percentile(np.abs(np.asarray(a, dtype=np.float64)), quantile)) for a in arrays)
+    magnitude = max(float(np.percentile(np.abs(_percentile_sample(np.asarray(a).ravel())), quantile))
+                    for a in arrays)
     magnitude = magnitude if magnitude > 0 else 1.0
     return (-magnitude, magnitude)
 

@@ -7,6 +7,8 @@ Jacobian's mean singular value, and the variances that the derivation predicts (
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from minidl.diagnostics import (QUARTER_CIRCLE_MEAN, histogram, mean_singular_value, predict_backward,
@@ -47,7 +49,7 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
     layers = []
     for i in range(depth):
         jacobian = None
-        if jacobian_examples > 0:
+        if jacobian_examples > 0 and i > 0:      # hidden-to-hidden layers dz^i/dz^{i-1}, i = 2..L
             derivatives = probe.activation_derivatives(i)[:jacobian_examples]
             jacobian = mean_singular_value(probe.weight(i), derivatives, np.float32)
         layers.append({
@@ -120,13 +122,28 @@ def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None
             record.setdefault("histograms", {})[quantity] = [histogram(a, value_range, bins) for a in raw[quantity]]
 
 
-def run_at_init(config, data, on_record=None, on_step=None) -> list[dict]:
-    """Run the at-init study; `on_record(record)` after each (activation, depth) group, `on_step()` per net."""
+def run_at_init(config, data, on_record=None, on_step=None, deadline: float | None = None) -> dict:
+    """Run the at-init study; `on_record(record)` after each (activation, depth) group, `on_step()` per net.
+
+    Groups run shallowest depth first (every activation), then deeper ones. With a `deadline`
+    (time.perf_counter() value), a group that would end past it, judged from the time the same-depth or a
+    shallower group took (scaled by depth), is skipped. Returns {"records": [...], "skipped": [[activation,
+    depth], ...]}.
+    """
     x = data.x_test[:config.examples]
     y = data.y_test[:config.examples]
-    records = []
-    for activation in config.activations:
-        for depth in config.depths:
+    records, skipped = [], []
+    seconds_per_layer = None
+    for depth in sorted(config.depths):
+        for activation in config.activations:
+            if deadline is not None and seconds_per_layer is not None and \
+                    time.perf_counter() + seconds_per_layer * depth > deadline:
+                skipped.append([activation, depth])
+                if on_step is not None:
+                    for _ in config.schemes:
+                        on_step()
+                continue
+            started = time.perf_counter()
             group = []
             for scheme in config.schemes:
                 jacobian_examples = config.jacobian_examples if depth <= config.jacobian_max_depth else 0
@@ -139,4 +156,5 @@ def run_at_init(config, data, on_record=None, on_step=None) -> list[dict]:
                 records.append(record)
                 if on_record is not None:
                     on_record(record)
-    return records
+            seconds_per_layer = (time.perf_counter() - started) / depth
+    return {"records": records, "skipped": skipped}

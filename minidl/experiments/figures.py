@@ -230,7 +230,7 @@ def jacobian_singular_values(results, folder):
     """Mean singular value of each layer's Jacobian at init, per scheme (paper Eq. 17: 0.5 vs 0.8)."""
     plt = _plt()
     records = [r for r in results.get("at_init") or []
-               if all(L["jacobian_mean_singular_value"] is not None for L in r["layers"])]
+               if all(L["jacobian_mean_singular_value"] is not None for L in r["layers"][1:])]
     if not records:
         return None
     depth = min(r["depth"] for r in records)
@@ -239,11 +239,11 @@ def jacobian_singular_values(results, folder):
     fig, axes = plt.subplots(1, len(activations), figsize=(4.5 * len(activations), 3.8), squeeze=False)
     for ax, activation in zip(axes[0], activations):
         for k, record in enumerate(r for r in records if r["activation"] == activation):
-            values = [L["jacobian_mean_singular_value"] for L in record["layers"]]
-            ax.plot(range(1, depth + 1), values, "o-", color=f"C{k}", label=label(record["scheme"]))
+            values = [L["jacobian_mean_singular_value"] for L in record["layers"][1:]]
+            ax.plot(range(2, depth + 1), values, "o-", color=f"C{k}", label=label(record["scheme"]))
         for level in (0.5, 0.8):
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
-        ax.set(title=f"{activation}: Jacobian mean singular value", xlabel="layer", yscale="log")
+        ax.set(title=f"{activation}: mean singular value of dz^i/dz^(i-1)", xlabel="layer i", yscale="log")
         ax.xaxis.set_major_locator(_integer_locator())
         ax.legend(fontsize=6)
     return _save(fig, folder, "jacobian_singular_values.png")

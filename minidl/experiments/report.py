@@ -365,6 +365,10 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
              f"- Machine: {env.get('platform')}, {env.get('cpu_count')} CPUs; Python {env.get('python')}, "
              f"NumPy {env.get('numpy')}, minidl {env.get('minidl')}.",
              f"- Command: `{results.get('command')}`", ""]
+    if results.get("at_init_skipped"):
+        skipped = ", ".join(f"{a} depth {d}" for a, d in results["at_init_skipped"])
+        lines += [f"**Skipped at init to stay within the time budget** (this machine was slower than planned): "
+                  f"{skipped}.", ""]
     if results.get("status") == "interrupted":
         lines += ["**The study was interrupted**: everything below covers only what finished.", ""]
     lines += at_init_section(results)

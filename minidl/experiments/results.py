@@ -17,6 +17,7 @@ Layout of results.json (format "minidl-reproduce/1"):
                  weight_gradient_std_max_over_min, jacobian_mean_singular_value (layers 2..L),
                  quarter_circle_prediction (0.849 sqrt(n Var W))
         histograms: {activation, backprop_gradient, weight_gradient}: per layer {edges, density}
+    at_init_skipped   [[activation, depth], ...] at-init groups skipped to stay within the time budget
     training
         budget            time_budget_seconds (null: none), seconds_before_training, measured_seconds_per_update,
                           updates_planned, updates_per_run, cut (bool), expected_training_hours

@@ -21,6 +21,7 @@ from minidl.experiments.config import StudyConfig
 AT_INIT_UNITS = 40
 FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
 MIN_UPDATES = 100
+AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
 
 
 def default_out_dir(root: str | os.PathLike = "runs") -> Path:
@@ -134,7 +135,12 @@ class Study:
             bar.update(AT_INIT_UNITS)
 
         bar.set_postfix_str("at init")
-        run_at_init(self.config.at_init, data, on_record=on_record, on_step=on_step)
+        deadline = None
+        if self.config.time_budget:
+            deadline = self._start + AT_INIT_SHARE * self.config.time_budget
+        outcome = run_at_init(self.config.at_init, data, on_record=on_record, on_step=on_step, deadline=deadline)
+        self.results["at_init_skipped"] = outcome["skipped"]
+        self.save()
 
     def _run_training(self, data, bar) -> None:
         from minidl.experiments.config import LR_EVIDENCE

@@ -37,3 +37,10 @@ def test_ratio_per_layer_and_symmetric_range():
         ratio_per_layer([1.0])
     low, high = symmetric_range([np.array([-3.0, 1.0]), np.array([2.0])], quantile=100)
     assert (low, high) == (-3.0, 3.0)
+
+
+def test_percentiles_of_large_arrays_come_from_a_regular_subsample():
+    values = np.random.default_rng(1).uniform(size=1_000_003).astype(np.float32)
+    s = summarize(values)
+    assert s["p98"] == pytest.approx(0.98, abs=0.003) and s["p2"] == pytest.approx(0.02, abs=0.003)
+    assert s["mean"] == pytest.approx(float(values.mean(dtype=np.float64)), rel=1e-12)   # moments stay exact

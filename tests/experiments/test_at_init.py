@@ -71,3 +71,23 @@ def test_histograms_share_the_axis_of_the_paper_pair(tanh_records):
     assert a["histograms"]["backprop_gradient"][0]["edges"] == b["histograms"]["backprop_gradient"][0]["edges"]
     assert a["histograms"]["activation"][0]["edges"][0] == -1.0
     assert len(a["histograms"]["weight_gradient"]) == 5
+
+
+def test_deadline_skips_the_groups_that_would_not_fit():
+    import time
+    from types import SimpleNamespace
+
+    from minidl.experiments.at_init import run_at_init
+    from minidl.experiments.config import AtInitConfig
+
+    images, labels = shapeset(20, seed=1)
+    data = SimpleNamespace(x_test=images.reshape(20, -1), y_test=labels, n_classes=9)
+    config = AtInitConfig(activations=("tanh", "relu"), schemes=("standard",), depths=(2, 3), width=16,
+                          examples=20, bins=5)
+    steps = []
+    outcome = run_at_init(config, data, on_step=lambda: steps.append(1), deadline=time.perf_counter())
+    assert [(r["activation"], r["depth"]) for r in outcome["records"]] == [("tanh", 2)]
+    assert outcome["skipped"] == [["relu", 2], ["tanh", 3], ["relu", 3]]
+    assert len(steps) == 4                                   # the progress bar still completes
+    everything = run_at_init(config, data)
+    assert len(everything["records"]) == 4 and everything["skipped"] == []
