@@ -16,7 +16,8 @@ from minidl.diagnostics import (QUARTER_CIRCLE_MEAN, histogram, mean_singular_va
                                 symmetric_range)
 from minidl.experiments.networks import build_network, layer_sizes, weight_variances
 
-PAPER_PAIR = ("standard", "xavier_uniform")   # the two schemes the paper's figures compare
+PAPER_PAIR = ("standard", "xavier_uniform")
+SLOPE_AT_ZERO = {"tanh": 1.0, "softsign": 1.0, "sigmoid": 0.25}   # the two schemes the paper's figures compare
 ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
 
 
@@ -85,7 +86,10 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
             "weight_gradient_std_max_over_min": _safe_ratio(max(weight_grad_std), min(weight_grad_std)),
             "jacobian_mean_singular_value": (float(np.mean(jacobians)) if jacobians and None not in jacobians
                                              else None),
-            "quarter_circle_prediction": QUARTER_CIRCLE_MEAN * float(np.sqrt(width * variances[1])),
+            # linear regime: J ~ f'(0) W^T, so 0.849 f'(0) sqrt(n Var(W)); ReLU has no linear regime at 0
+            "quarter_circle_prediction": (QUARTER_CIRCLE_MEAN * SLOPE_AT_ZERO[activation] *
+                                          float(np.sqrt(width * variances[1]))
+                                          if activation in SLOPE_AT_ZERO and depth > 1 else None),
         },
     }
     raw = {

@@ -50,14 +50,14 @@ class TrainingConfig:
     width: int = 1000
     seeds: tuple = (0, 1)
     batch_size: int = 64
-    updates: int = 1500            # per run
+    updates: int = 3000            # per run (the default preset's time budget may cut it: see StudyConfig)
     learning_rates: dict = field(default_factory=lambda: dict(DEFAULT_LEARNING_RATES))
     lr_search: bool = False        # search LR_SEARCH_GRID per configuration on validation error first
     lr_search_grid: tuple = LR_SEARCH_GRID
     lr_search_updates: int = 300
     monitor_examples: int = 300    # fixed test examples whose activations are recorded (paper: 300)
     monitor_every: int = 50        # updates between activation snapshots
-    eval_every: int = 150          # updates between learning-curve points
+    eval_every: int = 200          # updates between learning-curve points
     eval_examples: int = 2000      # test examples behind each learning-curve point (all at the end)
     train_examples: int | None = None   # None: the whole training split
     bins: int = 60

@@ -92,7 +92,8 @@ def at_init_section(results) -> list[str]:
                 lines.append(f"  Mean singular value of the layer Jacobians: {_fmt(j_std, 2)} (standard) vs "
                              f"{_fmt(j_xav, 2)} (Xavier); the paper reports ≈0.5 vs ≈0.8 for tanh and the "
                              f"quarter-circle law predicts {_fmt(standard[0]['summary']['quarter_circle_prediction'], 2)} "
-                             f"vs {_fmt(xavier[0]['summary']['quarter_circle_prediction'], 2)} in the linear regime.")
+                             f"vs {_fmt(xavier[0]['summary']['quarter_circle_prediction'], 2)} in the linear regime "
+                             "(0.849·f′(0)·√(n·Var W); n/a for ReLU).")
         for r in _find(records, activation=activation, depth=depth):
             if r["scheme"].startswith("normal_"):
                 top = r["layers"][-1]["activation"]
