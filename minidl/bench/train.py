@@ -1,0 +1,217 @@
+"""`minidl bench train`: a whole training step of the 784-1000x5-10 sigmoid MLP (softmax cross-entropy,
+plain SGD, float32) in minidl, in a hand-written NumPy step, and in PyTorch CPU when it is installed.
+
+Every contender runs in a process of its own (train_worker.py) with the same thread count in every pool,
+the same initial weights and the same batches (train_problem.py). The contenders take turns: a block of
+timed steps each (~``--block-seconds``), a pause so the previous one's spinning threads go idle, the order
+rotated every round. Reported per contender: ms per step (median of all timed steps after warm-up; best),
+samples/s = batch / median, the process's peak resident memory (VmHWM: interpreter, libraries, weights,
+buffers) and its resident-memory growth from the end of warm-up to the end. Before timing, each
+contender takes the same few steps on one batch from the same weights; the losses and each layer's
+Σ(W - W₀) must agree with the NumPy step's within float32 tolerance.
+Targets at 2 threads: >= 1.5x PyTorch's throughput at batch 10 and 64, >= 1.1x at 256; >= 1.0x the
+NumPy step; peak memory <= 1.3x the NumPy step's.
+"""
+from __future__ import annotations
+
+DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-written NumPy and "
+               "PyTorch (ms/step, samples/s, peak MB)")
+
+CONTENDERS = ("minidl", "numpy", "torch")
+TORCH_TARGETS = {10: 1.5, 64: 1.5, 256: 1.1}       # minidl throughput / PyTorch's, at 2 threads
+NUMPY_TARGET, MEMORY_TARGET, TARGET_THREADS = 1.0, 1.3, 2
+LOSS_RTOL, WEIGHT_CHANGE_RTOL = 1e-4, 1e-3
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--batches", default="10,64,256", help="comma-separated batch sizes (default 10,64,256)")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS),
+                        help="comma-separated subset of minidl,numpy,torch (torch is skipped when absent)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating blocks (default 5)")
+    parser.add_argument("--block-seconds", type=float, default=0.25,
+                        help="timed steps per block: about this long (default 0.25)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing (default 5)")
+    parser.add_argument("--verify-steps", type=int, default=3, help="steps compared across contenders")
+    parser.add_argument("--growth-steps", type=int, default=0,
+                        help="extra untimed steps before the memory check, e.g. 10000 (default 0)")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds between blocks (default 0.2)")
+    parser.add_argument("--quick", action="store_true", help="1 thread, batch 10, 2 rounds (a smoke test)")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+                        help="write JSON results to PATH (or stdout with no PATH) instead of the table")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(t) for t in str(text).split(",") if t.strip()]
+
+
+def agreement(reference: dict, other: dict) -> tuple[bool, float, float]:
+    """Do two contenders' verification steps agree? (ok, max relative loss error, max relative error
+    of the per-layer weight changes, relative to the largest change)."""
+    loss_err = max(abs(a - b) / abs(b) for a, b in zip(other["losses"], reference["losses"]))
+    ref = reference["weight_sum_change"]
+    scale = max(abs(c) for c in ref) or 1.0
+    change_err = max(abs(a - b) for a, b in zip(other["weight_sum_change"], ref)) / scale
+    return loss_err <= LOSS_RTOL and change_err <= WEIGHT_CHANGE_RTOL, loss_err, change_err
+
+
+def measure_config(contenders: list[str], threads: int, batch: int, args, log) -> list[dict]:
+    """All contenders at one thread count and batch size, alternated; one row per contender."""
+    import statistics
+    import time
+
+    from minidl.bench.train_processes import ContenderProcess
+
+    procs = {name: ContenderProcess(name, threads, batch) for name in contenders}
+    try:
+        for proc in procs.values():
+            proc.wait_ready()
+        checks = {name: p.request("verify", steps=args.verify_steps) for name, p in procs.items()}
+        counts, rss_warm = {}, {}
+        for name, proc in procs.items():
+            warm = proc.request("time", steps=max(args.warmup, 1))["seconds"]
+            counts[name] = max(2, min(500, round(args.block_seconds / statistics.median(warm))))
+            rss_warm[name] = proc.request("memory")["rss_mb"]
+            time.sleep(args.pause)
+        samples = {name: [] for name in contenders}
+        for r in range(args.rounds):
+            order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+            for name in order:
+                samples[name] += procs[name].request("time", steps=counts[name])["seconds"]
+                time.sleep(args.pause)
+        if args.growth_steps:
+            for proc in procs.values():
+                proc.request("run", steps=args.growth_steps)
+        memory = {name: p.request("memory") for name, p in procs.items()}
+    finally:
+        for proc in procs.values():
+            proc.close()
+    reference = checks["numpy"] if "numpy" in checks else checks[contenders[0]]
+    rows = []
+    for name in contenders:
+        ok, loss_err, change_err = agreement(reference, checks[name])
+        median = statistics.median(samples[name])
+        rows.append(dict(
+            threads=threads, batch=batch, contender=name, steps_timed=len(samples[name]),
+            ms=median * 1e3, best_ms=min(samples[name]) * 1e3, samples_per_s=batch / median,
+            peak_mb=memory[name]["peak_mb"], imports_mb=memory[name]["after_imports"]["rss_mb"],
+            growth_mb=round(memory[name]["rss_mb"] - rss_warm[name], 1),
+            growth_steps=len(samples[name]) + args.growth_steps,
+            losses=checks[name]["losses"], loss_rel_error=loss_err, weight_change_rel_error=change_err,
+            verified=ok))
+    by_name = {row["contender"]: row for row in rows}
+    if "minidl" in by_name:
+        for row in rows:
+            row["minidl_speedup"] = row["ms"] / by_name["minidl"]["ms"]
+    log(f"  measured {threads} thread(s), batch {batch}: "
+        + ", ".join(f"{r['contender']} {r['ms']:.2f} ms" for r in rows))
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per thread count and batch: minidl against each contender, with the targets at 2 threads."""
+    summary = []
+    for key in sorted({(r["threads"], r["batch"]) for r in rows}):
+        group = {r["contender"]: r for r in rows if (r["threads"], r["batch"]) == key}
+        if "minidl" not in group:
+            continue
+        mine = group["minidl"]
+        entry = dict(threads=key[0], batch=key[1], targets=key[0] == TARGET_THREADS)
+        if "torch" in group:
+            entry["vs_torch"] = group["torch"]["ms"] / mine["ms"]
+            entry["torch_target"] = TORCH_TARGETS.get(key[1])
+        if "numpy" in group:
+            entry["vs_numpy"] = group["numpy"]["ms"] / mine["ms"]
+            entry["memory_vs_numpy"] = mine["peak_mb"] / group["numpy"]["peak_mb"]
+        summary.append(entry)
+    return summary
+
+
+def missed_targets(summary: list[dict]) -> list[str]:
+    missed = []
+    for s in summary:
+        if not s["targets"]:
+            continue
+        where = f"batch {s['batch']}"
+        if s.get("torch_target") and s["vs_torch"] < s["torch_target"]:
+            missed.append(f"{where}: {s['vs_torch']:.2f}x PyTorch < {s['torch_target']}x")
+        if "vs_numpy" in s and s["vs_numpy"] < NUMPY_TARGET:
+            missed.append(f"{where}: {s['vs_numpy']:.2f}x NumPy < {NUMPY_TARGET}x")
+        if "memory_vs_numpy" in s and s["memory_vs_numpy"] > MEMORY_TARGET:
+            missed.append(f"{where}: peak memory {s['memory_vs_numpy']:.2f}x NumPy's > {MEMORY_TARGET}x")
+    return missed
+
+
+def run(args) -> int:
+    import importlib.util
+    import sys
+
+    from minidl.bench import environment, report, train_problem
+
+    if args.quick:
+        args.threads, args.batches, args.rounds = "1", "10", min(args.rounds, 2)
+    thread_counts, batch_sizes = _ints(args.threads), _ints(args.batches)
+    contenders = [c.strip() for c in str(args.contenders).split(",") if c.strip()]
+    unknown = sorted(set(contenders) - set(CONTENDERS))
+    if unknown or not contenders:
+        print(f"unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}", file=sys.stderr)
+        return 2
+    notes = []
+    if "torch" in contenders and importlib.util.find_spec("torch") is None:
+        contenders.remove("torch")
+        notes.append("PyTorch is not installed: its column is skipped (pip install torch to compare).")
+    log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json is None else (lambda text: None)
+    info = environment.describe()
+    if "torch" in contenders:
+        from importlib.metadata import version
+        info["torch"] = version("torch")
+    rows = []
+    for threads in thread_counts:
+        for batch in batch_sizes:
+            rows += measure_config(contenders, threads, batch, args, log)
+    info["load_average_1min_end"] = round(__import__("os").getloadavg()[0], 2)
+    summary = summarize(rows)
+    failed = [f"{r['contender']} {r['threads']}T b{r['batch']}" for r in rows if not r["verified"]]
+    missed = missed_targets(summary)
+    settings = dict(rounds=args.rounds, block_seconds=args.block_seconds, warmup=args.warmup,
+                    pause_s=args.pause, verify_steps=args.verify_steps, growth_steps=args.growth_steps,
+                    learning_rate=train_problem.LEARNING_RATE, sizes=list(train_problem.SIZES),
+                    parameters=train_problem.parameter_count())
+    if args.json is not None:
+        report.write_json(dict(benchmark="train", environment=info, settings=settings, results=rows,
+                               summary=summary, missed_targets=missed, notes=notes), args.json)
+    else:
+        print(f"minidl bench train - {environment.describe_line(info)}"
+              + (f"; PyTorch {info['torch']}" if "torch" in info else ""))
+        print(f"784-1000x5-10 sigmoid MLP, softmax cross-entropy, SGD lr {train_problem.LEARNING_RATE}, "
+              f"float32; each contender in its own process; {args.rounds} alternating rounds of "
+              f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
+              f"speedup = its ms / minidl ms; peak = VmHWM of the whole process; growth = resident MB "
+              f"after the last step minus after warm-up; load average {info['load_average_1min']} -> "
+              f"{info['load_average_1min_end']}\n")
+        print(report.table(rows, [
+            ("threads", "thr", "d"), ("batch", "batch", "d"), ("contender", "contender", ""),
+            ("ms", "ms/step", ".2f"), ("best_ms", "best", ".2f"), ("samples_per_s", "samples/s", ".0f"),
+            ("minidl_speedup", "minidl speedup", ".2f"), ("peak_mb", "peak MB", ".0f"),
+            ("imports_mb", "imports MB", ".0f"), ("growth_mb", "growth MB", ".1f"),
+            ("growth_steps", "over steps", "d"), ("verified", "agrees", ""),
+        ]))
+        print()
+        for s in summary:
+            parts = []
+            if "vs_torch" in s:
+                parts.append(f"{s['vs_torch']:.2f}x PyTorch" + (f" (target {s['torch_target']}x)"
+                                                                  if s["targets"] else ""))
+            if "vs_numpy" in s:
+                parts.append(f"{s['vs_numpy']:.2f}x NumPy" + (f" (target {NUMPY_TARGET}x)" if s["targets"] else ""))
+                parts.append(f"peak memory {s['memory_vs_numpy']:.2f}x NumPy's"
+                             + (f" (target <= {MEMORY_TARGET}x)" if s["targets"] else ""))
+            print(f"  {s['threads']} thread(s), batch {s['batch']}: " + ", ".join(parts))
+        if any(s["targets"] for s in summary):
+            print("\ntargets at 2 threads: " + ("all met" if not missed else "missed: " + "; ".join(missed)))
+        for note in notes:
+            print(note)
+    if failed:
+        print(f"CONTENDERS DISAGREE (losses or weight updates): {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

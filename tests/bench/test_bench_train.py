@@ -1,0 +1,109 @@
+"""`minidl bench train` end to end on a tiny configuration, and its contenders agreeing step by step."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidl.bench import step_minidl, step_numpy, train_problem
+from minidl.bench.train import agreement
+
+PACKAGE_PARENT = str(Path(train_problem.__file__).resolve().parents[2])
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+SMALL = (12, 16, 16, 5)       # a small MLP of the same kind: sigmoid hidden layers, logits out
+
+
+def bench(*args):
+    command = [sys.executable, "-m", "minidl", "bench", "train", *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bench_train_json_runs_every_contender_and_they_agree():
+    report = json.loads(bench("--threads", "1", "--batches", "10", "--rounds", "1", "--block-seconds", "0.01",
+                              "--warmup", "1", "--pause", "0", "--growth-steps", "3", "--json"))
+    assert report["benchmark"] == "train"
+    rows = {r["contender"]: r for r in report["results"]}
+    assert set(rows) == ({"minidl", "numpy", "torch"} if HAS_TORCH else {"minidl", "numpy"})
+    for row in rows.values():
+        assert row["verified"], row
+        assert row["threads"] == 1 and row["batch"] == 10 and row["steps_timed"] >= 2
+        assert row["ms"] > 0 and row["samples_per_s"] > 0 and row["peak_mb"] >= row["imports_mb"] > 0
+        assert row["growth_steps"] == row["steps_timed"] + 3
+        assert len(row["losses"]) == report["settings"]["verify_steps"]
+    (summary,) = report["summary"]
+    assert summary["vs_numpy"] > 0 and summary["memory_vs_numpy"] > 0
+
+
+def test_bench_train_table_without_torch():
+    text = bench("--quick", "--contenders", "minidl,numpy", "--block-seconds", "0.01", "--pause", "0")
+    assert "minidl" in text and "numpy" in text and "x NumPy" in text
+    assert "False" not in text                   # every contender agrees with the NumPy step
+
+
+def test_bench_train_rejects_an_unknown_contender():
+    command = [sys.executable, "-m", "minidl", "bench", "train", "--contenders", "jax"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=60)
+    assert result.returncode == 2 and "jax" in result.stderr
+
+
+def run_steps(step_class, layers, data, steps):
+    step = step_class(layers, 0.5, 1)
+    losses = [step.loss_value(step(*step.prepare(*data[i % len(data)]))) for i in range(steps)]
+    return losses, [np.array(p, copy=True) for p in step.parameters()]
+
+
+STEP_CLASSES = [step_minidl.MinidlStep]
+if HAS_TORCH:
+    from minidl.bench import step_torch
+    STEP_CLASSES.append(step_torch.TorchStep)
+
+
+@pytest.mark.parametrize("step_class", STEP_CLASSES, ids=lambda c: c.name)
+def test_contenders_match_the_numpy_step_parameter_by_parameter(step_class):
+    layers = train_problem.initial_weights(3, SMALL)
+    data = train_problem.batches(7, seed=4, count=3, sizes=SMALL)
+    ref_losses, ref_params = run_steps(step_numpy.NumpyStep, layers, data, 5)
+    losses, params = run_steps(step_class, layers, data, 5)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
+    assert ref_losses[-1] != ref_losses[0]
+    for got, want, start in zip(params, ref_params, [p for pair in layers for p in pair]):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.array_equal(want, start)          # every parameter was updated
+
+
+def test_numpy_step_gradient_matches_finite_differences():
+    """The hand-written backprop is the reference the others are checked against: check it too."""
+    sizes = (5, 4, 3)
+    layers = [(w.astype(np.float64), b + 0.1) for w, b in train_problem.initial_weights(0, sizes)]
+    x, y = train_problem.batches(6, seed=2, count=1, sizes=sizes)[0]
+    x = x.astype(np.float64)
+
+    def loss_at(params):
+        return step_numpy.NumpyStep(params, lr=0.0, dtype=np.float64)(x, y)
+
+    lr = 1e-3
+    step = step_numpy.NumpyStep(layers, lr, dtype=np.float64)
+    step(x, y)
+    eps = 1e-6
+    for layer, (i, j) in [(0, (0, 0)), (0, (2, 3)), (1, (3, 1))]:
+        gradient = (layers[layer][0][i, j] - step.weights[layer][i, j]) / lr   # the update reveals it
+        plus = [(w.copy(), b) for w, b in layers]
+        minus = [(w.copy(), b) for w, b in layers]
+        plus[layer][0][i, j] += eps
+        minus[layer][0][i, j] -= eps
+        numeric = (loss_at(plus) - loss_at(minus)) / (2 * eps)
+        assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-10)
+        assert gradient != 0
+
+
+def test_agreement_flags_a_wrong_update():
+    reference = {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]}
+    assert agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]})[0]
+    assert not agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.1]})[0]
+    assert not agreement(reference, {"losses": [2.3, 2.21], "weight_sum_change": [-0.1, -2.0]})[0]
