@@ -13,6 +13,7 @@ cnp.import_array()
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t mdl_index
+    void mdl_init()
     int mdl_cpu_has_avx2_fma()
     int mdl_avx2_compiled()
     int mdl_select_kernels(const char *name)
@@ -60,7 +61,11 @@ def openmp_enabled():
 
 
 def set_num_threads(n):
-    """Use `n` threads (>= 1) in every kernel. Without OpenMP the core stays single-threaded."""
+    """Use `n` threads (>= 1) in every kernel.
+
+    Without OpenMP, and in a fork()ed child process (GCC's OpenMP runtime is not fork-safe), the
+    kernels run on the calling thread only.
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
     if n < 1:
@@ -272,4 +277,5 @@ def _select_at_import():
     use_kernels(available_kernels()[0])
 
 
+mdl_init()
 _select_at_import()

@@ -72,3 +72,25 @@ def test_concurrent_python_threads_get_correct_results(kernels, nthreads):
     with ThreadPoolExecutor(max_workers=4) as pool:
         errors = [e for result in pool.map(work, pairs * 2) for e in result]
     assert max(errors) < 1e-3
+
+
+FORK_CHILD = """
+import os, numpy as np
+from minidl import _core
+_core.set_num_threads(2)
+a = np.random.default_rng(0).standard_normal((300, 300)).astype(np.float32)
+_core.matmul(a, a)  # the parent's OpenMP thread pool is running now
+pid = os.fork()
+if pid == 0:
+    ok = np.allclose(_core.matmul(a, a), a.astype(np.float64) @ a, atol=1e-2)
+    ok = ok and _core.get_num_threads() == 1 and _core.sigmoid_forward(np.zeros(10**6)).mean() == 0.5
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), _core.get_num_threads())
+"""
+
+
+def test_forked_child_runs_single_threaded_instead_of_hanging():
+    """GCC's OpenMP runtime hangs in a fork()ed child; minidl's children use one thread instead."""
+    expected_parent_threads = 2 if _core.openmp_enabled() else 1
+    assert run_python(FORK_CHILD) == f"0 {expected_parent_threads}"

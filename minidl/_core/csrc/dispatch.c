@@ -3,11 +3,32 @@
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
+#include <pthread.h>
 #endif
 #include "kernels.h"
 
 static const mdl_kernel_table *active = &mdl_generic_kernels;
 static int num_threads = 0; /* 0: not initialized yet */
+
+/* GCC's libgomp is not fork-safe: a child of a process whose OpenMP thread pool has started inherits a
+ * pool whose threads do not exist, and its next parallel region waits for them forever. So a forked
+ * child (multiprocessing's default on Linux) runs every kernel on its calling thread, never entering
+ * OpenMP. */
+static volatile int in_forked_child = 0;
+#ifdef _OPENMP
+static void mark_forked_child(void) { in_forked_child = 1; }
+#endif
+
+void mdl_init(void)
+{
+#ifdef _OPENMP
+    static int registered = 0;
+    if (!registered) {
+        pthread_atfork(NULL, NULL, mark_forked_child);
+        registered = 1;
+    }
+#endif
+}
 
 int mdl_cpu_has_avx2_fma(void)
 {
@@ -59,6 +80,7 @@ void mdl_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 
 int mdl_get_num_threads(void)
 {
+    if (in_forked_child) return 1;
     if (num_threads == 0) {
 #ifdef _OPENMP
         num_threads = omp_get_max_threads(); /* the cores we may use, or OMP_NUM_THREADS */

@@ -193,9 +193,11 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     int nt = nthreads < 1 ? 1 : nthreads;
     if (flops / (double)nt < 1048576.0) nt = (int)(flops / 1048576.0);
     if (nt < 1) nt = 1;
+    if (nt == 1) /* no OpenMP construct at all: safe in a fork()ed child too */
+        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc);
     int failed = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1) reduction(| : failed)
+#pragma omp parallel num_threads(nt) reduction(| : failed)
 #endif
     {
         int team = 1, tid = 0;

@@ -37,13 +37,14 @@ extern const mdl_kernel_table mdl_avx2_kernels;
 #endif
 
 /* dispatch.c */
+void mdl_init(void);                     /* once at import: registers the fork handler */
 int mdl_cpu_has_avx2_fma(void);          /* 1 if the CPU and OS support AVX2 + FMA */
 int mdl_avx2_compiled(void);             /* 1 if the AVX2 translation unit was built */
 int mdl_select_kernels(const char *name); /* "avx2" | "generic"; 0 on success, -1 if unavailable */
 const char *mdl_kernel_name(void);
 int mdl_openmp_enabled(void);
 void mdl_set_num_threads(int n);
-int mdl_get_num_threads(void);
+int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                  const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc);
