@@ -6,12 +6,15 @@
     set_num_threads(n); get_num_threads()
 
 At import the fastest kernel build the CPU supports is chosen (`kernel_name()`: 'avx2' or 'generic');
-the environment variable MINIDL_KERNELS=generic forces the portable build. This package imports
-nothing else from minidl.
+the environment variable MINIDL_KERNELS=generic forces the portable build. When other processes keep
+every core busy, the kernels briefly fall back to one thread (`effective_num_threads()`,
+`contention_backoffs()`). This package imports nothing else from minidl.
 """
 from minidl._core._kernels import (
     available_kernels,
+    contention_backoffs,
     cpu_has_avx2_fma,
+    effective_num_threads,
     get_num_threads,
     kernel_name,
     matmul,
@@ -33,4 +36,6 @@ __all__ = [
     "use_kernels",
     "cpu_has_avx2_fma",
     "openmp_enabled",
+    "effective_num_threads",
+    "contention_backoffs",
 ]

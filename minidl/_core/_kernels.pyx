@@ -21,6 +21,9 @@ cdef extern from "kernels.h" nogil:
     int mdl_openmp_enabled()
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
+    int mdl_threads_for_call()
+    void mdl_note_team_start(double delay)
+    long mdl_backoff_count()
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
@@ -76,6 +79,26 @@ def set_num_threads(n):
 def get_num_threads():
     """Threads the kernels use: set_num_threads, else OMP_NUM_THREADS, else the cores we may run on."""
     return mdl_get_num_threads()
+
+
+def effective_num_threads():
+    """Threads the next kernel call will use: get_num_threads(), or 1 while backing off.
+
+    On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start
+    milliseconds late, which makes any fork-join kernel that slow. When a worker starts more than 2 ms
+    late, the kernels run on the calling thread for the next 0.25 s, then try threads again.
+    """
+    return mdl_threads_for_call()
+
+
+def contention_backoffs():
+    """How many times, since import, a late-starting worker made the kernels back off to one thread."""
+    return mdl_backoff_count()
+
+
+def _note_team_start(delay):
+    """Test hook: report that a parallel region's last worker started `delay` seconds late."""
+    mdl_note_team_start(delay)
 
 
 # ------------------------------------------------------------------ validation helpers

@@ -94,3 +94,21 @@ def test_forked_child_runs_single_threaded_instead_of_hanging():
     """GCC's OpenMP runtime hangs in a fork()ed child; minidl's children use one thread instead."""
     expected_parent_threads = 2 if _core.openmp_enabled() else 1
     assert run_python(FORK_CHILD) == f"0 {expected_parent_threads}"
+
+
+def test_late_worker_backs_off_to_one_thread_then_recovers():
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build")
+    import time
+
+    _core.set_num_threads(2)
+    before = _core.contention_backoffs()
+    _core._kernels._note_team_start(0.0001)  # a normal wake-up: no back-off
+    assert _core.effective_num_threads() == 2 and _core.contention_backoffs() == before
+    _core._kernels._note_team_start(0.010)  # a worker 10 ms late: the machine is oversubscribed
+    assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 1
+    assert _core.get_num_threads() == 2  # the user's setting is unchanged
+    a = np.ones((200, 300), np.float32)
+    assert np.array_equal(_core.matmul(a, a.T), a @ a.T)  # runs on one thread meanwhile
+    time.sleep(0.3)
+    assert _core.effective_num_threads() == 2

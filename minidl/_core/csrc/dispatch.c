@@ -76,6 +76,31 @@ int mdl_openmp_enabled(void)
 #endif
 }
 
+/* Oversubscription guard. When other processes keep every core busy, a woken OpenMP worker may wait a
+ * scheduler tick or two (4-8 ms) before it runs, and a fork-join kernel then takes that long however
+ * small it is (measured here at load 4 on 2 cores: sigmoid of 1e6 floats 8 ms with 2 threads, 0.8 ms
+ * with 1). So each parallel region reports how late its last worker started; a start later than
+ * MDL_LATE_START_S (wake-up normally takes microseconds) makes the kernels run on the calling thread for
+ * the next MDL_BACKOFF_S, after which threads are tried again. */
+#define MDL_LATE_START_S 0.002
+#define MDL_BACKOFF_S 0.25
+static volatile double single_thread_until = 0.0;
+static volatile long backoff_count = 0;
+
+void mdl_note_team_start(double delay)
+{
+#ifdef _OPENMP
+    if (delay > MDL_LATE_START_S) {
+        single_thread_until = omp_get_wtime() + MDL_BACKOFF_S;
+        backoff_count++;
+    }
+#else
+    (void)delay;
+#endif
+}
+
+long mdl_backoff_count(void) { return backoff_count; }
+
 void mdl_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 
 int mdl_get_num_threads(void)
@@ -95,34 +120,43 @@ int mdl_get_num_threads(void)
 #endif
 }
 
+int mdl_threads_for_call(void)
+{
+    const int n = mdl_get_num_threads();
+#ifdef _OPENMP
+    if (n > 1 && omp_get_wtime() < single_thread_until) return 1;
+#endif
+    return n;
+}
+
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                  const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
 {
-    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_get_num_threads());
+    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_threads_for_call());
 }
 
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                  const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc)
 {
-    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_get_num_threads());
+    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
 {
-    active->sigmoid_fwd_f32(x, y, n, mdl_get_num_threads());
+    active->sigmoid_fwd_f32(x, y, n, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
 {
-    active->sigmoid_fwd_f64(x, y, n, mdl_get_num_threads());
+    active->sigmoid_fwd_f64(x, y, n, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
 {
-    active->sigmoid_bwd_f32(y, gy, gx, n, mdl_get_num_threads());
+    active->sigmoid_bwd_f32(y, gy, gx, n, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
 {
-    active->sigmoid_bwd_f64(y, gy, gx, n, mdl_get_num_threads());
+    active->sigmoid_bwd_f64(y, gy, gx, n, mdl_threads_for_call());
 }

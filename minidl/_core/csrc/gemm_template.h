@@ -197,11 +197,14 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc);
     int failed = 0;
 #ifdef _OPENMP
-#pragma omp parallel num_threads(nt) reduction(| : failed)
+    const double forked_at = omp_get_wtime();
+    double last_start = forked_at;
+#pragma omp parallel num_threads(nt) reduction(| : failed) reduction(max : last_start)
 #endif
     {
         int team = 1, tid = 0;
 #ifdef _OPENMP
+        last_start = omp_get_wtime();
         team = omp_get_num_threads();
         tid = omp_get_thread_num();
 #endif
@@ -217,6 +220,9 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
                                      C + i0 * ldc + j0, ldc) != 0;
     }
+#ifdef _OPENMP
+    mdl_note_team_start(last_start - forked_at);
+#endif
     return failed ? -1 : 0;
 }
 

@@ -23,13 +23,17 @@ static void FN(sigmoid_fwd)(const T *x, T *y, mdl_index n, int nthreads)
         return;
     }
 #ifdef _OPENMP
-#pragma omp parallel num_threads((int)nt)
+    const double forked_at = omp_get_wtime();
+    double last_start = forked_at;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start)
     {
+        last_start = omp_get_wtime();
         const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
         const mdl_index lo = n * tid / team / 16 * 16;
         const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
         FWD_CHUNK(x + lo, y + lo, hi - lo);
     }
+    mdl_note_team_start(last_start - forked_at);
 #else
     FWD_CHUNK(x, y, n);
 #endif
@@ -44,13 +48,17 @@ static void FN(sigmoid_bwd)(const T *y, const T *gy, T *gx, mdl_index n, int nth
         return;
     }
 #ifdef _OPENMP
-#pragma omp parallel num_threads((int)nt)
+    const double forked_at = omp_get_wtime();
+    double last_start = forked_at;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start)
     {
+        last_start = omp_get_wtime();
         const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
         const mdl_index lo = n * tid / team / 16 * 16;
         const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
         BWD_CHUNK(y + lo, gy + lo, gx + lo, hi - lo);
     }
+    mdl_note_team_start(last_start - forked_at);
 #else
     BWD_CHUNK(y, gy, gx, n);
 #endif
