@@ -71,7 +71,9 @@ def measure_case(case: dict, dtype, threads: int, rounds: int, pause: float) -> 
     eps = float(np.finfo(dtype).eps)
     error = float(np.max(np.abs(got.astype(np.float64) - expected))) if got.size else 0.0
     verified = error <= 4 * max(k, 1) * eps  # inputs ~ N(0, 1): rounding error grows at most ~ k eps
+    backoffs_before = _core.contention_backoffs()
     times = timing.compare({"minidl": run_minidl, "numpy": run_numpy}, rounds=rounds, pause=pause)
+    backoffs = _core.contention_backoffs() - backoffs_before  # minidl fell back to 1 thread (busy machine)
     flops = 2.0 * m * n * k
     mine, theirs = times["minidl"], times["numpy"]
     return dict(
@@ -81,7 +83,7 @@ def measure_case(case: dict, dtype, threads: int, rounds: int, pause: float) -> 
         numpy_ms=theirs.median * 1e3, numpy_best_ms=theirs.best * 1e3,
         minidl_gflops=flops / mine.median / 1e9, numpy_gflops=flops / theirs.median / 1e9,
         ratio=theirs.median / mine.median, best_ratio=theirs.best / mine.best,
-        max_abs_error=error, verified=bool(verified),
+        max_abs_error=error, verified=bool(verified), minidl_backoffs=backoffs,
     )
 
 
@@ -133,12 +135,14 @@ def run(args) -> int:
     else:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
-              f"ratio = NumPy time / minidl time (best ratio: of the best times)\n")
+              f"ratio = NumPy time / minidl time (best ratio: of the best times); backoffs: times minidl ran "
+              f"single-threaded for 0.25 s because a worker thread started late (other processes busy)\n")
         print(report.table(rows, [
             ("case", "case", ""), ("dtype", "dtype", ""), ("threads", "thr", "d"),
             ("minidl_ms", "minidl ms", ".3f"), ("numpy_ms", "numpy ms", ".3f"),
             ("minidl_gflops", "minidl GF/s", ".1f"), ("numpy_gflops", "numpy GF/s", ".1f"),
-            ("ratio", "ratio", ".2f"), ("best_ratio", "best ratio", ".2f"), ("verified", "ok", ""),
+            ("ratio", "ratio", ".2f"), ("best_ratio", "best ratio", ".2f"), ("minidl_backoffs", "backoffs", "d"),
+            ("verified", "ok", ""),
         ]))
         for s in summary:
             verdict = "meets" if s["geomean_ratio"] >= TARGET_RATIO and not s["below_floor"] else "misses"

@@ -62,8 +62,8 @@ def test_concurrent_python_threads_get_correct_results(kernels, nthreads):
     """The GIL is released; each OS thread has its own packing buffers, so concurrent calls are safe."""
     _core.set_num_threads(nthreads)
     rng = np.random.default_rng(7)
-    pairs = [(rng.standard_normal((m, 150)).astype(np.float32), rng.standard_normal((150, 97)).astype(np.float32))
-             for m in (3, 40, 200, 17)]
+    pairs = [(rng.standard_normal((m, 150)).astype(np.float32),
+              rng.standard_normal((150, 97)).astype(np.float32)) for m in (3, 40, 200, 17)]
 
     def work(pair):
         a, b = pair

@@ -8,7 +8,8 @@
  *           for ir in mc step MR:   micro-kernel: C[MR x NR] (+)= A panel @ B panel
  *
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
- * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns). Threads: the output is split into a grid of
+ * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns).
+ * Threads: the output is split into a grid of
  * tm x tn independent blocks (one per thread, aligned to MR/NR), so threads need no barrier and each owns
  * persistent packing buffers. Products with few rows (M <= SKINNY_M) and row-contiguous op(B) skip packing B:
  * the micro-kernel reads B in place (prefetching rows ahead), since there is too little reuse to pay
@@ -151,8 +152,8 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                     }
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
-                        KERNEL_NAME(mr, nr, kc, pa + ir * kc, b_panel, b_step, C + (ic + ir) * ldc + jc + jr, ldc,
-                                    overwrite);
+                        KERNEL_NAME(mr, nr, kc, pa + ir * kc, b_panel, b_step, C + (ic + ir) * ldc + jc + jr,
+                                    ldc, overwrite);
                     }
                 }
             }

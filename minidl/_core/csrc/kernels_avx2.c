@@ -394,8 +394,10 @@ MDL_INLINE __m256d exp_neg_pd(__m256d x)
     const __m128i n1 = _mm_srai_epi32(n, 1);
     const __m128i n2 = _mm_sub_epi32(n, n1);
     const __m256i bias = _mm256_set1_epi64x(1023);
-    const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(n1), bias), 52));
-    const __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(n2), bias), 52));
+    const __m256i e1 = _mm256_add_epi64(_mm256_cvtepi32_epi64(n1), bias);
+    const __m256i e2 = _mm256_add_epi64(_mm256_cvtepi32_epi64(n2), bias);
+    const __m256d s1 = _mm256_castsi256_pd(_mm256_slli_epi64(e1, 52));
+    const __m256d s2 = _mm256_castsi256_pd(_mm256_slli_epi64(e2, 52));
     return _mm256_mul_pd(_mm256_mul_pd(p, s1), s2);
 }
 

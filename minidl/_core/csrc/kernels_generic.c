@@ -14,8 +14,8 @@
 #define SKINNY_M 16
 #define KERNEL_NAME kernel_f32_generic
 
-static void kernel_f32_generic(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                               float *c, mdl_index ldc, int overwrite)
+static void kernel_f32_generic(int mr, int nr, mdl_index kc, const float *a, const float *b,
+                               mdl_index b_step, float *c, mdl_index ldc, int overwrite)
 {
     float acc[MR][NR] = {{0}};
     for (mdl_index p = 0; p < kc; p++, a += MR, b += b_step)
@@ -44,8 +44,8 @@ static void kernel_f32_generic(int mr, int nr, mdl_index kc, const float *a, con
 #define NC 2048
 #define KERNEL_NAME kernel_f64_generic
 
-static void kernel_f64_generic(int mr, int nr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
-                               double *c, mdl_index ldc, int overwrite)
+static void kernel_f64_generic(int mr, int nr, mdl_index kc, const double *a, const double *b,
+                               mdl_index b_step, double *c, mdl_index ldc, int overwrite)
 {
     double acc[MR][NR] = {{0}};
     for (mdl_index p = 0; p < kc; p++, a += MR, b += b_step)
