@@ -9,11 +9,11 @@
  *
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
  * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns).
- * Threads: the output is split into a grid of
- * tm x tn independent blocks (one per thread, aligned to MR/NR), so threads need no barrier and each owns
- * persistent packing buffers. Products with few rows (M <= SKINNY_M) and row-contiguous op(B) skip packing B:
- * the micro-kernel reads B in place (prefetching rows ahead), since there is too little reuse to pay
- * for the copy. Measured here: 10x784x1000 went from ~44 to ~62 GFLOP/s on one core.
+ * Threads: the output is split into a grid of tm x tn independent blocks (one per thread, aligned to
+ * MR/NR), so threads need no barrier and each owns persistent packing buffers. Products with few rows
+ * (M <= SKINNY_M) and row-contiguous op(B) skip packing B: the micro-kernel reads B in place (prefetching
+ * rows ahead), since there is too little reuse to pay for the copy. Measured here: 10x784x1000 went from
+ * ~44 to ~62 GFLOP/s on one core.
  *
  * The including file defines: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and
  *   static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
