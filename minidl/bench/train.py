@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
                         help="extra untimed steps before the memory check, e.g. 10000 (default 0)")
     parser.add_argument("--pause", type=float, default=0.2, help="seconds between blocks (default 0.2)")
     parser.add_argument("--quick", action="store_true", help="1 thread, batch 10, 2 rounds (a smoke test)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: where minidl's step spends its time (kernels, update, Python), per "
+                             "thread count and batch, in this process")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                         help="write JSON results to PATH (or stdout with no PATH) instead of the table")
 
@@ -160,6 +163,14 @@ def run(args) -> int:
     if "torch" in contenders and importlib.util.find_spec("torch") is None:
         contenders.remove("torch")
         notes.append("PyTorch is not installed: its column is skipped (pip install torch to compare).")
+    if args.profile:
+        from minidl.bench.train_profile import profile
+
+        for threads in thread_counts:
+            for batch in batch_sizes:
+                profile(batch, threads)
+                print()
+        return 0
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json is None else (lambda text: None)
     info = environment.describe()
     if "torch" in contenders:
