@@ -157,8 +157,12 @@ class Study:
                     search = search_learning_rate(data, t, activation, scheme, on_updates=bar.update)
                     rates[key] = {"lr": search["chosen"], "source": "search", "search": search}
                 else:
+                    evidence = LR_EVIDENCE.get((activation, scheme), LR_EVIDENCE["default"])
+                    if data.name != "fashion-mnist" and (activation, scheme) in LR_EVIDENCE:
+                        evidence += (f"; NOTE: chosen on Fashion-MNIST, not on {data.name}: --lr-search chooses "
+                                     "on this data")
                     rates[key] = {"lr": t.learning_rate(activation, scheme), "source": "fixed",
-                                  "evidence": LR_EVIDENCE.get((activation, scheme), LR_EVIDENCE.get("default"))}
+                                  "evidence": evidence}
                 self.save()
         for seed in t.seeds:                   # seeds outermost: an interrupted study has whole pairs
             for activation in t.activations:
