@@ -21,6 +21,7 @@ from minidl.experiments.config import StudyConfig
 AT_INIT_UNITS = 40
 FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
 MIN_UPDATES = 100
+SAFETY = 0.9            # share of the measured remaining time planned for training (loop overheads)
 AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
 
 
@@ -198,7 +199,8 @@ class Study:
         planned = t.updates
         if budget:
             remaining = budget - elapsed - FINISH_SECONDS
-            affordable = int((remaining / per_update - search) / runs - fixed) if remaining > 0 else 0
+            units = SAFETY * remaining / per_update - search      # update-equivalents left for the runs
+            affordable = int((units / runs - fixed) / per_run_factor) if units > 0 else 0
             affordable = affordable // 10 * 10
         else:
             affordable = planned

@@ -71,3 +71,16 @@ def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
 def test_bad_options_are_refused(capsys):
     assert main(["reproduce", "--quick", "--schemes", "bogus", "--no-progress"]) == 2
     assert "unknown init scheme 'bogus'" in capsys.readouterr().err
+
+
+def test_time_budget_cuts_updates_equally(tmp_path):
+    out = tmp_path / "run"
+    args = ["reproduce", "--quick", "--dataset", "shapeset", "--no-progress", "--skip-at-init", "--width", "20",
+            "--activations", "tanh", "--updates", "150", "--time-budget", "1", "--out", str(out)]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    budget = results["training"]["budget"]
+    assert budget["cut"] and budget["updates_planned"] == 150 and budget["updates_per_run"] == 100
+    assert budget["measured_seconds_per_update"] > 0
+    assert {r["updates_done"] for r in results["training"]["runs"]} == {100}
+    assert "were cut from 150 to 100" in (out / "report.md").read_text()
