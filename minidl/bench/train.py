@@ -82,9 +82,11 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             for name in order:
                 samples[name] += procs[name].request("time", steps=counts[name])["seconds"]
                 time.sleep(args.pause)
-        if args.growth_steps:
+        if args.growth_steps:               # a memory check, not timed: all contenders at once
             for proc in procs.values():
-                proc.request("run", steps=args.growth_steps)
+                proc.send("run", steps=args.growth_steps)
+            for proc in procs.values():
+                proc.reply()
         memory = {name: p.request("memory") for name, p in procs.items()}
     finally:
         for proc in procs.values():

@@ -34,14 +34,18 @@ class ContenderProcess:
             env=thread_environment(threads), cwd=PACKAGE_PARENT)
 
     def wait_ready(self) -> None:
-        self._reply()
+        self.reply()
 
     def request(self, cmd: str, **fields) -> dict:
+        self.send(cmd, **fields)
+        return self.reply()
+
+    def send(self, cmd: str, **fields) -> None:
+        """Start a command without waiting for its reply (``reply()`` collects it)."""
         self._process.stdin.write(json.dumps({"cmd": cmd, **fields}) + "\n")
         self._process.stdin.flush()
-        return self._reply()
 
-    def _reply(self) -> dict:
+    def reply(self) -> dict:
         line = self._process.stdout.readline()
         if not line:
             self._stderr.seek(0)
