@@ -109,6 +109,11 @@ class Study:
                 "n_test": int(data.x_test.shape[0]), "n_classes": data.n_classes,
                 "majority_error": data.majority_error}
             self.save()
+            if self.config.training is not None:      # a first plan, so that the bar's total is realistic
+                self._measure_speed(data, bar)
+                assumed = AT_INIT_SHARE * self.config.time_budget if (
+                    self.config.time_budget and self.config.at_init is not None) else 0.0
+                self._plan_training(data, bar, elapsed=time.perf_counter() - self._start + assumed)
             if self.config.at_init is not None:
                 self._run_at_init(data, bar)
             if self.config.training is not None:
@@ -148,7 +153,11 @@ class Study:
         from minidl.experiments.training_study import search_learning_rate, train_run
 
         t = self.config.training
-        self._fit_time_budget(data, t, bar)
+        self._plan_training(data, bar, elapsed=time.perf_counter() - self._start)
+        hours = self.results["training"]["budget"]["expected_training_hours"]
+        if hours > 0.5:
+            bar.write(f"minidl reproduce: training is expected to take about {hours:.1f} hours "
+                      f"({1000 * self._per_update:.1f} ms per update measured here)")
         rates = self.results["training"]["learning_rates"]
         for activation in t.activations:
             for scheme in t.schemes:
@@ -175,50 +184,50 @@ class Study:
                     self.results["training"]["runs"].append(record)
                     self.save()
 
-    def _fit_time_budget(self, data, t, bar) -> None:
-        """Measure the speed of an update; with a time budget, cut t.updates (equally for every run) so that
-        training ends within it. Records the measurement and the expected training time.
+    def _measure_speed(self, data, bar) -> None:
+        from minidl.experiments.training_study import seconds_per_update
 
-        Cost model, in units of one training update (measured): each run costs
+        t = self.config.training
+        bar.set_postfix_str("measuring speed")
+        self._per_update = float(np.mean([seconds_per_update(data, t, a) for a in t.activations]))
+        self._planned = (t.updates, t.eval_every, t.monitor_every)
+
+    def _plan_training(self, data, bar, elapsed: float) -> None:
+        """With a time budget, cut the updates per run (equally for every run) so that training ends within
+        it, given `elapsed` seconds spent before training; record the plan and the expected training time.
+
+        Cost model, in units of one training update (measured by `_measure_speed`): each run costs
             updates * (1 + eval_examples / (3 B eval_every) + monitor_examples / (3 B monitor_every))
             + (n_test + 2000) / (3 B)            (final evaluation)
         since a forward-only pass over one example costs about a third of a training step per example.
         """
-        from minidl.experiments.training_study import seconds_per_update
-
-        bar.set_postfix_str("measuring speed")
-        per_update = float(np.mean([seconds_per_update(data, t, a) for a in t.activations]))
-        elapsed = time.perf_counter() - self._start
-        budget = self.config.time_budget
+        t = self.config.training
+        planned, eval_every, monitor_every = self._planned
+        per_update, budget = self._per_update, self.config.time_budget
         runs = len(t.activations) * len(t.schemes) * len(t.seeds)
         b = t.batch_size
-        per_run_factor = 1 + t.eval_examples / (3 * b * t.eval_every) + t.monitor_examples / (3 * b * t.monitor_every)
+        per_run_factor = 1 + t.eval_examples / (3 * b * eval_every) + t.monitor_examples / (3 * b * monitor_every)
         fixed = (data.x_test.shape[0] + 2000) / (3 * b)
         search = (len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates
                   if t.lr_search else 0)
-        planned = t.updates
+        affordable = planned
         if budget:
             remaining = budget - elapsed - FINISH_SECONDS
             units = SAFETY * remaining / per_update - search      # update-equivalents left for the runs
             affordable = int((units / runs - fixed) / per_run_factor) if units > 0 else 0
             affordable = affordable // 10 * 10
-        else:
-            affordable = planned
+        t.updates, t.eval_every, t.monitor_every = planned, eval_every, monitor_every
         if affordable < planned:
             t.updates = max(affordable, MIN_UPDATES)
-            t.eval_every = min(t.eval_every, max(10, t.updates // 10))
-            t.monitor_every = min(t.monitor_every, max(5, t.updates // 30))
-            bar.total = total_units(self.config)
-            bar.refresh()
+            t.eval_every = min(eval_every, max(10, t.updates // 10))
+            t.monitor_every = min(monitor_every, max(5, t.updates // 30))
+        bar.total = total_units(self.config)
+        bar.refresh()
         self.results["training"]["budget"] = {
-            "time_budget_seconds": self.config.time_budget, "seconds_before_training": elapsed,
+            "time_budget_seconds": budget, "seconds_before_training": elapsed,
             "measured_seconds_per_update": per_update, "updates_planned": planned, "updates_per_run": t.updates,
             "cut": t.updates < planned,
             "expected_training_hours": per_update * (search + runs * (t.updates * per_run_factor + fixed)) / 3600}
-        hours = self.results["training"]["budget"]["expected_training_hours"]
-        if hours > 0.5:
-            bar.write(f"minidl reproduce: training is expected to take about {hours:.1f} hours "
-                      f"({1000 * per_update:.1f} ms per update measured here)")
         self.results["config"]["training"]["updates"] = t.updates
         self.save()
 
