@@ -22,7 +22,7 @@ cdef extern from "kernels.h" nogil:
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
     int mdl_threads_for_call()
-    void mdl_note_team_start(double delay)
+    void mdl_note_team(double start_delay, double finish_spread, double duration)
     long mdl_backoff_count()
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
@@ -84,9 +84,10 @@ def get_num_threads():
 def effective_num_threads():
     """Threads the next kernel call will use: get_num_threads(), or 1 while backing off.
 
-    On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start
-    milliseconds late, which makes any fork-join kernel that slow. When a worker starts more than 2 ms
-    late, the kernels run on the calling thread for the next 0.25 s, then try threads again.
+    On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start, or
+    finish, milliseconds late, which makes any fork-join kernel that slow. When a thread of a parallel
+    region starts more than 2 ms late, or finishes more than 2 ms (and 25% of the region's time) after
+    another, the kernels run on the calling thread for the next 0.25 s, then try threads again.
     """
     return mdl_threads_for_call()
 
@@ -96,9 +97,9 @@ def contention_backoffs():
     return mdl_backoff_count()
 
 
-def _note_team_start(delay):
-    """Test hook: report that a parallel region's last worker started `delay` seconds late."""
-    mdl_note_team_start(delay)
+def _note_team(start_delay, finish_spread=0.0, duration=0.001):
+    """Test hook: report a parallel region's thread timings (seconds), as the kernels do."""
+    mdl_note_team(start_delay, finish_spread, duration)
 
 
 # ------------------------------------------------------------------ validation helpers

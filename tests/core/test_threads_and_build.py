@@ -104,10 +104,15 @@ def test_late_worker_backs_off_to_one_thread_then_recovers():
     _core.set_num_threads(2)
     time.sleep(0.3)  # outlive any real back-off an earlier test's kernels may have triggered
     before = _core.contention_backoffs()
-    _core._kernels._note_team_start(0.0001)  # a normal wake-up: no back-off
+    _core._kernels._note_team(0.0001, 0.0001, 0.001)  # a normal wake-up and split: no back-off
+    _core._kernels._note_team(0.0001, 0.004, 0.100)  # 4 ms apart over 100 ms: ordinary imbalance
     assert _core.effective_num_threads() == 2 and _core.contention_backoffs() == before
-    _core._kernels._note_team_start(0.010)  # a worker 10 ms late: the machine is oversubscribed
+    _core._kernels._note_team(0.0001, 0.004, 0.006)  # one thread preempted half-way
     assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 1
+    time.sleep(0.3)
+    assert _core.effective_num_threads() == 2
+    _core._kernels._note_team(0.010)  # a worker 10 ms late: the machine is oversubscribed
+    assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 2
     assert _core.get_num_threads() == 2  # the user's setting is unchanged
     a = np.ones((200, 300), np.float32)
     assert np.array_equal(_core.matmul(a, a.T), a @ a.T)  # runs on one thread meanwhile

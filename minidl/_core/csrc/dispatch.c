@@ -77,25 +77,30 @@ int mdl_openmp_enabled(void)
 }
 
 /* Oversubscription guard. When other processes keep every core busy, a woken OpenMP worker may wait a
- * scheduler tick or two (4-8 ms) before it runs, and a fork-join kernel then takes that long however
- * small it is (measured here at load 4 on 2 cores: sigmoid of 1e6 floats 8 ms with 2 threads, 0.8 ms
- * with 1). So each parallel region reports how late its last worker started; a start later than
- * MDL_LATE_START_S (wake-up normally takes microseconds) makes the kernels run on the calling thread for
- * the next MDL_BACKOFF_S, after which threads are tried again. */
-#define MDL_LATE_START_S 0.002
+ * scheduler tick or two (4-8 ms) before it runs, or be preempted half-way, and a fork-join kernel then
+ * takes that long however small it is (measured here at load 4 on 2 cores: sigmoid of 1e6 floats 8 ms
+ * with 2 threads, 0.8 ms with 1). So each parallel region reports how late its last thread started and
+ * how far apart the threads finished; a thread more than MDL_STALL_S late (wake-up normally takes
+ * microseconds, and a static split finishes within a few percent) makes the kernels run on the calling
+ * thread for the next MDL_BACKOFF_S, after which threads are tried again. */
+#define MDL_STALL_S 0.002
 #define MDL_BACKOFF_S 0.25
 static volatile double single_thread_until = 0.0;
 static volatile long backoff_count = 0;
 
-void mdl_note_team_start(double delay)
+void mdl_note_team(double start_delay, double finish_spread, double duration)
 {
 #ifdef _OPENMP
-    if (delay > MDL_LATE_START_S) {
+    const int stalled = start_delay > MDL_STALL_S
+                        || (finish_spread > MDL_STALL_S && finish_spread > 0.25 * duration);
+    if (stalled) {
         single_thread_until = omp_get_wtime() + MDL_BACKOFF_S;
         backoff_count++;
     }
 #else
-    (void)delay;
+    (void)start_delay;
+    (void)finish_spread;
+    (void)duration;
 #endif
 }
 

@@ -199,8 +199,9 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     int failed = 0;
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
-    double last_start = forked_at;
-#pragma omp parallel num_threads(nt) reduction(| : failed) reduction(max : last_start)
+    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+#pragma omp parallel num_threads(nt) reduction(| : failed) reduction(max : last_start, last_end) \
+    reduction(min : first_end)
 #endif
     {
         int team = 1, tid = 0;
@@ -220,9 +221,12 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         if (i1 > i0 && j1 > j0)
             failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
                                      C + i0 * ldc + j0, ldc) != 0;
+#ifdef _OPENMP
+        last_end = first_end = omp_get_wtime();
+#endif
     }
 #ifdef _OPENMP
-    mdl_note_team_start(last_start - forked_at);
+    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
 #endif
     return failed ? -1 : 0;
 }

@@ -46,7 +46,9 @@ int mdl_openmp_enabled(void);
 void mdl_set_num_threads(int n);
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
-void mdl_note_team_start(double delay);  /* seconds the last worker of a parallel region started late */
+/* After each parallel region: how late (s) its last thread started, how far apart the threads finished,
+ * and how long it took; a stalled thread makes the kernels use one thread for a while. */
+void mdl_note_team(double start_delay, double finish_spread, double duration);
 long mdl_backoff_count(void);
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,

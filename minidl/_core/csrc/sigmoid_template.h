@@ -24,16 +24,17 @@ static void FN(sigmoid_fwd)(const T *x, T *y, mdl_index n, int nthreads)
     }
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
-    double last_start = forked_at;
-#pragma omp parallel num_threads((int)nt) reduction(max : last_start)
+    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end)
     {
         last_start = omp_get_wtime();
         const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
         const mdl_index lo = n * tid / team / 16 * 16;
         const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
         FWD_CHUNK(x + lo, y + lo, hi - lo);
+        last_end = first_end = omp_get_wtime();
     }
-    mdl_note_team_start(last_start - forked_at);
+    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
 #else
     FWD_CHUNK(x, y, n);
 #endif
@@ -49,16 +50,17 @@ static void FN(sigmoid_bwd)(const T *y, const T *gy, T *gx, mdl_index n, int nth
     }
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
-    double last_start = forked_at;
-#pragma omp parallel num_threads((int)nt) reduction(max : last_start)
+    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end)
     {
         last_start = omp_get_wtime();
         const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
         const mdl_index lo = n * tid / team / 16 * 16;
         const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
         BWD_CHUNK(y + lo, gy + lo, gx + lo, hi - lo);
+        last_end = first_end = omp_get_wtime();
     }
-    mdl_note_team_start(last_start - forked_at);
+    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
 #else
     BWD_CHUNK(y, gy, gx, n);
 #endif
