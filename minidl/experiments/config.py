@@ -58,7 +58,7 @@ class TrainingConfig:
     monitor_examples: int = 300    # fixed test examples whose activations are recorded (paper: 300)
     monitor_every: int = 50        # updates between activation snapshots
     eval_every: int = 200          # updates between learning-curve points
-    eval_examples: int = 2000      # test examples behind each learning-curve point (all at the end)
+    eval_examples: int = 1000      # test examples behind each learning-curve point (all at the end)
     train_examples: int | None = None   # None: the whole training split
     bins: int = 60
 

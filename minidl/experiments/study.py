@@ -21,7 +21,9 @@ from minidl.experiments.config import StudyConfig
 AT_INIT_UNITS = 40
 FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
 MIN_UPDATES = 100
-SAFETY = 0.9            # share of the measured remaining time planned for training (loop overheads)
+SAFETY = 0.8            # share of the measured remaining time planned for training (loop overheads, load)
+CUT_EVAL_POINTS = 8     # learning-curve points of a run cut by the time budget
+CUT_SNAPSHOTS = 20      # activation snapshots of a run cut by the time budget
 AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
 
 
@@ -196,39 +198,49 @@ class Study:
         """With a time budget, cut the updates per run (equally for every run) so that training ends within
         it, given `elapsed` seconds spent before training; record the plan and the expected training time.
 
-        Cost model, in units of one training update (measured by `_measure_speed`): each run costs
-            updates * (1 + eval_examples / (3 B eval_every) + monitor_examples / (3 B monitor_every))
-            + (n_test + 2000) / (3 B)            (final evaluation)
-        since a forward-only pass over one example costs about a third of a training step per example.
+        Cost model, in units of one training update (measured by `_measure_speed`): a run of u updates costs
+            u + (evaluated examples) / (3 B)
+        (a forward-only pass over one example costs about a third of a training step per example), where
+        the evaluated examples are eval_examples per learning-curve point, monitor_examples per snapshot and
+        n_test + 2000 at the end. A cut run keeps about CUT_EVAL_POINTS curve points and CUT_SNAPSHOTS snapshots.
         """
         t = self.config.training
         planned, eval_every, monitor_every = self._planned
         per_update, budget = self._per_update, self.config.time_budget
         runs = len(t.activations) * len(t.schemes) * len(t.seeds)
         b = t.batch_size
-        per_run_factor = 1 + t.eval_examples / (3 * b * eval_every) + t.monitor_examples / (3 * b * monitor_every)
-        fixed = (data.x_test.shape[0] + 2000) / (3 * b)
         search = (len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates
                   if t.lr_search else 0)
-        affordable = planned
+
+        def intervals(updates):
+            if updates >= planned:
+                return eval_every, monitor_every
+            return (min(eval_every, max(10, updates // CUT_EVAL_POINTS)),
+                    min(monitor_every, max(5, updates // CUT_SNAPSHOTS)))
+
+        def run_cost(updates):
+            every_eval, every_snapshot = intervals(updates)
+            evaluated = ((updates // every_eval + 2) * t.eval_examples
+                         + (updates // every_snapshot + 2) * t.monitor_examples + data.x_test.shape[0] + 2000)
+            return updates + evaluated / (3 * b)
+
+        updates = planned
         if budget:
-            remaining = budget - elapsed - FINISH_SECONDS
-            units = SAFETY * remaining / per_update - search      # update-equivalents left for the runs
-            affordable = int((units / runs - fixed) / per_run_factor) if units > 0 else 0
-            affordable = affordable // 10 * 10
-        t.updates, t.eval_every, t.monitor_every = planned, eval_every, monitor_every
-        if affordable < planned:
-            t.updates = max(affordable, MIN_UPDATES)
-            t.eval_every = min(eval_every, max(10, t.updates // 10))
-            t.monitor_every = min(monitor_every, max(5, t.updates // 30))
+            units = SAFETY * (budget - elapsed - FINISH_SECONDS) / per_update - search
+            while updates > MIN_UPDATES and runs * run_cost(updates) > units:
+                updates -= 10
+        t.updates = updates
+        t.eval_every, t.monitor_every = intervals(updates)
         bar.total = total_units(self.config)
         bar.refresh()
         self.results["training"]["budget"] = {
             "time_budget_seconds": budget, "seconds_before_training": elapsed,
             "measured_seconds_per_update": per_update, "updates_planned": planned, "updates_per_run": t.updates,
             "cut": t.updates < planned,
-            "expected_training_hours": per_update * (search + runs * (t.updates * per_run_factor + fixed)) / 3600}
+            "expected_training_hours": per_update * (search + runs * run_cost(t.updates)) / 3600}
         self.results["config"]["training"]["updates"] = t.updates
+        self.results["config"]["training"]["eval_every"] = t.eval_every
+        self.results["config"]["training"]["monitor_every"] = t.monitor_every
         self.save()
 
     def finish(self) -> None:
