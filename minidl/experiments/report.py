@@ -255,9 +255,10 @@ def _init_effect_sentences(runs, activation, threshold, majority):
             verdict = (f"{'Xavier' if diff > 0 else 'the standard init'} ended lower by {abs(100 * diff):.1f} "
                        f"points, more than twice the seed spread ({100 * spread:.1f} points): an init effect")
         else:
-            verdict = (f"a difference of {100 * diff:+.1f} points (standard minus Xavier) is within twice the seed "
-                       f"spread ({100 * spread:.1f} points) or below 1 point: no init effect on the final error "
-                       "in this run")
+            reason = (f"below 1 point" if abs(diff) <= 0.01 else
+                      f"within twice the seed spread ({100 * spread:.1f} points)")
+            verdict = (f"a difference of {100 * diff:+.1f} points (standard minus Xavier) is {reason}: no init "
+                       "effect on the final error that this run can distinguish from seed noise")
         lines.append(f"- {activation}: final test error {_pct(float(np.mean(e_std)))} (standard) vs "
                      f"{_pct(float(np.mean(e_xav)))} (Xavier); {verdict}.")
         for name, errors in (("standard", e_std), ("Xavier", e_xav)):

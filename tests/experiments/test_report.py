@@ -77,6 +77,6 @@ def test_training_sentences_follow_the_numbers():
     assert "under the standard init never, under Xavier at update 200" in text
 
     text = "\n".join(training_section(training_results([0.30, 0.40], [0.31, 0.36], 0.45)))
-    assert "no init effect on the final error in this run" in text
+    assert "is within twice the seed spread (10.0 points): no init effect" in text
     assert "is not saturated at 0" in text
     assert "majority-class error: they did not learn" not in text
