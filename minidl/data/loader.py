@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from minidl import random
+
 __all__ = ["ArrayDataset", "DataLoader", "train_val_split"]
 
 
@@ -81,10 +83,12 @@ class ArrayDataset:
         return self.batch(np.arange(len(self)))
 
 
-def train_val_split(dataset: ArrayDataset, val_size: int | float, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+def train_val_split(dataset: ArrayDataset, val_size: int | float,
+                    seed: int | None = None) -> tuple[ArrayDataset, ArrayDataset]:
     """Split `dataset` at random into (train, validation) views; `val_size` is a count or a fraction in (0, 1).
 
-    The permutation comes from numpy.random.default_rng(seed); no image is copied.
+    The permutation comes from numpy.random.default_rng(seed); `seed=None` draws one from
+    minidl.random.generator(), so `mdl.manual_seed` decides it. No image is copied.
     """
     n = len(dataset)
     if isinstance(val_size, float):
@@ -95,8 +99,13 @@ def train_val_split(dataset: ArrayDataset, val_size: int | float, seed: int = 0)
         count = int(val_size)
     if not 0 < count < n:
         raise ValueError(f"train_val_split: validation size {count} must lie in [1, {n - 1}] for {n} examples")
-    order = np.random.default_rng(seed).permutation(n)
+    order = np.random.default_rng(_seed_or_draw(seed)).permutation(n)
     return dataset.subset(np.sort(order[count:])), dataset.subset(np.sort(order[:count]))
+
+
+def _seed_or_draw(seed: int | None) -> int:
+    """`seed` itself, or (None) a seed drawn from minidl's global generator."""
+    return int(random.generator().integers(2**31)) if seed is None else seed
 
 
 class DataLoader:
@@ -106,20 +115,22 @@ class DataLoader:
         dataset: an ArrayDataset (or a pair (images, labels), wrapped in one).
         batch_size: examples per batch.
         shuffle: reshuffle every epoch with a permutation from SeedSequence((seed, epoch)).
-        seed: non-negative int seed of the shuffling.
+        seed: non-negative int seed of the shuffling; None (default) draws one from
+            minidl.random.generator(), so `mdl.manual_seed` decides the order.
         drop_last: drop the final partial batch (default False: keep it).
 
     Iterating yields the batches of epoch `self.epoch` and then advances `epoch` by one; `batches(epoch,
     start)` yields the batches of any epoch from batch index `start` (what resuming needs).
     """
 
-    def __init__(self, dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    def __init__(self, dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None, drop_last: bool = False):
         if isinstance(dataset, tuple):
             dataset = ArrayDataset(*dataset)
         if not isinstance(dataset, ArrayDataset):
             raise TypeError(f"DataLoader: expected an ArrayDataset or (images, labels), got {type(dataset).__name__}")
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        seed = _seed_or_draw(seed)
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
         if drop_last and len(dataset) < batch_size:

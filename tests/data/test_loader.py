@@ -100,3 +100,19 @@ def test_split_is_disjoint_covering_and_shares_memory():
 def test_bad_arguments(make, error):
     with pytest.raises(error):
         make()
+
+
+def test_default_seeds_follow_manual_seed():
+    import minidl as mdl
+    dataset = ArrayDataset(np.zeros((50, 2), np.uint8), np.arange(50))
+
+    def draws(seed):
+        mdl.manual_seed(seed)
+        train, _ = train_val_split(dataset, 10)
+        return DataLoader(dataset, 5).order(0), train.indices
+
+    (order_a, split_a), (order_b, split_b), (order_c, split_c) = draws(1), draws(2), draws(1)
+    np.testing.assert_array_equal(order_a, order_c)
+    np.testing.assert_array_equal(split_a, split_c)
+    assert not np.array_equal(order_a, order_b)
+    assert not np.array_equal(split_a, split_b)
