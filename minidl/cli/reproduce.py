@@ -50,7 +50,9 @@ def register(subparsers) -> None:
     parser.add_argument("--init-schemes", type=_csv(str), default=None,
                         help="init schemes of the at-init study (names of minidl.init, normal_<std>)")
     parser.add_argument("--seeds", type=_csv(int), default=None, help="training seeds, e.g. 0,1")
-    parser.add_argument("--updates", type=int, default=None, help="SGD updates per training run")
+    parser.add_argument("--updates", type=int, default=None,
+                        help="SGD updates of every training run (default: fitted to the time budget, "
+                             "sigmoid runs 5x the others)")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size")
     parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
     parser.add_argument("--lr-search", action="store_true",
@@ -99,6 +101,7 @@ def build_config(args):
         if args.lr_search_updates is not None:
             t.lr_search_updates = args.lr_search_updates
         if args.updates is not None:
+            t.update_shares, t.update_share_reason = {}, ""    # an explicit length applies to every run
             t.eval_every = min(t.eval_every, max(1, args.updates // 5))
             t.monitor_every = min(t.monitor_every, max(1, args.updates // 10))
         config.training = t

@@ -15,6 +15,7 @@ JACOBIAN_MEAN_SINGULAR_VALUE = {"standard": 0.5, "xavier_uniform": 0.8}   # Sec.
 ACTIVATION_STD_RATIO_TANH = {"standard": 0.57, "xavier_uniform": 1.0}    # Fig. 6 reading, sqrt(1/3)
 PAPER_UPDATES = 5_000_000
 PAPER_BATCH_SIZE = 10
+TABLE1_DEPTH = 5          # hidden layers of the nets behind Table 1
 
 
 def table1_row(activation: str, scheme: str) -> dict | None:

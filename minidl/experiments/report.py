@@ -182,24 +182,32 @@ def training_section(results) -> list[str]:
     config = results["config"]["training"]
     majority = data.get("majority_error")
     threshold = (majority - PLATEAU_MARGIN) if majority is not None else 0.8
-    epochs = config["updates"] * config["batch_size"] / max(1, data.get("n_train", 1))
+    by_activation = _updates_by_activation(runs, config)
+    lengths = _lengths_text(by_activation, config["batch_size"], data.get("n_train", 1))
     lines = ["## Training", "",
              f"{config['depth']} hidden layers of {config['width']} units, softmax + NLL, plain SGD, batch "
-             f"{config['batch_size']}, zero biases, {config['updates']} updates per run (≈{epochs:.2f} epochs of "
-             f"{data.get('n_train')} training examples), seeds {config['seeds']}. Learning curves use the first "
+             f"{config['batch_size']}, zero biases, {lengths} of "
+             f"{data.get('n_train')} training examples, seeds {config['seeds']}. Learning curves use the first "
              f"{config['eval_examples']} test examples; final errors the whole test split "
              f"({data.get('n_test')} examples). The majority-class test error is {_pct(majority)}.", "",
              ""]
     budget = training.get("budget")
+    shares = {a: v for a, v in ((budget or {}).get("update_shares") or {}).items() if v != 1.0}
     if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
         if budget["cut"]:
             lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "
                       f"{ms:.1f} ms here, so the updates per run were cut from {budget['updates_planned']} to "
-                      f"{budget['updates_per_run']} (equally for every run).", ""]
+                      f"{budget['updates_per_run']}" + (" (equally for every run)." if not shares else " (see below).")]
         else:
             lines += [f"Time budget: {budget['time_budget_seconds']:.0f} s; one update measured {ms:.1f} ms here, "
-                      f"so the planned {budget['updates_planned']} updates per run fit.", ""]
+                      f"so the planned {budget['updates_planned']} updates per run fit."]
+        lines += [""]
+    if shares:
+        share_text = ", ".join(f"{a} ×{v:g}" for a, v in shares.items())
+        reason = budget.get("update_share_reason")
+        lines += [f"Updates are shared unequally: these activations' runs make a fraction of the updates per run "
+                  f"({share_text}); the others make all of them" + (f" ({reason})." if reason else "."), ""]
     lines += ["### Learning rates", ""]
     for key, choice in (training.get("learning_rates") or {}).items():
         if choice.get("search"):
@@ -227,12 +235,17 @@ def training_section(results) -> list[str]:
                          f"{row['Shapeset'] if row else '—'} | {row['MNIST'] if row else '—'} |")
     if data.get("name") not in ("shapeset", "mnist"):
         lines += ["", f"The paper has no {data.get('name')} column; MNIST and Shapeset are shown for scale only."]
+    if config["depth"] != paper.TABLE1_DEPTH:
+        lines += ["", f"The paper's Table 1 is for nets of {paper.TABLE1_DEPTH} hidden layers; these have "
+                      f"{config['depth']}."]
     lines += ["", "### What these numbers show", ""]
     for activation in dict.fromkeys(r["activation"] for r in runs):
         lines += _init_effect_sentences(runs, activation, threshold, majority)
     lines += _saturation_sentences(runs)
     full_updates = paper.PAPER_UPDATES
-    lines += ["", f"Budget: each run here made {config['updates']} updates; the paper chose its learning rates after "
+    made = ", ".join(f"{a} {n}" for a, n in by_activation.items()) if len(set(by_activation.values())) > 1 \
+        else str(next(iter(by_activation.values()), config["updates"]))
+    lines += ["", f"Budget: each run here made {made} updates; the paper chose its learning rates after "
               f"{full_updates:,} updates at batch {paper.PAPER_BATCH_SIZE} and reports Table 1 after training to "
               "convergence. Final errors comparable to Table 1 need `minidl reproduce --full` (many hours); what a "
               "short run can show is the at-init study, the early saturation and how fast each net leaves the "
@@ -276,8 +289,42 @@ def _init_effect_sentences(runs, activation, threshold, majority):
         text = f"at update {int(np.median(done))}" + (" (median)" if len(done) > 1 else "")
         return text + (f", {len(values) - len(done)} of {len(values)} runs never" if len(done) < len(values) else "")
     lines.append(f"  Test error first fell below {_pct(threshold)} (the plateau) under the standard init "
-                 f"{words(escapes['standard'])}, under Xavier {words(escapes['Xavier'])}.")
+                 f"{words(escapes['standard'])}, under Xavier {words(escapes['Xavier'])}"
+                 f"{_escape_verdict(escapes['standard'], escapes['Xavier'])}.")
     return lines
+
+
+def _escape_verdict(standard, xavier):
+    """Whether every run of one init left the plateau before every run of the other (never = later than all)."""
+    never = float("inf")
+    s = [never if v is None else v for v in standard]
+    x = [never if v is None else v for v in xavier]
+    if not s or not x or (max(s) == never and max(x) == never and min(s) == min(x) == never):
+        return ""
+    if max(x) < min(s):
+        return "; every Xavier run left it before every standard-init run: an init effect on how fast the nets learn"
+    if max(s) < min(x):
+        return ("; every standard-init run left it before every Xavier run: the opposite of the paper's effect on "
+                "how fast the nets learn")
+    return "; the runs of the two inits overlap: no init effect on how fast the nets learn that this run can separate"
+
+
+def _updates_by_activation(runs, config):
+    """{activation: updates planned for its runs}, in the order the runs appear."""
+    out = {}
+    for run in runs:
+        out[run["activation"]] = max(out.get(run["activation"], 0),
+                                     int(run.get("updates_planned") or run.get("updates_done") or config["updates"]))
+    return out
+
+
+def _lengths_text(by_activation, batch_size, n_train):
+    def epochs(n):
+        return f"≈{n * batch_size / max(1, n_train):.2f} epochs"
+    if len(set(by_activation.values())) <= 1:
+        n = next(iter(by_activation.values()), 0)
+        return f"{n} updates per run ({epochs(n)})"
+    return "updates per run: " + ", ".join(f"{a} {n} ({epochs(n)})" for a, n in by_activation.items())
 
 
 def _saturation_sentences(runs):

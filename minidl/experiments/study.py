@@ -6,6 +6,7 @@ what it finished; the figures, CSVs and report.md are then drawn from whatever i
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -22,7 +23,7 @@ AT_INIT_UNITS = 40
 FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
 MIN_UPDATES = 100
 SAFETY = 0.8            # share of the measured remaining time planned for training (loop overheads, load)
-CUT_EVAL_POINTS = 8     # learning-curve points of a run cut by the time budget
+CUT_EVAL_POINTS = 16    # learning-curve points of a run cut by the time budget
 CUT_SNAPSHOTS = 20      # activation snapshots of a run cut by the time budget
 AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
 
@@ -63,7 +64,7 @@ def total_units(config: StudyConfig) -> int:
     if config.training is not None:
         t = config.training
         pairs = len(t.activations) * len(t.schemes)
-        units += pairs * len(t.seeds) * t.updates
+        units += len(t.schemes) * len(t.seeds) * sum(t.updates_for(a) for a in t.activations)
         if t.lr_search:
             units += pairs * len(t.lr_search_grid) * t.lr_search_updates
     return units
@@ -181,8 +182,9 @@ class Study:
                 for scheme in t.schemes:
                     key = f"{activation}/{scheme}"
                     bar.set_postfix_str(f"train {key} seed {seed}")
-                    record = train_run(data, t, activation, scheme, seed, rates[key]["lr"], t.updates,
-                                       on_updates=bar.update)
+                    run_config = self._run_configs[activation]
+                    record = train_run(data, run_config, activation, scheme, seed, rates[key]["lr"],
+                                       run_config.updates, on_updates=bar.update)
                     self.results["training"]["runs"].append(record)
                     self.save()
 
@@ -195,8 +197,9 @@ class Study:
         self._planned = (t.updates, t.eval_every, t.monitor_every)
 
     def _plan_training(self, data, bar, elapsed: float) -> None:
-        """With a time budget, cut the updates per run (equally for every run) so that training ends within
-        it, given `elapsed` seconds spent before training; record the plan and the expected training time.
+        """With a time budget, cut the updates per run so that training ends within it, given `elapsed`
+        seconds spent before training; record the plan and the expected training time. The cut applies to
+        `updates`; each activation's runs make `TrainingConfig.updates_for` of it (its update share).
 
         Cost model, in units of one training update (measured by `_measure_speed`): a run of u updates costs
             u + (evaluated examples) / (3 B)
@@ -207,37 +210,49 @@ class Study:
         t = self.config.training
         planned, eval_every, monitor_every = self._planned
         per_update, budget = self._per_update, self.config.time_budget
-        runs = len(t.activations) * len(t.schemes) * len(t.seeds)
+        runs_per_activation = len(t.schemes) * len(t.seeds)
         b = t.batch_size
         search = (len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates
                   if t.lr_search else 0)
 
-        def intervals(updates):
-            if updates >= planned:
+        def intervals(updates, activation):
+            if updates >= t.updates_for(activation, planned):
                 return eval_every, monitor_every
             return (min(eval_every, max(10, updates // CUT_EVAL_POINTS)),
                     min(monitor_every, max(5, updates // CUT_SNAPSHOTS)))
 
-        def run_cost(updates):
-            every_eval, every_snapshot = intervals(updates)
+        def run_cost(updates, activation):
+            every_eval, every_snapshot = intervals(updates, activation)
             evaluated = ((updates // every_eval + 2) * t.eval_examples
                          + (updates // every_snapshot + 2) * t.monitor_examples + data.x_test.shape[0] + 2000)
             return updates + evaluated / (3 * b)
 
+        def training_cost(updates):
+            return runs_per_activation * sum(run_cost(t.updates_for(a, updates), a) for a in t.activations)
+
         updates = planned
         if budget:
             units = SAFETY * (budget - elapsed - FINISH_SECONDS) / per_update - search
-            while updates > MIN_UPDATES and runs * run_cost(updates) > units:
+            while updates > MIN_UPDATES and training_cost(updates) > units:
                 updates -= 10
         t.updates = updates
-        t.eval_every, t.monitor_every = intervals(updates)
+        t.eval_every, t.monitor_every = intervals(updates, None)
+        self._run_configs = {}
+        for activation in t.activations:
+            n = t.updates_for(activation)
+            every_eval, every_snapshot = intervals(n, activation)
+            self._run_configs[activation] = dataclasses.replace(t, updates=n, eval_every=every_eval,
+                                                                monitor_every=every_snapshot)
         bar.total = total_units(self.config)
         bar.refresh()
         self.results["training"]["budget"] = {
             "time_budget_seconds": budget, "seconds_before_training": elapsed,
             "measured_seconds_per_update": per_update, "updates_planned": planned, "updates_per_run": t.updates,
+            "updates_by_activation": {a: c.updates for a, c in self._run_configs.items()},
+            "update_shares": {a: t.update_shares.get(a, 1.0) for a in t.activations},
+            "update_share_reason": t.update_share_reason,
             "cut": t.updates < planned,
-            "expected_training_hours": per_update * (search + runs * run_cost(t.updates)) / 3600}
+            "expected_training_hours": per_update * (search + training_cost(t.updates)) / 3600}
         self.results["config"]["training"]["updates"] = t.updates
         self.results["config"]["training"]["eval_every"] = t.eval_every
         self.results["config"]["training"]["monitor_every"] = t.monitor_every

@@ -75,8 +75,10 @@ def test_training_sentences_follow_the_numbers():
     assert "top hidden layer's mean activation is 0.004" in text and "sits saturated near 0" in text
     assert "Under the standard init the sigmoid nets ended at the majority-class error" in text
     assert "under the standard init never, under Xavier at update 200" in text
+    assert "every Xavier run left it before every standard-init run: an init effect on how fast" in text
 
     text = "\n".join(training_section(training_results([0.30, 0.40], [0.31, 0.36], 0.45)))
     assert "is within twice the seed spread (10.0 points): no init effect" in text
     assert "is not saturated at 0" in text
+    assert "the runs of the two inits overlap: no init effect on how fast the nets learn" in text
     assert "majority-class error: they did not learn" not in text
