@@ -29,8 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help="comma-separated subset of minidl,numpy,torch (torch is skipped when absent)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating blocks (default 5)")
-    parser.add_argument("--block-seconds", type=float, default=0.25,
-                        help="timed steps per block: about this long (default 0.25)")
+    parser.add_argument("--block-seconds", type=float, default=0.4,
+                        help="timed steps per block: about this long, at least 3 (default 0.4)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing (default 5)")
     parser.add_argument("--verify-steps", type=int, default=3, help="steps compared across contenders")
     parser.add_argument("--growth-steps", type=int, default=0,
@@ -73,7 +73,7 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
         counts, rss_warm = {}, {}
         for name, proc in procs.items():
             warm = proc.request("time", steps=max(args.warmup, 1))["seconds"]
-            counts[name] = max(2, min(500, round(args.block_seconds / statistics.median(warm))))
+            counts[name] = max(3, min(500, round(args.block_seconds / statistics.median(warm))))
             rss_warm[name] = proc.request("memory")["rss_mb"]
             time.sleep(args.pause)
         samples = {name: [] for name in contenders}
@@ -102,7 +102,8 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             peak_mb=memory[name]["peak_mb"], imports_mb=memory[name]["after_imports"]["rss_mb"],
             growth_mb=round(memory[name]["rss_mb"] - rss_warm[name], 1),
             growth_steps=len(samples[name]) + args.growth_steps,
-            losses=checks[name]["losses"], loss_rel_error=loss_err, weight_change_rel_error=change_err,
+            samples_ms=[round(t * 1e3, 3) for t in samples[name]], losses=checks[name]["losses"],
+            loss_rel_error=loss_err, weight_change_rel_error=change_err,
             verified=ok))
     by_name = {row["contender"]: row for row in rows}
     if "minidl" in by_name:
