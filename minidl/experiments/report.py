@@ -158,10 +158,15 @@ def _final_errors(group):
 
 
 def _escape_update(run, threshold):
+    """The learning-curve update from which the test error stays below `threshold` to the end (a dip that
+    returns to the plateau does not count); None if the last point is not below it."""
+    escape = None
     for update, error in zip(run["curve"]["updates"], run["curve"]["test_error"]):
         if error is not None and error < threshold:
-            return update
-    return None
+            escape = update if escape is None else escape
+        else:
+            escape = None
+    return escape
 
 
 def _snapshot_at(run, update):
@@ -288,7 +293,8 @@ def _init_effect_sentences(runs, activation, threshold, majority):
             return "never"
         text = f"at update {int(np.median(done))}" + (" (median)" if len(done) > 1 else "")
         return text + (f", {len(values) - len(done)} of {len(values)} runs never" if len(done) < len(values) else "")
-    lines.append(f"  Test error first fell below {_pct(threshold)} (the plateau) under the standard init "
+    lines.append(f"  Test error fell below {_pct(threshold)} (left the plateau) for good, i.e. stayed below it from "
+                 f"that learning-curve point on, under the standard init "
                  f"{words(escapes['standard'])}, under Xavier {words(escapes['Xavier'])}"
                  f"{_escape_verdict(escapes['standard'], escapes['Xavier'])}.")
     return lines

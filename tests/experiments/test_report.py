@@ -68,6 +68,15 @@ def training_results(errors_standard, errors_xavier, top_mean_standard):
                          "runs": runs}}
 
 
+def test_a_dip_back_onto_the_plateau_does_not_count_as_leaving_it():
+    from minidl.experiments.report import _escape_update
+
+    run = {"curve": {"updates": [0, 100, 200, 300, 400], "test_error": [0.9, 0.7, 0.85, 0.6, 0.5]}}
+    assert _escape_update(run, 0.8) == 300
+    run["curve"]["test_error"][-1] = 0.88
+    assert _escape_update(run, 0.8) is None
+
+
 def test_training_sentences_follow_the_numbers():
     text = "\n".join(training_section(training_results([0.90, 0.90], [0.30, 0.32], 0.004)))
     assert "Xavier ended lower by 59.0 points" in text
