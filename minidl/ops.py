@@ -222,7 +222,8 @@ def pow(a: Tensor, exponent) -> Tensor:
             return (g,)
         if p == 2:
             return (g * (2 * ad),)
-        return (g * (p * ad ** (p - 1)),)
+        with np.errstate(divide="ignore"):       # 0 ** (p-1) with p < 1 is inf, as in PyTorch
+            return (g * (p * ad ** (p - 1)),)
     return _result(out, (a,), backward)
 
 

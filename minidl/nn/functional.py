@@ -77,8 +77,11 @@ def _check_targets(logits: np.ndarray, targets) -> np.ndarray:
     targets = np.asarray(targets)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got {logits.shape}")
+    if targets.dtype.kind == "f" and np.array_equal(targets, np.floor(targets)):
+        targets = targets.astype(np.int64)     # mdl.tensor([0, 2]) is float32: whole numbers are indices
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy expects integer class indices, got dtype {targets.dtype}")
+        raise TypeError(f"cross_entropy expects integer class indices, got dtype {targets.dtype} "
+                        f"with non-integer values")
     if targets.shape != (logits.shape[0],):
         raise ValueError(f"cross_entropy: targets of shape {targets.shape} do not match logits of "
                          f"shape {logits.shape} (expected ({logits.shape[0]},))")

@@ -75,7 +75,16 @@ def test_cross_entropy_input_checks():
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         F.cross_entropy(x, np.array([0, 1, 4]))
     with pytest.raises(TypeError, match="integer"):
-        F.cross_entropy(x, np.array([0.0, 1.0, 2.0]))
+        F.cross_entropy(x, np.array([0.0, 1.5, 2.0]))
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        F.cross_entropy(x, mdl.tensor([0, 1, 4]))
+
+
+def test_cross_entropy_takes_whole_number_float_targets():
+    """mdl.tensor([0, 2]) is float32 (the contract); its whole numbers are class indices."""
+    z = logits(2, 3, seed=3)
+    expected = F.cross_entropy(mdl.tensor(z), np.array([0, 2])).item()
+    assert F.cross_entropy(mdl.tensor(z), mdl.tensor([0, 2])).item() == expected
     with pytest.raises(ValueError, match="batch, classes"):
         F.cross_entropy(mdl.tensor(np.zeros(4)), np.array([0]))
 
