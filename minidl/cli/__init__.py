@@ -18,13 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"minidl.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"minidl.cli.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"minidl.cli.{name}").register(subparsers)
     return parser
 
 
