@@ -14,13 +14,9 @@ TARGET_SIZE = 1_000_000
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds, no 1e7 size")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case (default 5)")
-    parser.add_argument("--pause", type=float, default=0.15, help="seconds between libraries (default 0.15)")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
-                        help="write JSON results to PATH (or stdout with no PATH) instead of the table")
+    from minidl.bench.options import add_kernel_arguments
+
+    add_kernel_arguments(parser, quick_help="fewer rounds, no 1e7 size")
 
 
 def measure(direction: str, size: int, dtype, threads: int, rounds: int, pause: float) -> dict:
@@ -72,10 +68,9 @@ def run(args) -> int:
 
     from minidl import _core
     from minidl.bench import environment, report
+    from minidl.bench.options import read_kernel_arguments
 
-    thread_counts = [int(t) for t in str(args.threads).split(",") if t.strip()]
-    dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
-    rounds = args.rounds or (3 if args.quick else 5)
+    thread_counts, dtypes, rounds = read_kernel_arguments(args)
     sizes = SIZES[:2] if args.quick else SIZES
     info = environment.describe()
     rows = []
