@@ -3,6 +3,7 @@
     matmul(a, b, *, trans_a=False, trans_b=False, out=None)   op(a) @ op(b); 2-D; float32 | float64
     sigmoid_forward(x, out=None)                              1 / (1 + exp(-x)), any shape
     sigmoid_backward(y, grad_y, out=None)                     grad_y * y * (1 - y)
+    axpby(alpha, x, beta, y)                                  y <- alpha * x + beta * y, in place
     set_num_threads(n); get_num_threads()
 
 At import the fastest kernel build the CPU supports is chosen (`kernel_name()`: 'avx2' or 'generic');
@@ -12,6 +13,7 @@ every core busy, the kernels briefly fall back to one thread (`effective_num_thr
 """
 from minidl._core._kernels import (
     available_kernels,
+    axpby,
     contention_backoffs,
     cpu_has_avx2_fma,
     effective_num_threads,
@@ -29,6 +31,7 @@ __all__ = [
     "matmul",
     "sigmoid_forward",
     "sigmoid_backward",
+    "axpby",
     "set_num_threads",
     "get_num_threads",
     "kernel_name",

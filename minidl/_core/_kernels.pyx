@@ -32,6 +32,8 @@ cdef extern from "kernels.h" nogil:
     void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
     void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
     void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
+    void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n)
+    void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n)
 
 
 # ------------------------------------------------------------------ kernel selection and threads
@@ -289,6 +291,46 @@ def sigmoid_backward(y, grad_y, out=None):
     if target is not result:
         result[...] = target
     return result
+
+
+# ------------------------------------------------------------------ axpby (the optimizers' update)
+def axpby(alpha, x, beta, y):
+    """y <- alpha * x + beta * y in place (BLAS's axpby); returns y.
+
+    `x` and `y` have the same shape and dtype, float32 or float64 (no broadcasting); `y` must be
+    writable and must not partly overlap `x`. One pass, no temporary: SGD's p -= lr * g is
+    axpby(-lr, g, 1, p). A `y` the kernel cannot write in place (not C-contiguous) is updated with
+    NumPy instead.
+    """
+    cdef cnp.ndarray X = _check_array(x, "x", "axpby")
+    if not isinstance(y, np.ndarray):
+        raise TypeError(f"axpby: y must be a numpy.ndarray, got {type(y).__name__}")
+    cdef cnp.ndarray Y = <cnp.ndarray>y
+    if (<object>X).shape != (<object>Y).shape:
+        raise ValueError(f"axpby: x has shape {x.shape} but y has shape {y.shape}")
+    if Y.dtype != X.dtype:
+        raise TypeError(f"axpby: x has dtype {x.dtype} but y has dtype {y.dtype}")
+    if not Y.flags.writeable:
+        raise ValueError("axpby: y is read-only")
+    cdef double a = alpha, b = beta
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(Y) and cnp.PyArray_ISALIGNED(Y) and cnp.PyArray_ISNOTSWAPPED(Y)):
+        if b != 1.0:
+            y *= Y.dtype.type(b)
+        y += Y.dtype.type(a) * X
+        return y
+    X = _c_contiguous(X)
+    if np.may_share_memory(X, Y) and not (cnp.PyArray_DATA(X) == cnp.PyArray_DATA(Y)):
+        X = X.copy()                       # a shifted overlap: read a snapshot
+    cdef mdl_index n = cnp.PyArray_SIZE(Y)
+    cdef void *px = cnp.PyArray_DATA(X)
+    cdef void *py = cnp.PyArray_DATA(Y)
+    if cnp.PyArray_TYPE(Y) == cnp.NPY_FLOAT32:
+        with nogil:
+            mdl_axpby_f32(<float>a, <const float *>px, <float>b, <float *>py, n)
+    else:
+        with nogil:
+            mdl_axpby_f64(a, <const double *>px, b, <double *>py, n)
+    return y
 
 
 # ------------------------------------------------------------------ import-time choice

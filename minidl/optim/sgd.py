@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl._core import axpby
 from minidl.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -15,6 +16,8 @@ class SGD(Optimizer):
         if momentum ≠ 0:  b ← g on the first step, else b ← momentum · b + (1 − dampening) · g
                           g ← g + momentum · b if nesterov else b
         p ← p − lr · g
+
+    The updates run in place in one pass each (``minidl._core.axpby``), with no temporaries.
     """
 
     hyper = {"lr": float, "momentum": float, "dampening": float, "weight_decay": float, "nesterov": bool}
@@ -43,6 +46,8 @@ class SGD(Optimizer):
                 if g is None:
                     continue
                 data = p.data
+                if g.dtype != data.dtype:       # a .grad assigned by hand in another precision
+                    g = g.astype(data.dtype)
                 if wd:
                     g = g + wd * data
                 if momentum:
@@ -51,7 +56,6 @@ class SGD(Optimizer):
                     if buf is None:
                         buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
                     else:
-                        buf *= momentum
-                        buf += (1 - dampening) * g if dampening else g
+                        axpby(1 - dampening, g, momentum, buf)
                     g = g + momentum * buf if nesterov else buf
-                data -= lr * g
+                axpby(-lr, g, 1.0, data)

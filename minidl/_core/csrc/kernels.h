@@ -60,4 +60,8 @@ void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n);
 
+/* axpby.c: y <- alpha * x + beta * y over n contiguous elements (one build for every CPU) */
+void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n);
+void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n);
+
 #endif
