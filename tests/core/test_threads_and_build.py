@@ -102,7 +102,7 @@ def test_late_worker_backs_off_to_one_thread_then_recovers():
     import time
 
     _core.set_num_threads(2)
-    time.sleep(0.3)  # outlive any real back-off an earlier test's kernels may have triggered
+    time.sleep(0.6)  # outlive any real back-off an earlier test's kernels may have triggered
     before = _core.contention_backoffs()
     _core._kernels._note_team(0.0001, 0.0001, 0.001)  # a normal wake-up and split: no back-off
     _core._kernels._note_team(0.0001, 0.004, 0.100)  # 4 ms apart over 100 ms: ordinary imbalance
@@ -117,4 +117,26 @@ def test_late_worker_backs_off_to_one_thread_then_recovers():
     a = np.ones((200, 300), np.float32)
     assert np.array_equal(_core.matmul(a, a.T), a @ a.T)  # runs on one thread meanwhile
     time.sleep(0.3)
+    assert _core.effective_num_threads() == 2
+
+
+def test_back_off_grows_while_the_machine_stays_busy_and_resets_after():
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build")
+    import time
+
+    _core.set_num_threads(2)
+    time.sleep(0.6)  # outlive any back-off an earlier test triggered
+    _core._kernels._note_team(0.010)       # a hiccup: 10 ms on one thread
+    time.sleep(0.05)
+    assert _core.effective_num_threads() == 2
+    for _ in range(6):                     # stalls in a row: 10 ms doubled five times = 320 ms
+        _core._kernels._note_team(0.010)
+    time.sleep(0.1)
+    assert _core.effective_num_threads() == 1
+    time.sleep(0.4)
+    assert _core.effective_num_threads() == 2
+    time.sleep(0.7)                        # quiet for longer than the last back-off: back to 10 ms
+    _core._kernels._note_team(0.010)
+    time.sleep(0.05)
     assert _core.effective_num_threads() == 2
