@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from minidl._core import axpby
 from minidl.optim.optimizer import Optimizer
 
 __all__ = ["Adam"]
@@ -44,6 +45,8 @@ class Adam(Optimizer):
                 if g is None:
                     continue
                 data = p.data
+                if g.dtype != data.dtype:       # a .grad assigned by hand in another precision
+                    g = g.astype(data.dtype)
                 if wd:
                     g = g + wd * data
                 state = self.state.setdefault(id(p), {})
@@ -54,12 +57,12 @@ class Adam(Optimizer):
                 state["step"] += 1
                 t = state["step"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
-                m *= b1
-                m += (1 - b1) * g
-                v *= b2
-                v += (1 - b2) * (g * g)
+                axpby(1 - b1, g, b1, m)
+                axpby(1 - b2, g * g, b2, v)
                 bias1 = 1 - b1 ** t
                 bias2 = 1 - b2 ** t
-                denom = np.sqrt(v) / math.sqrt(bias2)
-                denom += eps
-                data -= (lr / bias1) * (m / denom)
+                step = np.sqrt(v)
+                step /= math.sqrt(bias2)
+                step += eps
+                np.divide(m, step, out=step)
+                axpby(-lr / bias1, step, 1.0, data)
