@@ -25,7 +25,10 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  init="xavier_uniform", dtype=np.float32, generator=None):
         super().__init__()
-        if int(in_features) <= 0 or int(out_features) <= 0:
+        for size in (in_features, out_features):
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+                raise TypeError(f"Linear sizes must be ints, got ({in_features!r}, {out_features!r})")
+        if in_features <= 0 or out_features <= 0:
             raise ValueError(f"Linear needs positive sizes, got ({in_features}, {out_features})")
         self.in_features = int(in_features)
         self.out_features = int(out_features)

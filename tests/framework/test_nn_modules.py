@@ -43,6 +43,17 @@ def test_linear_is_x_at_w_plus_b():
         layer(mdl.tensor(np.ones((4, 5))))
 
 
+def test_linear_sizes_must_be_positive_ints():
+    assert nn.Linear(np.int64(3), 2).weight.shape == (3, 2)   # sizes read from NumPy shapes are fine
+    for bad in (2.5, 3.0, "3", None, True):
+        with pytest.raises(TypeError, match="sizes must be ints"):
+            nn.Linear(bad, 2)
+        with pytest.raises(TypeError, match="sizes must be ints"):
+            nn.Linear(2, bad)
+    with pytest.raises(ValueError, match=r"positive sizes, got \(0, 2\)"):
+        nn.Linear(0, 2)
+
+
 def test_linear_gradients_have_bias_as_batch_sum():
     layer = nn.Linear(3, 2, dtype=np.float64)
     x = np.random.default_rng(1).normal(size=(5, 3))
