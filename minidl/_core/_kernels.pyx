@@ -88,8 +88,9 @@ def effective_num_threads():
 
     On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start, or
     finish, milliseconds late, which makes any fork-join kernel that slow. When a thread of a parallel
-    region starts more than 2 ms late, or finishes more than 2 ms (and 25% of the region's time) after
-    another, the kernels run on the calling thread for a while, then try threads again: 10 ms after a
+    region starts more than 2 ms late (not counted after 2 ms without kernels: a sleeping worker wakes
+    slowly on an idle virtual machine too), or loses more than 2 ms (and 25% of the region's time)
+    mid-way, the kernels run on the calling thread for a while, then try threads again: 10 ms after a
     single hiccup, doubling up to 0.5 s while threads keep stalling as soon as they are tried again.
     """
     return mdl_threads_for_call()

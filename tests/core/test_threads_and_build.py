@@ -96,6 +96,13 @@ def test_forked_child_runs_single_threaded_instead_of_hanging():
     assert run_python(FORK_CHILD) == f"0 {expected_parent_threads}"
 
 
+def report_region(start_delay, finish_spread=0.0, duration=0.001):
+    """Report a parallel region that began right after the previous one ended (a busy loop of kernels),
+    as the kernels do: how late its last thread started, how far apart the threads finished (seconds)."""
+    _core._kernels._note_team(0.0, 0.0, 0.0)
+    _core._kernels._note_team(start_delay, finish_spread, duration)
+
+
 def test_late_worker_backs_off_to_one_thread_then_recovers():
     if not _core.openmp_enabled():
         pytest.skip("single-threaded build")
@@ -104,14 +111,18 @@ def test_late_worker_backs_off_to_one_thread_then_recovers():
     _core.set_num_threads(2)
     time.sleep(0.6)  # outlive any real back-off an earlier test's kernels may have triggered
     before = _core.contention_backoffs()
-    _core._kernels._note_team(0.0001, 0.0001, 0.001)  # a normal wake-up and split: no back-off
-    _core._kernels._note_team(0.0001, 0.004, 0.100)  # 4 ms apart over 100 ms: ordinary imbalance
+    report_region(0.0001, 0.0001)  # a normal wake-up and split: no back-off
+    report_region(0.0001, 0.004, 0.100)  # 4 ms apart over 100 ms: ordinary imbalance
+    time.sleep(0.01)
+    # 5 ms late after 10 ms without kernels: a worker that slept wakes slowly; the machine is not busy
+    # (its finish is as late as its start: nothing was lost mid-way)
+    _core._kernels._note_team(0.005, 0.005, 0.007)
     assert _core.effective_num_threads() == 2 and _core.contention_backoffs() == before
-    _core._kernels._note_team(0.0001, 0.004, 0.006)  # one thread preempted half-way
+    report_region(0.0001, 0.004, 0.006)  # one thread preempted half-way
     assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 1
     time.sleep(0.3)
     assert _core.effective_num_threads() == 2
-    _core._kernels._note_team(0.010)  # a worker 10 ms late: the machine is oversubscribed
+    report_region(0.010)  # a worker 10 ms late in a busy loop: the machine is oversubscribed
     assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 2
     assert _core.get_num_threads() == 2  # the user's setting is unchanged
     a = np.ones((200, 300), np.float32)
@@ -127,16 +138,16 @@ def test_back_off_grows_while_the_machine_stays_busy_and_resets_after():
 
     _core.set_num_threads(2)
     time.sleep(0.6)  # outlive any back-off an earlier test triggered
-    _core._kernels._note_team(0.010)       # a hiccup: 10 ms on one thread
+    report_region(0.010)                   # a hiccup: 10 ms on one thread
     time.sleep(0.05)
     assert _core.effective_num_threads() == 2
     for _ in range(6):                     # stalls in a row: 10 ms doubled five times = 320 ms
-        _core._kernels._note_team(0.010)
+        report_region(0.010)
     time.sleep(0.1)
     assert _core.effective_num_threads() == 1
     time.sleep(0.4)
     assert _core.effective_num_threads() == 2
     time.sleep(0.7)                        # quiet for longer than the last back-off: back to 10 ms
-    _core._kernels._note_team(0.010)
+    report_region(0.010)
     time.sleep(0.05)
     assert _core.effective_num_threads() == 2
