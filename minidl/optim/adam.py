@@ -41,12 +41,10 @@ class Adam(Optimizer):
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
-                g = p.grad
+                g = self._grad(p)
                 if g is None:
                     continue
                 data = p.data
-                if g.dtype != data.dtype:       # a .grad assigned by hand in another precision
-                    g = g.astype(data.dtype)
                 if wd:
                     g = g + wd * data
                 state = self.state.setdefault(id(p), {})

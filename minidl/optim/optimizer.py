@@ -72,6 +72,16 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
+    @staticmethod
+    def _grad(p: Tensor) -> np.ndarray | None:
+        """p.grad as the update reads it: p's dtype (a .grad set by hand may differ) and p's shape."""
+        g = p.grad
+        if g is None:
+            return None
+        if g.shape != p.data.shape:
+            raise ValueError(f"a parameter of shape {p.data.shape} has a .grad of shape {g.shape}")
+        return g if g.dtype == p.data.dtype else g.astype(p.data.dtype)
+
     # ---- state dicts: flat {str: ndarray | number}, ready for mdl.save (.npz, no pickle) -----------
     def _params(self) -> list:
         return [p for group in self.param_groups for p in group["params"]]

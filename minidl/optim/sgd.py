@@ -17,7 +17,7 @@ class SGD(Optimizer):
                           g ← g + momentum · b if nesterov else b
         p ← p − lr · g
 
-    The updates run in place in one pass each (``minidl._core.axpby``), with no temporaries.
+    The momentum buffer and the parameter are updated in place, one pass each (``minidl._core.axpby``).
     """
 
     hyper = {"lr": float, "momentum": float, "dampening": float, "weight_decay": float, "nesterov": bool}
@@ -42,12 +42,10 @@ class SGD(Optimizer):
             lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
             dampening, nesterov = group["dampening"], group["nesterov"]
             for p in group["params"]:
-                g = p.grad
+                g = self._grad(p)
                 if g is None:
                     continue
                 data = p.data
-                if g.dtype != data.dtype:       # a .grad assigned by hand in another precision
-                    g = g.astype(data.dtype)
                 if wd:
                     g = g + wd * data
                 if momentum:

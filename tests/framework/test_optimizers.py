@@ -75,6 +75,21 @@ def test_parameter_listed_twice_is_updated_once_and_none_grads_skipped():
     assert p.grad is None
 
 
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.5), lambda ps: optim.SGD(ps, lr=0.5, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.5)], ids=["sgd", "momentum", "adam"])
+def test_grad_set_by_hand_is_read_in_the_parameter_dtype_and_must_match_its_shape(make):
+    p = mdl.tensor(np.ones(3, np.float32), requires_grad=True)
+    opt = make([p])
+    p.grad = np.array([1.0, 2.0, 3.0])                     # float64 on a float32 parameter
+    opt.step()
+    assert p.data.dtype == np.float32 and np.all(p.data < 1)
+    p.grad = np.ones((1, 3), np.float32)
+    before = p.data.copy()
+    with pytest.raises(ValueError, match=r"shape \(3,\) has a .grad of shape \(1, 3\)"):
+        opt.step()
+    np.testing.assert_array_equal(p.data, before)
+
+
 def test_param_groups_and_lr_property():
     a = mdl.tensor([1.0], requires_grad=True)
     b = mdl.tensor([1.0], requires_grad=True)
