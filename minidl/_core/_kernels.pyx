@@ -24,6 +24,7 @@ cdef extern from "kernels.h" nogil:
     int mdl_threads_for_call()
     void mdl_note_team(double start_delay, double finish_spread, double duration)
     long mdl_backoff_count()
+    void mdl_reset_contention_state()
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
@@ -88,22 +89,28 @@ def effective_num_threads():
 
     On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start, or
     finish, milliseconds late, which makes any fork-join kernel that slow. When a thread of a parallel
-    region starts more than 2 ms late (not counted after 2 ms without kernels: a sleeping worker wakes
-    slowly on an idle virtual machine too), or loses more than 2 ms (and 25% of the region's time)
-    mid-way, the kernels run on the calling thread for a while, then try threads again: 10 ms after a
-    single hiccup, doubling up to 0.5 s while threads keep stalling as soon as they are tried again.
+    region starts more than 2 ms late (up to 10 ms is forgiven after 2 ms without kernels: a sleeping
+    worker wakes slowly on an idle virtual machine too), or loses more than 2 ms (and 25% of the
+    region's time) mid-way, the kernels run on the calling thread for a while, then try threads again:
+    10 ms after a single hiccup, doubling up to 0.5 s while threads keep stalling as soon as they are
+    tried again.
     """
     return mdl_threads_for_call()
 
 
 def contention_backoffs():
-    """How many times, since import, a late-starting worker made the kernels back off to one thread."""
+    """How many times, since import, a late or preempted worker made the kernels back off to one thread."""
     return mdl_backoff_count()
 
 
 def _note_team(start_delay, finish_spread=0.0, duration=0.001):
     """Test hook: report a parallel region's thread timings (seconds), as the kernels do."""
     mdl_note_team(start_delay, finish_spread, duration)
+
+
+def _reset_contention_state():
+    """Test hook: forget earlier stalls and back-offs (the next kernel may use every thread)."""
+    mdl_reset_contention_state()
 
 
 # ------------------------------------------------------------------ validation helpers
@@ -300,9 +307,9 @@ def axpby(alpha, x, beta, y):
     """y <- alpha * x + beta * y in place (BLAS's axpby); returns y.
 
     `x` and `y` have the same shape and dtype, float32 or float64 (no broadcasting); `y` must be
-    writable and must not partly overlap `x`. One pass, no temporary: SGD's p -= lr * g is
-    axpby(-lr, g, 1, p). A `y` the kernel cannot write in place (not C-contiguous) is updated with
-    NumPy instead.
+    writable. `x` may be `y` itself; an `x` that overlaps `y` otherwise is read as it was before the
+    call. One pass, no temporary: SGD's p -= lr * g is axpby(-lr, g, 1, p). A `y` the kernel cannot
+    write in place (not C-contiguous) is updated with NumPy instead.
     """
     cdef cnp.ndarray X = _check_array(x, "x", "axpby")
     if not isinstance(y, np.ndarray):
@@ -316,9 +323,10 @@ def axpby(alpha, x, beta, y):
         raise ValueError("axpby: y is read-only")
     cdef double a = alpha, b = beta
     if not (cnp.PyArray_IS_C_CONTIGUOUS(Y) and cnp.PyArray_ISALIGNED(Y) and cnp.PyArray_ISNOTSWAPPED(Y)):
+        scaled_x = Y.dtype.type(a) * X        # before y changes: x may share memory with y
         if b != 1.0:
             y *= Y.dtype.type(b)
-        y += Y.dtype.type(a) * X
+        y += scaled_x
         return y
     X = _c_contiguous(X)
     if np.may_share_memory(X, Y) and not (cnp.PyArray_DATA(X) == cnp.PyArray_DATA(Y)):

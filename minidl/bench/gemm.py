@@ -131,7 +131,7 @@ def run(args) -> int:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time (best ratio: of the best times); backoffs: times minidl fell "
-              f"back to one thread for 10-500 ms because a worker thread started late (busy machine)\n")
+              f"back to one thread for 10-500 ms because a worker thread started or ran late (busy machine)\n")
         print(report.table(rows, [
             ("case", "case", ""), ("dtype", "dtype", ""), ("threads", "thr", "d"),
             ("minidl_ms", "minidl ms", ".3f"), ("numpy_ms", "numpy ms", ".3f"),

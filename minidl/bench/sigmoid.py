@@ -88,7 +88,8 @@ def run(args) -> int:
         print(f"minidl bench sigmoid - {environment.describe_line(info)}")
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time; NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y);\nbackoffs: times "
-              f"minidl fell back to one thread for 10-500 ms because a worker thread started late (busy machine)\n")
+              f"minidl fell back to one thread for 10-500 ms because a worker thread started or ran late (busy "
+              f"machine)\n")
         print(report.table(rows, [
             ("case", "pass", ""), ("size", "elements", ".0e"), ("dtype", "dtype", ""),
             ("threads", "thr", "d"),

@@ -59,8 +59,8 @@ class Adam(Optimizer):
                 axpby(1 - b2, g * g, b2, v)
                 bias1 = 1 - b1 ** t
                 bias2 = 1 - b2 ** t
-                step = np.sqrt(v)
-                step /= math.sqrt(bias2)
-                step += eps
-                np.divide(m, step, out=step)
-                axpby(-lr / bias1, step, 1.0, data)
+                update = np.sqrt(v)
+                update /= math.sqrt(bias2)
+                update += eps
+                np.divide(m, update, out=update)          # m / (√v̂ + eps)
+                axpby(-lr / bias1, update, 1.0, data)

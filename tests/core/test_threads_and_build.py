@@ -103,51 +103,72 @@ def report_region(start_delay, finish_spread=0.0, duration=0.001):
     _core._kernels._note_team(start_delay, finish_spread, duration)
 
 
-def test_late_worker_backs_off_to_one_thread_then_recovers():
+@pytest.fixture
+def fresh_guard():
     if not _core.openmp_enabled():
         pytest.skip("single-threaded build")
+    _core.set_num_threads(2)
+    _core._kernels._reset_contention_state()   # no back-off left over from earlier tests' kernels
+    yield
+    _core._kernels._reset_contention_state()
+
+
+def test_which_regions_count_as_stalled(fresh_guard):
     import time
 
-    _core.set_num_threads(2)
-    time.sleep(0.6)  # outlive any real back-off an earlier test's kernels may have triggered
     before = _core.contention_backoffs()
-    report_region(0.0001, 0.0001)  # a normal wake-up and split: no back-off
-    report_region(0.0001, 0.004, 0.100)  # 4 ms apart over 100 ms: ordinary imbalance
+
+    def backed_off():
+        nonlocal before
+        count, before = _core.contention_backoffs() - before, _core.contention_backoffs()
+        _core._kernels._reset_contention_state()
+        return count == 1
+
+    report_region(0.0001, 0.0001)
+    assert not backed_off()                          # a normal wake-up and split
+    report_region(0.0001, 0.004, 0.100)
+    assert not backed_off()                          # 4 ms apart over 100 ms: ordinary imbalance
+    report_region(0.0001, 0.004, 0.006)
+    assert backed_off()                              # one thread preempted half-way
+    report_region(0.003, 0.003, 0.005)
+    assert backed_off()                              # 3 ms late in a busy loop: the machine is busy
+    _core._kernels._note_team(0.0, 0.0, 0.0)          # a region ends, then 10 ms without kernels
     time.sleep(0.01)
-    # 5 ms late after 10 ms without kernels: a worker that slept wakes slowly; the machine is not busy
-    # (its finish is as late as its start: nothing was lost mid-way)
     _core._kernels._note_team(0.005, 0.005, 0.007)
-    assert _core.effective_num_threads() == 2 and _core.contention_backoffs() == before
-    report_region(0.0001, 0.004, 0.006)  # one thread preempted half-way
-    assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 1
-    time.sleep(0.3)
-    assert _core.effective_num_threads() == 2
-    report_region(0.010)  # a worker 10 ms late in a busy loop: the machine is oversubscribed
-    assert _core.effective_num_threads() == 1 and _core.contention_backoffs() == before + 2
-    assert _core.get_num_threads() == 2  # the user's setting is unchanged
-    a = np.ones((200, 300), np.float32)
-    assert np.array_equal(_core.matmul(a, a.T), a @ a.T)  # runs on one thread meanwhile
-    time.sleep(0.3)
-    assert _core.effective_num_threads() == 2
+    assert not backed_off()                          # 5 ms late: a worker woke from sleep (its late
+    #                                                  finish is the late start, nothing lost mid-way)
+    _core._kernels._note_team(0.0, 0.0, 0.0)
+    time.sleep(0.01)
+    _core._kernels._note_team(0.030, 0.030, 0.032)
+    assert backed_off()                              # 30 ms late is more than waking takes
 
 
-def test_back_off_grows_while_the_machine_stays_busy_and_resets_after():
-    if not _core.openmp_enabled():
-        pytest.skip("single-threaded build")
+def test_back_off_runs_on_one_thread_then_recovers(fresh_guard):
     import time
 
-    _core.set_num_threads(2)
-    time.sleep(0.6)  # outlive any back-off an earlier test triggered
-    report_region(0.010)                   # a hiccup: 10 ms on one thread
-    time.sleep(0.05)
-    assert _core.effective_num_threads() == 2
+    before = _core.contention_backoffs()
     for _ in range(6):                     # stalls in a row: 10 ms doubled five times = 320 ms
         report_region(0.010)
-    time.sleep(0.1)
+    assert _core.contention_backoffs() == before + 6
     assert _core.effective_num_threads() == 1
-    time.sleep(0.4)
+    assert _core.get_num_threads() == 2    # the user's setting is unchanged
+    a = np.ones((200, 300), np.float32)
+    assert np.array_equal(_core.matmul(a, a.T), a @ a.T)   # correct on one thread too
+    time.sleep(0.6)
     assert _core.effective_num_threads() == 2
     time.sleep(0.7)                        # quiet for longer than the last back-off: back to 10 ms
     report_region(0.010)
     time.sleep(0.05)
     assert _core.effective_num_threads() == 2
+
+
+def test_a_stall_soon_after_threads_return_doubles_the_back_off(fresh_guard):
+    import time
+
+    for _ in range(3):                     # 10, 20, 40 ms
+        report_region(0.010)
+    time.sleep(0.05)                       # threads are tried again (within 40 ms of that) ...
+    assert _core.effective_num_threads() == 2
+    report_region(0.010)                   # ... and stall at once: 80 ms, not a fresh 10 ms
+    time.sleep(0.04)
+    assert _core.effective_num_threads() == 1

@@ -90,23 +90,33 @@ int mdl_openmp_enabled(void)
  * again within one back-off's length of being tried again: the machine is still busy.
  * After idleness: a worker that has slept (OpenMP's workers spin briefly, then sleep) on an idle virtual
  * core often starts 3-5 ms late, on an otherwise idle machine (measured here: after 20 ms without kernels,
- * 22 of 40 regions). That is the price of waking, not a sign of a busy machine, so a late start counts
- * only when the previous region ended less than MDL_IDLE_S before this one began. */
+ * 22 of 40 regions). That is the price of waking, not a sign of a busy machine, so a start up to
+ * MDL_WAKE_S late is forgiven when no kernel ran in the MDL_IDLE_S before the region. (Kernels that run
+ * on one thread while backing off count as kernels: the first region after a back-off is a probe.)
+ * The state is shared by all calling threads without locks: a race can only misjudge one region. */
 #define MDL_STALL_S 0.002
 #define MDL_BACKOFF_MIN_S 0.01
 #define MDL_BACKOFF_MAX_S 0.5
 #define MDL_IDLE_S 0.002
+#define MDL_WAKE_S 0.010
 static volatile double single_thread_until = 0.0;
 static volatile double backoff_s = MDL_BACKOFF_MIN_S;
-static volatile double last_region_end = -1.0;
+static volatile double last_kernel_end = -1.0;
 static volatile long backoff_count = 0;
+
+void mdl_reset_contention_state(void)
+{
+    single_thread_until = 0.0;
+    backoff_s = MDL_BACKOFF_MIN_S;
+    last_kernel_end = -1.0;
+}
 
 void mdl_note_team(double start_delay, double finish_spread, double duration)
 {
 #ifdef _OPENMP
     const double now = omp_get_wtime();
-    const int after_idle = now - duration - last_region_end > MDL_IDLE_S;
-    last_region_end = now;
+    const int after_idle = now - duration - last_kernel_end > MDL_IDLE_S && start_delay <= MDL_WAKE_S;
+    last_kernel_end = now;
     /* A late start delays that thread's finish by as much; what goes beyond was lost mid-way. */
     const double lost_midway = finish_spread - start_delay;
     const int stalled = (start_delay > MDL_STALL_S && !after_idle)
@@ -150,9 +160,41 @@ int mdl_threads_for_call(void)
 {
     const int n = mdl_get_num_threads();
 #ifdef _OPENMP
-    if (n > 1 && omp_get_wtime() < single_thread_until) return 1;
+    if (n > 1) {
+        const double now = omp_get_wtime();
+        if (now < single_thread_until) {
+            last_kernel_end = now; /* not idle: this kernel runs on one thread */
+            return 1;
+        }
+    }
 #endif
     return n;
+}
+
+void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread)
+{
+    mdl_index nt = mdl_threads_for_call();
+    if (n / nt < min_per_thread) nt = n / min_per_thread;
+    if (nt <= 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
+        fn(args, 0, n);
+        return;
+    }
+#ifdef _OPENMP
+    const double forked_at = omp_get_wtime();
+    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end)
+    {
+        last_start = omp_get_wtime();
+        const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
+        const mdl_index lo = n * tid / team / 16 * 16;
+        const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
+        fn(args, lo, hi);
+        last_end = first_end = omp_get_wtime();
+    }
+    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
+#else
+    fn(args, 0, n);
+#endif
 }
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
@@ -169,20 +211,20 @@ int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_ind
 
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
 {
-    active->sigmoid_fwd_f32(x, y, n, mdl_threads_for_call());
+    active->sigmoid_fwd_f32(x, y, n);
 }
 
 void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
 {
-    active->sigmoid_fwd_f64(x, y, n, mdl_threads_for_call());
+    active->sigmoid_fwd_f64(x, y, n);
 }
 
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
 {
-    active->sigmoid_bwd_f32(y, gy, gx, n, mdl_threads_for_call());
+    active->sigmoid_bwd_f32(y, gy, gx, n);
 }
 
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
 {
-    active->sigmoid_bwd_f64(y, gy, gx, n, mdl_threads_for_call());
+    active->sigmoid_bwd_f64(y, gy, gx, n);
 }

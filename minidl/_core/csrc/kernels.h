@@ -25,10 +25,11 @@ typedef struct {
                     const double *A, mdl_index rsa, mdl_index csa,
                     const double *B, mdl_index rsb, mdl_index csb,
                     double *C, mdl_index ldc, int nthreads);
-    void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n, int nthreads);
-    void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n, int nthreads);
-    void (*sigmoid_bwd_f32)(const float *y, const float *gy, float *gx, mdl_index n, int nthreads);
-    void (*sigmoid_bwd_f64)(const double *y, const double *gy, double *gx, mdl_index n, int nthreads);
+    /* threads: mdl_parallel_ranges */
+    void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n);
+    void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
+    void (*sigmoid_bwd_f32)(const float *y, const float *gy, float *gx, mdl_index n);
+    void (*sigmoid_bwd_f64)(const double *y, const double *gy, double *gx, mdl_index n);
 } mdl_kernel_table;
 
 extern const mdl_kernel_table mdl_generic_kernels;
@@ -50,6 +51,12 @@ int mdl_threads_for_call(void);          /* the above, or 1 while backing off (o
  * and how long it took; a stalled thread makes the kernels use one thread for a while. */
 void mdl_note_team(double start_delay, double finish_spread, double duration);
 long mdl_backoff_count(void);
+void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
+
+/* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
+ * on at most n / min_per_thread threads; reports the region to mdl_note_team. */
+typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
+void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread);
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                  const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc);

@@ -51,12 +51,12 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
      * skinny path): the same row of the next 16-column strip, so each B line of a row is requested a
      * whole strip ahead of its use. Rows ahead in the same strip are 4 KiB apart for a 1000-wide B,
      * which the hardware prefetchers do not follow: from memory that ran at 4 GB/s, this at 8.5. */
-    const mdl_index pf = b_step == 16 ? B_PREFETCH * 16 : 16;
+    const mdl_index b_prefetch_offset = b_step == 16 ? B_PREFETCH * 16 : 16;
 #pragma GCC unroll 4
     for (mdl_index p = 0; p < kc; p++) {
         /* In place, a B row segment often straddles two lines: fetch both. */
-        _mm_prefetch((const char *)(b + pf), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + pf + 15), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + b_prefetch_offset), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + b_prefetch_offset + 15), _MM_HINT_T0);
         const __m256 b0 = _mm256_loadu_ps(b);
         const __m256 b1 = _mm256_loadu_ps(b + 8);
         _Pragma("GCC unroll 6")
