@@ -38,29 +38,22 @@ class Adam(Optimizer):
             raise ValueError(f"invalid weight_decay {group['weight_decay']}")
 
     def step(self) -> None:
-        for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                g = self._grad(p)
-                if g is None:
-                    continue
-                data = p.data
-                if wd:
-                    g = g + wd * data
-                state = self.state.setdefault(id(p), {})
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(data)
-                    state["exp_avg_sq"] = np.zeros_like(data)
-                state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                axpby(1 - b1, g, b1, m)
-                axpby(1 - b2, g * g, b2, v)
-                bias1 = 1 - b1 ** t
-                bias2 = 1 - b2 ** t
-                update = np.sqrt(v)
-                update /= math.sqrt(bias2)
-                update += eps
-                np.divide(m, update, out=update)          # m / (√v̂ + eps)
-                axpby(-lr / bias1, update, 1.0, data)
+        for group, p, g in self._gradients():
+            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            state = self.state.setdefault(id(p), {})
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(p.data)
+                state["exp_avg_sq"] = np.zeros_like(p.data)
+            state["step"] += 1
+            t = state["step"]
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            axpby(1 - b1, g, b1, m)
+            axpby(1 - b2, g * g, b2, v)
+            bias1 = 1 - b1 ** t
+            bias2 = 1 - b2 ** t
+            update = np.sqrt(v)
+            update /= math.sqrt(bias2)
+            update += eps
+            np.divide(m, update, out=update)          # m / (√v̂ + eps)
+            axpby(-lr / bias1, update, 1.0, p.data)

@@ -72,15 +72,22 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
-    @staticmethod
-    def _grad(p: Tensor) -> np.ndarray | None:
-        """p.grad as the update reads it: p's dtype (a .grad set by hand may differ) and p's shape."""
-        g = p.grad
-        if g is None:
-            return None
-        if g.shape != p.data.shape:
-            raise ValueError(f"a parameter of shape {p.data.shape} has a .grad of shape {g.shape}")
-        return g if g.dtype == p.data.dtype else g.astype(p.data.dtype)
+    def _gradients(self):
+        """(group, p, g) for every parameter with a .grad: g in p's dtype (a .grad set by hand may
+        differ), of p's shape, with the L2 term weight_decay · p added (a new array if so)."""
+        for group in self.param_groups:
+            wd = group.get("weight_decay", 0.0)
+            for p in group["params"]:
+                g = p.grad
+                if g is None:
+                    continue
+                if g.shape != p.data.shape:
+                    raise ValueError(f"a parameter of shape {p.data.shape} has a .grad of shape {g.shape}")
+                if g.dtype != p.data.dtype:
+                    g = g.astype(p.data.dtype)
+                if wd:
+                    g = g + wd * p.data
+                yield group, p, g
 
     # ---- state dicts: flat {str: ndarray | number}, ready for mdl.save (.npz, no pickle) -----------
     def _params(self) -> list:

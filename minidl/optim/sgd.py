@@ -38,22 +38,14 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def step(self) -> None:
-        for group in self.param_groups:
-            lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
-            dampening, nesterov = group["dampening"], group["nesterov"]
-            for p in group["params"]:
-                g = self._grad(p)
-                if g is None:
-                    continue
-                data = p.data
-                if wd:
-                    g = g + wd * data
-                if momentum:
-                    state = self.state.setdefault(id(p), {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = np.array(g, dtype=data.dtype, copy=True)
-                    else:
-                        axpby(1 - dampening, g, momentum, buf)
-                    g = g + momentum * buf if nesterov else buf
-                axpby(-lr, g, 1.0, data)
+        for group, p, g in self._gradients():
+            lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
+            if momentum:
+                state = self.state.setdefault(id(p), {})
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+                else:
+                    axpby(1 - dampening, g, momentum, buf)
+                g = g + momentum * buf if group["nesterov"] else buf
+            axpby(-lr, g, 1.0, p.data)
