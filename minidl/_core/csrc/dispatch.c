@@ -91,8 +91,9 @@ int mdl_openmp_enabled(void)
  * After idleness: a worker that has slept (OpenMP's workers spin briefly, then sleep) on an idle virtual
  * core often starts 3-5 ms late, on an otherwise idle machine (measured here: after 20 ms without kernels,
  * 22 of 40 regions). That is the price of waking, not a sign of a busy machine, so a start up to
- * MDL_WAKE_S late is forgiven when no kernel ran in the MDL_IDLE_S before the region. (Kernels that run
- * on one thread while backing off count as kernels: the first region after a back-off is a probe.)
+ * MDL_WAKE_S late is forgiven when no parallel region ended in the MDL_IDLE_S before this one began.
+ * (A kernel that runs on one thread while backing off counts as a region that just ended: the first
+ * region after a back-off is a probe of the machine, not a wake-up.)
  * The state is shared by all calling threads without locks: a race can only misjudge one region. */
 #define MDL_STALL_S 0.002
 #define MDL_BACKOFF_MIN_S 0.01
