@@ -108,6 +108,14 @@ def test_bad_input_is_rejected_before_any_work():
     np.testing.assert_array_equal(y, 0)
 
 
+def test_scalars_are_rounded_to_the_arrays_dtype():
+    """beta = 7.17e-45 is 5 float32 subnormal spacings (7.006e-45): the kernel scales y by that."""
+    y = np.array(40.0, np.float32)
+    _core.axpby(0.0, np.array(0.0, np.float32), 7.167645874247791e-45, y)
+    assert y == np.float32(40.0) * np.float32(7.167645874247791e-45)
+    assert y == np.array(40.0, np.float32) * 7.167645874247791e-45      # NumPy rounds beta the same way
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.data(),
@@ -120,11 +128,14 @@ def test_random_inputs(data, dtype, shape, alpha, beta):
     elements = st.floats(-1e3, 1e3, width=32)
     x = data.draw(hnp.arrays(dtype, shape, elements=elements))
     y = data.draw(hnp.arrays(dtype, shape, elements=elements))
+    # The kernel computes in y's dtype: alpha and beta are rounded to it first, as NumPy rounds a Python
+    # float that meets a float32 array. A tiny beta (7e-45) loses half its digits in that rounding.
+    alpha, beta = float(dtype(alpha)), float(dtype(beta))
     want = expected(alpha, x, beta, y)
+    # fl(fl(a x) + fl(b y)) against the rounded exact value: within 3 eps of the two terms' magnitudes
+    # (taken before y is overwritten), plus a few subnormal spacings where a product underflows
+    scale = np.abs(alpha * x.astype(np.float64)) + np.abs(beta * y.astype(np.float64))
     _core.axpby(alpha, x, beta, y)
     info = np.finfo(dtype)
-    # fl(fl(a x) + fl(b y)) with a, b rounded to the dtype, against the rounded exact value: within 3 eps
-    # of the two terms' magnitudes, plus a few subnormal spacings where a product underflows
-    scale = np.abs(alpha * x.astype(np.float64)) + np.abs(beta * y.astype(np.float64))
     error = np.abs(y.astype(np.float64) - want.astype(np.float64))
     assert np.all(error <= 3 * float(info.eps) * scale + 4 * float(info.smallest_subnormal))
