@@ -307,9 +307,10 @@ def axpby(alpha, x, beta, y):
     """y <- alpha * x + beta * y in place (BLAS's axpby); returns y.
 
     `x` and `y` have the same shape and dtype, float32 or float64 (no broadcasting); `y` must be
-    writable; alpha and beta are rounded to that dtype, as NumPy rounds a Python float. `x` may be `y` itself; an `x` that overlaps `y` otherwise is read as it was before the
-    call. One pass, no temporary: SGD's p -= lr * g is axpby(-lr, g, 1, p). A `y` the kernel cannot
-    write in place (not C-contiguous) is updated with NumPy instead.
+    writable. alpha and beta are rounded to that dtype first, as NumPy rounds a Python float. `x` may
+    be `y` itself; an `x` that overlaps `y` otherwise is read as it was before the call. One pass, no
+    temporary: SGD's p -= lr * g is axpby(-lr, g, 1, p). A `y` the kernel cannot write in place (not
+    C-contiguous) is updated with NumPy instead.
     """
     cdef cnp.ndarray X = _check_array(x, "x", "axpby")
     if not isinstance(y, np.ndarray):
