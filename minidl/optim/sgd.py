@@ -1,8 +1,6 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay (PyTorch's rule)."""
 from __future__ import annotations
 
-import numpy as np
-
 from minidl._core import axpby
 from minidl.optim.optimizer import Optimizer
 
@@ -44,7 +42,7 @@ class SGD(Optimizer):
                 state = self.state.setdefault(id(p), {})
                 buf = state.get("momentum_buffer")
                 if buf is None:
-                    buf = state["momentum_buffer"] = np.array(g, dtype=p.data.dtype, copy=True)
+                    buf = state["momentum_buffer"] = g.copy()     # g is in p's dtype already
                 else:
                     axpby(1 - dampening, g, momentum, buf)
                 g = g + momentum * buf if group["nesterov"] else buf
