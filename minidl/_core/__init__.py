@@ -7,9 +7,11 @@
     set_num_threads(n); get_num_threads()
 
 At import the fastest kernel build the CPU supports is chosen (`kernel_name()`: 'avx2' or 'generic');
-the environment variable MINIDL_KERNELS=generic forces the portable build. When other processes keep
-every core busy, the kernels briefly fall back to one thread (`effective_num_threads()`,
-`contention_backoffs()`). This package imports nothing else from minidl.
+the environment variable MINIDL_KERNELS=generic forces the portable build. A MINIDL_KERNELS value that
+is unknown or not available on this machine (see `available_kernels()`) gives a RuntimeWarning and the
+fastest build, never an import error. When other processes keep every core busy, the kernels briefly
+fall back to one thread (`effective_num_threads()`, `contention_backoffs()`). This package imports
+nothing else from minidl.
 """
 from minidl._core._kernels import (
     available_kernels,

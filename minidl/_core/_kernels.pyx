@@ -4,6 +4,7 @@
 All checks happen here, before any `nogil` code; the C side (kernels.h) trusts its arguments.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -87,13 +88,8 @@ def get_num_threads():
 def effective_num_threads():
     """Threads the next kernel call will use: get_num_threads(), or 1 while backing off.
 
-    On an oversubscribed machine (other processes on every core) a woken OpenMP worker can start, or
-    finish, milliseconds late, which makes any fork-join kernel that slow. When a thread of a parallel
-    region starts more than 2 ms late (up to 10 ms is forgiven after 2 ms without kernels: a sleeping
-    worker wakes slowly on an idle virtual machine too), or loses more than 2 ms (and 25% of the
-    region's time) mid-way, the kernels run on the calling thread for a while, then try threads again:
-    10 ms after a single hiccup, doubling up to 0.5 s while threads keep stalling as soon as they are
-    tried again.
+    The kernels back off to one thread for a while when other processes keep every core busy; the
+    policy and its numbers are stated in three sentences at the top of csrc/dispatch.c.
     """
     return mdl_threads_for_call()
 
@@ -103,9 +99,12 @@ def contention_backoffs():
     return mdl_backoff_count()
 
 
-def _note_team(start_delay, finish_spread=0.0, duration=0.001):
-    """Test hook: report a parallel region's thread timings (seconds), as the kernels do."""
-    mdl_note_team(start_delay, finish_spread, duration)
+def _note_team(start_delay, finish_spread=None, duration=0.001):
+    """Test hook: report a parallel region's thread timings (seconds), as the kernels do.
+
+    finish_spread defaults to start_delay: a thread that starts late finishes that much later.
+    """
+    mdl_note_team(start_delay, start_delay if finish_spread is None else finish_spread, duration)
 
 
 def _reset_contention_state():
@@ -346,12 +345,19 @@ def axpby(alpha, x, beta, y):
 
 # ------------------------------------------------------------------ import-time choice
 def _select_at_import():
-    """Fastest build the CPU supports; MINIDL_KERNELS=generic forces the portable one."""
-    wanted = os.environ.get("MINIDL_KERNELS", "").strip().lower()
-    if wanted:
-        use_kernels(wanted)
-        return
-    use_kernels(available_kernels()[0])
+    """Fastest build the CPU supports, or the one MINIDL_KERNELS names (e.g. 'generic', the portable one).
+
+    A name that is unknown or not available here is a RuntimeWarning, never an import failure: the
+    fastest build is used instead.
+    """
+    available = available_kernels()
+    value = os.environ.get("MINIDL_KERNELS", "").strip()
+    wanted = value.lower()
+    if wanted and wanted not in available:
+        warnings.warn(f"MINIDL_KERNELS={value!r} is not an available kernel build here (available: "
+                      f"{', '.join(available)}); using {available[0]!r}", RuntimeWarning)
+        wanted = ""
+    use_kernels(wanted or available[0])
 
 
 mdl_init()

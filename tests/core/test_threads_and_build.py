@@ -44,9 +44,29 @@ def test_default_threads_follow_omp_num_threads():
         assert run_python_without(code, "OMP_NUM_THREADS") == str(len(os.sched_getaffinity(0)))
 
 
+def import_core_with_kernels_env(value):
+    """`import minidl._core` in a child with MINIDL_KERNELS=value: the finished process."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    environment["MINIDL_KERNELS"] = value
+    return subprocess.run([sys.executable, "-c", "import minidl._core as c; print(c.kernel_name())"],
+                          capture_output=True, text=True, env=environment, timeout=60, cwd=PACKAGE_PARENT)
+
+
 def test_env_var_forces_generic_kernels():
-    code = "from minidl import _core; print(_core.kernel_name())"
-    assert run_python(code, MINIDL_KERNELS="generic") == "generic"
+    child = import_core_with_kernels_env("generic")
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "generic"
+    assert "Warning" not in child.stderr
+
+
+@pytest.mark.parametrize("value", ["avx512", "bogus"])
+def test_unavailable_kernels_env_var_warns_and_uses_the_fastest_build(value):
+    """A build this machine lacks, or a misspelt name, is a warning at import, never an import error."""
+    child = import_core_with_kernels_env(value)
+    assert child.returncode == 0, child.stderr
+    assert "RuntimeWarning" in child.stderr and f"MINIDL_KERNELS={value!r}" in child.stderr
+    assert ", ".join(_core.available_kernels()) in child.stderr    # it names what would have worked
+    assert child.stdout.strip() == _core.available_kernels()[0]
 
 
 def test_best_kernels_chosen_at_import():
@@ -96,9 +116,10 @@ def test_forked_child_runs_single_threaded_instead_of_hanging():
     assert run_python(FORK_CHILD) == f"0 {expected_parent_threads}"
 
 
-def report_region(start_delay, finish_spread=0.0, duration=0.001):
+def report_region(start_delay, finish_spread=None, duration=0.001):
     """Report a parallel region that began right after the previous one ended (a busy loop of kernels),
-    as the kernels do: how late its last thread started, how far apart the threads finished (seconds)."""
+    as the kernels do: how late its last thread started, how far apart the threads finished (seconds;
+    by default as far as the late start delays that thread), how long it took."""
     _core._kernels._note_team(0.0, 0.0, 0.0)
     _core._kernels._note_team(start_delay, finish_spread, duration)
 
@@ -132,11 +153,17 @@ def test_which_regions_count_as_stalled(fresh_guard):
     assert backed_off()                              # one thread preempted half-way
     report_region(0.003, 0.003, 0.005)
     assert backed_off()                              # 3 ms late in a busy loop: the machine is busy
+    report_region(0.003, 0.003, 0.100)
+    assert not backed_off()                          # 3 ms of 100 ms: cheaper than running on one thread
     _core._kernels._note_team(0.0, 0.0, 0.0)          # a region ends, then 10 ms without kernels
     time.sleep(0.01)
     _core._kernels._note_team(0.005, 0.005, 0.007)
     assert not backed_off()                          # 5 ms late: a worker woke from sleep (its late
     #                                                  finish is the late start, nothing lost mid-way)
+    _core._kernels._note_team(0.0, 0.0, 0.0)
+    time.sleep(0.03)                                 # idle for 30 ms less the region's 14
+    _core._kernels._note_team(0.005, 0.012, 0.014)
+    assert backed_off()                              # woke 5 ms late, then lost 7 ms more mid-way
     _core._kernels._note_team(0.0, 0.0, 0.0)
     time.sleep(0.01)
     _core._kernels._note_team(0.030, 0.030, 0.032)
@@ -159,6 +186,25 @@ def test_back_off_runs_on_one_thread_then_recovers(fresh_guard):
     time.sleep(0.7)                        # quiet for longer than the last back-off: back to 10 ms
     report_region(0.010)
     time.sleep(0.05)
+    assert _core.effective_num_threads() == 2
+
+
+def test_first_region_after_a_back_off_is_a_probe_not_a_wake_up(fresh_guard):
+    report_region(0.010)                   # a 10 ms back-off ...
+    before = _core.contention_backoffs()
+    while _core.effective_num_threads() == 1:
+        pass                               # ... while kernels keep running on one thread
+    _core._kernels._note_team(0.005)       # threads tried again, 5 ms late: the machine is still busy
+    assert _core.contention_backoffs() == before + 1
+
+
+def test_back_off_is_capped(fresh_guard):
+    import time
+
+    for _ in range(12):                    # uncapped, 10 ms doubled eleven times would be 20 s
+        report_region(0.010)
+    assert _core.effective_num_threads() == 1
+    time.sleep(0.6)                        # the cap is 0.5 s
     assert _core.effective_num_threads() == 2
 
 

@@ -15,38 +15,25 @@ typedef struct {
     void *y;
 } axpby_args;
 
-static void axpby_range_f32(const void *args, mdl_index lo, mdl_index hi)
-{
-    const axpby_args *a = (const axpby_args *)args;
-    const float alpha = (float)a->alpha, beta = (float)a->beta;
-    const float *x = (const float *)a->x;
-    float *y = (float *)a->y;
-    if (beta == 1.0f)
-        for (mdl_index i = lo; i < hi; i++) y[i] += alpha * x[i];
-    else
-        for (mdl_index i = lo; i < hi; i++) y[i] = alpha * x[i] + beta * y[i];
-}
+/* One definition for both dtypes: T is the element type, SFX the suffix of the two functions. */
+#define MDL_AXPBY(T, SFX)                                                                           \
+    static void axpby_range_##SFX(const void *args, mdl_index lo, mdl_index hi)                     \
+    {                                                                                               \
+        const axpby_args *a = (const axpby_args *)args;                                             \
+        const T alpha = (T)a->alpha, beta = (T)a->beta;                                             \
+        const T *x = (const T *)a->x;                                                               \
+        T *y = (T *)a->y;                                                                           \
+        if (beta == (T)1)                                                                           \
+            for (mdl_index i = lo; i < hi; i++) y[i] += alpha * x[i];                               \
+        else                                                                                        \
+            for (mdl_index i = lo; i < hi; i++) y[i] = alpha * x[i] + beta * y[i];                  \
+    }                                                                                               \
+    void mdl_axpby_##SFX(T alpha, const T *x, T beta, T *y, mdl_index n)                            \
+    {                                                                                               \
+        const axpby_args args = {alpha, beta, x, y};                                                \
+        mdl_parallel_ranges(axpby_range_##SFX, &args, n, MDL_AXPBY_MIN_PER_THREAD);                 \
+    }
 
-static void axpby_range_f64(const void *args, mdl_index lo, mdl_index hi)
-{
-    const axpby_args *a = (const axpby_args *)args;
-    const double alpha = a->alpha, beta = a->beta;
-    const double *x = (const double *)a->x;
-    double *y = (double *)a->y;
-    if (beta == 1.0)
-        for (mdl_index i = lo; i < hi; i++) y[i] += alpha * x[i];
-    else
-        for (mdl_index i = lo; i < hi; i++) y[i] = alpha * x[i] + beta * y[i];
-}
-
-void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n)
-{
-    const axpby_args args = {alpha, beta, x, y};
-    mdl_parallel_ranges(axpby_range_f32, &args, n, MDL_AXPBY_MIN_PER_THREAD);
-}
-
-void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n)
-{
-    const axpby_args args = {alpha, beta, x, y};
-    mdl_parallel_ranges(axpby_range_f64, &args, n, MDL_AXPBY_MIN_PER_THREAD);
-}
+MDL_AXPBY(float, f32)
+MDL_AXPBY(double, f64)
+#undef MDL_AXPBY

@@ -76,30 +76,21 @@ int mdl_openmp_enabled(void)
 #endif
 }
 
-/* Oversubscription guard. When other processes keep every core busy, a woken OpenMP worker may wait a
- * scheduler tick or two (4-8 ms) before it runs, or be preempted half-way, and a fork-join kernel then
- * takes that long however small it is (measured here at load 4 on 2 cores: sigmoid of 1e6 floats 8 ms
- * with 2 threads, 0.8 ms with 1). So each parallel region reports how late its last thread started and
- * how far apart the threads finished; a thread more than MDL_STALL_S late (wake-up normally takes
- * microseconds, and a static split finishes within a few percent) makes the kernels run on the calling
- * thread for a while, after which threads are tried again.
- * How long: a virtual machine's idle core also wakes late now and then when the host is busy for a
- * moment, and a long back-off after such a hiccup costs more than the hiccup (a 784-1000x5-10 training
- * step at batch 64 measured 27 ms median with a fixed 0.25 s back-off, 21 ms without any). So the
- * back-off starts at MDL_BACKOFF_MIN_S and doubles, up to MDL_BACKOFF_MAX_S, each time threads stall
- * again within one back-off's length of being tried again: the machine is still busy.
- * After idleness: a worker that has slept (OpenMP's workers spin briefly, then sleep) on an idle virtual
- * core often starts 3-5 ms late, on an otherwise idle machine (measured here: after 20 ms without kernels,
- * 22 of 40 regions). That is the price of waking, not a sign of a busy machine, so a start up to
- * MDL_WAKE_S late is forgiven when no parallel region ended in the MDL_IDLE_S before this one began.
- * (A kernel that runs on one thread while backing off counts as a region that just ended: the first
- * region after a back-off is a probe of the machine, not a wake-up.)
- * The state is shared by all calling threads without locks: a race can only misjudge one region. */
-#define MDL_STALL_S 0.002
-#define MDL_BACKOFF_MIN_S 0.01
-#define MDL_BACKOFF_MAX_S 0.5
-#define MDL_IDLE_S 0.002
-#define MDL_WAKE_S 0.010
+/* Oversubscription guard (mdl_note_team, mdl_threads_for_call), in three sentences:
+ * A parallel region has stalled when its threads finish more than MDL_STALL_S and more than
+ * MDL_STALL_SHARE of its time apart (other processes on every core started a thread late, or preempted it).
+ * A stall makes the kernels run on the calling thread for a back-off of MDL_BACKOFF_MIN_S, doubled up to
+ * MDL_BACKOFF_MAX_S each time the threads stall again within one back-off of their return.
+ * A start up to MDL_WAKE_S late is no stall when the threads had been idle for MDL_IDLE_S (no parallel
+ * region, nor a kernel held to one thread by a back-off): that is a worker waking from sleep.
+ * The state is shared by all calling threads without locks, which is safe because a race can only
+ * misjudge one region (one back-off too many or too few). */
+#define MDL_STALL_S 0.002      /* a worker wakes in microseconds; one lost scheduler tick is 4 ms */
+#define MDL_STALL_SHARE 0.25   /* less is a static split's imbalance, cheaper than one thread */
+#define MDL_WAKE_S 0.010       /* a sleeping worker on an idle virtual core was measured 3-5 ms late */
+#define MDL_IDLE_S 0.002       /* a gap this long lets OpenMP's workers stop spinning and fall asleep */
+#define MDL_BACKOFF_MIN_S 0.01 /* a VM's one-off hiccup costs less than a long back-off (21 vs 27 ms/step) */
+#define MDL_BACKOFF_MAX_S 0.5  /* once the machine is free again, threads return within half a second */
 static volatile double single_thread_until = 0.0;
 static volatile double backoff_s = MDL_BACKOFF_MIN_S;
 static volatile double last_kernel_end = -1.0;
@@ -116,16 +107,14 @@ void mdl_note_team(double start_delay, double finish_spread, double duration)
 {
 #ifdef _OPENMP
     const double now = omp_get_wtime();
-    const int after_idle = now - duration - last_kernel_end > MDL_IDLE_S && start_delay <= MDL_WAKE_S;
+    const int after_idle = now - duration - last_kernel_end > MDL_IDLE_S;
     last_kernel_end = now;
-    /* A late start delays that thread's finish by as much; what goes beyond was lost mid-way. */
-    const double lost_midway = finish_spread - start_delay;
-    const int stalled = (start_delay > MDL_STALL_S && !after_idle)
-                        || (lost_midway > MDL_STALL_S && lost_midway > 0.25 * duration);
-    if (stalled) {
-        const int still_busy = now < single_thread_until + backoff_s + duration;
-        backoff_s = still_busy ? (2 * backoff_s < MDL_BACKOFF_MAX_S ? 2 * backoff_s : MDL_BACKOFF_MAX_S)
-                               : MDL_BACKOFF_MIN_S;
+    /* A late start delays that thread's finish by as much, so finish_spread counts it too. */
+    const double lost = finish_spread - (after_idle && start_delay <= MDL_WAKE_S ? start_delay : 0.0);
+    if (lost > MDL_STALL_S && lost > MDL_STALL_SHARE * duration) {
+        const int again = now - duration < single_thread_until + backoff_s;
+        backoff_s = again ? (2 * backoff_s < MDL_BACKOFF_MAX_S ? 2 * backoff_s : MDL_BACKOFF_MAX_S)
+                          : MDL_BACKOFF_MIN_S;
         single_thread_until = now + backoff_s;
         backoff_count++;
     }
@@ -164,7 +153,7 @@ int mdl_threads_for_call(void)
     if (n > 1) {
         const double now = omp_get_wtime();
         if (now < single_thread_until) {
-            last_kernel_end = now; /* not idle: this kernel runs on one thread */
+            last_kernel_end = now; /* see the guard above: not idle, this kernel runs on one thread */
             return 1;
         }
     }

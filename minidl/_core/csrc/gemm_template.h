@@ -17,13 +17,31 @@
  * block first (1 MB for a 1000-wide B, more than L2): 10x1000 @ (1000x1000)^T went from 33 to 47
  * GFLOP/s on one core, and from memory from 0.95 to 0.80 ms.
  *
- * The including file defines: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and
- *   static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
- *                           T *c, mdl_index ldc, int overwrite);
- * which computes the mr x nr corner of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step
- * apart, always NR readable columns). Optionally faster packing of full panels:
- * PACK_B_PANEL_TRANS(kc, B, csb, dst) when rsb == 1, PACK_A_PANEL_ROWS(kc, A, rsa, dst) when csa == 1.
+ * Parameters: the including file #defines them, then #includes this file, which #undefs every one of
+ * them at its end (so no value leaks into the next block) and stops with #error if a required one is
+ * missing. Required: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and exactly one of
+ *   KERNEL_NAME: a function
+ *     static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
+ *                             T *c, mdl_index ldc, int overwrite);
+ *     which computes the mr x nr corner of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step
+ *     apart, always NR readable columns);
+ *   GENERIC_KERNEL: this file writes that function in plain C (an MR x NR tile of accumulators).
+ * Optional, faster packing of full panels: PACK_B_PANEL_TRANS(kc, B, csb, dst) when rsb == 1,
+ * PACK_A_PANEL_ROWS(kc, A, rsa, dst) when csa == 1.
  */
+#if !defined(T) || !defined(SFX) || !defined(MR) || !defined(NR)
+#error "gemm_template.h: define T, SFX, MR and NR before including it"
+#endif
+#if !defined(MC) || !defined(KC) || !defined(NC)
+#error "gemm_template.h: define the block sizes MC, KC and NC before including it"
+#endif
+#ifndef SKINNY_M
+#error "gemm_template.h: define SKINNY_M (the most rows a product may have to take the skinny path)"
+#endif
+#if defined(KERNEL_NAME) == defined(GENERIC_KERNEL)
+#error "gemm_template.h: define exactly one of KERNEL_NAME (a micro-kernel) and GENERIC_KERNEL"
+#endif
+
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -33,6 +51,23 @@
 #define MDL_CAT_(a, b) a##b
 #define MDL_CAT(a, b) MDL_CAT_(a, b)
 #define FN(name) MDL_CAT(name##_, SFX)
+
+#ifdef GENERIC_KERNEL
+/* Plain-C micro-kernel: the compiler keeps the MR x NR accumulators in registers as far as it can. */
+static void FN(kernel)(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step, T *c,
+                       mdl_index ldc, int overwrite)
+{
+    T acc[MR][NR] = {{0}};
+    for (mdl_index p = 0; p < kc; p++, a += MR, b += b_step)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
+}
+#define MDL_MICRO_KERNEL FN(kernel)
+#else
+#define MDL_MICRO_KERNEL KERNEL_NAME
+#endif
 
 static inline mdl_index FN(ceil_div)(mdl_index a, mdl_index b) { return (a + b - 1) / b; }
 static inline mdl_index FN(min_index)(mdl_index a, mdl_index b) { return a < b ? a : b; }
@@ -155,8 +190,8 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                     }
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
-                        KERNEL_NAME(mr, nr, kc, pa + ir * kc, b_panel, b_step, C + (ic + ir) * ldc + jc + jr,
-                                    ldc, overwrite);
+                        MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, b_panel, b_step,
+                                         C + (ic + ir) * ldc + jc + jr, ldc, overwrite);
                     }
                 }
             }
@@ -234,4 +269,20 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     return failed ? -1 : 0;
 }
 
+/* Every parameter and helper macro ends here: the next block defines its own. */
+#undef T
+#undef SFX
+#undef MR
+#undef NR
+#undef MC
+#undef KC
+#undef NC
+#undef SKINNY_M
+#undef KERNEL_NAME
+#undef GENERIC_KERNEL
+#undef PACK_B_PANEL_TRANS
+#undef PACK_A_PANEL_ROWS
+#undef MDL_MICRO_KERNEL
 #undef FN
+#undef MDL_CAT
+#undef MDL_CAT_

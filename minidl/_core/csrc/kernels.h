@@ -48,7 +48,7 @@ void mdl_set_num_threads(int n);
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
 /* After each parallel region: how late (s) its last thread started, how far apart the threads finished,
- * and how long it took; a stalled thread makes the kernels use one thread for a while. */
+ * and how long it took; a stalled thread makes the kernels use one thread for a while (see dispatch.c). */
 void mdl_note_team(double start_delay, double finish_spread, double duration);
 long mdl_backoff_count(void);
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */

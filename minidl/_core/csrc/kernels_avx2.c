@@ -21,6 +21,7 @@
 static const int mask_bits_f32[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
+/* A pair with kernel_f64_body, not a template: other intrinsics, lanes per ymm (8 / 4) and prefetches. */
 MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
                                 float *c, mdl_index ldc, int overwrite, int nr)
 {
@@ -96,6 +97,7 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     }
 }
 
+/* A pair with kernel_f64_avx2 as the bodies are: each calls its own body with a constant mr. */
 static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
                             float *c, mdl_index ldc, int overwrite)
 {
@@ -129,7 +131,8 @@ MDL_INLINE void transpose8_ps(__m256 *r)
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* Transposed B (op(B)[p, c] = B[p + c*csb]): 8 x 8 register transposes instead of a scalar gather. */
+/* Transposed B (op(B)[p, c] = B[p + c*csb]): 8 x 8 register transposes instead of a scalar gather.
+ * A pair with pack_b_trans_f64_avx2, not a template: floats take 8 x 8 transposes, doubles 4 x 4. */
 static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, float *dst)
 {
     mdl_index p = 0;
@@ -150,7 +153,8 @@ static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, f
 
 
 /* Row-major A (op(A)[r, p] = A[r*rsa + p]) into an MR = 6 panel: 6 rows x 8 columns per 8 x 8 transpose
- * (rows 6 and 7 zero), then 6 floats per column. */
+ * (rows 6 and 7 zero), then 6 floats per column.
+ * A pair with pack_a_rows_f64_avx2, not a template: that one needs two 4 x 4 transposes per 4 columns. */
 static void pack_a_rows_f32_avx2(mdl_index kc, const float *A, mdl_index rsa, float *dst)
 {
     mdl_index p = 0;
@@ -181,16 +185,6 @@ static void pack_a_rows_f32_avx2(mdl_index kc, const float *A, mdl_index rsa, fl
 #define PACK_B_PANEL_TRANS pack_b_trans_f32_avx2
 #define PACK_A_PANEL_ROWS pack_a_rows_f32_avx2
 #include "gemm_template.h"
-#undef T
-#undef SFX
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef KERNEL_NAME
-#undef PACK_B_PANEL_TRANS
-#undef PACK_A_PANEL_ROWS
 
 /* ================================ float64 GEMM ================================ */
 static const long long mask_bits_f64[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -317,20 +311,11 @@ static void pack_a_rows_f64_avx2(mdl_index kc, const double *A, mdl_index rsa, d
 #define MC 96
 #define KC 256
 #define NC 2048
+#define SKINNY_M 64 /* the value this block inherited from the float32 block before it had its own */
 #define KERNEL_NAME kernel_f64_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f64_avx2
 #define PACK_A_PANEL_ROWS pack_a_rows_f64_avx2
 #include "gemm_template.h"
-#undef T
-#undef SFX
-#undef MR
-#undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef KERNEL_NAME
-#undef PACK_B_PANEL_TRANS
-#undef PACK_A_PANEL_ROWS
 
 /* ================================ sigmoid ================================ */
 /* exp(x) for x in [-104, 0] (float32): x = n ln2 + r, |r| <= ln2/2, Cephes expf polynomial (~1 ulp). */
@@ -367,6 +352,7 @@ MDL_INLINE __m256 sigmoid_ps(__m256 x)
     return _mm256_blendv_ps(s, _mm256_mul_ps(e, s), neg);
 }
 
+/* fwd/bwd_f32_avx2 pair with fwd/bwd_f64_avx2, not a template: other intrinsics, 8 vs. 4 lanes a ymm. */
 static void fwd_f32_avx2(const float *x, float *y, mdl_index n)
 {
     mdl_index i = 0;
@@ -462,19 +448,12 @@ static void bwd_f64_avx2(const double *y, const double *gy, double *gx, mdl_inde
 #define FWD_CHUNK fwd_f32_avx2
 #define BWD_CHUNK bwd_f32_avx2
 #include "sigmoid_template.h"
-#undef T
-#undef SFX
-#undef FWD_CHUNK
-#undef BWD_CHUNK
+
 #define T double
 #define SFX f64_avx2
 #define FWD_CHUNK fwd_f64_avx2
 #define BWD_CHUNK bwd_f64_avx2
 #include "sigmoid_template.h"
-#undef T
-#undef SFX
-#undef FWD_CHUNK
-#undef BWD_CHUNK
 
 const mdl_kernel_table mdl_avx2_kernels = {
     "avx2",

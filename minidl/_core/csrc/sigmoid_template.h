@@ -1,14 +1,47 @@
 /* Sigmoid drivers: split an array into one contiguous range per thread (mdl_parallel_ranges). Included
- * once per (dtype, instruction set); the including file defines T, SFX and the single-threaded loops
- *   static void FWD_CHUNK(const T *x, T *y, mdl_index n);            y = 1 / (1 + exp(-x))
- *   static void BWD_CHUNK(const T *y, const T *gy, T *gx, mdl_index n); gx = gy * y * (1 - y)
+ * once per (dtype, instruction set). The including file #defines the parameters, then #includes this
+ * file, which #undefs every one of them at its end and stops with #error if a required one is missing:
+ * T, SFX and either the single-threaded loops
+ *   FWD_CHUNK: static void FWD_CHUNK(const T *x, T *y, mdl_index n);              y = 1 / (1 + exp(-x))
+ *   BWD_CHUNK: static void BWD_CHUNK(const T *y, const T *gy, T *gx, mdl_index n); gx = gy * y * (1 - y)
+ * or EXP and FABS, T's exp and fabs (expf, fabsf for float), with which this file writes those loops
+ * in plain C.
  */
+#if !defined(T) || !defined(SFX)
+#error "sigmoid_template.h: define T and SFX before including it"
+#endif
+#if defined(FWD_CHUNK) != defined(BWD_CHUNK) || defined(EXP) != defined(FABS)
+#error "sigmoid_template.h: define FWD_CHUNK with BWD_CHUNK, and EXP with FABS"
+#endif
+#if defined(FWD_CHUNK) == defined(EXP)
+#error "sigmoid_template.h: define either FWD_CHUNK and BWD_CHUNK, or EXP and FABS"
+#endif
+
 #define MDL_CAT_(a, b) a##b
 #define MDL_CAT(a, b) MDL_CAT_(a, b)
 #define FN(name) MDL_CAT(name##_, SFX)
 
 /* Below this many elements per thread, starting threads costs more than the loop. */
 #define MDL_SIGMOID_MIN_PER_THREAD 32768
+
+#ifdef EXP
+/* Stable form, never exp of a positive number: sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e)
+ * for x < 0, with e = exp(-|x|) in (0, 1]. */
+static void FN(fwd)(const T *x, T *y, mdl_index n)
+{
+    for (mdl_index i = 0; i < n; i++) {
+        const T e = EXP(-FABS(x[i]));
+        const T s = (T)1 / ((T)1 + e);
+        y[i] = x[i] >= (T)0 ? s : (x[i] < (T)0 ? e * s : x[i] + e); /* NaN stays NaN */
+    }
+}
+static void FN(bwd)(const T *y, const T *gy, T *gx, mdl_index n)
+{
+    for (mdl_index i = 0; i < n; i++) gx[i] = gy[i] * y[i] * ((T)1 - y[i]);
+}
+#define FWD_CHUNK FN(fwd)
+#define BWD_CHUNK FN(bwd)
+#endif
 
 typedef struct {
     const T *in, *grad_out;
@@ -39,4 +72,14 @@ static void FN(sigmoid_bwd)(const T *y, const T *gy, T *gx, mdl_index n)
     mdl_parallel_ranges(FN(bwd_range), &args, n, MDL_SIGMOID_MIN_PER_THREAD);
 }
 
+/* Every parameter and helper macro ends here: the next block defines its own. */
+#undef T
+#undef SFX
+#undef FWD_CHUNK
+#undef BWD_CHUNK
+#undef EXP
+#undef FABS
+#undef MDL_SIGMOID_MIN_PER_THREAD
 #undef FN
+#undef MDL_CAT
+#undef MDL_CAT_
