@@ -3,11 +3,8 @@
     import minidl as mdl
     from minidl import nn, optim, init
 """
-from minidl.autograd_allocator import tune_malloc as _tune_malloc
-
-_tune_malloc()                      # reuse the step's large buffers instead of page-faulting them
-
-from minidl.random import manual_seed  # noqa: E402
+from minidl.random import manual_seed
+from minidl.allocator import tune_malloc
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.tensor import Tensor, tensor
 from minidl.serialization import load, save
@@ -20,4 +17,4 @@ from minidl import random
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "manual_seed", "save", "load", "nn", "optim", "init", "random", "ops"]
+           "manual_seed", "tune_malloc", "save", "load", "nn", "optim", "init", "random", "ops"]

@@ -6,8 +6,10 @@ them), and the next step pays a page fault for every 4 KiB page it writes again 
 ≈30% of a 784-1000×5-10 step at batch 64. Raising malloc's mmap and trim thresholds keeps those
 pages in the process for reuse, the way PyTorch's allocators do.
 
-``tune_malloc()`` runs once when ``minidl`` is imported (Linux/glibc only). It leaves the process
-alone when the user chose their own settings (any ``MALLOC_*_`` environment variable) or set
+A process-wide setting, so a library never makes it behind its user's back: ``import minidl`` leaves
+malloc alone. The ``minidl`` command (train, reproduce, bench), which owns its process, calls
+``minidl.tune_malloc()`` at start; a script of your own may call it too (Linux/glibc only). It leaves the
+process alone when the user chose their own settings (any ``MALLOC_*_`` environment variable) or set
 ``MINIDL_MALLOC_TUNING=0``. Cost: up to ``trim_threshold`` bytes of freed memory stay mapped.
 """
 from __future__ import annotations
@@ -16,17 +18,22 @@ import ctypes
 import os
 import sys
 
-__all__ = ["tune_malloc", "MALLOC_TUNED"]
+__all__ = ["tune_malloc", "malloc_tuned"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-MALLOC_TUNED = False
+_tuned = False
+
+
+def malloc_tuned() -> bool:
+    """True once ``tune_malloc`` has changed this process's malloc settings."""
+    return _tuned
 
 
 def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
     """Set glibc's M_MMAP_THRESHOLD / M_TRIM_THRESHOLD (bytes); True if applied."""
-    global MALLOC_TUNED
+    global _tuned
     if not sys.platform.startswith("linux") or os.environ.get("MINIDL_MALLOC_TUNING", "1") == "0":
         return False
     if any(key.startswith("MALLOC_") and key.endswith("_") for key in os.environ):
@@ -41,5 +48,5 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20)
     mallopt.restype = ctypes.c_int
     ok = mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold)) == 1
     ok = mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)) == 1 and ok
-    MALLOC_TUNED = ok
+    _tuned = _tuned or ok
     return ok

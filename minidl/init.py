@@ -10,22 +10,15 @@ Deep into Rectifiers"; PyTorch ``torch/nn/init.py`` (gains); Caffe ``filler.hpp`
 Randomness: every initializer takes ``generator=`` (a ``numpy.random.Generator``); by default it
 draws from ``minidl.random.generator()``, which ``minidl.manual_seed`` reseeds.
 
-Scheme names (``SCHEMES`` / ``get(name)``), used by ``nn.Linear(init=...)`` and the CLI:
-    xavier_uniform   U[±√6/√(fan_in+fan_out)]          Glorot & Bengio's normalized init (Eq. 16)
-    xavier_normal    N(0, 2/(fan_in+fan_out))
-    standard         U[±1/√fan_in]                      the paper's "standard" init (Eq. 1)
-    lecun_normal     N(0, 1/fan_in)                     Caffe / classic Xavier-article Gaussian
-    lecun_uniform    U[±√(3/fan_in)]                    Caffe "xavier" filler (variance 1/fan_in)
-    kaiming_uniform  U[±√(6/fan_in)]                    He et al., ReLU gain √2
-    kaiming_normal   N(0, 2/fan_in)
-    normal_0.01      N(0, 0.01²)   fixed Gaussian: "too small" (signals vanish with depth)
-    normal_1         N(0, 1)       fixed Gaussian: "too large" (sigmoid/tanh units saturate)
-    normal_<std>     any fixed Gaussian, e.g. "normal_0.1" (parsed by ``get``)
-    zeros            all zeros (the symmetric failure case)
+Scheme names: the registry ``SCHEMES`` at the end of this file gives each scheme's filler, weight
+variance Var(W)(fan_in, fan_out), formula, label and source; ``get(name)`` also parses ``normal_<std>``
+(any fixed Gaussian). ``nn.Linear(init=...)``, the study and both CLIs accept exactly these names.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -34,7 +27,7 @@ from minidl.tensor import Tensor
 
 __all__ = ["calculate_gain", "fan_in_and_fan_out", "uniform_", "normal_", "zeros_", "constant_",
            "xavier_uniform_", "xavier_normal_", "standard_", "lecun_normal_", "lecun_uniform_",
-           "kaiming_uniform_", "kaiming_normal_", "SCHEMES", "get"]
+           "kaiming_uniform_", "kaiming_normal_", "Scheme", "SCHEMES", "FIXED_NORMAL", "get", "names"]
 
 
 def _array(t) -> np.ndarray:
@@ -197,43 +190,76 @@ def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "
     return _fill_normal(t, std, generator)
 
 
-def _fixed_normal(std: float):
-    def init(t, generator=None):
-        return _fill_normal(t, std, generator)
-    init.__name__ = f"normal_{std:g}"
-    init.__doc__ = f"Fixed Gaussian N(0, {std:g}²), independent of the layer's size."
-    return init
+# ---- the scheme registry -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scheme:
+    """A named weight-initialization scheme: how to fill a weight and the variance that gives it.
+
+    Calling the scheme fills a Tensor in place (``scheme(t, generator=None)``) and returns it.
+    ``variance(fan_in, fan_out)`` is Var(W) for a weight laid out (fan_in, fan_out); ``formula`` the
+    distribution, ``label`` the name the study's report uses, ``source`` where it comes from.
+    """
+
+    name: str
+    fill: Callable
+    variance: Callable[[int, int], float]
+    formula: str
+    label: str
+    source: str
+
+    def __call__(self, t, generator=None):
+        return self.fill(t, generator=generator)
 
 
-def _zeros(t, generator=None):
-    return zeros_(t)
+def _normal_scheme(std: float, name: str) -> Scheme:
+    return Scheme(name, lambda t, generator=None: _fill_normal(t, std, generator),
+                  lambda fan_in, fan_out: std * std, f"N(0, {std:g}²)", f"N(0, {std:g}²)",
+                  "a fixed Gaussian, independent of the layer's size (Glorot & Bengio 2010, Sec. 4.2: "
+                  "too small and signals vanish with depth; too large and sigmoid/tanh units saturate)")
 
 
-SCHEMES = {
-    "xavier_uniform": xavier_uniform_,
-    "xavier_normal": xavier_normal_,
-    "standard": standard_,
-    "lecun_normal": lecun_normal_,
-    "lecun_uniform": lecun_uniform_,
-    "kaiming_uniform": kaiming_uniform_,
-    "kaiming_normal": kaiming_normal_,
-    "normal_0.01": _fixed_normal(0.01),
-    "normal_1": _fixed_normal(1.0),
-    "zeros": _zeros,
-}
+SCHEMES: dict[str, Scheme] = {s.name: s for s in (
+    Scheme("xavier_uniform", xavier_uniform_, lambda fi, fo: 2.0 / (fi + fo), "U[±√6/√(fan_in+fan_out)]",
+           "Xavier (normalized) uniform", "Glorot & Bengio 2010, Eq. 16"),
+    Scheme("xavier_normal", xavier_normal_, lambda fi, fo: 2.0 / (fi + fo), "N(0, 2/(fan_in+fan_out))",
+           "Xavier normal", "Glorot & Bengio 2010 (the Gaussian with Eq. 16's variance; PyTorch)"),
+    Scheme("standard", standard_, lambda fi, fo: 1.0 / (3.0 * fi), "U[±1/√fan_in]",
+           "standard U[±1/√n_in]", "Glorot & Bengio 2010, Eq. 1"),
+    Scheme("lecun_normal", lecun_normal_, lambda fi, fo: 1.0 / fi, "N(0, 1/fan_in)",
+           "LeCun N(0, 1/n_in)", "LeCun et al. 1998; Caffe's Gaussian; the classic Xavier article"),
+    Scheme("lecun_uniform", lecun_uniform_, lambda fi, fo: 1.0 / fi, "U[±√(3/fan_in)]",
+           "LeCun uniform U[±√(3/n_in)]", "LeCun et al. 1998; Caffe's \"xavier\" filler; Keras"),
+    Scheme("kaiming_uniform", kaiming_uniform_, lambda fi, fo: 2.0 / fi, "U[±√(6/fan_in)]",
+           "He uniform", "He et al. 2015 (ReLU gain √2)"),
+    Scheme("kaiming_normal", kaiming_normal_, lambda fi, fo: 2.0 / fi, "N(0, 2/fan_in)",
+           "He N(0, 2/n_in)", "He et al. 2015, Eq. 10"),
+    _normal_scheme(0.01, "normal_0.01"),
+    _normal_scheme(1.0, "normal_1"),
+    Scheme("zeros", lambda t, generator=None: zeros_(t), lambda fi, fo: 0.0, "0",
+           "zeros", "the symmetric failure case: every unit of a layer stays identical"),
+)}
+FIXED_NORMAL = "normal_<std>"   # any other fixed Gaussian by name, e.g. "normal_0.1" (parsed by ``get``)
 
 
-def get(name: str):
-    """The in-place initializer ``fn(t, generator=None)`` for a scheme name (see module docstring)."""
+def get(name) -> Scheme:
+    """The scheme for a name of ``SCHEMES`` or ``normal_<std>`` (std > 0, finite); a callable is
+    returned as is. Anything else raises ValueError listing the names."""
     if callable(name):
         return name
-    if name in SCHEMES:
-        return SCHEMES[name]
-    if isinstance(name, str) and name.startswith("normal_"):
-        try:
-            std = float(name[len("normal_"):])
-        except ValueError:
-            std = -1.0
-        if std > 0 and math.isfinite(std):
-            return _fixed_normal(std)
-    raise ValueError(f"unknown init scheme {name!r}; choose one of {sorted(SCHEMES)} or 'normal_<std>'")
+    if isinstance(name, str):
+        if name in SCHEMES:
+            return SCHEMES[name]
+        if name.startswith("normal_"):
+            try:
+                std = float(name[len("normal_"):])
+            except ValueError:
+                std = -1.0
+            if std > 0 and math.isfinite(std):
+                return _normal_scheme(std, name)
+    raise ValueError(f"unknown init scheme {name!r}; choose one of {', '.join(SCHEMES)} or {FIXED_NORMAL} "
+                     f"(e.g. normal_0.1)")
+
+
+def names() -> tuple[str, ...]:
+    """The named schemes (``normal_<std>`` accepts any other positive std too)."""
+    return tuple(SCHEMES)

@@ -1,18 +1,31 @@
 """Every differentiable op: its forward on ndarrays and, right beside it, its local chain rule.
 
-Each op computes ``out`` with NumPy (or ``minidl._core`` for 2-D matmul and sigmoid) and, when a
-graph is being recorded, attaches ``backward(g) -> (grad for each parent)``. Binary ops follow
-NumPy broadcasting; ``_unbroadcast`` sums a gradient back to the shape of the input it belongs to
-(the one place that fixes the "gradient has the broadcast shape" class of bugs).
+Each op computes ``out`` with NumPy (or ``minidl._core`` for 2-D matmul and sigmoid) and returns
+``record(out, parents, backward)``, where ``backward(g) -> (grad for each parent)`` is the op's local
+chain rule (its docstring gives the derivative). ``record`` is the one place that decides whether a
+graph is recorded (grad mode on and some parent requires grad); otherwise the result is a plain
+tensor and the closure is dropped unused. Elementwise binary ops go through ``binary``, the one
+place for NumPy broadcasting, Python-number operands (a one-parent node; the number never changes
+the tensor's dtype) and ``unbroadcast``, which sums a gradient back to the shape of the input it
+belongs to (the one place that fixes the "gradient has the broadcast shape" class of bugs).
 A backward closure returns a *fresh* array or the incoming ``g`` itself (see ``minidl.autograd``
 on ownership); it never returns the same fresh array for two parents.
+
+These helpers are public for ops defined elsewhere (``minidl.nn.functional``): ``record``,
+``binary``, ``unbroadcast``, ``as_tensor``. The compiled kernels are called through names that
+``wrap_kernels`` can wrap (profiling, counting calls). This module also attaches the operators and
+op methods to ``Tensor`` (at its end), so imports flow one way: ops imports tensor.
 """
 from __future__ import annotations
 
 import builtins
+import contextlib
+import operator
+from functools import partial as _partial
 
 import numpy as np
 
+from minidl import activations as _activations
 from minidl.autograd import _GradMode
 from minidl.tensor import Tensor, _new_tensor
 
@@ -23,35 +36,90 @@ except ImportError as exc:  # pragma: no cover - depends on the build
         "minidl._core (the compiled kernels) is not built. From a source checkout run "
         "`python setup.py build_ext --inplace`, or install with `pip install .`") from exc
 
+# The kernels ops calls, looked up at call time so that ``wrap_kernels`` can wrap them.
 _core_matmul = _core.matmul
 _core_sigmoid_forward = _core.sigmoid_forward
 _core_sigmoid_backward = _core.sigmoid_backward
+_SIGMOID, _TANH, _RELU, _SOFTSIGN = (_activations.get(name) for name in ("sigmoid", "tanh", "relu", "softsign"))
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _Number = (int, float, np.number)
 
 
-# ---- plumbing -------------------------------------------------------------------------------
-def _result(data, parents, backward) -> Tensor:
-    """An op's output node: requires grad, remembers its parents and its backward closure."""
-    if type(data) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars
-        data = np.asarray(data)
+KERNELS = ("matmul", "sigmoid_forward", "sigmoid_backward")
+
+
+@contextlib.contextmanager
+def wrap_kernels(wrapper):
+    """Route every call to the compiled kernels ``KERNELS`` through ``wrapper`` inside the block.
+
+    ``wrapper(name, kernel) -> callable`` is called once per kernel name of ``KERNELS`` on entry; until
+    exit, the callable it returns is called instead of the kernel, with the kernel's arguments (it
+    should call ``kernel`` and return its result). It applies to the ops here and to every caller
+    that looks a kernel up in ``minidl._core`` when calling it (the activation registry does);
+    both are restored on exit, also on error. Blocks may nest. The profiling hook of
+    ``minidl bench train --profile``; e.g. counting the kernel calls of one step::
+
+        calls = []
+
+        def count(name, kernel):
+            def call(*args, **kwargs):
+                calls.append(name)
+                return kernel(*args, **kwargs)
+            return call
+
+        with ops.wrap_kernels(count):
+            F.cross_entropy(model(x), y).backward()
+    """
+    space = globals()
+    saved = [(name, space["_core_" + name], getattr(_core, name)) for name in KERNELS]
+    try:
+        for name, kernel, _ in saved:
+            wrapped = wrapper(name, kernel)
+            space["_core_" + name] = wrapped
+            setattr(_core, name, wrapped)
+        yield
+    finally:
+        for name, kernel, core_attr in saved:
+            space["_core_" + name] = kernel
+            setattr(_core, name, core_attr)
+
+
+# ---- plumbing: the one place that decides whether an op records the graph ---------------------
+def record(out, parents: tuple, backward, *saved) -> Tensor:
+    """An op's result: ``out`` as a Tensor, recorded in the graph when it has to be.
+
+    The only place that reads grad mode. When grad mode is on (outside ``no_grad``) and some tensor
+    of ``parents`` requires grad, the result requires grad and remembers ``parents`` and the op's
+    local chain rule; otherwise it is a plain tensor (requires_grad False, no graph) and ``backward``
+    is dropped unused, so compute in ``backward``, not before it, whatever only the gradient needs.
+
+    ``backward(*saved, g) -> tuple`` gives one gradient per parent: an ndarray of that parent's shape,
+    or None for a parent that does not require grad (checked when it runs: ``p.requires_grad``); a
+    *fresh* array or ``g`` itself, never the same fresh array for two parents (``minidl.autograd``,
+    ownership). Usually ``backward`` is a closure ``lambda g: ...`` and ``saved`` is empty; an op
+    whose overhead matters on small tensors passes a module-level function and the values it needs
+    as ``saved`` instead, so that nothing is built when no graph is recorded.
+    ``out`` may be a NumPy scalar (ufuncs on 0-d arrays return one): it becomes a 0-d array.
+    """
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
     t = _new_tensor(Tensor)
-    t.data = data
+    t.data = out
     t.grad = None
-    t.requires_grad = True
-    t._parents = parents
-    t._backward = backward
     t._hooks = None
     t._retains_grad = False
+    if _GradMode.enabled:
+        for parent in parents:
+            if parent.requires_grad:
+                t.requires_grad = True
+                t._parents = parents
+                t._backward = _partial(backward, *saved) if saved else backward
+                return t
+    t.requires_grad = False
+    t._parents = ()
+    t._backward = None
     return t
-
-
-def _plain(data) -> Tensor:
-    """An op's output when no graph is recorded."""
-    if type(data) is not np.ndarray:
-        data = np.asarray(data)
-    return Tensor._wrap(data)
 
 
 def as_tensor(x, like: Tensor | None = None) -> Tensor:
@@ -63,8 +131,11 @@ def as_tensor(x, like: Tensor | None = None) -> Tensor:
     return Tensor(x)
 
 
-def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
-    """Sum ``g`` (a broadcast result's gradient) back to ``shape`` (the input's shape)."""
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` (a broadcast result's gradient) back to ``shape`` (the input's shape).
+
+    Returns ``g`` itself when the shapes already agree, else a fresh array.
+    """
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
@@ -86,123 +157,106 @@ def _weak(x):
     return x if type(x) is float or type(x) is int else x.item()
 
 
+def binary(a, b, forward, backward) -> Tensor:
+    """An elementwise binary op with NumPy broadcasting: ``forward(x, y)`` and its local gradient.
+
+    ``a`` or ``b`` is a Tensor; the other may be a Tensor, a Python/NumPy number or an array-like
+    (a constant tensor, see ``as_tensor``). ``forward(x, y) -> out`` computes the op on the ndarrays;
+    a number operand is passed as a Python number, so it never changes the tensor's dtype, and is no
+    parent (the node has one parent, the tensor). ``backward(g, x, y, out, need_x, need_y) ->
+    (gx, gy)`` gives the gradients for x and y at the broadcast shape of ``out``; the entry of an
+    operand that needs none is ignored (may be None). ``binary`` sums each back to its operand's
+    shape (``unbroadcast``) and records the node (``record``).
+    """
+    if isinstance(a, Tensor):
+        if not isinstance(b, Tensor):
+            if _is_number(b):
+                x, y = a.data, _weak(b)
+                out = forward(x, y)
+                if type(out) is not np.ndarray:
+                    out = np.asarray(out)
+                return record(out, (a,), _binary_x_only, backward, x, y, out)
+            b = as_tensor(b, a)
+    elif _is_number(a):
+        x, y = _weak(a), b.data
+        out = forward(x, y)
+        if type(out) is not np.ndarray:
+            out = np.asarray(out)
+        return record(out, (b,), _binary_y_only, backward, x, y, out)
+    else:
+        a = as_tensor(a, b)
+    x, y = a.data, b.data
+    out = forward(x, y)
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    return record(out, (a, b), _binary_both, a, b, backward, x, y, out)
+
+
+# binary's chain rules (saved values first, g last: see ``record``)
+def _binary_both(a, b, backward, x, y, out, g):
+    need_x, need_y = a.requires_grad, b.requires_grad
+    gx, gy = backward(g, x, y, out, need_x, need_y)
+    return (unbroadcast(gx, x.shape) if need_x else None,
+            unbroadcast(gy, y.shape) if need_y else None)
+
+
+def _binary_x_only(backward, x, y, out, g):       # y was a number: the tensor x is the only parent
+    return (backward(g, x, y, out, True, False)[0],)
+
+
+def _binary_y_only(backward, x, y, out, g):       # x was a number
+    return (backward(g, x, y, out, False, True)[1],)
+
+
 # ---- elementwise binary -----------------------------------------------------------------------
-# Each op takes the Tensor fast path first; Python numbers get a one-parent node; other array-likes
-# are wrapped as constant Tensors.
-
-def _pass_through(g):
-    return (g,)
-
-
-def _negate(g):
-    return (-g,)
-
+# Each op gives its forward to ``binary`` and, right below it, its local gradient
+# ``(g, x, y, out, need_x, need_y) -> (gx, gy)`` at the broadcast shape.
 
 def add(a: Tensor, b) -> Tensor:
     """a + b;  d/da = 1, d/db = 1 (summed back over broadcast axes)."""
-    if not isinstance(b, Tensor):
-        if _is_number(b):
-            b = _weak(b)
-            out = a.data + b
-            if a.requires_grad and _GradMode.enabled:
-                return _result(out, (a,), _pass_through)
-            return _plain(out)
-        b = as_tensor(b, a)
-    out = a.data + b.data
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return _plain(out)
-    sa, sb = a.data.shape, b.data.shape
+    return binary(a, b, operator.add, _add_backward)
 
-    def backward(g):
-        return _unbroadcast(g, sa), _unbroadcast(g, sb)
-    return _result(out, (a, b), backward)
+
+def _add_backward(g, x, y, out, need_x, need_y):
+    return g, g
 
 
 def sub(a: Tensor, b) -> Tensor:
     """a - b;  d/da = 1, d/db = -1."""
-    if not isinstance(b, Tensor):
-        if _is_number(b):
-            b = _weak(b)
-            out = a.data - b
-            if a.requires_grad and _GradMode.enabled:
-                return _result(out, (a,), _pass_through)
-            return _plain(out)
-        b = as_tensor(b, a)
-    out = a.data - b.data
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return _plain(out)
-    sa, sb = a.data.shape, b.data.shape
-
-    def backward(g):
-        return (_unbroadcast(g, sa) if a.requires_grad else None,
-                _unbroadcast(-g, sb) if b.requires_grad else None)
-    return _result(out, (a, b), backward)
+    return binary(a, b, operator.sub, _sub_backward)
 
 
 def rsub(a: Tensor, b) -> Tensor:
     """b - a for a non-Tensor b (``2 - t``);  d/da = -1."""
-    if _is_number(b):
-        b = _weak(b)
-        out = b - a.data
-        if a.requires_grad and _GradMode.enabled:
-            return _result(out, (a,), _negate)
-        return _plain(out)
-    return sub(as_tensor(b, a), a)
+    return binary(b, a, operator.sub, _sub_backward)
+
+
+def _sub_backward(g, x, y, out, need_x, need_y):
+    return g, (-g if need_y else None)
 
 
 def mul(a: Tensor, b) -> Tensor:
     """a * b;  d/da = b, d/db = a."""
-    if not isinstance(b, Tensor):
-        if _is_number(b):
-            b = _weak(b)
-            out = a.data * b
-            if a.requires_grad and _GradMode.enabled:
-                return _result(out, (a,), lambda g: (g * b,))
-            return _plain(out)
-        b = as_tensor(b, a)
-    ad, bd = a.data, b.data
-    out = ad * bd
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return _plain(out)
+    return binary(a, b, operator.mul, _mul_backward)
 
-    def backward(g):
-        return (_unbroadcast(g * bd, ad.shape) if a.requires_grad else None,
-                _unbroadcast(g * ad, bd.shape) if b.requires_grad else None)
-    return _result(out, (a, b), backward)
+
+def _mul_backward(g, x, y, out, need_x, need_y):
+    return (g * y if need_x else None), (g * x if need_y else None)
 
 
 def div(a: Tensor, b) -> Tensor:
     """a / b;  d/da = 1/b, d/db = -a/b² = -(a/b)/b."""
-    if not isinstance(b, Tensor):
-        if _is_number(b):
-            b = _weak(b)
-            out = a.data / b
-            if a.requires_grad and _GradMode.enabled:
-                return _result(out, (a,), lambda g: (g / b,))
-            return _plain(out)
-        b = as_tensor(b, a)
-    ad, bd = a.data, b.data
-    out = ad / bd
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return _plain(out)
-
-    def backward(g):
-        ga = g / bd
-        return (_unbroadcast(ga, ad.shape) if a.requires_grad else None,
-                _unbroadcast(-ga * out, bd.shape) if b.requires_grad else None)
-    return _result(out, (a, b), backward)
+    return binary(a, b, operator.truediv, _div_backward)
 
 
 def rdiv(a: Tensor, b) -> Tensor:
     """b / a for a non-Tensor b (``10.0 / t``);  d/da = -b/a² = -out/a."""
-    if _is_number(b):
-        b = _weak(b)
-        ad = a.data
-        out = b / ad
-        if a.requires_grad and _GradMode.enabled:
-            return _result(out, (a,), lambda g: (-g * out / ad,))
-        return _plain(out)
-    return div(as_tensor(b, a), a)
+    return binary(b, a, operator.truediv, _div_backward)
+
+
+def _div_backward(g, x, y, out, need_x, need_y):
+    gx = g / y
+    return gx, (-gx * out if need_y else None)
 
 
 def pow(a: Tensor, exponent) -> Tensor:
@@ -211,9 +265,6 @@ def pow(a: Tensor, exponent) -> Tensor:
         raise TypeError(f"Tensor ** exponent needs a Python/NumPy scalar exponent, got {type(exponent).__name__}")
     p = _weak(exponent)
     ad = a.data
-    out = ad ** p
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
 
     def backward(g):
         if p == 0:
@@ -224,15 +275,16 @@ def pow(a: Tensor, exponent) -> Tensor:
             return (g * (2 * ad),)
         with np.errstate(divide="ignore"):       # 0 ** (p-1) with p < 1 is inf, as in PyTorch
             return (g * (p * ad ** (p - 1)),)
-    return _result(out, (a,), backward)
+    return record(ad ** p, (a,), backward)
+
+
+def _negate(g):
+    return (-g,)
 
 
 def neg(a: Tensor) -> Tensor:
     """-a;  d/da = -1."""
-    out = -a.data
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (-g,))
+    return record(-a.data, (a,), _negate)
 
 
 # ---- matmul (compiled core for 2-D float) --------------------------------------------------------
@@ -259,15 +311,13 @@ def matmul(a: Tensor, b) -> Tensor:
         if ad.shape[1] != bd.shape[0]:
             raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} are not aligned "
                              f"({ad.shape[1]} != {bd.shape[0]})")
-        out = _mm(ad, bd)
-        if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-            return Tensor._wrap(out)
-
-        def backward(g):
-            return (_mm(g, bd, trans_b=True) if a.requires_grad else None,
-                    _mm(ad, g, trans_a=True) if b.requires_grad else None)
-        return _result(out, (a, b), backward)
+        return record(_mm(ad, bd), (a, b), _matmul_backward, a, b, ad, bd)
     return _matmul_nd(a, b)
+
+
+def _matmul_backward(a, b, ad, bd, g):
+    return (_mm(g, bd, trans_b=True) if a.requires_grad else None,
+            _mm(ad, g, trans_a=True) if b.requires_grad else None)
 
 
 def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
@@ -279,12 +329,10 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
         out = np.matmul(ad, bd)
     except ValueError as exc:
         raise ValueError(f"matmul: shapes {ad.shape} and {bd.shape} are not aligned") from exc
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return _plain(out)
-    a2 = ad[None, :] if ad.ndim == 1 else ad            # (.., m, k)
-    b2 = bd[:, None] if bd.ndim == 1 else bd            # (.., k, n)
 
     def backward(g):
+        a2 = ad[None, :] if ad.ndim == 1 else ad        # (.., m, k)
+        b2 = bd[:, None] if bd.ndim == 1 else bd        # (.., k, n)
         g2 = g
         if bd.ndim == 1:                # restore the dims the vector cases dropped, last first
             g2 = np.expand_dims(g2, -1)
@@ -292,11 +340,11 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
             g2 = np.expand_dims(g2, -2)
         ga = gb = None
         if a.requires_grad:
-            ga = _unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(ad.shape)
+            ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(ad.shape)
         if b.requires_grad:
-            gb = _unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(bd.shape)
+            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(bd.shape)
         return ga, gb
-    return _result(out, (a, b), backward)
+    return record(out, (a, b), backward)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -319,16 +367,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             out += bias.data
         else:
             out = out + bias.data
-    needs = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    if not (needs and _GradMode.enabled):
-        return Tensor._wrap(out)
 
     def backward(g):
         return (_mm(g, wd, trans_b=True) if x.requires_grad else None,
                 _mm(xd, g, trans_a=True) if weight.requires_grad else None,
-                _unbroadcast(g, bias.data.shape) if bias is not None and bias.requires_grad else None)
-    parents = (x, weight) if bias is None else (x, weight, bias)
-    return _result(out, parents, backward)
+                unbroadcast(g, bias.data.shape) if bias is not None and bias.requires_grad else None)
+    return record(out, (x, weight) if bias is None else (x, weight, bias), backward)
 
 
 # ---- reductions ------------------------------------------------------------------------------
@@ -362,27 +406,24 @@ def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Σ over axes;  d/da = 1 broadcast back to a's shape."""
     ad = a.data
     axes = _norm_axes(axis, ad.ndim)
-    out = np.asarray(ad.sum(axis=axes, keepdims=keepdims))
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
+    out = ad.sum(axis=axes, keepdims=keepdims)
     shape = ad.shape
-    kept = _kept_shape(shape, axes)
-    return _result(out, (a,), lambda g: (_expand_back(g, kept, shape),))
+    return record(out, (a,), lambda g: (_expand_back(g, _kept_shape(shape, axes), shape),))
 
 
 def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
     """Σ/n over axes;  d/da = 1/n broadcast back."""
     ad = a.data
     axes = _norm_axes(axis, ad.ndim)
-    out = np.asarray(ad.mean(axis=axes, keepdims=keepdims))
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
+    out = ad.mean(axis=axes, keepdims=keepdims)
     shape = ad.shape
-    count = 1
-    for ax in axes:
-        count *= shape[ax]
-    kept = _kept_shape(shape, axes)
-    return _result(out, (a,), lambda g: (_expand_back(g / count, kept, shape),))
+
+    def backward(g):
+        count = 1
+        for ax in axes:
+            count *= shape[ax]
+        return (_expand_back(g / count, _kept_shape(shape, axes), shape),)
+    return record(out, (a,), backward)
 
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
@@ -392,15 +433,13 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
         raise ValueError("max() of an empty tensor")
     axes = _norm_axes(axis, ad.ndim)
     kept = ad.max(axis=axes, keepdims=True)
-    out = np.asarray(kept if keepdims else kept.reshape([n for i, n in enumerate(ad.shape) if i not in axes]))
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
+    out = kept if keepdims else kept.reshape([n for i, n in enumerate(ad.shape) if i not in axes])
 
     def backward(g):
         mask = (ad == kept).astype(ad.dtype)
         mask /= mask.sum(axis=axes, keepdims=True)
         return (mask * (g if keepdims else g.reshape(kept.shape)),)
-    return _result(out, (a,), backward)
+    return record(out, (a,), backward)
 
 
 # ---- shape ----------------------------------------------------------------------------------
@@ -411,10 +450,8 @@ def reshape(a: Tensor, shape: tuple) -> Tensor:
         out = ad.reshape(shape)
     except ValueError as exc:
         raise ValueError(f"cannot reshape a tensor of shape {ad.shape} into shape {tuple(shape)}") from exc
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
     old = ad.shape
-    return _result(out, (a,), lambda g: (g.reshape(old),))
+    return record(out, (a,), lambda g: (g.reshape(old),))
 
 
 def transpose(a: Tensor, axes=None) -> Tensor:
@@ -426,10 +463,7 @@ def transpose(a: Tensor, axes=None) -> Tensor:
         out = ad.transpose(axes)
     except ValueError as exc:
         raise ValueError(f"transpose: axes {axes} do not fit a tensor of shape {ad.shape}") from exc
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
-    inverse = None if axes is None else tuple(np.argsort(axes))
-    return _result(out, (a,), lambda g: (g.transpose(inverse),))
+    return record(out, (a,), lambda g: (g.transpose(None if axes is None else tuple(np.argsort(axes))),))
 
 
 def getitem(a: Tensor, index) -> Tensor:
@@ -439,72 +473,97 @@ def getitem(a: Tensor, index) -> Tensor:
     elif isinstance(index, tuple):
         index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
     ad = a.data
-    out = np.asarray(ad[index])
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
+    out = ad[index]
 
     def backward(g):
         full = np.zeros_like(ad)
         np.add.at(full, index, g)
         return (full,)
-    return _result(out, (a,), backward)
+    return record(out, (a,), backward)
 
 
 # ---- elementwise unary ------------------------------------------------------------------------
 def exp(a: Tensor) -> Tensor:
     """eᵃ;  d/da = eᵃ = out."""
     out = np.exp(a.data)
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (g * out,))
+    return record(out, (a,), lambda g: (g * out,))
 
 
 def log(a: Tensor) -> Tensor:
     """ln a;  d/da = 1/a."""
     ad = a.data
     out = np.log(ad)
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (g / ad,))
+    return record(out, (a,), lambda g: (g / ad,))
+
+
+def activation(a: Tensor, act) -> Tensor:
+    """z = f(a) for an entry (or name) of the activation registry ``minidl.activations``;
+    d/da = f'(a), computed by the entry's ``backward(g, a, z)`` (sigmoid: fused in minidl._core)."""
+    act = _activations.get(act)
+    ad = a.data
+    if ad.dtype != _F32 and ad.dtype != _F64:
+        ad = ad.astype(np.result_type(ad.dtype, np.float32))
+    out = act.forward(ad)
+    if type(out) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars
+        out = np.asarray(out)
+    return record(out, (a,), _activation_backward, act.backward, ad, out)
+
+
+def _activation_backward(backward, ad, out, g):
+    return (backward(g, ad, out),)
 
 
 def sigmoid(a: Tensor) -> Tensor:
     """σ(a) = 1/(1+e⁻ᵃ) (minidl._core, stable);  d/da = σ(a)(1-σ(a)) = out·(1-out), fused."""
-    ad = a.data
-    if ad.dtype != _F32 and ad.dtype != _F64:
-        ad = ad.astype(np.result_type(ad.dtype, np.float32))
-    out = _core_sigmoid_forward(ad)
-    if out.ndim != ad.ndim:         # the core returns shape (1,) for a 0-d input
-        out = out.reshape(ad.shape)
-    if not (a.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
-    if not ad.ndim:
-        return _result(out, (a,), lambda g: (_core_sigmoid_backward(out, g).reshape(()),))
-    return _result(out, (a,), lambda g: (_core_sigmoid_backward(out, g),))
+    return activation(a, _SIGMOID)
 
 
 def tanh(a: Tensor) -> Tensor:
     """tanh a;  d/da = 1 - tanh² a = 1 - out²."""
-    out = np.tanh(a.data)
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (g * (1 - out * out),))
+    return activation(a, _TANH)
 
 
 def relu(a: Tensor) -> Tensor:
     """max(a, 0);  d/da = 1 where a > 0 else 0 (0 at a = 0, as PyTorch)."""
-    ad = a.data
-    out = np.maximum(ad, 0)
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (g * (ad > 0),))
+    return activation(a, _RELU)
 
 
 def softsign(a: Tensor) -> Tensor:
     """a / (1 + |a|) (Glorot & Bengio 2010);  d/da = 1 / (1 + |a|)²."""
-    ad = a.data
-    denom = 1 + np.abs(ad)
-    out = ad / denom
-    if not (a.requires_grad and _GradMode.enabled):
-        return _plain(out)
-    return _result(out, (a,), lambda g: (g / (denom * denom),))
+    return activation(a, _SOFTSIGN)
+
+
+# ---- Tensor's operators and op methods ---------------------------------------------------------
+# Attached here, once every op exists, so that minidl.tensor never imports minidl.ops.
+def _rmatmul(a: Tensor, b) -> Tensor:
+    """b @ a for a non-Tensor b (``ndarray @ t``)."""
+    return matmul(as_tensor(b, a), a)
+
+
+def _reshape_method(self: Tensor, *shape) -> Tensor:
+    """View with a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
+
+
+def _transpose_method(self: Tensor, *axes) -> Tensor:
+    """Permute axes (default: reverse them, the matrix transpose for 2-D)."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return transpose(self, axes or None)
+
+
+def _T(self: Tensor) -> Tensor:
+    """The transpose (axes reversed)."""
+    return transpose(self, None)
+
+
+for _name, _method in {
+        "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
+        "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__neg__": neg, "__matmul__": matmul,
+        "__rmatmul__": _rmatmul, "__getitem__": getitem, "sum": sum, "mean": mean, "max": max,
+        "reshape": _reshape_method, "transpose": _transpose_method, "T": property(_T),
+        "exp": exp, "log": log, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "softsign": softsign}.items():
+    setattr(Tensor, _name, _method)
+del _name, _method

@@ -1,7 +1,10 @@
 """``Tensor``: a NumPy array plus what reverse-mode autodiff needs (``grad``, the recorded graph).
 
-The ops and their gradients live in ``minidl.ops`` (forward and backward side by side); the methods
-here only dispatch to them. The engine that runs ``backward`` lives in ``minidl.autograd``.
+The ops and their gradients live in ``minidl.ops`` (forward and backward side by side), which also
+attaches the operators (``+ - * / ** @``, unary ``-``, indexing) and the op methods (``sum``, ``mean``,
+``max``, ``reshape``, ``transpose``, ``T``, ``exp``, ``log``, ``sigmoid``, ``tanh``, ``relu``,
+``softsign``) to ``Tensor``: imports flow one way, ops imports tensor (``import minidl`` loads both).
+The engine that runs ``backward`` lives in ``minidl.autograd``.
 
 dtype rules (the public contract): float32/float64 ndarrays keep their dtype, other floating dtypes
 become float32; Python numbers, lists and tuples become float32; integer and bool ndarrays keep their
@@ -169,92 +172,7 @@ class Tensor:
         """Drop the accumulated gradient (``.grad = None``)."""
         self.grad = None
 
-    # ---- operators (see minidl.ops for each forward/backward pair) ---------------------------
-    def __add__(self, other):
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        return ops.add(self, other)
-
-    def __sub__(self, other):
-        return ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return ops.rsub(self, other)
-
-    def __mul__(self, other):
-        return ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return ops.mul(self, other)
-
-    def __truediv__(self, other):
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return ops.rdiv(self, other)
-
-    def __pow__(self, exponent):
-        return ops.pow(self, exponent)
-
-    def __neg__(self):
-        return ops.neg(self)
-
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return ops.matmul(ops.as_tensor(other, self), self)
-
-    def __getitem__(self, index):
-        return ops.getitem(self, index)
-
-    # ---- methods ---------------------------------------------------------------------------
-    def sum(self, axis=None, keepdims: bool = False):
-        """Sum over ``axis`` (None: all)."""
-        return ops.sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        """Arithmetic mean over ``axis`` (None: all)."""
-        return ops.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        """Maximum over ``axis``; the gradient is shared equally among tied maxima."""
-        return ops.max(self, axis, keepdims)
-
-    def reshape(self, *shape):
-        """View with a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return ops.reshape(self, shape)
-
-    def transpose(self, *axes):
-        """Permute axes (default: reverse them, the matrix transpose for 2-D)."""
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return ops.transpose(self, axes or None)
-
-    @property
-    def T(self):
-        return ops.transpose(self, None)
-
-    def exp(self):
-        return ops.exp(self)
-
-    def log(self):
-        return ops.log(self)
-
-    def sigmoid(self):
-        return ops.sigmoid(self)
-
-    def tanh(self):
-        return ops.tanh(self)
-
-    def relu(self):
-        return ops.relu(self)
-
-    def softsign(self):
-        return ops.softsign(self)
+    # Operators and op methods (__add__, ..., sum, reshape, T, sigmoid, ...) are attached by minidl.ops.
 
 
 _new_tensor = object.__new__
@@ -287,6 +205,3 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """Create a Tensor holding a *copy* of ``data`` (dtype rules in the module docstring)."""
     t = Tensor(_to_array(data, dtype, copy=True), requires_grad=requires_grad)
     return t
-
-
-from minidl import ops  # noqa: E402  (ops needs the Tensor class defined above)

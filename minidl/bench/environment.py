@@ -1,40 +1,18 @@
 """What a benchmark result depends on: CPU, load, library versions, and NumPy's BLAS thread count."""
 from __future__ import annotations
 
-import ctypes
 import os
 import platform
 
-_OPENBLAS_SETTERS = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
-                     "openblas_set_num_threads64_", "openblas_set_num_threads")
-
-
-def _loaded_openblas() -> list[str]:
-    """Paths of the OpenBLAS libraries mapped into this process (NumPy's BLAS)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return []
-    return sorted(paths)
-
 
 def set_numpy_threads(n: int) -> bool:
-    """Set the thread count of NumPy's OpenBLAS (the job threadpoolctl does); False if not possible."""
+    """Set the thread count of NumPy's BLAS (through threadpoolctl); False if no BLAS was found."""
     import numpy as np
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     np.dot(np.ones((2, 2)), np.ones((2, 2)))  # make sure the BLAS library is loaded
-    for path in _loaded_openblas():
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _OPENBLAS_SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter(ctypes.c_int(n))
-                return True
-    return False
+    threadpool_limits(limits=int(n), user_api="blas")
+    return any(pool["user_api"] == "blas" for pool in threadpool_info())
 
 
 def cpu_model() -> str:
@@ -53,6 +31,7 @@ def describe() -> dict:
     import numpy as np
 
     from minidl import _core
+    from minidl.allocator import malloc_tuned
 
     blas = "unknown"
     try:
@@ -70,10 +49,12 @@ def describe() -> dict:
         "numpy_blas": blas,
         "minidl_kernels": _core.kernel_name(),
         "minidl_openmp": _core.openmp_enabled(),
+        "minidl_malloc_tuned": malloc_tuned(),
     }
 
 
 def describe_line(info: dict) -> str:
     return (f"{info['cpu']}, {info['cores']} cores, load {info['load_average_1min']}; "
             f"NumPy {info['numpy']} ({info['numpy_blas']}); minidl kernels: {info['minidl_kernels']}"
-            f"{' + OpenMP' if info['minidl_openmp'] else ' (no OpenMP)'}")
+            f"{' + OpenMP' if info['minidl_openmp'] else ' (no OpenMP)'}"
+            f"{'; glibc malloc tuned (minidl.tune_malloc)' if info.get('minidl_malloc_tuned') else ''}")

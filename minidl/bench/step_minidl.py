@@ -16,6 +16,7 @@ class MinidlStep:
     def __init__(self, layers, lr: float, threads: int | None = None):
         if threads:
             _core.set_num_threads(threads)
+        mdl.tune_malloc()           # as the `minidl` command does for its own process (minidl/allocator.py)
         sizes = [layers[0][0].shape[0]] + [w.shape[1] for w, _ in layers]
         self.model = nn.MLP(sizes, activation="sigmoid")
         state = {}
@@ -28,15 +29,12 @@ class MinidlStep:
         return mdl.Tensor(x), y
 
     def __call__(self, x, y):
+        """The plain loop of README's API screen (step_torch.py writes PyTorch's the same way)."""
         self.optimizer.zero_grad()
         loss = F.cross_entropy(self.model(x), y)
         loss.backward()
         self.optimizer.step()
         return loss
-
-    @staticmethod
-    def loss_value(loss) -> float:
-        return float(loss.item())
 
     def parameters(self) -> list[np.ndarray]:
         """[W₁, b₁, W₂, ...] as ndarrays, W laid out (fan_in, fan_out)."""

@@ -83,10 +83,6 @@ class NumpyStep:
             self.biases[i] -= grad_b
         return loss
 
-    @staticmethod
-    def loss_value(loss) -> float:
-        return float(loss)
-
     def parameters(self) -> list[np.ndarray]:
         """[W₁, b₁, W₂, ...] as ndarrays, W laid out (fan_in, fan_out)."""
         return [p for pair in zip(self.weights, self.biases) for p in pair]

@@ -37,10 +37,6 @@ class TorchStep:
         self.optimizer.step()
         return loss
 
-    @staticmethod
-    def loss_value(loss) -> float:
-        return float(loss.item())
-
     def parameters(self) -> list[np.ndarray]:
         """[W₁, b₁, W₂, ...] as ndarrays, W laid out (fan_in, fan_out) like the others."""
         out = []

@@ -1,8 +1,9 @@
 """`minidl bench train --profile`: where minidl's training step spends its time, in this process.
 
-Splits the wall time of each step into: the compiled kernels (minidl._core matmul and sigmoid, as ops.py
-calls them), the optimizer's update (SGD.step), and the rest (Python: graph building, the backward
-sweep, loss, bias sums, allocation). Then prints cProfile's top functions by own time.
+Splits the wall time of each step into: the compiled kernels (minidl._core matmul and sigmoid, timed
+through ``minidl.ops.wrap_kernels``, the hook every kernel call of the step goes through), the
+optimizer's update (SGD.step), and the rest (Python: graph building, the backward sweep, loss, bias
+sums, allocation). Then prints cProfile's top functions by own time.
 """
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import contextlib
 import time
 
 
-@contextlib.contextmanager
-def _timed(owner, names: tuple[str, ...], totals: dict, label: str):
-    """Replace owner.<name> by a wrapper adding its wall time to totals[label]; restore on exit."""
-    saved = {name: getattr(owner, name) for name in names}
-
-    def wrap(fn):
+def _timer(totals: dict, label: str):
+    """A wrapper factory ``(name, fn) -> fn'`` whose wrappers add their wall time to totals[label]."""
+    def wrap(name, fn):
         def timed(*args, **kwargs):
             start = time.perf_counter()
             try:
@@ -23,8 +21,15 @@ def _timed(owner, names: tuple[str, ...], totals: dict, label: str):
             finally:
                 totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
         return timed
+    return wrap
+
+
+@contextlib.contextmanager
+def _timed(owner, names: tuple[str, ...], wrap):
+    """Replace owner.<name> by wrap(name, owner.<name>); restore on exit."""
+    saved = {name: getattr(owner, name) for name in names}
     for name, fn in saved.items():
-        setattr(owner, name, wrap(fn))
+        setattr(owner, name, wrap(name, fn))
     try:
         yield
     finally:
@@ -47,8 +52,7 @@ def profile(batch: int, threads: int, steps: int = 30, top: int = 12) -> dict:
     for i in range(5):
         step(*data[i % len(data)])
     totals: dict = {}
-    kernels = ("_core_matmul", "_core_sigmoid_forward", "_core_sigmoid_backward")
-    with _timed(ops, kernels, totals, "kernels"), _timed(optim.SGD, ("step",), totals, "update"):
+    with ops.wrap_kernels(_timer(totals, "kernels")), _timed(optim.SGD, ("step",), _timer(totals, "update")):
         start = time.perf_counter()
         for i in range(steps):
             step(*data[i % len(data)])

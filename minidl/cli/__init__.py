@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from minidl.allocator import tune_malloc
+
+    tune_malloc()       # this process is ours: keep the training step's large buffers mapped (see allocator.py)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -1,19 +1,7 @@
 """`minidl reproduce`: the Glorot & Bengio (2010) study end to end (see minidl.experiments)."""
 from __future__ import annotations
 
-import argparse
-
-
-def _csv(kind):
-    def parse(text: str):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        try:
-            return tuple(kind(item) for item in items)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return parse
+from minidl.cli.registry_args import activation_help, activation_name, csv, scheme_help, scheme_name
 
 
 def register(subparsers) -> None:
@@ -39,17 +27,20 @@ def register(subparsers) -> None:
     parser.add_argument("--skip-training", action="store_true", help="skip the training study")
     parser.add_argument("--depth", type=int, default=None, help="hidden layers of the trained nets")
     parser.add_argument("--width", type=int, default=None, help="units per hidden layer (both studies)")
-    parser.add_argument("--init-depths", type=_csv(int), default=None,
+    parser.add_argument("--init-depths", type=csv(int), default=None,
                         help="depths of the at-init nets, e.g. 5,10")
-    parser.add_argument("--activations", type=_csv(str), default=None,
-                        help="activations of the training study, e.g. sigmoid,tanh,softsign")
-    parser.add_argument("--init-activations", type=_csv(str), default=None,
-                        help="activations of the at-init study, e.g. sigmoid,tanh,softsign,relu")
-    parser.add_argument("--schemes", type=_csv(str), default=None,
-                        help="init schemes of the training study, e.g. standard,xavier_uniform")
-    parser.add_argument("--init-schemes", type=_csv(str), default=None,
-                        help="init schemes of the at-init study (names of minidl.init, normal_<std>)")
-    parser.add_argument("--seeds", type=_csv(int), default=None, help="training seeds, e.g. 0,1")
+    parser.add_argument("--activations", type=csv(activation_name), default=None, metavar="NAMES",
+                        help="activations of the training study, e.g. sigmoid,tanh,softsign; any of: "
+                             + activation_help())
+    parser.add_argument("--init-activations", type=csv(activation_name), default=None, metavar="NAMES",
+                        help="activations of the at-init study, e.g. sigmoid,tanh,softsign,relu (names as for "
+                             "--activations)")
+    parser.add_argument("--schemes", type=csv(scheme_name), default=None, metavar="SCHEMES",
+                        help="init schemes of the training study, e.g. standard,xavier_uniform; any of: "
+                             + scheme_help())
+    parser.add_argument("--init-schemes", type=csv(scheme_name), default=None, metavar="SCHEMES",
+                        help="init schemes of the at-init study (names as for --schemes)")
+    parser.add_argument("--seeds", type=csv(int), default=None, help="training seeds, e.g. 0,1")
     parser.add_argument("--updates", type=int, default=None,
                         help="SGD updates of every training run (default: fitted to the time budget, "
                              "sigmoid runs 5x the others)")
@@ -57,7 +48,7 @@ def register(subparsers) -> None:
     parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
     parser.add_argument("--lr-search", action="store_true",
                         help="choose each configuration's lr on validation error (short runs over a grid)")
-    parser.add_argument("--lr-grid", type=_csv(float), default=None,
+    parser.add_argument("--lr-grid", type=csv(float), default=None,
                         help="learning rates tried by --lr-search (default 0.01,0.03,0.1,0.3,1)")
     parser.add_argument("--lr-search-updates", type=int, default=None,
                         help="updates per trial of --lr-search")

@@ -13,10 +13,9 @@ import json
 import sys
 from pathlib import Path
 
+from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
+
 DATASETS = ("fashion-mnist", "mnist", "shapeset")
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "softsign")
-INITS = ("xavier_uniform", "xavier_normal", "standard", "lecun_normal", "lecun_uniform", "kaiming_uniform",
-         "kaiming_normal", "normal_0.01", "normal_1")
 # Test images of the built-in dataset come from this fixed seed, whatever --seed says.
 SHAPESET_TEST_SEED = 2**31 - 1
 
@@ -64,9 +63,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     model = parser.add_argument_group("model")
     model.add_argument("--hidden", type=int, nargs="+", default=d["hidden"], metavar="SIZE",
                        help="hidden layer sizes")
-    model.add_argument("--activation", choices=ACTIVATIONS, default=d["activation"], help="hidden activation")
-    model.add_argument("--init", default=d["init"], metavar="SCHEME",
-                       help=f"weight init scheme: {', '.join(INITS)} or normal_<std>")
+    model.add_argument("--activation", type=activation_name, default=d["activation"], metavar="NAME",
+                       help=f"hidden activation: {activation_help()}")
+    model.add_argument("--init", type=scheme_name, default=d["init"], metavar="SCHEME",
+                       help=f"weight init scheme: {scheme_help()}")
     opt = parser.add_argument_group("optimizer")
     opt.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"], help="optimizer")
     opt.add_argument("--lr", type=float, default=d["lr"],

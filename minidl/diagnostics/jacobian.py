@@ -9,34 +9,16 @@ mean singular value 8/(3 pi) * sigma * sqrt(n) = 0.849 * sigma * sqrt(n).
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-import contextlib
-import ctypes
-import glob
-import os
+from minidl import activations
 
 QUARTER_CIRCLE_MEAN = 8.0 / (3.0 * np.pi)  # mean singular value of an n x n matrix with entries N(0, 1/n)
 
 
-def _sigmoid(s):
-    return 0.5 * (1.0 + np.tanh(0.5 * s))  # stable form of 1 / (1 + exp(-s))
-
-
 def activation_derivative(name: str, s) -> np.ndarray:
-    """f'(s) for the activation named `name` ('sigmoid', 'tanh', 'softsign', 'relu', 'identity')."""
-    s = np.asarray(s, dtype=np.float64)
-    if name == "sigmoid":
-        y = _sigmoid(s)
-        return y * (1.0 - y)
-    if name == "tanh":
-        return 1.0 - np.tanh(s) ** 2
-    if name == "softsign":
-        return 1.0 / (1.0 + np.abs(s)) ** 2
-    if name == "relu":
-        return (s > 0).astype(np.float64)
-    if name == "identity":
-        return np.ones_like(s)
-    raise ValueError(f"activation_derivative: unknown activation {name!r}")
+    """f'(s) in float64 for a name of the activation registry (``minidl.activations``)."""
+    return activations.get(name).derivative(s)
 
 
 def layer_jacobian(weight, derivative) -> np.ndarray:
@@ -50,38 +32,6 @@ def layer_jacobian(weight, derivative) -> np.ndarray:
     return derivative[:, None] * weight.T
 
 
-def _openblas_thread_setter():
-    """The set_num_threads function of the OpenBLAS bundled in NumPy's wheel, or None."""
-    folder = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-    for path in glob.glob(os.path.join(folder, "*openblas*")):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            if hasattr(library, name):
-                return getattr(library, name)
-    return None
-
-
-@contextlib.contextmanager
-def single_threaded_lapack():
-    """Run NumPy's LAPACK on one thread inside the block (a no-op where NumPy's OpenBLAS is not found).
-
-    Why: right after minidl's OpenMP kernels, or on a busy 2-core machine, a 2-thread OpenBLAS
-    eigendecomposition of a 1000 x 1000 matrix measured 0.6-1.0 s against 0.19-0.26 s on one thread.
-    """
-    setter = _openblas_thread_setter()
-    if setter is None:
-        yield
-        return
-    setter(1)
-    try:
-        yield
-    finally:
-        setter(os.cpu_count() or 1)
-
-
 def singular_values(weight, derivative, dtype=np.float64) -> np.ndarray:
     """The min(fan_in, fan_out) singular values of diag(f'(s)) W^T, largest first.
 
@@ -91,7 +41,9 @@ def singular_values(weight, derivative, dtype=np.float64) -> np.ndarray:
     """
     jacobian = layer_jacobian(weight, derivative).astype(dtype, copy=False)
     gram = jacobian @ jacobian.T if jacobian.shape[0] <= jacobian.shape[1] else jacobian.T @ jacobian
-    with single_threaded_lapack():
+    # One BLAS thread: right after minidl's OpenMP kernels, or on a busy 2-core machine, a 2-thread
+    # OpenBLAS eigendecomposition of a 1000 x 1000 matrix measured 0.6-1.0 s against 0.19-0.26 s on one.
+    with threadpool_limits(limits=1, user_api="blas"):
         eigenvalues = np.linalg.eigvalsh(gram)[::-1].astype(np.float64)
     return np.sqrt(np.clip(eigenvalues, 0.0, None))
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl import activations
 from minidl.diagnostics.statistics import summarize
 
 
@@ -26,9 +27,10 @@ def _array(value) -> np.ndarray:
 
 
 def activation_name(module) -> str | None:
-    """'sigmoid' for nn.Sigmoid etc.; None for a module that is not an elementwise activation."""
-    name = type(module).__name__.lower()
-    return name if name in ("sigmoid", "tanh", "softsign", "relu", "identity") else None
+    """The registry name of an activation module (one whose ``.activation`` is a
+    ``minidl.activations.Activation``, as every ``nn`` activation's is); None for any other module."""
+    entry = getattr(module, "activation", None)
+    return entry.name if isinstance(entry, activations.Activation) else None
 
 
 def _is_linear(module) -> bool:
@@ -128,12 +130,9 @@ class LayerProbe:
 
     def activation_derivatives(self, index: int) -> np.ndarray:
         """f'(s^i) for the recorded pre-activations of layer `index` (for the layer Jacobian)."""
-        from minidl.diagnostics.jacobian import activation_derivative
-
-        name = self.activation_names[index] or "identity"
         if self.pre_activations[index] is None:
             raise RuntimeError("LayerProbe: no forward pass recorded yet")
-        return activation_derivative(name, self.pre_activations[index])
+        return activations.get(self.activation_names[index] or "identity").derivative(self.pre_activations[index])
 
     def summary(self) -> list[dict]:
         """Per layer: summaries (see `summarize`) of s, z, dC/ds and dC/dW from the last pass; None if absent."""

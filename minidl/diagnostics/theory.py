@@ -5,30 +5,21 @@ Weights W^i laid out (n_{i-1}, n_i), zero-mean, iid, independent of the signal. 
     backward   Var(dC/ds^i) = E[f'(s^i)^2] * n_i+1 Var(W^{i+1}) Var(dC/ds^{i+1})   (n_{i+1} = fan_out of W^{i+1})
 The forward step uses the second moment E[z^2], which equals Var(z) for the zero-mean signals of the
 paper's derivation and stays exact when inputs (pixels in [0, 1]) or sigmoid units are not centred.
-An activation enters through how it maps Var(s) to E[z^2], Var(z) and E[f'(s)^2]:
-    tanh, softsign, identity  linear regime f(s) ~ s:       E[z^2] = Var(z) = v,   E[f'^2] = 1
-    sigmoid                   linear regime f(s) ~ 1/2+s/4: Var(z) = v/16, E[z^2] = 1/4 + v/16, E[f'^2] = 1/16
-    relu                      exact for symmetric s:        E[z^2] = v/2, Var(z) = v/2 - v/(2 pi), E[f'^2] = 1/2
-So for tanh with n Var(W) = c in every layer, the activation variance changes by c per layer: x1/3 under
+An activation enters through how it maps Var(s) to E[z^2], Var(z) and E[f'(s)^2]: its `moments` in the
+activation registry (minidl.activations; e.g. sigmoid's linear regime f(s) ~ 1/2 + s/4 gives
+E[z^2] = 1/4 + v/16, Var(z) = v/16, E[f'^2] = 1/16). So for tanh with n Var(W) = c in every layer, the activation variance changes by c per layer: x1/3 under
 the standard init (std x0.577) and x1 under Xavier with equal widths.
 Weight gradients of a batch-mean cost, assuming independence across the B examples of a batch:
     Var(dC/dW^i) = B * E[(z^{i-1})^2] * Var(dC/ds^i)
 """
 from __future__ import annotations
 
-import math
+from minidl import activations
 
 
 def activation_moments(name: str, pre_activation_variance: float) -> tuple[float, float, float]:
-    """(E[z^2], Var(z), E[f'(s)^2]) for zero-mean s of variance `pre_activation_variance`."""
-    v = float(pre_activation_variance)
-    if name in ("tanh", "softsign", "identity"):
-        return v, v, 1.0
-    if name == "sigmoid":
-        return 0.25 + v / 16.0, v / 16.0, 1.0 / 16.0
-    if name == "relu":
-        return v / 2.0, v / 2.0 - v / (2.0 * math.pi), 0.5
-    raise ValueError(f"activation_moments: unknown activation {name!r}")
+    """(E[z^2], Var(z), E[f'(s)^2]) for zero-mean s of variance `pre_activation_variance` (the registry's)."""
+    return activations.get(name).moments(float(pre_activation_variance))
 
 
 def predict_forward(fan_ins, weight_variances, input_second_moment: float, activation: str) -> dict:

@@ -1,7 +1,7 @@
-"""The Glorot & Bengio (2010) study behind `minidl reproduce`.
+"""The Glorot & Bengio (2010) study behind `minidl reproduce`. Activations and init schemes are the
+registries' (minidl.activations, minidl.init): any name they accept, the study accepts.
 
     config.py         presets (quick / default / full) and the configuration dataclasses
-    schemes.py        init schemes by name and their weight variances
     data.py           Fashion-MNIST when installed, else Shapeset-3x2
     networks.py       the deep MLPs and their LayerProbe
     at_init.py        statistics of untrained nets (Figs. 6-8, Eq. 17, variance propagation)

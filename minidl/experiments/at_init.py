@@ -14,11 +14,10 @@ import numpy as np
 from minidl.diagnostics import (QUARTER_CIRCLE_MEAN, histogram, mean_singular_value, predict_backward,
                                 predict_forward, predict_weight_gradient, ratio_per_layer, summarize,
                                 symmetric_range)
+from minidl import activations
 from minidl.experiments.networks import build_network, layer_sizes, weight_variances
 
-PAPER_PAIR = ("standard", "xavier_uniform")
-SLOPE_AT_ZERO = {"tanh": 1.0, "softsign": 1.0, "sigmoid": 0.25}   # the two schemes the paper's figures compare
-ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0)}
+PAPER_PAIR = ("standard", "xavier_uniform")   # the two schemes the paper's figures compare
 
 
 def _forward_backward(model, probe, x, y):
@@ -74,6 +73,7 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
     gradient_std = [layer["backprop_gradient"]["std"] for layer in layers]
     weight_grad_std = [layer["weight_gradient"]["std"] for layer in layers]
     jacobians = [layer["jacobian_mean_singular_value"] for layer in layers[1:]]
+    slope = activations.get(activation).slope_at_zero
     record = {
         "activation": activation, "scheme": scheme, "depth": depth, "width": width, "seed": seed,
         "examples": int(x.shape[0]), "loss": loss,
@@ -87,9 +87,8 @@ def measure_network(activation: str, scheme: str, depth: int, width: int, x, y, 
             "jacobian_mean_singular_value": (float(np.mean(jacobians)) if jacobians and None not in jacobians
                                              else None),
             # linear regime: J ~ f'(0) W^T, so 0.849 f'(0) sqrt(n Var(W)); ReLU has no linear regime at 0
-            "quarter_circle_prediction": (QUARTER_CIRCLE_MEAN * SLOPE_AT_ZERO[activation] *
-                                          float(np.sqrt(width * variances[1]))
-                                          if activation in SLOPE_AT_ZERO and depth > 1 else None),
+            "quarter_circle_prediction": (QUARTER_CIRCLE_MEAN * slope * float(np.sqrt(width * variances[1]))
+                                          if slope is not None and depth > 1 else None),
         },
     }
     raw = {
@@ -107,11 +106,8 @@ def _safe_ratio(a: float, b: float) -> float:
 def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None:
     """Attach per-layer histograms to each record; the paper's pair of schemes shares gradient axes."""
     def quantity_range(quantity, activation, arrays):
-        if quantity == "activation" and activation in ACTIVATION_RANGES:
-            return ACTIVATION_RANGES[activation]
-        if quantity == "activation":                       # relu: [0, high percentile]
-            high = max(float(np.percentile(a, 99.9)) for a in arrays)
-            return (0.0, high if high > 0 else 1.0)
+        if quantity == "activation":
+            return activations.get(activation).histogram_range(arrays)
         return symmetric_range(arrays)
 
     pair = [(r, raw) for r, raw in records_and_raws if r["scheme"] in PAPER_PAIR]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from minidl.experiments.schemes import validate_scheme
+from minidl import activations as _activations
+from minidl import init as _init
 
-ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
+# The presets' choices (any name of minidl.activations and minidl.init is accepted).
+AT_INIT_ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
 TRAIN_ACTIVATIONS = ("sigmoid", "tanh", "softsign")
 
 # Learning rates for SGD at batch 64 on Fashion-MNIST, per (activation, scheme); see LR_EVIDENCE.
@@ -42,7 +44,7 @@ UPDATE_SHARE_REASON = (
 @dataclass
 class AtInitConfig:
     """Statistics of untrained nets on one fixed batch of inputs (paper Sec. 4.2, Figs. 6-8, Eq. 17)."""
-    activations: tuple = ACTIVATIONS
+    activations: tuple = AT_INIT_ACTIVATIONS
     schemes: tuple = ("standard", "xavier_uniform", "lecun_normal", "kaiming_normal", "normal_0.01", "normal_1")
     depths: tuple = (5, 10)
     width: int = 1000
@@ -102,14 +104,12 @@ class StudyConfig:
     def validate(self) -> "StudyConfig":
         if self.dataset not in ("auto", "fashion-mnist", "mnist", "shapeset"):
             raise ValueError(f"unknown dataset {self.dataset!r}; choose auto, fashion-mnist, mnist or shapeset")
-        for part, allowed in ((self.at_init, ACTIVATIONS), (self.training, ACTIVATIONS)):
+        for part in (self.at_init, self.training):
             if part is None:
                 continue
-            for activation in part.activations:
-                if activation not in allowed:
-                    raise ValueError(f"unknown activation {activation!r}; choose from {', '.join(allowed)}")
+            part.activations = tuple(_activations.get(name).name for name in part.activations)
             for scheme in part.schemes:
-                validate_scheme(scheme)
+                _init.get(scheme)
         if self.at_init is not None:
             if min(self.at_init.depths) < 2 or self.at_init.width < 1 or self.at_init.examples < 2:
                 raise ValueError("at-init study needs depth >= 2, width >= 1 and at least 2 examples")

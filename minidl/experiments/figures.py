@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minidl.experiments.schemes import label
+from minidl import init
 
 PAIR = ("standard", "xavier_uniform")
 
@@ -75,7 +75,7 @@ def fig2_sigmoid_mean_std(results, folder):
             mean, std = np.array(layer["mean"], float), np.array(layer["std"], float)
             ax.plot(updates, mean, color=color, label=f"layer {i + 1}")
             ax.fill_between(updates, mean - std, mean + std, color=color, alpha=0.12)
-        ax.set(title=f"sigmoid, {label(scheme)} (seed {run['seed']}, lr {run['lr']:g})",
+        ax.set(title=f"sigmoid, {init.get(scheme).label} (seed {run['seed']}, lr {run['lr']:g})",
                xlabel="updates", ylabel="activation mean ± std", ylim=(-0.05, 1.05))
         ax.legend(fontsize=8)
     return _save(fig, folder, "fig2_sigmoid_activation_mean_std.png")
@@ -98,7 +98,7 @@ def fig3_percentiles(results, folder):
             ax.plot(updates, layer["p98"], linestyle="none", marker="^", markersize=3, color=color)
             ax.plot(updates, layer["p2"], linestyle="none", marker="v", markersize=3, color=color)
             ax.plot(updates, layer["std"], color=color, label=f"layer {i + 1}")
-        ax.set(title=f"{activation}, {label(scheme)}: p98/p2 (markers), std (line)", xlabel="updates",
+        ax.set(title=f"{activation}, {init.get(scheme).label}: p98/p2 (markers), std (line)", xlabel="updates",
                ylim=(-1.05, 1.05))
         ax.legend(fontsize=7, ncol=2)
     for ax in axes.ravel()[len(cells):]:
@@ -120,7 +120,7 @@ def fig4_final_histograms(results, folder):
         for i, (h, color) in enumerate(zip(hists, _layer_colors(len(hists)))):
             edges = np.array(h["edges"])
             ax.plot(0.5 * (edges[1:] + edges[:-1]), h["density"], color=color, label=f"layer {i + 1}")
-        ax.set(title=f"{activation}, {label(scheme)}: after {run['updates_done']} updates",
+        ax.set(title=f"{activation}, {init.get(scheme).label}: after {run['updates_done']} updates",
                xlabel="activation value", ylabel="density")
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(cells):]:
@@ -145,7 +145,7 @@ def _init_histograms(results, folder, quantity, filename, xlabel, title):
         for i, (h, color) in enumerate(zip(hists, _layer_colors(len(hists)))):
             edges = np.array(h["edges"])
             ax.plot(0.5 * (edges[1:] + edges[:-1]), h["density"], color=color, label=f"layer {i + 1}")
-        ax.set(title=f"{title}: {activation}, {label(scheme)}", xlabel=xlabel, ylabel="density")
+        ax.set(title=f"{title}: {activation}, {init.get(scheme).label}", xlabel=xlabel, ylabel="density")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
         ax.legend(fontsize=7)
     return _save(fig, folder, filename)
@@ -189,7 +189,7 @@ def fig11_12_learning_curves(results, folder):
                 updates, values = updates[keep], values[:, keep]
                 mean = np.nanmean(values, axis=0)
                 line, = axes[row][col].plot(updates, mean, style,
-                                            label=f"{label(scheme)} (lr {group[0]['lr']:g}, {len(group)} seeds)")
+                                            label=f"{init.get(scheme).label} (lr {group[0]['lr']:g}, {len(group)} seeds)")
                 if len(group) > 1:
                     axes[row][col].fill_between(updates, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                                                 color=line.get_color(), alpha=0.15)
@@ -216,7 +216,7 @@ def variance_propagation(results, folder):
                     (("activation", "activation_var"), ("backprop_gradient", "backprop_gradient_var"))):
                 measured = [L[measured_key]["std"] ** 2 for L in record["layers"]]
                 predicted = [L["predicted"][predicted_key] for L in record["layers"]]
-                axes[row][col].semilogy(layers, measured, "o-", color=color, label=label(record["scheme"]))
+                axes[row][col].semilogy(layers, measured, "o-", color=color, label=init.get(record["scheme"]).label)
                 axes[row][col].semilogy(layers, predicted, "--", color=color)
         for ax in axes[:, col]:
             ax.xaxis.set_major_locator(_integer_locator())
@@ -240,7 +240,7 @@ def jacobian_singular_values(results, folder):
     for ax, activation in zip(axes[0], activations):
         for k, record in enumerate(r for r in records if r["activation"] == activation):
             values = [L["jacobian_mean_singular_value"] for L in record["layers"][1:]]
-            ax.plot(range(2, depth + 1), values, "o-", color=f"C{k}", label=label(record["scheme"]))
+            ax.plot(range(2, depth + 1), values, "o-", color=f"C{k}", label=init.get(record["scheme"]).label)
         for level in (0.5, 0.8):
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
         ax.set(title=f"{activation}: mean singular value of dz^i/dz^(i-1)", xlabel="layer i", yscale="log")

@@ -4,10 +4,8 @@ All layers, the output layer included, are initialized with the same scheme, as 
 """
 from __future__ import annotations
 
+from minidl import init
 from minidl.diagnostics import LayerProbe
-from minidl.experiments.schemes import initializer, weight_variance
-
-ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
 
 
 def layer_sizes(n_inputs: int, depth: int, width: int, n_classes: int) -> list[int]:
@@ -23,14 +21,12 @@ def build_network(n_inputs: int, depth: int, width: int, n_classes: int, activat
     from minidl import nn
     from minidl.random import manual_seed
 
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose from {', '.join(ACTIVATIONS)}")
     manual_seed(int(seed))
-    model = nn.MLP(layer_sizes(n_inputs, depth, width, n_classes), activation=activation,
-                   init=initializer(scheme))
+    model = nn.MLP(layer_sizes(n_inputs, depth, width, n_classes), activation=activation, init=scheme)
     return model, LayerProbe(model.linears, list(model.activations) + [None])
 
 
 def weight_variances(sizes: list[int], scheme: str) -> list[float]:
-    """Var(W^i) of every layer (hidden and output) under `scheme`."""
-    return [weight_variance(scheme, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    """Var(W^i) of every layer (hidden and output) under `scheme` (minidl.init's registry)."""
+    variance = init.get(scheme).variance
+    return [variance(a, b) for a, b in zip(sizes[:-1], sizes[1:])]

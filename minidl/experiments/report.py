@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from minidl.experiments import paper
-from minidl.experiments.schemes import label
+from minidl import init
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
 SATURATED = 0.95            # |98th percentile| at or beyond this: the layer is saturated (tanh/softsign)
@@ -64,7 +64,7 @@ def at_init_section(results) -> list[str]:
         for r in _find(records, depth=depth):
             s = r["summary"]
             lines.append(
-                f"| {r['activation']} | {label(r['scheme'])} | {_fmt(r['layers'][0]['activation']['std'])} → "
+                f"| {r['activation']} | {init.get(r['scheme']).label} | {_fmt(r['layers'][0]['activation']['std'])} → "
                 f"{_fmt(r['layers'][-1]['activation']['std'])} | {_fmt(s['activation_std_ratio_per_layer'])} | "
                 f"{_fmt(s['backprop_gradient_std_top_over_bottom'])} | {_fmt(s['weight_gradient_std_max_over_min'])} "
                 f"| {_fmt(s['jacobian_mean_singular_value'])} |")
@@ -97,7 +97,7 @@ def at_init_section(results) -> list[str]:
         for r in _find(records, activation=activation, depth=depth):
             if r["scheme"].startswith("normal_"):
                 top = r["layers"][-1]["activation"]
-                lines.append(f"  {label(r['scheme'])}: top-layer activation std {_fmt(top['std'])}, "
+                lines.append(f"  {init.get(r['scheme']).label}: top-layer activation std {_fmt(top['std'])}, "
                              f"98th percentile {_fmt(top['p98'])}; activation std "
                              f"{_trend(r['summary']['activation_std_ratio_per_layer'])}.")
     lines += ["", "### Theory vs measured (variance propagation)", "",
@@ -106,7 +106,7 @@ def at_init_section(results) -> list[str]:
               "| activation | scheme | Var(s), one step from the measured layer below | Var(z), recursion from "
               "the input | Var(dC/ds), recursion from the output |", "| --- | --- | ---: | ---: | ---: |"]
     for r in _find(records, depth=depths[-1]):
-        lines.append(f"| {r['activation']} | {label(r['scheme'])} "
+        lines.append(f"| {r['activation']} | {init.get(r['scheme']).label} "
                      f"| {_fmt(_worst_factor(r, 'pre_activation', 'pre_activation_var_one_step'))} "
                      f"| {_fmt(_worst_factor(r, 'activation', 'activation_var'))} "
                      f"| {_fmt(_worst_factor(r, 'backprop_gradient', 'backprop_gradient_var'))} |")
@@ -236,7 +236,7 @@ def training_section(results) -> list[str]:
             if diverged:
                 cell += f", {diverged} diverged"
             row = paper.table1_row(activation, scheme)
-            lines.append(f"| {activation} | {label(scheme)} | {group[0]['lr']:g} | {cell} | "
+            lines.append(f"| {activation} | {init.get(scheme).label} | {group[0]['lr']:g} | {cell} | "
                          f"{row['Shapeset'] if row else '—'} | {row['MNIST'] if row else '—'} |")
     if data.get("name") not in ("shapeset", "mnist"):
         lines += ["", f"The paper has no {data.get('name')} column; MNIST and Shapeset are shown for scale only."]
@@ -349,7 +349,7 @@ def _saturation_sentences(runs):
         top = float(np.mean(tops))
         state = ("sits saturated near 0" if top < SIGMOID_LOW else
                  "is not saturated at 0")
-        lines.append(f"- sigmoid, {label(scheme)}: after {at[0]} updates the top hidden layer's mean activation is "
+        lines.append(f"- sigmoid, {init.get(scheme).label}: after {at[0]} updates the top hidden layer's mean activation is "
                      f"{top:.3f} (mean over {len(group)} seeds): it {state} (threshold {SIGMOID_LOW}); the lowest "
                      f"mean among the layers below is {float(np.mean(lowers)):.2f}.")
         final_tops = [run["monitor"]["layers"][-1]["mean"][-1] for run in group]
@@ -360,7 +360,7 @@ def _saturation_sentences(runs):
             group = [r for r in _group(runs, activation, scheme) if r.get("final_histograms")]
             if group:
                 fractions = [_fraction_beyond(group[0]["final_histograms"], 0.9)]
-                lines.append(f"- {activation}, {label(scheme)}: at the end {100 * fractions[0]:.1f}% of the monitored "
+                lines.append(f"- {activation}, {init.get(scheme).label}: at the end {100 * fractions[0]:.1f}% of the monitored "
                              f"activations (all layers, seed {group[0]['seed']}) lie beyond ±0.9 (Fig. 4).")
             group = [r for r in _group(runs, activation, scheme) if r.get("monitor")]
             if not group:
@@ -374,12 +374,12 @@ def _saturation_sentences(runs):
             reached = [(i, u) for i, u in order if u is not None]
             if reached:
                 text = ", ".join(f"layer {i} at update {u}" for i, u in sorted(reached, key=lambda p: p[1]))
-                lines.append(f"- {activation}, {label(scheme)} (seed {run['seed']}): the 2nd/98th percentile reached "
+                lines.append(f"- {activation}, {init.get(scheme).label} (seed {run['seed']}): the 2nd/98th percentile reached "
                              f"±{SATURATED} (saturation) in this order: {text}; "
                              f"{len(order) - len(reached)} of {len(order)} layers never did.")
             else:
                 peak = max(max(abs(v) for v in layer["p98"] + layer["p2"]) for layer in run["monitor"]["layers"])
-                lines.append(f"- {activation}, {label(scheme)} (seed {run['seed']}): no layer's 2nd/98th percentile "
+                lines.append(f"- {activation}, {init.get(scheme).label} (seed {run['seed']}): no layer's 2nd/98th percentile "
                              f"reached ±{SATURATED} (largest |percentile| {peak:.2f}): no saturation in this run.")
     return lines
 

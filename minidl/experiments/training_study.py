@@ -11,23 +11,18 @@ import time
 
 import numpy as np
 
+from minidl import activations
 from minidl.diagnostics import histogram, summarize
 from minidl.experiments.networks import build_network
 
 EVAL_CHUNK = 1000
-ACTIVATION_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0), "relu": (0.0, 5.0)}
 
 
-def error_rate(model, x, y) -> float:
-    """Fraction of misclassified rows of `x`, evaluated without a graph in chunks of EVAL_CHUNK."""
-    import minidl as mdl
+def eval_loader(x, y):
+    """The examples (x, y) in their order, in chunks of EVAL_CHUNK: what `Trainer.evaluate` takes."""
+    from minidl.data.loader import DataLoader
 
-    wrong = 0
-    with mdl.no_grad():
-        for start in range(0, x.shape[0], EVAL_CHUNK):
-            logits = model(mdl.tensor(x[start:start + EVAL_CHUNK])).data
-            wrong += int(np.sum(np.argmax(logits, axis=1) != y[start:start + EVAL_CHUNK]))
-    return wrong / max(1, x.shape[0])
+    return DataLoader((x, y), EVAL_CHUNK, shuffle=False, seed=0)   # a seed: no draw from the global RNG
 
 
 def _monitor(model, probe, x, depth):
@@ -39,6 +34,73 @@ def _monitor(model, probe, x, depth):
     return [summarize(probe.activations[i]) for i in range(depth)], [probe.activations[i] for i in range(depth)]
 
 
+class RunRecorder:
+    """What one training run records, fed by the Trainer's callbacks (`callbacks`).
+
+    curve: {"updates", "train_loss" (mean minibatch loss since the previous point), "test_error" (on the
+    `eval_examples` loader, by `Trainer.evaluate`)}; series: {"updates", "layers"} activation summaries
+    of the monitored examples `x_monitor`; `on_updates(k)` is told of the updates done since last told.
+    """
+
+    def __init__(self, model, probe, depth: int, x_monitor, eval_examples, on_updates=None):
+        self.model, self.probe, self.depth, self.x_monitor = model, probe, depth, x_monitor
+        self.eval_examples, self.on_updates = eval_examples, on_updates
+        self.curve = {"updates": [], "train_loss": [], "test_error": []}
+        self.series = {"updates": [], "layers": [{"mean": [], "std": [], "p2": [], "p50": [], "p98": []}
+                                                 for _ in range(depth)]}
+        self.losses = []      # minibatch losses since the last curve point
+        self.reported = 0     # updates told to on_updates
+
+    def callbacks(self, eval_every: int, monitor_every: int | None) -> list:
+        """Trainer callbacks: every loss, a curve point every `eval_every` updates, progress every 10
+        updates and (unless `monitor_every` is None) a snapshot every `monitor_every` updates."""
+        from minidl.training import Every
+
+        callbacks = [Every(1, self.record_loss), Every(eval_every, self.curve_point), Every(10, self.progress)]
+        if monitor_every is not None:
+            callbacks.append(Every(monitor_every, self.snapshot))
+        return callbacks
+
+    def record_loss(self, trainer) -> None:
+        if trainer.step > 0:
+            self.losses.append(trainer.last_loss)
+
+    def curve_point(self, trainer) -> None:
+        self.curve["updates"].append(trainer.step)
+        self.curve["train_loss"].append(float(np.mean(self.losses)) if self.losses else None)
+        self.curve["test_error"].append(trainer.evaluate(self.eval_examples)["error"])
+        self.losses.clear()
+
+    def snapshot(self, trainer) -> None:
+        summaries, _ = _monitor(self.model, self.probe, self.x_monitor, self.depth)
+        self.series["updates"].append(trainer.step)
+        for layer, summary in zip(self.series["layers"], summaries):
+            for key in layer:
+                layer[key].append(summary[key])
+
+    def progress(self, trainer) -> None:
+        self.report_progress(trainer.step)
+
+    def report_progress(self, updates: int) -> None:
+        """Tell on_updates of the updates up to `updates` not told yet."""
+        if self.on_updates is not None and updates > self.reported:
+            self.on_updates(updates - self.reported)
+            self.reported = updates
+
+
+def study_trainer(data, config, model, lr: float, seed: int, callbacks=()):
+    """The study's training loop for `model`: a Trainer with plain SGD at `lr` on minibatches of
+    `config.batch_size` training examples, shuffled by `seed`; no files, no bar, no log."""
+    from minidl import optim
+    from minidl.data.loader import DataLoader
+    from minidl.training import Trainer
+
+    optimizer = optim.SGD(model.parameters(), lr=lr)
+    loader = DataLoader((data.x_train, data.y_train), config.batch_size, shuffle=True, seed=10_000 + seed,
+                        drop_last=data.x_train.shape[0] >= config.batch_size)
+    return Trainer(model, optimizer, loader, callbacks=callbacks, out_dir=None, progress=False, log=None)
+
+
 def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, updates: int,
               monitor: bool = True, on_updates=None) -> dict:
     """Train one net with the shared loop (minidl.training.Trainer); returns its JSON-ready record
@@ -48,50 +110,15 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
     learning-curve point every `eval_every` updates. `on_updates(k)` is told of every 10 updates (for a
     progress bar). A non-finite loss stops the run (TrainingDiverged), recorded as diverged at that update.
     """
-    from minidl import optim
-    from minidl.data.loader import DataLoader
-    from minidl.training import Every, Trainer, TrainingDiverged
+    from minidl.training import TrainingDiverged
 
     depth = config.depth
     model, probe = build_network(data.n_inputs, depth, config.width, data.n_classes, activation, scheme, seed)
-    optimizer = optim.SGD(model.parameters(), lr=lr)
-    loader = DataLoader((data.x_train, data.y_train), config.batch_size, shuffle=True, seed=10_000 + seed,
-                        drop_last=data.x_train.shape[0] >= config.batch_size)
     x_monitor = data.x_test[:config.monitor_examples]
     x_eval, y_eval = data.x_test[:config.eval_examples], data.y_test[:config.eval_examples]
-
-    curve = {"updates": [], "train_loss": [], "test_error": []}
-    series = {"updates": [], "layers": [{"mean": [], "std": [], "p2": [], "p50": [], "p98": []}
-                                        for _ in range(depth)]}
-    losses = []
-    reported = [0]
-
-    def snapshot(trainer):
-        summaries, _ = _monitor(model, probe, x_monitor, depth)
-        series["updates"].append(trainer.step)
-        for layer, summary in zip(series["layers"], summaries):
-            for key in layer:
-                layer[key].append(summary[key])
-
-    def curve_point(trainer):
-        curve["updates"].append(trainer.step)
-        curve["train_loss"].append(float(np.mean(losses)) if losses else None)
-        curve["test_error"].append(error_rate(model, x_eval, y_eval))
-        losses.clear()
-
-    def record_loss(trainer):
-        if trainer.step > 0:
-            losses.append(trainer.last_loss)
-
-    def progress(trainer):
-        if on_updates is not None and trainer.step > reported[0]:
-            on_updates(trainer.step - reported[0])
-            reported[0] = trainer.step
-
-    callbacks = [Every(1, record_loss), Every(config.eval_every, curve_point), Every(10, progress)]
-    if monitor:
-        callbacks.append(Every(config.monitor_every, snapshot))
-    trainer = Trainer(model, optimizer, loader, callbacks=callbacks, out_dir=None, progress=False, log=None)
+    recorder = RunRecorder(model, probe, depth, x_monitor, eval_loader(x_eval, y_eval), on_updates)
+    trainer = study_trainer(data, config, model, lr, seed,
+                            recorder.callbacks(config.eval_every, config.monitor_every if monitor else None))
     start_time = time.perf_counter()
     diverged_at = None
     try:
@@ -100,53 +127,52 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
         diverged_at = error.step
     train_seconds = time.perf_counter() - start_time
     done = trainer.step
-    if diverged_at is None and curve["updates"][-1] != done:
-        curve_point(trainer)
-    if on_updates is not None and updates > reported[0]:
-        on_updates(updates - reported[0])        # a diverged run still completes its share of the bar
+    if diverged_at is None and recorder.curve["updates"][-1] != done:
+        recorder.curve_point(trainer)
+    recorder.report_progress(updates)        # a diverged run still completes its share of the bar
 
     record = {
         "activation": activation, "scheme": scheme, "seed": seed, "lr": lr,
         "depth": depth, "width": config.width, "batch_size": config.batch_size,
         "updates_planned": updates, "updates_done": done, "diverged_at": diverged_at,
         "train_seconds": train_seconds, "updates_per_second": done / train_seconds if train_seconds > 0 else None,
-        "curve": curve,
+        "curve": recorder.curve,
     }
     if diverged_at is None:
-        record["final_test_error"] = error_rate(model, data.x_test, data.y_test)
-        record["final_validation_error"] = error_rate(model, data.x_valid[:2000], data.y_valid[:2000])
+        record["final_test_error"] = trainer.evaluate(eval_loader(data.x_test, data.y_test))["error"]
+        record["final_validation_error"] = trainer.evaluate(
+            eval_loader(data.x_valid[:2000], data.y_valid[:2000]))["error"]
     else:
         record["final_test_error"] = None
         record["final_validation_error"] = None
     if monitor:
-        if diverged_at is None and series["updates"][-1] != done:
-            snapshot(trainer)
-        record["monitor"] = series
+        if diverged_at is None and recorder.series["updates"][-1] != done:
+            recorder.snapshot(trainer)
+        record["monitor"] = recorder.series
         _, raw = _monitor(model, probe, x_monitor, depth)
-        value_range = ACTIVATION_RANGES.get(activation, (-1.0, 1.0))
+        value_range = activations.get(activation).histogram_range(raw)
         record["final_histograms"] = [histogram(a, value_range, config.bins) for a in raw] \
             if diverged_at is None else None
     return record
 
 
 def seconds_per_update(data, config, activation: str, warmup: int = 5, timed: int = 15) -> float:
-    """Measured wall time of one SGD update of the study's net (`activation`, Xavier init, lr 0)."""
-    import minidl as mdl
-    from minidl import optim
-    from minidl.nn import functional as F
+    """Measured wall time of one update of the study's training loop (`study_trainer`) on the study's net
+    (`activation`, Xavier init, lr 0): the mean over `timed` updates after `warmup` updates."""
+    from minidl.training import Every
 
+    if timed < 1:
+        raise ValueError(f"seconds_per_update: timed must be at least 1, got {timed}")
     model, _ = build_network(data.n_inputs, config.depth, config.width, data.n_classes, activation,
                              "xavier_uniform", seed=0)
-    optimizer = optim.SGD(model.parameters(), lr=0.0)
-    x, y = data.x_train[:config.batch_size], data.y_train[:config.batch_size]
-    for i in range(warmup + timed):
-        if i == warmup:
-            start = time.perf_counter()
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(mdl.tensor(x)), y)
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / timed
+    marks = {}       # update count -> time when it was reached
+
+    def mark(trainer):
+        if trainer.step in (warmup, warmup + timed):
+            marks[trainer.step] = time.perf_counter()
+
+    study_trainer(data, config, model, lr=0.0, seed=0, callbacks=[Every(1, mark)]).fit(updates=warmup + timed)
+    return (marks[warmup + timed] - marks[warmup]) / timed
 
 
 def search_learning_rate(data, config, activation: str, scheme: str, on_updates=None) -> dict:

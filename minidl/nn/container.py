@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from minidl.nn.activation import Identity, ReLU, Sigmoid, Softsign, Tanh
+from minidl.nn.activation import make_activation
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module
 
-__all__ = ["Sequential", "MLP", "ACTIVATIONS"]
-
-ACTIVATIONS = {"sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU, "softsign": Softsign,
-               "identity": Identity, "linear": Identity}
+__all__ = ["Sequential", "MLP"]
 
 
 class Sequential(Module):
@@ -38,22 +35,6 @@ class Sequential(Module):
         return iter(self._modules.values())
 
 
-def _make_activation(activation) -> Module:
-    if isinstance(activation, str):
-        try:
-            return ACTIVATIONS[activation.lower()]()
-        except KeyError:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}") from None
-    if isinstance(activation, type) and issubclass(activation, Module):
-        return activation()
-    if callable(activation):
-        made = activation()
-        if isinstance(made, Module):
-            return made
-    raise TypeError(f"activation must be a name, a Module class or a factory returning a Module, "
-                    f"got {activation!r}")
-
-
 class MLP(Sequential):
     """Linear → activation → … → Linear, with no activation after the last Linear (logits out).
 
@@ -63,8 +44,8 @@ class MLP(Sequential):
 
     Args:
         sizes: layer widths, input first, at least two.
-        activation: "sigmoid" | "tanh" | "relu" | "softsign" | "identity", or a Module class/factory.
-        init: weight scheme name (``minidl.init.SCHEMES``) or callable, for every Linear.
+        activation: a name of ``minidl.activations`` ("sigmoid", "tanh", ...), or a Module class/factory.
+        init: a scheme name of ``minidl.init`` (``SCHEMES`` or "normal_<std>") or callable, for every Linear.
         bias, dtype: passed to each Linear.
         generator: numpy Generator for the weight draws (default: ``minidl.random.generator()``).
     """
@@ -80,7 +61,7 @@ class MLP(Sequential):
             linears.append(lin)
             stack.append(lin)
             if i < len(sizes) - 2:
-                act = _make_activation(activation)
+                act = make_activation(activation)
                 activations.append(act)
                 stack.append(act)
         super().__init__(*stack)

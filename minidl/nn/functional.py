@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import ops
-from minidl.autograd import _GradMode
-from minidl.ops import _result, _unbroadcast, as_tensor, linear
+from minidl.ops import as_tensor, linear, record, unbroadcast
 from minidl.tensor import Tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softsign", "softmax", "log_softmax",
@@ -49,12 +48,10 @@ def softmax(x, axis: int = -1) -> Tensor:
     x = as_tensor(x)
     _, exps, total = _shifted(x.data, axis)
     out = exps / total
-    if not (x.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
 
     def backward(g):
         return (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
-    return _result(out, (x,), backward)
+    return record(out, (x,), backward)
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
@@ -62,13 +59,10 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     x = as_tensor(x)
     shifted, exps, total = _shifted(x.data, axis)
     out = shifted - np.log(total)
-    if not (x.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
-    probs = exps / total
 
     def backward(g):
-        return (g - probs * g.sum(axis=axis, keepdims=True),)
-    return _result(out, (x,), backward)
+        return (g - (exps / total) * g.sum(axis=axis, keepdims=True),)
+    return record(out, (x,), backward)
 
 
 def _check_targets(logits: np.ndarray, targets) -> np.ndarray:
@@ -106,15 +100,13 @@ def cross_entropy(logits, targets) -> Tensor:
     rows = np.arange(n)
     picked = shifted[rows, targets] - np.log(total[:, 0])
     out = np.asarray(-picked.mean(), dtype=z.dtype)
-    if not (logits.requires_grad and _GradMode.enabled):
-        return Tensor._wrap(out)
 
     def backward(g):
         grad = exps / total
         grad[rows, targets] -= 1
         grad *= g / n
         return (grad,)
-    return _result(out, (logits,), backward)
+    return record(out, (logits,), backward)
 
 
 def mse_loss(input, target) -> Tensor:
@@ -123,12 +115,9 @@ def mse_loss(input, target) -> Tensor:
     b = as_tensor(target, a)
     diff = a.data - b.data
     out = np.asarray(np.mean(diff * diff), dtype=diff.dtype)
-    if not ((a.requires_grad or b.requires_grad) and _GradMode.enabled):
-        return Tensor._wrap(out)
-    scale = 2.0 / diff.size
 
     def backward(g):
-        ga = diff * (g * scale)
-        return (_unbroadcast(ga, a.data.shape) if a.requires_grad else None,
-                _unbroadcast(-ga, b.data.shape) if b.requires_grad else None)
-    return _result(out, (a, b), backward)
+        ga = diff * (g * (2.0 / diff.size))
+        return (unbroadcast(ga, a.data.shape) if a.requires_grad else None,
+                unbroadcast(-ga, b.data.shape) if b.requires_grad else None)
+    return record(out, (a, b), backward)

@@ -53,7 +53,7 @@ def test_bench_train_rejects_an_unknown_contender():
 
 def run_steps(step_class, layers, data, steps):
     step = step_class(layers, 0.5, 1)
-    losses = [step.loss_value(step(*step.prepare(*data[i % len(data)]))) for i in range(steps)]
+    losses = [float(step(*step.prepare(*data[i % len(data)]))) for i in range(steps)]
     return losses, [np.array(p, copy=True) for p in step.parameters()]
 
 

@@ -68,9 +68,13 @@ def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
     assert "interrupted" in (out / "report.md").read_text()
 
 
-def test_bad_options_are_refused(capsys):
-    assert main(["reproduce", "--quick", "--schemes", "bogus", "--no-progress"]) == 2
-    assert "unknown init scheme 'bogus'" in capsys.readouterr().err
+@pytest.mark.parametrize("option,value,message", [("--schemes", "bogus", "unknown init scheme 'bogus'"),
+                                                   ("--init-schemes", "normal_-1", "unknown init scheme"),
+                                                   ("--activations", "tanh,gelu", "unknown activation 'gelu'")])
+def test_bad_options_are_refused(capsys, option, value, message):
+    with pytest.raises(SystemExit) as exit_:            # argparse: usage and a one-line error, status 2
+        main(["reproduce", "--quick", option, value, "--no-progress"])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_time_budget_cuts_updates_equally(tmp_path):

@@ -48,35 +48,34 @@ def tiny_ops():
 
 
 class KernelTimer:
-    """Wraps the core functions that ops uses and sums the time spent inside them.
+    """Sums the time spent inside the minidl._core kernels (through the hook ``ops.wrap_kernels``).
 
     ``clock`` is time.perf_counter (wall) or time.process_time (CPU of all threads: with one thread,
     immune to other processes sharing the cores)."""
 
-    names = ("_core_matmul", "_core_sigmoid_forward", "_core_sigmoid_backward")
-
     def __init__(self, clock=time.perf_counter):
         self.clock = clock
         self.total = 0.0
-        self.saved = {}
+        self._hook = None
+
+    def _wrap(self, name, fn):
+        clock = self.clock
+
+        def timed(*args, **kwargs):
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.total += clock() - t0
+        return timed
 
     def __enter__(self):
-        for name in self.names:
-            fn = getattr(ops, name)
-            self.saved[name] = fn
-
-            def timed(*args, _fn=fn, _clock=self.clock, **kwargs):
-                t0 = _clock()
-                try:
-                    return _fn(*args, **kwargs)
-                finally:
-                    self.total += _clock() - t0
-            setattr(ops, name, timed)
+        self._hook = ops.wrap_kernels(self._wrap)
+        self._hook.__enter__()
         return self
 
     def __exit__(self, *exc):
-        for name, fn in self.saved.items():
-            setattr(ops, name, fn)
+        return self._hook.__exit__(*exc)
 
 
 def training_step(batch, steps):

@@ -1,0 +1,152 @@
+"""The activation registry: every fact minidl knows about a hidden-unit nonlinearity, in one table.
+
+Each entry gives, for its name:
+    forward(s) -> z          f(s) on a float ndarray (same dtype), stable for any input
+    backward(g, s, z)        g·f'(s), the local chain rule (fused where a kernel exists)
+    value_range              (low, high) bounds of f; None where f is unbounded on that side
+    slope_at_zero            f'(0), the slope of the linear regime; None where f has a kink at 0
+    moments(v)               (E[z²], Var(z), E[f'(s)²]) for zero-mean s of variance v (the variance
+                             theory of Glorot & Bengio 2010, Sec. 4.2.1; He et al. 2015, Sec. 2.2)
+Everything that names an activation reads this table: the tensor op (``minidl.ops.activation``), the
+``nn`` modules and ``nn.MLP(activation=...)``, the diagnostics (Jacobian, variance theory, probe), the
+study and both CLIs. Adding an activation is adding one ``register(...)`` below.
+
+Moments. Linear regime (tanh, softsign, identity: f(s) ≈ s; sigmoid: f(s) ≈ 1/2 + s/4) — the regime
+the Xavier derivation assumes. Exact for s ~ N(0, v) for the piecewise-linear units: ReLU gives
+E[z²] = v/2, E[z] = √(v/2π); a leaky ReLU of slope a gives E[z²] = (1+a²)v/2, E[z] = (1-a)√(v/2π).
+This module depends on NumPy and the compiled core only.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from minidl import _core
+
+__all__ = ["Activation", "register", "get", "names", "REGISTRY"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One nonlinearity and its facts (see the module docstring for each field)."""
+
+    name: str
+    formula: str
+    derivative_formula: str
+    source: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    backward: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    value_range: tuple
+    slope_at_zero: float | None
+    moments: Callable[[float], tuple]
+
+    def derivative(self, s) -> np.ndarray:
+        """f'(s) in float64 (for the layer Jacobian diag(f'(s)) Wᵀ)."""
+        s = np.asarray(s, dtype=np.float64)
+        return self.backward(np.ones_like(s), s, self.forward(s))
+
+    def histogram_range(self, arrays) -> tuple[float, float]:
+        """Histogram bounds for activation values: ``value_range``, an open side taken from the
+        0.1st / 99.9th percentile of ``arrays`` (and widened to a non-empty interval)."""
+        low, high = self.value_range
+        if low is None:
+            low = min(float(np.percentile(a, 0.1)) for a in arrays)
+        if high is None:
+            high = max(float(np.percentile(a, 99.9)) for a in arrays)
+        if not high > low:
+            high = low + 1.0
+        return float(low), float(high)
+
+    def describe(self) -> str:
+        """One line for help texts: 'tanh: tanh s'."""
+        return f"{self.name}: {self.formula}"
+
+
+REGISTRY: dict[str, Activation] = {}
+_ALIASES = {"linear": "identity"}
+
+
+def register(activation: Activation) -> Activation:
+    """Add an activation to the registry (its name must be new)."""
+    if activation.name in REGISTRY:
+        raise ValueError(f"activation {activation.name!r} is already registered")
+    REGISTRY[activation.name] = activation
+    return activation
+
+
+def names() -> tuple[str, ...]:
+    """Registered names, in registration order."""
+    return tuple(REGISTRY)
+
+
+def get(name) -> Activation:
+    """The registry entry for ``name`` (case-insensitive; an ``Activation`` is returned as is)."""
+    if isinstance(name, Activation):
+        return name
+    if isinstance(name, str):
+        key = name.strip().lower()
+        key = _ALIASES.get(key, key)
+        if key in REGISTRY:
+            return REGISTRY[key]
+    raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(REGISTRY)}")
+
+
+# ---- the entries ------------------------------------------------------------------------------
+def _sigmoid_forward(s):
+    out = _core.sigmoid_forward(s)
+    return out.reshape(s.shape) if out.shape != s.shape else out   # the core gives (1,) for 0-d
+
+
+def _sigmoid_backward(g, s, z):
+    out = _core.sigmoid_backward(z, g)
+    return out.reshape(z.shape) if out.shape != z.shape else out
+
+
+def _linear_regime(slope: float, offset_square: float):
+    """Moments of f(s) ≈ offset + slope·s:  E[z²] = offset² + slope²v, Var z = slope²v, E[f'²] = slope²."""
+    k = slope * slope
+    return lambda v: (offset_square + k * v, k * v, k)
+
+
+def _leaky_moments(a: float):
+    """Exact moments of max(s, a·s) for s ~ N(0, v) (a = 0: ReLU)."""
+    def moments(v):
+        second = (1 + a * a) * v / 2
+        mean = (1 - a) * math.sqrt(v / (2 * math.pi))
+        return second, second - mean * mean, (1 + a * a) / 2
+    return moments
+
+
+register(Activation(
+    "sigmoid", "σ(s) = 1/(1+e⁻ˢ)", "σ(s)(1-σ(s)) = z(1-z)", "logistic unit; Glorot & Bengio 2010, Sec. 3.1",
+    forward=_sigmoid_forward, backward=_sigmoid_backward,
+    value_range=(0.0, 1.0), slope_at_zero=0.25, moments=_linear_regime(0.25, 0.25)))
+
+register(Activation(
+    "tanh", "tanh s", "1 - tanh² s = 1 - z²", "Glorot & Bengio 2010, Sec. 3.2",
+    forward=np.tanh, backward=lambda g, s, z: g * (1 - z * z),
+    value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
+
+register(Activation(
+    "softsign", "s/(1+|s|)", "1/(1+|s|)²", "Bergstra et al. 2009; Glorot & Bengio 2010, Sec. 3.3",
+    forward=lambda s: s / (1 + np.abs(s)), backward=lambda g, s, z: g / np.square(1 + np.abs(s)),
+    value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
+
+register(Activation(
+    "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
+    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: g * (s > 0),
+    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0)))
+
+_LEAK = 0.01
+register(Activation(
+    "leaky_relu", f"max(s, {_LEAK}·s)", f"1 where s > 0, else {_LEAK}", "Maas et al. 2013 (PyTorch's default slope)",
+    forward=lambda s: np.where(s > 0, s, s * _LEAK), backward=lambda g, s, z: np.where(s > 0, g, g * _LEAK),
+    value_range=(None, None), slope_at_zero=None, moments=_leaky_moments(_LEAK)))
+
+register(Activation(
+    "identity", "s", "1", "no nonlinearity (a deep linear net)",
+    forward=lambda s: s, backward=lambda g, s, z: g,
+    value_range=(None, None), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
