@@ -3,16 +3,21 @@ asks, off when the user says so."""
 import ctypes.util
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from minidl import allocator
 
+# Children run where the tested package is importable (the installed copy, or the source tree when built
+# in place), never a source tree's unbuilt copy from the current directory.
+PACKAGE_PARENT = str(Path(allocator.__file__).resolve().parents[1])
+
 
 def test_import_changes_no_process_wide_state():
     code = ("import minidl, minidl.nn, minidl.optim, minidl.init, minidl.diagnostics, minidl.experiments\n"
             "from minidl.allocator import malloc_tuned\nassert not malloc_tuned()\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"})
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"}, cwd=PACKAGE_PARENT)
 
 
 def test_user_opt_out_and_own_settings_are_respected(monkeypatch):
@@ -32,5 +37,5 @@ def test_applied_on_glibc_and_by_the_minidl_command(monkeypatch):
     assert allocator.tune_malloc() is True and allocator.malloc_tuned()
     code = ("from minidl.cli import main\nfrom minidl.allocator import malloc_tuned\n"
             "assert not malloc_tuned()\nmain(['bench'])\nassert malloc_tuned()\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"},
+    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"}, cwd=PACKAGE_PARENT,
                    stdout=subprocess.DEVNULL)
