@@ -6,7 +6,9 @@
 """
 from minidl.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minidl.training.metrics import read_records
+from minidl.training.run_lock import FolderLocked
 from minidl.training.trainer import Every, Trainer, TrainingDiverged, TrainingInterrupted, evaluate
 
 __all__ = ["Trainer", "Every", "evaluate", "TrainingDiverged", "TrainingInterrupted",
-           "save_checkpoint", "load_checkpoint", "CheckpointError", "read_records"]
+           "save_checkpoint", "load_checkpoint", "CheckpointError", "read_records",
+           "FolderLocked"]
