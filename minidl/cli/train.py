@@ -13,6 +13,7 @@ Every refusal is one line on stderr and exit status 2; an interrupted run exits 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -115,10 +116,20 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default: {shown})"
 
 
-def _one_line_error(parser: argparse.ArgumentParser):
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` report every mistake, unrecognized arguments included, in one line (exit status 2)
+    rather than the usage block; the top-level parser would otherwise report the extras itself."""
+    parse_known_args = parser.parse_known_args
+
     def error(message: str):
         parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
-    return error
+
+    def parse_known_args_without_extras(args=None, namespace=None):
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+    parser.error, parser.parse_known_args = error, parse_known_args_without_extras
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -129,7 +140,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "Ctrl-C or SIGTERM) and model.npz to --out, which is locked while the run works in it; "
                     "--resume continues an interrupted run with its saved settings and the same numbers.",
         formatter_class=_HelpFormatter, argument_default=argparse.SUPPRESS)
-    parser.error = _one_line_error(parser)
+    _one_line_errors(parser)
     data = parser.add_argument_group("data")
     data.add_argument("dataset", nargs="?", type=CHECKS["dataset"], metavar="DATASET",
                       help=f"dataset to train on: {', '.join(DATASETS)} (shapeset is generated, no files needed)")
@@ -375,7 +386,7 @@ class _Session:
         self.hint = f"minidl train --out {shlex.quote(str(out))} --resume"
 
     def describe_os_error(self, error: OSError) -> str:
-        what = f"{error.filename}: " if error.filename else ""
+        what = f"{error.filename}: " if error.filename else "standard output: " if error.errno == errno.EPIPE else ""
         text = f"{what}{error.strerror or error} [errno {error.errno}]"
         if self.trainer is None:
             return text

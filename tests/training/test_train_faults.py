@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -124,11 +125,12 @@ def test_second_process_on_the_same_folder_exits_2_naming_the_holder(tmp_path, s
     try:
         while not (tmp_path / "ready").exists():
             assert first.poll() is None, first.communicate()
+            time.sleep(0.01)
         second = subprocess.run([sys.executable, "-m", "minidl", "train", *SMALL, "--seed", "2", "--epochs", "4",
                                  "--out", str(out)], capture_output=True, text=True)
     finally:
         (tmp_path / "go").touch()
-        stdout, stderr = first.communicate()
+        stdout, stderr = first.communicate(timeout=120)
     assert second.returncode == 2
     _one_line_error(second.stderr, f"error: {out} is in use by minidl train (PID {first.pid} on host "
                                    f"{socket.gethostname()}", f"lock file {out / '.lock'}")
@@ -141,7 +143,7 @@ def test_second_process_on_the_same_folder_exits_2_naming_the_holder(tmp_path, s
 def test_killed_run_leaves_a_stale_lock_that_is_taken_over_and_restarts_from_scratch(tmp_path, straight, capsys):
     out = tmp_path / "run"
     killed = _hooked(tmp_path, "SIGKILL", 3, *SMALL, "--epochs", "4", "--out", out)
-    killed.communicate()
+    killed.communicate(timeout=120)
     assert killed.returncode == -signal.SIGKILL
     assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json"]     # died before a checkpoint
     status, stdout, err = _train(capsys, "--out", out, "--resume")
@@ -305,7 +307,7 @@ def test_data_dir_is_used_alone_never_mixed_and_recorded(tmp_path, capsys, monke
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, straight, capsys):
     out = tmp_path / "run"
     run = _hooked(tmp_path, "SIGTERM", 7, *SMALL, "--epochs", "4", "--out", out)
-    _, stderr = run.communicate()
+    _, stderr = run.communicate(timeout=120)
     assert run.returncode == 130
     assert "SIGTERM: stopping after this update and saving a checkpoint" in stderr
     assert (f"training interrupted (SIGTERM) after update 7 (epoch 2, batch 2/5); checkpoint saved to "
@@ -351,6 +353,13 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, capsys, options, 
     assert status == 2
     _one_line_error(err, f"minidl train: error: argument {option}: {problem}")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options", [["shapeset", "mnist"], ["--bogus"]])
+def test_unrecognized_arguments_are_one_line(tmp_path, capsys, options):
+    status, _, err = _train(capsys, *options, "--out", tmp_path / "run")
+    assert status == 2
+    _one_line_error(err, f"minidl train: error: unrecognized arguments: {options[-1]} (see minidl train --help)")
 
 
 def test_validation_set_as_large_as_the_training_set_is_refused(tmp_path, capsys):
