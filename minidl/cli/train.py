@@ -197,6 +197,13 @@ def _absolute(folder) -> str | None:
 
 
 def _new_settings(given: dict) -> dict:
+    dataset = given.get("dataset", DEFAULTS["dataset"])
+    unused = ["--data-dir"] if dataset == "shapeset" else ["--train-size", "--test-size"]
+    for option in unused:
+        if option[2:].replace("-", "_") in given:
+            raise Refused(f"{option} does not apply to {dataset} (" + (
+                "it is generated: no files are read)" if dataset == "shapeset" else
+                "its split sizes are fixed; --val-size sets the validation part)"))
     settings = {key: given.get(key, DEFAULTS[key]) for key in (*RUN_SETTINGS, "epochs")}
     if settings["lr"] is None:
         settings["lr"] = DEFAULT_LR[settings["optimizer"]]

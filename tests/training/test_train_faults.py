@@ -362,6 +362,17 @@ def test_unrecognized_arguments_are_one_line(tmp_path, capsys, options):
     _one_line_error(err, f"minidl train: error: unrecognized arguments: {options[-1]} (see minidl train --help)")
 
 
+@pytest.mark.parametrize("options, problem", [
+    (["shapeset", "--data-dir", "."], "--data-dir does not apply to shapeset (it is generated: no files are read)"),
+    (["mnist", "--train-size", "100"], "--train-size does not apply to mnist (its split sizes are fixed"),
+])
+def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, options, problem):
+    status, _, err = _train(capsys, *options, "--out", tmp_path / "run")
+    assert status == 2
+    _one_line_error(err, f"error: {problem}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_validation_set_as_large_as_the_training_set_is_refused(tmp_path, capsys):
     status, _, err = _train(capsys, *SMALL, "--val-size", "300", "--out", tmp_path / "run")
     assert status == 2
