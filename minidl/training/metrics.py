@@ -85,8 +85,8 @@ def keep_until_step(path: str | os.PathLike, step: int) -> tuple[list[dict], lis
     notes = []
     if later:
         epochs = ", ".join(str(record.get("epoch")) for record in later)
-        notes.append(f"{path}: removed {len(later)} record(s) written after the checkpoint (epoch {epochs}); "
-                     f"the resumed run writes them again")
+        notes.append(f"{path}: removed {len(later)} record(s) past update {step} (epoch {epochs}), where training "
+                     f"continues: it writes them anew")
     if torn:
         bad = path.with_name(path.name + ".bad")
         with open(bad, "ab") as out:

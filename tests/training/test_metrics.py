@@ -53,8 +53,8 @@ def test_records_after_the_checkpoint_are_removed_and_said_earlier_ones_kept_byt
     kept, notes = keep_until_step(path, 10)
     assert kept == [{"step": 5, "epoch": 1}, {"step": 10, "epoch": 2}]
     assert path.read_text() == '{"step": 5,   "epoch": 1}\n{"step": 10, "epoch": 2}\n'
-    assert notes == [f"{path}: removed 1 record(s) written after the checkpoint (epoch 3); the resumed run "
-                     f"writes them again"]
+    assert notes == [f"{path}: removed 1 record(s) past update 10 (epoch 3), where training continues: it writes "
+                     f"them anew"]
     before = path.stat().st_mtime_ns
     assert keep_until_step(path, 10) == (kept, [])          # nothing to do: the file is not rewritten
     assert path.stat().st_mtime_ns == before

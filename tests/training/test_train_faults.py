@@ -476,7 +476,7 @@ def test_full_disk_at_a_checkpoint_keeps_the_last_good_one(tmp_path, straight, c
     monkeypatch.undo()
     status, stdout, err = _train(capsys, "--out", out, "--resume")
     assert status == 0, err
-    assert "removed 1 record(s) written after the checkpoint (epoch 2); the resumed run writes them again" in stdout
+    assert "removed 1 record(s) past update 5 (epoch 2), where training continues: it writes them anew" in stdout
     _same_run(out, straight)
 
 
