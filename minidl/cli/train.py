@@ -276,6 +276,8 @@ def _datasets(settings: dict):
                             f"{seed}, {settings['test_size']} test images from seed {SHAPESET_TEST_SEED}); no files read")
     else:
         explicit = settings["data_dir"] is not None
+        if explicit and not Path(settings["data_dir"]).is_dir():
+            raise Refused(f"--data-dir {settings['data_dir']}: no such folder")
         try:
             found = dataset_files(name, settings["data_dir"], search=not explicit)
         except DatasetNotFoundError as error:
