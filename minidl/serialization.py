@@ -9,7 +9,7 @@ import numpy as np
 
 from minidl.tensor import Tensor
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "write_atomically"]
 
 
 def _to_array(name, value, path) -> np.ndarray:
@@ -37,7 +37,8 @@ def save(state_dict: dict, path) -> None:
     """Write ``{name: ndarray | Tensor | number | str}`` to ``path`` (exactly that name) as .npz.
 
     The file is written to a temporary file in the same directory, flushed to disk, then renamed over
-    ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind.
+    ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind. A failed write
+    (full disk, read-only folder) raises OSError naming ``path`` and leaves any previous file intact.
     """
     path = os.fspath(path)
     if not isinstance(state_dict, dict):
@@ -47,20 +48,35 @@ def save(state_dict: dict, path) -> None:
         if not isinstance(name, str):
             raise TypeError(f"save({path!r}): keys must be strings, got {name!r}")
         arrays[name] = _to_array(name, value, path)
+    write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def write_atomically(path, write) -> None:
+    """Replace ``path`` by what ``write(file)`` writes to a binary file, atomically.
+
+    ``write`` fills a temporary file in the same folder, which is flushed to disk (fsync) and renamed over
+    ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one, and no
+    temporary. A failure (full disk, read-only folder) raises OSError naming ``path``.
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+        with os.fdopen(fd, "wb") as file:
             os.chmod(tmp, _default_file_mode())   # mkstemp creates 0600; give the usual mode
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as error:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(error, OSError) and error.errno is not None:
+            raise OSError(error.errno, error.strerror, path) from error   # name the file, not the temporary
         raise
 
 
@@ -73,11 +89,15 @@ def load(path) -> dict:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"load({path!r}): is a directory, not an .npz file")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"load({path!r}): empty file, not an .npz archive")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
-                raise ValueError(f"load({path!r}): not an .npz archive of named arrays")
-            return {name: npz[name] for name in npz.files}
+        contents = np.load(path, allow_pickle=False)
+        if isinstance(contents, np.lib.npyio.NpzFile):
+            with contents as npz:
+                return {name: npz[name] for name in npz.files}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise ValueError(f"load({path!r}): the file needs pickle to load (pickled data or object "
@@ -85,3 +105,5 @@ def load(path) -> dict:
         raise ValueError(f"load({path!r}): {exc}") from exc
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
+    raise ValueError(f"load({path!r}): a single .npy array ({contents.dtype}, shape {contents.shape}), not an "
+                     f".npz archive of named arrays")

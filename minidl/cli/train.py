@@ -1,16 +1,26 @@
 """`minidl train`: train an MLP classifier on Fashion-MNIST, MNIST or the built-in Shapeset-3x2.
 
     minidl train fashion-mnist --hidden 256 256 --activation relu --optimizer adam --epochs 10 --out runs/fm
-    minidl train --out runs/fm --resume          # continue an interrupted run with its saved settings
+    minidl train --out runs/fm --resume              # continue an interrupted run with its saved settings
+    minidl train --out runs/fm --resume --epochs 20  # ... and extend it to 20 epochs
 
-The output folder holds config.json (the settings), metrics.jsonl (one line per epoch), checkpoint.npz
-(rewritten every epoch and on Ctrl-C) and model.npz (the final weights).
+The output folder holds config.json (the settings and the data files read, with their sizes and SHA-256),
+metrics.jsonl (one line per epoch), checkpoint.npz (rewritten every epoch and on Ctrl-C/SIGTERM) and
+model.npz (the final weights). While a run works in it, the folder is locked (`.lock`, naming the process).
+config.json is the truth on --resume: options given with --resume must agree with it, except --epochs.
+Every refusal is one line on stderr and exit status 2; an interrupted run exits 130, a diverged one 1.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import math
+import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
@@ -26,176 +36,471 @@ DEFAULTS = dict(
     resume=False, progress=True,
 )
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
-# Settings that define a run: a resumed run must not change them.
+# Settings that define a run: a resumed run must not change them (--epochs may grow).
 RUN_SETTINGS = ("dataset", "data_dir", "hidden", "activation", "init", "optimizer", "lr", "momentum", "nesterov",
                 "weight_decay", "betas", "eps", "batch_size", "val_size", "train_size", "test_size", "seed")
+CONFIG_FILE = "config.json"
 
 
+class Refused(Exception):
+    """A one-line reason not to run (printed as "error: ...", exit status 2)."""
+
+
+# ---------------------------------------------------------------------------------------- value checks
+def _integer(minimum: int):
+    def parse(text) -> int:
+        try:
+            value = int(text) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _real(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True):
+    """A finite float in the interval [low, high) (open/closed ends as given)."""
+    if high == math.inf:
+        interval = f"> {low:g}" if low_open else f">= {low:g}"
+    else:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if isinstance(text, bool) or not (math.isfinite(value) and (value > low if low_open else value >= low)
+                                          and (value < high if high_open else value <= high)):
+            raise argparse.ArgumentTypeError(f"must be a finite number {interval}, got {text!r}")
+        return value
+    parse.__name__ = f"number {interval}"
+    return parse
+
+
+def _choice(choices):
+    def parse(text) -> str:
+        if text is argparse.SUPPRESS:        # argparse passes the default of an absent optional positional
+            return text
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {text!r}; choose from {', '.join(choices)}")
+        return text
+    return parse
+
+
+# One check per setting, shared by the command line and by config.json on --resume.
+CHECKS = {
+    "dataset": _choice(DATASETS), "hidden": _integer(1), "activation": activation_name, "init": scheme_name,
+    "optimizer": _choice(("adam", "sgd")), "lr": _real(0, low_open=True), "momentum": _real(0, 1),
+    "weight_decay": _real(0), "betas": _real(0, 1), "eps": _real(0, low_open=True), "batch_size": _integer(1),
+    "epochs": _integer(1), "val_size": _integer(0), "train_size": _integer(1), "test_size": _integer(1),
+    "seed": _integer(0),
+}
+
+
+# ------------------------------------------------------------------------------------------- parser
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Append "(default: ...)" unless the help text already states its default."""
+    """Append "(default: ...)" from DEFAULTS unless the help text already states its default.
+
+    The parser's own defaults are all SUPPRESS, so that the namespace holds exactly the options given.
+    """
 
     def _get_help_string(self, action):
-        if "default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+        text = action.help or ""
+        if "default:" in text or action.dest not in DEFAULTS:
+            return text
+        default = DEFAULTS[action.dest]
+        shown = " ".join(map(str, default)) if isinstance(default, list) else default
+        return f"{text} (default: {shown})"
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` report every mistake, unrecognized arguments included, in one line (exit status 2)
+    rather than the usage block; the top-level parser would otherwise report the extras itself."""
+    parse_known_args = parser.parse_known_args
+
+    def error(message: str):
+        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+    def parse_known_args_without_extras(args=None, namespace=None):
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+    parser.error, parser.parse_known_args = error, parse_known_args_without_extras
 
 
 def register(subparsers) -> argparse.ArgumentParser:
-    d = DEFAULTS
     parser = subparsers.add_parser(
         "train", help="train an MLP on Fashion-MNIST, MNIST or Shapeset-3x2",
         description="Train an MLP classifier on Fashion-MNIST, MNIST or the built-in Shapeset-3x2. Writes "
-                    "config.json, metrics.jsonl (one line per epoch), checkpoint.npz (every epoch and on Ctrl-C) "
-                    "and model.npz to --out; --resume continues an interrupted run with the same numbers.",
-        formatter_class=_HelpFormatter)
+                    "config.json, metrics.jsonl (one line per epoch), checkpoint.npz (every epoch and on "
+                    "Ctrl-C or SIGTERM) and model.npz to --out, which is locked while the run works in it; "
+                    "--resume continues an interrupted run with its saved settings and the same numbers.",
+        formatter_class=_HelpFormatter, argument_default=argparse.SUPPRESS)
+    _one_line_errors(parser)
     data = parser.add_argument_group("data")
-    data.add_argument("dataset", nargs="?", choices=DATASETS, default=d["dataset"],
-                      help="dataset to train on (shapeset is generated, no files needed)")
-    data.add_argument("--data-dir", default=d["data_dir"], metavar="DIR",
-                      help="folder holding the IDX files (default: search $MINIDL_DATA, then "
+    data.add_argument("dataset", nargs="?", type=CHECKS["dataset"], metavar="DATASET",
+                      help=f"dataset to train on: {', '.join(DATASETS)} (shapeset is generated, no files needed)")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="folder holding the four IDX files, used alone (default: search $MINIDL_DATA, then "
                            "/usr/share/datasets/<dataset> and other well-known places)")
-    data.add_argument("--val-size", type=int, default=d["val_size"], metavar="N",
+    data.add_argument("--val-size", type=CHECKS["val_size"], metavar="N",
                       help="training examples held out for validation (0: none)")
-    data.add_argument("--train-size", type=int, default=d["train_size"], metavar="N",
+    data.add_argument("--train-size", type=CHECKS["train_size"], metavar="N",
                       help="shapeset only: number of generated training images (before the validation split)")
-    data.add_argument("--test-size", type=int, default=d["test_size"], metavar="N",
+    data.add_argument("--test-size", type=CHECKS["test_size"], metavar="N",
                       help="shapeset only: number of generated test images")
     model = parser.add_argument_group("model")
-    model.add_argument("--hidden", type=int, nargs="+", default=d["hidden"], metavar="SIZE",
-                       help="hidden layer sizes")
-    model.add_argument("--activation", type=activation_name, default=d["activation"], metavar="NAME",
+    model.add_argument("--hidden", type=CHECKS["hidden"], nargs="+", metavar="SIZE", help="hidden layer sizes")
+    model.add_argument("--activation", type=activation_name, metavar="NAME",
                        help=f"hidden activation: {activation_help()}")
-    model.add_argument("--init", type=scheme_name, default=d["init"], metavar="SCHEME",
-                       help=f"weight init scheme: {scheme_help()}")
+    model.add_argument("--init", type=scheme_name, metavar="SCHEME", help=f"weight init scheme: {scheme_help()}")
     opt = parser.add_argument_group("optimizer")
-    opt.add_argument("--optimizer", choices=("adam", "sgd"), default=d["optimizer"], help="optimizer")
-    opt.add_argument("--lr", type=float, default=d["lr"],
+    opt.add_argument("--optimizer", type=CHECKS["optimizer"], metavar="{adam,sgd}", help="optimizer")
+    opt.add_argument("--lr", type=CHECKS["lr"],
                      help=f"learning rate (default: {DEFAULT_LR['adam']} for adam, {DEFAULT_LR['sgd']} for sgd)")
-    opt.add_argument("--momentum", type=float, default=d["momentum"], help="sgd momentum")
-    opt.add_argument("--nesterov", action="store_true", default=d["nesterov"], help="sgd: Nesterov momentum")
-    opt.add_argument("--weight-decay", type=float, default=d["weight_decay"], help="L2 weight decay")
-    opt.add_argument("--betas", type=float, nargs=2, default=d["betas"], metavar=("B1", "B2"), help="adam betas")
-    opt.add_argument("--eps", type=float, default=d["eps"], help="adam epsilon")
+    opt.add_argument("--momentum", type=CHECKS["momentum"], help="sgd momentum, in [0, 1)")
+    opt.add_argument("--nesterov", action="store_true", help="sgd: Nesterov momentum")
+    opt.add_argument("--weight-decay", type=CHECKS["weight_decay"], help="L2 weight decay")
+    opt.add_argument("--betas", type=CHECKS["betas"], nargs=2, metavar=("B1", "B2"), help="adam betas, in [0, 1)")
+    opt.add_argument("--eps", type=CHECKS["eps"], help="adam epsilon, > 0")
     run = parser.add_argument_group("run")
-    run.add_argument("--batch-size", type=int, default=d["batch_size"], metavar="N", help="minibatch size")
-    run.add_argument("--epochs", type=int, default=d["epochs"], metavar="N",
-                     help="total epochs (with --resume: train until this many are done)")
-    run.add_argument("--seed", type=int, default=d["seed"], help="seed of init, shuffling, split and shapeset")
-    run.add_argument("--out", default=d["out"], metavar="DIR",
-                     help="output folder (default: runs/<dataset>)")
-    run.add_argument("--resume", action="store_true", default=d["resume"],
-                     help="continue the run in --out from its checkpoint, with its saved settings")
-    run.add_argument("--no-progress", dest="progress", action="store_false", default=d["progress"],
+    run.add_argument("--batch-size", type=CHECKS["batch_size"], metavar="N", help="minibatch size")
+    run.add_argument("--epochs", type=CHECKS["epochs"], metavar="N",
+                     help="total epochs (with --resume: train until this many are done; may extend the run)")
+    run.add_argument("--seed", type=CHECKS["seed"], help="seed of init, shuffling, split and shapeset")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<dataset>)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --out from its checkpoint, with the settings in its config.json")
+    run.add_argument("--no-progress", dest="progress", action="store_false",
                      help="hide the progress bar (default: shown)")
     parser.set_defaults(func=run_command)
     return parser
 
 
-def _settings_for_resume(args, out: Path) -> dict:
-    """The saved settings of the run in `out`; options given now must agree with them (except --epochs)."""
-    config_path = out / "config.json"
-    if not config_path.exists():
-        raise SystemExit(f"error: nothing to resume in {out}: no config.json (start without --resume)")
-    saved = json.loads(config_path.read_text())
-    conflicts = []
-    for key in RUN_SETTINGS:
-        given = getattr(args, key)
-        if given != saved.get(key) and given != DEFAULTS[key]:
-            conflicts.append(f"--{key.replace('_', '-')} {given} (the run uses {saved.get(key)})")
-    if conflicts:
-        raise SystemExit(f"error: --resume continues {out} with its saved settings; these options differ: "
-                         + "; ".join(conflicts) + ". Drop them, or start a new run with another --out.")
+# -------------------------------------------------------------------------------------- settings
+def _option(key: str) -> str:
+    return "--" + key.replace("_", "-") if key != "dataset" else "DATASET"
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "none"
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _absolute(folder) -> str | None:
+    return None if folder is None else str(Path(folder).expanduser().resolve())
+
+
+def _new_settings(given: dict) -> dict:
+    dataset = given.get("dataset", DEFAULTS["dataset"])
+    unused = ["--data-dir"] if dataset == "shapeset" else ["--train-size", "--test-size"]
+    for option in unused:
+        if option[2:].replace("-", "_") in given:
+            raise Refused(f"{option} does not apply to {dataset} (" + (
+                "it is generated: no files are read)" if dataset == "shapeset" else
+                "its split sizes are fixed; --val-size sets the validation part)"))
+    settings = {key: given.get(key, DEFAULTS[key]) for key in (*RUN_SETTINGS, "epochs")}
+    if settings["lr"] is None:
+        settings["lr"] = DEFAULT_LR[settings["optimizer"]]
+    settings["data_dir"] = _absolute(settings["data_dir"])
+    return settings
+
+
+def _saved_settings(path: Path) -> dict:
+    """The settings in config.json, each checked as on the command line (Refused names what is wrong)."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Refused(f"{path}: unreadable ({error}); fix or remove it") from None
+    if not isinstance(saved, dict):
+        raise Refused(f"{path}: expected a JSON object of settings, found a {type(saved).__name__}")
+    missing = [key for key in (*RUN_SETTINGS, "epochs") if key not in saved]
+    if missing:
+        raise Refused(f"{path}: missing setting(s) {', '.join(missing)}")
+    if saved["lr"] is None:                  # written by an older minidl: the optimizer's default
+        saved["lr"] = DEFAULT_LR.get(saved["optimizer"])
+    for key, check in CHECKS.items():
+        try:
+            if key in ("hidden", "betas"):
+                if not isinstance(saved[key], list) or not saved[key] or (key == "betas" and len(saved[key]) != 2):
+                    raise argparse.ArgumentTypeError(f"must be a list of {'two ' if key == 'betas' else ''}values")
+                saved[key] = [check(value) for value in saved[key]]
+            else:
+                saved[key] = check(saved[key])
+        except (argparse.ArgumentTypeError, TypeError, AttributeError) as error:
+            raise Refused(f"{path}: setting {key!r}: {error}, found {saved[key]!r}") from None
+    if not isinstance(saved["nesterov"], bool) or not isinstance(saved["data_dir"], (str, type(None))):
+        raise Refused(f"{path}: setting 'nesterov' must be true/false and 'data_dir' a path or null")
+    files = saved.get("data_files")
+    if files is not None and not (isinstance(files, list) and all(isinstance(entry, dict) for entry in files)):
+        raise Refused(f"{path}: 'data_files' must be a list of objects (path, bytes, sha256, role)")
     return saved
 
 
+def _conflicts(given: dict, saved: dict) -> list[str]:
+    differences = []
+    for key in RUN_SETTINGS:
+        if key not in given:
+            continue
+        value = _absolute(given[key]) if key == "data_dir" else given[key]
+        if value != saved[key]:
+            differences.append(f"{_option(key)} {_shown(given[key])} (the run has {_shown(saved[key])})")
+    return differences
+
+
+def _write_config(path: Path, settings: dict) -> None:
+    """config.json, replaced atomically (a crash leaves the old one or the new one)."""
+    from minidl.serialization import write_atomically
+
+    write_atomically(path, lambda out: out.write((json.dumps(settings, indent=2) + "\n").encode("utf-8")))
+
+
+# ------------------------------------------------------------------------------------------- data
 def _datasets(settings: dict):
-    """(train, val or None, test) ArrayDatasets for the settings."""
+    """(train, val or None, test, files read: [fingerprint] ([] for shapeset), one line saying what was read)."""
     import numpy as np
 
-    from minidl.data import ArrayDataset, load_fashion_mnist, load_mnist, shapeset, train_val_split
+    from minidl.data import ArrayDataset, DatasetNotFoundError, dataset_files, fingerprint, load_split, shapeset
+    from minidl.data import train_val_split
 
     name, seed = settings["dataset"], settings["seed"]
     if name == "shapeset":
         train = ArrayDataset(*shapeset(settings["train_size"], seed=seed, dtype=np.uint8))
         test = ArrayDataset(*shapeset(settings["test_size"], seed=SHAPESET_TEST_SEED, dtype=np.uint8))
+        files, said = [], (f"data: shapeset generated in memory ({settings['train_size']} train images from seed "
+                            f"{seed}, {settings['test_size']} test images from seed {SHAPESET_TEST_SEED}); no files read")
     else:
-        load = load_fashion_mnist if name == "fashion-mnist" else load_mnist
-        train = ArrayDataset(*load(settings["data_dir"], split="train"))
-        test = ArrayDataset(*load(settings["data_dir"], split="test"))
+        explicit = settings["data_dir"] is not None
+        if explicit and not Path(settings["data_dir"]).is_dir():
+            raise Refused(f"--data-dir {settings['data_dir']}: no such folder")
+        try:
+            found = dataset_files(name, settings["data_dir"], search=not explicit)
+        except DatasetNotFoundError as error:
+            raise Refused(f"--data-dir {settings['data_dir']}: {error}" if explicit else str(error)) from None
+        splits, files = {}, []
+        for split, (images, labels) in found.items():
+            splits[split] = ArrayDataset(*load_split(name, split, images, labels))
+            files += [dict(fingerprint(images), role=f"{split} images"), dict(fingerprint(labels), role=f"{split} labels")]
+        train, test = splits["train"], splits["test"]
+        folder = os.path.commonpath([entry["path"] for entry in files])
+        said = f"data: {name} from {folder}: " + ", ".join(
+            f"{os.path.relpath(entry['path'], folder)} ({entry['bytes']:,} bytes, sha256 {entry['sha256'][:12]})"
+            for entry in files)
     val = None
     if settings["val_size"] > 0:
+        if settings["val_size"] >= len(train):
+            raise Refused(f"--val-size {settings['val_size']}: must be smaller than the {len(train)} training "
+                          f"examples")
         train, val = train_val_split(train, settings["val_size"], seed=seed)
-    return train, val, test
+    return train, val, test, files, said
+
+
+def _same_data(saved: list | None, files: list, config: Path) -> None:
+    """Refuse to resume on data files other than those the run was started on (compared by content)."""
+    if saved is None:
+        return                               # a config.json from before files were recorded
+    before = {entry.get("role"): (entry.get("bytes"), entry.get("sha256")) for entry in saved}
+    now = {entry["role"]: (entry["bytes"], entry["sha256"]) for entry in files}
+    changed = [f"{entry['path']} ({entry['role']})" for entry in files if before.get(entry["role"]) != now[entry["role"]]]
+    if changed or set(before) != set(now):
+        raise Refused(f"the data files differ from those recorded in {config} (sizes and SHA-256): "
+                      f"{', '.join(changed) or 'a different set of files'}; resume where the run's files are")
 
 
 def _optimizer(settings: dict, parameters):
     from minidl import optim
 
-    lr = settings["lr"] if settings["lr"] is not None else DEFAULT_LR[settings["optimizer"]]
     if settings["optimizer"] == "sgd":
-        return optim.SGD(parameters, lr=lr, momentum=settings["momentum"], nesterov=settings["nesterov"],
+        return optim.SGD(parameters, lr=settings["lr"], momentum=settings["momentum"], nesterov=settings["nesterov"],
                          weight_decay=settings["weight_decay"])
-    return optim.Adam(parameters, lr=lr, betas=tuple(settings["betas"]), eps=settings["eps"],
+    return optim.Adam(parameters, lr=settings["lr"], betas=tuple(settings["betas"]), eps=settings["eps"],
                       weight_decay=settings["weight_decay"])
 
 
+# ------------------------------------------------------------------------------------------ command
 def run_command(args) -> int:
-    out = Path(args.out if args.out is not None else f"runs/{args.dataset}")
-    if args.resume:
-        settings = _settings_for_resume(args, out)
-    else:
-        if (out / "checkpoint.npz").exists() or (out / "config.json").exists():
-            print(f"error: {out} already holds a run; pass --resume to continue it, or choose another --out",
-                  file=sys.stderr)
-            return 2
-        settings = {key: getattr(args, key) for key in RUN_SETTINGS}
-    settings["epochs"] = args.epochs
+    from minidl.training import FolderLocked
+    from minidl.training.run_lock import acquire
 
-    import minidl as mdl
-    from minidl import nn
-    from minidl.data import DataLoader, DatasetNotFoundError
-    from minidl.training import Trainer, TrainingDiverged, TrainingInterrupted
+    given = {key: value for key, value in vars(args).items() if key in DEFAULTS}   # only the options typed
+    out = Path(given["out"] if given.get("out") is not None else f"runs/{given.get('dataset', DEFAULTS['dataset'])}")
+    if given.get("resume") and not (out / CONFIG_FILE).is_file() and not (out / "checkpoint.npz").exists():
+        return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
+    created = not out.exists()
+    session = _Session(out, given)
+    previous_sigterm = _sigterm_interrupts()
+    try:
+        with acquire(out, "minidl train") as lock:
+            if lock.stale:
+                _note(lock.stale)
+            return session.run()
+    except KeyboardInterrupt:                 # Ctrl-C or SIGTERM outside the training loop
+        print(f"interrupted before training started; {out} is unchanged" if session.trainer is None else
+              f"interrupted; {session.trainer.checkpoint_note()}", file=sys.stderr)
+        return 130
+    except Refused as refusal:
+        return _refuse(str(refusal))
+    except FolderLocked as locked:
+        return _refuse(str(locked))
+    except OSError as error:
+        return _refuse(session.describe_os_error(error))
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()                       # refused before writing anything: leave no empty folder
+
+
+def _sigterm_interrupts():
+    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does (the trainer handles both alike while it
+    trains); returns the previous handler (None off the main thread, where signals cannot be set)."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _check_metrics(path: Path) -> None:
+    from minidl.training import MetricsError, read_records
 
     try:
-        train, val, test = _datasets(settings)
-    except (DatasetNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    mdl.manual_seed(settings["seed"])
-    num_classes = int(max(train.num_classes, test.num_classes))
-    try:
+        read_records(path)
+    except MetricsError as error:
+        raise Refused(str(error)) from None
+
+
+def _refuse(message: str) -> int:
+    print("error: " + " ".join(message.split("\n")), file=sys.stderr)
+    return 2
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+class _Session:
+    """One `minidl train` in its locked output folder: settle the settings, build, train, report."""
+
+    def __init__(self, out: Path, given: dict):
+        self.out, self.given = out, given
+        self.config = out / CONFIG_FILE
+        self.trainer = None
+        self.hint = f"minidl train --out {shlex.quote(str(out))} --resume"
+
+    def describe_os_error(self, error: OSError) -> str:
+        what = f"{error.filename}: " if error.filename else "standard output: " if error.errno == errno.EPIPE else ""
+        text = f"{what}{error.strerror or error} [errno {error.errno}]"
+        if self.trainer is None:
+            return text
+        trainer = self.trainer
+        if trainer.last_checkpoint is None:
+            return f"{text}; no checkpoint was written yet: fix this, then run the same command again"
+        return (f"{text}; the last good checkpoint is {trainer.last_checkpoint} (after update "
+                f"{trainer.last_checkpoint_step}); fix this, then resume with: {self.hint}")
+
+    def _settings(self) -> tuple[dict, bool]:
+        """(settings, resuming from a checkpoint); refuses a folder that holds another run."""
+        out, given = self.out, self.given
+        checkpoint, model = out / "checkpoint.npz", out / "model.npz"
+        if given.get("resume"):
+            if not self.config.is_file():
+                raise Refused(f"{checkpoint} has no {CONFIG_FILE} beside it, so its settings are unknown")
+            settings = _saved_settings(self.config)
+            conflicts = _conflicts(given, settings)
+            if conflicts:
+                raise Refused(f"--resume continues the run in {out} with the settings in {self.config}; these "
+                              f"options differ: {'; '.join(conflicts)}. Drop them (only --epochs may change), or "
+                              f"start a new run with another --out")
+            if "epochs" in given:
+                settings["epochs"] = given["epochs"]
+            _check_metrics(out / "metrics.jsonl")
+            if not checkpoint.exists():
+                _note(f"{out} has no checkpoint: its run stopped before the first one; starting it again from "
+                      f"scratch with the settings in {self.config}")
+                return settings, False
+            return settings, True
+        if checkpoint.exists() or model.exists():
+            raise Refused(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        if self.config.exists():
+            _note(f"{out} holds a run that stopped before its first checkpoint; starting again from scratch "
+                  f"with the options given now")
+        return _new_settings(given), False
+
+    def run(self) -> int:
+        import minidl as mdl
+        from minidl import nn
+        from minidl.data import DataLoader
+        from minidl.training import MetricsError, Trainer, TrainingDiverged, TrainingInterrupted
+
+        settings, resuming = self._settings()
+        try:
+            train, val, test, files, said = _datasets(settings)
+        except ValueError as error:          # a damaged or foreign data file; the message names it
+            raise Refused(str(error)) from None
+        if resuming:
+            _same_data(settings.get("data_files"), files, self.config)
+        settings["data_files"] = files
+        print(said, flush=True)
+        mdl.manual_seed(settings["seed"])
+        num_classes = int(max(train.num_classes, test.num_classes))
         model = nn.MLP([train.num_features, *settings["hidden"], num_classes],
                        activation=settings["activation"], init=settings["init"])
         optimizer = _optimizer(settings, model.parameters())
         train_loader = DataLoader(train, settings["batch_size"], shuffle=True, seed=settings["seed"])
-    except (ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    eval_loaders = {"val": DataLoader(val, 1000, shuffle=False)} if val is not None else {}
-    eval_loaders["test"] = DataLoader(test, 1000, shuffle=False)
-
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        (out / "config.json").write_text(json.dumps(settings, indent=2) + "\n")
-    trainer = Trainer(model, optimizer, train_loader, eval_loaders=eval_loaders, out_dir=out,
-                      progress=args.progress, resume_hint=f"minidl train --out {out} --resume")
-    print(f"training {' -> '.join(map(str, model.sizes))} {settings['activation']} MLP ({settings['init']} init, "
-          f"{settings['optimizer']}) on {settings['dataset']}: {len(train)} train, "
-          f"{len(val) if val is not None else 0} val, {len(test)} test examples; output in {out}")
-    try:
-        if args.resume:
-            trainer.resume()
-            print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
-                  f"({trainer.epoch} epochs + {trainer.batch} batches done)")
-        trainer.fit(epochs=settings["epochs"])
-    except TrainingInterrupted as interrupted:
-        print(interrupted.message, file=sys.stderr)
-        return 130
-    except TrainingDiverged as diverged:
-        print(f"error: {diverged}", file=sys.stderr)
-        return 1
-    if trainer.history:
-        last = trainer.history[-1]
+        eval_loaders = {"val": DataLoader(val, 1000, shuffle=False)} if val is not None else {}
+        eval_loaders["test"] = DataLoader(test, 1000, shuffle=False)
+        self.trainer = trainer = Trainer(model, optimizer, train_loader, eval_loaders=eval_loaders, out_dir=self.out,
+                                         progress=self.given.get("progress", True), resume_hint=self.hint)
+        print(f"training {' -> '.join(map(str, model.sizes))} {settings['activation']} MLP ({settings['init']} "
+              f"init, {settings['optimizer']}) on {settings['dataset']}: {len(train)} train, "
+              f"{len(val) if val is not None else 0} val, {len(test)} test examples; output in {self.out}")
+        try:
+            if resuming:
+                self._resume(trainer, settings)
+            else:
+                trainer.start_over()
+            _write_config(self.config, settings)
+            trainer.fit(epochs=settings["epochs"])
+        except MetricsError as error:
+            raise Refused(str(error)) from None
+        except TrainingInterrupted as interrupted:
+            print(interrupted.message, file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:              # a second Ctrl-C while the checkpoint was being written
+            print(f"training aborted; {trainer.checkpoint_note()}", file=sys.stderr)
+            return 130
+        except TrainingDiverged as diverged:
+            again = ("run the command again with other settings (this folder can be reused: it holds no checkpoint)"
+                     if diverged.checkpoint is None else
+                     "a resumed run would diverge the same way, so start a new run with other settings and another --out")
+            print(f"error: {diverged} To retry, {again}.", file=sys.stderr)
+            return 1
+        last = trainer.history[-1] if trainer.history else {"test_error": math.nan, "epoch": trainer.epoch}
         print(f"done: test error {100 * last['test_error']:.2f}% after {last['epoch']} epochs; "
-              f"weights in {out / 'model.npz'}, metrics in {out / 'metrics.jsonl'}")
-    return 0
+              f"weights in {self.out / 'model.npz'}, metrics in {self.out / 'metrics.jsonl'}")
+        return 0
+
+    def _resume(self, trainer, settings: dict) -> None:
+        from minidl.training import MetricsError
+
+        checkpoint = trainer.checkpoint_path
+        try:
+            trainer.resume()
+        except MetricsError:
+            raise
+        except (KeyError, TypeError, ValueError) as error:
+            text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+            raise Refused(f"cannot resume: {text if str(checkpoint) in text else f'{checkpoint}: {text}'}") from None
+        if trainer.epoch > settings["epochs"]:
+            raise Refused(f"--epochs {settings['epochs']}: the run in {self.out} has already done {trainer.epoch} "
+                          f"epochs; --epochs can only extend a run")
+        print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
+              f"({trainer.epoch} epochs + {trainer.batch} batches done), training to {settings['epochs']} epochs")
+

@@ -13,6 +13,7 @@ Xiao, Rasul & Vollgraf 2017).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from minidl.data.idx import read_idx
 
-__all__ = ["load_mnist", "load_fashion_mnist", "find_dataset", "DatasetNotFoundError", "SPLIT_SIZES"]
+__all__ = ["load_mnist", "load_fashion_mnist", "find_dataset", "DatasetNotFoundError", "SPLIT_SIZES",
+           "dataset_files", "load_split", "fingerprint"]
 
 SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -99,8 +101,65 @@ def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     )
 
 
-def _load(name: str, root, split: str) -> tuple[np.ndarray, np.ndarray]:
-    images_path, labels_path = find_dataset(name, split, root)
+def _split_files(folder: Path, split: str) -> tuple[Path | None, Path | None]:
+    return _find_file(folder, f"{_PREFIX[split]}-images", 3), _find_file(folder, f"{_PREFIX[split]}-labels", 1)
+
+
+def dataset_files(name: str, root: str | os.PathLike | None = None, *,
+                  search: bool = True) -> dict[str, tuple[Path, Path]]:
+    """The four files of dataset `name`, all from one folder: {"train": (images, labels), "test": (...)}.
+
+    Folders are tried in the documented order (only `root` and its dataset subfolders when `search` is
+    False: an explicit folder is used or refused, never mixed with another); the first holding all four
+    wins, so the two splits always come from the same copy. DatasetNotFoundError otherwise: with
+    search=False a one-line message naming `root` and the files missing there.
+    """
+    if name not in _ALIASES:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
+    if not search:
+        if root is None:
+            raise ValueError("dataset_files: search=False needs a root folder")
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"{root}: no such folder")
+        folders = [root] + [root / alias for alias in _ALIASES[name]]
+    else:
+        folders = _candidate_folders(name, root)
+    partial = None
+    for folder in folders:
+        found = {split: _split_files(folder, split) for split in _PREFIX}
+        if all(path is not None for pair in found.values() for path in pair):
+            return found
+        if partial is None and any(path is not None for pair in found.values() for path in pair):
+            partial = (folder, found)
+    needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split in _PREFIX
+              for kind, ndim in (("images", 3), ("labels", 1))]
+    if partial is not None:
+        folder, found = partial
+        missing = [want for want, have in zip(needed, [p for pair in found.values() for p in pair]) if have is None]
+        problem = f"{folder} holds only some of the {name} files: {', '.join(missing)} missing"
+    else:
+        problem = f"no folder holds the {name} files ({', '.join(needed)})"
+    if not search:
+        looked = ", ".join(str(folder) for folder in folders)
+        raise DatasetNotFoundError(f"{problem}; looked in {looked} and nowhere else")
+    where = "\n".join(f"  {folder}" for folder in folders)
+    raise DatasetNotFoundError(f"{problem}.\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}")
+
+
+def fingerprint(path: str | os.PathLike) -> dict:
+    """{"path": resolved absolute path, "bytes": size, "sha256": hex digest} of a file, to record what a
+    run read."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        while chunk := data.read(1 << 20):
+            digest.update(chunk)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def load_split(name: str, split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check one split of `name` from its two IDX files: (images uint8 (N, 28, 28), labels int64)."""
     images = read_idx(images_path)
     labels = read_idx(labels_path)
     expected = SPLIT_SIZES[split]
@@ -113,6 +172,10 @@ def _load(name: str, root, split: str) -> tuple[np.ndarray, np.ndarray]:
     if labels.max() > 9:
         raise ValueError(f"{labels_path}: labels must lie in 0..9, found {int(labels.max())}")
     return images, labels.astype(np.int64)
+
+
+def _load(name: str, root, split: str) -> tuple[np.ndarray, np.ndarray]:
+    return load_split(name, split, *find_dataset(name, split, root))
 
 
 def load_mnist(root: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:

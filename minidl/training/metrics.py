@@ -1,4 +1,9 @@
-"""Per-epoch metrics as JSON lines: one object per line, appended as training goes."""
+"""Per-epoch metrics as JSON lines: one object per line, appended (and fsynced) as training goes.
+
+A crash while appending can leave a torn last line (no newline at its end): readers skip it, and a resumed
+run moves it to `<file>.bad` (kept for the user, never silently lost) and writes that epoch again. Any other line that is not a JSON object is damaged: reading stops with MetricsError
+naming the file and the line, because guessing would cost records the user may need; nothing is rewritten.
+"""
 from __future__ import annotations
 
 import json
@@ -6,7 +11,13 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["append_record", "read_records", "truncate_after_step"]
+from minidl.serialization import write_atomically
+
+__all__ = ["append_record", "read_records", "keep_until_step", "MetricsError"]
+
+
+class MetricsError(ValueError):
+    """A metrics file has a damaged line (other than a torn last one); the message names file and line."""
 
 
 def _clean(value):
@@ -26,33 +37,63 @@ def append_record(path: str | os.PathLike, record: dict) -> None:
         os.fsync(out.fileno())
 
 
-def read_records(path: str | os.PathLike) -> list[dict]:
-    """All records of a metrics file ([] if it does not exist); a torn last line is ignored."""
-    path = Path(path)
+def _parse(path: Path) -> tuple[list[tuple[bytes, dict]], bytes]:
+    """([(line as stored, record)], the torn last line skipped or b""); MetricsError on a damaged line."""
     if not path.exists():
-        return []
-    records = []
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
+        return [], b""
+    lines = path.read_bytes().split(b"\n")
+    last = len(lines) - 1            # the piece after the final newline: b"" unless the last line is torn
+    parsed = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+            problem = None if isinstance(record, dict) else f"a JSON {type(record).__name__}, not an object"
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            problem = str(error)
+        if problem is None:
+            parsed.append((line + b"\n", record))
+        elif number - 1 == last:
+            return parsed, line       # torn while being appended
+        else:
+            raise MetricsError(f"{path}, line {number}: damaged metrics record ({problem}); the other lines "
+                               f"are intact: repair or delete line {number}, then run again")
+    return parsed, b""
 
 
-def truncate_after_step(path: str | os.PathLike, step: int) -> list[dict]:
-    """Keep only records with record["step"] <= step (rewritten atomically); returns the kept records.
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """All records of a metrics file ([] if it does not exist); a torn last line is skipped.
 
-    Resuming from a checkpoint at `step` drops lines written after it, so they are not duplicated.
+    Raises MetricsError naming the file and line if any other line is damaged.
+    """
+    return [record for _, record in _parse(Path(path))[0]]
+
+
+def keep_until_step(path: str | os.PathLike, step: int) -> tuple[list[dict], list[str]]:
+    """Keep the records with record["step"] <= step, for a run resumed from a checkpoint at `step`.
+
+    Later records (written after that checkpoint, so redone by the resumed run) are removed and a torn last
+    line is moved to `<file>.bad`; the file is rewritten atomically if anything changed, intact earlier
+    lines kept byte for byte.
+    Returns (kept records, notes saying what was removed). MetricsError if a line is damaged.
     """
     path = Path(path)
-    kept = [record for record in read_records(path) if record.get("step", 0) <= step]
-    if path.exists():
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(temporary, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(record) + "\n" for record in kept)
+    parsed, torn = _parse(path)
+    kept = [(line, record) for line, record in parsed if record.get("step", 0) <= step]
+    later = [record for _, record in parsed if record.get("step", 0) > step]
+    notes = []
+    if later:
+        epochs = ", ".join(str(record.get("epoch")) for record in later)
+        notes.append(f"{path}: removed {len(later)} record(s) past update {step} (epoch {epochs}), where training "
+                     f"continues: it writes them anew")
+    if torn:
+        bad = path.with_name(path.name + ".bad")
+        with open(bad, "ab") as out:
+            out.write(torn + b"\n")
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, path)
-    return kept
+        notes.append(f"{path}: moved a torn last line (an interrupted write) to {bad}")
+    if notes:
+        write_atomically(path, lambda out: out.writelines(line for line, _ in kept))
+    return [record for _, record in kept], notes

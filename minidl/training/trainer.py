@@ -19,14 +19,16 @@ updates, evaluation excluded), "samples_per_s"}.
 Failure handling:
 - a NaN/inf loss stops before that update is applied and raises TrainingDiverged naming the update and
   the last good checkpoint (which is left untouched);
-- Ctrl-C (SIGINT) stops after the current update, writes a checkpoint and raises TrainingInterrupted
-  (a KeyboardInterrupt) whose message says how to resume; a second Ctrl-C aborts at once. A
-  KeyboardInterrupt raised by a callback is handled the same way.
+- Ctrl-C (SIGINT) or SIGTERM (what `kill`, `timeout`, Slurm and systemd send) stops after the current
+  update, writes a checkpoint and raises TrainingInterrupted (a KeyboardInterrupt) whose message says how
+  to resume; a second signal aborts at once. A KeyboardInterrupt raised by a callback is handled the same way;
+- overflow in a diverging update or evaluation prints no NumPy warning: the loss check above reports it.
 Resuming restores everything the run depends on, so a resumed run produces the same numbers as an
 uninterrupted one with the same seed (same threads, same machine: the kernels are deterministic).
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -42,7 +44,7 @@ from minidl.nn import functional
 from minidl.random import generator
 from minidl.data.loader import DataLoader
 from minidl.training.checkpoint import load_checkpoint, save_checkpoint
-from minidl.training.metrics import append_record, truncate_after_step
+from minidl.training.metrics import append_record, keep_until_step, read_records
 
 __all__ = ["Trainer", "Every", "evaluate", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -60,7 +62,7 @@ class TrainingDiverged(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); `checkpoint` is where the state was saved (None if not saved)."""
+    """Training was interrupted (Ctrl-C or SIGTERM); `checkpoint` is where the state was saved (None if not)."""
 
     def __init__(self, message: str, step: int, checkpoint: Path | None):
         super().__init__(message)
@@ -80,6 +82,16 @@ class Every:
 
     def __call__(self, trainer: "Trainer") -> None:
         self.fn(trainer)
+
+
+def _quiet_overflow(method):
+    """Run `method` with NumPy's overflow/invalid/divide warnings off: a diverging net trips them on
+    every op, and the non-finite loss check (TrainingDiverged) is the one report the user needs."""
+    @functools.wraps(method)
+    def quiet(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return method(*args, **kwargs)
+    return quiet
 
 
 def _default_loss(logits, targets):
@@ -111,29 +123,39 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
     return {"loss": total_loss / count, "error": wrong / count, "examples": count}
 
 
-class _SigintFlag:
-    """While active (main thread only), the first Ctrl-C sets `requested` instead of raising."""
+class _StopSignals:
+    """While active (main thread only), the first Ctrl-C or SIGTERM sets `requested` instead of stopping.
+
+    The handlers in place before are put back at once, so a second signal acts as it would have (Ctrl-C
+    raises KeyboardInterrupt, SIGTERM ends the process).
+    """
+
+    NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
-        self.requested, self._previous = False, None
+        self.requested, self._previous = None, {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
-            except ValueError:
-                self._previous = None
+            for signum in self.NAMES:
+                if signal.getsignal(signum) is not None:      # None: a handler set outside Python; leave it
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)  # a second Ctrl-C interrupts at once
+        self.requested = self.NAMES[signum]
+        self._restore()
         # Raw write to fd 2: printing through sys.stderr here could re-enter a write in progress.
-        os.write(2, b"\nCtrl-C: stopping after this update and saving a checkpoint (press again to abort now)\n")
+        os.write(2, f"\n{self.requested}: stopping after this update and saving a checkpoint "
+                    f"(a second one aborts now)\n".encode())
+
+    def _restore(self):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        self._restore()
         return False
 
 
@@ -152,7 +174,8 @@ class Trainer:
         log: function taking one line of text per epoch (default print; None for silence).
         resume_hint: how to resume, quoted in the Ctrl-C message (default: Trainer.resume()).
     Attributes: step (updates done), epoch (epochs completed), batch (batches done in the current
-    epoch), last_loss, history (the metrics records), last_checkpoint (path or None).
+    epoch), last_loss, history (the metrics records), last_checkpoint (path or None),
+    last_checkpoint_step (the update count it holds).
     """
 
     def __init__(self, model, optimizer, train_loader: DataLoader, *, loss_fn=None, eval_loaders=None,
@@ -176,7 +199,7 @@ class Trainer:
         self.last_loss: float | None = None
         self.history: list[dict] = []
         self.last_checkpoint: Path | None = None
-        self._last_checkpoint_step: int | None = None
+        self.last_checkpoint_step: int | None = None   # the update count saved in last_checkpoint
         self._sums = self._empty_sums()
         self._in_optimizer_step = False
         self._bar = None
@@ -227,23 +250,43 @@ class Trainer:
         if path is None:
             raise ValueError("Trainer.save_checkpoint: no path given and no out_dir set")
         save_checkpoint(self.state_dict(), path)
-        self.last_checkpoint, self._last_checkpoint_step = path, self.step
+        self.last_checkpoint, self.last_checkpoint_step = path, self.step
         return path
 
     def resume(self, path=None) -> "Trainer":
-        """Load a checkpoint (default out_dir/checkpoint.npz) and drop metrics lines written after it."""
+        """Load a checkpoint (default out_dir/checkpoint.npz); metrics lines written after it are removed
+        (the resumed run writes them again), each removal said through `log`. Intact earlier lines are kept;
+        a damaged one raises MetricsError before anything is loaded or changed."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.resume: no path given and no out_dir set")
         if not path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
-        self.load_state_dict(load_checkpoint(path), source=str(path))
-        self.last_checkpoint, self._last_checkpoint_step = path, self.step
+        state = load_checkpoint(path)
         if self.metrics_path is not None:
-            self.history = truncate_after_step(self.metrics_path, self.step)
+            read_records(self.metrics_path)        # a damaged line stops here, before the state changes
+        self.load_state_dict(state, source=str(path))
+        self.last_checkpoint, self.last_checkpoint_step = path, self.step
+        self._trim_metrics()
         return self
 
+    def start_over(self) -> "Trainer":
+        """Begin at update 0 in an out_dir whose run stopped before its first checkpoint: the metrics lines
+        it may have written (at most one, when the checkpoint after it failed) are removed, and said."""
+        if self.step != 0:
+            raise ValueError(f"Trainer.start_over: this trainer is at update {self.step}, not 0")
+        self._trim_metrics()
+        return self
+
+    def _trim_metrics(self) -> None:
+        if self.metrics_path is None:
+            return
+        self.history, notes = keep_until_step(self.metrics_path, self.step)
+        for note in notes:
+            self._say(f"note: {note}")
+
     # ------------------------------------------------------------------------------------- training
+    @_quiet_overflow
     def evaluate(self, loader: DataLoader) -> dict:
         """evaluate(self.model, loader, self.loss_fn)."""
         return evaluate(self.model, loader, self.loss_fn)
@@ -262,12 +305,14 @@ class Trainer:
             if self.step % callback.every == 0:
                 callback(self)
 
-    def _checkpoint_note(self) -> str:
+    def checkpoint_note(self) -> str:
+        """Where the last good state is, in words (for messages)."""
         if self.last_checkpoint is None:
             return "no checkpoint has been written" if self.out_dir is not None else \
                 "checkpoints are off (no out_dir)"
-        return f"last good checkpoint: {self.last_checkpoint} (after update {self._last_checkpoint_step})"
+        return f"last good checkpoint: {self.last_checkpoint} (after update {self.last_checkpoint_step})"
 
+    @_quiet_overflow
     def _update(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
         self.optimizer.zero_grad()
         logits = self.model(mdl.Tensor(x))
@@ -276,7 +321,7 @@ class Trainer:
         if not math.isfinite(value):
             raise TrainingDiverged(
                 f"loss is {value} at update {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1}); "
-                f"training stopped before applying it; {self._checkpoint_note()}. Try a smaller learning rate.",
+                f"training stopped before applying it; {self.checkpoint_note()}. Try a smaller learning rate.",
                 self.step + 1, self.last_checkpoint)
         loss.backward()
         self._in_optimizer_step = True   # cleared by the caller once the counters include this update
@@ -318,7 +363,7 @@ class Trainer:
     def _done(self, epochs, updates) -> bool:
         return (epochs is not None and self.epoch >= epochs) or (updates is not None and self.step >= updates)
 
-    def _run_epoch(self, epochs, updates, sigint: _SigintFlag) -> None:
+    def _run_epoch(self, epochs, updates, stop: _StopSignals) -> None:
         from tqdm.auto import tqdm
 
         loader = self.train_loader
@@ -331,7 +376,7 @@ class Trainer:
         self.model.train()
         try:
             for x, y in loader.batches(self.epoch, start=self.batch):
-                if sigint.requested:
+                if stop.requested:
                     raise KeyboardInterrupt
                 started = time.perf_counter()
                 value, correct = self._update(x, y)
@@ -345,7 +390,7 @@ class Trainer:
                 if self.batch % 10 == 0 or self.batch == len(loader):
                     self._bar.set_postfix(loss=f"{self._sums['loss'] / self._sums['examples']:.4f}", refresh=False)
                 self._run_callbacks()
-                if sigint.requested:
+                if stop.requested:
                     raise KeyboardInterrupt
                 if updates is not None and self.step >= updates:
                     break
@@ -369,16 +414,16 @@ class Trainer:
                 raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
         if epochs is None and updates is None:
             raise ValueError("Trainer.fit: give epochs, updates or both")
-        with _SigintFlag() as sigint:
+        with _StopSignals() as stop:
             try:
                 if self.step == 0:
                     self._run_callbacks()
                 while not self._done(epochs, updates):
-                    self._run_epoch(epochs, updates, sigint)
+                    self._run_epoch(epochs, updates, stop)
             except TrainingInterrupted:
                 raise
             except KeyboardInterrupt:
-                raise self._interrupted() from None
+                raise self._interrupted(stop.requested) from None
         if self.batch > 0:   # stopped mid-epoch by `updates`: summarize the partial epoch, checkpoint it
             if not (self.history and self.history[-1]["step"] == self.step):
                 self._finish_record(self._epoch_record(complete=False), epochs)
@@ -387,17 +432,18 @@ class Trainer:
             mdl.save(self.model.state_dict(), self.out_dir / MODEL_FILE)
         return self.history
 
-    def _interrupted(self) -> TrainingInterrupted:
+    def _interrupted(self, signal_name: str | None) -> TrainingInterrupted:
+        stopped = f"training interrupted ({signal_name})" if signal_name else "training interrupted"
         where = f"after update {self.step} (epoch {self.epoch + 1}, batch {self.batch}/{len(self.train_loader)})"
         if self._in_optimizer_step:
             self._in_optimizer_step = False
             return TrainingInterrupted(
                 f"training aborted during a parameter update {where}; the current state is inconsistent and "
-                f"was not saved; {self._checkpoint_note()}.", self.step, self.last_checkpoint)
+                f"was not saved; {self.checkpoint_note()}.", self.step, self.last_checkpoint)
         if self.checkpoint_path is None:
-            return TrainingInterrupted(f"training interrupted {where}; checkpoints are off (no out_dir), "
+            return TrainingInterrupted(f"{stopped} {where}; checkpoints are off (no out_dir), "
                                        f"nothing was saved.", self.step, None)
         path = self.save_checkpoint()
         hint = self.resume_hint or f"Trainer(...).resume({str(path)!r}).fit(...)"
-        return TrainingInterrupted(f"training interrupted {where}; checkpoint saved to {path}.\n"
+        return TrainingInterrupted(f"{stopped} {where}; checkpoint saved to {path}.\n"
                                    f"Resume with: {hint}", self.step, path)

@@ -67,3 +67,13 @@ def test_no_temporary_files_left(tmp_path):
     save_checkpoint({"w": np.zeros(3)}, tmp_path / "c.npz")
     assert [p.name for p in tmp_path.iterdir()] == ["c.npz"]
     np.testing.assert_array_equal(load_checkpoint(tmp_path / "c.npz")["w"], np.zeros(3))
+
+
+def test_plain_npy_is_refused_with_value_error(tmp_path):
+    import minidl as mdl
+
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="a single .npy array \\(float64, shape \\(3,\\)\\), not an .npz archive"):
+        mdl.load(tmp_path / "x.npy")
+    with pytest.raises(ValueError, match="is a directory"):
+        mdl.load(tmp_path)

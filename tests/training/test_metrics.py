@@ -1,0 +1,61 @@
+"""metrics.jsonl: intact lines are never dropped; a torn last line is set aside; damage elsewhere is named."""
+import json
+
+import pytest
+
+from minidl.training.metrics import MetricsError, append_record, keep_until_step, read_records
+
+
+def _write(path, steps):
+    for step in steps:
+        append_record(path, {"epoch": step // 5, "step": step, "loss": float("nan") if step == 10 else 0.5})
+
+
+def test_round_trip_and_nan_as_null(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5, 10])
+    assert read_records(path) == [{"epoch": 1, "step": 5, "loss": 0.5}, {"epoch": 2, "step": 10, "loss": None}]
+    assert read_records(tmp_path / "missing.jsonl") == []
+
+
+def test_damaged_line_anywhere_but_last_is_named_and_nothing_changes(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5, 10, 15])
+    lines = path.read_bytes().split(b"\n")
+    for damaged in (lines[1][:20], b"[1, 2]", b"\xff\xfe"):
+        text = b"\n".join([lines[0], damaged, lines[2], b""])
+        path.write_bytes(text)
+        with pytest.raises(MetricsError, match=f"{path}, line 2: damaged metrics record"):
+            read_records(path)
+        with pytest.raises(MetricsError, match="line 2"):
+            keep_until_step(path, 15)
+        assert path.read_bytes() == text
+    path.write_bytes(b"\n".join([lines[0], lines[1], lines[2][:10], b""]))   # last, but complete: damaged
+    with pytest.raises(MetricsError, match="line 3"):
+        read_records(path)
+
+
+def test_torn_last_line_is_skipped_then_set_aside(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5, 10])
+    intact = path.read_bytes()
+    path.write_bytes(intact + b'{"epoch": 3, "st')
+    assert [r["step"] for r in read_records(path)] == [5, 10]
+    kept, notes = keep_until_step(path, 10)
+    assert [r["step"] for r in kept] == [5, 10] and path.read_bytes() == intact
+    assert (tmp_path / "metrics.jsonl.bad").read_bytes() == b'{"epoch": 3, "st\n'
+    assert notes == [f"{path}: moved a torn last line (an interrupted write) to {tmp_path / 'metrics.jsonl.bad'}"]
+
+
+def test_records_after_the_checkpoint_are_removed_and_said_earlier_ones_kept_byte_for_byte(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 5,   "epoch": 1}\n\n{"step": 10, "epoch": 2}\n{"step": 15, "epoch": 3}\n')
+    kept, notes = keep_until_step(path, 10)
+    assert kept == [{"step": 5, "epoch": 1}, {"step": 10, "epoch": 2}]
+    assert path.read_text() == '{"step": 5,   "epoch": 1}\n{"step": 10, "epoch": 2}\n'
+    assert notes == [f"{path}: removed 1 record(s) past update 10 (epoch 3), where training continues: it writes "
+                     f"them anew"]
+    before = path.stat().st_mtime_ns
+    assert keep_until_step(path, 10) == (kept, [])          # nothing to do: the file is not rewritten
+    assert path.stat().st_mtime_ns == before
+    assert json.loads(path.read_text().split("\n")[0]) == {"step": 5, "epoch": 1}

@@ -1,0 +1,102 @@
+"""The output-folder lock: one holder at a time, stale locks taken over, the holder named."""
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from minidl.training import run_lock
+from minidl.training.run_lock import FolderLocked, acquire
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has just exited (reuse within the test is vanishingly unlikely)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _leave_lock(folder, pid, host=None):
+    folder.mkdir(exist_ok=True)
+    (folder / ".lock").write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
+                                              "purpose": "minidl train", "since": "earlier"}))
+
+
+def test_holder_is_named_and_the_file_removed_on_release(tmp_path):
+    with acquire(tmp_path / "run", "minidl train") as lock:
+        assert lock.stale is None and lock.held
+        holder = json.loads((tmp_path / "run" / ".lock").read_text())
+        assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
+        with pytest.raises(FolderLocked, match=f"in use by minidl train \\(PID {os.getpid()} on host") as info:
+            acquire(tmp_path / "run", "minidl train")       # a second open file: refused like another process
+        assert info.value.holder.pid == os.getpid()
+    assert not lock.held and not (tmp_path / "run" / ".lock").exists()
+    with acquire(tmp_path / "run", "again") as lock:      # free again
+        assert lock.stale is None
+
+
+def test_a_live_holder_in_another_process_is_refused(tmp_path):
+    code = ("import sys, time; from minidl.training.run_lock import acquire\n"
+            "with acquire(sys.argv[1], 'holder'):\n print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(FolderLocked, match=f"holder \\(PID {holder.pid} on host {socket.gethostname()}"):
+            acquire(tmp_path, "minidl train")
+    finally:
+        holder.communicate("")
+    with acquire(tmp_path, "minidl train") as lock:       # released when the holder ended
+        assert lock.stale is None
+
+
+def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
+    code = ("import os, signal, sys; from minidl.training.run_lock import acquire\n"
+            "acquire(sys.argv[1], 'doomed'); os.kill(os.getpid(), signal.SIGKILL)")
+    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
+    assert killed.wait() == -9 and (tmp_path / ".lock").exists()
+    with acquire(tmp_path, "minidl train") as lock:
+        assert lock.stale.startswith(f"took over the lock of {tmp_path} left by doomed (PID {killed.pid} on host "
+                                     f"{socket.gethostname()}, since ")
+        assert lock.stale.endswith("which is no longer running")
+        assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
+
+
+@pytest.fixture
+def no_flock(monkeypatch):
+    """A file system that refuses flock: liveness falls back to the PID."""
+    def refuse(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(run_lock.fcntl, "flock", refuse)
+
+
+def test_without_flock_a_dead_pid_on_this_host_is_stale(tmp_path, no_flock):
+    pid = _dead_pid()
+    _leave_lock(tmp_path, pid)
+    with acquire(tmp_path, "minidl train") as lock:
+        assert f"PID {pid} on host {socket.gethostname()}" in lock.stale
+
+
+def test_without_flock_a_live_pid_or_another_host_is_respected(tmp_path, no_flock):
+    _leave_lock(tmp_path, os.getppid())                 # pytest's parent: alive
+    with pytest.raises(FolderLocked, match=f"PID {os.getppid()}"):
+        acquire(tmp_path, "minidl train")
+    _leave_lock(tmp_path, _dead_pid(), host="elsewhere.example")   # cannot be checked from here
+    with pytest.raises(FolderLocked, match="on host elsewhere.example"):
+        acquire(tmp_path, "minidl train")
+
+
+def test_read_only_folder_is_an_os_error(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(run_lock.os, "open", read_only)
+    with pytest.raises(OSError) as info:
+        acquire(tmp_path, "minidl train")
+    assert info.value.errno == errno.EROFS
