@@ -484,7 +484,9 @@ def _norm_axes(axis, shape: tuple) -> tuple:
     ndim = len(shape)
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if not isinstance(axis, (int, np.integer, tuple, list)):
+        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     rank = builtins.max(ndim, 1)
     norm = set()
     for ax in axes:
@@ -721,6 +723,9 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def unsqueeze(a: Tensor, axis: int) -> Tensor:
     """A size-1 axis inserted at ``axis`` (in [-ndim-1, ndim])."""
     shape = a.data.shape
+    if isinstance(axis, (int, np.integer)) and not -len(shape) - 1 <= axis <= len(shape):
+        raise np.exceptions.AxisError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {shape} "
+                                      f"(expected in [{-len(shape) - 1}, {len(shape)}])")
     (ax,) = _norm_axes(axis, shape + (1,))
     return reshape(a, shape[:ax] + (1,) + shape[ax:])
 
