@@ -985,7 +985,11 @@ def _in_place(op, ufunc, symbol: str):
                     raise RuntimeError(
                         f"a leaf tensor that requires grad (shape {t.shape}) is being used in an in-place "
                         f"operation; wrap the update in `with mdl.no_grad():` or write `t = t {symbol} x`")
-                return op(t, x)
+                result = op(t, x)
+                if result.shape != t.shape:
+                    raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
+                                     f"{result.shape} (its operands broadcast to a larger shape)")
+                return result
             result = op(Tensor._wrap(t.data.copy()), x)
             _overwrite(t, result.data, np.copyto, symbol)
             t.requires_grad, t._parents, t._backward = True, result._parents, result._backward

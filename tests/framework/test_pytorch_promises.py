@@ -140,6 +140,9 @@ def test_in_place_bad_shape_and_dtype_name_them():
     t = mdl.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
         t += np.ones((2, 3))
+    c = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        c += np.ones((2, 3))                   # a non-leaf cannot grow either (as PyTorch)
     i = mdl.tensor(np.array([1, 2]))
     with pytest.raises(TypeError, match="int64"):
         i /= 2
