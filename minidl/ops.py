@@ -559,17 +559,24 @@ def _variance(ad: np.ndarray, axes: tuple, correction) -> tuple:
         return dev, dof, np.square(dev).sum(axis=axes, keepdims=True) / dof
 
 
+def _correction(correction, ddof, unbiased) -> int:
+    """NumPy's ``ddof`` and PyTorch's older ``unbiased`` (True: 1, False: 0) as ``correction``."""
+    if ddof is not None:
+        return ddof
+    return correction if unbiased is None else int(bool(unbiased))
+
+
 def _reduced(kept: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
     return kept if keepdims else kept.reshape([n for i, n in enumerate(kept.shape) if i not in axes])
 
 
 @takes_dim
-def var(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, dtype=None) -> Tensor:
-    """Σ(a - ā)² / (n - correction); correction=1 (PyTorch's default: unbiased) or 0 (NumPy's ``ddof``
-    and ``dtype`` are accepted, so ``np.var(t)`` is NumPy's);  d/da = 2(a - ā)/(n - correction).
+def var(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, unbiased=None,
+        dtype=None) -> Tensor:
+    """Σ(a - ā)² / (n - correction); correction=1 (PyTorch's default: unbiased) or 0 (also as ``unbiased=``;
+    NumPy's ``ddof`` and ``dtype`` are accepted, so ``np.var(t)`` is NumPy's);  d/da = 2(a - ā)/(n - correction).
     n ≤ correction gives NaN or inf, as PyTorch."""
-    if ddof is not None:
-        correction = ddof
+    correction = _correction(correction, ddof, unbiased)
     ad = _floating(a.data if dtype is None else a.data.astype(dtype))
     axes = _norm_axes(axis, ad.shape)
     dev, dof, kept = _variance(ad, axes, correction)
@@ -581,10 +588,10 @@ def var(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, d
 
 
 @takes_dim
-def std(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, dtype=None) -> Tensor:
+def std(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, unbiased=None,
+        dtype=None) -> Tensor:
     """√var (see ``var``);  d/da = (a - ā) / ((n - correction)·std), 0 where std = 0 (as PyTorch)."""
-    if ddof is not None:
-        correction = ddof
+    correction = _correction(correction, ddof, unbiased)
     ad = _floating(a.data if dtype is None else a.data.astype(dtype))
     axes = _norm_axes(axis, ad.shape)
     dev, dof, variance = _variance(ad, axes, correction)
@@ -976,7 +983,8 @@ def _in_place(op, ufunc, symbol: str):
     Grad mode off, or no gradient involved: ``t.data`` is overwritten (same object, same buffer; the
     result cast to t's dtype where NumPy's same-kind rule allows, else TypeError). With grad mode on: a
     leaf that requires grad raises RuntimeError; a non-leaf gives ``op(t, x)``; a tensor that requires no
-    grad, with an ``x`` that does, takes the values and joins the graph (no longer a leaf), as in PyTorch.
+    grad, with an ``x`` that does, takes the values and joins the graph (no longer a leaf), as in PyTorch,
+    unless x's graph reads t (RuntimeError, see ``_graph_reads``).
     """
     def method(t: Tensor, x):
         if _GradMode.enabled and (t.requires_grad or (isinstance(x, Tensor) and x.requires_grad)):
@@ -990,6 +998,10 @@ def _in_place(op, ufunc, symbol: str):
                     raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
                                      f"{result.shape} (its operands broadcast to a larger shape)")
                 return result
+            if _graph_reads(x, t.data):
+                raise RuntimeError(
+                    f"{symbol}=: the graph of the right-hand side reads this tensor (shape {t.shape}), so changing "
+                    f"it in place would corrupt the gradients; write `t = t {symbol} x`")
             result = op(Tensor._wrap(t.data.copy()), x)
             _overwrite(t, result.data, np.copyto, symbol)
             t.requires_grad, t._parents, t._backward = True, result._parents, result._backward
@@ -999,6 +1011,21 @@ def _in_place(op, ufunc, symbol: str):
         return t
     method.__name__ = f"__i{op.__name__}__"
     return method
+
+
+def _graph_reads(root: Tensor, buffer: np.ndarray) -> bool:
+    """True if ``root`` or a tensor of its graph holds data that may share memory with ``buffer``: the
+    backward closures may have saved it. Conservative (PyTorch's version counters flag only saved values)."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if np.may_share_memory(node.data, buffer):
+            return True
+        stack.extend(node._parents)
+    return False
 
 
 def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:

@@ -136,6 +136,19 @@ def test_in_place_into_a_plain_tensor_with_a_grad_operand_joins_the_graph():
     np.testing.assert_array_equal(w.grad, [3.0, 27.0])
 
 
+def test_in_place_into_a_tensor_that_the_right_hand_side_read_is_refused():
+    """acc's old value is saved by acc * w (for w's gradient); overwriting it would corrupt that gradient
+    (PyTorch raises at backward: its version counter)."""
+    acc = mdl.ones(2)
+    w = mdl.tensor([1.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="reads this tensor"):
+        acc += acc * w
+    np.testing.assert_array_equal(acc.data, [1.0, 1.0])
+    acc = acc + acc * w                        # out of place: right
+    acc.sum().backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+
+
 def test_in_place_bad_shape_and_dtype_name_them():
     t = mdl.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):

@@ -50,6 +50,8 @@ def test_var_and_std_correction_and_degenerate_counts():
     x = data((4, 5), 2)
     check_gradients(lambda t: t.var(axis=1, correction=0), x)
     check_gradients(lambda t: t.std(dim=0, correction=0, keepdim=True), x)
+    np.testing.assert_array_equal(mdl.tensor(x).var(0, unbiased=False).data, np.var(x, axis=0))
+    np.testing.assert_array_equal(mdl.tensor(x).std(0, unbiased=True).data, mdl.tensor(x).std(0).data)
     np.testing.assert_allclose(mdl.tensor(x).var(correction=0).item(), np.var(x))
     assert np.var(mdl.tensor(x)).item() == pytest.approx(np.var(x))            # NumPy passes ddof=0
     assert np.std(mdl.tensor(x), ddof=1).item() == pytest.approx(np.std(x, ddof=1))
