@@ -11,8 +11,9 @@ in float64. Values are drawn from a seed, not by hypothesis, so no input sits on
 at 0, clamp at its bounds, max at a tie between different inputs) unless the program puts it there on
 purpose (x - x), where both sides agree. A program whose values leave ±1e4 is rejected (rare).
 
-Deterministic in CI: derandomized, no example database. Before the fix of issue 11, this found the lost
-0-d gradient (three contributions to one 0-d node) within the first few dozen examples.
+Deterministic in CI: derandomized, no example database. On the engine before issue 11's fix it fails at
+its first example (a 0-d leaf's .grad a NumPy scalar); ``fuzz_count.py`` counts, over 250 examples, 41-56
+such and 5-14 wrong gradient values (a 0-d node's third contribution lost), and none after the fix.
 """
 from __future__ import annotations
 
