@@ -7,8 +7,10 @@ from minidl.random import manual_seed
 from minidl.allocator import tune_malloc
 from minidl.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from minidl.tensor import Tensor, tensor
+from minidl.factories import arange, ones, rand, randn, zeros
 from minidl.serialization import load, save
 from minidl import ops
+from minidl.ops import cat, stack, where
 from minidl import init
 from minidl import nn
 from minidl import optim
@@ -17,4 +19,5 @@ from minidl import random
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "manual_seed", "tune_malloc", "save", "load", "nn", "optim", "init", "random", "ops"]
+           "manual_seed", "tune_malloc", "save", "load", "nn", "optim", "init", "random", "ops",
+           "zeros", "ones", "rand", "randn", "arange", "cat", "stack", "where"]

@@ -14,6 +14,7 @@ study and both CLIs. Adding an activation is adding one ``register(...)`` below.
 Moments. Linear regime (tanh, softsign, identity: f(s) ≈ s; sigmoid: f(s) ≈ 1/2 + s/4) — the regime
 the Xavier derivation assumes. Exact for s ~ N(0, v) for the piecewise-linear units: ReLU gives
 E[z²] = v/2, E[z] = √(v/2π); a leaky ReLU of slope a gives E[z²] = (1+a²)v/2, E[z] = (1-a)√(v/2π).
+Exact closed forms for ELU and GELU too (derivations at ``_elu_moments`` and ``_gelu_moments``).
 This module depends on NumPy and the compiled core only.
 """
 from __future__ import annotations
@@ -150,3 +151,73 @@ register(Activation(
     "identity", "s", "1", "no nonlinearity (a deep linear net)",
     forward=lambda s: s, backward=lambda g, s, z: g,
     value_range=(None, None), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
+
+
+# ---- ELU and GELU: the Gaussian integrals behind their moments ---------------------------------------
+def _erfcx(x: float) -> float:
+    """e^{x²}·erfc(x) for x ≥ 0 without overflow (asymptotic series past 25: relative error < 1e-10)."""
+    if x < 25.0:
+        return math.exp(x * x) * math.erfc(x)
+    y = 1.0 / (x * x)
+    return (1.0 - y / 2 + 3 * y * y / 4 - 15 * y ** 3 / 8) / (x * math.sqrt(math.pi))
+
+
+def _elu_moments(alpha: float):
+    """Exact moments of ELU_α(s) = s (s > 0), α(eˢ - 1) (s ≤ 0) for s ~ N(0, v), σ = √v.
+
+    With E[e^{ts}; s < 0] = e^{t²v/2}·Φ(-tσ) = erfcx(tσ/√2)/2 (complete the square):
+    E[z] = σ/√(2π) + α(E[eˢ; s<0] - 1/2),  E[z²] = v/2 + α²(E[e²ˢ; s<0] - 2E[eˢ; s<0] + 1/2),
+    E[f'(s)²] = 1/2 + α²·E[e²ˢ; s<0].
+    """
+    def moments(v):
+        sigma = math.sqrt(v)
+        e1, e2 = _erfcx(sigma / math.sqrt(2)) / 2, _erfcx(math.sqrt(2) * sigma) / 2
+        mean = sigma / math.sqrt(2 * math.pi) + alpha * (e1 - 0.5)
+        second = v / 2 + alpha * alpha * (e2 - 2 * e1 + 0.5)
+        return second, second - mean * mean, 0.5 + alpha * alpha * e2
+    return moments
+
+
+def _gelu_moments(v: float) -> tuple:
+    """Exact moments of GELU(s) = s·Φ(s) for s ~ N(0, v).
+
+    Stein's lemma E[s·h(s)] = v·E[h'(s)], Sheppard's E[Φ(s)²] = 1/4 + arcsin(v/(1+v))/(2π), and products
+    of Gaussian densities give E[z] = v/√(2π(1+v)), E[sΦφ] = v/(2π(1+v)√(1+2v)), E[s²φ²] = v/(2π(1+2v)^{3/2}),
+    so E[z²] = v(E[Φ²] + 2E[sΦφ]) and E[f'²] = E[(Φ + sφ)²] = E[Φ²] + 2E[sΦφ] + E[s²φ²].
+    """
+    cdf_square = 0.25 + math.asin(v / (1 + v)) / (2 * math.pi)
+    cross = v / (2 * math.pi * (1 + v) * math.sqrt(1 + 2 * v))
+    second = v * (cdf_square + 2 * cross)
+    mean = v / math.sqrt(2 * math.pi * (1 + v))
+    return second, second - mean * mean, cdf_square + 2 * cross + v / (2 * math.pi * (1 + 2 * v) ** 1.5)
+
+
+_normal_cdf_object = np.frompyfunc(lambda s: 0.5 * math.erfc(-s / math.sqrt(2)), 1, 1)
+
+
+def _normal_cdf(s: np.ndarray) -> np.ndarray:
+    """Φ(s) elementwise, exact to libm's erfc (NumPy has no erf; PyTorch's GELU uses the exact Φ too)."""
+    return np.asarray(_normal_cdf_object(s), dtype=s.dtype)
+
+
+def _gelu_backward(g, s, z):
+    density = np.exp(-0.5 * s * s) / math.sqrt(2 * math.pi)
+    return g * (_normal_cdf(s) + s * density)
+
+
+def _elu_forward(s):
+    return np.where(s > 0, s, np.expm1(np.minimum(s, 0)))
+
+
+register(Activation(
+    "elu", "s where s > 0, else eˢ - 1 (α = 1)", "1 where s > 0, else eˢ",
+    "Clevert, Unterthiner & Hochreiter 2016 (ICLR), PyTorch's default α = 1",
+    forward=_elu_forward, backward=lambda g, s, z: g * np.exp(np.minimum(s, 0)),
+    value_range=(-1.0, None), slope_at_zero=1.0, moments=_elu_moments(1.0)))
+
+register(Activation(
+    "gelu", "s·Φ(s), Φ the standard normal CDF (exact, PyTorch's default)", "Φ(s) + s·φ(s)",
+    "Hendrycks & Gimpel 2016, Gaussian Error Linear Units",
+    forward=lambda s: s * _normal_cdf(s), backward=_gelu_backward,
+    value_range=(-0.17, None),          # the minimum is -0.16997 at s = -0.7518
+    slope_at_zero=0.5, moments=_gelu_moments))

@@ -3,7 +3,9 @@
 A non-leaf Tensor stores its inputs in ``_parents`` and a closure ``_backward(grad) -> tuple`` giving
 the gradient for each parent (None where a parent needs none). ``backward`` orders the graph with an
 iterative depth-first search (no recursion limit) and sweeps it once in reverse, summing the
-contributions of nodes used several times. Leaves accumulate into ``.grad`` (``+=``, as PyTorch).
+contributions of nodes used several times. Leaves accumulate into ``.grad`` (``+=``, as PyTorch), which
+is always an ndarray of the leaf's shape and dtype (0-d included: NumPy's sum of two 0-d arrays is a
+scalar, so sums go through ``out=`` arrays). Every gradient is checked to have its input's shape.
 
 Ownership: a gradient array produced fresh by a backward closure belongs to the engine and may be
 summed into in place or handed to a leaf's ``.grad`` without a copy; an array passed through
@@ -144,9 +146,12 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 p_owned = True
             else:
                 p_owned = pg is not g and pg.base is None
-            pdtype = parent.data.dtype
-            if pg.dtype != pdtype:
-                pg = pg.astype(pdtype)
+            pdata = parent.data
+            if pg.shape != pdata.shape:
+                raise RuntimeError(f"the backward of an op gave a gradient of shape {pg.shape} for an input "
+                                   f"of shape {pdata.shape} (a bug in that op's chain rule)")
+            if pg.dtype != pdata.dtype:
+                pg = pg.astype(pdata.dtype)
                 p_owned = True
             key = id(parent)
             prev = grads.get(key)
@@ -154,9 +159,9 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                 grads[key] = (pg, p_owned)
             elif prev[1]:
                 acc = prev[0]
-                acc += pg
-            else:
-                grads[key] = (prev[0] + pg, True)
+                acc += pg                   # in place, 0-d arrays included
+            else:                           # a NumPy sum of 0-d arrays is a scalar: keep an ndarray
+                grads[key] = (np.add(prev[0], pg, out=np.empty_like(pdata)), True)
         if not retain_graph:
             node._parents = ()
             node._backward = _freed

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import functools
+import math
 import operator
 from functools import partial as _partial
 
@@ -27,7 +29,7 @@ import numpy as np
 
 from minidl import activations as _activations
 from minidl.autograd import _GradMode
-from minidl.tensor import Tensor, _new_tensor
+from minidl.tensor import Tensor, _FLOAT_DTYPES, _new_tensor, _to_array
 
 try:
     from minidl import _core
@@ -43,7 +45,7 @@ _core_sigmoid_backward = _core.sigmoid_backward
 _SIGMOID, _TANH, _RELU, _SOFTSIGN = (_activations.get(name) for name in ("sigmoid", "tanh", "relu", "softsign"))
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
-_Number = (int, float, np.number)
+_Number = (int, float, np.number)      # bool is an int
 
 
 KERNELS = ("matmul", "sigmoid_forward", "sigmoid_backward")
@@ -154,24 +156,88 @@ def _is_number(x) -> bool:
 def _weak(x):
     """A scalar as a Python number, so it never changes the tensor's dtype (as PyTorch):
     float32 * np.float64(2) stays float32."""
-    return x if type(x) is float or type(x) is int else x.item()
+    return x if type(x) is float or type(x) is int or type(x) is bool else x.item()
 
 
-def binary(a, b, forward, backward) -> Tensor:
+# ---- type promotion ---------------------------------------------------------------------------
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}       # bool < integer < floating
+
+
+def _promote(a: np.dtype | None, b: np.dtype | None) -> np.dtype | None:
+    """PyTorch's promote_types: the higher category wins outright (int64 with float32 is float32);
+    within one category NumPy's promotion (float32 with float64 is float64)."""
+    if a is None or b is None:
+        return b if a is None else a
+    ca, cb = _CATEGORY[a.kind], _CATEGORY[b.kind]
+    if ca != cb:
+        return a if ca > cb else b
+    return np.promote_types(a, b)
+
+
+def result_type(*operands) -> np.dtype:
+    """The dtype of an elementwise op on ``operands`` (Tensors, ndarrays, Python/NumPy numbers): PyTorch's rule.
+
+    The result's category (bool < integer < floating) is the highest among all operands. Its dtype comes
+    from the first group that holds that category, in the order: tensors with dimensions, 0-d tensors,
+    numbers; within a group the dtypes promote (``_promote``). A Python float counts as float32 (the
+    default dtype), an int as int64, a bool as bool; NumPy scalars count as Python numbers. So
+    int64 * float32 -> float32, float32 (n-d) + float64 (0-d) -> float32, float32 * 2.5 -> float32,
+    int64 * 2.5 -> float32, int64 (n-d) + float64 (0-d) -> float64, bool + 1 -> int64.
+    """
+    dims = zero = number = None
+    for x in operands:
+        if isinstance(x, Tensor):
+            x = x.data
+        if isinstance(x, np.ndarray):
+            if x.ndim:
+                dims = _promote(dims, x.dtype)
+            else:
+                zero = _promote(zero, x.dtype)
+        else:
+            kind = np.dtype(np.bool_ if isinstance(x, (bool, np.bool_)) else
+                            np.int64 if isinstance(x, (int, np.integer)) else np.float32)
+            number = _promote(number, kind)
+    return _outranks(dims, _outranks(zero, number))
+
+
+def _outranks(first: np.dtype | None, then: np.dtype | None) -> np.dtype | None:
+    """``first``'s dtype unless ``then`` is of a higher category (PyTorch's combine_categories)."""
+    if first is None or then is None:
+        return then if first is None else first
+    return first if _CATEGORY[first.kind] >= _CATEGORY[then.kind] else _promote(first, then)
+
+
+def _floating(x: np.ndarray) -> np.ndarray:
+    """``x`` if it is float32/float64, else ``x`` as float32 (ops whose result is a real number)."""
+    return x if x.dtype.kind == "f" else x.astype(_F32)
+
+
+def _cast(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _broadcast_error(name: str, *shapes) -> ValueError:
+    return ValueError(f"{name}: shapes {', '.join(map(str, shapes))} cannot be broadcast together")
+
+
+def binary(a, b, forward, backward, floating: bool = False) -> Tensor:
     """An elementwise binary op with NumPy broadcasting: ``forward(x, y)`` and its local gradient.
 
     ``a`` or ``b`` is a Tensor; the other may be a Tensor, a Python/NumPy number or an array-like
-    (a constant tensor, see ``as_tensor``). ``forward(x, y) -> out`` computes the op on the ndarrays;
-    a number operand is passed as a Python number, so it never changes the tensor's dtype, and is no
-    parent (the node has one parent, the tensor). ``backward(g, x, y, out, need_x, need_y) ->
-    (gx, gy)`` gives the gradients for x and y at the broadcast shape of ``out``; the entry of an
-    operand that needs none is ignored (may be None). ``binary`` sums each back to its operand's
-    shape (``unbroadcast``) and records the node (``record``).
+    (a constant tensor, see ``as_tensor``). The operands are first cast to ``result_type`` (float32
+    if ``floating`` and that is not a float type: true division). ``forward(x, y) -> out`` computes
+    the op on the ndarrays; a number operand is passed as a Python number and is no parent (the node
+    has one parent, the tensor). ``backward(g, x, y, out, need_x, need_y) -> (gx, gy)`` gives the
+    gradients for x and y at the broadcast shape of ``out``; the entry of an operand that needs none
+    is ignored (may be None). ``binary`` sums each back to its operand's shape (``unbroadcast``) and
+    records the node (``record``).
     """
     if isinstance(a, Tensor):
         if not isinstance(b, Tensor):
             if _is_number(b):
                 x, y = a.data, _weak(b)
+                if x.dtype.kind != "f":
+                    x = _cast(x, _F32 if floating else result_type(x, y))
                 out = forward(x, y)
                 if type(out) is not np.ndarray:
                     out = np.asarray(out)
@@ -179,6 +245,8 @@ def binary(a, b, forward, backward) -> Tensor:
             b = as_tensor(b, a)
     elif _is_number(a):
         x, y = _weak(a), b.data
+        if y.dtype.kind != "f":
+            y = _cast(y, _F32 if floating else result_type(x, y))
         out = forward(x, y)
         if type(out) is not np.ndarray:
             out = np.asarray(out)
@@ -186,7 +254,17 @@ def binary(a, b, forward, backward) -> Tensor:
     else:
         a = as_tensor(a, b)
     x, y = a.data, b.data
-    out = forward(x, y)
+    if x.dtype != y.dtype or x.dtype.kind != "f":
+        dtype = result_type(x, y)
+        if floating and dtype.kind != "f":
+            dtype = _F32
+        x, y = _cast(x, dtype), _cast(y, dtype)
+    try:
+        out = forward(x, y)
+    except ValueError as exc:
+        if x.shape == y.shape:
+            raise
+        raise _broadcast_error(getattr(forward, "__name__", "op"), x.shape, y.shape) from exc
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     return record(out, (a, b), _binary_both, a, b, backward, x, y, out)
@@ -246,12 +324,12 @@ def _mul_backward(g, x, y, out, need_x, need_y):
 
 def div(a: Tensor, b) -> Tensor:
     """a / b;  d/da = 1/b, d/db = -a/b² = -(a/b)/b."""
-    return binary(a, b, operator.truediv, _div_backward)
+    return binary(a, b, operator.truediv, _div_backward, floating=True)
 
 
 def rdiv(a: Tensor, b) -> Tensor:
     """b / a for a non-Tensor b (``10.0 / t``);  d/da = -b/a² = -out/a."""
-    return binary(b, a, operator.truediv, _div_backward)
+    return binary(b, a, operator.truediv, _div_backward, floating=True)
 
 
 def _div_backward(g, x, y, out, need_x, need_y):
@@ -264,7 +342,7 @@ def pow(a: Tensor, exponent) -> Tensor:
     if isinstance(exponent, Tensor) or not _is_number(exponent):
         raise TypeError(f"Tensor ** exponent needs a Python/NumPy scalar exponent, got {type(exponent).__name__}")
     p = _weak(exponent)
-    ad = a.data
+    ad = _cast(a.data, result_type(a.data, p))
 
     def backward(g):
         if p == 0:
@@ -292,8 +370,8 @@ def _mm(x: np.ndarray, y: np.ndarray, trans_a: bool = False, trans_b: bool = Fal
     """op(x) @ op(y) for 2-D arrays through minidl._core (NumPy for non-float dtypes)."""
     dt = x.dtype
     if dt is not y.dtype and dt != y.dtype:
-        dt = np.result_type(x, y)
-        x, y = x.astype(dt), y.astype(dt)
+        dt = result_type(x, y)
+        x, y = _cast(x, dt), _cast(y, dt)
     if dt == _F32 or dt == _F64:
         return _core_matmul(x, y, trans_a=trans_a, trans_b=trans_b)
     return (x.T if trans_a else x) @ (y.T if trans_b else y)
@@ -325,6 +403,9 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
     ad, bd = a.data, b.data
     if ad.ndim == 0 or bd.ndim == 0:
         raise ValueError(f"matmul: 0-d operand (shapes {ad.shape} and {bd.shape}); use * for scalars")
+    if ad.dtype != bd.dtype:
+        dt = result_type(ad, bd)
+        ad, bd = _cast(ad, dt), _cast(bd, dt)
     try:
         out = np.matmul(ad, bd)
     except ValueError as exc:
@@ -376,16 +457,48 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 
 # ---- reductions ------------------------------------------------------------------------------
-def _norm_axes(axis, ndim: int) -> tuple:
+def takes_dim(op):
+    """Let ``op`` also take PyTorch's names ``dim=``/``keepdim=`` for ``axis=``/``keepdims=``, and the
+    ``out=None`` that NumPy's functions pass on (``np.mean(t)`` calls ``t.mean(axis=None, dtype=None,
+    out=None)``)."""
+    @functools.wraps(op)
+    def with_aliases(a, *args, **kwargs):
+        if kwargs:
+            for alias, name in (("dim", "axis"), ("keepdim", "keepdims")):
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{op.__name__}() got both {name}= and its alias {alias}=")
+                    kwargs[name] = kwargs.pop(alias)
+            if kwargs.pop("out", None) is not None:
+                raise TypeError(f"{op.__name__}() does not take out=")
+        return op(a, *args, **kwargs)
+    return with_aliases
+
+
+def _norm_axes(axis, shape: tuple) -> tuple:
+    """``axis`` (None, an int or a sequence of ints) as a sorted tuple of non-negative axes of ``shape``.
+
+    As PyTorch, a 0-d tensor takes axis 0 or -1 (reducing over nothing). An axis out of range raises
+    NumPy's AxisError, an IndexError (PyTorch's type) and a ValueError, naming the shape.
+    """
+    ndim = len(shape)
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
-    norm = []
+    if not isinstance(axis, (int, np.integer, tuple, list)):
+        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    rank = builtins.max(ndim, 1)
+    norm = set()
     for ax in axes:
-        if not -ndim <= ax < builtins.max(ndim, 1):
-            raise ValueError(f"axis {ax} is out of bounds for a tensor with {ndim} dimensions")
-        norm.append(int(ax) % ndim if ndim else 0)
-    return tuple(norm)
+        if not isinstance(ax, (int, np.integer)) or isinstance(ax, bool):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}")
+        if not -rank <= ax < rank:
+            raise np.exceptions.AxisError(f"axis {ax} is out of range for a tensor of shape {shape} "
+                                          f"(expected in [{-rank}, {rank - 1}])")
+        if int(ax) % rank in norm:
+            raise ValueError(f"axis {int(ax) % rank} appears more than once in {axis!r}")
+        norm.add(int(ax) % rank)
+    return tuple(sorted(norm)) if ndim else ()
 
 
 def _expand_back(g: np.ndarray, kept_shape: tuple, shape: tuple) -> np.ndarray:
@@ -402,49 +515,187 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
-def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Σ over axes;  d/da = 1 broadcast back to a's shape."""
+def _count(shape: tuple, axes: tuple) -> int:
+    return math.prod(shape[ax] for ax in axes)
+
+
+@takes_dim
+def sum(a: Tensor, axis=None, keepdims: bool = False, dtype=None) -> Tensor:
+    """Σ over axes (``dtype``: cast a first, as PyTorch);  d/da = 1 broadcast back to a's shape."""
+    if dtype is not None:
+        a = astype(a, dtype)
     ad = a.data
-    axes = _norm_axes(axis, ad.ndim)
+    axes = _norm_axes(axis, ad.shape)
     out = ad.sum(axis=axes, keepdims=keepdims)
     shape = ad.shape
     return record(out, (a,), lambda g: (_expand_back(g, _kept_shape(shape, axes), shape),))
 
 
-def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Σ/n over axes;  d/da = 1/n broadcast back."""
-    ad = a.data
-    axes = _norm_axes(axis, ad.ndim)
-    out = ad.mean(axis=axes, keepdims=keepdims)
+@takes_dim
+def mean(a: Tensor, axis=None, keepdims: bool = False, dtype=None) -> Tensor:
+    """Σ/n over axes (integers and bools give float32: ``(pred == y).mean()`` is the accuracy; PyTorch
+    refuses them);  d/da = 1/n broadcast back. The mean over no elements is NaN, as PyTorch."""
+    if dtype is not None:
+        a = astype(a, dtype)
+    ad = _floating(a.data)
+    axes = _norm_axes(axis, ad.shape)
     shape = ad.shape
+    count = _count(shape, axes)
+    with np.errstate(invalid="ignore"):
+        out = ad.sum(axis=axes, keepdims=keepdims) / count
 
     def backward(g):
-        count = 1
-        for ax in axes:
-            count *= shape[ax]
-        return (_expand_back(g / count, _kept_shape(shape, axes), shape),)
+        with np.errstate(divide="ignore"):
+            return (_expand_back(g / count, _kept_shape(shape, axes), shape),)
     return record(out, (a,), backward)
 
 
-def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    """Maximum over axes;  d/da = 1 at the maxima (split equally among ties), 0 elsewhere."""
+def _variance(ad: np.ndarray, axes: tuple, correction) -> tuple:
+    """(a - mean, n - correction clipped at 0, Σ(a - mean)² / that with keepdims) over ``axes``."""
+    n = _count(ad.shape, axes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dev = ad - ad.sum(axis=axes, keepdims=True) / n
+        dof = builtins.max(n - correction, 0)
+        return dev, dof, np.square(dev).sum(axis=axes, keepdims=True) / dof
+
+
+def _correction(correction, ddof, unbiased) -> int:
+    """NumPy's ``ddof`` and PyTorch's older ``unbiased`` (True: 1, False: 0) as ``correction``."""
+    if ddof is not None:
+        return ddof
+    return correction if unbiased is None else int(bool(unbiased))
+
+
+def _reduced(kept: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
+    return kept if keepdims else kept.reshape([n for i, n in enumerate(kept.shape) if i not in axes])
+
+
+@takes_dim
+def var(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, unbiased=None,
+        dtype=None) -> Tensor:
+    """Σ(a - ā)² / (n - correction); correction=1 (PyTorch's default: unbiased) or 0 (also as ``unbiased=``;
+    NumPy's ``ddof`` and ``dtype`` are accepted, so ``np.var(t)`` is NumPy's);  d/da = 2(a - ā)/(n - correction).
+    n ≤ correction gives NaN or inf, as PyTorch."""
+    correction = _correction(correction, ddof, unbiased)
+    ad = _floating(a.data if dtype is None else a.data.astype(dtype))
+    axes = _norm_axes(axis, ad.shape)
+    dev, dof, kept = _variance(ad, axes, correction)
+
+    def backward(g):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (g.reshape(kept.shape) * (2 / dof if dof else np.inf) * dev,)
+    return record(_reduced(kept, axes, keepdims), (a,), backward)
+
+
+@takes_dim
+def std(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, unbiased=None,
+        dtype=None) -> Tensor:
+    """√var (see ``var``);  d/da = (a - ā) / ((n - correction)·std), 0 where std = 0 (as PyTorch)."""
+    correction = _correction(correction, ddof, unbiased)
+    ad = _floating(a.data if dtype is None else a.data.astype(dtype))
+    axes = _norm_axes(axis, ad.shape)
+    dev, dof, variance = _variance(ad, axes, correction)
+    kept = np.sqrt(variance)
+
+    def backward(g):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = np.where(kept == 0, 0, g.reshape(kept.shape) / (kept * dof))
+        return (scale * dev,)
+    return record(_reduced(kept, axes, keepdims), (a,), backward)
+
+
+def _extremum(a: Tensor, axis, keepdims: bool, reduce, name: str) -> Tensor:
     ad = a.data
-    if ad.size == 0:
-        raise ValueError("max() of an empty tensor")
-    axes = _norm_axes(axis, ad.ndim)
-    kept = ad.max(axis=axes, keepdims=True)
-    out = kept if keepdims else kept.reshape([n for i, n in enumerate(ad.shape) if i not in axes])
+    axes = _norm_axes(axis, ad.shape)
+    if _count(ad.shape, axes) == 0:
+        raise ValueError(f"{name}() over axis {axis} of an empty tensor of shape {ad.shape}")
+    kept = reduce(ad, axis=axes, keepdims=True)
 
     def backward(g):
-        mask = (ad == kept).astype(ad.dtype)
+        mask = ad == kept
+        if ad.dtype.kind == "f":
+            nan = np.isnan(kept)
+            if nan.any():
+                mask |= np.isnan(ad) & nan
+        mask = mask.astype(g.dtype)
         mask /= mask.sum(axis=axes, keepdims=True)
-        return (mask * (g if keepdims else g.reshape(kept.shape)),)
-    return record(out, (a,), backward)
+        mask *= g.reshape(kept.shape)
+        return (mask,)
+    return record(_reduced(kept, axes, keepdims), (a,), backward)
 
 
-# ---- shape ----------------------------------------------------------------------------------
+@takes_dim
+def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Maximum over axes (NaN if any element is NaN, as PyTorch; PyTorch's values only, no indices);
+    d/da = 1 at the maxima (split equally among ties; at the NaNs when the maximum is NaN), 0 elsewhere."""
+    return _extremum(a, axis, keepdims, np.max, "max")
+
+
+@takes_dim
+def min(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Minimum over axes (see ``max``);  d/da = 1 at the minima (split equally among ties), 0 elsewhere."""
+    return _extremum(a, axis, keepdims, np.min, "min")
+
+
+def _arg_extremum(a: Tensor, axis, keepdims: bool, reduce, name: str) -> Tensor:
+    ad = a.data
+    if axis is None:
+        if ad.size == 0:
+            raise ValueError(f"{name}() of an empty tensor of shape {ad.shape}")
+        out = reduce(ad.reshape(-1))
+        if keepdims:
+            out = np.reshape(out, (1,) * ad.ndim)
+    else:
+        if not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"{name}() takes one axis, got {axis!r}")
+        (ax,) = _norm_axes(axis, ad.shape) or (None,)
+        if ax is None:                      # a 0-d tensor: its one element
+            out = np.zeros(())
+        elif ad.shape[ax] == 0:
+            raise ValueError(f"{name}() over axis {axis} of size 0 (tensor of shape {ad.shape})")
+        else:
+            out = reduce(ad, axis=ax, keepdims=keepdims)
+    return Tensor._wrap(np.asarray(out, dtype=np.int64))
+
+
+@takes_dim
+def argmax(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the maximum along ``axis`` (None: into the flattened tensor); the first among ties, a NaN
+    counts as the maximum (as PyTorch). int64, no gradient."""
+    return _arg_extremum(a, axis, keepdims, np.argmax, "argmax")
+
+
+@takes_dim
+def argmin(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """Index of the minimum (see ``argmax``)."""
+    return _arg_extremum(a, axis, keepdims, np.argmin, "argmin")
+
+
+@takes_dim
+def any(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """True where some element along the axes is nonzero (a bool tensor, no gradient)."""
+    return Tensor._wrap(np.asarray(a.data.any(axis=_norm_axes(axis, a.data.shape), keepdims=keepdims)))
+
+
+@takes_dim
+def all(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    """True where every element along the axes is nonzero (a bool tensor, no gradient)."""
+    return Tensor._wrap(np.asarray(a.data.all(axis=_norm_axes(axis, a.data.shape), keepdims=keepdims)))
+
+
+# ---- shape: every op here is a reshape, a permutation, or an index -------------------------------
+def _shape_arg(shape) -> tuple:
+    """``(2, 3)`` from ``reshape(2, 3)`` or ``reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+            raise TypeError(f"a shape holds ints, got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
 def reshape(a: Tensor, shape: tuple) -> Tensor:
-    """A view with a new shape;  the gradient is reshaped back."""
+    """A view with a new shape where NumPy can make one (else a copy);  the gradient is reshaped back."""
     ad = a.data
     try:
         out = ad.reshape(shape)
@@ -454,15 +705,58 @@ def reshape(a: Tensor, shape: tuple) -> Tensor:
     return record(out, (a,), lambda g: (g.reshape(old),))
 
 
+def view(a: Tensor, shape: tuple) -> Tensor:
+    """``reshape`` that shares ``a``'s data (an in-place change to one shows in the other), as PyTorch's
+    view: RuntimeError where the layout needs a copy (e.g. a transposed tensor)."""
+    out = reshape(a, shape)
+    if out.data.size and not np.may_share_memory(out.data, a.data):
+        raise RuntimeError(f"view(): a tensor of shape {a.shape} and strides {a.data.strides} cannot be "
+                           f"viewed as shape {tuple(shape)} without a copy; use .reshape(...) instead")
+    return out
+
+
+def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Axes start_dim..end_dim merged into one (all by default; a 0-d tensor becomes shape (1,))."""
+    shape = a.data.shape
+    if not shape:
+        return reshape(a, (1,))
+    (start,), (end,) = _norm_axes(start_dim, shape), _norm_axes(end_dim, shape)
+    if start > end:
+        raise ValueError(f"flatten(): start_dim {start_dim} comes after end_dim {end_dim} (shape {shape})")
+    return reshape(a, shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+
+@takes_dim
+def unsqueeze(a: Tensor, axis: int) -> Tensor:
+    """A size-1 axis inserted at ``axis`` (in [-ndim-1, ndim])."""
+    shape = a.data.shape
+    if isinstance(axis, (int, np.integer)) and not -len(shape) - 1 <= axis <= len(shape):
+        raise np.exceptions.AxisError(f"unsqueeze: axis {axis} is out of range for a tensor of shape {shape} "
+                                      f"(expected in [{-len(shape) - 1}, {len(shape)}])")
+    (ax,) = _norm_axes(axis, shape + (1,))
+    return reshape(a, shape[:ax] + (1,) + shape[ax:])
+
+
+@takes_dim
+def squeeze(a: Tensor, axis=None) -> Tensor:
+    """The size-1 axes removed (all of them, or those of ``axis`` that have size 1: as PyTorch, naming an
+    axis of another size is no error and leaves it)."""
+    shape = a.data.shape
+    axes = _norm_axes(axis, shape)
+    return reshape(a, tuple(n for i, n in enumerate(shape) if not (i in axes and n == 1)))
+
+
 def transpose(a: Tensor, axes=None) -> Tensor:
     """Permute axes (None: reverse);  the gradient is permuted back by the inverse permutation."""
     ad = a.data
     if axes is not None:
-        axes = tuple(int(ax) % ad.ndim if ad.ndim else ax for ax in axes)
-    try:
-        out = ad.transpose(axes)
-    except ValueError as exc:
-        raise ValueError(f"transpose: axes {axes} do not fit a tensor of shape {ad.shape}") from exc
+        if len(axes) != ad.ndim:
+            raise ValueError(f"transpose: axes {tuple(axes)} do not fit a tensor of shape {ad.shape}")
+        axes = tuple(_norm_axes(ax, ad.shape)[0] for ax in axes)
+        if sorted(axes) != list(range(ad.ndim)):
+            raise ValueError(f"transpose: axes {axes} are not a permutation of the axes of a tensor "
+                             f"of shape {ad.shape}")
+    out = ad.transpose(axes)
     return record(out, (a,), lambda g: (g.transpose(None if axes is None else tuple(np.argsort(axes))),))
 
 
@@ -482,18 +776,145 @@ def getitem(a: Tensor, index) -> Tensor:
     return record(out, (a,), backward)
 
 
+def astype(a: Tensor, dtype) -> Tensor:
+    """``a`` converted to ``dtype`` (``a`` itself when it has it already, as PyTorch's ``to``);  d/da = 1,
+    cast back to a's dtype. A cast to an integer or bool dtype carries no gradient (as PyTorch)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and dtype not in _FLOAT_DTYPES:
+        raise TypeError(f"minidl tensors hold float32 or float64, not {dtype}")
+    if dtype.kind not in "biuf":
+        raise TypeError(f"cannot convert a tensor to dtype {dtype}")
+    ad = a.data
+    if ad.dtype == dtype:
+        return a
+    if dtype.kind != "f":
+        return Tensor._wrap(ad.astype(dtype))
+    return record(ad.astype(dtype), (a,), _identity_backward)
+
+
+def _identity_backward(g):
+    return (g,)
+
+
+# ---- joining and selecting ---------------------------------------------------------------------
+def _tensors(seq, name: str) -> list:
+    if isinstance(seq, Tensor) or not isinstance(seq, (list, tuple)):
+        raise TypeError(f"{name}() takes a list or tuple of tensors, got {type(seq).__name__}")
+    if not seq:
+        raise ValueError(f"{name}() of an empty sequence")
+    tensors = [as_tensor(t) for t in seq]
+    dtype = result_type(*tensors)
+    return [astype(t, dtype) for t in tensors]
+
+
+@takes_dim
+def cat(tensors, axis: int = 0) -> Tensor:
+    """The tensors joined along an existing axis (dtypes promoted, as PyTorch);  each gets its slice of
+    the gradient."""
+    tensors = _tensors(tensors, "cat")
+    shapes = [t.data.shape for t in tensors]
+    if not shapes[0]:
+        raise ValueError("cat(): 0-d tensors cannot be concatenated (use stack)")
+    (ax,) = _norm_axes(axis, shapes[0])
+    if builtins.any(len(s) != len(shapes[0]) or s[:ax] + s[ax + 1:] != shapes[0][:ax] + shapes[0][ax + 1:]
+                    for s in shapes):
+        raise ValueError(f"cat(): shapes {shapes} differ outside axis {axis}")
+    out = np.concatenate([t.data for t in tensors], axis=ax)
+    ends = np.cumsum([s[ax] for s in shapes])[:-1]
+
+    def backward(g):
+        return tuple(part if t.requires_grad else None for part, t in zip(np.split(g, ends, axis=ax), tensors))
+    return record(out, tuple(tensors), backward)
+
+
+@takes_dim
+def stack(tensors, axis: int = 0) -> Tensor:
+    """The tensors (of one shape) stacked along a new axis;  each gets its slice of the gradient."""
+    tensors = _tensors(tensors, "stack")
+    shapes = [t.data.shape for t in tensors]
+    if builtins.any(s != shapes[0] for s in shapes):
+        raise ValueError(f"stack(): tensors of different shapes {shapes}")
+    (ax,) = _norm_axes(axis, shapes[0] + (1,))
+    out = np.stack([t.data for t in tensors], axis=ax)
+
+    def backward(g):
+        return tuple(np.take(g, i, axis=ax) if t.requires_grad else None for i, t in enumerate(tensors))
+    return record(out, tuple(tensors), backward)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` (a bool tensor or array) holds, else ``b``, all three broadcast (a and b
+    promoted, as PyTorch);  d/da = condition, d/db = not condition."""
+    cond = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where(): the condition must be a bool tensor, got dtype {cond.dtype}")
+    dtype = result_type(*[x if _is_number(x) else as_tensor(x) for x in (a, b)])
+    a, b = (Tensor._wrap(np.asarray(_weak(x), dtype=dtype)) if _is_number(x) else astype(as_tensor(x), dtype)
+            for x in (a, b))
+    try:
+        out = np.where(cond, a.data, b.data)
+    except ValueError as exc:
+        raise _broadcast_error("where", cond.shape, a.shape, b.shape) from exc
+
+    def backward(g):
+        return (unbroadcast(np.where(cond, g, 0), a.data.shape) if a.requires_grad else None,
+                unbroadcast(np.where(cond, 0, g), b.data.shape) if b.requires_grad else None)
+    return record(out, (a, b), backward)
+
+
 # ---- elementwise unary ------------------------------------------------------------------------
+# Integer and bool inputs give float32 where the result is a real number (as PyTorch).
 def exp(a: Tensor) -> Tensor:
     """eᵃ;  d/da = eᵃ = out."""
-    out = np.exp(a.data)
+    out = np.exp(_floating(a.data))
     return record(out, (a,), lambda g: (g * out,))
 
 
 def log(a: Tensor) -> Tensor:
     """ln a;  d/da = 1/a."""
-    ad = a.data
+    ad = _floating(a.data)
     out = np.log(ad)
     return record(out, (a,), lambda g: (g / ad,))
+
+
+def sqrt(a: Tensor) -> Tensor:
+    """√a;  d/da = 1/(2√a) = 1/(2·out) (inf at 0, as PyTorch)."""
+    out = np.sqrt(_floating(a.data))
+
+    def backward(g):
+        with np.errstate(divide="ignore"):
+            return (g / (2 * out),)
+    return record(out, (a,), backward)
+
+
+def abs(a: Tensor) -> Tensor:
+    """|a|;  d/da = sign(a) (0 at 0, as PyTorch)."""
+    ad = a.data
+    return record(np.abs(ad), (a,), lambda g: (g * np.sign(ad),))
+
+
+def clamp(a: Tensor, min=None, max=None) -> Tensor:
+    """a limited to [min, max] (either bound may be None; max wins where min > max; NaN stays NaN: as
+    PyTorch's clamp), bounds are numbers;  d/da = 1 where min ≤ a ≤ max, else 0."""
+    low, high = min, max
+    if low is None and high is None:
+        raise ValueError("clamp() needs min= or max= (or both)")
+    for bound in (low, high):
+        if bound is not None and not _is_number(bound):
+            raise TypeError(f"clamp() bounds are numbers, got {type(bound).__name__}")
+    low, high = (None if x is None else _weak(x) for x in (low, high))
+    ad = _cast(a.data, result_type(a.data, *[x for x in (low, high) if x is not None]))
+    out = ad if low is None else np.maximum(ad, low)
+    out = out if high is None else np.minimum(out, high)
+    if out is ad:
+        out = ad.copy()
+
+    def backward(g):
+        inside = np.ones(ad.shape, dtype=bool) if low is None else ad >= low
+        if high is not None:
+            inside &= ad <= high
+        return (g * inside,)
+    return record(out, (a,), backward)
 
 
 def activation(a: Tensor, act) -> Tensor:
@@ -502,7 +923,7 @@ def activation(a: Tensor, act) -> Tensor:
     act = _activations.get(act)
     ad = a.data
     if ad.dtype != _F32 and ad.dtype != _F64:
-        ad = ad.astype(np.result_type(ad.dtype, np.float32))
+        ad = ad.astype(_F32)
     out = act.forward(ad)
     if type(out) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars
         out = np.asarray(out)
@@ -533,6 +954,96 @@ def softsign(a: Tensor) -> Tensor:
     return activation(a, _SOFTSIGN)
 
 
+# ---- comparisons: elementwise, a bool tensor, no gradient ----------------------------------------
+def _comparison(compare):
+    def method(a: Tensor, b):
+        if isinstance(b, Tensor):
+            y = b.data
+        elif _is_number(b):
+            y = _weak(b)
+        else:
+            try:
+                y = _to_array(b)
+            except TypeError:
+                return NotImplemented       # t == None is False, as PyTorch; t < None a TypeError
+        try:
+            return Tensor._wrap(np.asarray(compare(a.data, y)))
+        except ValueError as exc:
+            raise _broadcast_error(compare.__name__, a.data.shape, np.shape(y)) from exc
+    method.__name__ = f"__{compare.__name__}__"
+    method.__doc__ = f"Elementwise ``{compare.__name__}`` (NumPy broadcasting): a bool tensor, no gradient."
+    return method
+
+
+# ---- in place: t += x, -=, *=, /= ---------------------------------------------------------------
+def _in_place(op, ufunc, symbol: str):
+    """``t op= x`` as the contract says (PyTorch's semantics, except that on a non-leaf in a graph
+    the result is a new tensor: values and gradients as if written out of place, no version counter).
+
+    Grad mode off, or no gradient involved: ``t.data`` is overwritten (same object, same buffer; the
+    result cast to t's dtype where NumPy's same-kind rule allows, else TypeError). With grad mode on: a
+    leaf that requires grad raises RuntimeError; a non-leaf gives ``op(t, x)``; a tensor that requires no
+    grad, with an ``x`` that does, takes the values and joins the graph (no longer a leaf), as in PyTorch,
+    unless x's graph reads t (RuntimeError, see ``_graph_reads``).
+    """
+    def method(t: Tensor, x):
+        if _GradMode.enabled and (t.requires_grad or (isinstance(x, Tensor) and x.requires_grad)):
+            if t.requires_grad:
+                if t._backward is None:
+                    raise RuntimeError(
+                        f"a leaf tensor that requires grad (shape {t.shape}) is being used in an in-place "
+                        f"operation; wrap the update in `with mdl.no_grad():` or write `t = t {symbol} x`")
+                result = op(t, x)
+                if result.shape != t.shape:
+                    raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
+                                     f"{result.shape} (its operands broadcast to a larger shape)")
+                return result
+            if _graph_reads(x, t.data):
+                raise RuntimeError(
+                    f"{symbol}=: the graph of the right-hand side reads this tensor (shape {t.shape}), so changing "
+                    f"it in place would corrupt the gradients; write `t = t {symbol} x`")
+            result = op(Tensor._wrap(t.data.copy()), x)
+            _overwrite(t, result.data, np.copyto, symbol)
+            t.requires_grad, t._parents, t._backward = True, result._parents, result._backward
+            return t
+        y = x.data if isinstance(x, Tensor) else _weak(x) if _is_number(x) else _to_array(x)
+        _overwrite(t, y, ufunc, symbol)
+        return t
+    method.__name__ = f"__i{op.__name__}__"
+    return method
+
+
+def _graph_reads(root: Tensor, buffer: np.ndarray) -> bool:
+    """True if ``root`` or a tensor of its graph holds data that may share memory with ``buffer``: the
+    backward closures may have saved it. Conservative (PyTorch's version counters flag only saved values)."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if np.may_share_memory(node.data, buffer):
+            return True
+        stack.extend(node._parents)
+    return False
+
+
+def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:
+    """``t.data = ufunc(t.data, y)`` in t's own buffer (np.copyto: ``t.data = y``)."""
+    td = t.data
+    try:
+        if ufunc is np.copyto:
+            np.copyto(td, y, casting="same_kind")
+        else:
+            ufunc(td, y, out=td, casting="same_kind")
+    except TypeError as exc:
+        raise TypeError(f"{symbol}=: the result (dtype {np.result_type(td, y)}) cannot be stored in a "
+                        f"tensor of dtype {td.dtype}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{symbol}=: a tensor of shape {td.shape} cannot hold the result of shapes "
+                         f"{td.shape} and {np.shape(y)} broadcast ({exc})") from exc
+
+
 # ---- Tensor's operators and op methods ---------------------------------------------------------
 # Attached here, once every op exists, so that minidl.tensor never imports minidl.ops.
 def _rmatmul(a: Tensor, b) -> Tensor:
@@ -541,17 +1052,32 @@ def _rmatmul(a: Tensor, b) -> Tensor:
 
 
 def _reshape_method(self: Tensor, *shape) -> Tensor:
-    """View with a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    return reshape(self, shape)
+    """A tensor of a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
+    return reshape(self, _shape_arg(shape))
+
+
+def _view_method(self: Tensor, *shape) -> Tensor:
+    """A view of a new shape (``view(2, 3)`` or ``view((2, 3))``): shares the data (see ``view``)."""
+    return view(self, _shape_arg(shape))
 
 
 def _transpose_method(self: Tensor, *axes) -> Tensor:
-    """Permute axes (default: reverse them, the matrix transpose for 2-D)."""
+    """``t.transpose()``: axes reversed; ``t.transpose(i, j)``: axes i and j swapped (PyTorch);
+    ``t.transpose(perm)`` or ``t.permute(*perm)``: any permutation (NumPy)."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
+    elif len(axes) == 2 and self.data.ndim:
+        shape = self.data.shape
+        (i,), (j,) = _norm_axes(axes[0], shape), _norm_axes(axes[1], shape)
+        order = list(range(len(shape)))
+        order[i], order[j] = order[j], order[i]
+        axes = tuple(order)
     return transpose(self, axes or None)
+
+
+def _permute_method(self: Tensor, *axes) -> Tensor:
+    """The axes in the order given (``permute(2, 0, 1)``)."""
+    return transpose(self, _shape_arg(axes))
 
 
 def _T(self: Tensor) -> Tensor:
@@ -559,11 +1085,29 @@ def _T(self: Tensor) -> Tensor:
     return transpose(self, None)
 
 
+def _converter(dtype):
+    def method(self: Tensor) -> Tensor:
+        return astype(self, dtype)
+    method.__doc__ = f"``astype({np.dtype(dtype).name})``."
+    return method
+
+
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
         "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__neg__": neg, "__matmul__": matmul,
-        "__rmatmul__": _rmatmul, "__getitem__": getitem, "sum": sum, "mean": mean, "max": max,
-        "reshape": _reshape_method, "transpose": _transpose_method, "T": property(_T),
+        "__rmatmul__": _rmatmul, "__getitem__": getitem,
+        "__iadd__": _in_place(add, np.add, "+"), "__isub__": _in_place(sub, np.subtract, "-"),
+        "__imul__": _in_place(mul, np.multiply, "*"), "__itruediv__": _in_place(div, np.true_divide, "/"),
+        "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
+        "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le),
+        "__gt__": _comparison(operator.gt), "__ge__": _comparison(operator.ge),
+        "sum": sum, "mean": mean, "max": max, "min": min, "var": var, "std": std,
+        "argmax": argmax, "argmin": argmin, "any": any, "all": all,
+        "reshape": _reshape_method, "view": _view_method, "flatten": flatten, "unsqueeze": unsqueeze,
+        "squeeze": squeeze, "transpose": _transpose_method, "permute": _permute_method, "T": property(_T),
+        "astype": astype, "float": _converter(np.float32), "double": _converter(np.float64),
+        "long": _converter(np.int64),
+        "abs": abs, "__abs__": abs, "sqrt": sqrt, "clamp": clamp, "clip": clamp,
         "exp": exp, "log": log, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "softsign": softsign}.items():
     setattr(Tensor, _name, _method)
 del _name, _method

@@ -1,9 +1,9 @@
 """``Tensor``: a NumPy array plus what reverse-mode autodiff needs (``grad``, the recorded graph).
 
 The ops and their gradients live in ``minidl.ops`` (forward and backward side by side), which also
-attaches the operators (``+ - * / ** @``, unary ``-``, indexing) and the op methods (``sum``, ``mean``,
-``max``, ``reshape``, ``transpose``, ``T``, ``exp``, ``log``, ``sigmoid``, ``tanh``, ``relu``,
-``softsign``) to ``Tensor``: imports flow one way, ops imports tensor (``import minidl`` loads both).
+attaches the operators (``+ - * / ** @``, unary ``-``, indexing, comparisons, ``+= -= *= /=``) and the
+op methods (``sum``, ``mean``, ``max``, ``reshape``, ``exp``, ...) to ``Tensor``: imports flow one way,
+ops imports tensor (``import minidl`` loads both). Tensors hash by identity (``==`` is elementwise).
 The engine that runs ``backward`` lives in ``minidl.autograd``.
 
 dtype rules (the public contract): float32/float64 ndarrays keep their dtype, other floating dtypes
@@ -91,8 +91,26 @@ class Tensor:
         """True for tensors created by the user (not by an op that recorded a graph)."""
         return self._backward is None
 
+    __hash__ = object.__hash__      # by identity, as PyTorch: == compares elementwise
+
     def __len__(self) -> int:
+        if not self.data.ndim:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """The sub-tensors along the first axis (``self[i]``, in the graph); 0-d tensors are not iterable."""
+        if not self.data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __bool__(self) -> bool:
+        """The truth of a one-element tensor; other sizes are ambiguous (RuntimeError, as PyTorch)."""
+        if self.data.size != 1:
+            what = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of a tensor with {what} (shape {self.data.shape}) is "
+                               f"ambiguous; use .any() or .all()")
+        return bool(self.data.item())
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")

@@ -26,7 +26,7 @@ def test_activation_moments():
     assert activation_moments("sigmoid", 0.8) == pytest.approx((0.25 + 0.05, 0.05, 1 / 16))
     assert activation_moments("relu", 2.0) == pytest.approx((1.0, 1.0 - 1 / math.pi, 0.5))
     with pytest.raises(ValueError):
-        activation_moments("gelu", 1.0)
+        activation_moments("swish", 1.0)
 
 
 def test_backward_recursion_uses_the_fan_out_above():

@@ -70,7 +70,7 @@ def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("option,value,message", [("--schemes", "bogus", "unknown init scheme 'bogus'"),
                                                    ("--init-schemes", "normal_-1", "unknown init scheme"),
-                                                   ("--activations", "tanh,gelu", "unknown activation 'gelu'")])
+                                                   ("--activations", "tanh,swish", "unknown activation 'swish'")])
 def test_bad_options_are_refused(capsys, option, value, message):
     with pytest.raises(SystemExit) as exit_:            # argparse: usage and a one-line error, status 2
         main(["reproduce", "--quick", option, value, "--no-progress"])

@@ -1,0 +1,268 @@
+"""The promises a PyTorch user relies on without thinking (issue 11), one regression test each: every one
+of these failed, silently or with an unhelpful error, before the fix. Expected values are worked out by hand
+(or are micrograd's own) and agree with PyTorch 2.x on the same computations."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn, optim
+from minidl.nn import functional as F
+
+
+# ---- 1. 0-d gradients with three or more contributions ----------------------------------------------
+def test_a_0d_leaf_used_three_times():
+    x = mdl.tensor(2.0, requires_grad=True)
+    (x + x + x).backward()
+    assert x.grad == 3.0
+
+
+def test_a_0d_polynomial():
+    s = mdl.tensor(2.0, requires_grad=True)
+    (s * s * s + s).backward()                 # 3s² + 1
+    assert s.grad == 13.0
+
+
+def test_a_0d_sum_reused():
+    x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    s = x.sum()
+    (s * s + s).backward()                     # (2s + 1) · 1 with s = 6
+    np.testing.assert_array_equal(x.grad, [13.0, 13.0, 13.0])
+
+
+def test_a_0d_element_reused():
+    a = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    v = a[1]
+    (v * v + v + v).backward()                 # 2v + 2 with v = 2
+    np.testing.assert_array_equal(a.grad, [0.0, 6.0, 0.0])
+
+
+def test_micrograd_more_ops_with_0d_tensors():
+    """micrograd's test_more_ops (its expected values: PyTorch's), with 0-d tensors and in-place ops."""
+    a = mdl.tensor(-4.0, dtype=np.float64, requires_grad=True)
+    b = mdl.tensor(2.0, dtype=np.float64, requires_grad=True)
+    c = a + b
+    d = a * b + b ** 3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e ** 2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    assert g.item() == pytest.approx(24.70408163265306, rel=1e-12)
+    assert a.grad == pytest.approx(138.83381924198252, rel=1e-12)
+    assert b.grad == pytest.approx(645.5772594752186, rel=1e-12)
+
+
+def test_a_0d_grad_is_an_ndarray_that_zero_grad_clears():
+    x = mdl.tensor(2.0, requires_grad=True)
+    for _ in range(2):                         # the second pass accumulates into the first one's .grad
+        (x * x + x + x).backward()
+    assert type(x.grad) is np.ndarray and x.grad.shape == () and x.grad.dtype == np.float32
+    assert x.grad == 12.0
+    optim.SGD([x], lr=0.1).zero_grad(set_to_none=False)
+    assert type(x.grad) is np.ndarray and x.grad == 0.0
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2, 1), (0, 3)])
+def test_grad_has_the_leaf_shape_however_often_it_is_reused(shape):
+    x = mdl.tensor(np.full(shape, 1.5), requires_grad=True)
+    y = x
+    for _ in range(4):
+        y = y * x + x
+    y.sum().backward()
+    assert type(x.grad) is np.ndarray and x.grad.shape == x.shape
+    value = 1.5                                # y_k = y_{k-1}·x + x, so y'_k = y'_{k-1}·x + y_{k-1} + 1
+    grad = 1.0
+    for _ in range(4):
+        value, grad = value * 1.5 + 1.5, grad * 1.5 + value + 1
+    np.testing.assert_allclose(x.grad, np.full(shape, grad), rtol=1e-6)
+
+
+# ---- 2. in-place operators ----------------------------------------------------------------------------
+def test_the_manual_sgd_idiom_updates_the_model_in_place():
+    model = nn.Linear(3, 2)
+    params = list(model.parameters())
+    before = [(p, p.data, p.data.copy()) for p in params]
+    F.mse_loss(model(mdl.tensor(np.ones((4, 3)))), mdl.tensor(np.zeros((4, 2)))).backward()
+    with mdl.no_grad():
+        for p in model.parameters():
+            p -= 0.1 * p.grad
+    for (p, buffer, old), now in zip(before, model.parameters()):
+        assert now is p and p.data is buffer and p.requires_grad and p.is_leaf
+        np.testing.assert_allclose(p.data, old - 0.1 * p.grad, rtol=1e-6)
+
+
+@pytest.mark.parametrize("symbol,expected", [("+=", [3.0, 4.0]), ("-=", [-1.0, 0.0]), ("*=", [2.0, 4.0]),
+                                             ("/=", [0.5, 1.0])])
+def test_in_place_keeps_object_and_buffer(symbol, expected):
+    t = mdl.tensor([1.0, 2.0])
+    obj, buffer = t, t.data
+    namespace = {"t": t}
+    exec(f"t {symbol} 2", namespace)
+    assert namespace["t"] is obj and obj.data is buffer and obj.dtype == np.float32
+    np.testing.assert_array_equal(obj.data, expected)
+
+
+def test_in_place_on_a_leaf_that_requires_grad_is_refused_with_grad_mode_on():
+    w = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf"):
+        w -= 0.1
+    np.testing.assert_array_equal(w.data, [1.0, 2.0])
+
+
+def test_in_place_on_a_non_leaf_is_out_of_place():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    c = x * 2
+    node = c
+    c += c + 1                                 # c = 2c + 1 = 4x + 1
+    assert c is not node
+    c.sum().backward()
+    np.testing.assert_array_equal(c.data, [5.0, 9.0])
+    np.testing.assert_array_equal(x.grad, [4.0, 4.0])
+
+
+def test_in_place_into_a_plain_tensor_with_a_grad_operand_joins_the_graph():
+    acc = mdl.zeros(2)
+    buffer = acc.data
+    w = mdl.tensor([1.0, 3.0], requires_grad=True)
+    acc += w * w                               # as PyTorch: acc itself now holds w² and is in the graph
+    assert acc.data is buffer and acc.requires_grad and not acc.is_leaf
+    acc *= w                                   # a non-leaf now: as if out of place, acc = w³
+    acc.sum().backward()
+    np.testing.assert_array_equal(acc.data, [1.0, 27.0])
+    np.testing.assert_array_equal(w.grad, [3.0, 27.0])
+
+
+def test_in_place_into_a_tensor_that_the_right_hand_side_read_is_refused():
+    """acc's old value is saved by acc * w (for w's gradient); overwriting it would corrupt that gradient
+    (PyTorch raises at backward: its version counter)."""
+    acc = mdl.ones(2)
+    w = mdl.tensor([1.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="reads this tensor"):
+        acc += acc * w
+    np.testing.assert_array_equal(acc.data, [1.0, 1.0])
+    acc = acc + acc * w                        # out of place: right
+    acc.sum().backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+
+
+def test_in_place_bad_shape_and_dtype_name_them():
+    t = mdl.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        t += np.ones((2, 3))
+    c = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
+        c += np.ones((2, 3))                   # a non-leaf cannot grow either (as PyTorch)
+    i = mdl.tensor(np.array([1, 2]))
+    with pytest.raises(TypeError, match="int64"):
+        i /= 2
+    i += 1                                     # int64 += int stays int64, in place
+    np.testing.assert_array_equal(i.data, [2, 3])
+
+
+# ---- 3. comparisons, hashing, truth, iteration ------------------------------------------------------
+def test_comparisons_are_elementwise_bool_tensors_without_grad():
+    a = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = mdl.tensor([1.0, 2.0, 0.0])
+    results = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,
+               "scalar": a > 1.5, "reflected": 1.5 < a, "ndarray": a == np.array([1.0, 0.0, 3.0])}
+    expected = {"==": [1, 1, 0], "!=": [0, 0, 1], "<": [0, 0, 0], "<=": [1, 1, 0], ">": [0, 0, 1],
+                ">=": [1, 1, 1], "scalar": [0, 1, 1], "reflected": [0, 1, 1], "ndarray": [1, 0, 1]}
+    for name, out in results.items():
+        assert isinstance(out, mdl.Tensor) and out.dtype == np.bool_ and not out.requires_grad, name
+        np.testing.assert_array_equal(out.data, np.array(expected[name], dtype=bool), err_msg=name)
+    assert np.mean(a == b) == pytest.approx(2 / 3)         # the issue's example
+    assert (a == b).mean().item() == pytest.approx(2 / 3)
+    assert (a == None) is False and (a != None) is True    # noqa: E711 (as PyTorch)
+
+
+def test_tensors_hash_by_identity():
+    a, b = mdl.tensor([1.0]), mdl.tensor([1.0])
+    assert len({a, b, a}) == 2 and {a: 1}[a] == 1
+
+
+def test_bool_only_for_one_element():
+    assert bool(mdl.tensor([0.0])) is False and bool(mdl.tensor(2.0)) is True and bool(mdl.tensor([[3]]))
+    assert not mdl.tensor(0.0)
+    for t in (mdl.tensor([1.0, 2.0]), mdl.tensor(np.zeros(0))):
+        with pytest.raises(RuntimeError, match="ambiguous"):
+            bool(t)
+
+
+def test_0d_tensors_are_not_iterable_and_have_no_len():
+    t = mdl.tensor(1.0)
+    with pytest.raises(TypeError, match="0-d"):
+        list(t)
+    with pytest.raises(TypeError, match="0-d"):
+        len(t)
+    rows = list(mdl.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert len(rows) == 2 and rows[1].shape == (2,) and rows[1].data.tolist() == [3.0, 4.0]
+
+
+# ---- 6. max with NaN, dtype promotion, axis errors, bool scalars ----------------------------------------
+@pytest.mark.parametrize("reduce", ["max", "min"])
+def test_the_gradient_of_max_goes_to_the_nan(reduce):
+    x = mdl.tensor([1.0, np.nan, 3.0], requires_grad=True)
+    out = getattr(x, reduce)()
+    assert np.isnan(out.item())
+    out.backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0])
+    y = mdl.tensor([[1.0, np.nan], [4.0, 3.0]], requires_grad=True)
+    getattr(y, reduce)(axis=1).sum().backward()
+    np.testing.assert_array_equal(y.grad, [[0.0, 1.0], [1.0, 0.0]] if reduce == "max" else [[0.0, 1.0], [0.0, 1.0]])
+
+
+@pytest.mark.parametrize("make,dtype", [
+    (lambda: mdl.tensor(np.array([1, 2])) * mdl.tensor([1.5, 2.0]), np.float32),            # int64 * float32
+    (lambda: mdl.tensor([1.0, 2.0]) + mdl.tensor(np.float64(1.0)), np.float32),            # + 0-d float64
+    (lambda: mdl.tensor(np.float64(1.0)) + mdl.tensor([1.0, 2.0]), np.float32),
+    (lambda: mdl.tensor([1.0, 2.0]) * 2.5, np.float32),                                    # Python scalar
+    (lambda: mdl.tensor(np.array([1, 2])) * 2.5, np.float32),
+    (lambda: mdl.tensor(np.array([1, 2])) + 1, np.int64),
+    (lambda: mdl.tensor(np.array([1, 2])) / 2, np.float32),                                # true division
+    (lambda: mdl.tensor(np.array([1, 2])) / mdl.tensor(np.array([2, 2])), np.float32),
+    (lambda: mdl.tensor(np.array([1, 2])) + mdl.tensor(np.float64(1.0)), np.float64),      # category wins
+    (lambda: mdl.tensor(np.array([1.0, 2.0])) + mdl.tensor(np.ones(2, np.float32)), np.float64),
+    (lambda: mdl.tensor(np.array([True, False])) + 1, np.int64),
+    (lambda: mdl.tensor(np.array([1, 2])) ** 0.5, np.float32),
+    (lambda: mdl.tensor(np.array([1, 2])) @ mdl.tensor(np.ones((2, 2), np.float32)), np.float32),
+    (lambda: mdl.tensor(np.array([1, 2])).exp(), np.float32),
+    (lambda: mdl.tensor(np.array([1, 2])).sigmoid(), np.float32),
+])
+def test_type_promotion_follows_pytorch(make, dtype):
+    assert make().dtype == dtype
+
+
+def test_promotion_keeps_gradients_in_each_leafs_dtype():
+    a = mdl.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    s = mdl.tensor(np.float64(3.0), requires_grad=True)
+    out = a * s
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and s.grad.dtype == np.float64 and s.grad.shape == ()
+    np.testing.assert_array_equal(a.grad, [3.0, 3.0])
+    assert s.grad == 3.0
+
+
+def test_axis_of_a_0d_tensor():
+    t = mdl.tensor(2.0, requires_grad=True)
+    assert t.mean(0).item() == 2.0 and t.sum(-1).item() == 2.0 and t.max(dim=0).item() == 2.0   # as PyTorch
+    for bad in (1, -2):
+        with pytest.raises(IndexError, match=r"axis .* out of range .*shape \(\)"):
+            t.mean(bad)
+    with pytest.raises(IndexError, match=r"out of range .*\(2, 3\)"):
+        mdl.tensor(np.ones((2, 3))).sum(axis=2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_python_bools_are_numbers(dtype):
+    t = mdl.tensor(np.array([1.0, 2.0], dtype), requires_grad=True)
+    out = t + True
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out.data, [2.0, 3.0])
+    (t * False + True).sum().backward()
+    np.testing.assert_array_equal(t.grad, [0.0, 0.0])
+    assert (mdl.tensor(np.array([True, False])) + True).dtype == np.bool_
