@@ -10,7 +10,6 @@ registry's (same name, the parameter's forward, derivative and moments), so diag
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -89,27 +88,11 @@ class LeakyReLU(Activation):
         return f"negative_slope={self.negative_slope}"
 
 
-def _elu_moments(alpha: float):
-    """(E[z²], Var z, E[f'²]) of z = s if s > 0 else α(eˢ - 1), for s ~ N(0, v), exact: with σ = √v and
-    Φ the normal CDF, E[e^{ks}·[s<0]] = e^{k²v/2}·Φ(-kσ), so
-    E[z²] = v/2 + α²(e^{2v}Φ(-2σ) - 2e^{v/2}Φ(-σ) + 1/2),  E[z] = σ/√(2π) + α(e^{v/2}Φ(-σ) - 1/2),
-    E[f'²] = 1/2 + α²e^{2v}Φ(-2σ)."""
-    def tail(k, v):          # E[e^{ks} [s < 0]], via erfc so that large k·σ keeps its precision
-        return math.exp(k * k * v / 2) * 0.5 * math.erfc(k * math.sqrt(v / 2))
-
-    def moments(v):
-        e1, e2 = tail(1, v), tail(2, v)
-        second = v / 2 + alpha * alpha * (e2 - 2 * e1 + 0.5)
-        mean = math.sqrt(v / (2 * math.pi)) + alpha * (e1 - 0.5)
-        return second, second - mean * mean, 0.5 + alpha * alpha * e2
-    return moments
-
-
 class ELU(Activation):
     """x where x > 0, else α(eˣ - 1) (Clevert et al. 2016); slope at 0: α, as PyTorch.
 
-    α = 1 is the registry's "elu"; another α gets an entry with the exact Gaussian moments
-    (``_elu_moments``).
+    α = 1 is the registry's "elu"; another α gets an entry derived from it, with the exact Gaussian
+    moments for that α (the registry's ``_elu_moments``, which comes with the "elu" entry).
     """
 
     name = "elu"
@@ -124,7 +107,7 @@ class ELU(Activation):
                 derivative_formula=f"1 where s > 0, else z + {alpha:g}",
                 forward=lambda s: np.where(s > 0, s, alpha * np.expm1(np.minimum(s, 0))),
                 backward=lambda g, s, z: np.where(s > 0, g, g * (z + alpha)),
-                slope_at_zero=None, value_range=(-alpha, None), moments=_elu_moments(alpha))
+                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha))
         self.activation = entry
 
     def extra_repr(self) -> str:
