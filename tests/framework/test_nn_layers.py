@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minidl as mdl
 from minidl import activations, nn
@@ -176,6 +177,33 @@ def test_batchnorm1d_gradients_in_training_and_eval(shape):
     # functional form, every argument a differentiable input
     w, b = np.array([1.5, -0.5, 2.0]), np.array([0.1, 0.2, -0.3])
     check_gradients(lambda x_, w_, b_: F.batch_norm(x_, None, None, w_, b_, training=True), x, w, b)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 5), st.integers(1, 4), st.sampled_from([None, 1, 3]), st.booleans(),
+       st.floats(0.1, 10.0), st.integers(0, 2**16))
+def test_batch_norm_gradients_over_shapes_and_scales(n, c, length, training, scale, seed):
+    """Random (N, C) / (N, C, L) inputs of any spread, both modes, size-1 channel and length axes."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.5, scale, size=(n, c) if length is None else (n, c, length))
+    w, b = rng.normal(size=c), rng.normal(size=c)
+    stats = (rng.normal(size=c), rng.random(c) + 0.5)
+    running = [None, None] if training else [mdl.tensor(s_) for s_ in stats]
+    check_gradients(lambda x_, w_, b_: F.batch_norm(x_, *running, w_, b_, training=training), x, w, b,
+                    rtol=1e-5, atol=1e-7)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 2), st.floats(0.1, 10.0),
+       st.integers(0, 2**16))
+def test_layer_norm_gradients_over_shapes_and_scales(shape, k, scale, seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    k = min(k, len(shape))
+    normalized = shape[len(shape) - k:]
+    x = rng.normal(-1.0, scale, size=shape)
+    w, b = rng.normal(size=normalized), rng.normal(size=normalized)
+    check_gradients(lambda x_, w_, b_: F.layer_norm(x_, normalized, w_, b_), x, w, b, rtol=1e-5, atol=1e-7)
 
 
 # ---- LayerNorm ----------------------------------------------------------------------------------------
