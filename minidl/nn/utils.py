@@ -17,7 +17,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
     total = ‖(‖g₁‖ₚ, ‖g₂‖ₚ, …)‖ₚ over every parameter with a ``.grad`` (p = ``norm_type``, ``inf``: the
     largest |g|); each g is multiplied by min(1, max_norm/(total + 1e-6)), as PyTorch does. Returns the
     total norm *before* clipping as a 0-d Tensor (``.item()`` for a float). A NaN or infinite total
-    raises RuntimeError when ``error_if_nonfinite``, else the gradients become NaN, as in PyTorch.
+    raises RuntimeError when ``error_if_nonfinite``; else, as in PyTorch, the gradients are scaled by the
+    factor it gives (NaN, or 0 for an infinite total).
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]
