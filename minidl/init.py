@@ -17,6 +17,7 @@ variance Var(W)(fan_in, fan_out), formula, label and source; ``get(name)`` also 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -95,21 +96,39 @@ def _fan(shape, mode: str) -> float:
     raise ValueError(f"mode must be 'fan_in', 'fan_out' or 'fan_avg', got {mode!r}")
 
 
-def _fill_uniform(t, bound: float, generator):
+def _float_array(t) -> np.ndarray:
+    """The array a random initializer fills: floating point only (an integer array would silently
+    keep the draws' truncations, mostly zeros)."""
     a = _array(t)
+    if a.dtype.kind != "f":
+        raise TypeError(f"random initializers fill floating-point tensors, got dtype {a.dtype} "
+                        f"(shape {a.shape})")
+    return a
+
+
+def _empty(t) -> bool:
+    """True (with PyTorch's warning) for a zero-element tensor: nothing to fill, and no fan to divide by."""
+    if _array(t).size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return True
+    return False
+
+
+def _fill_uniform(t, bound: float, generator):
+    a = _float_array(t)
     a[...] = _rng(generator).uniform(-bound, bound, size=a.shape)
     return t
 
 
 def _fill_normal(t, std: float, generator, mean: float = 0.0):
-    a = _array(t)
+    a = _float_array(t)
     a[...] = _rng(generator).normal(mean, std, size=a.shape)
     return t
 
 
 def uniform_(t, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with U[a, b)."""
-    arr = _array(t)
+    arr = _float_array(t)
     arr[...] = _rng(generator).uniform(a, b, size=arr.shape)
     return t
 
@@ -138,12 +157,16 @@ def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None)
     fan_in or fan_out for the other modes (mode="fan_in" is Caffe's "xavier" filler).
     Example: ``init.xavier_uniform_(layer.weight, gain=init.calculate_gain("tanh"))``.
     """
+    if _empty(t):
+        return t
     return _fill_uniform(t, gain * math.sqrt(3.0 / _fan(_array(t).shape, mode)), generator)
 
 
 def xavier_normal_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     """Gaussian Glorot init (PyTorch ``xavier_normal_``, not truncated): N(0, gain²/fan), fan as in
     ``xavier_uniform_`` (fan_avg: Var = 2/(fan_in+fan_out))."""
+    if _empty(t):
+        return t
     return _fill_normal(t, gain * math.sqrt(1.0 / _fan(_array(t).shape, mode)), generator)
 
 
@@ -152,12 +175,16 @@ def standard_(t, generator=None):
 
     Also PyTorch's ``nn.Linear`` default weight (which, unlike here, draws the bias from it too).
     """
+    if _empty(t):
+        return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_uniform(t, 1.0 / math.sqrt(fan_in), generator)
 
 
 def lecun_normal_(t, generator=None):
     """LeCun et al. (1998) / Caffe's Gaussian "variance 1/N" init: N(0, 1/fan_in), not truncated."""
+    if _empty(t):
+        return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_normal(t, math.sqrt(1.0 / fan_in), generator)
 
@@ -165,6 +192,8 @@ def lecun_normal_(t, generator=None):
 def lecun_uniform_(t, generator=None):
     """U[-√(3/fan_in), √(3/fan_in)] (Var = 1/fan_in): Caffe's default "xavier" filler and Keras'
     ``lecun_uniform`` — 3× the variance of the paper's standard init."""
+    if _empty(t):
+        return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator)
 
@@ -177,6 +206,8 @@ def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
     """
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    if _empty(t):
+        return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
     return _fill_uniform(t, math.sqrt(3.0) * std, generator)
 
@@ -186,6 +217,8 @@ def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "
     """He et al. (2015): N(0, gain²/fan); defaults give N(0, 2/fan_in)."""
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    if _empty(t):
+        return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
     return _fill_normal(t, std, generator)
 

@@ -1,15 +1,24 @@
 """Activation modules: ``Activation(name)`` for any entry of the activation registry, and PyTorch's
-names for the classic ones (Sigmoid, Tanh, ReLU, Softsign, Identity).
+names for the classic ones (Sigmoid, Tanh, ReLU, Softsign, LeakyReLU, ELU, GELU, Identity), plus
+``Softmax`` (not elementwise, so no registry entry).
 
 A new entry in ``minidl.activations`` is usable at once as ``nn.Activation("name")`` and in
-``nn.MLP(activation="name")``; a class here only gives it a PyTorch-style name.
+``nn.MLP(activation="name")``; a class here only gives it a PyTorch-style name. LeakyReLU and ELU
+with a parameter other than the registry's default carry an entry of their own, derived from the
+registry's (same name, the parameter's forward, derivative and moments), so diagnostics read them too.
 """
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 from minidl import activations, ops
+from minidl.nn import functional as F
 from minidl.nn.module import Module
 
-__all__ = ["Activation", "Sigmoid", "Tanh", "ReLU", "Softsign", "Identity", "make_activation"]
+__all__ = ["Activation", "Sigmoid", "Tanh", "ReLU", "Softsign", "LeakyReLU", "ELU", "GELU", "Identity",
+           "Softmax", "make_activation"]
 
 
 class Activation(Module):
@@ -53,6 +62,83 @@ class Softsign(Activation):
     """x / (1 + |x|) (Glorot & Bengio 2010)."""
 
     name = "softsign"
+
+
+class LeakyReLU(Activation):
+    """x where x > 0, else negative_slope·x (slope at 0: negative_slope, as PyTorch).
+
+    The default slope 0.01 is the registry's "leaky_relu"; another slope a gets an entry with the
+    exact Gaussian moments E[z²] = (1+a²)v/2, E[z] = (1-a)√(v/2π).
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        Module.__init__(self)
+        self.negative_slope = a = float(negative_slope)
+        entry = activations.get(self.name)
+        if a != float(entry.derivative(-1.0)):        # the registry's own slope
+            entry = dataclasses.replace(
+                entry, formula=f"s where s > 0, else {a:g}·s", derivative_formula=f"1 where s > 0, else {a:g}",
+                forward=lambda s: np.where(s > 0, s, s * a), backward=lambda g, s, z: np.where(s > 0, g, g * a),
+                moments=activations._leaky_moments(a))
+        self.activation = entry
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Activation):
+    """x where x > 0, else α(eˣ - 1) (Clevert et al. 2016); slope at 0: α, as PyTorch.
+
+    α = 1 is the registry's "elu"; another α gets an entry derived from it, with the exact Gaussian
+    moments for that α (the registry's ``_elu_moments``, which comes with the "elu" entry).
+    """
+
+    name = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        Module.__init__(self)
+        self.alpha = alpha = float(alpha)
+        entry = activations.get(self.name)
+        if alpha != 1.0:
+            entry = dataclasses.replace(
+                entry, formula=f"s where s > 0, else {alpha:g}·(eˢ - 1)",
+                derivative_formula=f"1 where s > 0, else z + {alpha:g}",
+                forward=lambda s: np.where(s > 0, s, alpha * np.expm1(np.minimum(s, 0))),
+                backward=lambda g, s, z: np.where(s > 0, g, g * (z + alpha)),
+                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha))
+        self.activation = entry
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class GELU(Activation):
+    """x·Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel 2016), exact (erf), as PyTorch's default.
+    PyTorch's ``approximate="tanh"`` variant is not provided (ValueError)."""
+
+    name = "gelu"
+
+    def __init__(self, approximate: str = "none"):
+        if approximate != "none":
+            raise ValueError(f"GELU: only approximate='none' (the exact erf form) is provided, got {approximate!r}")
+        super().__init__()
+        self.approximate = approximate
+
+
+class Softmax(Module):
+    """softmax along ``axis`` (``dim`` is PyTorch's name for it): e^{xᵢ - m} / Σⱼ e^{xⱼ - m}."""
+
+    def __init__(self, axis: int = -1, dim: int | None = None):
+        super().__init__()
+        self.axis = F._axis(axis, dim)
+
+    def forward(self, x):
+        return F.softmax(x, axis=self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
 
 
 class Identity(Activation):

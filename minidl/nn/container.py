@@ -1,4 +1,4 @@
-"""``Sequential`` and the deep ``MLP`` the Glorot & Bengio experiments build."""
+"""``Sequential``, ``ModuleList`` and the deep ``MLP`` the Glorot & Bengio experiments build."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +7,7 @@ from minidl.nn.activation import make_activation
 from minidl.nn.linear import Linear
 from minidl.nn.module import Module
 
-__all__ = ["Sequential", "MLP"]
+__all__ = ["Sequential", "ModuleList", "MLP"]
 
 
 class Sequential(Module):
@@ -33,6 +33,68 @@ class Sequential(Module):
 
     def __iter__(self):
         return iter(self._modules.values())
+
+
+class ModuleList(Module):
+    """A list of Modules, registered as "0", "1", ... so that their parameters belong to the owner
+    (a plain Python list would hide them). It has no forward: the owner decides how to call them."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self.extend(modules)
+
+    @staticmethod
+    def _check(module, where) -> "Module":
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList holds Modules, {where} is a {type(module).__name__}")
+        return module
+
+    def _reindex(self, modules) -> None:
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, i):
+        items = list(self._modules.values())
+        if isinstance(i, slice):
+            return ModuleList(items[i])
+        return items[self._index(i)]
+
+    def __setitem__(self, i: int, module: Module) -> None:
+        setattr(self, str(self._index(i)), self._check(module, f"item {i}"))
+
+    def __delitem__(self, i) -> None:
+        items = list(self._modules.values())
+        del items[i if isinstance(i, slice) else self._index(i)]
+        self._reindex(items)
+
+    def _index(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of range for a ModuleList of length {n}")
+        return i % n
+
+    def append(self, module: Module) -> "ModuleList":
+        setattr(self, str(len(self)), self._check(module, "the appended value"))
+        return self
+
+    def extend(self, modules) -> "ModuleList":
+        for i, m in enumerate(modules):
+            self._check(m, f"item {i}")
+            setattr(self, str(len(self)), m)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        items = list(self._modules.values())
+        items.insert(index, self._check(module, "the inserted value"))
+        self._reindex(items)
 
 
 class MLP(Sequential):

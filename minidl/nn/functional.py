@@ -1,19 +1,26 @@
-"""Stateless functions of the nn layer: activations, softmax, losses.
+"""Stateless functions of the nn layer (PyTorch's ``torch.nn.functional``): activations, softmax,
+losses, dropout, batch and layer normalization.
 
-softmax / log_softmax / cross_entropy / mse_loss are fused ops (one graph node each, gradient
-written in closed form), stable for any logits: every exponent is taken after subtracting the
-row maximum, so logits ×1e5 stay finite.
+Everything below softmax is a fused op (one graph node, its gradient written in closed form beside
+the forward), stable for any input: every exponent is taken after subtracting the row maximum or
+through log-sum-exp (``np.logaddexp``), so logits ×1e5 stay finite. Losses take PyTorch's
+``reduction`` ("mean" | "sum" | "none") and refuse what PyTorch would compute silently wrong here:
+integer logits (TypeError), mismatched shapes and out-of-range class indices (ValueError naming them).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from minidl import ops
+from minidl import random as _random
 from minidl.ops import as_tensor, linear, record, unbroadcast
 from minidl.tensor import Tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softsign", "softmax", "log_softmax",
-           "cross_entropy", "mse_loss"]
+           "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "dropout",
+           "batch_norm", "layer_norm"]
+
+REDUCTIONS = ("mean", "sum", "none")
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -36,6 +43,14 @@ def softsign(x: Tensor) -> Tensor:
     return ops.softsign(x)
 
 
+def _floating(x: Tensor, name: str) -> Tensor:
+    """``x`` itself, refusing integer and bool tensors (their loss would be truncated, as PyTorch refuses)."""
+    if x.data.dtype.kind != "f":
+        raise TypeError(f"{name} expects floating-point input, got dtype {x.data.dtype} "
+                        f"(convert with .astype(np.float32) or mdl.tensor(..., dtype=np.float32))")
+    return x
+
+
 def _shifted(x: np.ndarray, axis: int):
     """x - max(x) along axis, and log Σ exp of it (the stable log-sum-exp pieces)."""
     shifted = x - x.max(axis=axis, keepdims=True)
@@ -43,9 +58,19 @@ def _shifted(x: np.ndarray, axis: int):
     return shifted, exps, exps.sum(axis=axis, keepdims=True)
 
 
-def softmax(x, axis: int = -1) -> Tensor:
+def _axis(axis, dim) -> int:
+    """``dim=`` is an alias of ``axis=`` (PyTorch's name)."""
+    if dim is None:
+        return axis
+    if axis is not None and axis != -1 and axis != dim:
+        raise TypeError(f"got axis={axis} and dim={dim}; give one of them")
+    return dim
+
+
+def softmax(x, axis: int = -1, dim=None) -> Tensor:
     """softmax(x)ᵢ = e^{xᵢ - m} / Σⱼ e^{xⱼ - m}, m = max x;  dx = y ⊙ (g - Σ g⊙y)."""
-    x = as_tensor(x)
+    axis = _axis(axis, dim)
+    x = _floating(as_tensor(x), "softmax")
     _, exps, total = _shifted(x.data, axis)
     out = exps / total
 
@@ -54,9 +79,10 @@ def softmax(x, axis: int = -1) -> Tensor:
     return record(out, (x,), backward)
 
 
-def log_softmax(x, axis: int = -1) -> Tensor:
+def log_softmax(x, axis: int = -1, dim=None) -> Tensor:
     """log_softmax(x) = x - m - log Σ e^{x - m};  dx = g - softmax(x) · Σ g."""
-    x = as_tensor(x)
+    axis = _axis(axis, dim)
+    x = _floating(as_tensor(x), "log_softmax")
     shifted, exps, total = _shifted(x.data, axis)
     out = shifted - np.log(total)
 
@@ -65,59 +91,280 @@ def log_softmax(x, axis: int = -1) -> Tensor:
     return record(out, (x,), backward)
 
 
-def _check_targets(logits: np.ndarray, targets) -> np.ndarray:
+def _check_reduction(reduction: str, name: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
+                         f"got {reduction!r}")
+
+
+def _reduce(losses: np.ndarray, reduction: str):
+    """(reduced loss, expand) for per-element ``losses``: "mean" (Σ/n), "sum" or "none" (as is);
+    ``expand(g)`` gives the gradient of the reduced loss with respect to each element, times g."""
+    if reduction == "none":
+        return losses, lambda g: g
+    shape, dtype = losses.shape, losses.dtype
+    if reduction == "sum":
+        return np.asarray(losses.sum(), dtype=dtype), lambda g: np.broadcast_to(g, shape)
+    n = losses.size
+    return np.asarray(losses.mean(), dtype=dtype), lambda g: np.broadcast_to(g / n, shape)
+
+
+def _check_targets(logits: np.ndarray, targets, name: str) -> np.ndarray:
+    """Integer class indices of shape (batch,), each in [0, classes), for (batch, classes) logits."""
     if isinstance(targets, Tensor):
         targets = targets.data
     targets = np.asarray(targets)
     if logits.ndim != 2:
-        raise ValueError(f"cross_entropy expects logits of shape (batch, classes), got {logits.shape}")
+        raise ValueError(f"{name} expects logits of shape (batch, classes), got {logits.shape}")
     if targets.dtype.kind == "f" and np.array_equal(targets, np.floor(targets)):
         targets = targets.astype(np.int64)     # mdl.tensor([0, 2]) is float32: whole numbers are indices
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy expects integer class indices, got dtype {targets.dtype} "
+        raise TypeError(f"{name} expects integer class indices, got dtype {targets.dtype} "
                         f"with non-integer values")
     if targets.shape != (logits.shape[0],):
-        raise ValueError(f"cross_entropy: targets of shape {targets.shape} do not match logits of "
+        raise ValueError(f"{name}: targets of shape {targets.shape} do not match logits of "
                          f"shape {logits.shape} (expected ({logits.shape[0]},))")
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
-        raise ValueError(f"cross_entropy: class indices must lie in [0, {logits.shape[1]}), "
+        raise ValueError(f"{name}: class indices must lie in [0, {logits.shape[1]}), "
                          f"got range [{targets.min()}, {targets.max()}]")
     return targets
 
 
-def cross_entropy(logits, targets) -> Tensor:
-    """Mean negative log-likelihood of ``log_softmax(logits)`` at integer ``targets``.
+def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of ``softmax(logits)`` against integer class ``targets`` (PyTorch's formula).
 
-    loss = -(1/N) Σₙ log_softmax(zₙ)[yₙ];  dz = (softmax(z) - onehot(y)) / N — fused and stable.
+    With ε = label_smoothing and C classes the target distribution is q = (1-ε)·onehot(y) + ε/C, so
+    lossₙ = -(1-ε)·log pₙ[yₙ] - (ε/C)·Σ_c log pₙ[c], log p = log_softmax(zₙ); then ``reduction``.
+    dzₙ = (softmax(zₙ) - qₙ) · ∂loss/∂lossₙ — fused and stable.
     """
-    logits = as_tensor(logits)
+    logits = _floating(as_tensor(logits), "cross_entropy")
+    _check_reduction(reduction, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}")
     z = logits.data
-    targets = _check_targets(z, targets)
-    n = z.shape[0]
-    if n == 0:
-        raise ValueError("cross_entropy of an empty batch")
+    targets = _check_targets(z, targets, "cross_entropy")
+    n, classes = z.shape
+    if n == 0 and reduction == "mean":
+        raise ValueError("cross_entropy of an empty batch (its mean is undefined)")
     shifted, exps, total = _shifted(z, 1)
     rows = np.arange(n)
-    picked = shifted[rows, targets] - np.log(total[:, 0])
-    out = np.asarray(-picked.mean(), dtype=z.dtype)
+    log_total = np.log(total[:, 0])
+    losses = log_total - shifted[rows, targets]
+    if label_smoothing:
+        smooth = log_total - shifted.mean(axis=1)          # -(1/C) Σ_c log p[c]
+        losses = (1 - label_smoothing) * losses + label_smoothing * smooth
+    out, expand = _reduce(losses.astype(z.dtype, copy=False), reduction)
 
     def backward(g):
         grad = exps / total
-        grad[rows, targets] -= 1
-        grad *= g / n
+        if label_smoothing:
+            grad -= label_smoothing / classes
+        grad[rows, targets] -= 1 - label_smoothing
+        grad *= expand(g)[:, None]
         return (grad,)
     return record(out, (logits,), backward)
 
 
-def mse_loss(input, target) -> Tensor:
-    """Mean squared error mean((a - b)²);  da = 2(a - b)/N · g, db = -da (broadcast summed back)."""
-    a = as_tensor(input)
-    b = as_tensor(target, a)
-    diff = a.data - b.data
-    out = np.asarray(np.mean(diff * diff), dtype=diff.dtype)
+def nll_loss(log_probs, targets, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of (batch, classes) log-probabilities at integer class ``targets``:
+    lossₙ = -log_probsₙ[yₙ], then ``reduction``;  d/dlog_probsₙ[c] = -[c = yₙ] · ∂loss/∂lossₙ.
+    ``nll_loss(log_softmax(z), y)`` equals ``cross_entropy(z, y)`` (PyTorch ``F.nll_loss``)."""
+    log_probs = _floating(as_tensor(log_probs), "nll_loss")
+    _check_reduction(reduction, "nll_loss")
+    lp = log_probs.data
+    targets = _check_targets(lp, targets, "nll_loss")
+    if lp.shape[0] == 0 and reduction == "mean":
+        raise ValueError("nll_loss of an empty batch (its mean is undefined)")
+    rows = np.arange(lp.shape[0])
+    out, expand = _reduce(-lp[rows, targets], reduction)
 
     def backward(g):
-        ga = diff * (g * (2.0 / diff.size))
-        return (unbroadcast(ga, a.data.shape) if a.requires_grad else None,
-                unbroadcast(-ga, b.data.shape) if b.requires_grad else None)
+        grad = np.zeros_like(lp)
+        grad[rows, targets] = -expand(g)
+        return (grad,)
+    return record(out, (log_probs,), backward)
+
+
+def _input_and_target(input, target, reduction: str, name: str) -> tuple:
+    """(input, target) as Tensors for an elementwise loss: floating-point input, a known reduction, and
+    the same shape for both — (N, 1) against (N,) would broadcast to N×N (PyTorch only warns), so any
+    mismatch is a ValueError naming both shapes."""
+    a = _floating(as_tensor(input), name)
+    b = as_tensor(target, a)
+    _check_reduction(reduction, name)
+    if a.data.shape != b.data.shape:
+        raise ValueError(f"{name}: input of shape {a.data.shape} and target of shape {b.data.shape} "
+                         f"differ; reshape one so they match (no broadcasting)")
+    return a, b
+
+
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
+    """Squared error (a - b)², then ``reduction``;  da = 2(a - b)·∂loss/∂lossᵢ, db = -da.
+    ``input`` and ``target`` must have the same shape (ValueError naming both)."""
+    a, b = _input_and_target(input, target, reduction, "mse_loss")
+    bd = b.data if b.data.dtype.kind == "f" else b.data.astype(a.data.dtype)   # integer targets
+    diff = a.data - bd
+    out, expand = _reduce(diff * diff, reduction)
+
+    def backward(g):
+        ga = diff * (2 * expand(g))
+        return (ga if a.requires_grad else None), (-ga if b.requires_grad else None)
     return record(out, (a, b), backward)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None) -> Tensor:
+    """Binary cross-entropy of σ(x) against targets y ∈ [0, 1], from the logits x (PyTorch's formula):
+
+        lossᵢ = wᵢ · [(1 - yᵢ)·xᵢ + cᵢ·log(1 + e⁻ˣⁱ)],   cᵢ = 1 + (pos_weight - 1)·yᵢ
+
+    with log(1 + e⁻ˣ) = logaddexp(0, -x), stable for any x (no log of 0, no overflow); then ``reduction``.
+    dx = w·[(1 - y) - c·σ(-x)],  dy = w·[-x + (pos_weight - 1)·log(1 + e⁻ˣ)].
+    ``weight`` broadcasts against the loss, ``pos_weight`` along the last (class) axis; neither is trained.
+    """
+    x, y = _input_and_target(input, target, reduction, "binary_cross_entropy_with_logits")
+    xd, dtype = x.data, x.data.dtype
+    yd = y.data.astype(dtype, copy=False)
+    w = None if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype)
+    pw = None if pos_weight is None else np.asarray(
+        pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight, dtype)
+    softplus_neg = np.logaddexp(0, -xd)                    # log(1 + e⁻ˣ)
+    c = 1 if pw is None else 1 + (pw - 1) * yd
+    losses = (1 - yd) * xd + c * softplus_neg
+    if w is not None:
+        losses = losses * w
+    if losses.shape != xd.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: weight/pos_weight of shapes "
+                         f"{None if w is None else w.shape}/{None if pw is None else pw.shape} broadcast the "
+                         f"loss to {losses.shape}, not the input's {xd.shape}")
+    out, expand = _reduce(losses.astype(dtype, copy=False), reduction)
+
+    def backward(g):
+        scale = expand(g) if w is None else expand(g) * w
+        gx = gy = None
+        if x.requires_grad:
+            gx = scale * ((1 - yd) - c * np.exp(-np.logaddexp(0, xd)))      # σ(-x) = e^{-log(1+eˣ)}
+        if y.requires_grad:
+            gy = scale * (-xd if pw is None else (pw - 1) * softplus_neg - xd)
+        return gx, gy
+    return record(out, (x, y), backward)
+
+
+def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1/(1-p) while ``training``
+    (Srivastava et al. 2014, "inverted" as in PyTorch, so evaluation needs no rescaling); the
+    identity otherwise. dx = g · mask/(1-p). Draws from ``minidl.random.generator()`` by default."""
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+    x = as_tensor(x)
+    if not training or p == 0:
+        return x
+    xd = x.data
+    dtype = xd.dtype if xd.dtype.kind == "f" else np.dtype(np.float32)
+    if p == 1:
+        scaled_mask = np.zeros(xd.shape, dtype=dtype)
+    else:
+        rng = _random.generator() if generator is None else generator
+        scaled_mask = (rng.random(xd.shape, dtype=dtype) >= p).astype(dtype)
+        scaled_mask *= dtype.type(1 / (1 - p))
+    return record(xd * scaled_mask, (x,), lambda g: (g * scaled_mask,))
+
+
+# ---- normalization ---------------------------------------------------------------------------------
+def _normalize(x: Tensor, axes: tuple, param_shape: tuple, weight, bias, eps: float, stats=None):
+    """y = (x - μ)/√(σ² + eps) · w + b, the fused op behind batch_norm and layer_norm.
+
+    μ, σ² are the biased mean and variance of x over ``axes`` (``stats`` None), or the given
+    ``stats = (mean, var)`` (constants, e.g. running estimates). ``weight``/``bias`` (Tensors or None)
+    are viewed as ``param_shape`` to broadcast against x. With x̂ = (x - μ)/√(σ² + eps), ĝ = g·w, m the
+    count over ``axes``:  dw = Σ g·x̂ and db = Σ g over the other axes;
+    dx = (ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)) / √(σ² + eps) for batch statistics, ĝ/√(σ² + eps) for constants.
+    Returns (y, μ, σ²).
+    """
+    xd = x.data
+    dtype = xd.dtype
+    if stats is None:
+        mean = xd.mean(axis=axes, keepdims=True)
+        var = xd.var(axis=axes, keepdims=True)
+    else:
+        kept = tuple(1 if i in axes else n for i, n in enumerate(xd.shape))
+        mean, var = (np.asarray(s, dtype=dtype).reshape(kept) for s in stats)
+    inv_std = 1 / np.sqrt(var + dtype.type(eps))
+    xhat = (xd - mean) * inv_std
+    w = None if weight is None else weight.data.reshape(param_shape)
+    out = xhat if w is None else xhat * w
+    if bias is not None:
+        out = out + bias.data.reshape(param_shape)
+    full_shape = (1,) * (xd.ndim - len(param_shape)) + tuple(param_shape)
+    param_axes = tuple(i for i, k in enumerate(full_shape) if k == 1)   # the axes w and b broadcast over
+
+    def backward(g):
+        ghat = g if w is None else g * w
+        gx = gw = gb = None
+        if x.requires_grad:
+            if stats is None:
+                gx = (ghat - ghat.mean(axis=axes, keepdims=True)
+                      - xhat * (ghat * xhat).mean(axis=axes, keepdims=True)) * inv_std
+            else:
+                gx = ghat * inv_std
+        if weight is not None and weight.requires_grad:
+            gw = (g * xhat).sum(axis=param_axes).reshape(weight.data.shape)
+        if bias is not None and bias.requires_grad:
+            gb = g.sum(axis=param_axes).reshape(bias.data.shape)
+        return (gx,) + tuple(grad for grad, t in ((gw, weight), (gb, bias)) if t is not None)
+    parents = (x,) + tuple(t for t in (weight, bias) if t is not None)
+    return record(out, parents, backward), mean, var
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training: bool = False,
+               momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Batch normalization (Ioffe & Szegedy 2015) of (N, C) or (N, C, L) input over every axis but C.
+
+    ``training`` (or no running estimates given): normalize with the batch's mean and *biased*
+    variance, and update the running estimates in place (when given) with the *unbiased* variance:
+    r ← (1 - momentum)·r + momentum·stat, stat_var = var·m/(m-1), m = N·L values per channel.
+    Otherwise normalize with the running estimates. y = x̂·weight + bias (PyTorch ``F.batch_norm``).
+    """
+    x = _floating(as_tensor(x), "batch_norm")
+    xd = x.data
+    if xd.ndim not in (2, 3):
+        raise ValueError(f"batch_norm expects input of shape (N, C) or (N, C, L), got {xd.shape}")
+    channels = xd.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)):
+        if t is not None and t.shape != (channels,):
+            raise ValueError(f"batch_norm: {name} of shape {t.shape} does not match the {channels} channels "
+                             f"of input of shape {xd.shape}")
+    axes = (0,) if xd.ndim == 2 else (0, 2)
+    param_shape = (channels,) if xd.ndim == 2 else (channels, 1)
+    if not training and running_mean is not None and running_var is not None:
+        return _normalize(x, axes, param_shape, weight, bias, eps, (running_mean.data, running_var.data))[0]
+    count = xd.size // channels if channels else 0
+    if count <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of "
+                         f"shape {xd.shape}")
+    out, mean, var = _normalize(x, axes, param_shape, weight, bias, eps)
+    if training:
+        if running_mean is not None:
+            running_mean.data *= 1 - momentum
+            running_mean.data += momentum * mean.reshape(channels)
+        if running_var is not None:
+            running_var.data *= 1 - momentum
+            running_var.data += (momentum * count / (count - 1)) * var.reshape(channels)
+    return out
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -> Tensor:
+    """Layer normalization (Ba et al. 2016) over the trailing ``normalized_shape`` axes of x: each
+    sample is normalized with its own mean and biased variance, y = x̂·weight + bias, the same in
+    training and evaluation (PyTorch ``F.layer_norm``)."""
+    x = _floating(as_tensor(x), "layer_norm")
+    shape = (int(normalized_shape),) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    xd = x.data
+    k = len(shape)
+    if k == 0 or xd.ndim < k or xd.shape[xd.ndim - k:] != shape:
+        raise ValueError(f"layer_norm: input of shape {xd.shape} does not end in normalized_shape {shape}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != shape:
+            raise ValueError(f"layer_norm: {name} of shape {t.shape} does not match normalized_shape {shape}")
+    return _normalize(x, tuple(range(xd.ndim - k, xd.ndim)), shape, weight, bias, eps)[0]

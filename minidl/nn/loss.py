@@ -1,21 +1,56 @@
-"""Loss modules wrapping ``nn.functional``."""
+"""Loss modules wrapping ``nn.functional`` (PyTorch's names, arguments and ``reduction``)."""
 from __future__ import annotations
 
 from minidl.nn import functional as F
 from minidl.nn.module import Module
 
-__all__ = ["CrossEntropyLoss", "MSELoss"]
+__all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss"]
 
 
-class CrossEntropyLoss(Module):
-    """Mean of -log softmax(logits)[target] over the batch; targets are integer class indices."""
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean"):
+        super().__init__()
+        F._check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class CrossEntropyLoss(_Loss):
+    """-log softmax(logits)[target] per example (with ``label_smoothing`` ε: against the target
+    distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices."""
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+        super().__init__(reduction)
+        self.label_smoothing = float(label_smoothing)
 
     def forward(self, logits, targets):
-        return F.cross_entropy(logits, targets)
+        return F.cross_entropy(logits, targets, self.reduction, self.label_smoothing)
 
 
-class MSELoss(Module):
-    """mean((input - target)²)."""
+class NLLLoss(_Loss):
+    """-log_probs[target] per example, reduced (after a log_softmax: the cross-entropy)."""
+
+    def forward(self, log_probs, targets):
+        return F.nll_loss(log_probs, targets, self.reduction)
+
+
+class MSELoss(_Loss):
+    """(input - target)² per element, reduced; the shapes must match."""
 
     def forward(self, input, target):
-        return F.mse_loss(input, target)
+        return F.mse_loss(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy of σ(input) against targets in [0, 1], from the logits (stable), reduced;
+    ``weight`` rescales each element, ``pos_weight`` the positive term per class."""
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+        super().__init__(reduction)
+        self.weight = weight
+        self.pos_weight = pos_weight
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)

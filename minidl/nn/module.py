@@ -1,13 +1,14 @@
-"""``Module`` (parameters, sub-modules, hooks, state dicts) and ``Parameter``."""
+"""``Module`` (parameters, buffers, sub-modules, hooks, state dicts) and ``Parameter``."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
 from minidl.tensor import Tensor, _RemovableHandle
 
-__all__ = ["Module", "Parameter"]
+__all__ = ["Module", "Parameter", "IncompatibleKeys"]
 
 
 class Parameter(Tensor):
@@ -22,15 +23,37 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` found: model keys absent from the state dict, and the reverse."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+def _buffer(name: str, value):
+    """A buffer value as a Tensor that never requires grad (ndarrays are wrapped, not copied)."""
+    if value is None:
+        return None
+    if isinstance(value, Tensor):
+        return value if not value.requires_grad else value.detach()
+    if isinstance(value, (np.ndarray, np.generic)):
+        return Tensor(np.asarray(value))
+    raise TypeError(f"buffer {name!r} must be an ndarray, a Tensor or None, got {type(value).__name__}")
+
+
 class Module:
     """Base class of layers and models, as in PyTorch.
 
     Assigning a ``Parameter`` or a ``Module`` to an attribute registers it; ``parameters()`` walks
-    them in registration order, depth first. Subclasses implement ``forward``.
+    them in registration order, depth first. ``register_buffer`` registers state that is no
+    parameter (BatchNorm's running statistics): saved in ``state_dict``, never trained.
+    Subclasses implement ``forward``.
     """
 
     def __init__(self):
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
@@ -39,9 +62,15 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before assigning attributes")
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            value = self._buffers[name] = _buffer(name, value)     # assigning to a buffer replaces it
+            object.__setattr__(self, name, value)
+            return
         params, modules = self._parameters, self._modules
         params.pop(name, None)
         modules.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent.discard(name)
         if isinstance(value, Parameter):
             params[name] = value
         elif isinstance(value, Module):
@@ -51,7 +80,28 @@ class Module:
     def __delattr__(self, name):
         self._parameters.pop(name, None)
         self._modules.pop(name, None)
+        self._buffers.pop(name, None)
+        self._non_persistent.discard(name)
         object.__delattr__(self, name)
+
+    def register_buffer(self, name: str, array, persistent: bool = True) -> None:
+        """Register ``array`` (ndarray, Tensor or None) as the buffer ``self.<name>``: a Tensor that
+        never requires grad, listed by ``buffers()`` and, when ``persistent``, saved in ``state_dict``
+        and restored by ``load_state_dict`` (PyTorch ``register_buffer``)."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                                 f"before registering buffers")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if name in self._parameters or name in self._modules or (
+                name in self.__dict__ and name not in self._buffers):
+            raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
+        self._buffers[name] = _buffer(name, array)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+        object.__setattr__(self, name, self._buffers[name])
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
@@ -105,6 +155,25 @@ class Module:
         for _, p in self.named_parameters():
             yield p
 
+    def named_buffers(self, prefix: str = ""):
+        """Yield (dotted name, buffer Tensor) for every buffer that is not None, depth first."""
+        for mname, module in self.named_modules(prefix):
+            for bname, b in module._buffers.items():
+                if b is not None:
+                    yield (f"{mname}.{bname}" if mname else bname), b
+
+    def buffers(self):
+        for _, b in self.named_buffers():
+            yield b
+
+    def apply(self, fn) -> "Module":
+        """Call ``fn(module)`` on every sub-module (children first) and then on this one; returns self.
+        E.g. ``model.apply(init_weights)`` (PyTorch ``Module.apply``)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     # ---- modes and gradients ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
         for m in self.modules():
@@ -123,26 +192,43 @@ class Module:
                 p.grad.fill(0)
 
     # ---- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """{dotted parameter name: copy of its ndarray}, in registration order."""
-        return OrderedDict((name, p.data.copy()) for name, p in self.named_parameters())
+    def _named_state(self) -> OrderedDict:
+        """{dotted name: Tensor} of what ``state_dict`` saves: per module (depth first) its parameters,
+        then its persistent buffers, as PyTorch orders them; a shared Parameter appears once."""
+        out, seen = OrderedDict(), set()
+        for mname, module in self.named_modules():
+            prefix = f"{mname}." if mname else ""
+            for pname, p in module._parameters.items():
+                if p is not None and id(p) not in seen:
+                    seen.add(id(p))
+                    out[prefix + pname] = p
+            for bname, b in module._buffers.items():
+                if b is not None and bname not in module._non_persistent:
+                    out[prefix + bname] = b
+        return out
 
-    def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters in place, checking keys (when ``strict``) and shapes."""
-        own = dict(self.named_parameters())
+    def state_dict(self) -> dict:
+        """{dotted name: copy of its ndarray} for every parameter and persistent buffer."""
+        return OrderedDict((name, t.data.copy()) for name, t in self._named_state().items())
+
+    def load_state_dict(self, state: dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays into the parameters and buffers in place, checking shapes and, when ``strict``,
+        keys (KeyError naming them). Returns ``(missing_keys, unexpected_keys)`` as PyTorch."""
+        own = self._named_state()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, p in own.items():
+        for name, t in own.items():
             if name not in state:
                 continue
             value = state[name]
             value = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if value.shape != p.data.shape:
+            if value.shape != t.data.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state dict "
-                                 f"but {p.data.shape} in the model")
-            np.copyto(p.data, value, casting="same_kind")
+                                 f"but {t.data.shape} in the model")
+            np.copyto(t.data, value, casting="same_kind")
+        return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:
         return ""

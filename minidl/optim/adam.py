@@ -1,4 +1,5 @@
-"""Adam (Kingma & Ba, 2015) with PyTorch's L2 ``weight_decay`` (added to the gradient, not AdamW)."""
+"""Adam (Kingma & Ba, 2015) with PyTorch's L2 ``weight_decay`` (added to the gradient), and AdamW
+(Loshchilov & Hutter, 2019) whose weight decay is decoupled from the gradient."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import numpy as np
 from minidl._core import axpby
 from minidl.optim.optimizer import Optimizer
 
-__all__ = ["Adam"]
+__all__ = ["Adam", "AdamW"]
 
 
 class Adam(Optimizer):
@@ -18,7 +19,12 @@ class Adam(Optimizer):
         m ← β₁ m + (1 − β₁) g          v ← β₂ v + (1 − β₂) g²
         m̂ = m / (1 − β₁ᵗ)              v̂ = v / (1 − β₂ᵗ)
         p ← p − lr · m̂ / (√v̂ + eps)
+
+    Every parameter shape works, 0-d included.
     """
+
+    #: AdamW: p ← p·(1 − lr·weight_decay) before the step, instead of adding weight_decay·p to g
+    decoupled_weight_decay = False
 
     hyper = {"lr": float, "betas": tuple, "eps": float, "weight_decay": float}
 
@@ -38,8 +44,11 @@ class Adam(Optimizer):
             raise ValueError(f"invalid weight_decay {group['weight_decay']}")
 
     def step(self) -> None:
-        for group, p, g in self._gradients():
+        decoupled = self.decoupled_weight_decay
+        for group, p, g in self._gradients(l2=not decoupled):
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            if decoupled and group["weight_decay"]:
+                p.data *= p.data.dtype.type(1 - lr * group["weight_decay"])
             state = self.state.setdefault(id(p), {})
             if "step" not in state:
                 state["step"] = 0
@@ -52,8 +61,24 @@ class Adam(Optimizer):
             axpby(1 - b2, g * g, b2, v)
             bias1 = 1 - b1 ** t
             bias2 = 1 - b2 ** t
-            update = np.sqrt(v)
+            update = np.sqrt(v, out=np.empty_like(v))     # an array for 0-d v too (not a NumPy scalar)
             update /= math.sqrt(bias2)
             update += eps
             np.divide(m, update, out=update)          # m / (√v̂ + eps)
             axpby(-lr / bias1, update, 1.0, p.data)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019; PyTorch ``torch.optim.AdamW``):
+
+        p ← p · (1 − lr · weight_decay)      (not through g, so m and v never see the decay)
+        then the Adam step above with the raw gradient g.
+
+    PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 1e-2.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)

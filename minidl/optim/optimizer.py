@@ -72,11 +72,11 @@ class Optimizer:
     def step(self) -> None:
         raise NotImplementedError
 
-    def _gradients(self):
+    def _gradients(self, l2: bool = True):
         """(group, p, g) for every parameter with a .grad: g in p's dtype (a .grad set by hand may
-        differ), of p's shape, with the L2 term weight_decay · p added (a new array if so)."""
+        differ), of p's shape, with the L2 term weight_decay · p added (a new array if so) when ``l2``."""
         for group in self.param_groups:
-            wd = group.get("weight_decay", 0.0)
+            wd = group.get("weight_decay", 0.0) if l2 else 0.0
             for p in group["params"]:
                 g = p.grad
                 if g is None:
@@ -86,7 +86,7 @@ class Optimizer:
                 if g.dtype != p.data.dtype:
                     g = g.astype(p.data.dtype)
                 if wd:
-                    g = g + wd * p.data
+                    g = np.asarray(g + wd * p.data)     # an array for 0-d p too (not a NumPy scalar)
                 yield group, p, g
 
     # ---- state dicts: flat {str: ndarray | number}, ready for mdl.save (.npz, no pickle) -----------

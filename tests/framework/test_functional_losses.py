@@ -1,5 +1,6 @@
 """softmax / log_softmax / cross_entropy / mse_loss: values, stability, gradients, input checks."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -89,10 +90,20 @@ def test_cross_entropy_takes_whole_number_float_targets():
         F.cross_entropy(mdl.tensor(np.zeros(4)), np.array([0]))
 
 
-@pytest.mark.parametrize("sa,sb", [((3, 2), (3, 2)), ((3, 2), (2,)), ((), (4,)), ((4, 1), (1, 3))])
-def test_mse_loss_gradient_and_value(sa, sb):
+@pytest.mark.parametrize("shape", [(3, 2), (), (4,), (4, 1), (2, 3, 1)])
+def test_mse_loss_gradient_and_value(shape):
     rng = np.random.default_rng(5)
-    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    a, b = rng.normal(size=shape), rng.normal(size=shape)
     check_gradients(F.mse_loss, a, b)
     assert F.mse_loss(mdl.tensor(a, dtype=np.float64), b).item() == pytest.approx(np.mean((a - b) ** 2))
     assert nn.MSELoss()(mdl.tensor(a), mdl.tensor(b)).item() == pytest.approx(np.mean((a - b) ** 2), rel=1e-5)
+
+
+@pytest.mark.parametrize("sa,sb", [((3, 1), (3,)), ((3, 2), (2,)), ((), (4,)), ((4, 1), (1, 3))])
+def test_mse_loss_of_different_shapes_names_both(sa, sb):
+    """(N, 1) against (N,) used to broadcast to an N×N loss silently (issue 11, item 5)."""
+    a, b = mdl.tensor(np.zeros(sa)), mdl.tensor(np.ones(sb))
+    with pytest.raises(ValueError, match=re.escape(f"{sa}") + ".*" + re.escape(f"{sb}")):
+        F.mse_loss(a, b)
+    with pytest.raises(ValueError, match="differ"):
+        nn.MSELoss()(a, b)

@@ -218,3 +218,24 @@ def test_constant_zeros_and_unknown_scheme():
     assert calls == [(3, 2)] and np.all(layer.weight.data == 2.0)
     assert set(init.SCHEMES) >= {"xavier_uniform", "xavier_normal", "standard", "lecun_normal",
                                  "kaiming_uniform", "kaiming_normal", "normal_0.01", "normal_1"}
+
+
+@pytest.mark.parametrize("fill", [init.xavier_uniform_, init.xavier_normal_, init.kaiming_uniform_,
+                                  init.kaiming_normal_, init.standard_, init.lecun_normal_, init.uniform_,
+                                  init.normal_])
+def test_random_initializers_refuse_integer_tensors(fill):
+    """Issue 11: xavier_uniform_ on an integer tensor silently filled it with (truncated) zeros."""
+    t = mdl.Tensor(np.zeros((3, 4), dtype=np.int64))
+    with pytest.raises(TypeError, match=r"floating-point tensors, got dtype int64 \(shape \(3, 4\)\)"):
+        fill(t)
+    assert init.constant_(t, 2) is t and (t.data == 2).all()            # constants fill any dtype
+
+
+@pytest.mark.parametrize("fill", [init.kaiming_normal_, init.kaiming_uniform_, init.xavier_uniform_,
+                                  init.standard_, init.lecun_normal_])
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0,)])
+def test_zero_element_tensors_warn_and_are_returned_as_pytorch_does(fill, shape):
+    """Issue 11: kaiming_normal_ on a (0, 5) tensor raised ZeroDivisionError."""
+    t = mdl.Tensor(np.zeros(shape, dtype=np.float32))
+    with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
+        assert fill(t) is t

@@ -1,0 +1,139 @@
+"""Learning-rate schedules with PyTorch's formulas and calling convention (``torch.optim.lr_scheduler``).
+
+    scheduler = optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.1)
+    for epoch in range(epochs):
+        train_one_epoch(...)        # opt.step() for every batch
+        scheduler.step()            # once per epoch, after the optimizer's steps
+
+A scheduler writes each group's ``"lr"`` (which the optimizer's ``state_dict`` saves) and counts epochs
+in ``last_epoch``; construction sets epoch 0 (the base learning rates). Each ``step()`` applies
+PyTorch's recursive form to the current ``"lr"``, so the values match PyTorch's step for step and
+also compose with learning rates changed by hand; ``closed_form()`` gives the textbook formula.
+"""
+from __future__ import annotations
+
+import math
+
+from minidl.optim.optimizer import Optimizer
+
+__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
+
+
+class LRScheduler:
+    """Base class: ``base_lrs`` (each group's ``"initial_lr"``), ``last_epoch``, ``step()``,
+    ``get_last_lr()``, and a flat ``state_dict()`` of numbers (ready for ``mdl.save``)."""
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"param_groups[{i}] has no 'initial_lr': resuming with last_epoch="
+                                   f"{last_epoch} needs the scheduler that was created with last_epoch=-1")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._initial = True
+        self.step()
+        self._initial = False
+
+    def get_lr(self) -> list:
+        """The learning rates for ``last_epoch`` (just incremented), from the groups' current ones."""
+        raise NotImplementedError
+
+    def closed_form(self) -> list:
+        """The learning rates at ``last_epoch`` from ``base_lrs`` alone (the formula of the docs)."""
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Advance one epoch and set every group's learning rate."""
+        self._step_count += 1
+        self.last_epoch += 1
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list:
+        """The learning rates the last ``step()`` (or construction) set, one per group."""
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        """{"last_epoch", "_step_count", "base_lrs.<i>", "last_lr.<i>"}: numbers only."""
+        out = {"last_epoch": self.last_epoch, "_step_count": self._step_count}
+        for i, (base, last) in enumerate(zip(self.base_lrs, self._last_lr)):
+            out[f"base_lrs.{i}"] = base
+            out[f"last_lr.{i}"] = last
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` saved (values may be 0-d arrays, as ``mdl.load`` returns them)."""
+        n = len(self.optimizer.param_groups)
+        keys = ["last_epoch", "_step_count"] + [f"{k}.{i}" for k in ("base_lrs", "last_lr") for i in range(n)]
+        missing = [k for k in keys if k not in state]
+        if missing:
+            raise KeyError(f"scheduler state dict lacks {missing} (saved for another number of groups?)")
+        self.last_epoch = int(state["last_epoch"])
+        self._step_count = int(state["_step_count"])
+        self.base_lrs = [float(state[f"base_lrs.{i}"]) for i in range(n)]
+        self._last_lr = [float(state[f"last_lr.{i}"]) for i in range(n)]
+
+
+def _positive_int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr · gamma^⌊epoch / step_size⌋: multiplied by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
+        self.step_size = _positive_int(step_size, "StepLR: step_size")
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return lrs
+        return [lr * self.gamma for lr in lrs]
+
+    def closed_form(self) -> list:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base_lr - eta_min)·(1 + cos(π·epoch/T_max))/2 (Loshchilov & Hutter 2017, SGDR
+    without restarts): from base_lr at epoch 0 down to eta_min at T_max, then back up (a cosine of
+    period 2·T_max, as PyTorch's).
+
+    ``step()`` uses PyTorch's recursive form lrₜ = eta_min + (lrₜ₋₁ - eta_min)·(1 + cos(πt/T))/(1 + cos(π(t-1)/T)),
+    with the increment (base_lr - eta_min)(1 - cos(π/T))/2 where the denominator vanishes.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
+        self.T_max = _positive_int(T_max, "CosineAnnealingLR: T_max")
+        self.eta_min = float(eta_min)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        groups = self.optimizer.param_groups
+        t, period, eta_min = self.last_epoch, self.T_max, self.eta_min
+        if self._initial:
+            return [group["lr"] for group in groups]
+        if self._step_count == 1 and t > 0:        # resumed with last_epoch >= 0: no previous lr to scale
+            return self.closed_form()
+        if (t - 1 - period) % (2 * period) == 0:
+            return [group["lr"] + (base - eta_min) * (1 - math.cos(math.pi / period)) / 2
+                    for base, group in zip(self.base_lrs, groups)]
+        return [(1 + math.cos(math.pi * t / period)) / (1 + math.cos(math.pi * (t - 1) / period))
+                * (group["lr"] - eta_min) + eta_min for group in groups]
+
+    def closed_form(self) -> list:
+        return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base in self.base_lrs]

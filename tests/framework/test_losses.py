@@ -1,0 +1,181 @@
+"""cross_entropy (reduction, label_smoothing), nll_loss, binary_cross_entropy_with_logits, mse_loss
+reductions, dropout and the normalization functions as graph ops: formulas written out here, float64
+central differences for every gradient, and the bad inputs of issue 11 (integer logits, mismatched
+shapes, out-of-range classes). (Numbers from PyTorch itself: test_torch_goldens.py.)"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minidl as mdl
+from minidl import nn
+from minidl.nn import functional as F
+from fw_gradcheck import check_gradients
+
+
+def logits(n, c, seed, scale=2.0):
+    return np.random.default_rng(seed).normal(0, scale, size=(n, c))
+
+
+def log_softmax(z):
+    shifted = z - z.max(1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+
+
+def reduce(losses, reduction):
+    return {"mean": np.mean, "sum": np.sum, "none": lambda a: a}[reduction](losses)
+
+
+# ---- cross_entropy, nll_loss ---------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 5), st.sampled_from(["mean", "sum", "none"]),
+       st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.integers(0, 2**16))
+def test_cross_entropy_with_label_smoothing_is_pytorchs_formula(n, c, reduction, smoothing, seed):
+    z = logits(n, c, seed)
+    y = np.random.default_rng(seed + 1).integers(0, c, size=n)
+    logp = log_softmax(z)
+    # PyTorch: (1-ε)·(-log p[y]) + ε·(-(1/C) Σ_c log p[c]) per example, then the reduction
+    losses = (1 - smoothing) * -logp[np.arange(n), y] + smoothing * -logp.mean(axis=1)
+    got = F.cross_entropy(mdl.tensor(z, dtype=np.float64), y, reduction=reduction, label_smoothing=smoothing)
+    np.testing.assert_allclose(got.data, reduce(losses, reduction), rtol=1e-12)
+    check_gradients(lambda t: F.cross_entropy(t, y, reduction=reduction, label_smoothing=smoothing), z)
+
+
+def test_cross_entropy_module_passes_its_options():
+    z, y = logits(4, 3, 0), np.array([0, 2, 1, 1])
+    loss = nn.CrossEntropyLoss(reduction="sum", label_smoothing=0.2)(mdl.tensor(z, dtype=np.float64), y)
+    assert loss.item() == pytest.approx(F.cross_entropy(mdl.tensor(z, dtype=np.float64), y, "sum", 0.2).item())
+    assert "reduction='sum'" in repr(nn.CrossEntropyLoss(reduction="sum"))
+
+
+def test_cross_entropy_refuses_integer_logits():
+    """Issue 11, item 4: integer logits used to give a truncated integer loss (0 for a true 0.7201)."""
+    for dtype in (np.int64, np.int32, np.uint8, np.bool_):
+        with pytest.raises(TypeError, match=f"floating-point input, got dtype {np.dtype(dtype)}"):
+            F.cross_entropy(mdl.tensor(np.array([[1, 0], [0, 1]], dtype=dtype)), np.array([0, 0]))
+    with pytest.raises(TypeError, match="floating-point"):
+        nn.NLLLoss()(mdl.tensor(np.zeros((2, 3), dtype=np.int64)), np.array([0, 1]))
+    assert F.cross_entropy(mdl.tensor([[1, 0], [0, 1]]), np.array([0, 0])).item() == pytest.approx(0.8132616875)
+
+
+@pytest.mark.parametrize("fn", [F.cross_entropy, F.nll_loss])
+def test_bad_targets_name_the_values_and_shapes(fn):
+    name = fn.__name__
+    z = mdl.tensor(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 4\), got range \[-1, 2\]"):
+        fn(z, np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match=rf"{name}: class indices must lie in \[0, 4\), got range \[0, 9\]"):
+        fn(z, np.array([0, 9, 2]))
+    with pytest.raises(ValueError, match=rf"{name}: targets of shape \(3, 1\) do not match logits of shape \(3, 4\)"):
+        fn(z, np.array([[0], [1], [2]]))
+    with pytest.raises(ValueError, match=r"\(batch, classes\), got \(2, 3, 4\)"):
+        fn(mdl.tensor(np.zeros((2, 3, 4))), np.array([0, 1]))
+    with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none', got 'avg'"):
+        fn(z, np.array([0, 1, 2]), reduction="avg")
+    with pytest.raises(ValueError, match="empty batch"):
+        fn(mdl.tensor(np.zeros((0, 4))), np.array([], dtype=np.int64))
+    assert fn(mdl.tensor(np.zeros((0, 4))), np.array([], dtype=np.int64), reduction="sum").item() == 0.0
+
+
+def test_label_smoothing_must_lie_in_0_1():
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"label_smoothing must lie in \\[0, 1\\], got {bad}"):
+            F.cross_entropy(mdl.tensor(np.zeros((2, 3))), np.array([0, 1]), label_smoothing=bad)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_picks_the_target_log_probabilities(reduction):
+    lp = logits(5, 3, 2)
+    y = np.array([2, 0, 1, 1, 0])
+    got = F.nll_loss(mdl.tensor(lp, dtype=np.float64), y, reduction=reduction)
+    np.testing.assert_allclose(got.data, reduce(-lp[np.arange(5), y], reduction), rtol=1e-15)
+    check_gradients(lambda t: F.nll_loss(t, y, reduction=reduction), lp)
+    z = mdl.tensor(logits(5, 3, 3), dtype=np.float64)
+    np.testing.assert_allclose(nn.NLLLoss(reduction=reduction)(F.log_softmax(z), y).data,
+                               F.cross_entropy(z, y, reduction=reduction).data, rtol=1e-12)
+
+
+# ---- binary_cross_entropy_with_logits --------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bce_with_logits_formula_and_gradients_for_input_and_target(reduction, weighted):
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0, 3, size=(4, 3)), rng.random((4, 3))
+    kwargs = dict(weight=rng.random(3) + 0.5, pos_weight=np.array([0.5, 2.0, 3.0])) if weighted else {}
+    p = 1 / (1 + np.exp(-x))
+    pw = kwargs.get("pos_weight", 1.0)
+    losses = -(pw * y * np.log(p) + (1 - y) * np.log(1 - p)) * kwargs.get("weight", 1.0)     # textbook form
+    got = F.binary_cross_entropy_with_logits(mdl.tensor(x, dtype=np.float64), y, reduction=reduction, **kwargs)
+    np.testing.assert_allclose(got.data, reduce(losses, reduction), rtol=1e-12)
+    check_gradients(lambda a, b: F.binary_cross_entropy_with_logits(a, b, reduction=reduction, **kwargs), x, y)
+    module = nn.BCEWithLogitsLoss(reduction=reduction, **kwargs)
+    np.testing.assert_allclose(module(mdl.tensor(x, dtype=np.float64), mdl.tensor(y)).data, got.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_is_stable_for_huge_logits(dtype):
+    x = mdl.tensor(np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0]), dtype=dtype, requires_grad=True)
+    y = np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
+        loss = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        loss.sum().backward()
+    np.testing.assert_allclose(loss.data, [1000.0, 0.0, np.log(2), 0.0, 1000.0], rtol=1e-6, atol=1e-20)
+    np.testing.assert_allclose(x.grad, [-1.0, 0.0, -0.5, 0.0, 1.0], atol=1e-7)
+    assert loss.dtype == dtype and x.grad.dtype == dtype
+
+
+def test_bce_with_logits_checks_shapes_and_dtypes():
+    with pytest.raises(ValueError, match=r"input of shape \(4, 1\) and target of shape \(4,\) differ"):
+        F.binary_cross_entropy_with_logits(mdl.tensor(np.zeros((4, 1))), np.zeros(4))
+    with pytest.raises(TypeError, match="floating-point"):
+        F.binary_cross_entropy_with_logits(mdl.tensor(np.zeros(3, dtype=np.int64)), np.zeros(3))
+    with pytest.raises(ValueError, match=r"broadcast the loss to \(2, 4\)"):
+        F.binary_cross_entropy_with_logits(mdl.tensor(np.zeros(4)), np.zeros(4), weight=np.ones((2, 4)))
+    # integer 0/1 targets are read in the input's dtype
+    loss = F.binary_cross_entropy_with_logits(mdl.tensor([0.0, 0.0]), np.array([0, 1]))
+    assert loss.dtype == np.float32 and loss.item() == pytest.approx(np.log(2))
+
+
+# ---- mse_loss reductions ----------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_mse_loss_reductions(reduction):
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    got = F.mse_loss(mdl.tensor(a, dtype=np.float64), b, reduction=reduction)
+    np.testing.assert_allclose(got.data, reduce((a - b) ** 2, reduction), rtol=1e-14)
+    check_gradients(lambda x, t: F.mse_loss(x, t, reduction=reduction), a, b)
+    np.testing.assert_allclose(nn.MSELoss(reduction)(mdl.tensor(a), mdl.tensor(b)).data, got.data, rtol=1e-6)
+
+
+def test_mse_loss_of_n_1_against_n_is_refused_not_broadcast():
+    """Issue 11, item 5: (N, 1) against (N,) computed an N×N loss."""
+    with pytest.raises(ValueError, match=r"input of shape \(5, 1\) and target of shape \(5,\) differ"):
+        F.mse_loss(mdl.tensor(np.zeros((5, 1))), mdl.tensor(np.zeros(5)))
+    with pytest.raises(TypeError, match="floating-point"):
+        F.mse_loss(mdl.tensor(np.zeros(3, dtype=np.int64)), np.zeros(3))
+    assert F.mse_loss(mdl.tensor([1.0, 3.0]), np.array([0, 1])).item() == pytest.approx(2.5)
+
+
+# ---- every new fused op follows the recording rules ----------------------------------------------------
+FUSED = {
+    "cross_entropy_none": lambda t: F.cross_entropy(t, np.array([0, 2, 1]), reduction="none", label_smoothing=0.1),
+    "nll_loss_sum": lambda t: F.nll_loss(t, np.array([0, 2, 1]), reduction="sum"),
+    "bce_with_logits": lambda t: F.binary_cross_entropy_with_logits(t, np.ones((3, 4))),
+    "dropout": lambda t: F.dropout(t, 0.5),
+    "batch_norm": lambda t: F.batch_norm(t, training=True),
+    "layer_norm": lambda t: F.layer_norm(t, 4),
+    "mse_loss_none": lambda t: F.mse_loss(t, np.zeros((3, 4)), reduction="none"),
+}
+
+
+@pytest.mark.parametrize("name", list(FUSED))
+def test_fused_ops_record_only_when_needed(name):
+    fn = FUSED[name]
+    x = mdl.tensor(np.random.default_rng(6).normal(size=(3, 4)), dtype=np.float32, requires_grad=True)
+    with mdl.no_grad():
+        plain = fn(x)
+    assert not plain.requires_grad and plain._backward is None
+    assert not fn(x.detach()).requires_grad
+    out = fn(x)
+    assert out.requires_grad and not out.is_leaf
+    out.backward(np.ones(out.shape, dtype=np.float32))
+    assert x.grad.shape == (3, 4) and x.grad.dtype == np.float32

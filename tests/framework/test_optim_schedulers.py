@@ -1,0 +1,219 @@
+"""Adam on 0-d parameters, AdamW, StepLR, CosineAnnealingLR and nn.utils.clip_grad_norm_ against their
+formulas written out here. (Numbers from PyTorch itself: test_torch_goldens.py.)"""
+import math
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn, optim
+from minidl.optim import lr_scheduler
+
+GRADS = [np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.3, -0.2]), np.array([-1.0, 0.0, 0.7]),
+         np.array([0.2, 0.2, 0.2])]
+P0 = np.array([1.0, -2.0, 0.5])
+
+
+def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, wd=0.0, decoupled=False):
+    (b1, b2), m, v = betas, np.zeros_like(p), np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        if decoupled:
+            p = p * (1 - lr * wd)
+        else:
+            g = g + wd * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        p = p - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    return p
+
+
+# ---- 0-d parameters ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps, lr=0.1), lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1),
+                                  lambda ps: optim.AdamW(ps, lr=0.1),
+                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True)])
+def test_every_optimizer_updates_a_0d_parameter_like_a_1_element_vector(make):
+    """Issue 11, item 7: Adam crashed on a 0-d parameter (np.sqrt of a 0-d array is a NumPy scalar)."""
+    scalar = mdl.tensor(1.5, dtype=np.float64, requires_grad=True)
+    vector = mdl.tensor([1.5], dtype=np.float64, requires_grad=True)
+    opts = make([scalar]), make([vector])
+    for g in GRADS:
+        scalar.grad, vector.grad = np.array(g[0]), np.array([g[0]])
+        for opt in opts:
+            opt.step()
+        assert type(scalar.data) is np.ndarray and scalar.shape == ()
+    assert scalar.item() == vector.item()
+    assert type(opts[0].state[id(scalar)].get("exp_avg", opts[0].state[id(scalar)].get("momentum_buffer"))) \
+        is np.ndarray
+
+
+# ---- AdamW --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("lr,betas,eps,wd", [(1e-3, (0.9, 0.999), 1e-8, 1e-2), (0.01, (0.5, 0.9), 1e-3, 0.3)])
+def test_adamw_decays_the_weights_outside_the_moments(lr, betas, eps, wd):
+    p = mdl.tensor(P0.copy(), requires_grad=True)
+    opt = optim.AdamW([p], lr=lr, betas=betas, eps=eps, weight_decay=wd)
+    for g in GRADS:
+        p.grad = g.copy()
+        opt.step()
+        np.testing.assert_array_equal(p.grad, g)                      # never modifies .grad
+    np.testing.assert_allclose(p.data, adam_reference(P0, GRADS, lr, betas, eps, wd, decoupled=True), rtol=1e-12)
+    coupled = adam_reference(P0, GRADS, lr, betas, eps, wd)
+    assert not np.allclose(p.data, coupled, rtol=1e-6)                 # L2 in the gradient is another rule
+
+
+def test_adamw_defaults_are_pytorchs():
+    opt = optim.AdamW([mdl.tensor([1.0], requires_grad=True)])
+    assert (opt.lr, opt.param_groups[0]["betas"], opt.param_groups[0]["eps"],
+            opt.param_groups[0]["weight_decay"]) == (1e-3, (0.9, 0.999), 1e-8, 1e-2)
+    p = mdl.tensor(P0.copy(), requires_grad=True)
+    q = mdl.tensor(P0.copy(), requires_grad=True)
+    adamw, adam = optim.AdamW([p], lr=0.1, weight_decay=0.0), optim.Adam([q], lr=0.1)
+    for g in GRADS:
+        p.grad, q.grad = g.copy(), g.copy()
+        adamw.step()
+        adam.step()
+    np.testing.assert_array_equal(p.data, q.data)                      # no decay: exactly Adam
+    with pytest.raises(ValueError, match="weight_decay"):
+        optim.AdamW([p], weight_decay=-1)
+
+
+def test_adamw_resumes_exactly_from_a_checkpoint(tmp_path):
+    def run(steps, opt_state=None, p0=P0):
+        p = mdl.tensor(p0.copy(), requires_grad=True)
+        opt = optim.AdamW([p], lr=0.05, weight_decay=0.1)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+        for g in steps:
+            p.grad = g.copy()
+            opt.step()
+        return p, opt
+    full, _ = run(GRADS)
+    half, opt = run(GRADS[:2])
+    mdl.save(opt.state_dict(), tmp_path / "opt.npz")
+    resumed, _ = run(GRADS[2:], mdl.load(tmp_path / "opt.npz"), half.data)
+    np.testing.assert_array_equal(resumed.data, full.data)
+
+
+# ---- schedulers ---------------------------------------------------------------------------------------
+def sgd(*lrs):
+    params = [mdl.tensor([1.0], requires_grad=True) for _ in lrs]
+    return optim.SGD([{"params": [p], "lr": lr} for p, lr in zip(params, lrs)], lr=lrs[0])
+
+
+def run_epochs(scheduler, epochs):
+    lrs = [scheduler.get_last_lr()]
+    for _ in range(epochs):
+        scheduler.optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr())
+        assert lrs[-1] == [g["lr"] for g in scheduler.optimizer.param_groups]
+    return np.array(lrs)
+
+
+def test_step_lr_multiplies_by_gamma_every_step_size_epochs():
+    sched = lr_scheduler.StepLR(sgd(0.1, 0.02), step_size=3, gamma=0.5)
+    lrs = run_epochs(sched, 10)
+    epochs = np.arange(11)[:, None]
+    np.testing.assert_allclose(lrs, np.array([0.1, 0.02]) * 0.5 ** (epochs // 3), rtol=1e-15)
+    assert sched.last_epoch == 10 and sched.closed_form() == pytest.approx(list(lrs[-1]), rel=1e-15)
+
+
+@pytest.mark.parametrize("T_max,eta_min", [(4, 0.0), (5, 0.01), (1, 0.001)])
+def test_cosine_annealing_follows_the_cosine_down_and_back_up(T_max, eta_min):
+    sched = lr_scheduler.CosineAnnealingLR(sgd(0.1, 0.05), T_max=T_max, eta_min=eta_min)
+    lrs = run_epochs(sched, 3 * T_max + 1)
+    t = np.arange(3 * T_max + 2)[:, None]
+    expected = eta_min + (np.array([0.1, 0.05]) - eta_min) * (1 + np.cos(np.pi * t / T_max)) / 2
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(lrs[T_max], eta_min, atol=1e-15)
+
+
+def test_the_scheduled_lr_is_the_one_the_optimizer_uses():
+    p = mdl.tensor([0.0], dtype=np.float64, requires_grad=True)
+    opt = optim.SGD([p], lr=1.0)
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(3):
+        p.grad = np.array([1.0])
+        opt.step()
+        sched.step()
+    assert p.item() == -(1.0 + 0.5 + 0.25)
+
+
+def test_scheduler_state_survives_a_checkpoint(tmp_path):
+    ref = lr_scheduler.CosineAnnealingLR(sgd(0.1), T_max=6, eta_min=0.001)
+    expected = run_epochs(ref, 9)
+    opt = sgd(0.1)
+    sched = lr_scheduler.CosineAnnealingLR(opt, T_max=6, eta_min=0.001)
+    run_epochs(sched, 4)
+    mdl.save({**{"opt." + k: v for k, v in opt.state_dict().items()},
+              **{"sched." + k: v for k, v in sched.state_dict().items()}}, tmp_path / "ckpt.npz")
+    state = mdl.load(tmp_path / "ckpt.npz")
+    opt2 = sgd(0.1)
+    sched2 = lr_scheduler.CosineAnnealingLR(opt2, T_max=6, eta_min=0.001)
+    opt2.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("opt.")})
+    sched2.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("sched.")})
+    assert sched2.get_last_lr() == pytest.approx(list(expected[4]), rel=1e-15)
+    np.testing.assert_allclose(run_epochs(sched2, 5), expected[4:], rtol=1e-15)
+
+
+def test_scheduler_arguments_are_checked():
+    opt = sgd(0.1)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="step_size must be a positive integer"):
+            lr_scheduler.StepLR(opt, step_size=bad)
+        with pytest.raises(ValueError, match="T_max must be a positive integer"):
+            lr_scheduler.CosineAnnealingLR(opt, T_max=bad)
+    with pytest.raises(TypeError, match="is not an Optimizer"):
+        lr_scheduler.StepLR([mdl.tensor(1.0)], step_size=1)
+    with pytest.raises(KeyError, match="initial_lr"):
+        lr_scheduler.StepLR(sgd(0.1), step_size=1, last_epoch=3)
+    with pytest.raises(KeyError, match="lacks"):
+        lr_scheduler.StepLR(sgd(0.1), step_size=1).load_state_dict({"last_epoch": 1})
+
+
+# ---- clip_grad_norm_ ---------------------------------------------------------------------------------
+def params_with_grads(*grads, dtype=np.float64):
+    params = [mdl.tensor(np.zeros(np.shape(g)), dtype=dtype, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = np.array(g, dtype=dtype)
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
+def test_clip_grad_norm_scales_every_gradient_to_the_joint_norm(norm_type):
+    g1, g2 = np.array([[3.0, -4.0], [1.0, 2.0]]), np.array([-6.0, 0.5, 2.0])
+    params = params_with_grads(g1, g2) + [mdl.tensor([1.0], requires_grad=True)]     # no .grad: skipped
+    flat = np.concatenate([g1.ravel(), g2])
+    total = np.abs(flat).max() if norm_type == math.inf else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    got = nn.utils.clip_grad_norm_(params, max_norm=2.0, norm_type=norm_type)
+    assert isinstance(got, mdl.Tensor) and got.shape == () and got.item() == pytest.approx(total, rel=1e-12)
+    coef = 2.0 / (total + 1e-6)
+    np.testing.assert_allclose(params[0].grad, g1 * coef, rtol=1e-12)
+    np.testing.assert_allclose(params[1].grad, g2 * coef, rtol=1e-12)
+    assert params[2].grad is None
+
+
+def test_clip_grad_norm_leaves_small_gradients_and_takes_one_tensor():
+    (p,) = params_with_grads([0.3, 0.4], dtype=np.float32)
+    total = nn.utils.clip_grad_norm_(p, max_norm=1.0)
+    assert total.dtype == np.float32 and total.item() == pytest.approx(0.5)
+    np.testing.assert_array_equal(p.grad, np.array([0.3, 0.4], dtype=np.float32))
+    assert nn.utils.clip_grad_norm_([mdl.tensor([1.0], requires_grad=True)], 1.0).item() == 0.0
+
+
+def test_clip_grad_norm_of_a_nonfinite_norm():
+    params = params_with_grads([np.inf, 1.0])
+    with pytest.raises(RuntimeError, match="total norm of order 2.0 of the gradients is inf"):
+        nn.utils.clip_grad_norm_(params, 1.0, error_if_nonfinite=True)
+    params = params_with_grads([np.nan, 1.0])
+    assert math.isnan(nn.utils.clip_grad_norm_(params, 1.0).item())
+    assert np.isnan(params[0].grad).all()                               # as PyTorch: NaN everywhere
+
+
+def test_clipping_inside_a_training_step_bounds_the_update():
+    mdl.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    x, y = mdl.tensor(np.random.default_rng(0).normal(0, 100, size=(8, 3))), np.zeros(8, dtype=np.int64)
+    nn.functional.cross_entropy(model(x), y).backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.1)
+    joint = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.parameters()))
+    assert joint == pytest.approx(0.1, rel=1e-4)
