@@ -4,8 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,42 +11,15 @@ import pytest
 from minidl.cli import main
 from minidl.experiments.study import comparable
 
-# A small serial study: 4 runs of 300 updates, a checkpoint every 40 updates (~2 s per run).
-TINY = ["reproduce", "--quick", "--dataset", "shapeset", "--skip-at-init", "--activations", "tanh",
-        "--schemes", "standard,xavier_uniform", "--seeds", "0,1", "--updates", "300", "--width", "48",
-        "--checkpoint-every", "40", "--no-progress"]
+from study_helpers import TINY, results_of as _results, start_study, wait_for_checkpoint as _wait_for_checkpoint
 
 
-def _results(folder: Path) -> dict:
-    return json.loads((folder / "results.json").read_text())
+def _start(out: Path) -> subprocess.Popen:
+    return start_study(TINY + ["--out", str(out)])
 
 
 def _snapshot(folder: Path) -> dict:
     return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("uninterrupted") / "study"
-    assert main(TINY + ["--out", str(out)]) == 0
-    return _results(out)
-
-
-def _start(out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "minidl"] + TINY + ["--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_checkpoint(process: subprocess.Popen, out: Path, timeout: float = 60.0) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = sorted((out / "checkpoints").glob("*.npz"))
-        if found:
-            return found[0]
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
-    process.kill()
-    raise AssertionError("no checkpoint appeared")
 
 
 def test_a_complete_study_has_its_report_and_figures_and_no_checkpoints_left(uninterrupted, tmp_path):
