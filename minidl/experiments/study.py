@@ -6,6 +6,7 @@ what it finished; the figures, CSVs and report.md are then drawn from whatever i
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -332,19 +333,24 @@ class Study:
                    dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
         try:
             bar.set_postfix_str("loading data")
-            data, spec = self._load_data()
+            with self._stage("data"):
+                data, spec = self._load_data()
             per_update = None
             if self.config.training is not None and not self._plan_is_final():
-                per_update = self._measure_speed(data, spec, bar)
+                with self._stage("speed"):      # with --workers, this starts the cluster
+                    per_update = self._measure_speed(data, spec, bar)
                 assumed = AT_INIT_SHARE * self.config.time_budget if (
                     self.config.time_budget and self.config.at_init is not None) else 0.0
                 self._adopt_plan(self._plan(data, per_update, assumed), bar)
             if self.config.at_init is not None:
-                self._run_at_init(data, bar)
+                with self._stage("at_init"):
+                    self._run_at_init(data, bar)
             if self.config.training is not None:
                 plan = self._final_plan(data, per_update, bar)
-                self._search_learning_rates(data, spec, plan, bar)
-                self._run_training(data, spec, plan, bar)
+                with self._stage("lr_search"):
+                    self._search_learning_rates(data, spec, plan, bar)
+                with self._stage("runs"):
+                    self._run_training(data, spec, plan, bar)
             self._close_runner()
             bar.close()
             _remove_if_empty(self.out / "checkpoints")
@@ -356,6 +362,15 @@ class Study:
             self.results["error"] = f"{type(error).__name__}: {error}"
             self._stop(bar, "failed")
             raise
+
+    @contextlib.contextmanager
+    def _stage(self, name: str):
+        """Time a stage into this invocation's "stage_seconds" (results["execution"])."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._invocation.setdefault("stage_seconds", {})[name] = time.perf_counter() - started
 
     def _stop(self, bar, status: str) -> None:
         """Record `status` at once (true from now on), then write what finished."""
@@ -556,9 +571,10 @@ class Study:
         from minidl.experiments.results import write_csvs
 
         self.results["finished"] = _now()
-        write_csvs(self.results, self.out)
-        figures = draw_all(self.results, self.out / "figures")
-        write_report(dict(self.results, status=status), figures, self.out / "report.md")
+        with self._stage("report"):
+            write_csvs(self.results, self.out)
+            figures = draw_all(self.results, self.out / "figures")
+            write_report(dict(self.results, status=status), figures, self.out / "report.md")
         self.results["status"] = status
         self.save()
 

@@ -67,3 +67,23 @@ def test_a_run_that_keeps_failing_fails_after_max_attempts_with_fresh_keys(tmp_p
         runner.close()
     assert len(keys) == 2 and len(set(keys)) == 2
     assert read_attempts(task)["attempts"] == 2 and checkpoint.read_bytes() == b"not a checkpoint"
+
+
+def test_an_existing_cluster_is_used_through_its_scheduler_address(uninterrupted, tmp_path):
+    from distributed import LocalCluster
+
+    out = tmp_path / "study"
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert main(TINY + ["--out", str(out), "--scheduler", cluster.scheduler_address]) == 0
+    results = results_of(out)
+    assert comparable(results) == comparable(uninterrupted)
+    runner = results["execution"]["invocations"][0]["runner"]
+    assert runner["local_cluster"] is False and runner["scheduler"] == cluster.scheduler_address
+
+
+def test_workers_that_do_not_share_the_folder_are_refused(tmp_path):
+    from minidl.experiments.tasks import check_shared_folder
+
+    assert check_shared_folder(str(tmp_path), "token") == f"{os.uname().nodename} does not see {tmp_path / 'token'}"
+    (tmp_path / "token").write_text("")
+    assert check_shared_folder(str(tmp_path), "token") is None
