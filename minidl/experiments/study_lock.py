@@ -13,20 +13,25 @@ The lock itself is an exclusive `flock` on the file: the kernel releases it when
 it ends (SIGKILL included), so a lock file left behind is recognized as stale with no guessing, and a reused
 PID cannot keep it alive. The file's JSON contents (pid, host, purpose, since) only name the holder in
 messages. Where the file system refuses `flock` (some network or FUSE mounts), liveness falls back to the
-PID: a lock from this host whose PID no longer runs is stale; one from another host is presumed alive.
+PID: a lock from this host whose PID no longer runs is stale; one from another host is presumed alive
+(the fallback cannot stop two processes that find the same stale lock at the same instant).
 On release the file is removed (unlinked while still locked; an acquirer that locked the unlinked file
 notices the path now names another file, or none, and starts over).
 """
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:             # not POSIX (Windows): the PID fallback below
+    fcntl = None
 
 __all__ = ["acquire", "FolderLock", "FolderLocked", "Holder", "LOCK_FILE"]
 
@@ -111,6 +116,8 @@ def _same_file(fd: int, path: Path) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True       # os.kill(pid, 0) would send CTRL_C_EVENT there: presume alive
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -157,9 +164,10 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
+            kernel_lock = fcntl is not None
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                kernel_lock = True
+                if kernel_lock:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise FolderLocked(folder, path, Holder.parse(_read(fd))) from None
             except OSError as error:
