@@ -9,7 +9,7 @@ Layout of results.json (format "minidl-reproduce/1"):
                       intervals as planned
     environment       python, numpy, platform, cpu_count, minidl version
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
-                      invocations [{started, command, wall_seconds, runner {runner: serial|dask, ...},
+                      invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
                       stage_seconds {data, speed, at_init, lr_search, runs, report}}]
     data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
                       fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)

@@ -240,6 +240,9 @@ def check_out(out, resume: bool) -> dict | None:
                                f"{results.get('format') if isinstance(results, dict) else None!r})")
     if results.get("status") == "complete":
         raise StudyFolderError(f"--resume: the study in {out} is complete; nothing to resume")
+    if "config" not in results.get("execution", {}):
+        raise StudyFolderError(f"--resume: {path} was written by a minidl that cannot resume studies; start a "
+                               "new one")
     return results
 
 
@@ -269,6 +272,8 @@ class Study:
 
     def __init__(self, config: StudyConfig | None, out: Path, command: str = "", progress: bool = True,
                  execution: Execution | None = None, resume: bool = False):
+        if config is None and not resume:
+            raise ValueError("Study: a config is needed unless the study is resumed")
         self.out = Path(out)
         self.progress, self.command, self.resume = progress, command, resume
         self.config = config.validate() if config is not None else None
@@ -281,7 +286,7 @@ class Study:
 
     def _begin(self, resumed: dict | None) -> None:
         """The results to fill: new ones, or (`resumed`) those of the unfinished study being continued."""
-        invocation = {"started": _now(), "command": self.command}
+        invocation = {"started": _now(), "command": self.command, "environment": _environment()}
         if resumed is None:
             config = self.config
             self.results = {

@@ -90,6 +90,12 @@ def test_resume_refuses_options_that_change_the_study_and_a_folder_without_one(t
     assert "drop --width" in capsys.readouterr().err
     assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
     assert "results.json does not exist; nothing to resume" in capsys.readouterr().err
+    (out / "results.json").write_text('{"format": "minidl-reproduce/1", "status": "interrupted"}')
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "was written by a minidl that cannot resume studies" in capsys.readouterr().err
+    (out / "results.json").write_text('{"format": "something else"}')
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "is not a minidl reproduce study" in capsys.readouterr().err
 
 
 def test_a_folder_in_use_is_refused_with_its_holder(tmp_path, capsys):
