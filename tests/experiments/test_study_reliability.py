@@ -163,3 +163,19 @@ def test_ctrl_c_while_the_report_is_written_leaves_status_interrupted(tmp_path, 
     assert main(args + ["--out", str(out)]) == 130
     assert _results(out)["status"] == "interrupted"
     assert "wrote" not in capsys.readouterr().out
+
+
+def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path):
+    # as if the client had been killed after the last run finished on a worker but before it saved the record
+    out = tmp_path / "study"
+    (out / "checkpoints").mkdir(parents=True)
+    results = json.loads(json.dumps(uninterrupted))
+    last = results["training"]["runs"].pop()
+    results["status"] = "interrupted"
+    (out / "results.json").write_text(json.dumps(results))
+    (out / "checkpoints" / f"{last['execution']['task']}.npz.record.json").write_text(json.dumps(last))
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = _results(out)
+    assert comparable(resumed) == comparable(uninterrupted)
+    assert resumed["training"]["runs"][-1]["execution"] == last["execution"]      # the same record, not a new run
+    assert not (out / "checkpoints").exists()
