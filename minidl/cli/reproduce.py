@@ -182,7 +182,7 @@ def run(args) -> int:
     import threading
 
     from minidl.experiments.study import StudyFolderError, run_study
-    from minidl.experiments.study_lock import FolderLocked
+    from minidl.training.run_lock import FolderLocked
 
     try:
         config, execution, out = _check(args)

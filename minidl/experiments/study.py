@@ -319,7 +319,7 @@ class Study:
 
     def run(self) -> dict:
         """Run (or continue) the study in `out`, holding its lock; returns the results."""
-        from minidl.experiments.study_lock import acquire
+        from minidl.training.run_lock import acquire
 
         check_out(self.out, self.resume)       # before the folder is created or locked: nothing written
         with acquire(self.out, LOCK_PURPOSE) as lock:

@@ -99,7 +99,7 @@ def test_resume_refuses_options_that_change_the_study_and_a_folder_without_one(t
 
 
 def test_a_folder_in_use_is_refused_with_its_holder(tmp_path, capsys):
-    from minidl.experiments.study_lock import acquire
+    from minidl.training.run_lock import acquire
 
     out = tmp_path / "study"
     with acquire(out, "another minidl reproduce"):
