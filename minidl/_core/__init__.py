@@ -11,13 +11,17 @@ the environment variable MINIDL_KERNELS=generic forces the portable build. A MIN
 is unknown or not available on this machine (see `available_kernels()`) gives a RuntimeWarning and the
 fastest build, never an import error. When other processes keep every core busy, the kernels briefly
 fall back to one thread (`effective_num_threads()`, `contention_backoffs()`). This package imports
-nothing else from minidl.
+nothing else from minidl. `python -m minidl._core.check_build` says what was built and fails when the
+build lacks what this machine supports (CI runs it).
 """
 from minidl._core._kernels import (
+    KERNEL_BUILDS,
     available_kernels,
     axpby,
+    compiled_kernels,
     contention_backoffs,
     cpu_has_avx2_fma,
+    cpu_supported_kernels,
     effective_num_threads,
     get_num_threads,
     kernel_name,
@@ -38,6 +42,9 @@ __all__ = [
     "get_num_threads",
     "kernel_name",
     "available_kernels",
+    "compiled_kernels",
+    "cpu_supported_kernels",
+    "KERNEL_BUILDS",
     "use_kernels",
     "cpu_has_avx2_fma",
     "openmp_enabled",

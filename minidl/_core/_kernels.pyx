@@ -16,16 +16,20 @@ cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t mdl_index
     void mdl_init()
     int mdl_cpu_has_avx2_fma()
-    int mdl_avx2_compiled()
+    const char *mdl_kernel_build_name(int i)
+    int mdl_kernel_build_compiled(int i)
+    int mdl_kernel_build_cpu_supports(int i)
     int mdl_select_kernels(const char *name)
     const char *mdl_kernel_name()
     int mdl_openmp_enabled()
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
     int mdl_threads_for_call()
-    void mdl_note_team(double start_delay, double finish_spread, double duration)
+    void mdl_note_team(int team, double start_delay, double finish_spread, double duration)
     long mdl_backoff_count()
+    int mdl_take_largest_team()
     void mdl_reset_contention_state()
+    void mdl_set_test_clock(double seconds)
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
@@ -44,21 +48,42 @@ def cpu_has_avx2_fma():
     return bool(mdl_cpu_has_avx2_fma())
 
 
+def _kernel_builds():
+    """(name, compiled, CPU supports it) of every kernel build, fastest first."""
+    builds, i = [], 0
+    while mdl_kernel_build_name(i) != NULL:
+        builds.append((mdl_kernel_build_name(i).decode(), bool(mdl_kernel_build_compiled(i)),
+                       bool(mdl_kernel_build_cpu_supports(i))))
+        i += 1
+    return tuple(builds)
+
+
+KERNEL_BUILDS = tuple(name for name, _, _ in _kernel_builds())
+
+
+def compiled_kernels():
+    """Kernel builds compiled into this binary, fastest first (setup.py leaves out what it cannot build)."""
+    return tuple(name for name, compiled, _ in _kernel_builds() if compiled)
+
+
+def cpu_supported_kernels():
+    """Kernel builds this CPU and OS can run, fastest first, whether compiled or not."""
+    return tuple(name for name, _, supported in _kernel_builds() if supported)
+
+
 def available_kernels():
-    """Kernel builds usable on this machine, fastest first: ('avx2', 'generic') or ('generic',)."""
-    if mdl_avx2_compiled() and mdl_cpu_has_avx2_fma():
-        return ("avx2", "generic")
-    return ("generic",)
+    """Kernel builds usable here (compiled and supported), fastest first: e.g. ('avx2', 'generic')."""
+    return tuple(name for name, compiled, supported in _kernel_builds() if compiled and supported)
 
 
 def kernel_name():
-    """The kernel build in use: 'avx2' (AVX2+FMA intrinsics) or 'generic' (plain C)."""
+    """The kernel build in use: one of KERNEL_BUILDS, e.g. 'avx2' (AVX2+FMA intrinsics) or 'generic' (C)."""
     return mdl_kernel_name().decode()
 
 
 def use_kernels(name):
-    """Select a kernel build by name ('avx2' or 'generic'); ValueError if it is not available here."""
-    if name not in ("avx2", "generic") or mdl_select_kernels(name.encode()) != 0:
+    """Select a kernel build by name (see available_kernels()); ValueError if it is not available here."""
+    if name not in KERNEL_BUILDS or mdl_select_kernels(name.encode()) != 0:
         raise ValueError(f"kernel build {name!r} is not available here; available: {available_kernels()}")
 
 
@@ -99,17 +124,28 @@ def contention_backoffs():
     return mdl_backoff_count()
 
 
-def _note_team(start_delay, finish_spread=None, duration=0.001):
+def _note_team(start_delay, finish_spread=None, duration=0.001, team=2):
     """Test hook: report a parallel region's thread timings (seconds), as the kernels do.
 
     finish_spread defaults to start_delay: a thread that starts late finishes that much later.
     """
-    mdl_note_team(start_delay, start_delay if finish_spread is None else finish_spread, duration)
+    mdl_note_team(team, start_delay, start_delay if finish_spread is None else finish_spread, duration)
 
 
 def _reset_contention_state():
     """Test hook: forget earlier stalls and back-offs (the next kernel may use every thread)."""
     mdl_reset_contention_state()
+
+
+def _set_test_clock(seconds):
+    """Test hook: the back-off guard reads its time (s) from here instead of the wall clock; None: the
+    wall clock again. Parallel regions still measure their own timings with the wall clock."""
+    mdl_set_test_clock(-1.0 if seconds is None else seconds)
+
+
+def _take_largest_team():
+    """Test hook: the most threads that ran one parallel region since the last call (0: no region ran)."""
+    return mdl_take_largest_team()
 
 
 # ------------------------------------------------------------------ validation helpers

@@ -41,27 +41,35 @@ int mdl_cpu_has_avx2_fma(void)
 #endif
 }
 
-int mdl_avx2_compiled(void)
-{
+static int always(void) { return 1; }
+
+/* Every kernel build, fastest first: its name, whether this CPU and OS can run it, and its table (NULL when
+ * the build was not compiled). A new instruction set is one more entry here. */
+static const struct {
+    const char *name;
+    int (*cpu_supports)(void);
+    const mdl_kernel_table *table;
+} builds[] = {
 #ifdef MINIDL_HAVE_AVX2
-    return 1;
+    {"avx2", mdl_cpu_has_avx2_fma, &mdl_avx2_kernels},
 #else
-    return 0;
+    {"avx2", mdl_cpu_has_avx2_fma, NULL},
 #endif
-}
+    {"generic", always, &mdl_generic_kernels},
+};
+#define MDL_BUILDS ((int)(sizeof builds / sizeof builds[0]))
+
+const char *mdl_kernel_build_name(int i) { return i >= 0 && i < MDL_BUILDS ? builds[i].name : NULL; }
+int mdl_kernel_build_compiled(int i) { return i >= 0 && i < MDL_BUILDS && builds[i].table != NULL; }
+int mdl_kernel_build_cpu_supports(int i) { return i >= 0 && i < MDL_BUILDS && builds[i].cpu_supports(); }
 
 int mdl_select_kernels(const char *name)
 {
-    if (strcmp(name, "generic") == 0) {
-        active = &mdl_generic_kernels;
-        return 0;
-    }
-#ifdef MINIDL_HAVE_AVX2
-    if (strcmp(name, "avx2") == 0 && mdl_cpu_has_avx2_fma()) {
-        active = &mdl_avx2_kernels;
-        return 0;
-    }
-#endif
+    for (int i = 0; i < MDL_BUILDS; i++)
+        if (strcmp(name, builds[i].name) == 0 && builds[i].table != NULL && builds[i].cpu_supports()) {
+            active = builds[i].table;
+            return 0;
+        }
     return -1;
 }
 
@@ -81,10 +89,11 @@ int mdl_openmp_enabled(void)
  * MDL_STALL_SHARE of its time apart (other processes on every core started a thread late, or preempted it).
  * A stall makes the kernels run on the calling thread for a back-off of MDL_BACKOFF_MIN_S, doubled up to
  * MDL_BACKOFF_MAX_S each time the threads stall again within one back-off of their return.
- * A start up to MDL_WAKE_S late is no stall when the threads had been idle for MDL_IDLE_S (no parallel
- * region, nor a kernel held to one thread by a back-off): that is a worker waking from sleep.
+ * A start up to MDL_WAKE_S late is no stall when the workers had been idle for MDL_IDLE_S (no parallel
+ * region): that is a worker waking from sleep, as the first region after a back-off always does, so that an
+ * idle machine gets its threads back at once (a busy one stalls again in the next region and doubles).
  * The state is shared by all calling threads without locks, which is safe because a race can only
- * misjudge one region (one back-off too many or too few). */
+ * misjudge one region (one back-off too many or too few). Times come from now_s(), which tests replace. */
 #define MDL_STALL_S 0.002      /* a worker wakes in microseconds; one lost scheduler tick is 4 ms */
 #define MDL_STALL_SHARE 0.25   /* less is a static split's imbalance, cheaper than one thread */
 #define MDL_WAKE_S 0.010       /* a sleeping worker on an idle virtual core was measured 3-5 ms late */
@@ -93,22 +102,31 @@ int mdl_openmp_enabled(void)
 #define MDL_BACKOFF_MAX_S 0.5  /* once the machine is free again, threads return within half a second */
 static volatile double single_thread_until = 0.0;
 static volatile double backoff_s = MDL_BACKOFF_MIN_S;
-static volatile double last_kernel_end = -1.0;
+static volatile double last_region_end = -1.0;
 static volatile long backoff_count = 0;
+static volatile int largest_team = 0;
+static volatile double test_clock = -1.0; /* >= 0: the time now_s() reports (mdl_set_test_clock) */
+
+#ifdef _OPENMP
+static double now_s(void) { return test_clock >= 0.0 ? test_clock : omp_get_wtime(); }
+#endif
+
+void mdl_set_test_clock(double seconds) { test_clock = seconds; }
 
 void mdl_reset_contention_state(void)
 {
     single_thread_until = 0.0;
     backoff_s = MDL_BACKOFF_MIN_S;
-    last_kernel_end = -1.0;
+    last_region_end = -1.0;
 }
 
-void mdl_note_team(double start_delay, double finish_spread, double duration)
+void mdl_note_team(int team, double start_delay, double finish_spread, double duration)
 {
+    if (team > largest_team) largest_team = team;
 #ifdef _OPENMP
-    const double now = omp_get_wtime();
-    const int after_idle = now - duration - last_kernel_end > MDL_IDLE_S;
-    last_kernel_end = now;
+    const double now = now_s();
+    const int after_idle = now - duration - last_region_end > MDL_IDLE_S;
+    last_region_end = now;
     /* A late start delays that thread's finish by as much, so finish_spread counts it too. */
     const double lost = finish_spread - (after_idle && start_delay <= MDL_WAKE_S ? start_delay : 0.0);
     if (lost > MDL_STALL_S && lost > MDL_STALL_SHARE * duration) {
@@ -123,6 +141,13 @@ void mdl_note_team(double start_delay, double finish_spread, double duration)
     (void)finish_spread;
     (void)duration;
 #endif
+}
+
+int mdl_take_largest_team(void)
+{
+    const int team = largest_team;
+    largest_team = 0;
+    return team;
 }
 
 long mdl_backoff_count(void) { return backoff_count; }
@@ -151,11 +176,7 @@ int mdl_threads_for_call(void)
     const int n = mdl_get_num_threads();
 #ifdef _OPENMP
     if (n > 1) {
-        const double now = omp_get_wtime();
-        if (now < single_thread_until) {
-            last_kernel_end = now; /* see the guard above: not idle, this kernel runs on one thread */
-            return 1;
-        }
+        if (now_s() < single_thread_until) return 1;
     }
 #endif
     return n;
@@ -172,8 +193,11 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_ind
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
-#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end)
+    int ran = 0;
+#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end) \
+    reduction(+ : ran)
     {
+        ran = 1;
         last_start = omp_get_wtime();
         const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
         const mdl_index lo = n * tid / team / 16 * 16;
@@ -181,7 +205,7 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_ind
         fn(args, lo, hi);
         last_end = first_end = omp_get_wtime();
     }
-    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
+    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
 #else
     fn(args, 0, n);
 #endif

@@ -238,12 +238,14 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+    int ran = 0;
 #pragma omp parallel num_threads(nt) reduction(| : failed) reduction(max : last_start, last_end) \
-    reduction(min : first_end)
+    reduction(min : first_end) reduction(+ : ran)
 #endif
     {
         int team = 1, tid = 0;
 #ifdef _OPENMP
+        ran = 1;
         last_start = omp_get_wtime();
         team = omp_get_num_threads();
         tid = omp_get_thread_num();
@@ -264,7 +266,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #endif
     }
 #ifdef _OPENMP
-    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
+    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
 #endif
     return failed ? -1 : 0;
 }

@@ -40,18 +40,25 @@ extern const mdl_kernel_table mdl_avx2_kernels;
 /* dispatch.c */
 void mdl_init(void);                     /* once at import: registers the fork handler */
 int mdl_cpu_has_avx2_fma(void);          /* 1 if the CPU and OS support AVX2 + FMA */
-int mdl_avx2_compiled(void);             /* 1 if the AVX2 translation unit was built */
-int mdl_select_kernels(const char *name); /* "avx2" | "generic"; 0 on success, -1 if unavailable */
+/* The kernel builds, fastest first, i = 0, 1, ...: name (NULL past the last), compiled into this binary,
+ * runnable on this CPU and OS. */
+const char *mdl_kernel_build_name(int i);
+int mdl_kernel_build_compiled(int i);
+int mdl_kernel_build_cpu_supports(int i);
+int mdl_select_kernels(const char *name); /* a build's name; 0 on success, -1 if unavailable here */
 const char *mdl_kernel_name(void);
 int mdl_openmp_enabled(void);
 void mdl_set_num_threads(int n);
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
-/* After each parallel region: how late (s) its last thread started, how far apart the threads finished,
- * and how long it took; a stalled thread makes the kernels use one thread for a while (see dispatch.c). */
-void mdl_note_team(double start_delay, double finish_spread, double duration);
+/* After each parallel region: how many threads ran it, how late (s) its last thread started, how far apart
+ * the threads finished, and how long it took; a stalled thread makes the kernels use one thread for a
+ * while (see dispatch.c). */
+void mdl_note_team(int team, double start_delay, double finish_spread, double duration);
 long mdl_backoff_count(void);
+int mdl_take_largest_team(void);         /* most threads one region ran on since the last call; 0: none */
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
+void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seconds`; < 0: the real clock */
 
 /* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
  * on at most n / min_per_thread threads; reports the region to mdl_note_team. */
