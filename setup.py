@@ -87,8 +87,8 @@ unix_flags = ["-O3", "-fno-math-errno", "-Wall", "-Wno-unused-function"] if os.n
 
 extension = Extension(
     "minidl._core._kernels",
-    sources=[f"{CORE}/_kernels.pyx", f"{CSRC}/dispatch.c", f"{CSRC}/kernels_generic.c", f"{CSRC}/axpby.c",
-             AVX2_SOURCE],
+    sources=[f"{CORE}/_kernels.pyx", f"{CSRC}/dispatch.c", f"{CSRC}/blocking.c", f"{CSRC}/buffers.c",
+             f"{CSRC}/kernels_generic.c", f"{CSRC}/axpby.c", AVX2_SOURCE],
     # depends also puts these in the sdist (cythonize replaces the .pyx source by its generated .c).
     depends=[f"{CORE}/_kernels.pyx", f"{CSRC}/kernels.h", f"{CSRC}/gemm_template.h",
              f"{CSRC}/sigmoid_template.h"],

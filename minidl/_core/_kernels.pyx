@@ -14,6 +14,15 @@ cnp.import_array()
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t mdl_index
+    ctypedef struct mdl_cache_sizes:
+        long l1d, l2, l3
+    ctypedef struct mdl_blocking:
+        mdl_index mc, kc, nc, skinny_m
+    mdl_cache_sizes mdl_cache_sizes_detected()
+    mdl_cache_sizes mdl_cache_sizes_in_use()
+    void mdl_override_cache_sizes(long l1d, long l2, long l3)
+    mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item)
+    long mdl_threads_with_buffers(int ever)
     void mdl_init()
     int mdl_cpu_has_avx2_fma()
     const char *mdl_kernel_build_name(int i)
@@ -122,6 +131,33 @@ def effective_num_threads():
 def contention_backoffs():
     """How many times, since import, a late or preempted worker made the kernels back off to one thread."""
     return mdl_backoff_count()
+
+
+# ------------------------------------------------------------------ cache blocking
+def cache_sizes():
+    """The cache sizes the GEMM blocks for, in bytes: {'l1d', 'l2' (per core), 'l3' (shared)}, read at import
+    (sysconf; where the system does not say, 32 KiB / 512 KiB / 32 MiB)."""
+    cdef mdl_cache_sizes c = mdl_cache_sizes_in_use()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3}
+
+
+def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
+    """The GEMM block sizes the BLIS rules give for these cache sizes (bytes), thread count, micro-tile
+    MR x NR and element size: {'mc', 'kc', 'nc', 'skinny_m'} (csrc/blocking.c states the rules)."""
+    cdef mdl_cache_sizes c
+    c.l1d, c.l2, c.l3 = l1d, l2, l3
+    cdef mdl_blocking b = mdl_derive_blocking(c, threads, mr, nr, itemsize)
+    return {"mc": b.mc, "kc": b.kc, "nc": b.nc, "skinny_m": b.skinny_m}
+
+
+def _override_cache_sizes(l1d=0, l2=0, l3=0):
+    """Test hook: block for these cache sizes (bytes) instead of the detected ones; no arguments: detected."""
+    mdl_override_cache_sizes(l1d, l2, l3)
+
+
+def _threads_with_buffers(ever=False):
+    """Test hook: threads that hold GEMM packing buffers now (freed when a thread exits), or that ever did."""
+    return mdl_threads_with_buffers(1 if ever else 0)
 
 
 def _note_team(start_delay, finish_spread=None, duration=0.001, team=2):

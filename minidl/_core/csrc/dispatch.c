@@ -21,6 +21,7 @@ static void mark_forked_child(void) { in_forked_child = 1; }
 
 void mdl_init(void)
 {
+    mdl_detect_cache_sizes();
 #ifdef _OPENMP
     static int registered = 0;
     if (!registered) {
@@ -184,7 +185,8 @@ int mdl_threads_for_call(void)
 
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread)
 {
-    mdl_index nt = mdl_threads_for_call();
+    const int team_size = mdl_threads_for_call();
+    mdl_index nt = team_size;
     if (n / nt < min_per_thread) nt = n / min_per_thread;
     if (nt <= 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
         fn(args, 0, n);
@@ -194,16 +196,20 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_ind
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
     int ran = 0;
-#pragma omp parallel num_threads((int)nt) reduction(max : last_start, last_end) reduction(min : first_end) \
+    /* The whole team starts (kernels.h: a shrinking team makes the runtime replace threads); nt work. */
+#pragma omp parallel num_threads(team_size) reduction(max : last_start, last_end) reduction(min : first_end) \
     reduction(+ : ran)
     {
-        ran = 1;
-        last_start = omp_get_wtime();
-        const mdl_index team = omp_get_num_threads(), tid = omp_get_thread_num();
-        const mdl_index lo = n * tid / team / 16 * 16;
-        const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
-        fn(args, lo, hi);
-        last_end = first_end = omp_get_wtime();
+        const mdl_index team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
+        const mdl_index tid = omp_get_thread_num();
+        if (tid < team) {
+            ran = 1;
+            last_start = omp_get_wtime();
+            const mdl_index lo = n * tid / team / 16 * 16;
+            const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
+            fn(args, lo, hi);
+            last_end = first_end = omp_get_wtime();
+        }
     }
     mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
 #else

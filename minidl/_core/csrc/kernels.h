@@ -37,6 +37,25 @@ extern const mdl_kernel_table mdl_generic_kernels;
 extern const mdl_kernel_table mdl_avx2_kernels;
 #endif
 
+/* blocking.c: cache sizes (bytes; L1d and L2 per core, L3 shared) and the GEMM blocking derived from them */
+typedef struct {
+    long l1d, l2, l3;
+} mdl_cache_sizes;
+typedef struct {
+    mdl_index mc, kc, nc, skinny_m;
+} mdl_blocking;
+void mdl_detect_cache_sizes(void);        /* once at import: sysconf, else the fallback sizes */
+mdl_cache_sizes mdl_cache_sizes_detected(void);
+void mdl_override_cache_sizes(long l1d, long l2, long l3); /* tests, benchmarks; all <= 0: detected */
+mdl_cache_sizes mdl_cache_sizes_in_use(void);
+mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item);
+mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item); /* from the sizes in use */
+
+/* buffers.c: the calling thread's packing buffer `slot` (0: A, 1: B) of at least `bytes`, 64-byte aligned
+ * (NULL when out of memory); kept for the thread's next calls and freed when the thread exits. */
+void *mdl_thread_buffer(int slot, size_t bytes);
+long mdl_threads_with_buffers(int ever);  /* threads holding packing buffers now (ever: since import) */
+
 /* dispatch.c */
 void mdl_init(void);                     /* once at import: registers the fork handler */
 int mdl_cpu_has_avx2_fma(void);          /* 1 if the CPU and OS support AVX2 + FMA */
@@ -61,7 +80,10 @@ void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and bac
 void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seconds`; < 0: the real clock */
 
 /* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
- * on at most n / min_per_thread threads; reports the region to mdl_note_team. */
+ * on at most n / min_per_thread threads; reports the region to mdl_note_team. Every parallel region (here
+ * and in the GEMM) starts the whole team of mdl_threads_for_call() threads, and those without work return
+ * at once: a team that shrank would make GCC's OpenMP runtime end its surplus workers and start new ones
+ * for the next larger team, each new thread paying for its own packing buffers. */
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread);
 

@@ -2,9 +2,9 @@
  * only called after dispatch.c has checked that the CPU supports AVX2 and FMA.
  *
  * GEMM micro-kernels: 6 x 16 (float32) and 6 x 8 (float64) register tiles = 12 accumulators + 2 B
- * vectors + 1 broadcast of the 16 ymm registers. Blocking for 32 KiB L1d, 512 KiB L2, 32 MiB L3:
- *   B panel KC x NR (16 KiB f32) in L1, A block MC x KC (144 KiB f32) in L2, B block KC x NC in L3.
- * (A sweep of MC 96-240 and KC 192-320 on this CPU stayed within the +-15% noise of a shared machine.)
+ * vectors + 1 broadcast of the 16 ymm registers. Block sizes come from the caches at run time
+ * (blocking.c); on the 2-core EPYC (32 KiB L1d, 512 KiB L2) a sweep of MC 96-240 and KC 192-320 stayed
+ * within the +-15% noise of a shared machine, and the rules give MC 240, KC 272 there.
  * Sigmoid: a vectorized exp (Cephes-style range reduction x = n ln2 + r, polynomial in r), applied to
  * -|x| only, so it never overflows; 2^n is applied in two halves so subnormal results stay exact-ish. */
 #include <immintrin.h>
@@ -177,10 +177,6 @@ static void pack_a_rows_f32_avx2(mdl_index kc, const float *A, mdl_index rsa, fl
 #define SFX f32_avx2
 #define MR 6
 #define NR 16
-#define MC 144
-#define KC 256
-#define NC 3072
-#define SKINNY_M 64
 #define KERNEL_NAME kernel_f32_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f32_avx2
 #define PACK_A_PANEL_ROWS pack_a_rows_f32_avx2
@@ -308,10 +304,6 @@ static void pack_a_rows_f64_avx2(mdl_index kc, const double *A, mdl_index rsa, d
 #define SFX f64_avx2
 #define MR 6
 #define NR 8
-#define MC 96
-#define KC 256
-#define NC 2048
-#define SKINNY_M 64 /* the value this block inherited from the float32 block before it had its own */
 #define KERNEL_NAME kernel_f64_avx2
 #define PACK_B_PANEL_TRANS pack_b_trans_f64_avx2
 #define PACK_A_PANEL_ROWS pack_a_rows_f64_avx2

@@ -10,10 +10,6 @@
 #define SFX f32_generic
 #define MR 4
 #define NR 8
-#define MC 128
-#define KC 256
-#define NC 2048
-#define SKINNY_M 16
 #define GENERIC_KERNEL
 #include "gemm_template.h"
 
@@ -22,10 +18,6 @@
 #define SFX f64_generic
 #define MR 4
 #define NR 4
-#define MC 128
-#define KC 256
-#define NC 2048
-#define SKINNY_M 16 /* the value this block inherited from the float32 block before it had its own */
 #define GENERIC_KERNEL
 #include "gemm_template.h"
 
