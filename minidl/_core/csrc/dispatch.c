@@ -5,6 +5,9 @@
 #include <omp.h>
 #include <pthread.h>
 #endif
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
 #include "kernels.h"
 
 static const mdl_kernel_table *active = &mdl_generic_kernels;
@@ -42,6 +45,25 @@ int mdl_cpu_has_avx2_fma(void)
 #endif
 }
 
+/* AVX-512 F, CD, BW, DQ and VL (x86-64-v4, with AVX2, FMA and BMI1/2 of v3), from cpuid, and the OS saving the
+ * zmm and opmask registers on a context switch: XCR0 (xgetbv) bits 1-2 (xmm, ymm) and 5-7 (opmask, the
+ * upper halves of zmm0-15, zmm16-31). A CPU may report AVX-512 that its OS does not enable. */
+static int cpu_has_avx512(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    unsigned eax, ebx, ecx, edx, xcr0_lo, xcr0_hi;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE)) return 0;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 0xE6) != 0xE6) return 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned needed = bit_AVX512F | bit_AVX512CD | bit_AVX512BW | bit_AVX512DQ | bit_AVX512VL | bit_BMI |
+                            bit_BMI2;
+    return (ebx & needed) == needed && mdl_cpu_has_avx2_fma();
+#else
+    return 0;
+#endif
+}
+
 static int always(void) { return 1; }
 
 /* Every kernel build, fastest first: its name, whether this CPU and OS can run it, and its table (NULL when
@@ -51,6 +73,11 @@ static const struct {
     int (*cpu_supports)(void);
     const mdl_kernel_table *table;
 } builds[] = {
+#ifdef MINIDL_HAVE_AVX512
+    {"avx512", cpu_has_avx512, &mdl_avx512_kernels},
+#else
+    {"avx512", cpu_has_avx512, NULL},
+#endif
 #ifdef MINIDL_HAVE_AVX2
     {"avx2", mdl_cpu_has_avx2_fma, &mdl_avx2_kernels},
 #else
@@ -247,4 +274,14 @@ void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n)
 {
     active->sigmoid_bwd_f64(y, gy, gx, n);
+}
+
+void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n)
+{
+    active->axpby_f32(alpha, x, beta, y, n);
+}
+
+void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n)
+{
+    active->axpby_f64(alpha, x, beta, y, n);
 }

@@ -1,8 +1,9 @@
 /* minidl compiled core: the C interface between the Cython wrappers (_kernels.pyx) and the kernels.
  *
- * Every kernel exists twice: a generic build (plain C, any CPU) and, on x86-64, an AVX2+FMA build compiled
- * in its own translation unit (kernels_avx2.c) with x86-64-v3 flags. dispatch.c picks one at import time
- * from what the CPU reports, so a CPU without AVX2 never executes an AVX2 instruction.
+ * Every kernel exists in several builds: a generic one (plain C, any CPU) and, on x86-64, an AVX2+FMA build
+ * (kernels_avx2.c, x86-64-v3 flags) and an AVX-512 build (kernels_avx512.c, x86-64-v4 flags), each compiled
+ * in its own translation unit. dispatch.c picks one at import time from what the CPU and OS report, so a
+ * CPU never executes an instruction it lacks.
  *
  * Conventions: sizes and strides are in elements (not bytes) and signed; op(A)[i, p] = A[i*rsa + p*csa]
  * and op(B)[p, j] = B[p*rsb + j*csb], so a transpose or a non-contiguous view is only a choice of strides.
@@ -30,11 +31,16 @@ typedef struct {
     void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
     void (*sigmoid_bwd_f32)(const float *y, const float *gy, float *gx, mdl_index n);
     void (*sigmoid_bwd_f64)(const double *y, const double *gy, double *gx, mdl_index n);
+    void (*axpby_f32)(float alpha, const float *x, float beta, float *y, mdl_index n);
+    void (*axpby_f64)(double alpha, const double *x, double beta, double *y, mdl_index n);
 } mdl_kernel_table;
 
 extern const mdl_kernel_table mdl_generic_kernels;
 #ifdef MINIDL_HAVE_AVX2
 extern const mdl_kernel_table mdl_avx2_kernels;
+#endif
+#ifdef MINIDL_HAVE_AVX512
+extern const mdl_kernel_table mdl_avx512_kernels;
 #endif
 
 /* blocking.c: cache sizes (bytes; L1d and L2 per core, L3 shared) and the GEMM blocking derived from them */
@@ -96,7 +102,7 @@ void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n);
 
-/* axpby.c: y <- alpha * x + beta * y over n contiguous elements (one build for every CPU) */
+/* y <- alpha * x + beta * y over n contiguous elements (axpby_template.h) */
 void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n);
 void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n);
 

@@ -34,9 +34,19 @@
 #define FABS fabs
 #include "sigmoid_template.h"
 
+/* ---- axpby ---- */
+#define T float
+#define SFX f32_generic
+#include "axpby_template.h"
+
+#define T double
+#define SFX f64_generic
+#include "axpby_template.h"
+
 const mdl_kernel_table mdl_generic_kernels = {
     "generic",
     gemm_f32_generic, gemm_f64_generic,
     sigmoid_fwd_f32_generic, sigmoid_fwd_f64_generic,
     sigmoid_bwd_f32_generic, sigmoid_bwd_f64_generic,
+    axpby_f32_generic, axpby_f64_generic,
 };
