@@ -30,6 +30,7 @@ cdef extern from "kernels.h" nogil:
     int mdl_kernel_build_cpu_supports(int i)
     int mdl_select_kernels(const char *name)
     const char *mdl_kernel_name()
+    void mdl_kernel_tile(int item, int *mr, int *nr)
     int mdl_openmp_enabled()
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
@@ -81,12 +82,12 @@ def cpu_supported_kernels():
 
 
 def available_kernels():
-    """Kernel builds usable here (compiled and supported), fastest first: e.g. ('avx2', 'generic')."""
+    """Kernel builds usable here (compiled and supported), fastest first: e.g. ('avx512', 'avx2', 'generic')."""
     return tuple(name for name, compiled, supported in _kernel_builds() if compiled and supported)
 
 
 def kernel_name():
-    """The kernel build in use: one of KERNEL_BUILDS, e.g. 'avx2' (AVX2+FMA intrinsics) or 'generic' (C)."""
+    """The kernel build in use: one of KERNEL_BUILDS, e.g. 'avx512', 'avx2' (intrinsics) or 'generic' (C)."""
     return mdl_kernel_name().decode()
 
 
@@ -139,6 +140,19 @@ def cache_sizes():
     (sysconf; where the system does not say, 32 KiB / 512 KiB / 32 MiB)."""
     cdef mdl_cache_sizes c = mdl_cache_sizes_in_use()
     return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3}
+
+
+def gemm_blocking(dtype="float32", threads=None):
+    """The blocking the active kernel build uses for `dtype` on this machine with `threads` threads (default:
+    get_num_threads()): {'mr', 'nr' (its micro-tile), 'mc', 'kc', 'nc', 'skinny_m'}."""
+    cdef int item = np.dtype(dtype).itemsize, mr = 0, nr = 0
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"gemm_blocking: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    mdl_kernel_tile(item, &mr, &nr)
+    sizes = cache_sizes()
+    blocking = derive_blocking(sizes["l1d"], sizes["l2"], sizes["l3"], threads or mdl_get_num_threads(), mr, nr,
+                               item)
+    return {"mr": mr, "nr": nr, **blocking}
 
 
 def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
@@ -235,7 +249,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
     Both arrays are 2-D with the same dtype, float32 or float64. Transposed, strided and Fortran-ordered
     inputs are read in place through their strides (the packing absorbs them). `out`, if given, must
     have shape (rows of op(a), columns of op(b)) and the same dtype; it is returned.
-    GEMM after Goto & van de Geijn (2008): packed panels, cache blocking, an AVX2/FMA micro-kernel.
+    GEMM after Goto & van de Geijn (2008): packed panels, blocking for this machine's caches, an AVX-512 or
+    AVX2/FMA micro-kernel where the CPU has one.
     """
     cdef cnp.ndarray A = _check_array(a, "a", "matmul")
     cdef cnp.ndarray B = _check_array(b, "b", "matmul")

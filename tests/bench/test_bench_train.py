@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minidl.bench import step_minidl, step_numpy, train_problem
-from minidl.bench.train import agreement
+from minidl.bench.train import agreement, memory_by_threads
 
 PACKAGE_PARENT = str(Path(train_problem.__file__).resolve().parents[2])
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -121,3 +121,10 @@ def test_agreement_flags_a_wrong_update():
     assert agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]})[0]
     assert not agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.1]})[0]
     assert not agreement(reference, {"losses": [2.3, 2.21], "weight_sum_change": [-0.1, -2.0]})[0]
+
+
+def test_memory_by_threads_reports_each_contender_at_the_largest_batch():
+    rows = [dict(contender=c, threads=t, batch=b, peak_mb=100 + t + b / 100)
+            for c in ("minidl", "numpy") for t in (1, 2, 16) for b in (10, 256)]
+    assert memory_by_threads(rows) == {c: {1: 103.56, 2: 104.56, 16: 118.56} for c in ("minidl", "numpy")}
+    assert memory_by_threads([r for r in rows if r["threads"] == 1]) == {}     # one thread count: nothing to compare

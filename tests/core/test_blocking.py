@@ -37,6 +37,20 @@ def test_blocking_follows_the_caches():
     assert _kernels.derive_blocking(32 << 10, 512 << 10, 8 << 20, 16, 6, 16, 4)["nc"] < 4096  # L3 shared by 16
 
 
+def test_gemm_blocking_is_the_active_builds_tile_blocked_for_these_caches(kernels):
+    sizes = _core.cache_sizes()
+    for dtype in ("float32", "float64"):
+        got = _core.gemm_blocking(dtype, threads=2)
+        tile = {"generic": (4, 8 if dtype == "float32" else 4), "avx2": (6, 16 if dtype == "float32" else 8),
+                "avx512": (14, 32 if dtype == "float32" else 16)}[kernels]
+        assert (got["mr"], got["nr"]) == tile
+        item = 4 if dtype == "float32" else 8
+        assert {k: v for k, v in got.items() if k not in ("mr", "nr")} == _kernels.derive_blocking(
+            sizes["l1d"], sizes["l2"], sizes["l3"], 2, *tile, item)
+    with pytest.raises(TypeError, match="int32"):
+        _core.gemm_blocking("int32")
+
+
 def test_detected_cache_sizes_are_positive():
     sizes = _kernels.cache_sizes()
     assert set(sizes) == {"l1d", "l2", "l3"} and all(v > 0 for v in sizes.values())

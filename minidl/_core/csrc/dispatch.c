@@ -103,6 +103,12 @@ int mdl_select_kernels(const char *name)
 
 const char *mdl_kernel_name(void) { return active->name; }
 
+void mdl_kernel_tile(int item, int *mr, int *nr)
+{
+    *mr = item == 4 ? active->mr_f32 : active->mr_f64;
+    *nr = item == 4 ? active->nr_f32 : active->nr_f64;
+}
+
 int mdl_openmp_enabled(void)
 {
 #ifdef _OPENMP

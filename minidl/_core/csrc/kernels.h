@@ -18,6 +18,7 @@ typedef ptrdiff_t mdl_index;
 
 typedef struct {
     const char *name;
+    int mr_f32, nr_f32, mr_f64, nr_f64; /* the GEMM micro-tiles: rows x columns of C per micro-kernel call */
     int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
                     const float *A, mdl_index rsa, mdl_index csa,
                     const float *B, mdl_index rsb, mdl_index csb,
@@ -72,6 +73,7 @@ int mdl_kernel_build_compiled(int i);
 int mdl_kernel_build_cpu_supports(int i);
 int mdl_select_kernels(const char *name); /* a build's name; 0 on success, -1 if unavailable here */
 const char *mdl_kernel_name(void);
+void mdl_kernel_tile(int item, int *mr, int *nr); /* the active build's micro-tile for 4- or 8-byte floats */
 int mdl_openmp_enabled(void);
 void mdl_set_num_threads(int n);
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */

@@ -348,6 +348,7 @@ static void bwd_f64_avx2(const double *y, const double *gy, double *gx, mdl_inde
 
 const mdl_kernel_table mdl_avx2_kernels = {
     "avx2",
+    6, 16, 6, 8,
     gemm_f32_avx2, gemm_f64_avx2,
     sigmoid_fwd_f32_avx2, sigmoid_fwd_f64_avx2,
     sigmoid_bwd_f32_avx2, sigmoid_bwd_f64_avx2,

@@ -294,6 +294,7 @@ static void bwd_f64_avx512(const double *y, const double *gy, double *gx, mdl_in
 
 const mdl_kernel_table mdl_avx512_kernels = {
     "avx512",
+    14, 32, 14, 16,
     gemm_f32_avx512, gemm_f64_avx512,
     sigmoid_fwd_f32_avx512, sigmoid_fwd_f64_avx512,
     sigmoid_bwd_f32_avx512, sigmoid_bwd_f64_avx512,

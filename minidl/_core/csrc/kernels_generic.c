@@ -45,6 +45,7 @@
 
 const mdl_kernel_table mdl_generic_kernels = {
     "generic",
+    4, 8, 4, 4,
     gemm_f32_generic, gemm_f64_generic,
     sigmoid_fwd_f32_generic, sigmoid_fwd_f64_generic,
     sigmoid_bwd_f32_generic, sigmoid_bwd_f64_generic,
