@@ -1,5 +1,6 @@
 """`minidl bench train`: a whole training step of the 784-1000x5-10 sigmoid MLP (softmax cross-entropy,
-plain SGD, float32) in minidl, in a hand-written NumPy step, and in PyTorch CPU when it is installed.
+plain SGD, float32) in minidl, in a hand-written NumPy step, and in PyTorch CPU and JAX (jit, XLA CPU)
+when they are installed.
 
 Every contender runs in a process of its own (train_worker.py) with the same thread count in every pool,
 the same initial weights and the same batches (train_problem.py). The contenders take turns: a block of
@@ -10,16 +11,17 @@ buffers) and its resident-memory growth from the end of warm-up to the end. Befo
 contender takes the same few steps on one batch from the same weights; the losses and each layer's
 Σ(W - W₀) must agree with the NumPy step's within float32 tolerance.
 Targets at 2 threads: >= 1.5x PyTorch's throughput at batch 10 and 64, >= 1.1x at 256; >= 1.0x the
-NumPy step; peak memory <= 1.3x the NumPy step's.
+NumPy step; >= 1.0x JAX's jitted step (XLA fuses the whole step); peak memory <= 1.3x the NumPy step's.
 """
 from __future__ import annotations
 
 DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-written NumPy and "
-               "PyTorch (ms/step, samples/s, peak MB)")
+               "PyTorch / JAX (ms/step, samples/s, peak MB)")
 
-CONTENDERS = ("minidl", "numpy", "torch")
+CONTENDERS = ("minidl", "numpy", "torch", "jax")
+OPTIONAL = {"torch": ("PyTorch", "torch"), "jax": ("JAX", "jax")}   # contender: (name, package)
 TORCH_TARGETS = {10: 1.5, 64: 1.5, 256: 1.1}       # minidl throughput / PyTorch's, at 2 threads
-NUMPY_TARGET, MEMORY_TARGET, TARGET_THREADS = 1.0, 1.3, 2
+NUMPY_TARGET, JAX_TARGET, MEMORY_TARGET, TARGET_THREADS = 1.0, 1.0, 1.3, 2
 LOSS_RTOL, WEIGHT_CHANGE_RTOL = 1e-4, 1e-3
 
 
@@ -27,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     parser.add_argument("--batches", default="10,64,256", help="comma-separated batch sizes (default 10,64,256)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
-                        help="comma-separated subset of minidl,numpy,torch (torch is skipped when absent)")
+                        help="comma-separated subset of minidl,numpy,torch,jax (torch and jax are skipped when absent)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating blocks (default 5)")
     parser.add_argument("--block-seconds", type=float, default=0.4,
                         help="timed steps per block: about this long, at least 3 (default 0.4)")
@@ -126,6 +128,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         if "torch" in group:
             entry["vs_torch"] = group["torch"]["ms"] / mine["ms"]
             entry["torch_target"] = TORCH_TARGETS.get(key[1])
+        if "jax" in group:
+            entry["vs_jax"] = group["jax"]["ms"] / mine["ms"]
         if "numpy" in group:
             entry["vs_numpy"] = group["numpy"]["ms"] / mine["ms"]
             entry["memory_vs_numpy"] = mine["peak_mb"] / group["numpy"]["peak_mb"]
@@ -151,6 +155,8 @@ def missed_targets(summary: list[dict]) -> list[str]:
         where = f"batch {s['batch']}"
         if s.get("torch_target") and s["vs_torch"] < s["torch_target"]:
             missed.append(f"{where}: {s['vs_torch']:.2f}x PyTorch < {s['torch_target']}x")
+        if "vs_jax" in s and s["vs_jax"] < JAX_TARGET:
+            missed.append(f"{where}: {s['vs_jax']:.2f}x JAX < {JAX_TARGET}x")
         if "vs_numpy" in s and s["vs_numpy"] < NUMPY_TARGET:
             missed.append(f"{where}: {s['vs_numpy']:.2f}x NumPy < {NUMPY_TARGET}x")
         if "memory_vs_numpy" in s and s["memory_vs_numpy"] > MEMORY_TARGET:
@@ -173,9 +179,10 @@ def run(args) -> int:
         print(f"unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}", file=sys.stderr)
         return 2
     notes = []
-    if "torch" in contenders and importlib.util.find_spec("torch") is None:
-        contenders.remove("torch")
-        notes.append("PyTorch is not installed: its column is skipped (pip install torch to compare).")
+    for contender, (name, package) in OPTIONAL.items():
+        if contender in contenders and importlib.util.find_spec(package) is None:
+            contenders.remove(contender)
+            notes.append(f"{name} is not installed: its column is skipped (pip install {package} to compare).")
     if args.profile:
         from minidl.bench.train_profile import profile
 
@@ -186,9 +193,10 @@ def run(args) -> int:
         return 0
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json is None else (lambda text: None)
     info = environment.describe()
-    if "torch" in contenders:
-        from importlib.metadata import version
-        info["torch"] = version("torch")
+    from importlib.metadata import version
+    for contender, (_, package) in OPTIONAL.items():
+        if contender in contenders:
+            info[contender] = version(package)
     rows = []
     for threads in thread_counts:
         for batch in batch_sizes:
@@ -207,7 +215,7 @@ def run(args) -> int:
                                missed_targets=missed, notes=notes), args.json)
     else:
         print(f"minidl bench train - {environment.describe_line(info)}"
-              + (f"; PyTorch {info['torch']}" if "torch" in info else ""))
+              + "".join(f"; {name} {info[c]}" for c, (name, _) in OPTIONAL.items() if c in info))
         print(f"784-1000x5-10 sigmoid MLP, softmax cross-entropy, SGD lr {train_problem.LEARNING_RATE}, "
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
@@ -227,6 +235,8 @@ def run(args) -> int:
             if "vs_torch" in s:
                 parts.append(f"{s['vs_torch']:.2f}x PyTorch" + (f" (target {s['torch_target']}x)"
                                                                   if s["targets"] else ""))
+            if "vs_jax" in s:
+                parts.append(f"{s['vs_jax']:.2f}x JAX" + (f" (target {JAX_TARGET}x)" if s["targets"] else ""))
             if "vs_numpy" in s:
                 parts.append(f"{s['vs_numpy']:.2f}x NumPy" + (f" (target {NUMPY_TARGET}x)" if s["targets"] else ""))
                 parts.append(f"peak memory {s['memory_vs_numpy']:.2f}x NumPy's"

@@ -1,7 +1,7 @@
 """One contender of `minidl bench train` in a process of its own, driven over stdin/stdout (JSON lines).
 
-Run by path (``python .../minidl/bench/train_worker.py CONTENDER THREADS BATCH``) so that the NumPy and
-PyTorch contenders never import minidl: their memory and thread pools are their own. The parent sets
+Run by path (``python .../minidl/bench/train_worker.py CONTENDER THREADS BATCH``) so that the NumPy,
+PyTorch and JAX contenders never import minidl: their memory and thread pools are their own. The parent sets
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS / MKL_NUM_THREADS before the start; each step class also sets its
 library's thread count. Commands (one JSON object per line, one JSON reply per line):
 
@@ -44,7 +44,7 @@ def memory_mb() -> dict:
     return {"peak_mb": round(found["VmHWM"], 1), "rss_mb": round(found["VmRSS"], 1)}
 
 
-STEP_CLASSES = {"numpy": "NumpyStep", "minidl": "MinidlStep", "torch": "TorchStep"}
+STEP_CLASSES = {"numpy": "NumpyStep", "minidl": "MinidlStep", "torch": "TorchStep", "jax": "JaxStep"}
 
 
 def load_step_class(contender: str):

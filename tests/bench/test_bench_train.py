@@ -14,6 +14,8 @@ from minidl.bench.train import agreement, memory_by_threads
 PACKAGE_PARENT = str(Path(train_problem.__file__).resolve().parents[2])
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 NO_TORCH = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed: its contender is not checked")
+HAS_JAX = importlib.util.find_spec("jax") is not None
+NO_JAX = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed: its contender is not checked")
 SMALL = (12, 16, 16, 5)       # a small MLP of the same kind: sigmoid hidden layers, logits out
 
 
@@ -29,9 +31,11 @@ def test_bench_train_json_runs_every_contender_and_they_agree():
                               "--warmup", "1", "--pause", "0", "--growth-steps", "3", "--json"))
     assert report["benchmark"] == "train"
     rows = {r["contender"]: r for r in report["results"]}
-    assert set(rows) == ({"minidl", "numpy", "torch"} if HAS_TORCH else {"minidl", "numpy"})
+    assert set(rows) == {"minidl", "numpy"} | ({"torch"} if HAS_TORCH else set()) | ({"jax"} if HAS_JAX else set())
     if not HAS_TORCH:
         assert "PyTorch is not installed" in " ".join(report["notes"])     # said, not silently dropped
+    if not HAS_JAX:
+        assert "JAX is not installed" in " ".join(report["notes"])
     for row in rows.values():
         assert row["verified"], row
         assert row["threads"] == 1 and row["batch"] == 10 and row["steps_timed"] >= 3 and len(row["samples_ms"]) == row["steps_timed"]
@@ -56,10 +60,19 @@ def test_bench_train_table_without_torch():
     assert "False" not in text                   # every contender agrees with the NumPy step
 
 
+@NO_JAX
+def test_bench_train_json_includes_the_jax_contender():
+    report = json.loads(bench("--threads", "1", "--batches", "10", "--rounds", "1", "--block-seconds", "0.01",
+                              "--warmup", "1", "--pause", "0", "--contenders", "jax,numpy", "--json"))
+    assert {r["contender"] for r in report["results"]} == {"jax", "numpy"}
+    assert all(r["verified"] for r in report["results"])
+    assert report["summary"] == []              # no minidl row: nothing to compare against
+
+
 def test_bench_train_rejects_an_unknown_contender():
-    command = [sys.executable, "-m", "minidl", "bench", "train", "--contenders", "jax"]
+    command = [sys.executable, "-m", "minidl", "bench", "train", "--contenders", "tensorflow"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=60)
-    assert result.returncode == 2 and "jax" in result.stderr
+    assert result.returncode == 2 and "tensorflow" in result.stderr
 
 
 def run_steps(step_class, layers, data, steps):
@@ -72,11 +85,15 @@ def step_class_named(name):
     if name == "torch":
         from minidl.bench import step_torch
         return step_torch.TorchStep
+    if name == "jax":
+        from minidl.bench import step_jax
+        # threads=None: a thread count would pin this test process to fewer CPUs (sched_setaffinity)
+        return lambda layers, lr, threads: step_jax.JaxStep(layers, lr)
     return step_minidl.MinidlStep
 
 
 
-@pytest.mark.parametrize("name", ["minidl", pytest.param("torch", marks=NO_TORCH)])
+@pytest.mark.parametrize("name", ["minidl", pytest.param("torch", marks=NO_TORCH), pytest.param("jax", marks=NO_JAX)])
 def test_contenders_match_the_numpy_step_parameter_by_parameter(name):
     step_class = step_class_named(name)
     layers = train_problem.initial_weights(3, SMALL)
