@@ -2,9 +2,12 @@
 
 One extension, minidl._core._kernels, from a Cython wrapper and C kernels:
   - OpenMP (compile and link flags) when the compiler has it; otherwise a single-threaded build.
-  - kernels_avx2.c, and only that file, is compiled for x86-64-v3 (AVX2 + FMA); dispatch.c chooses it at
-    import time only if the CPU reports AVX2 and FMA, so the binary runs on any x86-64 CPU.
-  - MINIDL_PORTABLE=1 (or MINIDL_NO_NATIVE=1) leaves out every CPU-specific flag and the AVX2 file.
+  - On x86-64, kernels_avx512.c (x86-64-v4: AVX-512) and kernels_avx2.c (x86-64-v3: AVX2 + FMA), and only
+    those files, are compiled with their instruction set's flags; dispatch.c chooses the fastest one the
+    CPU and OS support at import time, so the binary runs on any x86-64 CPU.
+  - MINIDL_PORTABLE=1 (or MINIDL_NO_NATIVE=1) leaves out every CPU-specific flag and those files.
+A build without one of these says so on stderr (hidden by `pip -q`); `python -m minidl._core.check_build`
+says what was built and fails when it lacks what the machine supports (CI runs it).
 """
 import os
 import platform
@@ -18,11 +21,21 @@ from setuptools.command.build_ext import build_ext
 
 CORE = "minidl/_core"
 CSRC = "minidl/_core/csrc"
-AVX2_SOURCE = f"{CSRC}/kernels_avx2.c"
-AVX2_FLAG_SETS = (["-march=x86-64-v3"], ["-mavx2", "-mfma"])
 OPENMP_TEST = "#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n"
 AVX2_TEST = ("#include <immintrin.h>\nint main(void) { __m256 a = _mm256_set1_ps(1.0f);\n"
              "a = _mm256_fmadd_ps(a, a, a); return (int)_mm256_cvtss_f32(a) == 2 ? 0 : 1; }\n")
+AVX512_TEST = ("#include <immintrin.h>\nint main(void) { __m512 a = _mm512_set1_ps(1.0f);\n"
+               "a = _mm512_scalef_ps(_mm512_fmadd_ps(a, a, a), a);\n"
+               "return _mm512_cmp_ps_mask(a, a, _CMP_EQ_OQ) == 0xFFFF ? 0 : 1; }\n")
+# Each instruction-set build: its source, the macro that tells dispatch.c it exists, the flag sets tried in
+# order, and a program those flags must compile. Fastest first, as dispatch.c lists them.
+ISA_BUILDS = (
+    (f"{CSRC}/kernels_avx512.c", "MINIDL_HAVE_AVX512",
+     (["-march=x86-64-v4", "-mprefer-vector-width=512"],
+      ["-mavx512f", "-mavx512cd", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mbmi",
+       "-mbmi2", "-mprefer-vector-width=512"]), AVX512_TEST),
+    (f"{CSRC}/kernels_avx2.c", "MINIDL_HAVE_AVX2", (["-march=x86-64-v3"], ["-mavx2", "-mfma"]), AVX2_TEST),
+)
 
 
 def _env_flag(name):
@@ -45,39 +58,41 @@ def _compiles(compiler, source, flags, link=False):
 
 
 class BuildCore(build_ext):
-    """build_ext that probes OpenMP and AVX2 support and gives kernels_avx2.c its own flags."""
+    """build_ext that probes OpenMP and each instruction set, and gives each ISA's file its own flags."""
 
     def build_extensions(self):
         compiler = self.compiler
         unix = compiler.compiler_type == "unix"
         openmp = unix and not _env_flag("MINIDL_NO_OPENMP") and _compiles(
             compiler, OPENMP_TEST, ["-fopenmp"], link=True)
-        avx2_flags = None
         x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "i386")
-        if unix and x86 and not (_env_flag("MINIDL_PORTABLE") or _env_flag("MINIDL_NO_NATIVE")):
-            for flags in AVX2_FLAG_SETS:
-                if _compiles(compiler, AVX2_TEST, flags):
-                    avx2_flags = flags
+        native = unix and x86 and not (_env_flag("MINIDL_PORTABLE") or _env_flag("MINIDL_NO_NATIVE"))
+        isa_flags = {}                           # source -> the flags it compiles with
+        for source, macro, flag_sets, probe in ISA_BUILDS:
+            for flags in flag_sets if native else ():
+                if _compiles(compiler, probe, flags):
+                    isa_flags[source] = flags
                     break
-        print(f"minidl build: OpenMP {'on' if openmp else 'off'}, "
-              f"AVX2 kernels {' '.join(avx2_flags) if avx2_flags else 'off'}", file=sys.stderr)
+        print(f"minidl build: OpenMP {'on' if openmp else 'off'}; "
+              + "; ".join(f"{os.path.basename(source)} {' '.join(isa_flags.get(source, ['off']))}"
+                          for source, _, _, _ in ISA_BUILDS), file=sys.stderr)
 
         for ext in self.extensions:
             if openmp:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")
-            if avx2_flags:
-                ext.define_macros.append(("MINIDL_HAVE_AVX2", "1"))
-            else:
-                ext.sources = [s for s in ext.sources if not s.replace("\\", "/").endswith("kernels_avx2.c")]
+            for source, macro, _, _ in ISA_BUILDS:
+                if source in isa_flags:
+                    ext.define_macros.append((macro, "1"))
+                else:
+                    ext.sources = [s for s in ext.sources if s.replace("\\", "/") != source]
 
-        if avx2_flags and unix:
+        if isa_flags:
             original = compiler._compile
 
             def _compile(obj, src, ext, cc_args, extra_postargs, pp_opts):
-                if src.replace("\\", "/").endswith("kernels_avx2.c"):
-                    extra_postargs = list(extra_postargs) + avx2_flags
-                return original(obj, src, ext, cc_args, extra_postargs, pp_opts)
+                flags = isa_flags.get(os.path.relpath(src).replace("\\", "/"), [])
+                return original(obj, src, ext, cc_args, list(extra_postargs) + flags, pp_opts)
 
             compiler._compile = _compile
         super().build_extensions()
@@ -87,11 +102,11 @@ unix_flags = ["-O3", "-fno-math-errno", "-Wall", "-Wno-unused-function"] if os.n
 
 extension = Extension(
     "minidl._core._kernels",
-    sources=[f"{CORE}/_kernels.pyx", f"{CSRC}/dispatch.c", f"{CSRC}/kernels_generic.c", f"{CSRC}/axpby.c",
-             AVX2_SOURCE],
+    sources=[f"{CORE}/_kernels.pyx", f"{CSRC}/dispatch.c", f"{CSRC}/blocking.c", f"{CSRC}/buffers.c",
+             f"{CSRC}/kernels_generic.c", *(source for source, _, _, _ in ISA_BUILDS)],
     # depends also puts these in the sdist (cythonize replaces the .pyx source by its generated .c).
     depends=[f"{CORE}/_kernels.pyx", f"{CSRC}/kernels.h", f"{CSRC}/gemm_template.h",
-             f"{CSRC}/sigmoid_template.h"],
+             f"{CSRC}/sigmoid_template.h", f"{CSRC}/axpby_template.h", f"{CSRC}/x86_pack.h"],
     include_dirs=[numpy.get_include(), CSRC],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=unix_flags,

@@ -6,19 +6,26 @@
     axpby(alpha, x, beta, y)                                  y <- alpha * x + beta * y, in place
     set_num_threads(n); get_num_threads()
 
-At import the fastest kernel build the CPU supports is chosen (`kernel_name()`: 'avx2' or 'generic');
-the environment variable MINIDL_KERNELS=generic forces the portable build. A MINIDL_KERNELS value that
+At import the fastest kernel build the CPU and OS support is chosen (`kernel_name()`: 'avx512', 'avx2' or
+'generic'); the environment variable MINIDL_KERNELS names another (MINIDL_KERNELS=generic: the portable
+one). The GEMM's block sizes come from the cache sizes read at import (`cache_sizes()`, `gemm_blocking()`). A MINIDL_KERNELS value that
 is unknown or not available on this machine (see `available_kernels()`) gives a RuntimeWarning and the
 fastest build, never an import error. When other processes keep every core busy, the kernels briefly
 fall back to one thread (`effective_num_threads()`, `contention_backoffs()`). This package imports
-nothing else from minidl.
+nothing else from minidl. `python -m minidl._core.check_build` says what was built and fails when the
+build lacks what this machine supports (CI runs it).
 """
 from minidl._core._kernels import (
+    KERNEL_BUILDS,
     available_kernels,
     axpby,
+    cache_sizes,
+    compiled_kernels,
     contention_backoffs,
     cpu_has_avx2_fma,
+    cpu_supported_kernels,
     effective_num_threads,
+    gemm_blocking,
     get_num_threads,
     kernel_name,
     matmul,
@@ -38,6 +45,11 @@ __all__ = [
     "get_num_threads",
     "kernel_name",
     "available_kernels",
+    "compiled_kernels",
+    "cpu_supported_kernels",
+    "KERNEL_BUILDS",
+    "cache_sizes",
+    "gemm_blocking",
     "use_kernels",
     "cpu_has_avx2_fma",
     "openmp_enabled",

@@ -14,18 +14,32 @@ cnp.import_array()
 
 cdef extern from "kernels.h" nogil:
     ctypedef Py_ssize_t mdl_index
+    ctypedef struct mdl_cache_sizes:
+        long l1d, l2, l3
+    ctypedef struct mdl_blocking:
+        mdl_index mc, kc, nc, skinny_m
+    mdl_cache_sizes mdl_cache_sizes_detected()
+    mdl_cache_sizes mdl_cache_sizes_in_use()
+    void mdl_override_cache_sizes(long l1d, long l2, long l3)
+    mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item)
+    long mdl_threads_with_buffers(int ever)
     void mdl_init()
     int mdl_cpu_has_avx2_fma()
-    int mdl_avx2_compiled()
+    const char *mdl_kernel_build_name(int i)
+    int mdl_kernel_build_compiled(int i)
+    int mdl_kernel_build_cpu_supports(int i)
     int mdl_select_kernels(const char *name)
     const char *mdl_kernel_name()
+    void mdl_kernel_tile(int item, int *mr, int *nr)
     int mdl_openmp_enabled()
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
     int mdl_threads_for_call()
-    void mdl_note_team(double start_delay, double finish_spread, double duration)
+    void mdl_note_team(int team, double start_delay, double finish_spread, double duration)
     long mdl_backoff_count()
+    int mdl_take_largest_team()
     void mdl_reset_contention_state()
+    void mdl_set_test_clock(double seconds)
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
@@ -44,21 +58,42 @@ def cpu_has_avx2_fma():
     return bool(mdl_cpu_has_avx2_fma())
 
 
+def _kernel_builds():
+    """(name, compiled, CPU supports it) of every kernel build, fastest first."""
+    builds, i = [], 0
+    while mdl_kernel_build_name(i) != NULL:
+        builds.append((mdl_kernel_build_name(i).decode(), bool(mdl_kernel_build_compiled(i)),
+                       bool(mdl_kernel_build_cpu_supports(i))))
+        i += 1
+    return tuple(builds)
+
+
+KERNEL_BUILDS = tuple(name for name, _, _ in _kernel_builds())
+
+
+def compiled_kernels():
+    """Kernel builds compiled into this binary, fastest first (setup.py leaves out what it cannot build)."""
+    return tuple(name for name, compiled, _ in _kernel_builds() if compiled)
+
+
+def cpu_supported_kernels():
+    """Kernel builds this CPU and OS can run, fastest first, whether compiled or not."""
+    return tuple(name for name, _, supported in _kernel_builds() if supported)
+
+
 def available_kernels():
-    """Kernel builds usable on this machine, fastest first: ('avx2', 'generic') or ('generic',)."""
-    if mdl_avx2_compiled() and mdl_cpu_has_avx2_fma():
-        return ("avx2", "generic")
-    return ("generic",)
+    """Kernel builds usable here (compiled and supported), fastest first: e.g. ('avx512', 'avx2', 'generic')."""
+    return tuple(name for name, compiled, supported in _kernel_builds() if compiled and supported)
 
 
 def kernel_name():
-    """The kernel build in use: 'avx2' (AVX2+FMA intrinsics) or 'generic' (plain C)."""
+    """The kernel build in use: one of KERNEL_BUILDS, e.g. 'avx512', 'avx2' (intrinsics) or 'generic' (C)."""
     return mdl_kernel_name().decode()
 
 
 def use_kernels(name):
-    """Select a kernel build by name ('avx2' or 'generic'); ValueError if it is not available here."""
-    if name not in ("avx2", "generic") or mdl_select_kernels(name.encode()) != 0:
+    """Select a kernel build by name (see available_kernels()); ValueError if it is not available here."""
+    if name not in KERNEL_BUILDS or mdl_select_kernels(name.encode()) != 0:
         raise ValueError(f"kernel build {name!r} is not available here; available: {available_kernels()}")
 
 
@@ -99,17 +134,68 @@ def contention_backoffs():
     return mdl_backoff_count()
 
 
-def _note_team(start_delay, finish_spread=None, duration=0.001):
+# ------------------------------------------------------------------ cache blocking
+def cache_sizes():
+    """The cache sizes the GEMM blocks for, in bytes: {'l1d', 'l2' (per core), 'l3' (shared)}, read at import
+    (sysconf; where the system does not say, 32 KiB / 512 KiB / 32 MiB)."""
+    cdef mdl_cache_sizes c = mdl_cache_sizes_in_use()
+    return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3}
+
+
+def gemm_blocking(dtype="float32", threads=None):
+    """The blocking the active kernel build uses for `dtype` on this machine with `threads` threads (default:
+    get_num_threads()): {'mr', 'nr' (its micro-tile), 'mc', 'kc', 'nc', 'skinny_m'}."""
+    cdef int item = np.dtype(dtype).itemsize, mr = 0, nr = 0
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"gemm_blocking: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    mdl_kernel_tile(item, &mr, &nr)
+    sizes = cache_sizes()
+    blocking = derive_blocking(sizes["l1d"], sizes["l2"], sizes["l3"], threads or mdl_get_num_threads(), mr, nr,
+                               item)
+    return {"mr": mr, "nr": nr, **blocking}
+
+
+def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
+    """The GEMM block sizes the BLIS rules give for these cache sizes (bytes), thread count, micro-tile
+    MR x NR and element size: {'mc', 'kc', 'nc', 'skinny_m'} (csrc/blocking.c states the rules)."""
+    cdef mdl_cache_sizes c
+    c.l1d, c.l2, c.l3 = l1d, l2, l3
+    cdef mdl_blocking b = mdl_derive_blocking(c, threads, mr, nr, itemsize)
+    return {"mc": b.mc, "kc": b.kc, "nc": b.nc, "skinny_m": b.skinny_m}
+
+
+def _override_cache_sizes(l1d=0, l2=0, l3=0):
+    """Test hook: block for these cache sizes (bytes) instead of the detected ones; no arguments: detected."""
+    mdl_override_cache_sizes(l1d, l2, l3)
+
+
+def _threads_with_buffers(ever=False):
+    """Test hook: threads that hold GEMM packing buffers now (freed when a thread exits), or that ever did."""
+    return mdl_threads_with_buffers(1 if ever else 0)
+
+
+def _note_team(start_delay, finish_spread=None, duration=0.001, team=2):
     """Test hook: report a parallel region's thread timings (seconds), as the kernels do.
 
     finish_spread defaults to start_delay: a thread that starts late finishes that much later.
     """
-    mdl_note_team(start_delay, start_delay if finish_spread is None else finish_spread, duration)
+    mdl_note_team(team, start_delay, start_delay if finish_spread is None else finish_spread, duration)
 
 
 def _reset_contention_state():
     """Test hook: forget earlier stalls and back-offs (the next kernel may use every thread)."""
     mdl_reset_contention_state()
+
+
+def _set_test_clock(seconds):
+    """Test hook: the back-off guard reads its time (s) from here instead of the wall clock; None: the
+    wall clock again. Parallel regions still measure their own timings with the wall clock."""
+    mdl_set_test_clock(-1.0 if seconds is None else seconds)
+
+
+def _take_largest_team():
+    """Test hook: the most threads that ran one parallel region since the last call (0: no region ran)."""
+    return mdl_take_largest_team()
 
 
 # ------------------------------------------------------------------ validation helpers
@@ -163,7 +249,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
     Both arrays are 2-D with the same dtype, float32 or float64. Transposed, strided and Fortran-ordered
     inputs are read in place through their strides (the packing absorbs them). `out`, if given, must
     have shape (rows of op(a), columns of op(b)) and the same dtype; it is returned.
-    GEMM after Goto & van de Geijn (2008): packed panels, cache blocking, an AVX2/FMA micro-kernel.
+    GEMM after Goto & van de Geijn (2008): packed panels, blocking for this machine's caches, an AVX-512 or
+    AVX2/FMA micro-kernel where the CPU has one.
     """
     cdef cnp.ndarray A = _check_array(a, "a", "matmul")
     cdef cnp.ndarray B = _check_array(b, "b", "matmul")

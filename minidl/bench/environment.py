@@ -49,8 +49,14 @@ def describe() -> dict:
         "numpy_blas": blas,
         "minidl_kernels": _core.kernel_name(),
         "minidl_openmp": _core.openmp_enabled(),
+        "minidl_cache_sizes": _core.cache_sizes(),
+        "minidl_blocking_float32": _core.gemm_blocking("float32"),
         "minidl_malloc_tuned": malloc_tuned(),
     }
+
+
+def _bytes(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"
 
 
 def describe_line(info: dict) -> str:
@@ -58,3 +64,11 @@ def describe_line(info: dict) -> str:
             f"NumPy {info['numpy']} ({info['numpy_blas']}); minidl kernels: {info['minidl_kernels']}"
             f"{' + OpenMP' if info['minidl_openmp'] else ' (no OpenMP)'}"
             f"{'; glibc malloc tuned (minidl.tune_malloc)' if info.get('minidl_malloc_tuned') else ''}")
+
+
+def describe_blocking(info: dict) -> str:
+    """What the GEMM detected and derived: cache sizes and the float32 blocking of the kernels in use."""
+    caches, b = info["minidl_cache_sizes"], info["minidl_blocking_float32"]
+    return (f"detected caches: L1d {_bytes(caches['l1d'])}, L2 {_bytes(caches['l2'])} per core, L3 "
+            f"{_bytes(caches['l3'])}; float32 GEMM ({info['minidl_kernels']}): micro-tile {b['mr']}x{b['nr']}, "
+            f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']}, B read in place up to {b['skinny_m']} rows")

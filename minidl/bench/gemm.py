@@ -129,6 +129,7 @@ def run(args) -> int:
                                results=rows, summary=summary), args.json)
     else:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
+        print(environment.describe_blocking(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time (best ratio: of the best times); backoffs: times minidl fell "
               f"back to one thread for 10-500 ms because a worker thread started or ran late (busy machine)\n")

@@ -133,6 +133,16 @@ def summarize(rows: list[dict]) -> list[dict]:
     return summary
 
 
+def memory_by_threads(rows: list[dict]) -> dict:
+    """{contender: {threads: peak MB at the largest batch measured}}: memory should not grow with threads."""
+    largest = max(r["batch"] for r in rows)
+    peaks: dict = {}
+    for r in rows:
+        if r["batch"] == largest:
+            peaks.setdefault(r["contender"], {})[r["threads"]] = r["peak_mb"]
+    return {name: by_threads for name, by_threads in peaks.items() if len(by_threads) > 1}
+
+
 def missed_targets(summary: list[dict]) -> list[str]:
     missed = []
     for s in summary:
@@ -193,7 +203,8 @@ def run(args) -> int:
                     parameters=train_problem.parameter_count())
     if args.json is not None:
         report.write_json(dict(benchmark="train", environment=info, settings=settings, results=rows,
-                               summary=summary, missed_targets=missed, notes=notes), args.json)
+                               summary=summary, peak_mb_by_threads=memory_by_threads(rows),
+                               missed_targets=missed, notes=notes), args.json)
     else:
         print(f"minidl bench train - {environment.describe_line(info)}"
               + (f"; PyTorch {info['torch']}" if "torch" in info else ""))
@@ -221,6 +232,11 @@ def run(args) -> int:
                 parts.append(f"peak memory {s['memory_vs_numpy']:.2f}x NumPy's"
                              + (f" (target <= {MEMORY_TARGET}x)" if s["targets"] else ""))
             print(f"  {s['threads']} thread(s), batch {s['batch']}: " + ", ".join(parts))
+        peaks = memory_by_threads(rows)
+        if len(peaks) > 1:
+            print("  peak memory by thread count (largest batch): " + "; ".join(
+                f"{name} " + ", ".join(f"{t}T {mb:.0f} MB" for t, mb in sorted(by_threads.items()))
+                for name, by_threads in peaks.items()))
         if any(s["targets"] for s in summary):
             print("\ntargets at 2 threads: " + ("all met" if not missed else "missed: " + "; ".join(missed)))
         for note in notes:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from minidl.bench import step_minidl, step_numpy, train_problem
-from minidl.bench.train import agreement
+from minidl.bench.train import agreement, memory_by_threads
 
 PACKAGE_PARENT = str(Path(train_problem.__file__).resolve().parents[2])
 HAS_TORCH = importlib.util.find_spec("torch") is not None
+NO_TORCH = pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed: its contender is not checked")
 SMALL = (12, 16, 16, 5)       # a small MLP of the same kind: sigmoid hidden layers, logits out
 
 
@@ -29,6 +30,8 @@ def test_bench_train_json_runs_every_contender_and_they_agree():
     assert report["benchmark"] == "train"
     rows = {r["contender"]: r for r in report["results"]}
     assert set(rows) == ({"minidl", "numpy", "torch"} if HAS_TORCH else {"minidl", "numpy"})
+    if not HAS_TORCH:
+        assert "PyTorch is not installed" in " ".join(report["notes"])     # said, not silently dropped
     for row in rows.values():
         assert row["verified"], row
         assert row["threads"] == 1 and row["batch"] == 10 and row["steps_timed"] >= 3 and len(row["samples_ms"]) == row["steps_timed"]
@@ -37,6 +40,14 @@ def test_bench_train_json_runs_every_contender_and_they_agree():
         assert len(row["losses"]) == report["settings"]["verify_steps"]
     (summary,) = report["summary"]
     assert summary["vs_numpy"] > 0 and summary["memory_vs_numpy"] > 0
+
+
+@NO_TORCH
+def test_bench_train_json_includes_the_torch_contender():
+    report = json.loads(bench("--threads", "1", "--batches", "10", "--rounds", "1", "--block-seconds", "0.01",
+                              "--warmup", "1", "--pause", "0", "--contenders", "torch,numpy", "--json"))
+    assert {r["contender"] for r in report["results"]} == {"torch", "numpy"}
+    assert all(r["verified"] for r in report["results"])
 
 
 def test_bench_train_table_without_torch():
@@ -57,14 +68,17 @@ def run_steps(step_class, layers, data, steps):
     return losses, [np.array(p, copy=True) for p in step.parameters()]
 
 
-STEP_CLASSES = [step_minidl.MinidlStep]
-if HAS_TORCH:
-    from minidl.bench import step_torch
-    STEP_CLASSES.append(step_torch.TorchStep)
+def step_class_named(name):
+    if name == "torch":
+        from minidl.bench import step_torch
+        return step_torch.TorchStep
+    return step_minidl.MinidlStep
 
 
-@pytest.mark.parametrize("step_class", STEP_CLASSES, ids=lambda c: c.name)
-def test_contenders_match_the_numpy_step_parameter_by_parameter(step_class):
+
+@pytest.mark.parametrize("name", ["minidl", pytest.param("torch", marks=NO_TORCH)])
+def test_contenders_match_the_numpy_step_parameter_by_parameter(name):
+    step_class = step_class_named(name)
     layers = train_problem.initial_weights(3, SMALL)
     data = train_problem.batches(7, seed=4, count=3, sizes=SMALL)
     ref_losses, ref_params = run_steps(step_numpy.NumpyStep, layers, data, 5)
@@ -107,3 +121,10 @@ def test_agreement_flags_a_wrong_update():
     assert agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]})[0]
     assert not agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.1]})[0]
     assert not agreement(reference, {"losses": [2.3, 2.21], "weight_sum_change": [-0.1, -2.0]})[0]
+
+
+def test_memory_by_threads_reports_each_contender_at_the_largest_batch():
+    rows = [dict(contender=c, threads=t, batch=b, peak_mb=100 + t + b / 100)
+            for c in ("minidl", "numpy") for t in (1, 2, 16) for b in (10, 256)]
+    assert memory_by_threads(rows) == {c: {1: 103.56, 2: 104.56, 16: 118.56} for c in ("minidl", "numpy")}
+    assert memory_by_threads([r for r in rows if r["threads"] == 1]) == {}     # one thread count: nothing to compare

@@ -28,7 +28,7 @@ SIZES = [0, 1, 7, 31, 1000, 65536 * 2 + 15, 65536 * 5 + 3]
 @DTYPES
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("alpha, beta", [(-0.01, 1.0), (0.9, 0.5), (1.0, 0.0), (2.0, -1.0)])
-def test_matches_the_formula(threads, rng, dtype, n, alpha, beta):
+def test_matches_the_formula(kernels, threads, rng, dtype, n, alpha, beta):
     x = rng.standard_normal(n).astype(dtype)
     y = rng.standard_normal(n).astype(dtype)
     want = expected(alpha, x, beta, y)
@@ -38,7 +38,7 @@ def test_matches_the_formula(threads, rng, dtype, n, alpha, beta):
     np.testing.assert_array_equal(x, x_before)       # x is only read
 
 
-def test_every_element_is_updated_once_across_the_thread_split(threads):
+def test_every_element_is_updated_once_across_the_thread_split(kernels, threads):
     """A range left out or done twice by the split shows up as 0 or 2 instead of 1."""
     _core._kernels._reset_contention_state()       # no back-off to one thread left from earlier tests
     assert _core.effective_num_threads() == (threads if _core.openmp_enabled() else 1)
@@ -49,7 +49,7 @@ def test_every_element_is_updated_once_across_the_thread_split(threads):
 
 
 @DTYPES
-def test_multi_dimensional_and_strided_arrays(rng, dtype):
+def test_multi_dimensional_and_strided_arrays(kernels, rng, dtype):
     base_x = rng.standard_normal((30, 40)).astype(dtype)
     base_y = rng.standard_normal((30, 40)).astype(dtype)
     # strided x, C-contiguous y: x is read through a contiguous copy
@@ -76,7 +76,7 @@ def test_multi_dimensional_and_strided_arrays(rng, dtype):
 
 
 @pytest.mark.parametrize("n", [10, 65536 * 3])
-def test_aliasing_x_and_y(threads, n):
+def test_aliasing_x_and_y(kernels, threads, n):
     y = np.arange(n, dtype=np.float64)
     _core.axpby(1.0, y, 0.5, y)                       # y <- 1.5 y
     np.testing.assert_array_equal(y, 1.5 * np.arange(n))
@@ -123,8 +123,10 @@ def test_scalars_are_rounded_to_the_arrays_dtype():
     shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=30),
     alpha=st.floats(-10, 10),
     beta=st.floats(-10, 10),
+    kernel=st.sampled_from(_core.available_kernels()),
 )
-def test_random_inputs(data, dtype, shape, alpha, beta):
+def test_random_inputs(data, dtype, shape, alpha, beta, kernel):
+    _core.use_kernels(kernel)
     elements = st.floats(-1e3, 1e3, width=32)
     x = data.draw(hnp.arrays(dtype, shape, elements=elements))
     y = data.draw(hnp.arrays(dtype, shape, elements=elements))

@@ -21,6 +21,8 @@ def test_bench_gemm_json():
                               "--json"))
     assert report["benchmark"] == "gemm"
     assert report["environment"]["minidl_kernels"] == _core.kernel_name()
+    assert report["environment"]["minidl_cache_sizes"] == _core.cache_sizes()     # what was detected
+    assert report["environment"]["minidl_blocking_float32"] == _core.gemm_blocking("float32")
     cases = {r["case"] for r in report["results"]}
     assert {"square 256", "X@W b10 784x1000", "X^T@dY b10 784x1000", "dY@W^T b10 784x1000"} <= cases
     for row in report["results"]:
@@ -28,6 +30,14 @@ def test_bench_gemm_json():
         assert row["minidl_gflops"] > 0 and row["numpy_gflops"] > 0 and row["ratio"] > 0
     (summary,) = report["summary"]
     assert summary["cases"] == sum(r["target"] for r in report["results"])
+
+
+def test_bench_gemm_header_says_what_was_detected():
+    text = bench("gemm", "--quick", "--threads", "1", "--rounds", "1", "--pause", "0")
+    l1 = _core.cache_sizes()["l1d"] >> 10
+    tile = _core.gemm_blocking("float32")
+    assert f"detected caches: L1d {l1} KiB" in text
+    assert f"micro-tile {tile['mr']}x{tile['nr']}, MC {tile['mc']}, KC {tile['kc']}" in text
 
 
 def test_bench_sigmoid_table():

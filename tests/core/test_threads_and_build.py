@@ -52,14 +52,18 @@ def import_core_with_kernels_env(value):
                           capture_output=True, text=True, env=environment, timeout=60, cwd=PACKAGE_PARENT)
 
 
-def test_env_var_forces_generic_kernels():
-    child = import_core_with_kernels_env("generic")
+@pytest.mark.parametrize("name", _core.available_kernels())
+def test_env_var_forces_any_available_build(name):
+    child = import_core_with_kernels_env(name.upper() if name == "generic" else name)   # any case
     assert child.returncode == 0, child.stderr
-    assert child.stdout.strip() == "generic"
+    assert child.stdout.strip() == name
     assert "Warning" not in child.stderr
 
 
-@pytest.mark.parametrize("value", ["avx512", "bogus"])
+UNAVAILABLE = [name for name in _core.KERNEL_BUILDS if name not in _core.available_kernels()]
+
+
+@pytest.mark.parametrize("value", UNAVAILABLE + ["bogus", "avx1024"])
 def test_unavailable_kernels_env_var_warns_and_uses_the_fastest_build(value):
     """A build this machine lacks, or a misspelt name, is a warning at import, never an import error."""
     child = import_core_with_kernels_env(value)
@@ -70,11 +74,28 @@ def test_unavailable_kernels_env_var_warns_and_uses_the_fastest_build(value):
 
 
 def test_best_kernels_chosen_at_import():
-    expected = "avx2" if "avx2" in _core.available_kernels() else "generic"
     got = run_python_without("from minidl import _core; print(_core.kernel_name())", "MINIDL_KERNELS")
-    assert got == expected
-    if not _core.cpu_has_avx2_fma():
-        assert _core.available_kernels() == ("generic",)  # never an illegal instruction
+    assert got == _core.available_kernels()[0]
+    assert _core.KERNEL_BUILDS[-1] == "generic" and _core.available_kernels()[-1] == "generic"
+    assert set(_core.available_kernels()) == set(_core.compiled_kernels()) & set(_core.cpu_supported_kernels())
+    assert ("avx2" in _core.cpu_supported_kernels()) == _core.cpu_has_avx2_fma()  # never an illegal instruction
+
+
+def test_check_build_passes_a_full_build_and_names_what_is_missing(monkeypatch):
+    from minidl._core import check_build
+
+    best = _core.cpu_supported_kernels()[0]
+    monkeypatch.setattr(_core, "compiled_kernels", lambda: (best, "generic"))
+    monkeypatch.setattr(_core, "openmp_enabled", lambda: True)
+    line, problems = check_build.build_report()
+    assert problems == [] and f"this CPU runs: {', '.join(_core.cpu_supported_kernels())}" in line
+    monkeypatch.setattr(_core, "compiled_kernels", lambda: ("generic",))
+    monkeypatch.setattr(_core, "openmp_enabled", lambda: False)
+    monkeypatch.setattr(check_build.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    line, problems = check_build.build_report()
+    assert "OpenMP off" in line and any("without OpenMP" in p for p in problems)
+    if best != "generic":
+        assert any(repr(best) in p and "not compiled" in p for p in problems)
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])
@@ -116,6 +137,29 @@ def test_forked_child_runs_single_threaded_instead_of_hanging():
     assert run_python(FORK_CHILD) == f"0 {expected_parent_threads}"
 
 
+class Clock:
+    """The back-off guard's injected clock (seconds): the tests move it, no test sleeps."""
+
+    def __init__(self, start=100.0):
+        self.now = start
+        _core._kernels._set_test_clock(self.now)
+
+    def advance(self, seconds):
+        self.now += seconds
+        _core._kernels._set_test_clock(self.now)
+
+
+@pytest.fixture
+def clock():
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build: no thread back-off")
+    _core.set_num_threads(2)
+    _core._kernels._reset_contention_state()   # no back-off left over from earlier tests' kernels
+    yield Clock()
+    _core._kernels._set_test_clock(None)
+    _core._kernels._reset_contention_state()
+
+
 def report_region(start_delay, finish_spread=None, duration=0.001):
     """Report a parallel region that began right after the previous one ended (a busy loop of kernels),
     as the kernels do: how late its last thread started, how far apart the threads finished (seconds;
@@ -124,19 +168,14 @@ def report_region(start_delay, finish_spread=None, duration=0.001):
     _core._kernels._note_team(start_delay, finish_spread, duration)
 
 
-@pytest.fixture
-def fresh_guard():
-    if not _core.openmp_enabled():
-        pytest.skip("single-threaded build")
-    _core.set_num_threads(2)
-    _core._kernels._reset_contention_state()   # no back-off left over from earlier tests' kernels
-    yield
-    _core._kernels._reset_contention_state()
+def region_after_idle(clock, idle, start_delay, finish_spread=None, duration=0.001):
+    """Report a region that began `idle` seconds after the previous one ended."""
+    _core._kernels._note_team(0.0, 0.0, 0.0)
+    clock.advance(idle + duration)
+    _core._kernels._note_team(start_delay, finish_spread, duration)
 
 
-def test_which_regions_count_as_stalled(fresh_guard):
-    import time
-
+def test_which_regions_count_as_stalled(clock):
     before = _core.contention_backoffs()
 
     def backed_off():
@@ -155,24 +194,17 @@ def test_which_regions_count_as_stalled(fresh_guard):
     assert backed_off()                              # 3 ms late in a busy loop: the machine is busy
     report_region(0.003, 0.003, 0.100)
     assert not backed_off()                          # 3 ms of 100 ms: cheaper than running on one thread
-    _core._kernels._note_team(0.0, 0.0, 0.0)          # a region ends, then 10 ms without kernels
-    time.sleep(0.01)
-    _core._kernels._note_team(0.005, 0.005, 0.007)
-    assert not backed_off()                          # 5 ms late: a worker woke from sleep (its late
-    #                                                  finish is the late start, nothing lost mid-way)
-    _core._kernels._note_team(0.0, 0.0, 0.0)
-    time.sleep(0.03)                                 # idle for 30 ms less the region's 14
-    _core._kernels._note_team(0.005, 0.012, 0.014)
+    region_after_idle(clock, 0.003, 0.005, 0.005, 0.007)
+    assert not backed_off()                          # 5 ms late after 3 ms idle: a worker woke from sleep
+    region_after_idle(clock, 0.001, 0.005, 0.005, 0.007)
+    assert backed_off()                              # ... but 1 ms idle is too short for the workers to sleep
+    region_after_idle(clock, 0.016, 0.005, 0.012, 0.014)
     assert backed_off()                              # woke 5 ms late, then lost 7 ms more mid-way
-    _core._kernels._note_team(0.0, 0.0, 0.0)
-    time.sleep(0.01)
-    _core._kernels._note_team(0.030, 0.030, 0.032)
+    region_after_idle(clock, 0.010, 0.030, 0.030, 0.032)
     assert backed_off()                              # 30 ms late is more than waking takes
 
 
-def test_back_off_runs_on_one_thread_then_recovers(fresh_guard):
-    import time
-
+def test_back_off_runs_on_one_thread_then_recovers(clock):
     before = _core.contention_backoffs()
     for _ in range(6):                     # stalls in a row: 10 ms doubled five times = 320 ms
         report_region(0.010)
@@ -180,43 +212,88 @@ def test_back_off_runs_on_one_thread_then_recovers(fresh_guard):
     assert _core.effective_num_threads() == 1
     assert _core.get_num_threads() == 2    # the user's setting is unchanged
     a = np.ones((200, 300), np.float32)
-    assert np.array_equal(_core.matmul(a, a.T), a @ a.T)   # correct on one thread too
-    time.sleep(0.6)
+    _core._kernels._take_largest_team()
+    assert np.array_equal(_core.matmul(a, a.T), a @ a.T)   # correct on one thread too ...
+    assert _core._kernels._take_largest_team() == 0        # ... and it did run on one thread only
+    clock.advance(0.319)
+    assert _core.effective_num_threads() == 1
+    clock.advance(0.002)
     assert _core.effective_num_threads() == 2
-    time.sleep(0.7)                        # quiet for longer than the last back-off: back to 10 ms
+    clock.advance(0.400)                   # quiet for longer than the last back-off: back to 10 ms
     report_region(0.010)
-    time.sleep(0.05)
+    clock.advance(0.009)
+    assert _core.effective_num_threads() == 1
+    clock.advance(0.002)
     assert _core.effective_num_threads() == 2
 
 
-def test_first_region_after_a_back_off_is_a_probe_not_a_wake_up(fresh_guard):
+def test_an_idle_machine_gets_its_threads_back_after_a_back_off(clock):
+    """The first region after a back-off wakes workers that slept through it: a late start within the
+    wake-up allowance is no stall, so an idle machine is not held on one thread."""
     report_region(0.010)                   # a 10 ms back-off ...
     before = _core.contention_backoffs()
     while _core.effective_num_threads() == 1:
-        pass                               # ... while kernels keep running on one thread
-    _core._kernels._note_team(0.005)       # threads tried again, 5 ms late: the machine is still busy
+        clock.advance(0.0005)              # ... while kernels keep running on one thread
+    _core._kernels._note_team(0.005)       # threads tried again and woke 5 ms late, as sleeping ones do
+    assert _core.contention_backoffs() == before
+    assert _core.effective_num_threads() == 2
+
+
+def test_a_busy_machine_stalls_again_right_after_the_back_off_and_doubles_it(clock):
+    report_region(0.010)                   # a 10 ms back-off
+    clock.advance(0.011)
+    _core._kernels._note_team(0.005)       # the probe wakes the workers late: allowed ...
+    before = _core.contention_backoffs()
+    _core._kernels._note_team(0.005)       # ... but the next region, in a busy loop, is late too
     assert _core.contention_backoffs() == before + 1
+    clock.advance(0.019)
+    assert _core.effective_num_threads() == 1              # 20 ms, not a fresh 10 ms
+    clock.advance(0.002)
+    assert _core.effective_num_threads() == 2
 
 
-def test_back_off_is_capped(fresh_guard):
-    import time
-
+def test_back_off_is_capped(clock):
     for _ in range(12):                    # uncapped, 10 ms doubled eleven times would be 20 s
         report_region(0.010)
+    clock.advance(0.499)
     assert _core.effective_num_threads() == 1
-    time.sleep(0.6)                        # the cap is 0.5 s
+    clock.advance(0.002)                   # the cap is 0.5 s
     assert _core.effective_num_threads() == 2
 
 
-def test_a_stall_soon_after_threads_return_doubles_the_back_off(fresh_guard):
-    import time
-
-    # Margins of 120 ms or more either way, so that a late wake-up from sleep on a busy machine
-    # cannot change the verdict.
+def test_a_stall_soon_after_threads_return_doubles_the_back_off(clock):
     for _ in range(5):                     # 10, 20, 40, 80, 160 ms
         report_region(0.010)
-    time.sleep(0.2)                        # threads are tried again (within 160 ms of that) ...
+    clock.advance(0.161)                   # threads are tried again (within 160 ms of that) ...
     assert _core.effective_num_threads() == 2
     report_region(0.010)                   # ... and stall at once: 320 ms, not a fresh 10 ms
-    time.sleep(0.16)
+    clock.advance(0.319)
     assert _core.effective_num_threads() == 1
+    clock.advance(0.002)
+    assert _core.effective_num_threads() == 2
+
+
+# Each kernel on sizes large enough for two threads: (name, call)
+TWO_THREAD_CALLS = [
+    ("matmul f32", lambda rng: _core.matmul(rng.random((300, 200), np.float32), rng.random((200, 300), np.float32))),
+    ("matmul f64 transposed", lambda rng: _core.matmul(rng.random((200, 300)), rng.random((300, 200)),
+                                                      trans_a=True, trans_b=True)),
+    ("sigmoid forward", lambda rng: _core.sigmoid_forward(rng.random(10**6, np.float32))),
+    ("sigmoid backward", lambda rng: _core.sigmoid_backward(rng.random(10**6), rng.random(10**6))),
+    ("axpby", lambda rng: _core.axpby(0.5, rng.random(10**6, np.float32), 2.0, rng.random(10**6, np.float32))),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in TWO_THREAD_CALLS], ids=[n for n, _ in TWO_THREAD_CALLS])
+def test_two_threads_really_run(kernels, call):
+    """With 2 threads set, each kernel's parallel region ran on two threads (not one, as a build without
+    OpenMP or a back-off would)."""
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build (no OpenMP): nothing runs on two threads")
+    _core.set_num_threads(2)
+    inputs = np.random.default_rng(1)
+    _core._kernels._set_test_clock(None)
+    _core._kernels._reset_contention_state()          # a busy machine's back-off would hold one thread
+    _core._kernels._take_largest_team()
+    call(inputs)
+    assert _core._kernels._take_largest_team() == 2

@@ -42,7 +42,8 @@ def test_backward_recursion_uses_the_fan_out_above():
 
 
 def test_recursions_match_a_monte_carlo_linear_net():
-    """Identity activation, Gaussian weights: measured variances within 4 standard errors-ish (10%)."""
+    """Identity activation, Gaussian weights: measured variances within 3.5% of the recursions, 4 standard
+    deviations of the relative error over 40 seeds of this setup (forward 0.4/0.7/0.9%, backward 0.5/0.3%)."""
     rng = np.random.default_rng(0)
     sizes = [300, 400, 400, 400]
     weights = [rng.normal(0, np.sqrt(1 / (3 * a)), size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -53,11 +54,11 @@ def test_recursions_match_a_monte_carlo_linear_net():
         z = z @ W
         measured.append(z.var())
     predicted = predict_forward(sizes[:-1], [W.var() for W in weights], np.mean(x ** 2), "identity")
-    np.testing.assert_allclose(measured, predicted["activation_var"], rtol=0.1)
+    np.testing.assert_allclose(measured, predicted["activation_var"], rtol=0.035)
     g = rng.normal(0, 1.0, size=(500, sizes[-1]))       # dC/ds at the top
     grads = []
     for W in reversed(weights[1:]):
         g = g @ W.T
         grads.append(g.var())
     back = predict_backward(sizes[2:], [W.var() for W in weights[1:]], 1.0, "identity", [1.0] * 2)
-    np.testing.assert_allclose(list(reversed(grads)), back, rtol=0.1)
+    np.testing.assert_allclose(list(reversed(grads)), back, rtol=0.035)

@@ -41,7 +41,7 @@ def test_quick_writes_report_figures_results_and_csvs(tmp_path):
     for name in ("at_init_layers.csv", "training_curves.csv", "training_monitor.csv", "final_errors.csv"):
         assert (out / name).stat().st_size > 0
     report = (out / "report.md").read_text()
-    assert "Shapeset-3x2" not in report or "shapeset" in report
+    assert "Data: **shapeset**" in report                 # the report names the dataset it used
     assert "| sigmoid | Xavier" in report and "82.61" in report       # Table 1 beside this run's errors
     for name in FIGURES:
         assert f"figures/{name}" in report

@@ -59,6 +59,7 @@ def test_deep_chain_of_10000_ops_has_no_recursion_limit():
     np.testing.assert_allclose(x.grad, [1.0001 ** 10_000], rtol=1e-3)
 
 
+@pytest.mark.timeout(30)                   # a path-by-path engine takes 2**200 steps: fail, do not hang
 def test_wide_diamond_graph_visits_each_node_once():
     x = mdl.tensor(2.0, requires_grad=True)
     y = x

@@ -11,15 +11,18 @@
  * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns).
  * Threads: the output is split into a grid of tm x tn independent blocks (one per thread, aligned to
  * MR/NR), so threads need no barrier and each owns persistent packing buffers. Products with few rows
- * (M <= SKINNY_M) reuse each B panel only a few times: with row-contiguous op(B) the micro-kernel reads B
+ * (M <= skinny_m) reuse each B panel only a few times: with row-contiguous op(B) the micro-kernel reads B
  * in place (10x784x1000 went from ~44 to ~62 GFLOP/s on one core); otherwise (a transposed B, as in
  * dY @ W^T) each panel is packed right before its use, while it is in L1, instead of the whole KC x NC
  * block first (1 MB for a 1000-wide B, more than L2): 10x1000 @ (1000x1000)^T went from 33 to 47
  * GFLOP/s on one core, and from memory from 0.95 to 0.80 ms.
  *
+ * Block sizes (MC, KC, NC and the skinny threshold) come from the machine's cache sizes at run time
+ * (blocking.c); the packing buffers are the calling thread's, reused across calls (buffers.c).
+ *
  * Parameters: the including file #defines them, then #includes this file, which #undefs every one of
  * them at its end (so no value leaks into the next block) and stops with #error if a required one is
- * missing. Required: T, SFX, MR, NR, MC, KC, NC, SKINNY_M and exactly one of
+ * missing. Required: T, SFX, MR, NR and exactly one of
  *   KERNEL_NAME: a function
  *     static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
  *                             T *c, mdl_index ldc, int overwrite);
@@ -31,12 +34,6 @@
  */
 #if !defined(T) || !defined(SFX) || !defined(MR) || !defined(NR)
 #error "gemm_template.h: define T, SFX, MR and NR before including it"
-#endif
-#if !defined(MC) || !defined(KC) || !defined(NC)
-#error "gemm_template.h: define the block sizes MC, KC and NC before including it"
-#endif
-#ifndef SKINNY_M
-#error "gemm_template.h: define SKINNY_M (the most rows a product may have to take the skinny path)"
 #endif
 #if defined(KERNEL_NAME) == defined(GENERIC_KERNEL)
 #error "gemm_template.h: define exactly one of KERNEL_NAME (a micro-kernel) and GENERIC_KERNEL"
@@ -71,26 +68,6 @@ static void FN(kernel)(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl
 
 static inline mdl_index FN(ceil_div)(mdl_index a, mdl_index b) { return (a + b - 1) / b; }
 static inline mdl_index FN(min_index)(mdl_index a, mdl_index b) { return a < b ? a : b; }
-
-/* Persistent per-thread packing buffers: OpenMP keeps its worker threads, so the buffers survive calls
- * and a call pays no malloc or page faults once the buffers have reached their size. */
-static __thread T *FN(buf_a) = NULL;
-static __thread size_t FN(cap_a) = 0;
-static __thread T *FN(buf_b) = NULL;
-static __thread size_t FN(cap_b) = 0;
-
-static T *FN(reserve)(T **buf, size_t *cap, size_t count)
-{
-    if (*cap < count) {
-        size_t bytes = (count * sizeof(T) + 63) / 64 * 64;
-        void *p = NULL;
-        if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-        free(*buf);
-        *buf = (T *)p;
-        *cap = count;
-    }
-    return *buf;
-}
 
 /* op(A)[0:mr, 0:kc] -> dst[p*MR + r], rows mr..MR-1 zero. */
 static void FN(pack_a_panel)(int mr, mdl_index kc, const T *A, mdl_index rsa, mdl_index csa, T *dst)
@@ -146,17 +123,20 @@ static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, md
 
 /* One thread's share: C[0:m, 0:n] = op(A)[0:m, :] @ op(B)[:, 0:n]. Returns -1 when out of memory. */
 static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
-                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc)
+                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc,
+                          const mdl_blocking *blk)
 {
-    /* Even block sizes: K = 257 becomes 129 + 128, not 256 + 1. */
-    const mdl_index kc_max = FN(ceil_div)(k, FN(ceil_div)(k, KC));
-    const mdl_index mc_max = FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, MC)), MR) * MR;
-    const mdl_index nc_max = FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, NC)), NR) * NR;
-    const int skinny = m <= SKINNY_M;
+    /* Even block sizes: K = 257 becomes 129 + 128, not 256 + 1. At most blk's sizes: the buffers hold them. */
+    const mdl_index kc_max = FN(ceil_div)(k, FN(ceil_div)(k, blk->kc));
+    const mdl_index mc_max =
+        FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
+    const mdl_index nc_max =
+        FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
+    const int skinny = m <= blk->skinny_m;
     const int direct_b = skinny && csb == 1;
 
-    T *pa = FN(reserve)(&FN(buf_a), &FN(cap_a), (size_t)(mc_max * kc_max));
-    T *pb = FN(reserve)(&FN(buf_b), &FN(cap_b), (size_t)(skinny ? kc_max * NR : nc_max * kc_max));
+    T *pa = (T *)mdl_thread_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T));
+    T *pb = (T *)mdl_thread_buffer(1, (size_t)(skinny ? kc_max * NR : nc_max * kc_max) * sizeof(T));
     if (pa == NULL || pb == NULL) return -1;
 
     for (mdl_index jc = 0; jc < n; jc += nc_max) {
@@ -227,44 +207,53 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = (T)0;
         return 0;
     }
+    const int team_size = nthreads < 1 ? 1 : nthreads;
+    const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
     /* Below ~1 MFLOP (~15 us) per thread, waking a thread costs more than it saves. */
     const double flops = 2.0 * (double)m * (double)n * (double)k;
-    int nt = nthreads < 1 ? 1 : nthreads;
+    int nt = team_size;
     if (flops / (double)nt < 1048576.0) nt = (int)(flops / 1048576.0);
     if (nt < 1) nt = 1;
     if (nt == 1) /* no OpenMP construct at all: safe in a fork()ed child too */
-        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc);
+        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, &blk);
     int failed = 0;
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
-#pragma omp parallel num_threads(nt) reduction(| : failed) reduction(max : last_start, last_end) \
-    reduction(min : first_end)
+    int ran = 0;
+    /* The whole team starts (kernels.h: a shrinking team makes the runtime replace threads); nt work. */
+#pragma omp parallel num_threads(team_size) reduction(| : failed) reduction(max : last_start, last_end) \
+    reduction(min : first_end) reduction(+ : ran)
 #endif
     {
         int team = 1, tid = 0;
 #ifdef _OPENMP
-        last_start = omp_get_wtime();
-        team = omp_get_num_threads();
+        team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
         tid = omp_get_thread_num();
 #endif
-        int tm = 1, tn = 1;
-        FN(partition)(m, n, k, team, &tm, &tn);
-        const int rb = tid / tn, cb = tid % tn;
-        const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
-        const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR);
-        const mdl_index i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
-        const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR);
-        const mdl_index j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
-        if (i1 > i0 && j1 > j0)
-            failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
-                                     C + i0 * ldc + j0, ldc) != 0;
+        if (tid < team) {
 #ifdef _OPENMP
-        last_end = first_end = omp_get_wtime();
+            ran = 1;
+            last_start = omp_get_wtime();
 #endif
+            int tm = 1, tn = 1;
+            FN(partition)(m, n, k, team, &tm, &tn);
+            const int rb = tid / tn, cb = tid % tn;
+            const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
+            const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR);
+            const mdl_index i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
+            const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR);
+            const mdl_index j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
+            if (i1 > i0 && j1 > j0)
+                failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
+                                         C + i0 * ldc + j0, ldc, &blk) != 0;
+#ifdef _OPENMP
+            last_end = first_end = omp_get_wtime();
+#endif
+        }
     }
 #ifdef _OPENMP
-    mdl_note_team(last_start - forked_at, last_end - first_end, last_end - forked_at);
+    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
 #endif
     return failed ? -1 : 0;
 }
@@ -274,10 +263,6 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #undef SFX
 #undef MR
 #undef NR
-#undef MC
-#undef KC
-#undef NC
-#undef SKINNY_M
 #undef KERNEL_NAME
 #undef GENERIC_KERNEL
 #undef PACK_B_PANEL_TRANS

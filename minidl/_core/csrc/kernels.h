@@ -1,8 +1,9 @@
 /* minidl compiled core: the C interface between the Cython wrappers (_kernels.pyx) and the kernels.
  *
- * Every kernel exists twice: a generic build (plain C, any CPU) and, on x86-64, an AVX2+FMA build compiled
- * in its own translation unit (kernels_avx2.c) with x86-64-v3 flags. dispatch.c picks one at import time
- * from what the CPU reports, so a CPU without AVX2 never executes an AVX2 instruction.
+ * Every kernel exists in several builds: a generic one (plain C, any CPU) and, on x86-64, an AVX2+FMA build
+ * (kernels_avx2.c, x86-64-v3 flags) and an AVX-512 build (kernels_avx512.c, x86-64-v4 flags), each compiled
+ * in its own translation unit. dispatch.c picks one at import time from what the CPU and OS report, so a
+ * CPU never executes an instruction it lacks.
  *
  * Conventions: sizes and strides are in elements (not bytes) and signed; op(A)[i, p] = A[i*rsa + p*csa]
  * and op(B)[p, j] = B[p*rsb + j*csb], so a transpose or a non-contiguous view is only a choice of strides.
@@ -17,6 +18,7 @@ typedef ptrdiff_t mdl_index;
 
 typedef struct {
     const char *name;
+    int mr_f32, nr_f32, mr_f64, nr_f64; /* the GEMM micro-tiles: rows x columns of C per micro-kernel call */
     int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
                     const float *A, mdl_index rsa, mdl_index csa,
                     const float *B, mdl_index rsb, mdl_index csb,
@@ -30,31 +32,66 @@ typedef struct {
     void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
     void (*sigmoid_bwd_f32)(const float *y, const float *gy, float *gx, mdl_index n);
     void (*sigmoid_bwd_f64)(const double *y, const double *gy, double *gx, mdl_index n);
+    void (*axpby_f32)(float alpha, const float *x, float beta, float *y, mdl_index n);
+    void (*axpby_f64)(double alpha, const double *x, double beta, double *y, mdl_index n);
 } mdl_kernel_table;
 
 extern const mdl_kernel_table mdl_generic_kernels;
 #ifdef MINIDL_HAVE_AVX2
 extern const mdl_kernel_table mdl_avx2_kernels;
 #endif
+#ifdef MINIDL_HAVE_AVX512
+extern const mdl_kernel_table mdl_avx512_kernels;
+#endif
+
+/* blocking.c: cache sizes (bytes; L1d and L2 per core, L3 shared) and the GEMM blocking derived from them */
+typedef struct {
+    long l1d, l2, l3;
+} mdl_cache_sizes;
+typedef struct {
+    mdl_index mc, kc, nc, skinny_m;
+} mdl_blocking;
+void mdl_detect_cache_sizes(void);        /* once at import: sysconf, else the fallback sizes */
+mdl_cache_sizes mdl_cache_sizes_detected(void);
+void mdl_override_cache_sizes(long l1d, long l2, long l3); /* tests, benchmarks; all <= 0: detected */
+mdl_cache_sizes mdl_cache_sizes_in_use(void);
+mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item);
+mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item); /* from the sizes in use */
+
+/* buffers.c: the calling thread's packing buffer `slot` (0: A, 1: B) of at least `bytes`, 64-byte aligned
+ * (NULL when out of memory); kept for the thread's next calls and freed when the thread exits. */
+void *mdl_thread_buffer(int slot, size_t bytes);
+long mdl_threads_with_buffers(int ever);  /* threads holding packing buffers now (ever: since import) */
 
 /* dispatch.c */
 void mdl_init(void);                     /* once at import: registers the fork handler */
 int mdl_cpu_has_avx2_fma(void);          /* 1 if the CPU and OS support AVX2 + FMA */
-int mdl_avx2_compiled(void);             /* 1 if the AVX2 translation unit was built */
-int mdl_select_kernels(const char *name); /* "avx2" | "generic"; 0 on success, -1 if unavailable */
+/* The kernel builds, fastest first, i = 0, 1, ...: name (NULL past the last), compiled into this binary,
+ * runnable on this CPU and OS. */
+const char *mdl_kernel_build_name(int i);
+int mdl_kernel_build_compiled(int i);
+int mdl_kernel_build_cpu_supports(int i);
+int mdl_select_kernels(const char *name); /* a build's name; 0 on success, -1 if unavailable here */
 const char *mdl_kernel_name(void);
+void mdl_kernel_tile(int item, int *mr, int *nr); /* the active build's micro-tile for 4- or 8-byte floats */
 int mdl_openmp_enabled(void);
 void mdl_set_num_threads(int n);
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
-/* After each parallel region: how late (s) its last thread started, how far apart the threads finished,
- * and how long it took; a stalled thread makes the kernels use one thread for a while (see dispatch.c). */
-void mdl_note_team(double start_delay, double finish_spread, double duration);
+/* After each parallel region: how many threads ran it, how late (s) its last thread started, how far apart
+ * the threads finished, and how long it took; a stalled thread makes the kernels use one thread for a
+ * while (see dispatch.c). */
+void mdl_note_team(int team, double start_delay, double finish_spread, double duration);
 long mdl_backoff_count(void);
+int mdl_take_largest_team(void);         /* most threads one region ran on since the last call; 0: none */
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
+void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seconds`; < 0: the real clock */
 
 /* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
- * on at most n / min_per_thread threads; reports the region to mdl_note_team. */
+ * on at most n / min_per_thread threads; reports the region to mdl_note_team. Every parallel region (here
+ * and in the GEMM) starts the whole team of mdl_threads_for_call() threads, and those without work return
+ * at once: a team that shrank would make GCC's OpenMP runtime end its surplus workers and start new ones
+ * for the next larger team, each new thread paying for its own packing buffers. */
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread);
 
@@ -67,7 +104,7 @@ void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);
 void mdl_sigmoid_bwd_f64(const double *y, const double *gy, double *gx, mdl_index n);
 
-/* axpby.c: y <- alpha * x + beta * y over n contiguous elements (one build for every CPU) */
+/* y <- alpha * x + beta * y over n contiguous elements (axpby_template.h) */
 void mdl_axpby_f32(float alpha, const float *x, float beta, float *y, mdl_index n);
 void mdl_axpby_f64(double alpha, const double *x, double beta, double *y, mdl_index n);
 

@@ -2,16 +2,16 @@
  * only called after dispatch.c has checked that the CPU supports AVX2 and FMA.
  *
  * GEMM micro-kernels: 6 x 16 (float32) and 6 x 8 (float64) register tiles = 12 accumulators + 2 B
- * vectors + 1 broadcast of the 16 ymm registers. Blocking for 32 KiB L1d, 512 KiB L2, 32 MiB L3:
- *   B panel KC x NR (16 KiB f32) in L1, A block MC x KC (144 KiB f32) in L2, B block KC x NC in L3.
- * (A sweep of MC 96-240 and KC 192-320 on this CPU stayed within the +-15% noise of a shared machine.)
+ * vectors + 1 broadcast of the 16 ymm registers. Block sizes come from the caches at run time
+ * (blocking.c); on the 2-core EPYC (32 KiB L1d, 512 KiB L2) a sweep of MC 96-240 and KC 192-320 stayed
+ * within the +-15% noise of a shared machine, and the rules give MC 240, KC 272 there.
  * Sigmoid: a vectorized exp (Cephes-style range reduction x = n ln2 + r, polynomial in r), applied to
  * -|x| only, so it never overflows; 2^n is applied in two halves so subnormal results stay exact-ish. */
 #include <immintrin.h>
 #include <string.h>
 #include "kernels.h"
+#include "x86_pack.h"
 
-#define MDL_INLINE static inline __attribute__((always_inline))
 #ifndef B_PREFETCH
 #define B_PREFETCH 8 /* rows of B fetched ahead by the micro-kernel */
 #endif
@@ -111,79 +111,13 @@ static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const 
     }
 }
 
-MDL_INLINE void transpose8_ps(__m256 *r)
-{
-    const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
-
-/* Transposed B (op(B)[p, c] = B[p + c*csb]): 8 x 8 register transposes instead of a scalar gather.
- * A pair with pack_b_trans_f64_avx2, not a template: floats take 8 x 8 transposes, doubles 4 x 4. */
-static void pack_b_trans_f32_avx2(mdl_index kc, const float *B, mdl_index csb, float *dst)
-{
-    mdl_index p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        if ((p & 15) == 0) /* the next panel's 16 source rows, one line each, a panel ahead of use */
-            for (int i = 16; i < 32; i++) _mm_prefetch((const char *)(B + p + i * csb), _MM_HINT_T0);
-        for (int g = 0; g < 16; g += 8) {
-            __m256 r[8];
-            for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(B + p + (g + i) * csb);
-            transpose8_ps(r);
-            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (p + i) * 16 + g, r[i]);
-        }
-    }
-    for (; p < kc; p++)
-        for (int c = 0; c < 16; c++) dst[p * 16 + c] = B[p + c * csb];
-}
-
-
-
-/* Row-major A (op(A)[r, p] = A[r*rsa + p]) into an MR = 6 panel: 6 rows x 8 columns per 8 x 8 transpose
- * (rows 6 and 7 zero), then 6 floats per column.
- * A pair with pack_a_rows_f64_avx2, not a template: that one needs two 4 x 4 transposes per 4 columns. */
-static void pack_a_rows_f32_avx2(mdl_index kc, const float *A, mdl_index rsa, float *dst)
-{
-    mdl_index p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(A + i * rsa + p);
-        r[6] = r[7] = _mm256_setzero_ps();
-        transpose8_ps(r);
-        for (int j = 0; j < 8; j++) {
-            float *d = dst + (p + j) * 6;
-            _mm_storeu_ps(d, _mm256_castps256_ps128(r[j]));
-            _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(r[j], 1));
-        }
-    }
-    for (; p < kc; p++)
-        for (int i = 0; i < 6; i++) dst[p * 6 + i] = A[i * rsa + p];
-}
-
 #define T float
 #define SFX f32_avx2
 #define MR 6
 #define NR 16
-#define MC 144
-#define KC 256
-#define NC 3072
-#define SKINNY_M 64
 #define KERNEL_NAME kernel_f32_avx2
-#define PACK_B_PANEL_TRANS pack_b_trans_f32_avx2
-#define PACK_A_PANEL_ROWS pack_a_rows_f32_avx2
+#define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_ps(kc, B, csb, dst, 16)
+#define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_ps(kc, A, rsa, dst, 6)
 #include "gemm_template.h"
 
 /* ================================ float64 GEMM ================================ */
@@ -256,65 +190,13 @@ static void kernel_f64_avx2(int mr, int nr, mdl_index kc, const double *a, const
     }
 }
 
-MDL_INLINE void transpose4_pd(__m256d *r)
-{
-    const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
-    const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
-    r[0] = _mm256_permute2f128_pd(t0, t2, 0x20);
-    r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
-    r[2] = _mm256_permute2f128_pd(t0, t2, 0x31);
-    r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
-}
-
-static void pack_b_trans_f64_avx2(mdl_index kc, const double *B, mdl_index csb, double *dst)
-{
-    mdl_index p = 0;
-    for (; p + 4 <= kc; p += 4) {
-        for (int g = 0; g < 8; g += 4) {
-            __m256d r[4];
-            for (int i = 0; i < 4; i++) r[i] = _mm256_loadu_pd(B + p + (g + i) * csb);
-            transpose4_pd(r);
-            for (int i = 0; i < 4; i++) _mm256_storeu_pd(dst + (p + i) * 8 + g, r[i]);
-        }
-    }
-    for (; p < kc; p++)
-        for (int c = 0; c < 8; c++) dst[p * 8 + c] = B[p + c * csb];
-}
-
-
-
-static void pack_a_rows_f64_avx2(mdl_index kc, const double *A, mdl_index rsa, double *dst)
-{
-    mdl_index p = 0;
-    for (; p + 4 <= kc; p += 4) {
-        __m256d lo[4], hi[4];
-        for (int i = 0; i < 4; i++) lo[i] = _mm256_loadu_pd(A + i * rsa + p);
-        hi[0] = _mm256_loadu_pd(A + 4 * rsa + p);
-        hi[1] = _mm256_loadu_pd(A + 5 * rsa + p);
-        hi[2] = hi[3] = _mm256_setzero_pd();
-        transpose4_pd(lo);
-        transpose4_pd(hi);
-        for (int j = 0; j < 4; j++) {
-            double *d = dst + (p + j) * 6;
-            _mm256_storeu_pd(d, lo[j]);
-            _mm_storeu_pd(d + 4, _mm256_castpd256_pd128(hi[j]));
-        }
-    }
-    for (; p < kc; p++)
-        for (int i = 0; i < 6; i++) dst[p * 6 + i] = A[i * rsa + p];
-}
-
 #define T double
 #define SFX f64_avx2
 #define MR 6
 #define NR 8
-#define MC 96
-#define KC 256
-#define NC 2048
-#define SKINNY_M 64 /* the value this block inherited from the float32 block before it had its own */
 #define KERNEL_NAME kernel_f64_avx2
-#define PACK_B_PANEL_TRANS pack_b_trans_f64_avx2
-#define PACK_A_PANEL_ROWS pack_a_rows_f64_avx2
+#define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_pd(kc, B, csb, dst, 8)
+#define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_pd(kc, A, rsa, dst, 6)
 #include "gemm_template.h"
 
 /* ================================ sigmoid ================================ */
@@ -455,9 +337,20 @@ static void bwd_f64_avx2(const double *y, const double *gy, double *gx, mdl_inde
 #define BWD_CHUNK bwd_f64_avx2
 #include "sigmoid_template.h"
 
+/* ---- axpby ---- */
+#define T float
+#define SFX f32_avx2
+#include "axpby_template.h"
+
+#define T double
+#define SFX f64_avx2
+#include "axpby_template.h"
+
 const mdl_kernel_table mdl_avx2_kernels = {
     "avx2",
+    6, 16, 6, 8,
     gemm_f32_avx2, gemm_f64_avx2,
     sigmoid_fwd_f32_avx2, sigmoid_fwd_f64_avx2,
     sigmoid_bwd_f32_avx2, sigmoid_bwd_f64_avx2,
+    axpby_f32_avx2, axpby_f64_avx2,
 };

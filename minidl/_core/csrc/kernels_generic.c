@@ -10,10 +10,6 @@
 #define SFX f32_generic
 #define MR 4
 #define NR 8
-#define MC 128
-#define KC 256
-#define NC 2048
-#define SKINNY_M 16
 #define GENERIC_KERNEL
 #include "gemm_template.h"
 
@@ -22,10 +18,6 @@
 #define SFX f64_generic
 #define MR 4
 #define NR 4
-#define MC 128
-#define KC 256
-#define NC 2048
-#define SKINNY_M 16 /* the value this block inherited from the float32 block before it had its own */
 #define GENERIC_KERNEL
 #include "gemm_template.h"
 
@@ -42,9 +34,20 @@
 #define FABS fabs
 #include "sigmoid_template.h"
 
+/* ---- axpby ---- */
+#define T float
+#define SFX f32_generic
+#include "axpby_template.h"
+
+#define T double
+#define SFX f64_generic
+#include "axpby_template.h"
+
 const mdl_kernel_table mdl_generic_kernels = {
     "generic",
+    4, 8, 4, 4,
     gemm_f32_generic, gemm_f64_generic,
     sigmoid_fwd_f32_generic, sigmoid_fwd_f64_generic,
     sigmoid_bwd_f32_generic, sigmoid_bwd_f64_generic,
+    axpby_f32_generic, axpby_f64_generic,
 };

@@ -1,0 +1,107 @@
+"""GEMM blocking from the machine's caches (csrc/blocking.c) and packing memory that follows the threads alive."""
+import itertools
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from minidl import _core
+from minidl._core import _kernels
+
+TILES = [(6, 16, 4), (6, 8, 8), (4, 8, 4), (4, 4, 8), (12, 32, 4), (12, 16, 8)]   # (MR, NR, item size)
+EXTREME = [0, 1, 4 << 10, 32 << 10, 48 << 10, 2 << 20, 300 << 20, 1 << 40]        # bytes
+
+
+@pytest.mark.parametrize("mr,nr,item", TILES)
+def test_blocking_stays_within_its_bounds_for_any_cache_sizes(mr, nr, item):
+    for l1, l2, l3, threads in itertools.product(EXTREME, EXTREME, EXTREME, [1, 2, 16, 1024]):
+        b = _kernels.derive_blocking(l1, l2, l3, threads, mr, nr, item)
+        assert 16 <= b["kc"] <= 1024 and b["kc"] % 8 == 0, b
+        assert mr <= b["mc"] <= 2048 and b["mc"] % mr == 0, b
+        assert nr <= b["nc"] <= 4096 and b["nc"] % nr == 0, b
+        assert 1 <= b["skinny_m"] <= b["mc"], b
+        if l1 >= 4 << 10:                  # the B and A panels fit the L1 share they were sized for
+            assert b["kc"] * (mr + nr) * item <= 0.75 * l1 or b["kc"] == 16
+        if l2 >= 1 << 20 and l1 <= 48 << 10:
+            assert b["mc"] * b["kc"] * item <= 0.5 * l2    # the packed A block within half of L2
+        if l3 >= 1 << 20 and l1 <= 48 << 10 and threads <= 16:
+            assert b["kc"] * b["nc"] * item <= 0.5 * l3 / threads or b["nc"] == nr
+
+
+def test_blocking_follows_the_caches():
+    small = _kernels.derive_blocking(32 << 10, 512 << 10, 32 << 20, 2, 6, 16, 4)
+    large = _kernels.derive_blocking(48 << 10, 2 << 20, 105 << 20, 2, 6, 16, 4)
+    assert small == {"kc": 272, "mc": 240, "nc": 4096, "skinny_m": 66}     # the 2-core EPYC's caches
+    assert large["kc"] > small["kc"] and large["mc"] > small["mc"]
+    assert _kernels.derive_blocking(32 << 10, 512 << 10, 8 << 20, 16, 6, 16, 4)["nc"] < 4096  # L3 shared by 16
+
+
+def test_gemm_blocking_is_the_active_builds_tile_blocked_for_these_caches(kernels):
+    sizes = _core.cache_sizes()
+    for dtype in ("float32", "float64"):
+        got = _core.gemm_blocking(dtype, threads=2)
+        tile = {"generic": (4, 8 if dtype == "float32" else 4), "avx2": (6, 16 if dtype == "float32" else 8),
+                "avx512": (14, 32 if dtype == "float32" else 16)}[kernels]
+        assert (got["mr"], got["nr"]) == tile
+        item = 4 if dtype == "float32" else 8
+        assert {k: v for k, v in got.items() if k not in ("mr", "nr")} == _kernels.derive_blocking(
+            sizes["l1d"], sizes["l2"], sizes["l3"], 2, *tile, item)
+    with pytest.raises(TypeError, match="int32"):
+        _core.gemm_blocking("int32")
+
+
+def test_detected_cache_sizes_are_positive():
+    sizes = _kernels.cache_sizes()
+    assert set(sizes) == {"l1d", "l2", "l3"} and all(v > 0 for v in sizes.values())
+    assert sizes["l1d"] <= sizes["l2"] <= sizes["l3"]
+
+
+SHAPES = [(1, 1, 1), (7, 33, 5), (13, 200, 70), (100, 37, 129), (64, 300, 40), (150, 90, 300)]
+
+
+@pytest.mark.parametrize("caches", [(1, 1, 1), (4 << 10, 16 << 10, 64 << 10), (1 << 40, 1 << 40, 1 << 40)],
+                         ids=["tiny", "small", "huge"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_is_right_with_extreme_blocking(kernels, threads, caches, dtype, rng):
+    """The smallest blocks (KC 16, MC = MR, NC = NR: every loop runs many times, every edge is hit) and
+    the largest: the same products as NumPy's, transposed or not."""
+    _kernels._override_cache_sizes(*caches)
+    try:
+        for (m, k, n), ta, tb in itertools.product(SHAPES, (False, True), (False, True)):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b)
+            got = _core.matmul(a, b, trans_a=ta, trans_b=tb)
+            np.testing.assert_allclose(got, want, rtol=0, atol=8 * k * np.finfo(dtype).eps * max(1, np.abs(want).max()))
+    finally:
+        _kernels._override_cache_sizes()
+
+
+def test_packing_memory_follows_the_threads_alive(rng):
+    """Kernels of every size (teams of 1 to 4 working threads) start no new threads once the team exists,
+    and a Python thread's packing buffers are freed when it ends."""
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build: no worker threads")
+    _core.set_num_threads(4)
+    _kernels._reset_contention_state()
+    calls = [lambda: _core.matmul(rng.random((300, 300)), rng.random((300, 300))),
+             lambda: _core.matmul(rng.random((100, 150)), rng.random((150, 100))),   # 3 MFLOP: 2 threads work
+             lambda: _core.matmul(rng.random((60, 60)), rng.random((60, 60))),      # 1 thread
+             lambda: _core.sigmoid_forward(rng.random(70000)),
+             lambda: _core.axpby(1.0, rng.random(140000), 1.0, rng.random(140000))]
+    calls[0]()
+    made = _kernels._threads_with_buffers(ever=True)
+    for _ in range(20):
+        for call in calls:
+            call()
+    assert _kernels._threads_with_buffers(ever=True) == made    # no worker was replaced
+    alive = _kernels._threads_with_buffers()
+    worker = threading.Thread(target=lambda: _core.matmul(np.ones((5, 5)), np.ones((5, 5))))
+    worker.start()
+    worker.join()              # the Python thread is done; its OS thread ends (and frees) just after
+    deadline = time.monotonic() + 10
+    while _kernels._threads_with_buffers() > alive and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert _kernels._threads_with_buffers() == alive            # its buffers went with it
+    assert _kernels._threads_with_buffers(ever=True) == made + 1
