@@ -87,8 +87,13 @@ def test_check_build_passes_a_full_build_and_names_what_is_missing(monkeypatch):
     best = _core.cpu_supported_kernels()[0]
     monkeypatch.setattr(_core, "compiled_kernels", lambda: (best, "generic"))
     monkeypatch.setattr(_core, "openmp_enabled", lambda: True)
+    monkeypatch.setattr(_core, "kernel_name", lambda: best)
     line, problems = check_build.build_report()
     assert problems == [] and f"this CPU runs: {', '.join(_core.cpu_supported_kernels())}" in line
+    if best != "generic":
+        monkeypatch.setattr(_core, "kernel_name", lambda: "generic")
+        monkeypatch.delenv("MINIDL_KERNELS", raising=False)
+        assert any("chosen at import" in p for p in check_build.build_report()[1])
     monkeypatch.setattr(_core, "compiled_kernels", lambda: ("generic",))
     monkeypatch.setattr(_core, "openmp_enabled", lambda: False)
     monkeypatch.setattr(check_build.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
