@@ -7,6 +7,10 @@ contributions of nodes used several times. Leaves accumulate into ``.grad`` (``+
 is always an ndarray of the leaf's shape and dtype (0-d included: NumPy's sum of two 0-d arrays is a
 scalar, so sums go through ``out=`` arrays). Every gradient is checked to have its input's shape.
 
+A matmul's weight gradient may arrive as a ``PendingProduct`` (``minidl.pending_product``): a plain leaf
+keeps it so in its gradient slot (``Tensor.grad`` materializes it on first read), sums with it go through
+``add_gradients``, and any other node materializes it before use.
+
 Ownership: a gradient array produced fresh by a backward closure belongs to the engine and may be
 summed into in place or handed to a leaf's ``.grad`` without a copy; an array passed through
 unchanged (``g`` itself) or a view of one is *borrowed* and is copied before anyone writes to it.
@@ -16,6 +20,8 @@ from __future__ import annotations
 import contextlib
 
 import numpy as np
+
+from minidl.pending_product import PendingProduct, add_gradients
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
 
@@ -116,6 +122,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
         if entry is None:           # no gradient reached this node (all paths gave None)
             continue
         g, owned = entry
+        if type(g) is PendingProduct and (node._backward is not None or node._hooks):
+            g, owned = g.materialize(), True        # only a plain leaf keeps a gradient pending
         if node._hooks:
             for hook in node._hooks.values():
                 replaced = hook(g)
@@ -127,19 +135,26 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
                     g, owned = replaced, False
         fn = node._backward
         if fn is None:              # leaf: accumulate
-            if node.grad is None:
-                node.grad = g if owned else g.copy()
+            current = node._grad
+            if current is None:
+                node._grad = g if owned else g.copy()
+            elif type(current) is PendingProduct or type(g) is PendingProduct:
+                node._grad = add_gradients(current, True, g)
             else:
-                node.grad += g
+                node._grad += g
             continue
         if node._retains_grad:
-            if node.grad is None:
-                node.grad = g.copy()
+            if node._grad is None:
+                node._grad = g.copy()
             else:
-                node.grad += g
+                node._grad += g
         parent_grads = fn(g)
         for parent, pg in zip(node._parents, parent_grads):
             if pg is None or not parent.requires_grad:
+                continue
+            if type(pg) is PendingProduct:          # of the parent's shape and dtype (the op checked)
+                prev = grads.get(id(parent))
+                grads[id(parent)] = (pg if prev is None else add_gradients(prev[0], prev[1], pg), True)
                 continue
             if type(pg) is not np.ndarray:
                 pg = np.asarray(pg)
@@ -157,6 +172,8 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             prev = grads.get(key)
             if prev is None:
                 grads[key] = (pg, p_owned)
+            elif type(prev[0]) is PendingProduct:
+                grads[key] = (add_gradients(prev[0], True, pg), True)
             elif prev[1]:
                 acc = prev[0]
                 acc += pg                   # in place, 0-d arrays included

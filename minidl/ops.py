@@ -29,6 +29,7 @@ import numpy as np
 
 from minidl import activations as _activations
 from minidl.autograd import _GradMode
+from minidl.pending_product import PendingProduct
 from minidl.tensor import Tensor, _FLOAT_DTYPES, _new_tensor, _to_array
 
 try:
@@ -108,7 +109,7 @@ def record(out, parents: tuple, backward, *saved) -> Tensor:
         out = np.asarray(out)
     t = _new_tensor(Tensor)
     t.data = out
-    t.grad = None
+    t._grad = None
     t._hooks = None
     t._retains_grad = False
     if _GradMode.enabled:
@@ -395,7 +396,17 @@ def matmul(a: Tensor, b) -> Tensor:
 
 def _matmul_backward(a, b, ad, bd, g):
     return (_mm(g, bd, trans_b=True) if a.requires_grad else None,
-            _mm(ad, g, trans_a=True) if b.requires_grad else None)
+            _weight_gradient(ad, g, b) if b.requires_grad else None)
+
+
+def _weight_gradient(xd: np.ndarray, g: np.ndarray, weight: Tensor):
+    """dW = xᵀ·g for y = x @ W: kept as a ``PendingProduct`` (applied by SGD as a GEMM epilogue, materialized
+    by ``.grad``) when W is a leaf without hooks and the factors are smaller than dW; else an ndarray."""
+    dt = xd.dtype
+    if (weight._backward is None and not weight._hooks and (dt == _F32 or dt == _F64) and g.dtype == dt
+            and weight.data.dtype == dt and PendingProduct.worth_deferring(xd.shape[0], xd.shape[1], g.shape[1])):
+        return PendingProduct(xd, g)
+    return _mm(xd, g, trans_a=True)
 
 
 def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
@@ -431,7 +442,7 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Fused affine map y = x @ W + b for 2-D x (one node, bias added in place).
 
-    dx = G·Wᵀ, dW = xᵀ·G, db = Σ_batch G.
+    dx = G·Wᵀ, dW = xᵀ·G (pending at small batch: ``_weight_gradient``), db = Σ_batch G.
     """
     if not isinstance(x, Tensor):
         x = as_tensor(x)
@@ -451,7 +462,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     def backward(g):
         return (_mm(g, wd, trans_b=True) if x.requires_grad else None,
-                _mm(xd, g, trans_a=True) if weight.requires_grad else None,
+                _weight_gradient(xd, g, weight) if weight.requires_grad else None,
                 unbroadcast(g, bias.data.shape) if bias is not None and bias.requires_grad else None)
     return record(out, (x, weight) if bias is None else (x, weight, bias), backward)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import autograd
+from minidl.pending_product import PendingProduct
 
 __all__ = ["Tensor", "tensor"]
 
@@ -53,7 +54,7 @@ class Tensor:
         dtype: optional dtype to convert to.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
+    __slots__ = ("data", "_grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
     __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy
     __array_priority__ = 1000
 
@@ -61,7 +62,7 @@ class Tensor:
         self.data = _to_array(data, dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require grad (got dtype {self.data.dtype})")
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self._parents = ()
         self._backward = None
@@ -146,7 +147,7 @@ class Tensor:
         """Fast constructor for op results that need no graph (no dtype checks)."""
         t = _new_tensor(Tensor)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.requires_grad = False
         t._parents = ()
         t._backward = None
@@ -155,6 +156,19 @@ class Tensor:
         return t
 
     # ---- autograd ---------------------------------------------------------------------------
+    @property
+    def grad(self):
+        """The accumulated gradient: an ndarray of this tensor's shape, or None. A weight gradient that
+        backward kept as a pending product (``minidl.pending_product``) is materialized on first read."""
+        g = self._grad
+        if type(g) is PendingProduct:
+            g = self._grad = g.materialize()
+        return g
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad = value
+
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.
 

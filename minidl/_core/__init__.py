@@ -1,6 +1,7 @@
 """minidl's compiled core: GEMM and sigmoid kernels (Cython wrappers over C), and thread control.
 
-    matmul(a, b, *, trans_a=False, trans_b=False, out=None)   op(a) @ op(b); 2-D; float32 | float64
+    matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
+                                                              alpha·op(a) @ op(b) + beta·out (BLAS gemm)
     sigmoid_forward(x, out=None)                              1 / (1 + exp(-x)), any shape
     sigmoid_backward(y, grad_y, out=None)                     grad_y * y * (1 - y)
     axpby(alpha, x, beta, y)                                  y <- alpha * x + beta * y, in place

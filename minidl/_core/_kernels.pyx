@@ -3,6 +3,7 @@
 
 All checks happen here, before any `nogil` code; the C side (kernels.h) trusts its arguments.
 """
+import numbers
 import os
 import warnings
 
@@ -41,9 +42,11 @@ cdef extern from "kernels.h" nogil:
     void mdl_reset_contention_state()
     void mdl_set_test_clock(double seconds)
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
-                     const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
+                     const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha,
+                     float beta)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
-                     const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc)
+                     const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
+                     double beta)
     void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
     void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
     void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
@@ -243,15 +246,31 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
 
 
 # ------------------------------------------------------------------ matmul
-def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
-    """op(a) @ op(b), where op(x) is x.T if its trans flag is set, else x.
+def _real(value, str name, str func):
+    """value (a Python or NumPy real number) as a float, or a TypeError naming it."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{func}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
+    """alpha * op(a) @ op(b) + beta * out, where op(x) is x.T if its trans flag is set, else x (BLAS gemm).
 
     Both arrays are 2-D with the same dtype, float32 or float64. Transposed, strided and Fortran-ordered
     inputs are read in place through their strides (the packing absorbs them). `out`, if given, must
-    have shape (rows of op(a), columns of op(b)) and the same dtype; it is returned.
+    have shape (rows of op(a), columns of op(b)) and the same dtype; it is overwritten and returned.
+    alpha and beta are rounded to that dtype. As in BLAS, out is not read when beta == 0 (NaN or Inf
+    there is ignored), and beta != 0 needs out. The scaling happens where the micro-kernel stores its
+    tile, so e.g. SGD's W <- W - lr * X^T dY is one pass over W: matmul(x, dy, trans_a=True, out=w,
+    alpha=-lr, beta=1). An `out` that may share memory with a or b (or that the kernel cannot write in
+    place: not row-major with unit column stride) is computed in a temporary and copied over: correct, one
+    extra pass.
     GEMM after Goto & van de Geijn (2008): packed panels, blocking for this machine's caches, an AVX-512 or
     AVX2/FMA micro-kernel where the CPU has one.
     """
+    cdef double alpha_ = _real(alpha, "alpha", "matmul"), beta_ = _real(beta, "beta", "matmul")
+    if beta_ != 0.0 and out is None:
+        raise ValueError(f"matmul: beta={beta!r} needs out= (the C of alpha * op(a) @ op(b) + beta * C)")
     cdef cnp.ndarray A = _check_array(a, "a", "matmul")
     cdef cnp.ndarray B = _check_array(b, "b", "matmul")
     if A.ndim != 2 or B.ndim != 2:
@@ -289,6 +308,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
                 or (m > 1 and abs(cnp.PyArray_STRIDES(result)[0]) < n * item) \
                 or np.may_share_memory(result, A) or np.may_share_memory(result, B):
             target = np.empty((m, n), dtype=A.dtype)
+            if beta_ != 0.0:
+                target[...] = result
     ldc = cnp.PyArray_STRIDES(target)[0] // item
 
     cdef int rc = 0
@@ -298,11 +319,11 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None):
     if cnp.PyArray_TYPE(A) == cnp.NPY_FLOAT32:
         with nogil:
             rc = mdl_gemm_f32(m, n, k, <const float *>pa, rsa, csa, <const float *>pb, rsb, csb,
-                              <float *>pc, ldc)
+                              <float *>pc, ldc, <float>alpha_, <float>beta_)
     else:
         with nogil:
             rc = mdl_gemm_f64(m, n, k, <const double *>pa, rsa, csa, <const double *>pb, rsb, csb,
-                              <double *>pc, ldc)
+                              <double *>pc, ldc, alpha_, beta_)
     if rc != 0:
         raise MemoryError(f"matmul: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product")
     if target is not result:

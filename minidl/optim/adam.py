@@ -58,10 +58,11 @@ class Adam(Optimizer):
             t = state["step"]
             m, v = state["exp_avg"], state["exp_avg_sq"]
             axpby(1 - b1, g, b1, m)
-            axpby(1 - b2, g * g, b2, v)
+            scratch = self._buffer(p, "adam")
+            axpby(1 - b2, np.multiply(g, g, out=scratch), b2, v)
             bias1 = 1 - b1 ** t
             bias2 = 1 - b2 ** t
-            update = np.sqrt(v, out=np.empty_like(v))     # an array for 0-d v too (not a NumPy scalar)
+            update = np.sqrt(v, out=scratch)
             update /= math.sqrt(bias2)
             update += eps
             np.divide(m, update, out=update)          # m / (√v̂ + eps)

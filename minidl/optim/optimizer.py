@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minidl.pending_product import PendingProduct
 from minidl.tensor import Tensor
 
 __all__ = ["Optimizer"]
@@ -14,6 +15,9 @@ class Optimizer:
     ``params`` is an iterable of Tensors or of dicts ``{"params": [...], "lr": ...}`` (per-group
     overrides, as PyTorch). A parameter listed more than once is kept once (first occurrence).
     Optimizers read ``.grad`` and never modify it; parameters whose ``.grad`` is None are skipped.
+    A weight gradient that backward kept pending (``minidl.pending_product``) is applied as it is by
+    SGD and materialized into a scratch array by the others (``_gradients``), leaving ``.grad`` pending.
+    Scratch arrays (``_buffer``) persist across steps, so a step allocates none of its large arrays.
     """
 
     #: hyperparameter names and their types, in state-dict order (set by subclasses)
@@ -30,6 +34,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}      # id(param) -> {"step": int, buffers...}
+        self._scratch: dict[int, dict] = {}   # id(param) -> {name: ndarray}: not state, reused per step
         seen = set()
         for group in groups:
             group = {**self.defaults, **group}
@@ -64,30 +69,50 @@ class Optimizer:
         """Reset the gradients of every parameter (None by default, as PyTorch ≥ 2.0; else zeros)."""
         for group in self.param_groups:
             for p in group["params"]:
-                if set_to_none or p.grad is None:
-                    p.grad = None
+                g = p._grad
+                if set_to_none or g is None:
+                    p._grad = None
+                elif type(g) is PendingProduct:
+                    p._grad = np.zeros(g.shape, dtype=g.dtype)
                 else:
-                    p.grad.fill(0)
+                    g.fill(0)
 
     def step(self) -> None:
         raise NotImplementedError
 
-    def _gradients(self, l2: bool = True):
+    def _gradients(self, l2: bool = True, pending: bool = False):
         """(group, p, g) for every parameter with a .grad: g in p's dtype (a .grad set by hand may
-        differ), of p's shape, with the L2 term weight_decay · p added (a new array if so) when ``l2``."""
+        differ), of p's shape, with the L2 term weight_decay · p added (in a scratch array) when ``l2``.
+        A pending product is yielded as it is when ``pending`` (its L2 term is then the caller's), else
+        materialized into a scratch array. Treat g as read-only: it may be ``.grad`` itself."""
         for group in self.param_groups:
             wd = group.get("weight_decay", 0.0) if l2 else 0.0
             for p in group["params"]:
-                g = p.grad
+                g = p._grad
                 if g is None:
                     continue
+                if type(g) is PendingProduct:
+                    if pending:
+                        yield group, p, g
+                        continue
+                    g = g.apply(self._buffer(p, "gradient"), beta=0.0)
                 if g.shape != p.data.shape:
                     raise ValueError(f"a parameter of shape {p.data.shape} has a .grad of shape {g.shape}")
                 if g.dtype != p.data.dtype:
                     g = g.astype(p.data.dtype)
                 if wd:
-                    g = np.asarray(g + wd * p.data)     # an array for 0-d p too (not a NumPy scalar)
+                    with_l2 = np.multiply(p.data, wd, out=self._buffer(p, "l2"))
+                    with_l2 += g
+                    g = with_l2
                 yield group, p, g
+
+    def _buffer(self, p: Tensor, name: str) -> np.ndarray:
+        """Scratch array ``name`` of p's shape and dtype, the same one every step (contents undefined)."""
+        buffers = self._scratch.setdefault(id(p), {})
+        buf = buffers.get(name)
+        if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
+            buf = buffers[name] = np.empty_like(p.data)
+        return buf
 
     # ---- state dicts: flat {str: ndarray | number}, ready for mdl.save (.npz, no pickle) -----------
     def _params(self) -> list:

@@ -1,8 +1,11 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay (PyTorch's rule)."""
 from __future__ import annotations
 
+import numpy as np
+
 from minidl._core import axpby
 from minidl.optim.optimizer import Optimizer
+from minidl.pending_product import PendingProduct
 
 __all__ = ["SGD"]
 
@@ -16,6 +19,10 @@ class SGD(Optimizer):
         p ← p − lr · g
 
     The momentum buffer and the parameter are updated in place, one pass each (``minidl._core.axpby``).
+    A weight gradient g = Xᵀ·dY that backward kept pending (``minidl.pending_product``) is never
+    materialized: the GEMM that forms it writes straight into p or b, its epilogue doing the rest
+    (``_core.matmul(X, dY, trans_a=True, out=p, alpha=-lr, beta=1 - lr·weight_decay)``; see
+    ``_step_pending``).
     """
 
     hyper = {"lr": float, "momentum": float, "dampening": float, "weight_decay": float, "nesterov": bool}
@@ -36,7 +43,10 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def step(self) -> None:
-        for group, p, g in self._gradients():
+        for group, p, g in self._gradients(pending=True):
+            if type(g) is PendingProduct:
+                self._step_pending(group, p, g)
+                continue
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             if momentum:
                 state = self.state.setdefault(id(p), {})
@@ -45,5 +55,37 @@ class SGD(Optimizer):
                     buf = state["momentum_buffer"] = g.copy()     # g is in p's dtype already
                 else:
                     axpby(1 - dampening, g, momentum, buf)
-                g = g + momentum * buf if group["nesterov"] else buf
+                if group["nesterov"]:
+                    ahead = np.multiply(buf, momentum, out=self._buffer(p, "nesterov"))
+                    ahead += g
+                    g = ahead
+                else:
+                    g = buf
             axpby(-lr, g, 1.0, p.data)
+
+    def _step_pending(self, group: dict, p, product: PendingProduct) -> None:
+        """The rule above for g = P + wd·p with P = Σ Xᵀ·dY pending, P applied by GEMM epilogues:
+        plain:     p ← (1 − lr·wd)·p − lr·P
+        momentum:  b ← P + wd·p (first step), else b ← μ·b + (1 − dampening)·(P + wd·p);
+                   p ← p − lr·b, or with Nesterov p ← (1 − lr·wd)·p − lr·μ·b − lr·P."""
+        lr, momentum, dampening, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
+        w = p.data
+        if not momentum:
+            product.apply(w, alpha=-lr, beta=1 - lr * wd)
+            return
+        state = self.state.setdefault(id(p), {})
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = product.materialize()
+            if wd:
+                axpby(wd, w, 1.0, buf)
+        elif wd:
+            axpby((1 - dampening) * wd, w, momentum, buf)
+            product.apply(buf, alpha=1 - dampening, beta=1.0)
+        else:
+            product.apply(buf, alpha=1 - dampening, beta=momentum)
+        if group["nesterov"]:
+            axpby(-lr * momentum, buf, 1 - lr * wd, w)
+            product.apply(w, alpha=-lr, beta=1.0)
+        else:
+            axpby(-lr, buf, 1.0, w)

@@ -251,15 +251,16 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_ind
 }
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
-                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc)
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta)
 {
-    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_threads_for_call());
+    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, mdl_threads_for_call());
 }
 
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
-                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc)
+                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
+                 double beta)
 {
-    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, mdl_threads_for_call());
+    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)

@@ -25,9 +25,9 @@
  * missing. Required: T, SFX, MR, NR and exactly one of
  *   KERNEL_NAME: a function
  *     static void KERNEL_NAME(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step,
- *                             T *c, mdl_index ldc, int overwrite);
- *     which computes the mr x nr corner of the MR x NR tile: c (=|+=) a_panel @ b_panel (b rows b_step
- *     apart, always NR readable columns);
+ *                             T *c, mdl_index ldc, T alpha, T beta);
+ *     which computes the mr x nr corner of the MR x NR tile: c = alpha * a_panel @ b_panel + beta * c
+ *     (b rows b_step apart, always NR readable columns), never reading c when beta == 0;
  *   GENERIC_KERNEL: this file writes that function in plain C (an MR x NR tile of accumulators).
  * Optional, faster packing of full panels: PACK_B_PANEL_TRANS(kc, B, csb, dst) when rsb == 1,
  * PACK_A_PANEL_ROWS(kc, A, rsa, dst) when csa == 1.
@@ -52,14 +52,15 @@
 #ifdef GENERIC_KERNEL
 /* Plain-C micro-kernel: the compiler keeps the MR x NR accumulators in registers as far as it can. */
 static void FN(kernel)(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step, T *c,
-                       mdl_index ldc, int overwrite)
+                       mdl_index ldc, T alpha, T beta)
 {
     T acc[MR][NR] = {{0}};
     for (mdl_index p = 0; p < kc; p++, a += MR, b += b_step)
         for (int r = 0; r < MR; r++)
             for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[r * ldc + j] = overwrite ? acc[r][j] : c[r * ldc + j] + acc[r][j];
+        for (int j = 0; j < nr; j++)
+            c[r * ldc + j] = beta == (T)0 ? alpha * acc[r][j] : alpha * acc[r][j] + beta * c[r * ldc + j];
 }
 #define MDL_MICRO_KERNEL FN(kernel)
 #else
@@ -121,9 +122,10 @@ static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, md
     }
 }
 
-/* One thread's share: C[0:m, 0:n] = op(A)[0:m, :] @ op(B)[:, 0:n]. Returns -1 when out of memory. */
+/* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1).
+ * Returns -1 when out of memory. */
 static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
-                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc,
+                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
                           const mdl_blocking *blk)
 {
     /* Even block sizes: K = 257 becomes 129 + 128, not 256 + 1. At most blk's sizes: the buffers hold them. */
@@ -143,7 +145,7 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
         const mdl_index nc = FN(min_index)(nc_max, n - jc);
         for (mdl_index pc = 0; pc < k; pc += kc_max) {
             const mdl_index kc = FN(min_index)(kc_max, k - pc);
-            const int overwrite = (pc == 0);
+            const T beta_pc = pc == 0 ? beta : (T)1; /* later K blocks add to the first's result */
             if (!skinny)
                 for (mdl_index jr = 0; jr < nc; jr += NR)
                     FN(pack_b_panel)((int)FN(min_index)(NR, nc - jr), kc, B + pc * rsb + (jc + jr) * csb,
@@ -171,7 +173,7 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
                         MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, b_panel, b_step,
-                                         C + (ic + ir) * ldc + jc + jr, ldc, overwrite);
+                                         C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
                     }
                 }
             }
@@ -198,13 +200,16 @@ static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm
     }
 }
 
+/* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
+ * alpha == 0 or k == 0, so NaN there is ignored). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
-                    const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, int nthreads)
+                    const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
+                    int nthreads)
 {
     if (m <= 0 || n <= 0) return 0;
-    if (k <= 0) {
+    if (k <= 0 || alpha == (T)0) {
         for (mdl_index i = 0; i < m; i++)
-            for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = (T)0;
+            for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = beta == (T)0 ? (T)0 : beta * C[i * ldc + j];
         return 0;
     }
     const int team_size = nthreads < 1 ? 1 : nthreads;
@@ -215,7 +220,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     if (flops / (double)nt < 1048576.0) nt = (int)(flops / 1048576.0);
     if (nt < 1) nt = 1;
     if (nt == 1) /* no OpenMP construct at all: safe in a fork()ed child too */
-        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, &blk);
+        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, &blk);
     int failed = 0;
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
@@ -246,7 +251,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             const mdl_index j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
             if (i1 > i0 && j1 > j0)
                 failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
-                                         C + i0 * ldc + j0, ldc, &blk) != 0;
+                                         C + i0 * ldc + j0, ldc, alpha, beta, &blk) != 0;
 #ifdef _OPENMP
             last_end = first_end = omp_get_wtime();
 #endif

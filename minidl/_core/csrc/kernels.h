@@ -22,11 +22,11 @@ typedef struct {
     int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
                     const float *A, mdl_index rsa, mdl_index csa,
                     const float *B, mdl_index rsb, mdl_index csb,
-                    float *C, mdl_index ldc, int nthreads);
+                    float *C, mdl_index ldc, float alpha, float beta, int nthreads);
     int (*gemm_f64)(mdl_index m, mdl_index n, mdl_index k,
                     const double *A, mdl_index rsa, mdl_index csa,
                     const double *B, mdl_index rsb, mdl_index csb,
-                    double *C, mdl_index ldc, int nthreads);
+                    double *C, mdl_index ldc, double alpha, double beta, int nthreads);
     /* threads: mdl_parallel_ranges */
     void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n);
     void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
@@ -95,10 +95,12 @@ void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seco
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread);
 
+/* C <- alpha op(A) @ op(B) + beta C (BLAS gemm semantics: C is not read when beta == 0) */
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
-                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc);
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta);
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
-                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc);
+                 const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
+                 double beta);
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n);
 void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);

@@ -23,7 +23,7 @@ static const int mask_bits_f32[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
 
 /* A pair with kernel_f64_body, not a template: other intrinsics, lanes per ymm (8 / 4) and prefetches. */
 MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                                float *c, mdl_index ldc, int overwrite, int nr)
+                                float *c, mdl_index ldc, float alpha, float beta, int nr)
 {
     __m256 c0[6], c1[6];
     _Pragma("GCC unroll 6")
@@ -69,13 +69,18 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
         a += 6;
         b += b_step;
     }
+    /* Epilogue c = alpha * acc + beta * c, c not read when beta == 0 (BLAS: NaN there is ignored); for
+     * alpha = 1 the multiply is exact and the FMA rounds once, as the plain add did. */
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     if (nr == 16) {
         _Pragma("GCC unroll 6")
         for (int r = 0; r < mr; r++) {
             float *cr = c + r * ldc;
-            if (!overwrite) {
-                c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(cr));
-                c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(cr + 8));
+            c0[r] = _mm256_mul_ps(c0[r], va);
+            c1[r] = _mm256_mul_ps(c1[r], va);
+            if (beta != 0.0f) {
+                c0[r] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), c0[r]);
+                c1[r] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), c1[r]);
             }
             _mm256_storeu_ps(cr, c0[r]);
             _mm256_storeu_ps(cr + 8, c1[r]);
@@ -88,27 +93,32 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
-        if (!overwrite) {
-            c0[r] = _mm256_add_ps(c0[r], _mm256_maskload_ps(cr, m0));
-            c1[r] = _mm256_add_ps(c1[r], _mm256_maskload_ps(cr + 8, m1));
+        c0[r] = _mm256_mul_ps(c0[r], va);
+        c1[r] = _mm256_mul_ps(c1[r], va);
+        if (beta != 0.0f) {
+            c0[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), c0[r]);
+            c1[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), c1[r]);
         }
         _mm256_maskstore_ps(cr, m0, c0[r]);
         _mm256_maskstore_ps(cr + 8, m1, c1[r]);
     }
 }
 
-/* A pair with kernel_f64_avx2 as the bodies are: each calls its own body with a constant mr. */
-static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                            float *c, mdl_index ldc, int overwrite)
-{
-    switch (mr) {
-    case 6: kernel_f32_body(6, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 5: kernel_f32_body(5, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 4: kernel_f32_body(4, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 3: kernel_f32_body(3, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 2: kernel_f32_body(2, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    default: kernel_f32_body(1, kc, a, b, b_step, c, ldc, overwrite, nr); break;
+/* Each case calls the body with a constant mr, so its loops unroll to straight-line code. */
+#define MDL_MR_CASES(body, ...)                                                                        \
+    switch (mr) {                                                                                    \
+    case 6: body(6, __VA_ARGS__); break;                                                             \
+    case 5: body(5, __VA_ARGS__); break;                                                             \
+    case 4: body(4, __VA_ARGS__); break;                                                             \
+    case 3: body(3, __VA_ARGS__); break;                                                             \
+    case 2: body(2, __VA_ARGS__); break;                                                             \
+    default: body(1, __VA_ARGS__); break;                                                            \
     }
+
+static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
+                            float *c, mdl_index ldc, float alpha, float beta)
+{
+    MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 
 #define T float
@@ -124,7 +134,7 @@ static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const 
 static const long long mask_bits_f64[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, const double *b,
-                                mdl_index b_step, double *c, mdl_index ldc, int overwrite, int nr)
+                                mdl_index b_step, double *c, mdl_index ldc, double alpha, double beta, int nr)
 {
     __m256d c0[6], c1[6];
     _Pragma("GCC unroll 6")
@@ -150,13 +160,16 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
         a += 6;
         b += b_step;
     }
+    const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta); /* the f32 epilogue's rule */
     if (nr == 8) {
         _Pragma("GCC unroll 6")
         for (int r = 0; r < mr; r++) {
             double *cr = c + r * ldc;
-            if (!overwrite) {
-                c0[r] = _mm256_add_pd(c0[r], _mm256_loadu_pd(cr));
-                c1[r] = _mm256_add_pd(c1[r], _mm256_loadu_pd(cr + 4));
+            c0[r] = _mm256_mul_pd(c0[r], va);
+            c1[r] = _mm256_mul_pd(c1[r], va);
+            if (beta != 0.0) {
+                c0[r] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(cr), c0[r]);
+                c1[r] = _mm256_fmadd_pd(vb, _mm256_loadu_pd(cr + 4), c1[r]);
             }
             _mm256_storeu_pd(cr, c0[r]);
             _mm256_storeu_pd(cr + 4, c1[r]);
@@ -168,9 +181,11 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
     _Pragma("GCC unroll 6")
     for (int r = 0; r < mr; r++) {
         double *cr = c + r * ldc;
-        if (!overwrite) {
-            c0[r] = _mm256_add_pd(c0[r], _mm256_maskload_pd(cr, m0));
-            c1[r] = _mm256_add_pd(c1[r], _mm256_maskload_pd(cr + 4, m1));
+        c0[r] = _mm256_mul_pd(c0[r], va);
+        c1[r] = _mm256_mul_pd(c1[r], va);
+        if (beta != 0.0) {
+            c0[r] = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cr, m0), c0[r]);
+            c1[r] = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cr + 4, m1), c1[r]);
         }
         _mm256_maskstore_pd(cr, m0, c0[r]);
         _mm256_maskstore_pd(cr + 4, m1, c1[r]);
@@ -178,17 +193,11 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
 }
 
 static void kernel_f64_avx2(int mr, int nr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
-                            double *c, mdl_index ldc, int overwrite)
+                            double *c, mdl_index ldc, double alpha, double beta)
 {
-    switch (mr) {
-    case 6: kernel_f64_body(6, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 5: kernel_f64_body(5, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 4: kernel_f64_body(4, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 3: kernel_f64_body(3, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    case 2: kernel_f64_body(2, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    default: kernel_f64_body(1, kc, a, b, b_step, c, ldc, overwrite, nr); break;
-    }
+    MDL_MR_CASES(kernel_f64_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
+#undef MDL_MR_CASES
 
 #define T double
 #define SFX f64_avx2

@@ -16,7 +16,7 @@
 /* ================================ float32 GEMM ================================ */
 /* A pair with kernel_f64_body, not a template: other intrinsics, lanes per zmm (16 / 8), masks. */
 MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                                float *c, mdl_index ldc, int overwrite, int nr)
+                                float *c, mdl_index ldc, float alpha, float beta, int nr)
 {
     __m512 c0[14], c1[14];
     _Pragma("GCC unroll 14")
@@ -60,12 +60,17 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     }
     const __mmask16 m0 = nr >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nr) - 1);
     const __mmask16 m1 = nr >= 32 ? (__mmask16)0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    /* Epilogue c = alpha * acc + beta * c, c not read when beta == 0 (BLAS: NaN there is ignored); for
+     * alpha = 1 the multiply is exact and the FMA rounds once, as the plain add did. */
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     _Pragma("GCC unroll 14")
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
-        if (!overwrite) {
-            c0[r] = _mm512_add_ps(c0[r], _mm512_maskz_loadu_ps(m0, cr));
-            c1[r] = _mm512_add_ps(c1[r], _mm512_maskz_loadu_ps(m1, cr + 16));
+        c0[r] = _mm512_mul_ps(c0[r], va);
+        c1[r] = _mm512_mul_ps(c1[r], va);
+        if (beta != 0.0f) {
+            c0[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), c0[r]);
+            c1[r] = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), c1[r]);
         }
         _mm512_mask_storeu_ps(cr, m0, c0[r]);
         _mm512_mask_storeu_ps(cr + 16, m1, c1[r]);
@@ -92,9 +97,9 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     }
 
 static void kernel_f32_avx512(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                              float *c, mdl_index ldc, int overwrite)
+                              float *c, mdl_index ldc, float alpha, float beta)
 {
-    MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, overwrite, nr)
+    MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 
 #define T float
@@ -108,7 +113,7 @@ static void kernel_f32_avx512(int mr, int nr, mdl_index kc, const float *a, cons
 
 /* ================================ float64 GEMM ================================ */
 MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, const double *b,
-                                mdl_index b_step, double *c, mdl_index ldc, int overwrite, int nr)
+                                mdl_index b_step, double *c, mdl_index ldc, double alpha, double beta, int nr)
 {
     __m512d c0[14], c1[14];
     _Pragma("GCC unroll 14")
@@ -141,12 +146,15 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
     }
     const __mmask8 m0 = nr >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << nr) - 1);
     const __mmask8 m1 = nr >= 16 ? (__mmask8)0xFF : nr > 8 ? (__mmask8)((1u << (nr - 8)) - 1) : 0;
+    const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta); /* the f32 epilogue's rule */
     _Pragma("GCC unroll 14")
     for (int r = 0; r < mr; r++) {
         double *cr = c + r * ldc;
-        if (!overwrite) {
-            c0[r] = _mm512_add_pd(c0[r], _mm512_maskz_loadu_pd(m0, cr));
-            c1[r] = _mm512_add_pd(c1[r], _mm512_maskz_loadu_pd(m1, cr + 8));
+        c0[r] = _mm512_mul_pd(c0[r], va);
+        c1[r] = _mm512_mul_pd(c1[r], va);
+        if (beta != 0.0) {
+            c0[r] = _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(m0, cr), c0[r]);
+            c1[r] = _mm512_fmadd_pd(vb, _mm512_maskz_loadu_pd(m1, cr + 8), c1[r]);
         }
         _mm512_mask_storeu_pd(cr, m0, c0[r]);
         _mm512_mask_storeu_pd(cr + 8, m1, c1[r]);
@@ -154,9 +162,9 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
 }
 
 static void kernel_f64_avx512(int mr, int nr, mdl_index kc, const double *a, const double *b,
-                              mdl_index b_step, double *c, mdl_index ldc, int overwrite)
+                              mdl_index b_step, double *c, mdl_index ldc, double alpha, double beta)
 {
-    MDL_MR_CASES(kernel_f64_body, kc, a, b, b_step, c, ldc, overwrite, nr)
+    MDL_MR_CASES(kernel_f64_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 #undef MDL_MR_CASES
 

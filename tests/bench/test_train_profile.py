@@ -1,0 +1,36 @@
+"""`minidl bench train --profile`: every kernel call of the step filed under its part, with its traffic bound."""
+import numpy as np
+
+from minidl.bench import train_problem, train_profile
+
+
+def test_gemm_cost_counts_operands_output_and_accumulation():
+    x, dy = np.ones((10, 784), np.float32), np.ones((10, 1000), np.float32)
+    nbytes, flops = train_profile._gemm_cost(x, dy, trans_a=True)              # dW = xᵀ dy: 784 x 1000
+    assert flops == 2 * 784 * 1000 * 10
+    assert nbytes == 4 * (784 * 10 + 10 * 1000 + 784 * 1000)
+    nbytes_acc, _ = train_profile._gemm_cost(x, dy, trans_a=True, out=None, alpha=-0.1, beta=1.0)
+    assert nbytes_acc == nbytes + 4 * 784 * 1000                              # W read as well as written
+    w = np.ones((784, 1000), np.float64)                                      # dX = dy Wᵀ: 10 x 784
+    assert train_profile._gemm_cost(dy.astype(np.float64), w, trans_b=True) == (
+        8 * (10 * 1000 + 1000 * 784 + 10 * 784), 2 * 10 * 784 * 1000)
+
+
+def test_profile_files_every_kernel_call_and_bounds_it(capsys):
+    split = train_profile.profile(batch=10, threads=1, steps=3, top=3)
+    layers = len(train_problem.SIZES) - 1
+    parts = split["parts"]
+    assert parts["forward"]["calls"] == layers
+    assert parts["input_gradient"]["calls"] == layers - 1          # no dX for the input layer
+    # Batch 10: the five 1000-wide weight gradients stay pending and SGD applies them in its GEMM epilogue;
+    # the 1000 x 10 output layer's (10·1010 > 10·1000) is materialized in backward.
+    assert parts["update_gemm"]["calls"] == layers - 1 and parts["weight_gradient"]["calls"] == 1
+    assert parts["sigmoid_forward"]["calls"] == parts["sigmoid_backward"]["calls"] == layers - 1
+    for part in parts.values():
+        if part["calls"]:
+            assert part["seconds"] > 0 and part["bound"] > 0 and part["bytes"] > 0
+    assert 0 < split["bound"] < split["total"]
+    assert sum(p["seconds"] for p in parts.values()) < split["total"]
+    assert split["bandwidth_gb_s"] > 0 and split["gemm_gflop_s"] > 0
+    out = capsys.readouterr().out
+    assert "bound ms" in out and "SGD: W −= lr·XᵀdY (GEMM epilogue)" in out

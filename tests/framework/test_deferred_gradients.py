@@ -1,0 +1,232 @@
+"""Weight gradients kept pending (minidl/pending_product.py): backward keeps Xᵀ·dY as its factors, .grad
+materializes it, SGD applies it as a GEMM epilogue. The training tests compare against the path without
+pending products: the same training with ``PendingProduct.worth_deferring`` patched to say no, so that
+backward materializes every weight gradient at once, as it did before pending products existed."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn, optim
+from minidl.nn import functional as F
+from minidl.pending_product import PendingProduct
+
+DTYPES = [np.float32, np.float64]
+# float32: 40 steps of lr 0.1 on an MLP, each rounding its update differently (GEMM epilogue vs. axpby)
+TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+SIZES = [30, 50, 40, 7]            # batch 6: 6·(30+50) < 30·50 and 6·(50+40) < 50·40 keep those pending
+
+
+def make_model(dtype, seed=0):
+    return nn.MLP(SIZES, activation="sigmoid", dtype=dtype, generator=np.random.default_rng(seed))
+
+
+def batches(dtype, count, batch=6, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(mdl.Tensor(rng.standard_normal((batch, SIZES[0])).astype(dtype)), rng.integers(0, SIZES[-1], batch))
+            for _ in range(count)]
+
+
+def train(dtype, make_optimizer, materialize, steps=40, backwards=1, read_between=False, set_to_none=True):
+    """Train from the same start; ``materialize``: never keep a gradient pending (the ndarray path)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if materialize:
+            patch.setattr(PendingProduct, "worth_deferring", staticmethod(lambda rows, m, n: False))
+        return _train(dtype, make_optimizer, steps, backwards, read_between, set_to_none)
+
+
+def _train(dtype, make_optimizer, steps, backwards, read_between, set_to_none):
+    model = make_model(dtype)
+    opt = make_optimizer(model.parameters())
+    data = batches(dtype, steps * backwards)
+    for s in range(steps):
+        opt.zero_grad(set_to_none=set_to_none)
+        for b in range(backwards):
+            x, y = data[s * backwards + b]
+            F.cross_entropy(model(x), y).backward()
+            if read_between and b == 0:
+                model.linears[1].weight.grad    # one layer materialized between the two backward passes
+        opt.step()
+    return [p.data.copy() for p in model.parameters()]
+
+
+def assert_same_training(dtype, make_optimizer, **kwargs):
+    pending = train(dtype, make_optimizer, materialize=False, **kwargs)
+    materialized = train(dtype, make_optimizer, materialize=True, **kwargs)
+    start = [p.data for p in make_model(dtype).parameters()]
+    for got, want, p0 in zip(pending, materialized, start):
+        assert not np.array_equal(want, p0)                       # training moved every parameter
+        np.testing.assert_allclose(got, want, **TOLERANCE[dtype])
+
+
+SGD_SETTINGS = {
+    "plain": dict(lr=0.1),
+    "weight_decay": dict(lr=0.1, weight_decay=0.01),
+    "momentum": dict(lr=0.1, momentum=0.9),
+    "momentum_dampening_wd": dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.02),
+    "nesterov": dict(lr=0.05, momentum=0.9, nesterov=True),
+    "nesterov_wd": dict(lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.05),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("setting", SGD_SETTINGS, ids=list(SGD_SETTINGS))
+def test_sgd_applies_pending_gradients_as_the_materialized_path_does(dtype, setting):
+    assert_same_training(dtype, lambda ps: optim.SGD(ps, **SGD_SETTINGS[setting]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("setting", ["plain", "momentum_dampening_wd", "nesterov_wd"])
+@pytest.mark.parametrize("read_between", [False, True], ids=["pending", "read_between"])
+def test_two_backward_passes_before_a_step(dtype, setting, read_between):
+    assert_same_training(dtype, lambda ps: optim.SGD(ps, **SGD_SETTINGS[setting]), steps=20, backwards=2,
+                         read_between=read_between)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("setting", ["plain", "momentum", "nesterov_wd"])
+def test_zero_grad_keeping_zero_arrays(dtype, setting):
+    assert_same_training(dtype, lambda ps: optim.SGD(ps, **SGD_SETTINGS[setting]), steps=10, set_to_none=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: optim.Adam(ps, lr=1e-2, weight_decay=0.01), lambda ps: optim.AdamW(ps, lr=1e-2)],
+    ids=["Adam", "AdamW"])
+def test_adam_materializes_to_the_same_bits(dtype, make_optimizer):
+    """Adam materializes a pending gradient with the same GEMM as backward did: bitwise the same training."""
+    pending = train(dtype, make_optimizer, materialize=False, steps=10, backwards=2)
+    materialized = train(dtype, make_optimizer, materialize=True, steps=10, backwards=2)
+    for got, want in zip(pending, materialized):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_backward_keeps_small_batch_weight_gradients_pending_and_grad_materializes_them(dtype):
+    model = make_model(dtype)
+    x, y = batches(dtype, 1)[0]
+    hidden = model.activations[0](model.linears[0](x))
+    F.cross_entropy(model(x), y).backward()
+    first, last = model.linears[0].weight, model.linears[-1].weight
+    assert type(first._grad) is PendingProduct                   # 6·(30+50) < 30·50
+    assert type(last._grad) is np.ndarray                        # 6·(40+7) > 40·7: materialized at once
+    assert type(model.linears[0].bias._grad) is np.ndarray
+    # Layer i's weight gradient is its input transposed times dL/dz of its output z = h W + b.
+    grad = first.grad
+    assert type(grad) is np.ndarray and grad.dtype == dtype and grad.shape == (30, 50)
+    assert first.grad is grad                                    # materialized once, then kept
+    reference = x.data.astype(np.float64).T @ _pre_activation_gradient(make_model(dtype), x, y, layer=0)
+    np.testing.assert_allclose(grad, reference, **TOLERANCE[dtype])
+    reference = hidden.data.astype(np.float64).T @ _pre_activation_gradient(make_model(dtype), x, y, layer=1)
+    np.testing.assert_allclose(model.linears[1].weight.grad, reference, **TOLERANCE[dtype])
+
+
+def _pre_activation_gradient(model, x, y, layer):
+    """dL/dz of Linear ``layer``'s output z, by a fresh forward pass with retain_grad (no pending there)."""
+    h = x
+    for i, lin in enumerate(model.linears):
+        z = lin(h)
+        if i == layer:
+            z.retain_grad()
+            target = z
+        h = model.activations[i](z) if i < len(model.activations) else z
+    F.cross_entropy(h, y).backward()
+    return target.grad.astype(np.float64)
+
+
+def test_large_batches_materialize_at_once():
+    model = make_model(np.float32)
+    x, y = batches(np.float32, 1, batch=40)[0]                   # 40·(30+50) > 30·50
+    F.cross_entropy(model(x), y).backward()
+    assert all(type(lin.weight._grad) is np.ndarray for lin in model.linears)
+
+
+def test_pending_terms_stay_smaller_than_the_product():
+    """Backward after backward without zero_grad: terms are added while their factors stay smaller than
+    the product, then it materializes and later passes add into that array (no growth)."""
+    model = make_model(np.float64)
+    weight = model.linears[0].weight
+    data = batches(np.float64, 60)
+    total = np.zeros((30, 50))
+    kinds = set()
+    for x, y in data:
+        F.cross_entropy(model(x), y).backward()
+        g = weight._grad
+        kinds.add(type(g))
+        if type(g) is PendingProduct:
+            rows = sum(len(x_i) for x_i, _ in g.terms)
+            assert rows * (30 + 50) < 30 * 50
+    assert kinds == {PendingProduct, np.ndarray}
+    other = make_model(np.float64)
+    for x, y in data:                                            # the same sum, each pass materialized
+        F.cross_entropy(other(x), y).backward()
+        total += other.linears[0].weight.grad
+        other.linears[0].weight.grad = None
+    np.testing.assert_allclose(weight.grad, total, rtol=1e-10)
+
+
+def test_factors_are_copies():
+    """Writing to the input or reusing its buffer after backward does not change the gradient."""
+    model = make_model(np.float64)
+    x, y = batches(np.float64, 1)[0]
+    F.cross_entropy(model(x), y).backward()
+    pending = model.linears[0].weight._grad
+    assert type(pending) is PendingProduct
+    x.data[...] = 1e6
+    want = make_model(np.float64)
+    F.cross_entropy(want(batches(np.float64, 1)[0][0]), y).backward()
+    np.testing.assert_array_equal(model.linears[0].weight.grad, want.linears[0].weight.grad)
+
+
+def test_hooks_clip_grad_norm_and_hand_set_grads_see_ndarrays():
+    model = make_model(np.float32)
+    x, y = batches(np.float32, 1)[0]
+    seen = []
+    handle = model.linears[0].weight.register_hook(lambda g: seen.append(type(g)))
+    F.cross_entropy(model(x), y).backward()
+    handle.remove()
+    assert seen == [np.ndarray] and type(model.linears[0].weight._grad) is np.ndarray
+    # clip_grad_norm_ reads (materializes) and scales in place; SGD then uses the clipped arrays.
+    ref = make_model(np.float32)
+    F.cross_entropy(ref(x), y).backward()
+    norm = nn.utils.clip_grad_norm_(ref.parameters(), 0.01)
+    assert float(norm) > 0.01
+    clipped = [p.grad.copy() for p in ref.parameters()]
+    assert np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in clipped)) == pytest.approx(0.01, rel=1e-3)
+    before = [p.data.copy() for p in ref.parameters()]
+    optim.SGD(ref.parameters(), lr=1.0).step()
+    for p, p0, g in zip(ref.parameters(), before, clipped):
+        np.testing.assert_allclose(p.data, p0 - g, rtol=1e-6, atol=1e-7)
+    # A .grad set by hand (another dtype) then accumulated into by a backward that keeps it pending.
+    hand = make_model(np.float32)
+    hand.linears[0].weight.grad = np.ones((30, 50), np.float64)
+    F.cross_entropy(hand(x), y).backward()
+    fresh = make_model(np.float32)
+    F.cross_entropy(fresh(x), y).backward()
+    got = hand.linears[0].weight.grad
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, 1.0 + fresh.linears[0].weight.grad, rtol=1e-6)
+
+
+def test_a_weight_used_twice_sums_both_products():
+    rng = np.random.default_rng(3)
+    w = mdl.tensor(rng.standard_normal((40, 60)), requires_grad=True, dtype=np.float64)
+    x1, x2 = (mdl.tensor(rng.standard_normal((3, 40)), dtype=np.float64) for _ in range(2))
+    ((x1 @ w).sigmoid().sum() + (x2 @ w).tanh().sum()).backward()
+    assert type(w._grad) is PendingProduct and len(w._grad.terms) == 2
+    s1 = 1 / (1 + np.exp(-(x1.data @ w.data)))
+    t2 = np.tanh(x2.data @ w.data)
+    want = x1.data.T @ (s1 * (1 - s1)) + x2.data.T @ (1 - t2 ** 2)
+    np.testing.assert_allclose(w.grad, want, rtol=1e-12)
+
+
+def test_zero_grad_without_none_gives_zero_arrays():
+    model = make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = batches(np.float32, 1)[0]
+    F.cross_entropy(model(x), y).backward()
+    assert type(model.linears[0].weight._grad) is PendingProduct
+    opt.zero_grad(set_to_none=False)
+    for p in model.parameters():
+        assert type(p._grad) is np.ndarray and not p.grad.any() and p.grad.dtype == np.float32
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
