@@ -145,3 +145,17 @@ def test_memory_by_threads_reports_each_contender_at_the_largest_batch():
             for c in ("minidl", "numpy") for t in (1, 2, 16) for b in (10, 256)]
     assert memory_by_threads(rows) == {c: {1: 103.56, 2: 104.56, 16: 118.56} for c in ("minidl", "numpy")}
     assert memory_by_threads([r for r in rows if r["threads"] == 1]) == {}     # one thread count: nothing to compare
+
+
+def test_targets_are_checked_per_contender_and_batch_at_two_threads_only():
+    from minidl.bench.train import missed_targets, summarize
+
+    def row(contender, threads, batch, ms, peak=100.0):
+        return dict(contender=contender, threads=threads, batch=batch, ms=ms, peak_mb=peak)
+    rows = [row("minidl", 2, 10, 1.0), row("torch", 2, 10, 2.9), row("jax", 2, 10, 1.6), row("numpy", 2, 10, 1.3),
+            row("minidl", 2, 256, 1.0, 140.0), row("numpy", 2, 256, 1.0),
+            row("minidl", 1, 10, 1.0), row("torch", 1, 10, 0.5)]
+    summary = summarize(rows)
+    assert [(s["threads"], s["batch"]) for s in summary] == [(1, 10), (2, 10), (2, 256)]
+    missed = missed_targets(summary)
+    assert missed == ["batch 10: 2.90x PyTorch < 3.0x", "batch 256: peak memory 1.40x NumPy's > 1.3x"]
