@@ -19,8 +19,13 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="shrunk study that finishes within a minute")
     mode.add_argument("--full", action="store_true", help="the paper's scale (many hours)")
-    parser.add_argument("--out", default=None, help="output folder (default: a new folder under runs/)")
-    parser.add_argument("--dataset", default="auto", choices=("auto", "fashion-mnist", "mnist", "shapeset"),
+    parser.add_argument("--out", default=None,
+                        help="output folder, new or empty (default: a new folder under runs/); an existing study "
+                             "is never overwritten")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the unfinished study in --out with its own settings: finished parts are "
+                             "kept, unfinished runs continue from their checkpoints")
+    parser.add_argument("--dataset", default=None, choices=("auto", "fashion-mnist", "mnist", "shapeset"),
                         help="auto (default) = Fashion-MNIST when installed, else the built-in Shapeset-3x2")
     parser.add_argument("--data-dir", default=None, help="folder holding the dataset's IDX files")
     parser.add_argument("--skip-at-init", action="store_true", help="skip the at-initialization study")
@@ -55,8 +60,28 @@ def register(subparsers) -> None:
     parser.add_argument("--time-budget", type=float, default=None,
                         help="seconds the whole study may take: training updates per run are cut (equally for "
                              "every run) to fit, from the measured speed (default preset: 570; 0 = no limit)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
+                        help="updates between a run's checkpoints in OUT/checkpoints/ (default 2000)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="run the training runs on a Dask LocalCluster of N single-run processes "
+                             "(needs pip install 'minidl[dask]')")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the training runs on an existing Dask cluster, e.g. tcp://host:8786; --out must "
+                             "be on a file system every worker shares")
+    parser.add_argument("--threads-per-run", type=int, default=None, metavar="T",
+                        help="kernel threads of each training run (default: serial all cores, Dask 1)")
+    parser.add_argument("--max-attempts", type=int, default=None, metavar="N",
+                        help="starts of one run (its worker died or it raised) before the study fails (Dask; "
+                             "default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+# Options that shape what the study computes (all default to None or False): a resumed study keeps
+# those it was started with.
+STUDY_OPTIONS = ("quick", "full", "dataset", "data_dir", "skip_at_init", "skip_training", "depth", "width",
+                 "init_depths", "activations", "init_activations", "schemes", "init_schemes", "seeds", "updates",
+                 "batch_size", "lr", "lr_search", "lr_grid", "lr_search_updates", "time_budget")
 
 
 def build_config(args):
@@ -66,7 +91,7 @@ def build_config(args):
     from minidl.experiments.config import preset
 
     config = preset("quick" if args.quick else "full" if args.full else "default")
-    config.dataset, config.data_dir = args.dataset, args.data_dir
+    config.dataset, config.data_dir = args.dataset or "auto", args.data_dir
     if args.skip_at_init:
         config.at_init = None
     if args.skip_training:
@@ -97,30 +122,98 @@ def build_config(args):
             t.monitor_every = min(t.monitor_every, max(1, args.updates // 10))
         config.training = t
     if args.time_budget is not None:
+        if not args.time_budget >= 0 or args.time_budget == float("inf"):
+            raise ValueError(f"--time-budget must be a number of seconds >= 0 (0: no limit), got {args.time_budget}")
         config.time_budget = args.time_budget if args.time_budget > 0 else None
     elif args.updates is not None:
         config.time_budget = None            # an explicit training length is taken as asked
     return config.validate()
 
 
+def build_execution(args):
+    """The Execution (how the study runs) that `args` describe; ValueError for bad values."""
+    from minidl.experiments.study import CHECKPOINT_EVERY, Execution
+
+    if (args.workers is not None or args.scheduler is not None) and not _dask_installed():
+        raise ValueError("--workers and --scheduler need Dask: pip install 'minidl[dask]'")
+    return Execution(workers=args.workers, scheduler=args.scheduler, threads_per_run=args.threads_per_run,
+                     checkpoint_every=CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every,
+                     max_attempts=args.max_attempts if args.max_attempts is not None else 3).validate()
+
+
+def _dask_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("distributed") is not None
+
+
+def _check(args):
+    """(config or None, execution, out): every check made before any work, raising ValueError/OSError with
+    one line for bad options, a missing dataset or an --out that cannot be used."""
+    from minidl.experiments.data import check_dataset
+    from minidl.experiments.study import check_out, default_out_dir
+
+    execution = build_execution(args)
+    if args.resume:
+        if args.out is None:
+            raise ValueError("--resume needs --out: the folder of the study to continue")
+        given = [name for name in STUDY_OPTIONS if getattr(args, name) not in (None, False)]   # defaults
+        if given:
+            raise ValueError(f"--resume continues the study with the settings it was started with; drop "
+                             + ", ".join("--" + name.replace("_", "-") for name in given))
+        resumed = check_out(args.out, resume=True)
+        config = None
+        dataset = resumed.get("config", {}).get("dataset", "auto")
+        data_dir = resumed.get("config", {}).get("data_dir")
+    else:
+        config = build_config(args)
+        dataset, data_dir = config.dataset, config.data_dir
+    check_dataset(dataset, data_dir)
+    out = args.out or default_out_dir()
+    if not args.resume:
+        check_out(out, resume=False)
+    return config, execution, out
+
+
 def run(args) -> int:
     import shlex
+    import signal
     import sys
 
-    from minidl.experiments.study import default_out_dir, run_study
+    from minidl.experiments.study import run_study
+    from minidl.experiments.study_lock import FolderLocked
 
     try:
-        config = build_config(args)
-    except ValueError as error:
+        config, execution, out = _check(args)
+    except (ValueError, OSError) as error:
         print(f"minidl reproduce: {error}", file=sys.stderr)
         return 2
-    out = args.out or default_out_dir()
     command = "minidl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "minidl reproduce"
+    previous = signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
-        study = run_study(config, out, command=command, progress=not args.no_progress)
+        study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,
+                          resume=args.resume)
+    except FolderLocked as error:
+        print(f"minidl reproduce: {error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: what finished is in {out} (report.md, results.json)", file=sys.stderr)
+        print(f"\ninterrupted: what finished is in {out} (report.md, results.json); continue with: "
+              f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
         return 130
+    except Exception as error:             # a run failed for good: the study says so in its files
+        print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in {out}",
+              file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
           f"{study.results['wall_seconds']:.0f} s)")
     return 0
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM handler: deliver SIGINT instead, so that a termination is handled like Ctrl-C (a run stops
+    after its current update and saves a checkpoint; the study records `interrupted`)."""
+    import signal
+
+    signal.raise_signal(signal.SIGINT)

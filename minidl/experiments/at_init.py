@@ -122,13 +122,14 @@ def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None
             record.setdefault("histograms", {})[quantity] = [histogram(a, value_range, bins) for a in raw[quantity]]
 
 
-def run_at_init(config, data, on_record=None, on_step=None, deadline: float | None = None) -> dict:
+def run_at_init(config, data, on_record=None, on_step=None, deadline: float | None = None, done=()) -> dict:
     """Run the at-init study; `on_record(record)` after each (activation, depth) group, `on_step()` per net.
 
     Groups run shallowest depth first (every activation), then deeper ones. With a `deadline`
     (time.perf_counter() value), a group that would end past it, judged from the time the same-depth or a
-    shallower group took (scaled by depth), is skipped. Returns {"records": [...], "skipped": [[activation,
-    depth], ...]}.
+    shallower group took (scaled by depth), is skipped. Groups in `done` ((activation, depth) pairs measured
+    before: a resumed study) are passed over. Returns {"records": [...], "skipped": [[activation,
+    depth], ...]} (neither includes the groups in `done`).
     """
     x = data.x_test[:config.examples]
     y = data.y_test[:config.examples]
@@ -136,6 +137,11 @@ def run_at_init(config, data, on_record=None, on_step=None, deadline: float | No
     seconds_per_layer = None
     for depth in sorted(config.depths):
         for activation in config.activations:
+            if (activation, depth) in done:
+                if on_step is not None:
+                    for _ in config.schemes:
+                        on_step()
+                continue
             if deadline is not None and seconds_per_layer is not None and \
                     time.perf_counter() + seconds_per_layer * depth > deadline:
                 skipped.append([activation, depth])

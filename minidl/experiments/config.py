@@ -10,6 +10,7 @@ The presets (measured on a 2-core CPU; see the README):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from minidl import activations as _activations
@@ -117,9 +118,22 @@ class StudyConfig:
             t = self.training
             if t.depth < 1 or t.width < 1 or t.updates < 1 or t.batch_size < 1 or not t.seeds:
                 raise ValueError("training needs depth, width, updates, batch size >= 1 and at least one seed")
+            if min(t.eval_every, t.monitor_every, t.eval_examples, t.monitor_examples, t.lr_search_updates) < 1:
+                raise ValueError("training needs eval_every, monitor_every, eval_examples, monitor_examples and "
+                                 "lr_search_updates >= 1")
+            if any(seed < 0 for seed in t.seeds) or len(set(t.seeds)) != len(t.seeds):
+                raise ValueError(f"seeds must be distinct non-negative integers, got {_listed(t.seeds)}")
+            for where, rates in (("learning rate", t.learning_rates.values()), ("--lr-grid", t.lr_search_grid)):
+                bad = [rate for rate in rates if not (math.isfinite(rate) and rate > 0)]
+                if bad:
+                    raise ValueError(f"{where} must be a positive finite number, got {bad[0]}")
+            if t.lr_search and not t.lr_search_grid:
+                raise ValueError("--lr-search needs at least one learning rate in --lr-grid")
             for activation, share in t.update_shares.items():
                 if not 0 < share <= 1:
                     raise ValueError(f"update share of {activation!r} must be in (0, 1], got {share}")
+        if self.time_budget is not None and not (math.isfinite(self.time_budget) and self.time_budget > 0):
+            raise ValueError(f"time budget must be a positive number of seconds (or none), got {self.time_budget}")
         return self
 
     def to_dict(self) -> dict:
@@ -129,6 +143,27 @@ class StudyConfig:
                 f"{k[0]}/{k[1]}" if isinstance(k, tuple) else str(k): v
                 for k, v in self.training.learning_rates.items()}
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StudyConfig":
+        """The StudyConfig that `to_dict` (results.json's "config") describes."""
+        def part(kind, fields):
+            if fields is None:
+                return None
+            names = {f.name for f in dataclasses.fields(kind)}
+            return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items() if k in names})
+
+        training = part(TrainingConfig, data.get("training"))
+        if training is not None:
+            training.learning_rates = {tuple(k.split("/", 1)) if "/" in k else k: v
+                                       for k, v in data["training"]["learning_rates"].items()}
+        return cls(preset=data["preset"], dataset=data["dataset"], data_dir=data.get("data_dir"),
+                   at_init=part(AtInitConfig, data.get("at_init")), training=training,
+                   time_budget=data.get("time_budget"))
+
+
+def _listed(values) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def preset(name: str) -> StudyConfig:

@@ -3,9 +3,14 @@
 Images are flattened to float32 rows in [0, 1]. The last `VALIDATION_SIZE` training examples are held out
 as a validation split (used only by the learning-rate search); the test split gives the 300 monitored
 examples, the learning-curve subset and the final error.
+
+A `DataSpec` names the data a study resolved (dataset, folder, training examples) with the SHA-256
+fingerprint of its arrays: a process that trains for the study (a Dask worker) loads the data itself
+with `load_spec` and refuses data whose fingerprint differs, never falling back to another dataset.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,3 +105,75 @@ def load_study_data(dataset: str = "auto", data_dir=None, train_examples: int | 
         first_line = str(error).splitlines()[0] if str(error) else "not found"
         return _load_shapeset("Fashion-MNIST was not found (" + first_line + "), so the default falls back "
                               "to the built-in Shapeset-3x2", train_examples)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a process needs to load the study's data itself (`load_spec`) and check it is the same."""
+    dataset: str              # resolved: "fashion-mnist" | "mnist" | "shapeset"
+    data_dir: str | None      # the folder the IDX files were found in (None for shapeset)
+    train_examples: int | None
+    reason: str
+    fingerprint: str          # `fingerprint(data)` on the process that resolved it
+
+
+def fingerprint(data: StudyData) -> str:
+    """SHA-256 over the splits' shapes, dtypes and bytes (x/y train, valid, test)."""
+    digest = hashlib.sha256()
+    for array in (data.x_train, data.y_train, data.x_valid, data.y_valid, data.x_test, data.y_test):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def check_dataset(dataset: str, data_dir=None) -> None:
+    """Raise DatasetNotFoundError (one line) if an explicitly requested IDX dataset is not found, and
+    FileNotFoundError if `data_dir` is not a folder: the checks a command makes before any work starts."""
+    import os
+
+    from minidl.data.datasets import DatasetNotFoundError, find_dataset
+
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"--data-dir {data_dir}: no such folder")
+    if dataset in ("fashion-mnist", "mnist"):
+        try:
+            for split in ("train", "test"):
+                find_dataset(dataset, split, data_dir)
+        except DatasetNotFoundError as error:
+            lines = str(error).splitlines()
+            searched = [line.strip() for line in lines if line.startswith("  ")]
+            how = " ".join(line.strip() for line in lines[2:] if not line.startswith("  "))
+            raise DatasetNotFoundError(f"{lines[0]} Searched: {', '.join(searched)}. {how}") from None
+
+
+def resolve_data(dataset: str = "auto", data_dir=None, train_examples: int | None = None):
+    """(data, spec): `load_study_data(...)` and the DataSpec that loads the same data elsewhere."""
+    data = load_study_data(dataset, data_dir, train_examples)
+    folder = data.source if data.name in ("fashion-mnist", "mnist") else None
+    spec = DataSpec(data.name, folder, train_examples, data.reason, fingerprint(data))
+    _CACHE.clear()
+    _CACHE[spec] = data
+    return data, spec
+
+
+class DataMismatch(RuntimeError):
+    """The data a process loaded for a DataSpec is not the data the study resolved."""
+
+
+_CACHE: dict = {}     # the last DataSpec loaded in this process -> its StudyData
+
+
+def load_spec(spec: DataSpec) -> StudyData:
+    """The data of `spec`, loaded once per process; DataMismatch if its fingerprint differs."""
+    if spec not in _CACHE:
+        data = load_study_data(spec.dataset, spec.data_dir, spec.train_examples)
+        found = fingerprint(data)
+        if found != spec.fingerprint:
+            raise DataMismatch(f"{spec.dataset} loaded from {data.source} has fingerprint {found[:12]}, not "
+                               f"{spec.fingerprint[:12]} as where the study resolved it: the files differ; "
+                               "give every worker the same data")
+        data.reason = spec.reason
+        _CACHE.clear()
+        _CACHE[spec] = data
+    return _CACHE[spec]

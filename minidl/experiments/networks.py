@@ -16,13 +16,17 @@ def build_network(n_inputs: int, depth: int, width: int, n_classes: int, activat
                   seed: int):
     """(model, probe): an `nn.MLP` (Linear/activation pairs, logits out) and a LayerProbe over its layers.
 
-    minidl's global generator is seeded with `seed` first, so the same seed gives the same weights.
+    The weights come from a generator of the net's own, PCG64(seed) (the stream `manual_seed(seed)` would
+    give), so the same seed gives the same weights and nets built at once in threads do not race on
+    minidl's global generator, which is left alone.
     """
-    from minidl import nn
-    from minidl.random import manual_seed
+    import numpy as np
 
-    manual_seed(int(seed))
-    model = nn.MLP(layer_sizes(n_inputs, depth, width, n_classes), activation=activation, init=scheme)
+    from minidl import nn
+
+    weights = np.random.Generator(np.random.PCG64(int(seed)))
+    model = nn.MLP(layer_sizes(n_inputs, depth, width, n_classes), activation=activation, init=scheme,
+                   generator=weights)
     return model, LayerProbe(model.linears, list(model.activations) + [None])
 
 

@@ -425,7 +425,10 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
         lines += [f"**Skipped at init to stay within the time budget** (this machine was slower than planned): "
                   f"{skipped}.", ""]
     if results.get("status") == "interrupted":
-        lines += ["**The study was interrupted**: everything below covers only what finished.", ""]
+        lines += ["**The study was interrupted**: everything below covers only what finished "
+                  "(`minidl reproduce --out <this folder> --resume` continues it).", ""]
+    if results.get("status") == "failed":
+        lines += [f"**The study failed** ({results.get('error')}): everything below covers only what finished.", ""]
     lines += at_init_section(results)
     lines += training_section(results)
     lines += ["## Figures", ""]

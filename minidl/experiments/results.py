@@ -1,11 +1,18 @@
 """results.json (written incrementally, atomically) and the CSV files beside it.
 
 Layout of results.json (format "minidl-reproduce/1"):
-    status            "running" | "complete" | "interrupted"
-    started, finished ISO-8601 UTC times; wall_seconds
-    config            the StudyConfig (preset, dataset, at_init, training)
+    status            "running" | "complete" (only once report.md and the figures are written) |
+                      "interrupted" (Ctrl-C or SIGTERM) | "failed" (then `error` says why)
+    started, finished ISO-8601 UTC times; wall_seconds (summed over the invocations of a resumed study)
+    command           the command that started the study
+    config            the StudyConfig (preset, dataset, at_init, training), training's updates and
+                      intervals as planned
     environment       python, numpy, platform, cpu_count, minidl version
-    data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error
+    execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
+                      invocations [{started, command, wall_seconds, runner {runner: serial|dask, ...},
+                      stage_seconds {data, speed, at_init, lr_search, runs, report}}]
+    data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
+                      fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)
     at_init           list, one record per (activation, depth, scheme):
         activation, scheme, depth, width, seed, examples, loss, input_second_moment, output_gradient_var,
         layers[i]: layer, fan_in, fan_out, weight_variance, jacobian_mean_singular_value,
@@ -19,13 +26,17 @@ Layout of results.json (format "minidl-reproduce/1"):
         histograms: {activation, backprop_gradient, weight_gradient}: per layer {edges, density}
     at_init_skipped   [[activation, depth], ...] at-init groups skipped to stay within the time budget
     training
-        budget            time_budget_seconds (null: none), seconds_before_training, measured_seconds_per_update,
-                          updates_planned, updates_per_run, cut (bool), expected_training_hours
+        budget            time_budget_seconds (null: none), seconds_before_training, measured_seconds_per_update
+                          (where the runs execute), updates_planned, updates_per_run, cut (bool),
+                          expected_training_hours (wall), parallel_runs, final (the plan the runs follow)
         learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
                            updates, chosen}}}
-        runs              list, one record per (activation, scheme, seed):
+        lr_trials         the --lr-search trials' records (as runs, without monitor/histograms), serial order
+        runs              list, one record per (activation, scheme, seed), in serial order (seed, activation,
+                          scheme) however they ran:
             activation, scheme, seed, lr, depth, width, batch_size, updates_planned, updates_done,
-            diverged_at (update or null), train_seconds, updates_per_second,
+            diverged_at (update or null), train_seconds and updates_per_second (of the last attempt),
+            execution {task, attempts, resumed_from_update, kernels, threads, malloc_tuned, host, pid},
             final_test_error (whole test split), final_validation_error,
             curve {updates, train_loss (mean minibatch loss since the previous point), test_error},
             monitor {updates, layers[i] {mean, std, p2, p50, p98}} on the 300 monitored test examples,

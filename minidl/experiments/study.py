@@ -6,8 +6,11 @@ what it finished; the figures, CSVs and report.md are then drawn from whatever i
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
+import json
+import math
 import os
 import platform
 import sys
@@ -99,7 +102,8 @@ class TrainingPlan:
     time_budget: float | None
     seconds_before_training: float
     seconds_per_update: float
-    expected_training_hours: float
+    expected_training_hours: float     # wall time with `parallel` runs at once
+    parallel: int = 1
 
     @property
     def updates(self) -> int:
@@ -120,14 +124,17 @@ class TrainingPlan:
             "update_shares": {a: t.update_shares.get(a, 1.0) for a in t.activations},
             "update_share_reason": t.update_share_reason,
             "cut": self.cut,
-            "expected_training_hours": self.expected_training_hours}
+            "expected_training_hours": self.expected_training_hours, "parallel_runs": self.parallel}
 
 
-def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float,
-                  test_examples: int) -> TrainingPlan:
+def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float, test_examples: int,
+                  parallel: int = 1, updates: int | None = None) -> TrainingPlan:
     """The training plan of `config` (not modified): with a time budget, the updates per run are cut so
     that training ends within it, given `elapsed` seconds spent before training and `seconds_per_update`
     measured; each activation's runs make `TrainingConfig.updates_for` of them (its update share).
+    `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one stage is taken as
+    ceil(n / parallel) / n of their serial time. `updates`: the updates per run of a plan made before
+    (a resumed study keeps its plan), instead of fitting them to the budget.
 
     Cost model, in units of one training update: a run of u updates costs
         u + (evaluated examples) / (3 B)
@@ -147,12 +154,18 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
                      + (updates // every_snapshot + 2) * t.monitor_examples + test_examples + 2000)
         return updates + evaluated / (3 * t.batch_size)
 
-    def training_cost(updates):
-        return runs_per_activation * sum(run_cost(t.updates_for(a, updates), a) for a in t.activations)
+    runs = runs_per_activation * len(t.activations)
+    trials = len(t.activations) * len(t.schemes) * len(t.lr_search_grid) if t.lr_search else 0
+    run_rounds = math.ceil(runs / parallel) / runs
+    search_wall = search * (math.ceil(trials / parallel) / trials if trials else 0)
 
-    updates = planned
-    if budget:
-        units = SAFETY * (budget - elapsed - FINISH_SECONDS) / seconds_per_update - search
+    def training_cost(updates):
+        return run_rounds * runs_per_activation * sum(run_cost(t.updates_for(a, updates), a) for a in t.activations)
+
+    fixed = updates is not None
+    updates = planned if updates is None else updates
+    if budget and not fixed:
+        units = SAFETY * (budget - elapsed - FINISH_SECONDS) / seconds_per_update - search_wall
         while updates > MIN_UPDATES and training_cost(updates) > units:
             updates -= 10
     every_eval, every_snapshot = _intervals(t, updates, planned)
@@ -164,168 +177,422 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     return TrainingPlan(
         training=dataclasses.replace(t, updates=updates, eval_every=every_eval, monitor_every=every_snapshot),
         runs=runs, updates_planned=planned, time_budget=budget, seconds_before_training=elapsed,
-        seconds_per_update=seconds_per_update,
-        expected_training_hours=seconds_per_update * (search + training_cost(updates)) / 3600)
+        seconds_per_update=seconds_per_update, parallel=parallel,
+        expected_training_hours=seconds_per_update * (search_wall + training_cost(updates)) / 3600)
+
+
+TIMING_FIELDS = ("started", "finished", "wall_seconds", "command", "environment", "execution")
+RUN_TIMING_FIELDS = ("train_seconds", "updates_per_second", "execution")
+BUDGET_TIMING_FIELDS = ("seconds_before_training", "measured_seconds_per_update", "expected_training_hours",
+                        "parallel_runs")
+CHECKPOINT_EVERY = 2000     # default updates between a run's checkpoints
+LOCK_PURPOSE = "minidl reproduce"
+
+
+@dataclasses.dataclass(frozen=True)
+class Execution:
+    """How the study runs, never what it computes (results are the same either way, timing aside)."""
+    workers: int | None = None           # a Dask LocalCluster of this many single-task processes
+    scheduler: str | None = None         # the address of an existing Dask scheduler
+    threads_per_run: int | None = None   # kernel threads of each run (None: serial the process's, Dask 1)
+    checkpoint_every: int = CHECKPOINT_EVERY
+    max_attempts: int = 3                # starts of one run before the study gives up (Dask)
+
+    @property
+    def dask(self) -> bool:
+        return self.workers is not None or self.scheduler is not None
+
+    def validate(self) -> "Execution":
+        for name in ("workers", "threads_per_run", "checkpoint_every", "max_attempts"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.workers is not None and self.scheduler is not None:
+            raise ValueError("give --workers (a cluster on this machine) or --scheduler (an existing one), not both")
+        return self
+
+
+class StudyFolderError(ValueError):
+    """--out cannot be used as asked (occupied without --resume, or nothing to resume there)."""
+
+
+def check_out(out, resume: bool) -> dict | None:
+    """The folder check made before any work: without `resume`, `out` must be missing or empty (an old
+    study is never overwritten); with it, `out` must hold an unfinished study's results.json, which is
+    returned. Raises StudyFolderError (one line)."""
+    from minidl.experiments.results import FORMAT
+
+    out = Path(out)
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
+            raise StudyFolderError(f"--out {out} is not empty; choose a new folder, or add --resume to continue "
+                                   "the study in it")
+        return None
+    path = out / "results.json"
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StudyFolderError(f"--resume: {path} does not exist; nothing to resume") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise StudyFolderError(f"--resume: {path} is unreadable ({error})") from None
+    if not isinstance(results, dict) or results.get("format") != FORMAT:
+        raise StudyFolderError(f"--resume: {path} is not a minidl reproduce study (format "
+                               f"{results.get('format') if isinstance(results, dict) else None!r})")
+    if results.get("status") == "complete":
+        raise StudyFolderError(f"--resume: the study in {out} is complete; nothing to resume")
+    return results
+
+
+def comparable(results: dict) -> dict:
+    """`results` without its timing and execution fields: what two studies of one config share exactly."""
+    import copy
+
+    same = {k: copy.deepcopy(v) for k, v in results.items() if k not in TIMING_FIELDS}
+    training = same.get("training") or {}
+    for record in training.get("runs", []) + training.get("lr_trials", []):
+        for key in RUN_TIMING_FIELDS:
+            record.pop(key, None)
+    for key in BUDGET_TIMING_FIELDS:
+        (training.get("budget") or {}).pop(key, None)
+    return same
 
 
 class Study:
-    """The study's state: its results dict and output folder; `run()` does everything."""
+    """The study's state: its results dict and output folder; `run()` does everything.
 
-    def __init__(self, config: StudyConfig, out: Path, command: str = "", progress: bool = True):
-        self.config = config.validate()
+    Stages, each from the records of the one before: data -> plan -> at-init -> lr search -> runs ->
+    report. Runs and lr trials are tasks (minidl.experiments.tasks) handed to a runner (serial or Dask);
+    their records enter results.json in the serial order whatever order they finish in. With `resume`
+    (`out` holds an unfinished study's results.json), finished at-init groups, trials and runs are
+    kept, unfinished runs continue from `out/checkpoints/<run>.npz`, and the plan is the one recorded.
+    """
+
+    def __init__(self, config: StudyConfig | None, out: Path, command: str = "", progress: bool = True,
+                 execution: Execution | None = None, resume: bool = False):
         self.out = Path(out)
-        self.progress = progress
-        self.results = {
-            "format": "minidl-reproduce/1", "status": "running", "started": _now(), "finished": None,
-            "wall_seconds": None, "command": command, "config": config.to_dict(),
-            "environment": _environment(), "data": None, "at_init": [],
-            "training": {"learning_rates": {}, "runs": []},
-            "paper_table1": {f"{a}/{s}": paper.table1_row(a, s) for (a, s) in paper.TABLE1},
-        }
+        self.progress, self.command, self.resume = progress, command, resume
+        self.config = config.validate() if config is not None else None
+        self.execution = (execution or Execution()).validate()
+        self.results = None
         self._start = time.perf_counter()
+        self._previous_seconds = 0.0
+        self._seen = {}          # task name -> updates already shown on the bar
+        self._runner = None
+
+    def _begin(self, resumed: dict | None) -> None:
+        """The results to fill: new ones, or (`resumed`) those of the unfinished study being continued."""
+        invocation = {"started": _now(), "command": self.command}
+        if resumed is None:
+            config = self.config
+            self.results = {
+                "format": "minidl-reproduce/1", "status": "running", "started": _now(), "finished": None,
+                "wall_seconds": None, "command": self.command, "config": config.to_dict(),
+                "environment": _environment(), "data": None, "at_init": [],
+                "training": {"learning_rates": {}, "lr_trials": [], "runs": []},
+                "paper_table1": {f"{a}/{s}": paper.table1_row(a, s) for (a, s) in paper.TABLE1},
+                "execution": {"config": config.to_dict(), "invocations": [invocation]},
+            }
+        else:
+            self.results = resumed
+            self.config = StudyConfig.from_dict(resumed["execution"]["config"]).validate()
+            resumed["status"] = "running"
+            resumed.pop("error", None)
+            resumed["execution"]["invocations"].append(invocation)
+            self._previous_seconds = resumed.get("wall_seconds") or 0.0
+
+    @property
+    def _invocation(self) -> dict:
+        return self.results["execution"]["invocations"][-1]
 
     def save(self) -> None:
         from minidl.experiments.results import write_json_atomic
 
-        self.results["wall_seconds"] = time.perf_counter() - self._start
+        seconds = time.perf_counter() - self._start
+        self._invocation["wall_seconds"] = seconds
+        self.results["wall_seconds"] = self._previous_seconds + seconds
         write_json_atomic(self.out / "results.json", self.results)
 
     def run(self) -> dict:
+        """Run (or continue) the study in `out`, holding its lock; returns the results."""
+        from minidl.experiments.study_lock import acquire
+
+        check_out(self.out, self.resume)       # before the folder is created or locked: nothing written
+        with acquire(self.out, LOCK_PURPOSE) as lock:
+            if lock.stale is not None:
+                print(f"minidl reproduce: note: {lock.stale}", file=sys.stderr)
+            self._begin(check_out(self.out, self.resume))    # again, now that no other process can write
+            self._run_locked()
+        return self.results
+
+    def _run_locked(self) -> None:
         from tqdm import tqdm
 
-        from minidl.experiments.data import load_study_data
-
-        self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "figures").mkdir(exist_ok=True)
         self.save()
         bar = tqdm(total=total_units(self.config), desc="reproduce", unit="upd", disable=not self.progress,
-                   dynamic_ncols=True, file=sys.stderr)
+                   dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
         try:
             bar.set_postfix_str("loading data")
-            train_examples = self.config.training.train_examples if self.config.training else None
-            data = load_study_data(self.config.dataset, self.config.data_dir, train_examples)
-            self.results["data"] = {
-                "name": data.name, "reason": data.reason, "source": data.source,
-                "n_train": int(data.x_train.shape[0]), "n_valid": int(data.x_valid.shape[0]),
-                "n_test": int(data.x_test.shape[0]), "n_classes": data.n_classes,
-                "majority_error": data.majority_error}
-            self.save()
-            if self.config.training is not None:      # a first plan, so that the bar's total is realistic
-                per_update = self._measure_speed(data, bar)
+            with self._stage("data"):
+                data, spec = self._load_data()
+            per_update = None
+            if self.config.training is not None and not self._plan_is_final():
+                with self._stage("speed"):      # with --workers, this starts the cluster
+                    per_update = self._measure_speed(data, spec, bar)
                 assumed = AT_INIT_SHARE * self.config.time_budget if (
                     self.config.time_budget and self.config.at_init is not None) else 0.0
                 self._adopt_plan(self._plan(data, per_update, assumed), bar)
             if self.config.at_init is not None:
-                self._run_at_init(data, bar)
+                with self._stage("at_init"):
+                    self._run_at_init(data, bar)
             if self.config.training is not None:
-                self._run_training(data, bar, per_update)
-            self.results["status"] = "complete"
-        except KeyboardInterrupt:
-            self.results["status"] = "interrupted"
-            raise
-        except BaseException:
-            self.results["status"] = "interrupted"
-            raise
-        finally:
+                plan = self._final_plan(data, per_update, bar)
+                with self._stage("lr_search"):
+                    self._search_learning_rates(data, spec, plan, bar)
+                with self._stage("runs"):
+                    self._run_training(data, spec, plan, bar)
+            self._close_runner()
             bar.close()
-            self.finish()
-        return self.results
+            _remove_if_empty(self.out / "checkpoints")
+            self.finish("complete")
+        except KeyboardInterrupt:
+            self._stop(bar, "interrupted")
+            raise
+        except BaseException as error:
+            self.results["error"] = f"{type(error).__name__}: {error}"
+            self._stop(bar, "failed")
+            raise
+
+    @contextlib.contextmanager
+    def _stage(self, name: str):
+        """Time a stage into this invocation's "stage_seconds" (results["execution"])."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._invocation.setdefault("stage_seconds", {})[name] = time.perf_counter() - started
+
+    def _stop(self, bar, status: str) -> None:
+        """Record `status` at once (true from now on), then write what finished."""
+        bar.close()
+        self.results["status"] = status
+        self.save()
+        self._close_runner()
+        self.finish(status)
+
+    # ----------------------------------------------------------------------------------------- stages
+    def _load_data(self):
+        from minidl.experiments.data import resolve_data
+
+        train_examples = self.config.training.train_examples if self.config.training else None
+        data, spec = resolve_data(self.config.dataset, self.config.data_dir, train_examples)
+        recorded = self.results.get("data")
+        if recorded is not None and recorded.get("fingerprint") != spec.fingerprint:
+            raise ValueError(f"the data differs from the study's: {data.name} from {data.source} has fingerprint "
+                             f"{spec.fingerprint[:12]}, the study used {recorded.get('name')} "
+                             f"({str(recorded.get('fingerprint'))[:12]}) from {recorded.get('source')}")
+        self.results["data"] = {
+            "name": data.name, "reason": data.reason, "source": data.source,
+            "n_train": int(data.x_train.shape[0]), "n_valid": int(data.x_valid.shape[0]),
+            "n_test": int(data.x_test.shape[0]), "n_classes": data.n_classes,
+            "majority_error": data.majority_error, "fingerprint": spec.fingerprint}
+        self.save()
+        return data, spec
+
+    def _runner_for(self, data, spec):
+        """The runner of the training tasks (started once, when first needed)."""
+        if self._runner is None:
+            e = self.execution
+            if e.dask:
+                from minidl.experiments.dask_runner import DaskRunner
+
+                self._runner = DaskRunner(spec, self.out, workers=e.workers, scheduler=e.scheduler,
+                                          threads_per_run=e.threads_per_run or 1, max_attempts=e.max_attempts)
+            else:
+                from minidl.experiments.runners import SerialRunner
+
+                self._runner = SerialRunner(data, e.threads_per_run)
+            self._invocation["runner"] = self._runner.describe()
+            self.results["execution"]["checkpoint_every"] = e.checkpoint_every
+        return self._runner
+
+    def _close_runner(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            runner.close()
+
+    def _measure_speed(self, data, spec, bar) -> float:
+        """Seconds per training update of the study's nets, measured where the runs execute."""
+        bar.set_postfix_str("measuring speed")
+        return self._runner_for(data, spec).seconds_per_update(self.config.training)
 
     def _run_at_init(self, data, bar) -> None:
         from minidl.experiments.at_init import run_at_init
+
+        a = self.config.at_init
+        if "at_init_skipped" in self.results:             # finished in an earlier invocation
+            bar.update(AT_INIT_UNITS * len(a.activations) * len(a.schemes) * len(a.depths))
+            return
+        groups = {}
+        for record in self.results["at_init"]:
+            groups.setdefault((record["activation"], record["depth"]), []).append(record)
+        done = {group for group, records in groups.items() if len(records) == len(a.schemes)}
+        self.results["at_init"] = [r for r in self.results["at_init"] if (r["activation"], r["depth"]) in done]
 
         def on_record(record):
             self.results["at_init"].append(record)
             self.save()
 
-        def on_step():
-            bar.update(AT_INIT_UNITS)
-
         bar.set_postfix_str("at init")
         deadline = None
         if self.config.time_budget:
             deadline = self._start + AT_INIT_SHARE * self.config.time_budget
-        outcome = run_at_init(self.config.at_init, data, on_record=on_record, on_step=on_step, deadline=deadline)
+        outcome = run_at_init(a, data, on_record=on_record, on_step=lambda: bar.update(AT_INIT_UNITS),
+                              deadline=deadline, done=done)
         self.results["at_init_skipped"] = outcome["skipped"]
         self.save()
 
-    def _run_training(self, data, bar, per_update: float) -> None:
-        from minidl.experiments.config import LR_EVIDENCE
-        from minidl.experiments.training_study import search_learning_rate, train_run
+    def _plan_is_final(self) -> bool:
+        return bool((self.results["training"].get("budget") or {}).get("final"))
 
-        plan = self._plan(data, per_update)
-        self._adopt_plan(plan, bar)
-        t = plan.training
+    def _final_plan(self, data, per_update, bar) -> TrainingPlan:
+        """The plan the runs follow: made now (time spent so far known), or the one an earlier invocation
+        made (a resumed study trains exactly as planned then)."""
+        budget = self.results["training"].get("budget")
+        if self._plan_is_final():
+            plan = plan_training(self.config, budget["measured_seconds_per_update"],
+                                 budget["seconds_before_training"], int(data.x_test.shape[0]),
+                                 parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"])
+        else:
+            plan = self._plan(data, per_update)
+        self._adopt_plan(plan, bar, final=True)
         hours = plan.expected_training_hours
         if hours > 0.5:
             bar.write(f"minidl reproduce: training is expected to take about {hours:.1f} hours "
-                      f"({1000 * per_update:.1f} ms per update measured here)")
-        rates = self.results["training"]["learning_rates"]
+                      f"({1000 * plan.seconds_per_update:.1f} ms per update measured where the runs execute, "
+                      f"{plan.parallel} at once)")
+        return plan
+
+    def _progress(self, bar):
+        def on_progress(name: str, done: int) -> None:
+            step = done - self._seen.get(name, 0)
+            if step > 0:
+                self._seen[name] = done
+                bar.update(step)
+        return on_progress
+
+    def _tasks(self, kind: str, specs, config_for) -> list:
+        from minidl.experiments.tasks import RunTask
+
+        folder = (self.out / "checkpoints").resolve()
+        return [RunTask(name, kind, config_for(activation), activation, scheme, seed, lr, updates,
+                        checkpoint=str(folder / f"{name}.npz"), checkpoint_every=self.execution.checkpoint_every,
+                        threads=self.execution.threads_per_run)
+                for name, activation, scheme, seed, lr, updates in specs]
+
+    def _execute(self, tasks, records: list, order: list, data, spec, bar, label: str) -> None:
+        """Run `tasks` (not yet in `records`) on the runner; keep `records` in `order` (task names)."""
+        by_name = {r["execution"]["task"]: r for r in records}
+        for task in tasks:
+            if task.name in by_name:
+                bar.update(task.updates)
+        todo = [task for task in tasks if task.name not in by_name]
+        if not todo:
+            return
+        bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
+        runner = self._runner_for(data, spec)
+        for task, record in runner.run(todo, self._progress(bar)):
+            by_name[task.name] = record
+            records[:] = [by_name[name] for name in order if name in by_name]
+            self.save()
+            bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
+
+    def _search_learning_rates(self, data, spec, plan: TrainingPlan, bar) -> None:
+        from minidl.experiments.config import LR_EVIDENCE
+        from minidl.experiments.tasks import trial_name
+        from minidl.experiments.training_study import choose_learning_rate
+
+        t = plan.training
+        training = self.results["training"]
+        if t.lr_search:
+            specs = [(trial_name(a, s, lr), a, s, 0, float(lr), t.lr_search_updates)
+                     for a in t.activations for s in t.schemes for lr in t.lr_search_grid]
+            tasks = self._tasks("trial", specs, lambda activation: t)
+            self._execute(tasks, training["lr_trials"], [task.name for task in tasks], data, spec, bar, "lr trials")
+        rates = training["learning_rates"]
         for activation in t.activations:
             for scheme in t.schemes:
                 key = f"{activation}/{scheme}"
                 if t.lr_search:
-                    bar.set_postfix_str(f"lr search {key}")
-                    search = search_learning_rate(data, t, activation, scheme, on_updates=bar.update)
+                    trials = [r for r in training["lr_trials"] if (r["activation"], r["scheme"]) == (activation, scheme)]
+                    search = choose_learning_rate(t, trials)
                     rates[key] = {"lr": search["chosen"], "source": "search", "search": search}
                 else:
                     evidence = LR_EVIDENCE.get((activation, scheme), LR_EVIDENCE["default"])
-                    if data.name != "fashion-mnist" and (activation, scheme) in LR_EVIDENCE:
-                        evidence += (f"; NOTE: chosen on Fashion-MNIST, not on {data.name}: --lr-search chooses "
-                                     "on this data")
-                    rates[key] = {"lr": t.learning_rate(activation, scheme), "source": "fixed",
-                                  "evidence": evidence}
-                self.save()
-        for seed in t.seeds:                   # seeds outermost: an interrupted study has whole pairs
-            for activation in t.activations:
-                for scheme in t.schemes:
-                    key = f"{activation}/{scheme}"
-                    bar.set_postfix_str(f"train {key} seed {seed}")
-                    run_config = plan.runs[activation]
-                    record = train_run(data, run_config, activation, scheme, seed, rates[key]["lr"],
-                                       run_config.updates, on_updates=bar.update)
-                    self.results["training"]["runs"].append(record)
-                    self.save()
+                    if self.results["data"]["name"] != "fashion-mnist" and (activation, scheme) in LR_EVIDENCE:
+                        evidence += (f"; NOTE: chosen on Fashion-MNIST, not on {self.results['data']['name']}: "
+                                     "--lr-search chooses on this data")
+                    rates[key] = {"lr": t.learning_rate(activation, scheme), "source": "fixed", "evidence": evidence}
+        self.save()
 
-    def _measure_speed(self, data, bar) -> float:
-        """Seconds per training update of the study's nets, averaged over the training activations."""
-        from minidl.experiments.training_study import seconds_per_update
+    def _run_training(self, data, spec, plan: TrainingPlan, bar) -> None:
+        from minidl.experiments.tasks import run_name
 
-        t = self.config.training
-        bar.set_postfix_str("measuring speed")
-        return float(np.mean([seconds_per_update(data, t, a) for a in t.activations]))
+        t = plan.training
+        rates = self.results["training"]["learning_rates"]
+        specs = [(run_name(a, s, seed), a, s, seed, rates[f"{a}/{s}"]["lr"], plan.runs[a].updates)
+                 for seed in t.seeds for a in t.activations for s in t.schemes]   # seeds outermost: whole pairs
+        tasks = self._tasks("run", specs, lambda activation: plan.runs[activation])
+        self._execute(tasks, self.results["training"]["runs"], [task.name for task in tasks], data, spec, bar,
+                      "runs")
 
     def _plan(self, data, per_update: float, assumed: float = 0.0) -> TrainingPlan:
         """plan_training with the time spent so far (plus `assumed` seconds still to come before training)."""
+        parallel = self._runner.parallel if self._runner is not None else 1
         return plan_training(self.config, per_update, elapsed=time.perf_counter() - self._start + assumed,
-                             test_examples=int(data.x_test.shape[0]))
+                             test_examples=int(data.x_test.shape[0]), parallel=parallel)
 
-    def _adopt_plan(self, plan: TrainingPlan, bar) -> None:
+    def _adopt_plan(self, plan: TrainingPlan, bar, final: bool = False) -> None:
         """Record `plan` in results.json (budget; the planned updates and intervals in the config) and the bar."""
         bar.total = total_units(self.config, plan.updates)
         bar.refresh()
-        self.results["training"]["budget"] = plan.budget_record()
+        self.results["training"]["budget"] = dict(plan.budget_record(), final=final)
         recorded = self.results["config"]["training"]
         recorded["updates"] = plan.training.updates
         recorded["eval_every"] = plan.training.eval_every
         recorded["monitor_every"] = plan.training.monitor_every
         self.save()
 
-    def finish(self) -> None:
-        """Write results.json, the CSVs, the figures and report.md from whatever has finished."""
+    def finish(self, status: str) -> None:
+        """Write the CSVs, the figures and report.md from whatever has finished, then results.json with
+        `status` (so that a study is `complete` only once its report and figures exist)."""
         from minidl.experiments.figures import draw_all
         from minidl.experiments.report import write_report
         from minidl.experiments.results import write_csvs
 
         self.results["finished"] = _now()
+        with self._stage("report"):
+            write_csvs(self.results, self.out)
+            figures = draw_all(self.results, self.out / "figures")
+            write_report(dict(self.results, status=status), figures, self.out / "report.md")
+        self.results["status"] = status
         self.save()
-        write_csvs(self.results, self.out)
-        figures = draw_all(self.results, self.out / "figures")
-        write_report(self.results, figures, self.out / "report.md")
 
 
-def run_study(config: StudyConfig, out=None, command: str = "", progress: bool = True) -> Study:
-    """Run the study into `out` (default: a new folder under runs/); returns the finished Study."""
-    study = Study(config, Path(out) if out is not None else default_out_dir(), command, progress)
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass            # missing, or holds something: left alone
+
+
+def run_study(config: StudyConfig | None, out=None, command: str = "", progress: bool = True,
+              execution: Execution | None = None, resume: bool = False) -> Study:
+    """Run the study into `out` (default: a new folder under runs/), or with `resume` continue the one
+    there (with its own config: `config` may be None); returns the finished Study. StudyFolderError if
+    `out` is occupied (without `resume`) or holds no unfinished study (with it); FolderLocked if another
+    process works in it."""
+    study = Study(config, Path(out) if out is not None else default_out_dir(), command, progress, execution,
+                  resume)
     study.run()
     return study

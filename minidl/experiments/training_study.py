@@ -102,29 +102,45 @@ def study_trainer(data, config, model, lr: float, seed: int, callbacks=()):
 
 
 def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, updates: int,
-              monitor: bool = True, on_updates=None) -> dict:
+              monitor: bool = True, on_updates=None, checkpoint=None, checkpoint_every: int | None = None) -> dict:
     """Train one net with the shared loop (minidl.training.Trainer); returns its JSON-ready record
     (layout in results.py).
 
     Callbacks of the loop record the monitored activations every `monitor_every` updates and a
     learning-curve point every `eval_every` updates. `on_updates(k)` is told of every 10 updates (for a
     progress bar). A non-finite loss stops the run (TrainingDiverged), recorded as diverged at that update.
+
+    With a `checkpoint` path, the run's whole state (trainer and recorder) is written there atomically every
+    `checkpoint_every` updates and when Ctrl-C stops the loop after an update; a run that finds a
+    checkpoint of the same run there continues from it, to the same record as an uninterrupted run (the
+    kernels are deterministic; see the README). The file is removed when the run is done.
+    record["execution"]["resumed_from_update"] says where this attempt started (None: from scratch).
     """
-    from minidl.training import TrainingDiverged
+    from minidl.training import TrainingDiverged, TrainingInterrupted
 
     depth = config.depth
     model, probe = build_network(data.n_inputs, depth, config.width, data.n_classes, activation, scheme, seed)
     x_monitor = data.x_test[:config.monitor_examples]
     x_eval, y_eval = data.x_test[:config.eval_examples], data.y_test[:config.eval_examples]
     recorder = RunRecorder(model, probe, depth, x_monitor, eval_loader(x_eval, y_eval), on_updates)
-    trainer = study_trainer(data, config, model, lr, seed,
-                            recorder.callbacks(config.eval_every, config.monitor_every if monitor else None))
+    callbacks = recorder.callbacks(config.eval_every, config.monitor_every if monitor else None)
+    run = None
+    if checkpoint is not None:
+        run = RunCheckpoint(checkpoint, _run_identity(data, config, activation, scheme, seed, lr, updates, monitor),
+                            recorder, checkpoint_every or updates)
+        callbacks = run.around(callbacks)
+    trainer = study_trainer(data, config, model, lr, seed, callbacks)
+    resumed_from = run.load(trainer) if run is not None else None
     start_time = time.perf_counter()
     diverged_at = None
     try:
         trainer.fit(updates=updates)
     except TrainingDiverged as error:
         diverged_at = error.step
+    except TrainingInterrupted as error:
+        if run is None:
+            raise
+        raise run.interrupted(trainer, error) from None
     train_seconds = time.perf_counter() - start_time
     done = trainer.step
     if diverged_at is None and recorder.curve["updates"][-1] != done:
@@ -135,7 +151,8 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
         "activation": activation, "scheme": scheme, "seed": seed, "lr": lr,
         "depth": depth, "width": config.width, "batch_size": config.batch_size,
         "updates_planned": updates, "updates_done": done, "diverged_at": diverged_at,
-        "train_seconds": train_seconds, "updates_per_second": done / train_seconds if train_seconds > 0 else None,
+        "train_seconds": train_seconds,
+        "updates_per_second": (done - (resumed_from or 0)) / train_seconds if train_seconds > 0 else None,
         "curve": recorder.curve,
     }
     if diverged_at is None:
@@ -153,7 +170,94 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
         value_range = activations.get(activation).histogram_range(raw)
         record["final_histograms"] = [histogram(a, value_range, config.bins) for a in raw] \
             if diverged_at is None else None
+    record["execution"] = {"resumed_from_update": resumed_from}
+    if run is not None:
+        run.remove()
     return record
+
+
+def _run_identity(data, config, activation, scheme, seed, lr, updates, monitor) -> dict:
+    """What a checkpoint must match to be continued by a run (JSON-able)."""
+    import dataclasses
+
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k in ("depth", "width", "batch_size", "monitor_examples", "monitor_every", "eval_every",
+                         "eval_examples", "bins")}
+    return {"activation": activation, "scheme": scheme, "seed": int(seed), "lr": float(lr), "updates": int(updates),
+            "monitor": bool(monitor), "examples": [int(data.x_train.shape[0]), int(data.x_test.shape[0])],
+            **settings}
+
+
+class RunCheckpoint:
+    """One run's checkpoint file: the Trainer's and the RunRecorder's state, tagged with the run's identity.
+
+    `around(callbacks)` brackets the run's callbacks with two of its own: after every update the last one
+    notes that the update's callbacks all ran (and every `every` updates writes the file), so an
+    interruption saves the state only where it is whole.
+    """
+
+    def __init__(self, path, identity: dict, recorder: RunRecorder, every: int):
+        from pathlib import Path
+
+        self.path, self.identity, self.recorder, self.every = Path(path), identity, recorder, every
+        self.whole_at = None      # the update after which every callback ran
+
+    def around(self, callbacks: list) -> list:
+        from minidl.training import Every
+
+        def begin(trainer):
+            self.whole_at = None
+
+        def end(trainer):
+            self.whole_at = trainer.step
+            if trainer.step % self.every == 0:
+                self.save(trainer)
+
+        return [Every(1, begin)] + list(callbacks) + [Every(1, end)]
+
+    def save(self, trainer) -> None:
+        from minidl.training import save_checkpoint
+
+        if trainer.step == 0:
+            return
+        recorder = self.recorder
+        state = {"run": self.identity, "trainer": trainer.state_dict(),
+                 "recorder": {"curve": recorder.curve, "series": recorder.series,
+                              "losses": np.asarray(recorder.losses, dtype=np.float64)}}
+        save_checkpoint(state, self.path)
+
+    def interrupted(self, trainer, error):
+        """The TrainingInterrupted to raise for `error`, after saving the state if it is whole."""
+        from minidl.training import TrainingInterrupted
+
+        if self.whole_at == trainer.step and str(error).startswith("training interrupted"):
+            self.save(trainer)
+            return TrainingInterrupted(f"run interrupted after update {trainer.step}; checkpoint saved to "
+                                       f"{self.path}", trainer.step, self.path)
+        saved = f"the last checkpoint, {self.path}, stays" if self.path.exists() else "no checkpoint was written"
+        return TrainingInterrupted(f"run interrupted at update {trainer.step} in the middle of an update; "
+                                   f"{saved}", trainer.step, self.path if self.path.exists() else None)
+
+    def load(self, trainer) -> int | None:
+        """Continue from the file if there is one (returns its update count), else None."""
+        from minidl.training import load_checkpoint
+
+        if not self.path.exists():
+            return None
+        state = load_checkpoint(self.path)
+        if state.get("run") != self.identity:
+            raise ValueError(f"{self.path} is the checkpoint of another run ({state.get('run')}), not of "
+                             f"{self.identity}; move it away to start this run afresh")
+        trainer.load_state_dict(state["trainer"], source=str(self.path))
+        saved, recorder = state["recorder"], self.recorder
+        recorder.curve, recorder.series = saved["curve"], saved["series"]
+        recorder.losses = [float(v) for v in saved["losses"]]
+        recorder.report_progress(trainer.step)
+        self.whole_at = trainer.step
+        return trainer.step
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def seconds_per_update(data, config, activation: str, warmup: int = 5, timed: int = 15) -> float:
@@ -178,12 +282,22 @@ def seconds_per_update(data, config, activation: str, warmup: int = 5, timed: in
 def search_learning_rate(data, config, activation: str, scheme: str, on_updates=None) -> dict:
     """The paper's choice of learning rate, on a short budget: for each lr of the grid, train
     `lr_search_updates` updates (seed 0) and keep the lr with the lowest validation error (a diverged
-    run counts as error 1). Returns {"grid", "validation_error", "chosen"}."""
-    errors = []
-    for lr in config.lr_search_grid:
-        run = train_run(data, config, activation, scheme, seed=0, lr=lr, updates=config.lr_search_updates,
-                        monitor=False, on_updates=on_updates)
-        errors.append(1.0 if run["final_validation_error"] is None else run["final_validation_error"])
-    best = int(np.argmin(errors))
+    run counts as error 1). Returns {"grid", "validation_error", "updates", "chosen"}."""
+    trials = [train_run(data, config, activation, scheme, seed=0, lr=lr, updates=config.lr_search_updates,
+                        monitor=False, on_updates=on_updates) for lr in config.lr_search_grid]
+    return choose_learning_rate(config, trials)
+
+
+def choose_learning_rate(config, trials: list) -> dict:
+    """The search's result from its trials' records (one per lr of `config.lr_search_grid`, any order):
+    the lr with the lowest validation error, a diverged trial counting as error 1; ties go to the first
+    lr of the grid."""
+    error_of = {float(t["lr"]): 1.0 if t["final_validation_error"] is None else t["final_validation_error"]
+                for t in trials}
+    grid = [float(lr) for lr in config.lr_search_grid]
+    missing = [lr for lr in grid if lr not in error_of]
+    if missing:
+        raise ValueError(f"learning-rate search: no trial for lr {missing}")
+    errors = [error_of[lr] for lr in grid]
     return {"grid": list(config.lr_search_grid), "validation_error": errors,
-            "updates": config.lr_search_updates, "chosen": float(config.lr_search_grid[best])}
+            "updates": config.lr_search_updates, "chosen": grid[int(np.argmin(errors))]}

@@ -11,7 +11,7 @@ from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_SNAPSHOTS, MIN_UPDATE
 
 BUDGET_KEYS = ["time_budget_seconds", "seconds_before_training", "measured_seconds_per_update", "updates_planned",
                "updates_per_run", "updates_by_activation", "update_shares", "update_share_reason", "cut",
-               "expected_training_hours"]
+               "expected_training_hours", "parallel_runs"]
 
 
 def _default(time_budget=570.0, lr_search=False):
@@ -90,7 +90,7 @@ def test_the_study_records_the_plan_and_leaves_its_config_alone(tmp_path):
     assert study.config.training.updates == 150 and study.config.training.eval_every == 50
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     budget, recorded = results["training"]["budget"], results["config"]["training"]
-    assert list(budget) == BUDGET_KEYS and budget["cut"] and budget["updates_per_run"] == 100
+    assert list(budget) == BUDGET_KEYS + ["final"] and budget["final"] and budget["cut"] and budget["updates_per_run"] == 100
     assert (recorded["updates"], recorded["eval_every"], recorded["monitor_every"]) == (100, 10, 5)
     assert results["training"]["runs"][0]["updates_done"] == 100
     assert results["training"]["runs"][0]["curve"]["updates"] == list(range(0, 101, 10))

@@ -1,0 +1,191 @@
+"""One process per output folder: a lock file `<folder>/.lock` naming its holder (PID, host, purpose).
+
+    from minidl.experiments.study_lock import FolderLocked, acquire
+    with acquire("runs/study", "minidl reproduce") as lock:
+        if lock.stale is not None:
+            print(f"note: {lock.stale}")       # a dead holder's lock was taken over
+        ...                                  # the folder is ours until the block ends
+
+The same API as `minidl train`'s folder lock (minidl/training/run_lock.py, written for issue 12 at the same
+time): once both are merged, one of the two modules goes and its users import the other.
+
+The lock itself is an exclusive `flock` on the file: the kernel releases it when its process ends, however
+it ends (SIGKILL included), so a lock file left behind is recognized as stale with no guessing, and a reused
+PID cannot keep it alive. The file's JSON contents (pid, host, purpose, since) only name the holder in
+messages. Where the file system refuses `flock` (some network or FUSE mounts), liveness falls back to the
+PID: a lock from this host whose PID no longer runs is stale; one from another host is presumed alive
+(the fallback cannot stop two processes that find the same stale lock at the same instant).
+On release the file is removed (unlinked while still locked; an acquirer that locked the unlinked file
+notices the path now names another file, or none, and starts over).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:             # not POSIX (Windows): the PID fallback below
+    fcntl = None
+
+__all__ = ["acquire", "FolderLock", "FolderLocked", "Holder", "LOCK_FILE"]
+
+LOCK_FILE = ".lock"
+_NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds (or held) a lock, as written in the lock file."""
+    pid: int | None
+    host: str | None
+    purpose: str | None
+    since: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Holder":
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            fields = {}
+        if not isinstance(fields, dict):
+            fields = {}
+        pid = fields.get("pid")
+        return cls(pid if isinstance(pid, int) else None, fields.get("host"), fields.get("purpose"),
+                   fields.get("since"))
+
+    def __str__(self) -> str:
+        if self.pid is None:
+            return "another process (its lock file names no holder yet, or is unreadable)"
+        what = f"{self.purpose} " if self.purpose else ""
+        since = f", since {self.since}" if self.since else ""
+        return f"{what}(PID {self.pid} on host {self.host}{since})"
+
+
+class FolderLocked(RuntimeError):
+    """The folder is in use by another live process; `holder` names it, `path` is the lock file."""
+
+    def __init__(self, folder: Path, path: Path, holder: Holder):
+        self.folder, self.path, self.holder = folder, path, holder
+        super().__init__(f"{folder} is in use by {holder}; wait for it to finish or use another folder "
+                         f"(lock file {path})")
+
+
+class FolderLock:
+    """A held lock (see `acquire`). `stale` describes the dead holder whose lock was taken over, else None."""
+
+    def __init__(self, folder: Path, path: Path, fd: int, stale: str | None):
+        self.folder, self.path, self._fd, self.stale = folder, path, fd, stale
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Remove the lock file and unlock (idempotent)."""
+        if self._fd is None:
+            return
+        try:
+            if _same_file(self._fd, self.path):
+                os.unlink(self.path)
+        except OSError:
+            pass          # a read-only or vanished folder: the kernel lock still goes with the descriptor
+        finally:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.release()
+        return False
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True       # os.kill(pid, 0) would send CTRL_C_EVENT there: presume alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True       # it exists, owned by someone else
+    return True
+
+
+def _read(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _write(fd: int, purpose: str) -> None:
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+          "since": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, (json.dumps(me) + "\n").encode("utf-8"))
+    os.fsync(fd)
+
+
+def _held_by_live_process(holder: Holder) -> bool:
+    """PID fallback (no flock): presumed alive unless it is this host's and its PID no longer runs."""
+    if holder.pid is None or holder.host != socket.gethostname():
+        return True
+    return _pid_alive(holder.pid)
+
+
+def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
+    """Lock `folder` (created if missing) for this process, or raise FolderLocked naming the live holder.
+
+    `purpose` (e.g. "minidl train") is written to the lock file for other processes' messages. A lock
+    left by a process that has ended is taken over; the returned lock's `stale` then says whose it was.
+    Use as a context manager or call `release()`; OSError (read-only or full file system) propagates.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            kernel_lock = fcntl is not None
+            try:
+                if kernel_lock:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderLocked(folder, path, Holder.parse(_read(fd))) from None
+            except OSError as error:
+                if error.errno not in _NO_FLOCK:
+                    raise
+                kernel_lock = False
+            if not _same_file(fd, path):
+                os.close(fd)      # the holder removed this file as we locked it: try the new one
+                continue
+            text = _read(fd)
+            previous = Holder.parse(text) if text.strip() else None
+            if not kernel_lock and previous is not None and _held_by_live_process(previous):
+                raise FolderLocked(folder, path, previous)
+            _write(fd, purpose)
+        except BaseException:
+            os.close(fd)
+            raise
+        stale = None
+        if previous is not None:
+            stale = f"took over the lock of {folder} left by {previous}, which is no longer running"
+        return FolderLock(folder, path, fd, stale)

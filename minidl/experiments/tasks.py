@@ -1,0 +1,208 @@
+"""The study's training runs and learning-rate trials as pure tasks: (task, data) -> record.
+
+A `RunTask` holds everything a run depends on (its TrainingConfig, activation, scheme, seed, lr, updates)
+and where its checkpoint goes; `execute(task, data)` produces the record in any process: the net's
+weights come from a generator of its own (`networks.build_network`), the minibatch order from the
+loader's seed, the kernels are deterministic and never split a sum across threads, so the record is the
+same serially, on a Dask worker, at any thread count, and across a checkpoint and resume (the kernel
+build, recorded, is the one thing that changes the last bits). The process-wide settings a run needs
+(kernel threads, malloc) are made by `execute` itself, so a task runs the same wherever it lands.
+
+record["execution"] (excluded, like the timing fields, when studies are compared) says how the record
+came about: attempts (how often the run was started, counted in `<checkpoint>.attempts`), the update it
+resumed from, the kernel build, threads, whether malloc was tuned, host and process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROGRESS_TOPIC = "minidl-progress"   # Dask event topic of the workers' progress messages
+PROGRESS_SECONDS = 0.5               # at most one progress message per task this often
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One training run ("run") or learning-rate trial ("trial") of the study."""
+    name: str                     # unique in the study; names the checkpoint file
+    kind: str                     # "run" | "trial"
+    config: object                # the run's TrainingConfig (its update share and intervals applied)
+    activation: str
+    scheme: str
+    seed: int
+    lr: float
+    updates: int
+    checkpoint: str | None = None         # path of the checkpoint file (None: no checkpoints)
+    checkpoint_every: int | None = None   # updates between checkpoints
+    threads: int | None = None            # kernel threads (None: leave the process's setting)
+    max_attempts: int | None = None       # refuse to start more often than this (None: no limit)
+
+    @property
+    def monitor(self) -> bool:
+        return self.kind == "run"
+
+
+def run_name(activation: str, scheme: str, seed: int) -> str:
+    return f"run-{activation}-{scheme}-seed{seed}"
+
+
+def trial_name(activation: str, scheme: str, lr: float) -> str:
+    return f"trial-{activation}-{scheme}-lr{lr:g}"
+
+
+class TooManyAttempts(RuntimeError):
+    """A task was started more often than its max_attempts allow."""
+
+
+def _attempts_path(task: RunTask) -> Path | None:
+    return Path(task.checkpoint + ".attempts") if task.checkpoint else None
+
+
+def read_attempts(task: RunTask) -> dict:
+    """{"attempts": starts so far, "pid", "host"} from the task's attempts file ({"attempts": 0}: none)."""
+    path = _attempts_path(task)
+    try:
+        return json.loads(path.read_text()) if path is not None else {"attempts": 0}
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {"attempts": 0}
+
+
+def _count_attempt(task: RunTask) -> int:
+    """Count this start in the attempts file (atomically rewritten); returns the attempt's number."""
+    path = _attempts_path(task)
+    if path is None:
+        return 1
+    attempt = read_attempts(task)["attempts"] + 1
+    if task.max_attempts is not None and attempt > task.max_attempts:
+        raise TooManyAttempts(f"{task.name} was started {attempt - 1} times already (--max-attempts "
+                              f"{task.max_attempts}); its last checkpoint is {task.checkpoint}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"attempts": attempt, "pid": os.getpid(), "host": socket.gethostname()}))
+    os.replace(temporary, path)
+    return attempt
+
+
+def undo_dask_malloc_trim() -> bool:
+    """Inside a Dask worker, undo the Nanny's MALLOC_TRIM_THRESHOLD_ (64 KiB by default), which makes glibc
+    return the training step's buffers to the OS after every update (twice the time per update, measured
+    for issue 13): the variable is dropped from this process's environment when it is exactly Dask's own
+    setting (a user's own value is left alone) and `minidl.tune_malloc()` sets the thresholds with mallopt.
+    True if the thresholds were set. Never imports dask: outside a worker it does nothing."""
+    from minidl.allocator import tune_malloc
+
+    value = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    distributed = sys.modules.get("distributed")
+    if value is None or distributed is None:
+        return False
+    import dask
+
+    try:
+        distributed.get_worker()
+    except ValueError:
+        return False          # not in a worker
+    dask_value = dask.config.get("distributed.nanny.pre-spawn-environ", {}).get("MALLOC_TRIM_THRESHOLD_")
+    if dask_value is None or str(dask_value) != value:
+        return False
+    del os.environ["MALLOC_TRIM_THRESHOLD_"]
+    return tune_malloc()
+
+
+def execute(task: RunTask, data, on_updates=None) -> dict:
+    """Train `task` on `data` (a StudyData) in this process; returns its record with "execution" filled in.
+    `on_updates(k)` is told of the updates done (every 10, and those a resumed run had already done)."""
+    from minidl import _core
+    from minidl.allocator import malloc_tuned
+    from minidl.experiments.training_study import train_run
+
+    attempt = _count_attempt(task)
+    undo_dask_malloc_trim()
+    if task.threads is not None:
+        _core.set_num_threads(task.threads)
+    with _blas_limits(task.threads):
+        record = train_run(data, task.config, task.activation, task.scheme, task.seed, task.lr, task.updates,
+                           monitor=task.monitor, on_updates=on_updates, checkpoint=task.checkpoint,
+                           checkpoint_every=task.checkpoint_every)
+    path = _attempts_path(task)
+    if path is not None:
+        path.unlink(missing_ok=True)
+    record["execution"].update({
+        "task": task.name, "attempts": attempt, "kernels": _core.kernel_name(),
+        "threads": _core.get_num_threads(), "malloc_tuned": malloc_tuned(), "host": socket.gethostname(),
+        "pid": os.getpid()})
+    return record
+
+
+def _blas_limits(threads):
+    """A context limiting NumPy's BLAS to `threads` (None: no limit)."""
+    if threads is None:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+class _ProgressSender:
+    """on_updates for a task on a Dask worker: the task's updates so far, as a worker event on
+    PROGRESS_TOPIC at most every PROGRESS_SECONDS (`flush` sends the last count)."""
+
+    def __init__(self, name: str, worker):
+        self.name, self.worker, self.done, self.sent, self.last = name, worker, 0, 0, 0.0
+
+    def __call__(self, updates: int) -> None:
+        self.done += updates
+        if time.monotonic() - self.last >= PROGRESS_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.done != self.sent:
+            self.worker.log_event(PROGRESS_TOPIC, {"task": self.name, "done": self.done})
+            self.sent, self.last = self.done, time.monotonic()
+
+
+def execute_on_worker(task: RunTask, spec) -> dict:
+    """`execute` on a Dask worker: the data loaded here from `spec` (a DataSpec, its fingerprint checked),
+    progress sent to the client as worker events."""
+    from distributed import get_worker
+
+    from minidl.experiments.data import load_spec
+
+    sender = _ProgressSender(task.name, get_worker())
+    record = execute(task, load_spec(spec), on_updates=sender)
+    sender.flush()
+    return record
+
+
+def measure_on_worker(spec, config, activations) -> float:
+    """Seconds per training update of the study's nets measured on a Dask worker (see `seconds_per_update`)."""
+    import numpy as np
+
+    from minidl import _core
+    from minidl.experiments.data import load_spec
+    from minidl.experiments.training_study import seconds_per_update
+
+    undo_dask_malloc_trim()
+    data = load_spec(spec)
+    return float(np.mean([seconds_per_update(data, config, a) for a in activations]))
+
+
+def check_shared_folder(folder: str, token: str) -> str | None:
+    """On a worker: None if `folder` holds the file `token` the client wrote (and is writable here), else
+    what is wrong (the workers must share the study's folder to write checkpoints there)."""
+    path = Path(folder) / token
+    try:
+        if not path.is_file():
+            return f"{socket.gethostname()} does not see {path}"
+        probe = Path(folder) / f"{token}.{socket.gethostname()}.{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        return f"{socket.gethostname()} cannot write to {folder}: {error}"
+    return None

@@ -1,0 +1,34 @@
+"""A tiny study shared by the reliability and Dask tests, and helpers to watch it run in a subprocess."""
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# A small serial study: 4 runs of 300 updates, a checkpoint every 40 updates (~1-2 s per run).
+TINY = ["reproduce", "--quick", "--dataset", "shapeset", "--skip-at-init", "--activations", "tanh",
+        "--schemes", "standard,xavier_uniform", "--seeds", "0,1", "--updates", "300", "--width", "48",
+        "--checkpoint-every", "40", "--no-progress"]
+
+
+def results_of(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def start_study(args: list) -> subprocess.Popen:
+    """`python -m minidl <args>` in a subprocess (text pipes)."""
+    return subprocess.Popen([sys.executable, "-m", "minidl"] + args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(process: subprocess.Popen, out: Path, timeout: float = 120.0) -> Path:
+    """The first run checkpoint to appear in out/checkpoints/ while `process` runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted((out / "checkpoints").glob("*.npz"))
+        if found:
+            return found[0]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.kill()
+    raise AssertionError("no checkpoint appeared")

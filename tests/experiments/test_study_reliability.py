@@ -1,0 +1,157 @@
+"""`minidl reproduce` never overwrites a study, refuses bad input before any work, holds a lock, keeps its
+status true (SIGTERM like Ctrl-C) and resumes an interrupted study to the same results."""
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from minidl.cli import main
+from minidl.experiments.study import comparable
+
+from study_helpers import TINY, results_of as _results, start_study, wait_for_checkpoint as _wait_for_checkpoint
+
+
+def _start(out: Path) -> subprocess.Popen:
+    return start_study(TINY + ["--out", str(out)])
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_complete_study_has_its_report_and_figures_and_no_checkpoints_left(uninterrupted, tmp_path):
+    assert uninterrupted["status"] == "complete" and len(uninterrupted["training"]["runs"]) == 4
+    assert [r["execution"]["task"] for r in uninterrupted["training"]["runs"]] == [
+        "run-tanh-standard-seed0", "run-tanh-xavier_uniform-seed0", "run-tanh-standard-seed1",
+        "run-tanh-xavier_uniform-seed1"]
+    assert all(r["execution"]["attempts"] == 1 and r["execution"]["resumed_from_update"] is None
+               for r in uninterrupted["training"]["runs"])
+
+
+def test_an_occupied_out_is_refused_and_the_old_study_is_untouched(uninterrupted, tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps(uninterrupted))
+    (out / "report.md").write_text("the old report")
+    before = _snapshot(out)
+    assert main(TINY + ["--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "is not empty" in error and "--resume" in error and len(error.strip().splitlines()) == 1
+    assert _snapshot(out) == before
+    assert main(TINY[:1] + ["--out", str(out), "--resume", "--no-progress"]) == 2      # complete: nothing to do
+    assert "complete; nothing to resume" in capsys.readouterr().err and _snapshot(out) == before
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--lr", "nan"], "learning rate must be a positive finite number, got nan"),
+    (["--lr", "-1"], "learning rate must be a positive finite number, got -1.0"),
+    (["--lr-search", "--lr-grid", "0.1,inf"], "--lr-grid must be a positive finite number, got inf"),
+    (["--time-budget", "-1"], "--time-budget must be a number of seconds >= 0"),
+    (["--time-budget", "nan"], "--time-budget must be a number of seconds >= 0"),
+    (["--seeds=-1"], "seeds must be distinct non-negative integers, got -1"),
+    (["--seeds", "1,1"], "seeds must be distinct non-negative integers, got 1,1"),
+    (["--updates", "0"], "training needs depth, width, updates"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
+    (["--threads-per-run", "0"], "--threads-per-run must be at least 1"),
+    (["--workers", "2", "--scheduler", "tcp://localhost:1"], "not both"),
+    (["--data-dir", "/nonexistent/minidl"], "--data-dir /nonexistent/minidl: no such folder"),
+    (["--resume"], "--resume needs --out"),
+])
+def test_bad_options_are_one_line_errors_before_any_work(tmp_path, capsys, options, message):
+    out = tmp_path / "study"
+    args = [a for a in TINY if a != "--no-progress"] + options + ["--no-progress"]
+    if options != ["--resume"]:
+        args += ["--out", str(out)]
+    assert main(args) == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1 and error.startswith("minidl reproduce: ")
+    assert not out.exists()
+
+
+def test_a_missing_dataset_is_a_one_line_error_before_any_work(tmp_path, capsys, monkeypatch):
+    from minidl.data import datasets
+
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "nowhere"])
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    out = tmp_path / "study"
+    assert main(["reproduce", "--quick", "--dataset", "mnist", "--no-progress", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "mnist (train split) not found" in error and "Searched:" in error and "--data-dir" in error
+    assert len(error.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_resume_refuses_options_that_change_the_study_and_a_folder_without_one(tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    assert main(["reproduce", "--out", str(out), "--resume", "--width", "10", "--no-progress"]) == 2
+    assert "drop --width" in capsys.readouterr().err
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "results.json does not exist; nothing to resume" in capsys.readouterr().err
+
+
+def test_a_folder_in_use_is_refused_with_its_holder(tmp_path, capsys):
+    from minidl.experiments.study_lock import acquire
+
+    out = tmp_path / "study"
+    with acquire(out, "another minidl reproduce"):
+        assert main(TINY + ["--out", str(out)]) == 2
+        error = capsys.readouterr().err
+        assert "in use by another minidl reproduce" in error and f"PID {os.getpid()}" in error
+        assert [p.name for p in out.iterdir()] == [".lock"]
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_resume_gives_the_same_results(uninterrupted, tmp_path):
+    out = tmp_path / "study"
+    process = _start(out)
+    _wait_for_checkpoint(process, out)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and f"minidl reproduce --out {out} --resume" in err
+    results = _results(out)
+    assert results["status"] == "interrupted"
+    assert "The study was interrupted" in (out / "report.md").read_text()
+    checkpoints = list((out / "checkpoints").glob("*.npz"))
+    assert len(checkpoints) == 1                       # the run in progress saved its state when stopped
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = _results(out)
+    assert resumed["status"] == "complete" and comparable(resumed) == comparable(uninterrupted)
+    continued = [r for r in resumed["training"]["runs"] if r["execution"]["resumed_from_update"]]
+    assert len(continued) == 1 and continued[0]["execution"]["attempts"] == 2
+    assert not (out / "checkpoints").exists()
+    assert len(resumed["execution"]["invocations"]) == 2
+
+
+def test_a_killed_client_is_resumed_from_its_checkpoints_to_the_same_results(uninterrupted, tmp_path):
+    out = tmp_path / "study"
+    process = _start(out)
+    checkpoint = _wait_for_checkpoint(process, out)
+    process.kill()                                      # SIGKILL: no handler, no last words
+    process.communicate(timeout=60)
+    assert _results(out)["status"] == "running" and checkpoint.exists()
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0   # the stale lock is taken over
+    resumed = _results(out)
+    assert resumed["status"] == "complete" and comparable(resumed) == comparable(uninterrupted)
+    assert any(r["execution"]["resumed_from_update"] for r in resumed["training"]["runs"])
+
+
+def test_ctrl_c_while_the_report_is_written_leaves_status_interrupted(tmp_path, monkeypatch, capsys):
+    from minidl.experiments import figures
+
+    out = tmp_path / "study"
+    real = figures.draw_all
+    calls = []
+
+    def draw_once_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "draw_all", draw_once_then_interrupt)
+    args = [a if a != "300" else "20" for a in TINY]
+    assert main(args + ["--out", str(out)]) == 130
+    assert _results(out)["status"] == "interrupted"
+    assert "wrote" not in capsys.readouterr().out
