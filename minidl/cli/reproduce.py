@@ -179,8 +179,9 @@ def run(args) -> int:
     import shlex
     import signal
     import sys
+    import threading
 
-    from minidl.experiments.study import run_study
+    from minidl.experiments.study import StudyFolderError, run_study
     from minidl.experiments.study_lock import FolderLocked
 
     try:
@@ -189,11 +190,12 @@ def run(args) -> int:
         print(f"minidl reproduce: {error}", file=sys.stderr)
         return 2
     command = "minidl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "minidl reproduce"
-    previous = signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate_like_ctrl_c) if in_main_thread else None
     try:
         study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,
                           resume=args.resume)
-    except FolderLocked as error:
+    except (FolderLocked, StudyFolderError) as error:     # another process got there first
         print(f"minidl reproduce: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -205,7 +207,8 @@ def run(args) -> int:
               file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
           f"{study.results['wall_seconds']:.0f} s)")
     return 0

@@ -21,14 +21,22 @@ def start_study(args: list) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_checkpoint(process: subprocess.Popen, out: Path, timeout: float = 120.0) -> Path:
-    """The first run checkpoint to appear in out/checkpoints/ while `process` runs."""
+def wait_for_checkpoint(process: subprocess.Popen, out: Path, runs_done: int = 0, timeout: float = 120.0) -> Path:
+    """The first run checkpoint to appear in out/checkpoints/ while `process` runs, once results.json holds
+    at least `runs_done` finished runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = sorted((out / "checkpoints").glob("*.npz"))
-        if found:
+        if found and (runs_done == 0 or len(_runs(out)) >= runs_done):
             return found[0]
         assert process.poll() is None, process.communicate()
         time.sleep(0.01)
     process.kill()
     raise AssertionError("no checkpoint appeared")
+
+
+def _runs(out: Path) -> list:
+    try:
+        return results_of(out)["training"]["runs"]
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []

@@ -106,12 +106,14 @@ def test_a_folder_in_use_is_refused_with_its_holder(tmp_path, capsys):
 def test_sigterm_is_handled_like_ctrl_c_and_resume_gives_the_same_results(uninterrupted, tmp_path):
     out = tmp_path / "study"
     process = _start(out)
-    _wait_for_checkpoint(process, out)
+    _wait_for_checkpoint(process, out, runs_done=1)          # one run finished, the second one under way
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and f"minidl reproduce --out {out} --resume" in err
     results = _results(out)
     assert results["status"] == "interrupted"
+    kept = comparable(results)["training"]["runs"]                                  # finished work kept
+    assert len(kept) >= 1 and kept == comparable(uninterrupted)["training"]["runs"][:len(kept)]
     assert "The study was interrupted" in (out / "report.md").read_text()
     checkpoints = list((out / "checkpoints").glob("*.npz"))
     assert len(checkpoints) == 1                       # the run in progress saved its state when stopped
