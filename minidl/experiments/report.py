@@ -390,6 +390,8 @@ FIGURE_CAPTIONS = {
     "fig11_12_learning_curves": "Figs. 11-12: learning curves",
     "variance_propagation": "Variance propagation: measured (o) vs predicted (--)",
     "jacobian_singular_values": "Mean singular value of each layer's Jacobian at init",
+    "relu_he_vs_xavier": "Beyond the paper: ReLU under Xavier vs He — at init (std per layer) and a deep net training",
+    "depth_sweep": "Beyond the paper: test error at budget and at-init gradient ratio against depth",
 }
 
 
@@ -423,9 +425,11 @@ def time_section(results) -> list[str]:
                      f"{_ratio_cell(actual_sum, planned_sum)} |")
     total = estimate.get("total_seconds")
     if total is not None:
-        lines += ["", f"Whole study planned at {total:.0f} s (time budget "
-                  f"{_fmt(estimate.get('time_budget_seconds'), 4)} s); the wall time including this report is "
-                  "`wall_seconds` in results.json."]
+        budget = estimate.get("time_budget_seconds")
+        lines += ["", f"Whole study planned at {total:.0f} s (" + (f"time budget {budget:.0f} s" if budget else
+                  "no time budget") + "); the wall time including this report is `wall_seconds` in results.json. "
+                  "Times taken while other work loads the machine are noisy: the planner measures its speeds at the "
+                  "start of the run, not during it."]
     return lines + [""]
 
 
