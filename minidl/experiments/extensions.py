@@ -106,7 +106,7 @@ def _train(data, activation, scheme, depth, width, updates, lr, seed, batch_size
                             eval_every=max(1, updates // curve_points), eval_examples=1000)
     run = train_run(data, config, activation, scheme, seed, lr, updates, monitor=False)
     return {key: run[key] for key in ("activation", "scheme", "seed", "lr", "depth", "width", "updates_done",
-                                      "diverged_at", "final_test_error", "curve", "train_seconds")}
+                                      "diverged_at", "final_test_error", "curve")}
 
 
 def run_extensions(config: ExtensionsConfig, data, results: dict, save, on_units=None) -> None:

@@ -9,12 +9,12 @@ Layout of results.json (format "minidl-reproduce/1"):
                       intervals as planned
     environment       python, numpy, platform, cpu_count, minidl version
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
-                      invocations [{started, command, wall_seconds, runner {runner: serial|dask, ...},
-                      stage_seconds {data, speed, at_init, lr_search, runs, report, extensions}}],
+                      invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
+                      stage_seconds {data, speed, at_init, lr_search, runs, extensions, report}}],
                       estimate (the planner's, made before the at-init stage; minidl.experiments.planner):
                       {seconds_per_update, seconds_per_eval_example, eval_example_updates,
                       monitor_example_updates, seconds_per_at_init_layer, seconds_per_jacobian,
-                      stages {at_init, lr_search, runs, report, extensions: seconds}, seconds_before_plan,
+                      stages {at_init, lr_search, runs, extensions, report: seconds}, seconds_before_plan,
                       total_seconds, time_budget_seconds, revised_after_at_init (runs re-planned then)}
     data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
                       fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)
@@ -52,8 +52,7 @@ Layout of results.json (format "minidl-reproduce/1"):
                           width, activation_std [per layer], backprop_gradient_std [per layer],
                           activation_std_ratio_per_layer, backprop_gradient_std_top_over_bottom
         deep_relu         {depth, width, lr, runs: [{activation, scheme, seed, lr, depth, width, updates_done,
-                          diverged_at, final_test_error, curve {updates, train_loss, test_error},
-                          train_seconds}]}
+                          diverged_at, final_test_error, curve {updates, train_loss, test_error}}]}
         depth_sweep       list per (activation, scheme, depth): gradient_ratio and activation_std_ratio at
                           init, test_error (whole test split) after `updates` at `lr`, diverged_at
     paper_table1      the paper's Table 1 (test error %, 5 hidden layers)

@@ -251,6 +251,9 @@ def check_out(out, resume: bool) -> dict | None:
                                f"{results.get('format') if isinstance(results, dict) else None!r})")
     if results.get("status") == "complete":
         raise StudyFolderError(f"--resume: the study in {out} is complete; nothing to resume")
+    if "config" not in results.get("execution", {}):
+        raise StudyFolderError(f"--resume: {path} was written by a minidl that cannot resume studies; start a "
+                               "new one")
     return results
 
 
@@ -280,6 +283,8 @@ class Study:
 
     def __init__(self, config: StudyConfig | None, out: Path, command: str = "", progress: bool = True,
                  execution: Execution | None = None, resume: bool = False):
+        if config is None and not resume:
+            raise ValueError("Study: a config is needed unless the study is resumed")
         self.out = Path(out)
         self.progress, self.command, self.resume = progress, command, resume
         self.config = config.validate() if config is not None else None
@@ -294,7 +299,7 @@ class Study:
 
     def _begin(self, resumed: dict | None) -> None:
         """The results to fill: new ones, or (`resumed`) those of the unfinished study being continued."""
-        invocation = {"started": _now(), "command": self.command}
+        invocation = {"started": _now(), "command": self.command, "environment": _environment()}
         if resumed is None:
             config = self.config
             self.results = {
@@ -562,10 +567,23 @@ class Study:
                         threads=self.execution.threads_per_run)
                 for name, activation, scheme, seed, lr, updates in specs]
 
-    def _execute(self, tasks, records: list, order: list, data, spec, bar, label: str) -> None:
-        """Run `tasks` (not yet in `records`) on the runner; keep `records` in `order` (task names)."""
+    def _execute(self, tasks, records: list, data, spec, bar, label: str) -> None:
+        """Run `tasks` (those not yet in `records`) on the runner; `records` follow the order of `tasks`.
+        A record a task left in its folder (finished while no study was there to save it) is taken as is."""
+        from minidl.experiments.tasks import finished_record, forget_record
+
         by_name = {r["execution"]["task"]: r for r in records}
+
+        def keep(task, record):
+            by_name[task.name] = record
+            records[:] = [by_name[t.name] for t in tasks if t.name in by_name]
+            self.save()
+            forget_record(task)
+
         for task in tasks:
+            left = finished_record(task) if task.name not in by_name else None
+            if left is not None:
+                keep(task, left)
             if task.name in by_name:
                 bar.update(task.updates)
         todo = [task for task in tasks if task.name not in by_name]
@@ -574,9 +592,7 @@ class Study:
         bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
         runner = self._runner_for(data, spec)
         for task, record in runner.run(todo, self._progress(bar)):
-            by_name[task.name] = record
-            records[:] = [by_name[name] for name in order if name in by_name]
-            self.save()
+            keep(task, record)
             bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
 
     def _search_learning_rates(self, data, spec, plan: TrainingPlan, bar) -> None:
@@ -590,7 +606,7 @@ class Study:
             specs = [(trial_name(a, s, lr), a, s, 0, float(lr), t.lr_search_updates)
                      for a in t.activations for s in t.schemes for lr in t.lr_search_grid]
             tasks = self._tasks("trial", specs, lambda activation: t)
-            self._execute(tasks, training["lr_trials"], [task.name for task in tasks], data, spec, bar, "lr trials")
+            self._execute(tasks, training["lr_trials"], data, spec, bar, "lr trials")
         rates = training["learning_rates"]
         for activation in t.activations:
             for scheme in t.schemes:
@@ -615,8 +631,7 @@ class Study:
         specs = [(run_name(a, s, seed), a, s, seed, rates[f"{a}/{s}"]["lr"], plan.runs[a].updates)
                  for seed in t.seeds for a in t.activations for s in t.schemes]   # seeds outermost: whole pairs
         tasks = self._tasks("run", specs, lambda activation: plan.runs[activation])
-        self._execute(tasks, self.results["training"]["runs"], [task.name for task in tasks], data, spec, bar,
-                      "runs")
+        self._execute(tasks, self.results["training"]["runs"], data, spec, bar, "runs")
 
     def _plan(self, data, per_update: float, assumed: float = 0.0) -> TrainingPlan:
         """plan_training with the time spent so far (plus `assumed` seconds still to come before training)."""

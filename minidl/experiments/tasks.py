@@ -8,6 +8,10 @@ same serially, on a Dask worker, at any thread count, and across a checkpoint an
 build, recorded, is the one thing that changes the last bits). The process-wide settings a run needs
 (kernel threads, malloc) are made by `execute` itself, so a task runs the same wherever it lands.
 
+A task with a checkpoint also leaves its record beside it (`<checkpoint>.record.json`, atomically) until
+the study has saved it in results.json, so a result that never reached the study (its client was killed,
+or left a run going on a cluster) is kept rather than trained again.
+
 record["execution"] (excluded, like the timing fields, when studies are compared) says how the record
 came about: attempts (how often the run was started, counted in `<checkpoint>.attempts`), the update it
 resumed from, the kernel build, threads, whether malloc was tuned, host and process.
@@ -129,14 +133,37 @@ def execute(task: RunTask, data, on_updates=None) -> dict:
         record = train_run(data, task.config, task.activation, task.scheme, task.seed, task.lr, task.updates,
                            monitor=task.monitor, on_updates=on_updates, checkpoint=task.checkpoint,
                            checkpoint_every=task.checkpoint_every)
-    path = _attempts_path(task)
-    if path is not None:
-        path.unlink(missing_ok=True)
     record["execution"].update({
         "task": task.name, "attempts": attempt, "kernels": _core.kernel_name(),
         "threads": _core.get_num_threads(), "malloc_tuned": malloc_tuned(), "host": socket.gethostname(),
         "pid": os.getpid()})
+    if task.checkpoint is not None:
+        from minidl.experiments.results import write_json_atomic
+
+        write_json_atomic(_record_path(task), record)
+        _attempts_path(task).unlink(missing_ok=True)
     return record
+
+
+def _record_path(task: RunTask) -> Path:
+    return Path(task.checkpoint + ".record.json")
+
+
+def finished_record(task: RunTask) -> dict | None:
+    """The record a finished task left beside its checkpoint (its result never reached the study: the
+    client was killed, or was gone while the task ran on), or None."""
+    if task.checkpoint is None:
+        return None
+    try:
+        return json.loads(_record_path(task).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def forget_record(task: RunTask) -> None:
+    """Remove the record file once the study has saved the record in results.json."""
+    if task.checkpoint is not None:
+        _record_path(task).unlink(missing_ok=True)
 
 
 def _blas_limits(threads):

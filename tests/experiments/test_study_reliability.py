@@ -90,6 +90,12 @@ def test_resume_refuses_options_that_change_the_study_and_a_folder_without_one(t
     assert "drop --width" in capsys.readouterr().err
     assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
     assert "results.json does not exist; nothing to resume" in capsys.readouterr().err
+    (out / "results.json").write_text('{"format": "minidl-reproduce/1", "status": "interrupted"}')
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "was written by a minidl that cannot resume studies" in capsys.readouterr().err
+    (out / "results.json").write_text('{"format": "something else"}')
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "is not a minidl reproduce study" in capsys.readouterr().err
 
 
 def test_a_folder_in_use_is_refused_with_its_holder(tmp_path, capsys):
@@ -157,3 +163,19 @@ def test_ctrl_c_while_the_report_is_written_leaves_status_interrupted(tmp_path, 
     assert main(args + ["--out", str(out)]) == 130
     assert _results(out)["status"] == "interrupted"
     assert "wrote" not in capsys.readouterr().out
+
+
+def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path):
+    # as if the client had been killed after the last run finished on a worker but before it saved the record
+    out = tmp_path / "study"
+    (out / "checkpoints").mkdir(parents=True)
+    results = json.loads(json.dumps(uninterrupted))
+    last = results["training"]["runs"].pop()
+    results["status"] = "interrupted"
+    (out / "results.json").write_text(json.dumps(results))
+    (out / "checkpoints" / f"{last['execution']['task']}.npz.record.json").write_text(json.dumps(last))
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = _results(out)
+    assert comparable(resumed) == comparable(uninterrupted)
+    assert resumed["training"]["runs"][-1]["execution"] == last["execution"]      # the same record, not a new run
+    assert not (out / "checkpoints").exists()

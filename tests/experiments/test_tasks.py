@@ -1,5 +1,6 @@
 """Runs as pure tasks: their own generator, checkpoints that continue a run to the same record, the data
 spec's fingerprint, the attempts count."""
+import json
 import os
 import signal
 
@@ -9,7 +10,8 @@ import pytest
 from minidl.experiments import data as study_data
 from minidl.experiments import training_study
 from minidl.experiments.config import TrainingConfig
-from minidl.experiments.tasks import RunTask, TooManyAttempts, execute, read_attempts, undo_dask_malloc_trim
+from minidl.experiments.tasks import (RunTask, TooManyAttempts, execute, finished_record, forget_record,
+                                     read_attempts, undo_dask_malloc_trim)
 from minidl.random import generator, manual_seed
 
 from test_training_study import _config, _data
@@ -82,6 +84,9 @@ def test_execute_counts_attempts_and_refuses_more_than_max_attempts(tmp_path):
     record = execute(task, data)
     assert record["execution"]["attempts"] == 1 and record["execution"]["threads"] == 1
     assert record["execution"]["kernels"] in ("avx2", "generic") and read_attempts(task) == {"attempts": 0}
+    assert finished_record(task) == json.loads(json.dumps(record))      # kept until the study has saved it
+    forget_record(task)
+    assert finished_record(task) is None
     (tmp_path / "run.npz.attempts").write_text('{"attempts": 2}')
     with pytest.raises(TooManyAttempts, match="started 2 times already"):
         execute(task, data)
