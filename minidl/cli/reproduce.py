@@ -14,7 +14,7 @@ def register(subparsers) -> None:
             "at-init study on 5- and 10-layer nets of {sigmoid,tanh,softsign,relu} x 6 schemes; training of the "
             "paper's 5x1000 nets for {sigmoid,tanh,softsign} x {standard,xavier_uniform} x 2 seeds, sigmoid "
             "6000 updates, tanh and softsign 1000, batch 64, cut equally if the measured speed does not fit "
-            "570 s); --extensions adds ReLU/He, depth and batch-norm studies; --quick within a minute (small "
+            "570 s); --extensions adds ReLU/He, depth and batch-norm studies beyond the paper; --quick within a minute (small "
             "nets); --full at the "
             "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
             "progress bar gives the estimate). Options below override the preset; unset, they take the "
@@ -25,8 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--extensions", action="store_true",
                         help="also run the studies beyond the paper: ReLU under Xavier vs He at init (depths 5-30) "
                              "and a 30x256 ReLU net trained under both, a depth sweep (2-20) of every activation x "
-                             "scheme; a few more minutes (the progress bar gives the estimate); with --quick at toy "
-                             "size")
+                             "scheme, the standard-init 5x1000 sigmoid net with and without batch norm; a few more "
+                             "minutes (the progress bar gives the estimate); with --quick at toy size")
     parser.add_argument("--out", default=None,
                         help="output folder, new or empty (default: a new folder under runs/); an existing study "
                              "is never overwritten")

@@ -332,9 +332,41 @@ def depth_sweep(results, folder):
     return _save(fig, folder, "ext_depth_sweep.png")
 
 
+def batchnorm_cure(results, folder):
+    """Fig. 2's statistics (top hidden layer's mean ± std; lower layers faint) and the test error of the
+    standard-init sigmoid net without and with batch norm before each activation."""
+    runs = ((results.get("extensions") or {}).get("batchnorm") or {}).get("runs") or []
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    for k, flag in enumerate((False, True)):
+        run = next((r for r in runs if r["batchnorm"] is flag), None)
+        if run is None:
+            continue
+        name = "with batch norm" if flag else "plain"
+        updates = np.array(run["monitor"]["updates"])
+        layers = run["monitor"]["layers"]
+        for i, layer in enumerate(layers):
+            mean, std = np.array(layer["mean"], float), np.array(layer["std"], float)
+            top = i == len(layers) - 1
+            axes[0][0].plot(updates, mean, color=f"C{k}", alpha=1.0 if top else 0.25,
+                            label=f"{name}: top layer" if top else None)
+            if top:
+                axes[0][0].fill_between(updates, mean - std, mean + std, color=f"C{k}", alpha=0.12)
+        axes[0][1].plot(run["curve"]["updates"], run["curve"]["test_error"], color=f"C{k}",
+                        label=f"{name} (seed {run['seed']}, lr {run['lr']:g})")
+    axes[0][0].set(title="sigmoid, standard init: activation mean ± std (top layer; others faint)",
+                   xlabel="updates", ylim=(-0.05, 1.05))
+    axes[0][1].set(title="test error", xlabel="updates", ylim=(0, 1))
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
+    return _save(fig, folder, "ext_batchnorm_sigmoid.png")
+
+
 ALL_FIGURES = (fig2_sigmoid_mean_std, fig3_percentiles, fig4_final_histograms, fig6_activation_histograms,
                fig7_backprop_histograms, fig8_weight_gradient_histograms, fig11_12_learning_curves,
-               variance_propagation, jacobian_singular_values, relu_he_vs_xavier, depth_sweep)
+               variance_propagation, jacobian_singular_values, relu_he_vs_xavier, depth_sweep, batchnorm_cure)
 
 
 def draw_all(results, folder) -> dict:

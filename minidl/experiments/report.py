@@ -392,6 +392,7 @@ FIGURE_CAPTIONS = {
     "jacobian_singular_values": "Mean singular value of each layer's Jacobian at init",
     "relu_he_vs_xavier": "Beyond the paper: ReLU under Xavier vs He — at init (std per layer) and a deep net training",
     "depth_sweep": "Beyond the paper: test error at budget and at-init gradient ratio against depth",
+    "batchnorm_cure": "Beyond the paper: the standard-init sigmoid net without and with batch norm",
 }
 
 

@@ -55,6 +55,8 @@ Layout of results.json (format "minidl-reproduce/1"):
                           diverged_at, final_test_error, curve {updates, train_loss, test_error}}]}
         depth_sweep       list per (activation, scheme, depth): gradient_ratio and activation_std_ratio at
                           init, test_error (whole test split) after `updates` at `lr`, diverged_at
+        batchnorm         {runs: [{batchnorm (bool), seed, lr, depth, width, updates_done, diverged_at, curve,
+                          monitor (as a study run's), final_test_error}]}
     paper_table1      the paper's Table 1 (test error %, 5 hidden layers)
 The verdicts in report.md (minidl.experiments.verdicts, extensions) are computed from these fields alone.
 CSV files: at_init_layers.csv, training_curves.csv, training_monitor.csv, final_errors.csv.

@@ -73,10 +73,74 @@ def test_quick_extensions_run_every_piece_and_report_them(tmp_path):
     assert [r["scheme"] for r in ext["deep_relu"]["runs"]] == list(extensions.HE_RATIO)
     assert all(r["updates_done"] == config.deep_updates for r in ext["deep_relu"]["runs"])
     assert len(ext["depth_sweep"]) == len(config.sweep_activations) * len(config.sweep_schemes) * len(config.sweep_depths)
+    assert [r["batchnorm"] for r in ext["batchnorm"]["runs"]] == [False, True]
     estimate = results["execution"]["estimate"]
     assert estimate["stages"]["extensions"] > 0 and "extensions" in results["execution"]["invocations"][-1]["stage_seconds"]
     report = (out / "report.md").read_text()
     assert "## Verdict: beyond the paper" in report and "He et al. Fig. 3 (deep ReLU)" in report
     assert "figures/ext_relu_he_vs_xavier.png" in report and "figures/ext_depth_sweep.png" in report
+    assert "figures/ext_batchnorm_sigmoid.png" in report and "Ioffe & Szegedy 2015 (batch norm)" in report
     assert "## Time: planned vs actual" in report and "| extensions |" in report and "| runs |" in report
     assert report.index("## Verdict: the paper") < report.index("## Figures") < report.index("## Method")
+
+
+def _batchnorm(top_plain, top_normed, errors_plain, errors_normed):
+    """One run per arm; monitor snapshots at 0 and 200 (top layer's mean `top_*` from 200 on)."""
+    def run(flag, top, errors):
+        layers = [{"mean": [0.5, 0.6], "std": [0.1, 0.1], "p2": [0, 0], "p50": [0.5, 0.5], "p98": [1, 1]},
+                  {"mean": [0.5, top], "std": [0.1, 0.1], "p2": [0, 0], "p50": [0.5, top], "p98": [1, 1]}]
+        return {"batchnorm": flag, "seed": 0, "lr": 0.5, "depth": 2, "width": 10, "updates_done": 400,
+                "diverged_at": None, "final_test_error": errors[-1],
+                "curve": {"updates": [0, 200, 400], "train_loss": [None, 1, 1], "test_error": errors},
+                "monitor": {"updates": [0, 200], "layers": layers}}
+    return {"data": {"majority_error": 0.9},
+            "extensions": {"batchnorm": {"runs": [run(False, top_plain, errors_plain),
+                                                  run(True, top_normed, errors_normed)]}}}
+
+
+@pytest.mark.parametrize("case, outcome", [
+    ((0.004, 0.45, [0.9, 0.9, 0.9], [0.9, 0.5, 0.3]), REPRODUCED),
+    ((0.004, 0.05, [0.9, 0.9, 0.9], [0.9, 0.5, 0.3]), NOT_REPRODUCED),    # batch-normed top layer saturated
+    ((0.004, 0.45, [0.9, 0.5, 0.3], [0.9, 0.5, 0.3]), NOT_REPRODUCED),    # both leave at once
+    ((0.004, 0.45, [0.9, 0.9, 0.9], [0.9, 0.9, 0.9]), NOT_REPRODUCED),    # neither leaves
+])
+def test_batchnorm_verdict(case, outcome):
+    verdict = extensions.batchnorm_verdict(_batchnorm(*case))
+    assert verdict.outcome == outcome
+    assert extensions.batchnorm_verdict({}).outcome == NOT_TESTABLE
+
+
+def test_the_batchnorm_net_normalizes_before_each_activation_and_its_snapshots_leave_the_statistics_alone():
+    import types
+
+    import numpy as np
+
+    from minidl import nn
+    from minidl.experiments.networks import build_batchnorm_network
+
+    model, probe = build_batchnorm_network(20, 3, 8, 4, "sigmoid", "standard", seed=0)
+    assert [type(m).__name__ for m in model] == ["Linear", "BatchNorm1d", "Sigmoid"] * 3 + ["Linear"]
+    assert [tuple(l.weight.shape) for l in probe.linears] == [(20, 8), (8, 8), (8, 8), (8, 4)]
+    norms = [m for m in model if isinstance(m, nn.BatchNorm1d)]
+    x = np.random.default_rng(0).random((30, 20), dtype=np.float32) + 3.0     # far from the running mean 0
+    recorder = extensions._EvalModeRecorder(model, probe, 3, x, None)
+    before = [np.array(m.running_mean, copy=True) for m in norms]
+    recorder.snapshot(types.SimpleNamespace(step=7))
+    assert all(np.array_equal(b, np.asarray(m.running_mean)) for b, m in zip(before, norms))
+    assert model.training and recorder.series["updates"] == [7]
+    plain = nn.Sequential(*list(model))          # the same snapshot in train mode would move them
+    import minidl as mdl
+    with mdl.no_grad():
+        plain(mdl.tensor(x))
+    assert not all(np.array_equal(b, np.asarray(m.running_mean)) for b, m in zip(before, norms))
+
+
+def test_a_batchnorm_run_trains_both_arms_at_toy_size():
+    from minidl.experiments.data import load_study_data
+
+    data = load_study_data("shapeset", train_examples=400)
+    config = extensions.quick()
+    for flag in (False, True):
+        record = extensions._batchnorm_run(data, config, flag, seed=0)
+        assert record["batchnorm"] is flag and record["updates_done"] == config.batchnorm_updates
+        assert len(record["monitor"]["layers"]) == config.batchnorm_depth and record["final_test_error"] is not None
