@@ -10,12 +10,14 @@ Layout of results.json (format "minidl-reproduce/1"):
     environment       python, numpy, platform, cpu_count, minidl version
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
                       invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
-                      stage_seconds {data, speed, at_init, lr_search, runs, extensions, report}}],
+                      stage_seconds {data, speed, at_init, speed_before_runs, lr_search, runs, extensions,
+                      report}}],
                       estimate (the planner's, made before the at-init stage; minidl.experiments.planner):
                       {seconds_per_update, seconds_per_eval_example, eval_example_updates,
                       monitor_example_updates, seconds_per_at_init_layer, seconds_per_jacobian,
                       stages {at_init, lr_search, runs, extensions, report: seconds}, seconds_before_plan,
-                      total_seconds, time_budget_seconds, revised_after_at_init (runs re-planned then)}
+                      total_seconds, time_budget_seconds, revised_after_at_init (the speeds measured again
+                      after the at-init stage and the training stages re-planned from them)}
     data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
                       fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)
     at_init           list, one record per (activation, depth, scheme):

@@ -365,6 +365,9 @@ class Study:
                 with self._stage("at_init"):
                     self._run_at_init(data, bar)
             if self.config.training is not None:
+                if per_update is not None and self.config.at_init is not None:
+                    with self._stage("speed_before_runs"):     # the machine's load may have changed
+                        per_update = self._measure_speed(data, spec, bar)
                 plan = self._final_plan(data, per_update, bar)
                 with self._stage("lr_search"):
                     self._search_learning_rates(data, spec, plan, bar)
@@ -474,7 +477,8 @@ class Study:
 
     def _record_estimate(self, plan: TrainingPlan, at_init_seconds: float, revised: bool = False) -> None:
         """results["execution"]["estimate"]: the planner's seconds per stage (report.md sets them beside the
-        stage times); `revised`: the runs' part re-planned once the at-init stage had taken its time."""
+        stage times); `revised`: the training stages re-planned after the at-init stage, from the speed
+        measured again then (the at-init and extension estimates stay those made before)."""
         from minidl.experiments.planner import REPORT_SECONDS
 
         execution = self.results["execution"]
@@ -540,7 +544,7 @@ class Study:
                                  parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"])
         else:
             plan = self._plan(data, per_update)
-            if "estimate" in self.results["execution"] and plan.updates != self.results["config"]["training"]["updates"]:
+            if "estimate" in self.results["execution"] and self.config.at_init is not None:
                 self._record_estimate(plan, 0.0, revised=True)
         self._adopt_plan(plan, bar, final=True)
         hours = plan.expected_training_hours

@@ -278,12 +278,22 @@ def figs11_12(results) -> Verdict:
         parts.append(f"{activation}: final {_pct(e['standard'])} (std) vs {_pct(e['xavier'])} (Xavier), spread "
                      f"{100 * e['spread']:.1f} pts" + (f"; {off}" if off else "") + f" → {_effect_words(e)}")
     good = all(e["effect"] == "xavier" for e in judged.values())
-    undecided = [a for a, e in judged.items() if e["effect"] == "none" and e["why"].startswith("one seed")]
-    if not good and undecided and all(e["effect"] != "standard" for e in judged.values()):
-        return Verdict(claim, said, "; ".join(parts), NOT_TESTABLE,
-                       f"one seed per init for {', '.join(undecided)}: no spread to judge a difference against; "
-                       "`minidl reproduce --skip-at-init --seeds 0,1,2` tests it")
+    undecided = {a: _undecided(e, runs, a) for a, e in judged.items() if e["effect"] == "none"}
+    if not good and all(undecided.values()) and all(e["effect"] != "standard" for e in judged.values()):
+        return Verdict(claim, said, "; ".join(parts), NOT_TESTABLE, "; ".join(undecided.values()))
     return Verdict(claim, said, "; ".join(parts), REPRODUCED if good else NOT_REPRODUCED, rule)
+
+
+def _undecided(effect: dict, runs, activation) -> str | None:
+    """Why `effect` ("none") says nothing about the claim at this budget (None: it refutes it)."""
+    if effect["why"].startswith("one seed"):
+        return (f"one seed per init for {activation}: no spread to judge a difference against; "
+                "`minidl reproduce --skip-at-init --seeds 0,1,2` tests it")
+    if all(v is None for values in effect["escapes"].values() for v in values):
+        updates = max(r.get("updates_done") or 0 for r in runs if r["activation"] == activation)
+        return (f"no {activation} run of either init left the plateau within its {updates} updates; "
+                f"`minidl reproduce --skip-at-init --activations {activation} --updates 6000` tests it")
+    return None
 
 
 def _effect_words(effect: dict) -> str:

@@ -112,3 +112,19 @@ def test_the_study_records_the_plan_and_leaves_its_config_alone(tmp_path):
     assert (recorded["updates"], recorded["eval_every"], recorded["monitor_every"]) == (100, 10, 5)
     assert results["training"]["runs"][0]["updates_done"] == 100
     assert results["training"]["runs"][0]["curve"]["updates"] == list(range(0, 101, 10))
+
+
+def test_the_estimate_is_recorded_and_revised_from_a_second_speed_measurement(tmp_path):
+    config = preset("quick")
+    config.dataset = "shapeset"
+    config.at_init.activations, config.at_init.schemes, config.at_init.width = ("tanh",), ("standard",), 30
+    t = config.training
+    t.activations, t.schemes, t.width, t.updates, t.seeds = ("tanh",), ("standard",), 20, 40, (0,)
+    study = run_study(config, tmp_path / "run", progress=False)
+    execution = study.results["execution"]
+    estimate, stages = execution["estimate"], execution["invocations"][-1]["stage_seconds"]
+    assert estimate["revised_after_at_init"] and {"speed", "speed_before_runs", "at_init", "runs"} <= set(stages)
+    assert set(estimate["stages"]) == {"at_init", "runs", "report"} and all(v > 0 for v in estimate["stages"].values())
+    assert estimate["total_seconds"] == pytest.approx(estimate["seconds_before_plan"] + sum(estimate["stages"].values()))
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "measured again after the at-init stage" in report and "| at_init |" in report

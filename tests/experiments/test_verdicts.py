@@ -50,6 +50,9 @@ def test_figs11_12_needs_xavier_ahead_beyond_the_seed_noise():
     reversed_effect = training_results([0.30, 0.32], [0.90, 0.90], 0.45)
     verdict = verdicts.figs11_12(reversed_effect)
     assert verdict.outcome == NOT_REPRODUCED and "standard better" in verdict.measured
+    on_the_plateau = training_results([0.90, 0.90], [0.90, 0.90], 0.004)        # both never left it
+    verdict = verdicts.figs11_12(on_the_plateau)
+    assert verdict.outcome == NOT_TESTABLE and "no sigmoid run of either init left the plateau within its 400" in verdict.rule
     one_seed = training_results([0.40], [0.38], 0.45)
     verdict = verdicts.figs11_12(one_seed)
     assert verdict.outcome == NOT_TESTABLE and "--seeds 0,1,2" in verdict.rule
