@@ -10,15 +10,23 @@ def register(subparsers) -> None:
         help="reproduce Glorot & Bengio (2010): what initialization does to deep nets",
         description=(
             "Run the Glorot & Bengio (2010) study and write report.md, figures/*.png, results.json and CSVs "
-            "into one folder. Presets: the default finishes within ~10 minutes on 2 cores (1000-unit nets, "
-            "at-init study on 5- and 10-layer nets, 5x1000 training of {sigmoid,tanh,softsign} x "
-            "{standard,xavier_uniform} x 2 seeds); --quick within a minute (small nets); --full at the "
+            "into one folder. Presets: the default finishes within 10 minutes on 2 cores (1000-unit nets: "
+            "at-init study on 5- and 10-layer nets of {sigmoid,tanh,softsign,relu} x 6 schemes; training of the "
+            "paper's 5x1000 nets for {sigmoid,tanh,softsign} x {standard,xavier_uniform} x 2 seeds, sigmoid "
+            "6000 updates, tanh and softsign 1000, batch 64, cut equally if the measured speed does not fit "
+            "570 s); --extensions adds ReLU/He, depth and batch-norm studies beyond the paper; --quick within a minute (small "
+            "nets); --full at the "
             "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
             "progress bar gives the estimate). Options below override the preset; unset, they take the "
             "preset's value."))
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="shrunk study that finishes within a minute")
     mode.add_argument("--full", action="store_true", help="the paper's scale (many hours)")
+    parser.add_argument("--extensions", action="store_true",
+                        help="also run the studies beyond the paper: ReLU under Xavier vs He at init (depths 5-30) "
+                             "and a 30x256 ReLU net trained under both, a depth sweep (2-20) of every activation x "
+                             "scheme, the standard-init 5x1000 sigmoid net with and without batch norm; a few more "
+                             "minutes (the progress bar gives the estimate); with --quick at toy size")
     parser.add_argument("--out", default=None,
                         help="output folder, new or empty (default: a new folder under runs/); an existing study "
                              "is never overwritten")
@@ -47,8 +55,8 @@ def register(subparsers) -> None:
                         help="init schemes of the at-init study (names as for --schemes)")
     parser.add_argument("--seeds", type=csv(int), default=None, help="training seeds, e.g. 0,1")
     parser.add_argument("--updates", type=int, default=None,
-                        help="SGD updates of every training run (default: fitted to the time budget, "
-                             "sigmoid runs 5x the others)")
+                        help="SGD updates of every training run (default: sigmoid 6000, tanh and softsign "
+                             "1000, cut to fit the time budget)")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size")
     parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
     parser.add_argument("--lr-search", action="store_true",
@@ -81,7 +89,7 @@ def register(subparsers) -> None:
 # those it was started with.
 STUDY_OPTIONS = ("quick", "full", "dataset", "data_dir", "skip_at_init", "skip_training", "depth", "width",
                  "init_depths", "activations", "init_activations", "schemes", "init_schemes", "seeds", "updates",
-                 "batch_size", "lr", "lr_search", "lr_grid", "lr_search_updates", "time_budget")
+                 "batch_size", "lr", "lr_search", "lr_grid", "lr_search_updates", "time_budget", "extensions")
 
 
 def build_config(args):
@@ -121,6 +129,10 @@ def build_config(args):
             t.eval_every = min(t.eval_every, max(1, args.updates // 5))
             t.monitor_every = min(t.monitor_every, max(1, args.updates // 10))
         config.training = t
+    if args.extensions:
+        from minidl.experiments import extensions
+
+        config.extensions = extensions.quick() if args.quick else extensions.ExtensionsConfig()
     if args.time_budget is not None:
         if not args.time_budget >= 0 or args.time_budget == float("inf"):
             raise ValueError(f"--time-budget must be a number of seconds >= 0 (0: no limit), got {args.time_budget}")

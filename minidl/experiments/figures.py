@@ -35,6 +35,15 @@ def _integer_locator():
     return MaxNLocator(integer=True)
 
 
+def _few_log_ticks(ax) -> None:
+    """At most 6 labelled decades and no minor labels on a log y axis: a log axis spanning dozens of
+    decades otherwise labels every tick, and laying out those labels took seconds per figure."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(numticks=6))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, folder: Path, name: str) -> Path:
     path = Path(folder) / name
     fig.tight_layout()
@@ -220,6 +229,7 @@ def variance_propagation(results, folder):
                 axes[row][col].semilogy(layers, predicted, "--", color=color)
         for ax in axes[:, col]:
             ax.xaxis.set_major_locator(_integer_locator())
+            _few_log_ticks(ax)
         axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer")
         axes[1][col].set(title=f"{activation}: Var(dC/ds)", xlabel="layer")
         axes[0][col].legend(fontsize=6)
@@ -245,13 +255,118 @@ def jacobian_singular_values(results, folder):
             ax.axhline(level, color="grey", linestyle=":", linewidth=1)
         ax.set(title=f"{activation}: mean singular value of dz^i/dz^(i-1)", xlabel="layer i", yscale="log")
         ax.xaxis.set_major_locator(_integer_locator())
+        _few_log_ticks(ax)
         ax.legend(fontsize=6)
     return _save(fig, folder, "jacobian_singular_values.png")
 
 
+def relu_he_vs_xavier(results, folder):
+    """ReLU under Xavier vs He: activation std per layer at init (o) beside the predictions ×√(1/2) and ×1
+    per layer from layer 1 (--), and the deep narrow net's learning curves."""
+    from minidl.experiments.extensions import HE_RATIO
+
+    ext = results.get("extensions") or {}
+    records, deep = ext.get("relu_init") or [], ext.get("deep_relu")
+    if not records:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    ax = axes[0][0]
+    depths = list(dict.fromkeys(r["depth"] for r in records))
+    for k, scheme in enumerate(HE_RATIO):
+        for depth, alpha in zip(depths, np.linspace(0.35, 1.0, len(depths))):
+            record = next((r for r in records if (r["scheme"], r["depth"]) == (scheme, depth)), None)
+            if record is None:
+                continue
+            layers = np.arange(1, depth + 1)
+            std = np.array(record["activation_std"], float)
+            ax.semilogy(layers, std, "o", markersize=3, color=f"C{k}", alpha=alpha)
+            ax.semilogy(layers, std[0] * HE_RATIO[scheme] ** (layers - 1.0), "--", color=f"C{k}", alpha=alpha,
+                        label=f"{init.get(scheme).label} (prediction ×{HE_RATIO[scheme]:.2f}/layer)"
+                        if depth == depths[-1] else None)
+    ax.set(title=f"ReLU at init, depths {depths}: activation std per layer", xlabel="layer")
+    _few_log_ticks(ax)
+    ax.legend(fontsize=7)
+    ax = axes[0][1]
+    if deep and deep.get("runs"):
+        for k, scheme in enumerate(HE_RATIO):
+            for run in (r for r in deep["runs"] if r["scheme"] == scheme):
+                ax.plot(run["curve"]["updates"], run["curve"]["test_error"], color=f"C{k}",
+                        label=f"{init.get(scheme).label} (seed {run['seed']})")
+        ax.set(title=f"{deep['depth']}×{deep['width']} ReLU net, SGD lr {deep['lr']:g}", xlabel="updates",
+               ylabel="test error", ylim=(0, 1))
+        ax.legend(fontsize=7)
+    else:
+        ax.axis("off")
+    return _save(fig, folder, "ext_relu_he_vs_xavier.png")
+
+
+def depth_sweep(results, folder):
+    """Test error at the budget and the at-init gradient ratio (top over layer 1) against depth, one panel
+    per activation, one line per scheme."""
+    sweep = (results.get("extensions") or {}).get("depth_sweep") or []
+    if not sweep:
+        return None
+    plt = _plt()
+    activations = list(dict.fromkeys(r["activation"] for r in sweep))
+    fig, axes = plt.subplots(2, len(activations), figsize=(4 * len(activations), 7), squeeze=False)
+    for col, activation in enumerate(activations):
+        for k, scheme in enumerate(dict.fromkeys(r["scheme"] for r in sweep)):
+            points = sorted((r for r in sweep if (r["activation"], r["scheme"]) == (activation, scheme)),
+                            key=lambda r: r["depth"])
+            if not points:
+                continue
+            depths = [r["depth"] for r in points]
+            errors = [np.nan if r["test_error"] is None else r["test_error"] for r in points]
+            ratios = [np.nan if r["gradient_ratio"] is None else r["gradient_ratio"] for r in points]
+            axes[0][col].plot(depths, errors, "o-", color=f"C{k}", label=init.get(scheme).label)
+            axes[1][col].semilogy(depths, ratios, "o-", color=f"C{k}", label=init.get(scheme).label)
+        axes[0][col].set(title=f"{activation}: test error after {sweep[0]['updates']} updates", xlabel="depth",
+                         ylim=(0, 1))
+        axes[1][col].set(title=f"{activation}: at-init dC/ds std, top / layer 1", xlabel="depth")
+        axes[1][col].axhline(1.0, color="grey", linestyle=":", linewidth=1)
+        for ax in axes[:, col]:
+            ax.xaxis.set_major_locator(_integer_locator())
+        _few_log_ticks(axes[1][col])
+        axes[0][col].legend(fontsize=6)
+    return _save(fig, folder, "ext_depth_sweep.png")
+
+
+def batchnorm_cure(results, folder):
+    """Fig. 2's statistics (top hidden layer's mean ± std; lower layers faint) and the test error of the
+    standard-init sigmoid net without and with batch norm before each activation."""
+    runs = ((results.get("extensions") or {}).get("batchnorm") or {}).get("runs") or []
+    if not runs:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
+    for k, flag in enumerate((False, True)):
+        run = next((r for r in runs if r["batchnorm"] is flag), None)
+        if run is None:
+            continue
+        name = "with batch norm" if flag else "plain"
+        updates = np.array(run["monitor"]["updates"])
+        layers = run["monitor"]["layers"]
+        for i, layer in enumerate(layers):
+            mean, std = np.array(layer["mean"], float), np.array(layer["std"], float)
+            top = i == len(layers) - 1
+            axes[0][0].plot(updates, mean, color=f"C{k}", alpha=1.0 if top else 0.25,
+                            label=f"{name}: top layer" if top else None)
+            if top:
+                axes[0][0].fill_between(updates, mean - std, mean + std, color=f"C{k}", alpha=0.12)
+        axes[0][1].plot(run["curve"]["updates"], run["curve"]["test_error"], color=f"C{k}",
+                        label=f"{name} (seed {run['seed']}, lr {run['lr']:g})")
+    axes[0][0].set(title="sigmoid, standard init: activation mean ± std (top layer; others faint)",
+                   xlabel="updates", ylim=(-0.05, 1.05))
+    axes[0][1].set(title="test error", xlabel="updates", ylim=(0, 1))
+    for ax in axes[0]:
+        ax.legend(fontsize=7)
+    return _save(fig, folder, "ext_batchnorm_sigmoid.png")
+
+
 ALL_FIGURES = (fig2_sigmoid_mean_std, fig3_percentiles, fig4_final_histograms, fig6_activation_histograms,
                fig7_backprop_histograms, fig8_weight_gradient_histograms, fig11_12_learning_curves,
-               variance_propagation, jacobian_singular_values)
+               variance_propagation, jacobian_singular_values, relu_he_vs_xavier, depth_sweep, batchnorm_cure)
 
 
 def draw_all(results, folder) -> dict:

@@ -34,3 +34,23 @@ def weight_variances(sizes: list[int], scheme: str) -> list[float]:
     """Var(W^i) of every layer (hidden and output) under `scheme` (minidl.init's registry)."""
     variance = init.get(scheme).variance
     return [variance(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def build_batchnorm_network(n_inputs: int, depth: int, width: int, n_classes: int, activation: str, scheme: str,
+                            seed: int):
+    """(model, probe): as `build_network`, with a `BatchNorm1d` between each hidden Linear and its
+    activation (Ioffe & Szegedy 2015: normalize the pre-activations); the probe records the activations."""
+    import numpy as np
+
+    from minidl import nn
+    from minidl.nn.activation import make_activation
+
+    weights = np.random.Generator(np.random.PCG64(int(seed)))
+    sizes = layer_sizes(n_inputs, depth, width, n_classes)
+    linears = [nn.Linear(a, b, init=scheme, generator=weights) for a, b in zip(sizes[:-1], sizes[1:])]
+    activations, stack = [], []
+    for linear in linears[:-1]:
+        activations.append(make_activation(activation))
+        stack += [linear, nn.BatchNorm1d(linear.weight.shape[1]), activations[-1]]
+    model = nn.Sequential(*stack, linears[-1])
+    return model, LayerProbe(linears, activations + [None])

@@ -13,6 +13,8 @@ TABLE1 = {
 }
 JACOBIAN_MEAN_SINGULAR_VALUE = {"standard": 0.5, "xavier_uniform": 0.8}   # Sec. 4.2.1
 ACTIVATION_STD_RATIO_TANH = {"standard": 0.57, "xavier_uniform": 1.0}    # Fig. 6 reading, sqrt(1/3)
+# Fig. 7 reading: back-propagated gradient std at the top hidden layer over layer 1, 5 layers
+BACKPROP_GRADIENT_RATIO_TANH = {"standard": 10.0, "xavier_uniform": 1.7}
 PAPER_UPDATES = 5_000_000
 PAPER_BATCH_SIZE = 10
 TABLE1_DEPTH = 5          # hidden layers of the nets behind Table 1

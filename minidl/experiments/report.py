@@ -1,6 +1,7 @@
-"""report.md: what ran, the figures, and sentences generated from this run's own numbers.
+"""report.md: the verdict table first (minidl.experiments.verdicts), then the time planned vs spent, the
+figures, compact tables, and one "Method" section whose sentences are generated from this run's numbers.
 
-Every claim is computed here from results.json with explicit thresholds; nothing is canned. Where the run
+Every claim is computed from results.json with explicit thresholds; nothing is canned. Where the run
 is too short to show something the paper shows, the report says so.
 """
 from __future__ import annotations
@@ -10,14 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from minidl.experiments import paper
 from minidl import init
+from minidl.experiments import paper
+from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, escape_update,
+                                         fraction_beyond, saturation_order, snapshot_at)
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
-SATURATED = 0.95            # |98th percentile| at or beyond this: the layer is saturated (tanh/softsign)
-SIGMOID_LOW = 0.1           # a sigmoid layer whose mean activation is below this sits saturated at 0
-EARLY_UPDATE = 200          # "a few hundred updates"
-PLATEAU_MARGIN = 0.1        # left the plateau = test error below (majority-class error - margin)
 
 
 def _fmt(value, digits=3):
@@ -45,19 +44,15 @@ def _find(records, **keys):
 
 
 # ---------------------------------------------------------------- at initialization
-def at_init_section(results) -> list[str]:
+def at_init_tables(results) -> list[str]:
+    """The compact at-init tables, one per depth."""
     records = results.get("at_init") or []
     if not records:
-        return ["## At initialization", "", "Not run (or interrupted before the first net finished).", ""]
+        return ["### At initialization", "", "Not run (or interrupted before the first net finished).", ""]
     depths = sorted({r["depth"] for r in records})
-    lines = ["## At initialization", "",
-             f"One untrained net per activation × scheme × depth {depths} (width {records[0]['width']}), "
-             f"{records[0]['examples']} fixed test examples, one forward/backward pass of the mean "
-             "cross-entropy. Ratios per layer are geometric means from layer 1 to the top hidden layer. "
-             "dC/ds is the gradient of the *batch-mean* cost (per-example gradients are larger by the batch "
-             "size; ratios are unaffected).", ""]
+    lines = []
     for depth in depths:
-        lines += [f"### {depth} hidden layers", "",
+        lines += [f"### At initialization, {depth} hidden layers of {records[0]['width']}", "",
                   "| activation | scheme | act. std layer 1 → top | act. std ratio/layer | dC/ds std top/bottom "
                   "| dW std max/min | Jacobian mean s.v. (layers 2..L) |",
                   "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
@@ -69,8 +64,23 @@ def at_init_section(results) -> list[str]:
                 f"{_fmt(s['backprop_gradient_std_top_over_bottom'])} | {_fmt(s['weight_gradient_std_max_over_min'])} "
                 f"| {_fmt(s['jacobian_mean_singular_value'])} |")
         lines.append("")
+    return lines
+
+
+def at_init_section(results) -> list[str]:
+    """The method text of the at-init study: what was measured and what the numbers show."""
+    records = results.get("at_init") or []
+    if not records:
+        return ["### At initialization", "", "Not run (or interrupted before the first net finished).", ""]
+    depths = sorted({r["depth"] for r in records})
+    lines = ["### At initialization", "",
+             f"One untrained net per activation × scheme × depth {depths} (width {records[0]['width']}), "
+             f"{records[0]['examples']} fixed test examples, one forward/backward pass of the mean "
+             "cross-entropy. Ratios per layer are geometric means from layer 1 to the top hidden layer. "
+             "dC/ds is the gradient of the *batch-mean* cost (per-example gradients are larger by the batch "
+             "size; ratios are unaffected).", ""]
     depth = depths[0]
-    lines += ["### What these numbers show", ""]
+    lines += ["#### What these numbers show", ""]
     for activation in dict.fromkeys(r["activation"] for r in records):
         standard = _find(records, activation=activation, scheme="standard", depth=depth)
         xavier = _find(records, activation=activation, scheme="xavier_uniform", depth=depth)
@@ -100,7 +110,7 @@ def at_init_section(results) -> list[str]:
                 lines.append(f"  {init.get(r['scheme']).label}: top-layer activation std {_fmt(top['std'])}, "
                              f"98th percentile {_fmt(top['p98'])}; activation std "
                              f"{_trend(r['summary']['activation_std_ratio_per_layer'])}.")
-    lines += ["", "### Theory vs measured (variance propagation)", "",
+    lines += ["", "#### Theory vs measured (variance propagation)", "",
               "Largest factor between measured and predicted variance over the hidden layers "
               f"({depths[-1]}-layer nets; 1.0 = exact; the derivation assumes the linear regime):", "",
               "| activation | scheme | Var(s), one step from the measured layer below | Var(z), recursion from "
@@ -157,39 +167,18 @@ def _final_errors(group):
     return [r["final_test_error"] for r in group if r["final_test_error"] is not None]
 
 
-def _escape_update(run, threshold):
-    """The learning-curve update from which the test error stays below `threshold` to the end (a dip that
-    returns to the plateau does not count); None if the last point is not below it."""
-    escape = None
-    for update, error in zip(run["curve"]["updates"], run["curve"]["test_error"]):
-        if error is not None and error < threshold:
-            escape = update if escape is None else escape
-        else:
-            escape = None
-    return escape
-
-
-def _snapshot_at(run, update):
-    """Index of the first monitor snapshot at or after `update` (else the last one)."""
-    updates = run["monitor"]["updates"]
-    for k, u in enumerate(updates):
-        if u >= update:
-            return k
-    return len(updates) - 1
-
-
 def training_section(results) -> list[str]:
     training = results.get("training") or {}
     runs = training.get("runs") or []
     data = results.get("data") or {}
     if not runs:
-        return ["## Training", "", "Not run (or interrupted before the first run finished).", ""]
+        return ["### Training", "", "Not run (or interrupted before the first run finished).", ""]
     config = results["config"]["training"]
     majority = data.get("majority_error")
     threshold = (majority - PLATEAU_MARGIN) if majority is not None else 0.8
     by_activation = _updates_by_activation(runs, config)
     lengths = _lengths_text(by_activation, config["batch_size"], data.get("n_train", 1))
-    lines = ["## Training", "",
+    lines = ["### Training", "",
              f"{config['depth']} hidden layers of {config['width']} units, softmax + NLL, plain SGD, batch "
              f"{config['batch_size']}, zero biases, {lengths} of "
              f"{data.get('n_train')} training examples, seeds {config['seeds']}. Learning curves use the first "
@@ -213,7 +202,7 @@ def training_section(results) -> list[str]:
         reason = budget.get("update_share_reason")
         lines += [f"Updates are shared unequally: these activations' runs make a fraction of the updates per run "
                   f"({share_text}); the others make all of them" + (f" ({reason})." if reason else "."), ""]
-    lines += ["### Learning rates", ""]
+    lines += ["#### Learning rates", ""]
     for key, choice in (training.get("learning_rates") or {}).items():
         if choice.get("search"):
             search = choice["search"]
@@ -222,28 +211,7 @@ def training_section(results) -> list[str]:
                          f"updates (seed 0) among {table}.")
         else:
             lines.append(f"- {key}: lr {choice['lr']:g} (fixed; {choice.get('evidence', 'no evidence recorded')}).")
-    dataset_column = "Shapeset" if data.get("name") == "shapeset" else "MNIST"
-    lines += ["", "### Final test error beside the paper's Table 1", "",
-              f"| activation | scheme | lr | this run: mean (min–max) over seeds | paper Shapeset | paper MNIST |",
-              "| --- | --- | ---: | --- | ---: | ---: |"]
-    for activation in dict.fromkeys(r["activation"] for r in runs):
-        for scheme in dict.fromkeys(r["scheme"] for r in runs if r["activation"] == activation):
-            group = _group(runs, activation, scheme)
-            errors = _final_errors(group)
-            diverged = sum(r["diverged_at"] is not None for r in group)
-            cell = (f"{_pct(float(np.mean(errors)))} ({_pct(min(errors))}–{_pct(max(errors))}), n={len(errors)}"
-                    if errors else "n/a")
-            if diverged:
-                cell += f", {diverged} diverged"
-            row = paper.table1_row(activation, scheme)
-            lines.append(f"| {activation} | {init.get(scheme).label} | {group[0]['lr']:g} | {cell} | "
-                         f"{row['Shapeset'] if row else '—'} | {row['MNIST'] if row else '—'} |")
-    if data.get("name") not in ("shapeset", "mnist"):
-        lines += ["", f"The paper has no {data.get('name')} column; MNIST and Shapeset are shown for scale only."]
-    if config["depth"] != paper.TABLE1_DEPTH:
-        lines += ["", f"The paper's Table 1 is for nets of {paper.TABLE1_DEPTH} hidden layers; these have "
-                      f"{config['depth']}."]
-    lines += ["", "### What these numbers show", ""]
+    lines += ["", "#### What these numbers show", ""]
     for activation in dict.fromkeys(r["activation"] for r in runs):
         lines += _init_effect_sentences(runs, activation, threshold, majority)
     lines += _saturation_sentences(runs)
@@ -256,6 +224,37 @@ def training_section(results) -> list[str]:
               "short run can show is the at-init study, the early saturation and how fast each net leaves the "
               "plateau.", ""]
     return lines
+
+
+def final_error_table(results) -> list[str]:
+    """Final test error per activation × scheme beside the paper's Table 1."""
+    runs = (results.get("training") or {}).get("runs") or []
+    data = results.get("data") or {}
+    if not runs:
+        return []
+    config = results["config"]["training"]
+    lines = [f"### Final test error beside the paper's Table 1 ({config['depth']}×{config['width']} nets)", "",
+             f"| activation | scheme | lr | updates | this run: mean (min–max) over seeds | paper Shapeset | paper MNIST |",
+             "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
+    for activation in dict.fromkeys(r["activation"] for r in runs):
+        for scheme in dict.fromkeys(r["scheme"] for r in runs if r["activation"] == activation):
+            group = _group(runs, activation, scheme)
+            errors = _final_errors(group)
+            diverged = sum(r["diverged_at"] is not None for r in group)
+            cell = (f"{_pct(float(np.mean(errors)))} ({_pct(min(errors))}–{_pct(max(errors))}), n={len(errors)}"
+                    if errors else "n/a")
+            if diverged:
+                cell += f", {diverged} diverged"
+            row = paper.table1_row(activation, scheme)
+            lines.append(f"| {activation} | {init.get(scheme).label} | {group[0]['lr']:g} | "
+                         f"{max(r['updates_done'] for r in group)} | {cell} | "
+                         f"{row['Shapeset'] if row else '—'} | {row['MNIST'] if row else '—'} |")
+    if data.get("name") not in ("shapeset", "mnist"):
+        lines += ["", f"The paper has no {data.get('name')} column; MNIST and Shapeset are shown for scale only."]
+    if config["depth"] != paper.TABLE1_DEPTH:
+        lines += ["", f"The paper's Table 1 is for nets of {paper.TABLE1_DEPTH} hidden layers; these have "
+                      f"{config['depth']}."]
+    return lines + [""]
 
 
 def _init_effect_sentences(runs, activation, threshold, majority):
@@ -285,7 +284,7 @@ def _init_effect_sentences(runs, activation, threshold, majority):
                              "they did not learn within this budget.")
     escapes = {}
     for name, group in (("standard", standard), ("Xavier", xavier)):
-        values = [_escape_update(r, threshold) for r in group]
+        values = [escape_update(r, threshold) for r in group]
         escapes[name] = values
     def words(values):
         done = [v for v in values if v is not None]
@@ -341,7 +340,7 @@ def _saturation_sentences(runs):
             continue
         tops, lowers, at = [], [], []
         for run in group:
-            k = _snapshot_at(run, EARLY_UPDATE)
+            k = snapshot_at(run, EARLY_UPDATE)
             layers = run["monitor"]["layers"]
             at.append(run["monitor"]["updates"][k])
             tops.append(layers[-1]["mean"][k])
@@ -359,18 +358,14 @@ def _saturation_sentences(runs):
         for scheme in ("standard", "xavier_uniform"):
             group = [r for r in _group(runs, activation, scheme) if r.get("final_histograms")]
             if group:
-                fractions = [_fraction_beyond(group[0]["final_histograms"], 0.9)]
+                fractions = [fraction_beyond(group[0]["final_histograms"], 0.9)]
                 lines.append(f"- {activation}, {init.get(scheme).label}: at the end {100 * fractions[0]:.1f}% of the monitored "
                              f"activations (all layers, seed {group[0]['seed']}) lie beyond ±0.9 (Fig. 4).")
             group = [r for r in _group(runs, activation, scheme) if r.get("monitor")]
             if not group:
                 continue
             run = group[0]
-            order = []
-            for i, layer in enumerate(run["monitor"]["layers"]):
-                hit = next((u for u, hi, lo in zip(run["monitor"]["updates"], layer["p98"], layer["p2"])
-                            if max(abs(hi), abs(lo)) >= SATURATED), None)
-                order.append((i + 1, hit))
+            order = saturation_order(run)
             reached = [(i, u) for i, u in order if u is not None]
             if reached:
                 text = ", ".join(f"layer {i} at update {u}" for i, u in sorted(reached, key=lambda p: p[1]))
@@ -384,17 +379,6 @@ def _saturation_sentences(runs):
     return lines
 
 
-def _fraction_beyond(histograms, threshold):
-    """Fraction of the values (pooled over layers) with |v| > threshold, from per-layer densities."""
-    fractions = []
-    for h in histograms:
-        edges = np.array(h["edges"])
-        mass = np.array(h["density"]) * np.diff(edges)
-        centers = 0.5 * (edges[1:] + edges[:-1])
-        fractions.append(float(mass[np.abs(centers) > threshold].sum()))
-    return float(np.mean(fractions))
-
-
 # ---------------------------------------------------------------- the whole report
 FIGURE_CAPTIONS = {
     "fig2_sigmoid_mean_std": "Fig. 2: sigmoid activations (mean ± std per layer) over training",
@@ -406,35 +390,125 @@ FIGURE_CAPTIONS = {
     "fig11_12_learning_curves": "Figs. 11-12: learning curves",
     "variance_propagation": "Variance propagation: measured (o) vs predicted (--)",
     "jacobian_singular_values": "Mean singular value of each layer's Jacobian at init",
+    "relu_he_vs_xavier": "Beyond the paper: ReLU under Xavier vs He — at init (std per layer) and a deep net training",
+    "depth_sweep": "Beyond the paper: test error at budget and at-init gradient ratio against depth",
+    "batchnorm_cure": "Beyond the paper: the standard-init sigmoid net without and with batch norm",
 }
 
 
+TIME_TOLERANCE = 0.15       # the planner's estimate of a stage should be within this share of its actual time
+
+
+def time_section(results) -> list[str]:
+    """The planner's estimate of each stage beside the time it took (this invocation)."""
+    estimate = (results.get("execution") or {}).get("estimate")
+    invocations = (results.get("execution") or {}).get("invocations") or []
+    if not estimate or not invocations:
+        return []
+    actual = invocations[-1].get("stage_seconds") or {}
+    lines = ["## Time: planned vs actual", "",
+             f"The planner's estimate (from {1000 * estimate['seconds_per_update']:.1f} ms per update and "
+             f"{1000 * estimate['seconds_per_eval_example']:.3f} ms per evaluated example measured here"
+             + (", measured again after the at-init stage" if estimate.get("revised_after_at_init") else "")
+             + f") beside what each stage took; within ±{100 * TIME_TOLERANCE:.0f}% counts as matched.", "",
+             "| stage | planned | actual | actual/planned |", "| --- | ---: | ---: | ---: |"]
+    planned_sum = actual_sum = 0.0
+    for stage, planned in estimate["stages"].items():
+        took = actual.get(stage)
+        if stage == "report" and took is None:
+            lines.append(f"| {stage} | {planned:.0f} s | (being written) | — |")
+            continue
+        if took is None:
+            continue
+        planned_sum, actual_sum = planned_sum + planned, actual_sum + took
+        lines.append(f"| {stage} | {planned:.0f} s | {took:.0f} s | {_ratio_cell(took, planned)} |")
+    if actual_sum > 0:
+        lines.append(f"| **all of the above** | {planned_sum:.0f} s | {actual_sum:.0f} s | "
+                     f"{_ratio_cell(actual_sum, planned_sum)} |")
+    total = estimate.get("total_seconds")
+    if total is not None:
+        budget = estimate.get("time_budget_seconds")
+        lines += ["", f"Whole study planned at {total:.0f} s (" + (f"time budget {budget:.0f} s" if budget else
+                  "no time budget") + "); the wall time including this report is `wall_seconds` in results.json. "
+                  "Times taken while other work loads the machine are noisy: the planner measures its speeds at the "
+                  "start of the run, not during it."]
+    return lines + [""]
+
+
+def _ratio_cell(actual, planned):
+    if planned <= 0:
+        return "n/a"
+    ratio = actual / planned
+    mark = "" if abs(ratio - 1) <= TIME_TOLERANCE else " (off by more than " + f"{100 * TIME_TOLERANCE:.0f}%)"
+    return f"{ratio:.2f}{mark}"
+
+
 def write_report(results: dict, figures: dict, path: Path) -> Path:
+    """report.md: verdicts, time planned vs actual, figures, compact tables, then the method."""
+    from minidl.experiments.verdicts import paper_verdicts, verdict_table
+
     env = results.get("environment") or {}
     data = results.get("data") or {}
+    config = results["config"]
+    training = config.get("training") or {}
+    nets = f"{training['depth']}×{training['width']} nets" if training else "no training"
     lines = ["# minidl reproduce: Glorot & Bengio (2010), measured on this machine", "",
-             f"- Status: **{results.get('status')}**; preset `{results['config']['preset']}`; wall time "
-             f"{_fmt(results.get('wall_seconds'), 4)} s; started {results.get('started')}.",
-             f"- Data: **{data.get('name')}** — {data.get('reason')}. Source: {data.get('source')}. "
-             f"{data.get('n_train')} training / {data.get('n_valid')} validation / {data.get('n_test')} test examples.",
-             f"- Machine: {env.get('platform')}, {env.get('cpu_count')} CPUs; Python {env.get('python')}, "
-             f"NumPy {env.get('numpy')}, minidl {env.get('minidl')}.",
-             f"- Command: `{results.get('command')}`", ""]
-    if results.get("at_init_skipped"):
-        skipped = ", ".join(f"{a} depth {d}" for a, d in results["at_init_skipped"])
-        lines += [f"**Skipped at init to stay within the time budget** (this machine was slower than planned): "
-                  f"{skipped}.", ""]
+             f"**{results.get('status')}** · preset `{config['preset']}` · {data.get('name')} · {nets} · wall time "
+             f"{_fmt(results.get('wall_seconds'), 4)} s · `{results.get('command')}`", ""]
     if results.get("status") == "interrupted":
         lines += ["**The study was interrupted**: everything below covers only what finished "
                   "(`minidl reproduce --out <this folder> --resume` continues it).", ""]
     if results.get("status") == "failed":
         lines += [f"**The study failed** ({results.get('error')}): everything below covers only what finished.", ""]
-    lines += at_init_section(results)
-    lines += training_section(results)
+    if results.get("at_init_skipped"):
+        skipped = ", ".join(f"{a} depth {d}" for a, d in results["at_init_skipped"])
+        lines += [f"**Skipped at init to stay within the time budget** (this machine was slower than planned): "
+                  f"{skipped}.", ""]
+    lines += ["## Verdict: the paper's claims on this run", ""] + verdict_table(paper_verdicts(results)) + [
+        "", "Every verdict is computed from this run's numbers (results.json) by the rule in its cell; "
+        "the method section at the end says how each number was measured.", ""]
+    lines += _extension_verdicts(results)
+    lines += time_section(results)
     lines += ["## Figures", ""]
     for name, figure_path in figures.items():
         lines += [f"### {FIGURE_CAPTIONS.get(name, name)}", "", f"![{name}](figures/{Path(figure_path).name})", ""]
-    lines += ["Raw numbers: `results.json` (layout in the README) and the CSV files beside this report.", ""]
+    lines += ["## Tables", ""] + final_error_table(results) + at_init_tables(results) + _extension_tables(results)
+    lines += ["## Method", "",
+              f"- Data: **{data.get('name')}** — {data.get('reason')}. Source: {data.get('source')}. "
+              f"{data.get('n_train')} training / {data.get('n_valid')} validation / {data.get('n_test')} test "
+              "examples.",
+              f"- Machine: {env.get('platform')}, {env.get('cpu_count')} CPUs; Python {env.get('python')}, "
+              f"NumPy {env.get('numpy')}, minidl {env.get('minidl')}; started {results.get('started')}.", ""]
+    lines += training_section(results)
+    lines += at_init_section(results)
+    lines += _extension_method(results)
+    lines += ["Raw numbers: `results.json` (layout in minidl/experiments/results.py) and the CSV files beside "
+              "this report.", ""]
     path = Path(path)
     path.write_text("\n".join(lines))
     return path
+
+
+def _extension_verdicts(results) -> list[str]:
+    if not results.get("extensions"):
+        return []
+    from minidl.experiments.extensions import extension_verdicts
+    from minidl.experiments.verdicts import verdict_table
+
+    return ["## Verdict: beyond the paper (`--extensions`)", ""] + verdict_table(extension_verdicts(results)) + [""]
+
+
+def _extension_tables(results) -> list[str]:
+    if not results.get("extensions"):
+        return []
+    from minidl.experiments.extensions import extension_tables
+
+    return extension_tables(results)
+
+
+def _extension_method(results) -> list[str]:
+    if not results.get("extensions"):
+        return []
+    from minidl.experiments.extensions import extension_method
+
+    return extension_method(results)

@@ -10,7 +10,14 @@ Layout of results.json (format "minidl-reproduce/1"):
     environment       python, numpy, platform, cpu_count, minidl version
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
                       invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
-                      stage_seconds {data, speed, at_init, lr_search, runs, report}}]
+                      stage_seconds {data, speed, at_init, speed_before_runs, lr_search, runs, extensions,
+                      report}}],
+                      estimate (the planner's, made before the at-init stage; minidl.experiments.planner):
+                      {seconds_per_update, seconds_per_eval_example, eval_example_updates,
+                      monitor_example_updates, seconds_per_at_init_layer, seconds_per_jacobian,
+                      stages {at_init, lr_search, runs, extensions, report: seconds}, seconds_before_plan,
+                      total_seconds, time_budget_seconds, revised_after_at_init (the speeds measured again
+                      after the at-init stage and the training stages re-planned from them)}
     data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
                       fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)
     at_init           list, one record per (activation, depth, scheme):
@@ -41,7 +48,19 @@ Layout of results.json (format "minidl-reproduce/1"):
             curve {updates, train_loss (mean minibatch loss since the previous point), test_error},
             monitor {updates, layers[i] {mean, std, p2, p50, p98}} on the 300 monitored test examples,
             final_histograms: per layer {edges, density} of the monitored activations at the end
+    extensions        (--extensions only; minidl.experiments.extensions)
+        config            the ExtensionsConfig
+        relu_init         list per (scheme xavier_uniform|kaiming_normal, depth): activation, scheme, depth,
+                          width, activation_std [per layer], backprop_gradient_std [per layer],
+                          activation_std_ratio_per_layer, backprop_gradient_std_top_over_bottom
+        deep_relu         {depth, width, lr, runs: [{activation, scheme, seed, lr, depth, width, updates_done,
+                          diverged_at, final_test_error, curve {updates, train_loss, test_error}}]}
+        depth_sweep       list per (activation, scheme, depth): gradient_ratio and activation_std_ratio at
+                          init, test_error (whole test split) after `updates` at `lr`, diverged_at
+        batchnorm         {runs: [{batchnorm (bool), seed, lr, depth, width, updates_done, diverged_at, curve,
+                          monitor (as a study run's), final_test_error}]}
     paper_table1      the paper's Table 1 (test error %, 5 hidden layers)
+The verdicts in report.md (minidl.experiments.verdicts, extensions) are computed from these fields alone.
 CSV files: at_init_layers.csv, training_curves.csv, training_monitor.csv, final_errors.csv.
 """
 from __future__ import annotations

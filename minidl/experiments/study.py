@@ -23,9 +23,8 @@ from minidl.experiments import paper
 from minidl.experiments.config import StudyConfig, TrainingConfig
 
 AT_INIT_UNITS = 40
-FINISH_SECONDS = 25.0   # figures, CSVs and the report at the end
 MIN_UPDATES = 100
-SAFETY = 0.8            # share of the measured remaining time planned for training (loop overheads, load)
+SAFETY = 0.9            # share of the remaining time planned for training (the estimate itself is unpadded)
 CUT_EVAL_POINTS = 16    # learning-curve points of a run cut by the time budget
 CUT_SNAPSHOTS = 20      # activation snapshots of a run cut by the time budget
 AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
@@ -75,6 +74,10 @@ def total_units(config: StudyConfig, updates: int | None = None) -> int:
         t = config.training
         units += len(t.schemes) * len(t.seeds) * sum(t.updates_for(a, updates) for a in t.activations)
         units += lr_search_units(t)
+    if config.extensions is not None:
+        from minidl.experiments.extensions import units as extension_units
+
+        units += extension_units(config.extensions)
     return units
 
 
@@ -102,8 +105,9 @@ class TrainingPlan:
     time_budget: float | None
     seconds_before_training: float
     seconds_per_update: float
-    expected_training_hours: float     # wall time with `parallel` runs at once
+    expected_training_hours: float     # wall time with `parallel` runs at once (lr search included)
     parallel: int = 1
+    search_hours: float = 0.0          # of which the lr search
 
     @property
     def updates(self) -> int:
@@ -128,21 +132,24 @@ class TrainingPlan:
 
 
 def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float, test_examples: int,
-                  parallel: int = 1, updates: int | None = None) -> TrainingPlan:
+                  parallel: int = 1, updates: int | None = None, costs=None) -> TrainingPlan:
     """The training plan of `config` (not modified): with a time budget, the updates per run are cut so
-    that training ends within it, given `elapsed` seconds spent before training and `seconds_per_update`
-    measured; each activation's runs make `TrainingConfig.updates_for` of them (its update share).
-    `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one stage is taken as
-    ceil(n / parallel) / n of their serial time. `updates`: the updates per run of a plan made before
-    (a resumed study keeps its plan), instead of fitting them to the budget.
+    that training ends within it, given `elapsed` seconds spent (or to be spent) before training and
+    `seconds_per_update` measured; each activation's runs make `TrainingConfig.updates_for` of them (its
+    update share). `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one
+    stage is taken as ceil(n / parallel) / n of their serial time. `updates`: the updates per run of a
+    plan made before (a resumed study keeps its plan), instead of fitting them to the budget.
 
-    Cost model, in units of one training update: a run of u updates costs
-        u + (evaluated examples) / (3 B)
-    (a forward-only pass over one example costs about a third of a training step per example), where
-    the evaluated examples are eval_examples per learning-curve point, monitor_examples per snapshot and
-    test_examples + 2000 at the end. A cut run keeps about CUT_EVAL_POINTS curve points and CUT_SNAPSHOTS
-    snapshots. The updates are cut in steps of 10, not below MIN_UPDATES.
+    Cost model (minidl.experiments.planner, `costs`: measured there, default its constants): a run costs
+    its updates plus its evaluations (a curve point on eval_examples every eval_every updates, a snapshot
+    of monitor_examples every monitor_every, test_examples + 2000 at the end), in updates. A cut run keeps
+    about CUT_EVAL_POINTS curve points and CUT_SNAPSHOTS snapshots. Training is planned into SAFETY of the
+    time left after the report (planner.REPORT_SECONDS); updates are cut in steps of 10, not below
+    MIN_UPDATES. `expected_training_hours` is the unpadded estimate.
     """
+    from minidl.experiments.planner import REPORT_SECONDS, Costs, run_updates
+
+    costs = costs if costs is not None else Costs(seconds_per_update)
     t, budget = config.training, config.time_budget
     planned = t.updates
     runs_per_activation = len(t.schemes) * len(t.seeds)
@@ -150,14 +157,17 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
 
     def run_cost(updates, activation):
         every_eval, every_snapshot = _intervals(t, updates, t.updates_for(activation, planned))
-        evaluated = ((updates // every_eval + 2) * t.eval_examples
-                     + (updates // every_snapshot + 2) * t.monitor_examples + test_examples + 2000)
-        return updates + evaluated / (3 * t.batch_size)
+        return run_updates(updates, every_eval, every_snapshot, t.eval_examples, t.monitor_examples,
+                           test_examples + 2000, costs)
+
+    def trial_cost():
+        return run_updates(t.lr_search_updates, t.eval_every, None, t.eval_examples, 0, test_examples + 2000,
+                           costs) - t.lr_search_updates
 
     runs = runs_per_activation * len(t.activations)
     trials = len(t.activations) * len(t.schemes) * len(t.lr_search_grid) if t.lr_search else 0
     run_rounds = math.ceil(runs / parallel) / runs
-    search_wall = search * (math.ceil(trials / parallel) / trials if trials else 0)
+    search_wall = (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0)
 
     def training_cost(updates):
         return run_rounds * runs_per_activation * sum(run_cost(t.updates_for(a, updates), a) for a in t.activations)
@@ -165,7 +175,7 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     fixed = updates is not None
     updates = planned if updates is None else updates
     if budget and not fixed:
-        units = SAFETY * (budget - elapsed - FINISH_SECONDS) / seconds_per_update - search_wall
+        units = SAFETY * (budget - elapsed - REPORT_SECONDS) / seconds_per_update - search_wall
         while updates > MIN_UPDATES and training_cost(updates) > units:
             updates -= 10
     every_eval, every_snapshot = _intervals(t, updates, planned)
@@ -178,7 +188,8 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
         training=dataclasses.replace(t, updates=updates, eval_every=every_eval, monitor_every=every_snapshot),
         runs=runs, updates_planned=planned, time_budget=budget, seconds_before_training=elapsed,
         seconds_per_update=seconds_per_update, parallel=parallel,
-        expected_training_hours=seconds_per_update * (search_wall + training_cost(updates)) / 3600)
+        expected_training_hours=seconds_per_update * (search_wall + training_cost(updates)) / 3600,
+        search_hours=seconds_per_update * search_wall / 3600)
 
 
 TIMING_FIELDS = ("started", "finished", "wall_seconds", "command", "environment", "execution")
@@ -283,6 +294,8 @@ class Study:
         self._previous_seconds = 0.0
         self._seen = {}          # task name -> updates already shown on the bar
         self._runner = None
+        self._costs = None       # the planner's measured costs (minidl.experiments.planner.Costs)
+        self._at_init_costs = None   # (seconds per at-init layer, per layer Jacobian), measured
 
     def _begin(self, resumed: dict | None) -> None:
         """The results to fill: new ones, or (`resumed`) those of the unfinished study being continued."""
@@ -344,18 +357,25 @@ class Study:
             if self.config.training is not None and not self._plan_is_final():
                 with self._stage("speed"):      # with --workers, this starts the cluster
                     per_update = self._measure_speed(data, spec, bar)
-                assumed = AT_INIT_SHARE * self.config.time_budget if (
-                    self.config.time_budget and self.config.at_init is not None) else 0.0
-                self._adopt_plan(self._plan(data, per_update, assumed), bar)
+                assumed = self._at_init_seconds(per_update)
+                plan = self._plan(data, per_update, assumed)
+                self._adopt_plan(plan, bar)
+                self._record_estimate(plan, assumed)
             if self.config.at_init is not None:
                 with self._stage("at_init"):
                     self._run_at_init(data, bar)
             if self.config.training is not None:
+                if per_update is not None and self.config.at_init is not None:
+                    with self._stage("speed_before_runs"):     # the machine's load may have changed
+                        per_update = self._measure_speed(data, spec, bar)
                 plan = self._final_plan(data, per_update, bar)
                 with self._stage("lr_search"):
                     self._search_learning_rates(data, spec, plan, bar)
                 with self._stage("runs"):
                     self._run_training(data, spec, plan, bar)
+            if self.config.extensions is not None:
+                with self._stage("extensions"):
+                    self._run_extensions(data, bar)
             self._close_runner()
             bar.close()
             _remove_if_empty(self.out / "checkpoints")
@@ -429,7 +449,61 @@ class Study:
     def _measure_speed(self, data, spec, bar) -> float:
         """Seconds per training update of the study's nets, measured where the runs execute."""
         bar.set_postfix_str("measuring speed")
-        return self._runner_for(data, spec).seconds_per_update(self.config.training)
+        from minidl.experiments.planner import measure_at_init, measure_costs
+
+        per_update = self._runner_for(data, spec).seconds_per_update(self.config.training)
+        self._costs = measure_costs(data, self.config.training, per_update)
+        if self.config.at_init is not None:
+            self._at_init_costs = measure_at_init(data, self.config.at_init)
+        elif self.config.extensions is not None:
+            from minidl.experiments.config import AtInitConfig
+
+            e = self.config.extensions
+            self._at_init_costs = measure_at_init(data, AtInitConfig(width=e.relu_width, examples=e.relu_examples))
+        return per_update
+
+    def _run_extensions(self, data, bar) -> None:
+        from minidl.experiments.extensions import run_extensions
+
+        planned = ((self.results["execution"].get("estimate") or {}).get("stages") or {}).get("extensions")
+        bar.set_postfix_str("extensions" + (f" (~{planned:.0f} s planned)" if planned else ""))
+        run_extensions(self.config.extensions, data, self.results, save=self.save, on_units=bar.update)
+
+    def _at_init_seconds(self, per_update: float) -> float:
+        """The planner's estimate of the at-init stage (0 without one)."""
+        from minidl.experiments.planner import at_init_seconds
+
+        return at_init_seconds(self.config.at_init, *self._at_init_costs) if self.config.at_init is not None else 0.0
+
+    def _record_estimate(self, plan: TrainingPlan, at_init_seconds: float, revised: bool = False) -> None:
+        """results["execution"]["estimate"]: the planner's seconds per stage (report.md sets them beside the
+        stage times); `revised`: the training stages re-planned after the at-init stage, from the speed
+        measured again then (the at-init and extension estimates stay those made before)."""
+        from minidl.experiments.planner import REPORT_SECONDS
+
+        execution = self.results["execution"]
+        stages = dict((execution.get("estimate") or {}).get("stages") or {}) if revised else {}
+        if not revised and self.config.at_init is not None:
+            stages["at_init"] = at_init_seconds
+        if plan.training.lr_search:
+            stages["lr_search"] = 3600 * plan.search_hours
+        stages["runs"] = 3600 * (plan.expected_training_hours - plan.search_hours)
+        if self.config.extensions is not None and not revised:
+            from minidl.experiments.extensions import seconds as extension_seconds
+
+            t = self.config.training
+            stages["extensions"] = extension_seconds(
+                self.config.extensions, self._costs.seconds_per_update, t.width, t.depth, self._at_init_costs[0],
+                self.config.at_init.width if self.config.at_init is not None else self.config.extensions.relu_width)
+        stages["report"] = REPORT_SECONDS
+        before = execution["estimate"]["seconds_before_plan"] if revised else plan.seconds_before_training - at_init_seconds
+        layer, jacobian = self._at_init_costs or (None, None)
+        execution["estimate"] = dict(
+            self._costs.to_dict(), seconds_per_at_init_layer=layer, seconds_per_jacobian=jacobian,
+            stages=stages, seconds_before_plan=before,
+            total_seconds=before + sum(stages.values()), time_budget_seconds=self.config.time_budget,
+            revised_after_at_init=revised)
+        self.save()
 
     def _run_at_init(self, data, bar) -> None:
         from minidl.experiments.at_init import run_at_init
@@ -470,6 +544,8 @@ class Study:
                                  parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"])
         else:
             plan = self._plan(data, per_update)
+            if "estimate" in self.results["execution"] and self.config.at_init is not None:
+                self._record_estimate(plan, 0.0, revised=True)
         self._adopt_plan(plan, bar, final=True)
         hours = plan.expected_training_hours
         if hours > 0.5:
@@ -565,6 +641,7 @@ class Study:
         """plan_training with the time spent so far (plus `assumed` seconds still to come before training)."""
         parallel = self._runner.parallel if self._runner is not None else 1
         return plan_training(self.config, per_update, elapsed=time.perf_counter() - self._start + assumed,
+                             costs=self._costs,
                              test_examples=int(data.x_test.shape[0]), parallel=parallel)
 
     def _adopt_plan(self, plan: TrainingPlan, bar, final: bool = False) -> None:

@@ -260,7 +260,7 @@ class RunCheckpoint:
         self.path.unlink(missing_ok=True)
 
 
-def seconds_per_update(data, config, activation: str, warmup: int = 5, timed: int = 15) -> float:
+def seconds_per_update(data, config, activation: str, warmup: int = 10, timed: int = 30) -> float:
     """Measured wall time of one update of the study's training loop (`study_trainer`) on the study's net
     (`activation`, Xavier init, lr 0): the mean over `timed` updates after `warmup` updates."""
     from minidl.training import Every

@@ -69,7 +69,7 @@ def training_results(errors_standard, errors_xavier, top_mean_standard):
 
 
 def test_a_dip_back_onto_the_plateau_does_not_count_as_leaving_it():
-    from minidl.experiments.report import _escape_update
+    from minidl.experiments.verdicts import escape_update as _escape_update
 
     run = {"curve": {"updates": [0, 100, 200, 300, 400], "test_error": [0.9, 0.7, 0.85, 0.6, 0.5]}}
     assert _escape_update(run, 0.8) == 300

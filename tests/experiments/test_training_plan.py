@@ -6,8 +6,9 @@ import json
 import pytest
 
 from minidl.experiments.config import preset
-from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_SNAPSHOTS, MIN_UPDATES, TrainingPlan, plan_training,
-                                      run_study, total_units)
+from minidl.experiments.planner import EVAL_EXAMPLE_UPDATES, MONITOR_EXAMPLE_UPDATES, REPORT_SECONDS, Costs
+from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_SNAPSHOTS, MIN_UPDATES, SAFETY, TrainingPlan,
+                                      plan_training, run_study, total_units)
 
 BUDGET_KEYS = ["time_budget_seconds", "seconds_before_training", "measured_seconds_per_update", "updates_planned",
                "updates_per_run", "updates_by_activation", "update_shares", "update_share_reason", "cut",
@@ -24,45 +25,62 @@ def test_no_budget_keeps_the_planned_updates_and_applies_the_shares():
     config = _default(time_budget=None)
     plan = plan_training(config, seconds_per_update=0.05, elapsed=120.0, test_examples=10_000)
     assert isinstance(plan, TrainingPlan) and not plan.cut
-    assert (plan.updates, plan.training.eval_every, plan.training.monitor_every) == (3000, 200, 50)
+    assert (plan.updates, plan.training.eval_every, plan.training.monitor_every) == (6000, 200, 100)
     assert {a: (c.updates, c.eval_every, c.monitor_every) for a, c in plan.runs.items()} == {
-        "sigmoid": (3000, 200, 50), "tanh": (600, 200, 50), "softsign": (600, 200, 50)}
+        "sigmoid": (6000, 200, 100), "tanh": (1000, 200, 100), "softsign": (1000, 200, 100)}
     budget = plan.budget_record()
     assert list(budget) == BUDGET_KEYS
-    assert budget["time_budget_seconds"] is None and budget["updates_per_run"] == budget["updates_planned"] == 3000
-    assert budget["update_shares"] == {"sigmoid": 1.0, "tanh": 0.2, "softsign": 0.2}
-    assert budget["expected_training_hours"] == pytest.approx(0.259375, rel=1e-12)
+    assert budget["time_budget_seconds"] is None and budget["updates_per_run"] == budget["updates_planned"] == 6000
+    assert budget["update_shares"] == {"sigmoid": 1.0, "tanh": 1 / 6, "softsign": 1 / 6}
+    # the cost model by hand: updates + evaluated examples x 0.0026 + monitored examples x 0.004, 4 runs each
+    sigmoid = 6000 + ((6000 // 200 + 1) * 1000 + 12_000) * EVAL_EXAMPLE_UPDATES + (60 + 2) * 300 * MONITOR_EXAMPLE_UPDATES
+    other = 1000 + ((1000 // 200 + 1) * 1000 + 12_000) * EVAL_EXAMPLE_UPDATES + (10 + 2) * 300 * MONITOR_EXAMPLE_UPDATES
+    assert budget["expected_training_hours"] == pytest.approx(4 * (sigmoid + 2 * other) * 0.05 / 3600, rel=1e-12)
+
+
+def _seconds(plan, updates):
+    """The plan's unpadded training estimate for `updates` per run (same config, same speed)."""
+    config = _default(time_budget=None)
+    return 3600 * plan_training(config, plan.seconds_per_update, 0.0, 10_000, updates=updates).expected_training_hours
 
 
 def test_a_default_budget_on_a_slow_machine_cuts_every_run_by_its_share():
-    """Values of the planner before it became a pure function (same arithmetic)."""
     plan = plan_training(_default(), seconds_per_update=0.05, elapsed=120.0, test_examples=10_000)
-    assert plan.cut and plan.updates == 800 and plan.updates_planned == 3000
-    assert (plan.training.eval_every, plan.training.monitor_every) == (800 // CUT_EVAL_POINTS, 800 // CUT_SNAPSHOTS)
-    assert {a: (c.updates, c.eval_every, c.monitor_every) for a, c in plan.runs.items()} == {
-        "sigmoid": (800, 50, 40), "tanh": (160, 10, 8), "softsign": (160, 10, 8)}
+    assert plan.cut and plan.updates_planned == 6000 and plan.updates % 10 == 0
+    room = SAFETY * (570.0 - 120.0 - REPORT_SECONDS)
+    assert _seconds(plan, plan.updates) <= room < _seconds(plan, plan.updates + 10)     # the largest that fits
+    n = plan.updates
+    assert (plan.training.eval_every, plan.training.monitor_every) == (n // CUT_EVAL_POINTS, n // CUT_SNAPSHOTS)
+    assert {a: c.updates for a, c in plan.runs.items()} == {"sigmoid": n, "tanh": round(n / 6), "softsign": round(n / 6)}
     budget = plan.budget_record()
-    assert budget["cut"] and budget["updates_per_run"] == 800 and budget["seconds_before_training"] == 120.0
-    assert budget["updates_by_activation"] == {"sigmoid": 800, "tanh": 160, "softsign": 160}
+    assert budget["cut"] and budget["updates_per_run"] == n and budget["seconds_before_training"] == 120.0
     assert budget["measured_seconds_per_update"] == 0.05 and budget["time_budget_seconds"] == 570.0
-    assert budget["expected_training_hours"] == pytest.approx(0.09399305555555555, rel=1e-12)
-    assert budget["expected_training_hours"] < 570.0 / 3600
+    assert budget["expected_training_hours"] * 3600 == pytest.approx(_seconds(plan, n), rel=1e-12)
+
+
+def test_measured_costs_enter_the_estimate():
+    cheap = plan_training(_default(time_budget=None), 0.01, 0.0, 10_000, costs=Costs(0.01, 0.0, 0.0))
+    assert cheap.expected_training_hours * 3600 == pytest.approx(4 * (6000 + 2 * 1000) * 0.01)
+    dear = plan_training(_default(time_budget=None), 0.01, 0.0, 10_000, costs=Costs(0.01, 0.01, 0.0))
+    evaluated = 4 * ((31 * 1000 + 12_000) + 2 * (6 * 1000 + 12_000))
+    assert dear.expected_training_hours * 3600 == pytest.approx(cheap.expected_training_hours * 3600
+                                                                + evaluated * 0.01 * 0.01)
 
 
 def test_the_cut_grows_with_the_time_already_spent_and_stops_at_min_updates():
     config = _default()
     fast = plan_training(config, 0.01, elapsed=120.0, test_examples=10_000)
-    assert not fast.cut and fast.updates == 3000
+    assert not fast.cut and fast.updates == 6000
     later = [plan_training(config, 0.05, elapsed=e, test_examples=10_000).updates for e in (0.0, 120.0, 300.0)]
     assert later[0] > later[1] > later[2] and all(u % 10 == 0 for u in later)
     hopeless = plan_training(config, 1.0, elapsed=120.0, test_examples=10_000)
     assert hopeless.cut and hopeless.updates == MIN_UPDATES
-    assert {a: c.updates for a, c in hopeless.runs.items()} == {"sigmoid": 100, "tanh": 20, "softsign": 20}
+    assert {a: c.updates for a, c in hopeless.runs.items()} == {"sigmoid": 100, "tanh": 17, "softsign": 17}
 
 
 def test_the_learning_rate_search_takes_its_share_of_the_budget():
-    without = plan_training(_default(), 0.015, elapsed=120.0, test_examples=10_000)
-    with_search = plan_training(_default(lr_search=True), 0.015, elapsed=120.0, test_examples=10_000)
+    without = plan_training(_default(), 0.01, elapsed=120.0, test_examples=10_000)
+    with_search = plan_training(_default(lr_search=True), 0.01, elapsed=120.0, test_examples=10_000)
     assert not without.cut and with_search.cut and with_search.updates < without.updates
 
 
@@ -77,7 +95,7 @@ def test_the_plan_does_not_modify_its_config():
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.updates_planned = 1
     plan.budget_record()["updates_per_run"] = 1              # a fresh dict each time
-    assert plan.budget_record()["updates_per_run"] == 800
+    assert plan.budget_record()["updates_per_run"] == plan.updates
     assert total_units(config) > total_units(config, plan.updates)
 
 
@@ -94,3 +112,19 @@ def test_the_study_records_the_plan_and_leaves_its_config_alone(tmp_path):
     assert (recorded["updates"], recorded["eval_every"], recorded["monitor_every"]) == (100, 10, 5)
     assert results["training"]["runs"][0]["updates_done"] == 100
     assert results["training"]["runs"][0]["curve"]["updates"] == list(range(0, 101, 10))
+
+
+def test_the_estimate_is_recorded_and_revised_from_a_second_speed_measurement(tmp_path):
+    config = preset("quick")
+    config.dataset = "shapeset"
+    config.at_init.activations, config.at_init.schemes, config.at_init.width = ("tanh",), ("standard",), 30
+    t = config.training
+    t.activations, t.schemes, t.width, t.updates, t.seeds = ("tanh",), ("standard",), 20, 40, (0,)
+    study = run_study(config, tmp_path / "run", progress=False)
+    execution = study.results["execution"]
+    estimate, stages = execution["estimate"], execution["invocations"][-1]["stage_seconds"]
+    assert estimate["revised_after_at_init"] and {"speed", "speed_before_runs", "at_init", "runs"} <= set(stages)
+    assert set(estimate["stages"]) == {"at_init", "runs", "report"} and all(v > 0 for v in estimate["stages"].values())
+    assert estimate["total_seconds"] == pytest.approx(estimate["seconds_before_plan"] + sum(estimate["stages"].values()))
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "measured again after the at-init stage" in report and "| at_init |" in report

@@ -17,7 +17,8 @@ def test_updates_for_applies_the_share_and_rounds():
 
 def test_default_preset_gives_sigmoid_the_most_updates_and_bad_shares_are_refused():
     t = preset("default").training
-    assert t.depth == 4 and t.update_shares == DEFAULT_UPDATE_SHARES and t.update_share_reason
+    assert t.depth == 5 and t.updates_for("sigmoid") == 6000 and t.updates_for("tanh") == 1000
+    assert t.update_shares == DEFAULT_UPDATE_SHARES and t.update_share_reason
     assert t.updates_for("sigmoid") > t.updates_for("tanh")
     config = preset("quick")
     config.training.update_shares = {"tanh": 0.0}
