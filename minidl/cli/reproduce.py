@@ -146,11 +146,12 @@ def build_execution(args):
     """The Execution (how the study runs) that `args` describe; ValueError for bad values."""
     from minidl.experiments.study import CHECKPOINT_EVERY, Execution
 
+    execution = Execution(workers=args.workers, scheduler=args.scheduler, threads_per_run=args.threads_per_run,
+                          checkpoint_every=CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every,
+                          max_attempts=args.max_attempts if args.max_attempts is not None else 3).validate()
     if (args.workers is not None or args.scheduler is not None) and not _dask_installed():
         raise ValueError("--workers and --scheduler need Dask: pip install 'minidl[dask]'")
-    return Execution(workers=args.workers, scheduler=args.scheduler, threads_per_run=args.threads_per_run,
-                     checkpoint_every=CHECKPOINT_EVERY if args.checkpoint_every is None else args.checkpoint_every,
-                     max_attempts=args.max_attempts if args.max_attempts is not None else 3).validate()
+    return execution
 
 
 def _dask_installed() -> bool:
