@@ -5,6 +5,12 @@ import sys
 import time
 from pathlib import Path
 
+import minidl
+
+# Children run beside the tested package (the installed copy, or a source tree built in place), never
+# in a source checkout whose unbuilt copy would shadow it from the current directory.
+PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
+
 # A small serial study: 4 runs of 300 updates, a checkpoint every 40 updates (~1-2 s per run).
 TINY = ["reproduce", "--quick", "--dataset", "shapeset", "--skip-at-init", "--activations", "tanh",
         "--schemes", "standard,xavier_uniform", "--seeds", "0,1", "--updates", "300", "--width", "48",
@@ -18,7 +24,7 @@ def results_of(folder: Path) -> dict:
 def start_study(args: list) -> subprocess.Popen:
     """`python -m minidl <args>` in a subprocess (text pipes)."""
     return subprocess.Popen([sys.executable, "-m", "minidl"] + args, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, cwd=PACKAGE_PARENT)
 
 
 def wait_for_checkpoint(process: subprocess.Popen, out: Path, runs_done: int = 0, timeout: float = 120.0) -> Path:

@@ -5,11 +5,18 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import minidl
+
 from minidl.training import run_lock
 from minidl.training.run_lock import FolderLocked, acquire
+
+# Children run beside the tested package (the installed copy, or a source tree built in place), never
+# in a source checkout whose unbuilt copy would shadow it from the current directory.
+PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
 
 
 def _dead_pid() -> int:
@@ -42,7 +49,7 @@ def test_a_live_holder_in_another_process_is_refused(tmp_path):
     code = ("import sys, time; from minidl.training.run_lock import acquire\n"
             "with acquire(sys.argv[1], 'holder'):\n print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+                              stdout=subprocess.PIPE, text=True, cwd=PACKAGE_PARENT)
     try:
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(FolderLocked, match=f"holder \\(PID {holder.pid} on host {socket.gethostname()}"):
@@ -56,7 +63,7 @@ def test_a_live_holder_in_another_process_is_refused(tmp_path):
 def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
     code = ("import os, signal, sys; from minidl.training.run_lock import acquire\n"
             "acquire(sys.argv[1], 'doomed'); os.kill(os.getpid(), signal.SIGKILL)")
-    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)])
+    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_PARENT)
     assert killed.wait() == -9 and (tmp_path / ".lock").exists()
     with acquire(tmp_path, "minidl train") as lock:
         assert lock.stale.startswith(f"took over the lock of {tmp_path} left by doomed (PID {killed.pid} on host "

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,10 @@ import minidl as mdl
 from minidl.cli import main
 from minidl.data import write_idx
 from minidl.training import Trainer, read_records
+
+# Children run beside the tested package (the installed copy, or a source tree built in place), never
+# in a source checkout whose unbuilt copy would shadow it from the current directory.
+PACKAGE_PARENT = str(Path(mdl.__file__).resolve().parents[1])
 
 SMALL = ["shapeset", "--train-size", "300", "--val-size", "50", "--test-size", "100", "--hidden", "16",
          "--batch-size", "50", "--no-progress"]        # 5 updates per epoch
@@ -53,7 +58,7 @@ sys.exit(main(sys.argv[5:]))
 def _hooked(tmp_path, action, at, *args):
     command = [sys.executable, "-c", HOOKED, action, str(at), str(tmp_path / "ready"), str(tmp_path / "go"),
                "train", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PACKAGE_PARENT)
 
 
 def _numbers(out):
@@ -127,7 +132,7 @@ def test_second_process_on_the_same_folder_exits_2_naming_the_holder(tmp_path, s
             assert first.poll() is None, first.communicate()
             time.sleep(0.01)
         second = subprocess.run([sys.executable, "-m", "minidl", "train", *SMALL, "--seed", "2", "--epochs", "4",
-                                 "--out", str(out)], capture_output=True, text=True)
+                                 "--out", str(out)], capture_output=True, text=True, cwd=PACKAGE_PARENT)
     finally:
         (tmp_path / "go").touch()
         stdout, stderr = first.communicate(timeout=120)
