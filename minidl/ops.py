@@ -39,10 +39,6 @@ except ImportError as exc:  # pragma: no cover - depends on the build
         "minidl._core (the compiled kernels) is not built. From a source checkout run "
         "`python setup.py build_ext --inplace`, or install with `pip install .`") from exc
 
-# The kernels ops calls, looked up at call time so that ``wrap_kernels`` can wrap them.
-_core_matmul = _core.matmul
-_core_sigmoid_forward = _core.sigmoid_forward
-_core_sigmoid_backward = _core.sigmoid_backward
 _SIGMOID, _TANH, _RELU, _SOFTSIGN = (_activations.get(name) for name in ("sigmoid", "tanh", "relu", "softsign"))
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
@@ -58,9 +54,9 @@ def wrap_kernels(wrapper):
 
     ``wrapper(name, kernel) -> callable`` is called once per kernel name of ``KERNELS`` on entry; until
     exit, the callable it returns is called instead of the kernel, with the kernel's arguments (it
-    should call ``kernel`` and return its result). It applies to the ops here and to every caller
-    that looks a kernel up in ``minidl._core`` when calling it (the activation registry does);
-    both are restored on exit, also on error. Blocks may nest. The profiling hook of
+    should call ``kernel`` and return its result). It replaces the kernels in ``minidl._core``, where
+    every caller looks them up at call time (the ops here, the activation registry, pending products);
+    they are restored on exit, also on error. Blocks may nest. The profiling hook of
     ``minidl bench train --profile``; e.g. counting the kernel calls of one step::
 
         calls = []
@@ -74,18 +70,14 @@ def wrap_kernels(wrapper):
         with ops.wrap_kernels(count):
             F.cross_entropy(model(x), y).backward()
     """
-    space = globals()
-    saved = [(name, space["_core_" + name], getattr(_core, name)) for name in KERNELS]
+    saved = {name: getattr(_core, name) for name in KERNELS}
     try:
-        for name, kernel, _ in saved:
-            wrapped = wrapper(name, kernel)
-            space["_core_" + name] = wrapped
-            setattr(_core, name, wrapped)
+        for name, kernel in saved.items():
+            setattr(_core, name, wrapper(name, kernel))
         yield
     finally:
-        for name, kernel, core_attr in saved:
-            space["_core_" + name] = kernel
-            setattr(_core, name, core_attr)
+        for name, kernel in saved.items():
+            setattr(_core, name, kernel)
 
 
 # ---- plumbing: the one place that decides whether an op records the graph ---------------------
@@ -374,7 +366,7 @@ def _mm(x: np.ndarray, y: np.ndarray, trans_a: bool = False, trans_b: bool = Fal
         dt = result_type(x, y)
         x, y = _cast(x, dt), _cast(y, dt)
     if dt == _F32 or dt == _F64:
-        return _core_matmul(x, y, trans_a=trans_a, trans_b=trans_b)
+        return _core.matmul(x, y, trans_a=trans_a, trans_b=trans_b)
     return (x.T if trans_a else x) @ (y.T if trans_b else y)
 
 
