@@ -20,7 +20,7 @@ DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-w
                "PyTorch / JAX (ms/step, samples/s, peak MB)")
 
 CONTENDERS = ("minidl", "numpy", "torch", "jax")
-OPTIONAL = {"torch": ("PyTorch", "torch"), "jax": ("JAX", "jax")}   # contender: (name, package)
+OPTIONAL = {"torch": "torch", "jax": "jax"}     # contenders that need a package: contender -> package
 # minidl's throughput over each contender's, by batch, at TARGET_THREADS threads (issues 14 and 16)
 TARGETS = {"torch": {10: 3.0, 64: 1.7, 256: 1.15}, "jax": {10: 1.5, 64: 1.0, 256: 1.0},
            "numpy": {10: 1.2, 64: 1.2, 256: 1.0}}
@@ -179,10 +179,10 @@ def run(args) -> int:
         print(f"unknown contender(s) {unknown}; choose from {', '.join(CONTENDERS)}", file=sys.stderr)
         return 2
     notes = []
-    for contender, (name, package) in OPTIONAL.items():
+    for contender, package in OPTIONAL.items():
         if contender in contenders and importlib.util.find_spec(package) is None:
             contenders.remove(contender)
-            notes.append(f"{name} is not installed: its column is skipped (pip install {package} to compare).")
+            notes.append(f"{NAMES[contender]} is not installed: its column is skipped (pip install {package} to compare).")
     if args.profile:
         from minidl.bench.train_profile import profile
 
@@ -194,7 +194,7 @@ def run(args) -> int:
     log = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json is None else (lambda text: None)
     info = environment.describe()
     from importlib.metadata import version
-    for contender, (_, package) in OPTIONAL.items():
+    for contender, package in OPTIONAL.items():
         if contender in contenders:
             info[contender] = version(package)
     rows = []
@@ -215,7 +215,7 @@ def run(args) -> int:
                                missed_targets=missed, notes=notes), args.json)
     else:
         print(f"minidl bench train - {environment.describe_line(info)}"
-              + "".join(f"; {name} {info[c]}" for c, (name, _) in OPTIONAL.items() if c in info))
+              + "".join(f"; {NAMES[c]} {info[c]}" for c in OPTIONAL if c in info))
         print(f"784-1000x5-10 sigmoid MLP, softmax cross-entropy, SGD lr {train_problem.LEARNING_RATE}, "
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
