@@ -212,7 +212,6 @@ def measure_on_worker(spec, config, activations) -> float:
     """Seconds per training update of the study's nets measured on a Dask worker (see `seconds_per_update`)."""
     import numpy as np
 
-    from minidl import _core
     from minidl.experiments.data import load_spec
     from minidl.experiments.training_study import seconds_per_update
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from minidl import ops
 from minidl import random as _random
-from minidl.ops import as_tensor, linear, record, unbroadcast
+from minidl.ops import as_tensor, linear, record
 from minidl.tensor import Tensor
 
 __all__ = ["linear", "sigmoid", "tanh", "relu", "softsign", "softmax", "log_softmax",
