@@ -41,21 +41,63 @@ def test_fig2_reads_the_top_layer_after_a_few_hundred_updates():
     assert verdict.outcome == NOT_REPRODUCED and "top-layer mean 0.450 after 200 updates" in verdict.measured
 
 
-def test_figs11_12_needs_xavier_ahead_beyond_the_seed_noise():
+def _curves(activation, standard, xavier, updates=(0, 200, 400)):
+    """Training runs of `activation`: one per learning curve (test errors at `updates`) of each scheme."""
+    return [{"activation": activation, "scheme": scheme, "seed": seed, "updates_done": updates[-1],
+             "final_test_error": curve[-1], "curve": {"updates": list(updates), "test_error": list(curve)}}
+            for scheme, curves in (("standard", standard), ("xavier_uniform", xavier))
+            for seed, curve in enumerate(curves)]
+
+
+def _study(tanh, sigmoid=([0.9, 0.9, 0.9], [0.9, 0.9, 0.89])):
+    """Results with tanh runs (standard curves, Xavier curves), softsign runs, and standard-init sigmoid runs."""
+    softsign = ([[0.9, 0.3, 0.25]] * 2, [[0.9, 0.25, 0.2]] * 2)
+    runs = _curves("tanh", *tanh) + _curves("softsign", *softsign) + _curves("sigmoid", list(sigmoid), [])
+    return {"data": {"majority_error": 0.9}, "training": {"runs": runs}}
+
+
+def test_figs11_12_judges_tanh_by_its_learning_curves_and_sigmoid_as_the_slowest():
+    faster = ([[0.9, 0.4, 0.3], [0.9, 0.42, 0.31]], [[0.9, 0.25, 0.2], [0.9, 0.26, 0.21]])
+    verdict = verdicts.figs11_12(_study(faster))
+    assert verdict.outcome == REPRODUCED, verdict
+    assert "tanh: curve error 35.8% (std) vs 23.0% (Xavier), final 30.5% vs 20.5%" in verdict.measured
+    assert "standard-init sigmoid: curve error 89.5%–90.0% vs at most 36.5% for tanh and softsign → slowest" in \
+        verdict.measured
+    noise = ([[0.9, 0.3, 0.25], [0.9, 0.2, 0.2]], [[0.9, 0.25, 0.22], [0.9, 0.22, 0.2]])
+    assert verdicts.figs11_12(_study(noise)).outcome == NOT_REPRODUCED
+    reversed_effect = (faster[1], faster[0])
+    verdict = verdicts.figs11_12(_study(reversed_effect))
+    assert verdict.outcome == NOT_REPRODUCED and "tanh: " in verdict.measured and "standard better" in verdict.measured
+    # the final points differ beyond the spread, the curves do not: a faster end is not a faster net
+    final_only = ([[0.9, 0.25, 0.30], [0.9, 0.25, 0.31]], [[0.9, 0.35, 0.20], [0.9, 0.35, 0.21]])
+    assert verdicts.figs11_12(_study(final_only)).outcome == NOT_REPRODUCED
+    sigmoid_learns = verdicts.figs11_12(_study(faster, sigmoid=([0.9, 0.2, 0.1], [0.9, 0.2, 0.1])))
+    assert sigmoid_learns.outcome == NOT_REPRODUCED and "not the slowest" in sigmoid_learns.measured
+    one_seed = verdicts.figs11_12(_study(([faster[0][0]], [faster[1][0]])))
+    assert one_seed.outcome == NOT_TESTABLE and "--seeds 0,1,2" in one_seed.rule
+    assert verdicts.figs11_12(training_results([0.9, 0.9], [0.3, 0.32], 0.004)).outcome == NOT_TESTABLE  # sigmoid only
+
+
+def test_sigmoid_xavier_needs_every_xavier_run_off_the_plateau_first():
     results = training_results([0.90, 0.90], [0.30, 0.32], 0.004)
-    verdict = verdicts.figs11_12(results)
-    assert verdict.outcome == REPRODUCED and "std off the plateau never; Xavier off the plateau at 200" in verdict.measured
-    overlapping = training_results([0.30, 0.40], [0.31, 0.36], 0.45)
-    assert verdicts.figs11_12(overlapping).outcome == NOT_REPRODUCED
+    verdict = verdicts.sigmoid_xavier(results)
+    assert verdict.outcome == REPRODUCED
+    assert "std off the plateau at never, never; Xavier off the plateau at 200, 200 (of 400 updates)" in verdict.measured
     reversed_effect = training_results([0.30, 0.32], [0.90, 0.90], 0.45)
-    verdict = verdicts.figs11_12(reversed_effect)
+    verdict = verdicts.sigmoid_xavier(reversed_effect)
     assert verdict.outcome == NOT_REPRODUCED and "standard better" in verdict.measured
     on_the_plateau = training_results([0.90, 0.90], [0.90, 0.90], 0.004)        # both never left it
-    verdict = verdicts.figs11_12(on_the_plateau)
-    assert verdict.outcome == NOT_TESTABLE and "no sigmoid run of either init left the plateau within its 400" in verdict.rule
-    one_seed = training_results([0.40], [0.38], 0.45)
-    verdict = verdicts.figs11_12(one_seed)
-    assert verdict.outcome == NOT_TESTABLE and "--seeds 0,1,2" in verdict.rule
+    verdict = verdicts.sigmoid_xavier(on_the_plateau)
+    assert verdict.outcome == NOT_TESTABLE and "ended after 400 updates, before 5000" in verdict.rule
+    one_of_two = training_results([0.90, 0.90], [0.30, 0.90], 0.004)           # one Xavier seed still on it
+    assert verdicts.sigmoid_xavier(one_of_two).outcome == NOT_TESTABLE
+    for run in one_of_two["training"]["runs"]:
+        run["updates_done"] = verdicts.SIGMOID_XAVIER_ESCAPE_UPDATES
+    assert verdicts.sigmoid_xavier(one_of_two).outcome == NOT_REPRODUCED         # long enough: it should have
+    one_seed = verdicts.sigmoid_xavier(training_results([0.40], [0.38], 0.45))
+    assert one_seed.outcome == NOT_TESTABLE and "--seeds 0,1,2" in one_seed.rule
+    assert verdicts.beyond_paper_verdicts({}) == []
+    assert verdicts.sigmoid_xavier({}).outcome == NOT_TESTABLE
 
 
 def _saturating(order, piled_tanh, piled_softsign):
