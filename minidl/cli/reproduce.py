@@ -13,8 +13,8 @@ def register(subparsers) -> None:
             "into one folder. Presets: the default finishes within 10 minutes on 2 cores (1000-unit nets: "
             "at-init study on 5- and 10-layer nets of {sigmoid,tanh,softsign,relu} x 6 schemes; training of the "
             "paper's 5x1000 nets for {sigmoid,tanh,softsign} x {standard,xavier_uniform} x 2 seeds, sigmoid "
-            "6000 updates, tanh and softsign 1000, batch 64, cut equally if the measured speed does not fit "
-            "570 s); --extensions adds ReLU/He, depth and batch-norm studies beyond the paper; --quick within a minute (small "
+            "6000 updates, tanh and softsign 1000, batch 64; if the measured speed does not fit 570 s, tanh "
+            "and softsign are cut first, to 300, then every run by its share); --extensions adds ReLU/He, depth and batch-norm studies beyond the paper; --quick within a minute (small "
             "nets); --full at the "
             "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
             "progress bar gives the estimate). Options below override the preset; unset, they take the "
@@ -66,8 +66,9 @@ def register(subparsers) -> None:
     parser.add_argument("--lr-search-updates", type=int, default=None,
                         help="updates per trial of --lr-search")
     parser.add_argument("--time-budget", type=float, default=None,
-                        help="seconds the whole study may take: training updates per run are cut (equally for "
-                             "every run) to fit, from the measured speed (default preset: 570; 0 = no limit)")
+                        help="seconds the whole study may take: training updates per run are cut to fit, from the "
+                             "measured speed (the activations with fewer updates first, down to 300; default "
+                             "preset: 570; 0 = no limit)")
     parser.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
                         help="updates between a run's checkpoints in OUT/checkpoints/ (default 2000)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",

@@ -122,8 +122,8 @@ def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None
             record.setdefault("histograms", {})[quantity] = [histogram(a, value_range, bins) for a in raw[quantity]]
 
 
-def run_at_init(config, data, on_record=None, on_step=None, deadline: float | None = None, done=()) -> dict:
-    """Run the at-init study; `on_record(record)` after each (activation, depth) group, `on_step()` per net.
+def run_at_init(config, data, on_group=None, on_step=None, deadline: float | None = None, done=()) -> dict:
+    """Run the at-init study; `on_group(records)` after each (activation, depth) group, `on_step()` per net.
 
     Groups run shallowest depth first (every activation), then deeper ones. With a `deadline`
     (time.perf_counter() value), a group that would end past it, judged from the time the same-depth or a
@@ -158,9 +158,9 @@ def run_at_init(config, data, on_record=None, on_step=None, deadline: float | No
                 if on_step is not None:
                     on_step()
             add_histograms(group, config.bins)
-            for record, _ in group:
-                records.append(record)
-                if on_record is not None:
-                    on_record(record)
+            finished = [record for record, _ in group]
+            records += finished
+            if on_group is not None:
+                on_group(finished)
             seconds_per_layer = (time.perf_counter() - started) / depth
     return {"records": records, "skipped": skipped}

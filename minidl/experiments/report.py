@@ -13,6 +13,7 @@ import numpy as np
 
 from minidl import init
 from minidl.experiments import paper
+from minidl.experiments.study import CUT_FLOOR
 from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, escape_update,
                                          fraction_beyond, saturation_order, snapshot_at)
 
@@ -190,9 +191,15 @@ def training_section(results) -> list[str]:
     if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
         if budget["cut"]:
+            cut = budget.get("updates_by_activation") or {}
+            all_shares = budget.get("update_shares") or {}
+            planned = ", ".join(f"{a} {max(1, round(all_shares.get(a, 1.0) * budget['updates_planned']))}" for a in cut)
             lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "
-                      f"{ms:.1f} ms here, so the updates per run were cut from {budget['updates_planned']} to "
-                      f"{budget['updates_per_run']}" + (" (equally for every run)." if not shares else " (see below).")]
+                      f"{ms:.1f} ms here, so the updates per run were cut from {planned} to "
+                      + ", ".join(f"{a} {n}" for a, n in cut.items())
+                      + (" (equally for every run)." if not shares else
+                         f" (the runs of the smaller shares first, down to {CUT_FLOOR} updates, then every run by "
+                         "its share).")]
         else:
             lines += [f"Time budget: {budget['time_budget_seconds']:.0f} s; one update measured {ms:.1f} ms here, "
                       f"so the planned {budget['updates_planned']} updates per run fit."]
@@ -467,7 +474,7 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
     lines += ["## Verdict: the paper's claims on this run", ""] + verdict_table(paper_verdicts(results)) + [
         "", "Every verdict is computed from this run's numbers (results.json) by the rule in its cell; "
         "the method section at the end says how each number was measured.", ""]
-    lines += _extension_verdicts(results)
+    lines += _beyond_paper_verdicts(results)
     lines += time_section(results)
     lines += ["## Figures", ""]
     for name, figure_path in figures.items():
@@ -489,13 +496,16 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
     return path
 
 
-def _extension_verdicts(results) -> list[str]:
-    if not results.get("extensions"):
-        return []
-    from minidl.experiments.extensions import extension_verdicts
-    from minidl.experiments.verdicts import verdict_table
+def _beyond_paper_verdicts(results) -> list[str]:
+    """The claims this run tests that the paper does not make: the default's, then `--extensions`'."""
+    from minidl.experiments.verdicts import beyond_paper_verdicts, verdict_table
 
-    return ["## Verdict: beyond the paper (`--extensions`)", ""] + verdict_table(extension_verdicts(results)) + [""]
+    verdicts = beyond_paper_verdicts(results)
+    if results.get("extensions"):
+        from minidl.experiments.extensions import extension_verdicts
+
+        verdicts += extension_verdicts(results)
+    return ["## Verdict: beyond the paper", ""] + verdict_table(verdicts) + [""] if verdicts else []
 
 
 def _extension_tables(results) -> list[str]:

@@ -1,7 +1,8 @@
 """Run the whole study: data, at-init nets, training runs; results written as they finish.
 
 One tqdm progress bar covers everything (units: one training update; an at-init net counts as
-AT_INIT_UNITS). results.json is rewritten after every finished net or run, so an interrupted study keeps
+AT_INIT_UNITS). results.json is rewritten after every finished group of at-init nets (one activation and
+depth under every scheme) and every finished run, so an interrupted study keeps
 what it finished; the figures, CSVs and report.md are then drawn from whatever is there.
 """
 from __future__ import annotations
@@ -28,6 +29,10 @@ SAFETY = 0.9            # share of the remaining time planned for training (the 
 CUT_EVAL_POINTS = 16    # learning-curve points of a run cut by the time budget
 CUT_SNAPSHOTS = 20      # activation snapshots of a run cut by the time budget
 AT_INIT_SHARE = 0.3     # with a time budget, at-init nets that would end past this share of it are skipped
+# A budget cuts the runs of the activations with the smaller update shares first, down to this many
+# updates, before it cuts the longest: tanh and softsign nets left the plateau within 40 updates and their
+# curve errors parted by init within 300 (issue 15's fresh-clone run), while sigmoid nets need thousands.
+CUT_FLOOR = 300
 
 
 def default_out_dir(root: str | os.PathLike = "runs") -> Path:
@@ -64,15 +69,17 @@ def lr_search_units(training) -> int:
     return len(t.activations) * len(t.schemes) * len(t.lr_search_grid) * t.lr_search_updates if t.lr_search else 0
 
 
-def total_units(config: StudyConfig, updates: int | None = None) -> int:
-    """Progress-bar units of the whole study; `updates`: the training updates per run (default: the config's)."""
+def total_units(config: StudyConfig, by_activation: dict | None = None) -> int:
+    """Progress-bar units of the whole study; `by_activation`: each activation's updates per run (default:
+    the config's)."""
     units = 0
     if config.at_init is not None:
         a = config.at_init
         units += AT_INIT_UNITS * len(a.activations) * len(a.schemes) * len(a.depths)
     if config.training is not None:
         t = config.training
-        units += len(t.schemes) * len(t.seeds) * sum(t.updates_for(a, updates) for a in t.activations)
+        by_activation = by_activation or {a: t.updates_for(a) for a in t.activations}
+        units += len(t.schemes) * len(t.seeds) * sum(by_activation[a] for a in t.activations)
         units += lr_search_units(t)
     if config.extensions is not None:
         from minidl.experiments.extensions import units as extension_units
@@ -115,7 +122,12 @@ class TrainingPlan:
 
     @property
     def cut(self) -> bool:
-        return self.training.updates < self.updates_planned
+        return any(c.updates < self.training.updates_for(a, self.updates_planned) for a, c in self.runs.items())
+
+    @property
+    def by_activation(self) -> dict:
+        """{activation: updates of each of its runs}."""
+        return {a: c.updates for a, c in self.runs.items()}
 
     def budget_record(self) -> dict:
         """results["training"]["budget"] (a new dict; layout in results.py)."""
@@ -124,7 +136,7 @@ class TrainingPlan:
             "time_budget_seconds": self.time_budget, "seconds_before_training": self.seconds_before_training,
             "measured_seconds_per_update": self.seconds_per_update, "updates_planned": self.updates_planned,
             "updates_per_run": t.updates,
-            "updates_by_activation": {a: c.updates for a, c in self.runs.items()},
+            "updates_by_activation": self.by_activation,
             "update_shares": {a: t.update_shares.get(a, 1.0) for a in t.activations},
             "update_share_reason": t.update_share_reason,
             "cut": self.cut,
@@ -132,13 +144,16 @@ class TrainingPlan:
 
 
 def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float, test_examples: int,
-                  parallel: int = 1, updates: int | None = None, costs=None) -> TrainingPlan:
+                  parallel: int = 1, updates: int | None = None, by_activation: dict | None = None,
+                  costs=None) -> TrainingPlan:
     """The training plan of `config` (not modified): with a time budget, the updates per run are cut so
     that training ends within it, given `elapsed` seconds spent (or to be spent) before training and
-    `seconds_per_update` measured; each activation's runs make `TrainingConfig.updates_for` of them (its
-    update share). `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one
-    stage is taken as ceil(n / parallel) / n of their serial time. `updates`: the updates per run of a
-    plan made before (a resumed study keeps its plan), instead of fitting them to the budget.
+    `seconds_per_update` measured. Each activation's runs make `TrainingConfig.updates_for` of them (its
+    update share), at most its cap: the cut first lowers the caps of the activations with a smaller share
+    than the largest, down to CUT_FLOOR (their planned updates if fewer), then cuts every run's share.
+    `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one stage is taken as
+    ceil(n / parallel) / n of their serial time. `updates` and `by_activation` (each activation's
+    updates): the plan made before (a resumed study keeps its plan), instead of fitting one to the budget.
 
     Cost model (minidl.experiments.planner, `costs`: measured there, default its constants): a run costs
     its updates plus its evaluations (a curve point on eval_examples every eval_every updates, a snapshot
@@ -152,12 +167,13 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     costs = costs if costs is not None else Costs(seconds_per_update)
     t, budget = config.training, config.time_budget
     planned = t.updates
+    full = {a: t.updates_for(a, planned) for a in t.activations}
     runs_per_activation = len(t.schemes) * len(t.seeds)
     search = lr_search_units(t)
 
-    def run_cost(updates, activation):
-        every_eval, every_snapshot = _intervals(t, updates, t.updates_for(activation, planned))
-        return run_updates(updates, every_eval, every_snapshot, t.eval_examples, t.monitor_examples,
+    def run_cost(n, activation):
+        every_eval, every_snapshot = _intervals(t, n, full[activation])
+        return run_updates(n, every_eval, every_snapshot, t.eval_examples, t.monitor_examples,
                            test_examples + 2000, costs)
 
     def trial_cost():
@@ -169,26 +185,33 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     run_rounds = math.ceil(runs / parallel) / runs
     search_wall = (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0)
 
-    def training_cost(updates):
-        return run_rounds * runs_per_activation * sum(run_cost(t.updates_for(a, updates), a) for a in t.activations)
+    def counts(updates, caps):
+        return {a: min(t.updates_for(a, updates), caps[a]) for a in t.activations}
+
+    def training_cost(updates, caps):
+        return run_rounds * runs_per_activation * sum(run_cost(n, a) for a, n in counts(updates, caps).items())
 
     fixed = updates is not None
     updates = planned if updates is None else updates
+    caps = dict(full, **(by_activation or {}))
     if budget and not fixed:
         units = SAFETY * (budget - elapsed - REPORT_SECONDS) / seconds_per_update - search_wall
-        while updates > MIN_UPDATES and training_cost(updates) > units:
+        longest = max(full.values())
+        floors = {a: min(n, CUT_FLOOR) for a, n in full.items() if n < longest}
+        while training_cost(updates, caps) > units and any(caps[a] > f for a, f in floors.items()):
+            caps.update({a: max(f, caps[a] - 10) for a, f in floors.items()})
+        while updates > MIN_UPDATES and training_cost(updates, caps) > units:
             updates -= 10
     every_eval, every_snapshot = _intervals(t, updates, planned)
     runs = {}
-    for activation in t.activations:
-        n = t.updates_for(activation, updates)
-        run_eval, run_snapshot = _intervals(t, n, t.updates_for(activation, planned))
+    for activation, n in counts(updates, caps).items():
+        run_eval, run_snapshot = _intervals(t, n, full[activation])
         runs[activation] = dataclasses.replace(t, updates=n, eval_every=run_eval, monitor_every=run_snapshot)
     return TrainingPlan(
         training=dataclasses.replace(t, updates=updates, eval_every=every_eval, monitor_every=every_snapshot),
         runs=runs, updates_planned=planned, time_budget=budget, seconds_before_training=elapsed,
         seconds_per_update=seconds_per_update, parallel=parallel,
-        expected_training_hours=seconds_per_update * (search_wall + training_cost(updates)) / 3600,
+        expected_training_hours=seconds_per_update * (search_wall + training_cost(updates, caps)) / 3600,
         search_hours=seconds_per_update * search_wall / 3600)
 
 
@@ -518,15 +541,15 @@ class Study:
         done = {group for group, records in groups.items() if len(records) == len(a.schemes)}
         self.results["at_init"] = [r for r in self.results["at_init"] if (r["activation"], r["depth"]) in done]
 
-        def on_record(record):
-            self.results["at_init"].append(record)
+        def on_group(records):          # one write per group: results.json is rewritten whole (MBs)
+            self.results["at_init"] += records
             self.save()
 
         bar.set_postfix_str("at init")
         deadline = None
         if self.config.time_budget:
             deadline = self._start + AT_INIT_SHARE * self.config.time_budget
-        outcome = run_at_init(a, data, on_record=on_record, on_step=lambda: bar.update(AT_INIT_UNITS),
+        outcome = run_at_init(a, data, on_group=on_group, on_step=lambda: bar.update(AT_INIT_UNITS),
                               deadline=deadline, done=done)
         self.results["at_init_skipped"] = outcome["skipped"]
         self.save()
@@ -541,7 +564,8 @@ class Study:
         if self._plan_is_final():
             plan = plan_training(self.config, budget["measured_seconds_per_update"],
                                  budget["seconds_before_training"], int(data.x_test.shape[0]),
-                                 parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"])
+                                 parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"],
+                                 by_activation=budget.get("updates_by_activation"))
         else:
             plan = self._plan(data, per_update)
             if "estimate" in self.results["execution"] and self.config.at_init is not None:
@@ -646,7 +670,7 @@ class Study:
 
     def _adopt_plan(self, plan: TrainingPlan, bar, final: bool = False) -> None:
         """Record `plan` in results.json (budget; the planned updates and intervals in the config) and the bar."""
-        bar.total = total_units(self.config, plan.updates)
+        bar.total = total_units(self.config, plan.by_activation)
         bar.refresh()
         self.results["training"]["budget"] = dict(plan.budget_record(), final=final)
         recorded = self.results["config"]["training"]

@@ -87,4 +87,4 @@ def test_time_budget_cuts_updates_equally(tmp_path):
     assert budget["cut"] and budget["updates_planned"] == 150 and budget["updates_per_run"] == 100
     assert budget["measured_seconds_per_update"] > 0
     assert {r["updates_done"] for r in results["training"]["runs"]} == {100}
-    assert "were cut from 150 to 100" in (out / "report.md").read_text()
+    assert "were cut from tanh 150 to tanh 100 (equally for every run)" in (out / "report.md").read_text()

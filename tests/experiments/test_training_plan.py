@@ -7,7 +7,7 @@ import pytest
 
 from minidl.experiments.config import preset
 from minidl.experiments.planner import EVAL_EXAMPLE_UPDATES, MONITOR_EXAMPLE_UPDATES, REPORT_SECONDS, Costs
-from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_SNAPSHOTS, MIN_UPDATES, SAFETY, TrainingPlan,
+from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_FLOOR, CUT_SNAPSHOTS, MIN_UPDATES, SAFETY, TrainingPlan,
                                       plan_training, run_study, total_units)
 
 BUDGET_KEYS = ["time_budget_seconds", "seconds_before_training", "measured_seconds_per_update", "updates_planned",
@@ -38,16 +38,36 @@ def test_no_budget_keeps_the_planned_updates_and_applies_the_shares():
     assert budget["expected_training_hours"] == pytest.approx(4 * (sigmoid + 2 * other) * 0.05 / 3600, rel=1e-12)
 
 
-def _seconds(plan, updates):
-    """The plan's unpadded training estimate for `updates` per run (same config, same speed)."""
+def _seconds(plan, updates, by_activation=None):
+    """The plan's unpadded training estimate for `updates` per run, at most `by_activation`'s updates for an
+    activation (same config, same speed)."""
     config = _default(time_budget=None)
-    return 3600 * plan_training(config, plan.seconds_per_update, 0.0, 10_000, updates=updates).expected_training_hours
+    return 3600 * plan_training(config, plan.seconds_per_update, 0.0, 10_000, updates=updates,
+                                by_activation=by_activation).expected_training_hours
+
+
+def test_a_budget_cuts_the_shorter_runs_first_down_to_the_floor():
+    room = SAFETY * (570.0 - 120.0 - REPORT_SECONDS)
+    mild = plan_training(_default(), seconds_per_update=0.013, elapsed=120.0, test_examples=10_000)
+    assert mild.cut and mild.updates == 6000 and mild.by_activation["sigmoid"] == 6000
+    short = mild.by_activation["tanh"]
+    assert short == mild.by_activation["softsign"] and CUT_FLOOR < short < 1000 and short % 10 == 0
+    tanh_more = {"tanh": short + 10, "softsign": short + 10}
+    assert _seconds(mild, 6000, mild.by_activation) <= room < _seconds(mild, 6000, tanh_more)
+    tight = plan_training(_default(), seconds_per_update=0.02, elapsed=120.0, test_examples=10_000)
+    floors = {"tanh": CUT_FLOOR, "softsign": CUT_FLOOR}
+    assert tight.by_activation == dict(floors, sigmoid=tight.updates) and CUT_FLOOR < tight.updates < 6000
+    assert _seconds(tight, tight.updates, floors) <= room < _seconds(tight, tight.updates + 10, floors)
+    assert tight.budget_record()["updates_by_activation"] == tight.by_activation
+    resumed = plan_training(_default(), 0.05, 300.0, 10_000, updates=tight.updates, by_activation=tight.by_activation)
+    assert resumed.by_activation == tight.by_activation             # a resumed study keeps its plan
 
 
 def test_a_default_budget_on_a_slow_machine_cuts_every_run_by_its_share():
     plan = plan_training(_default(), seconds_per_update=0.05, elapsed=120.0, test_examples=10_000)
     assert plan.cut and plan.updates_planned == 6000 and plan.updates % 10 == 0
     room = SAFETY * (570.0 - 120.0 - REPORT_SECONDS)
+    assert plan.updates < 6 * CUT_FLOOR                               # below the floors: shares apply
     assert _seconds(plan, plan.updates) <= room < _seconds(plan, plan.updates + 10)     # the largest that fits
     n = plan.updates
     assert (plan.training.eval_every, plan.training.monitor_every) == (n // CUT_EVAL_POINTS, n // CUT_SNAPSHOTS)
@@ -81,7 +101,8 @@ def test_the_cut_grows_with_the_time_already_spent_and_stops_at_min_updates():
 def test_the_learning_rate_search_takes_its_share_of_the_budget():
     without = plan_training(_default(), 0.01, elapsed=120.0, test_examples=10_000)
     with_search = plan_training(_default(lr_search=True), 0.01, elapsed=120.0, test_examples=10_000)
-    assert not without.cut and with_search.cut and with_search.updates < without.updates
+    assert not without.cut and with_search.cut
+    assert sum(with_search.by_activation.values()) < sum(without.by_activation.values())
 
 
 def test_the_plan_does_not_modify_its_config():
@@ -96,7 +117,7 @@ def test_the_plan_does_not_modify_its_config():
         plan.updates_planned = 1
     plan.budget_record()["updates_per_run"] = 1              # a fresh dict each time
     assert plan.budget_record()["updates_per_run"] == plan.updates
-    assert total_units(config) > total_units(config, plan.updates)
+    assert total_units(config) > total_units(config, plan.by_activation)
 
 
 def test_the_study_records_the_plan_and_leaves_its_config_alone(tmp_path):

@@ -48,3 +48,4 @@ def test_study_runs_each_activation_for_its_share_and_the_report_says_so(tmp_pat
     assert "updates per run: sigmoid 60" in text and "tanh 30" in text
     assert "(tanh ×0.5); the others make all of them (a test reason)" in text
     assert "Budget: each run here made sigmoid 60, tanh 30 updates" in text
+    assert "## Verdict: beyond the paper" in text and "| Sigmoid N (not in the paper) |" in text
