@@ -173,7 +173,7 @@ def _check(args):
             raise ValueError("--resume needs --out: the folder of the study to continue")
         given = [name for name in STUDY_OPTIONS if getattr(args, name) not in (None, False)]   # defaults
         if given:
-            raise ValueError(f"--resume continues the study with the settings it was started with; drop "
+            raise ValueError("--resume continues the study with the settings it was started with; drop "
                              + ", ".join("--" + name.replace("_", "-") for name in given))
         resumed = check_out(args.out, resume=True)
         config = None

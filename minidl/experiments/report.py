@@ -241,7 +241,7 @@ def final_error_table(results) -> list[str]:
         return []
     config = results["config"]["training"]
     lines = [f"### Final test error beside the paper's Table 1 ({config['depth']}×{config['width']} nets)", "",
-             f"| activation | scheme | lr | updates | this run: mean (min–max) over seeds | paper Shapeset | paper MNIST |",
+             "| activation | scheme | lr | updates | this run: mean (min–max) over seeds | paper Shapeset | paper MNIST |",
              "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
     for activation in dict.fromkeys(r["activation"] for r in runs):
         for scheme in dict.fromkeys(r["scheme"] for r in runs if r["activation"] == activation):
@@ -279,7 +279,7 @@ def _init_effect_sentences(runs, activation, threshold, majority):
             verdict = (f"{'Xavier' if diff > 0 else 'the standard init'} ended lower by {abs(100 * diff):.1f} "
                        f"points, more than twice the seed spread ({100 * spread:.1f} points): an init effect")
         else:
-            reason = (f"below 1 point" if abs(diff) <= 0.01 else
+            reason = ("below 1 point" if abs(diff) <= 0.01 else
                       f"within twice the seed spread ({100 * spread:.1f} points)")
             verdict = (f"a difference of {100 * diff:+.1f} points (standard minus Xavier) is {reason}: no init "
                        "effect on the final error that this run can distinguish from seed noise")

@@ -1,8 +1,4 @@
 """report.md sentences come from the numbers: change the numbers and the claims change."""
-import copy
-
-import pytest
-
 from minidl.experiments.report import at_init_section, training_section
 
 

@@ -1,5 +1,4 @@
 """SGD and Adam against their update formulas written out here, over several steps."""
-import math
 
 import numpy as np
 import pytest
