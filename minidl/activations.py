@@ -192,12 +192,10 @@ def _gelu_moments(v: float) -> tuple:
     return second, second - mean * mean, cdf_square + 2 * cross + v / (2 * math.pi * (1 + 2 * v) ** 1.5)
 
 
-_normal_cdf_object = np.frompyfunc(lambda s: 0.5 * math.erfc(-s / math.sqrt(2)), 1, 1)
-
-
 def _normal_cdf(s: np.ndarray) -> np.ndarray:
-    """Φ(s) elementwise, exact to libm's erfc (NumPy has no erf; PyTorch's GELU uses the exact Φ too)."""
-    return np.asarray(_normal_cdf_object(s), dtype=s.dtype)
+    """Φ(s) elementwise (minidl._core.normal_cdf: libm's erfc in double precision, as Python's math.erfc)."""
+    out = _core.normal_cdf(s)
+    return out.reshape(s.shape) if out.shape != s.shape else out   # the core gives (1,) for 0-d
 
 
 def _gelu_backward(g, s, z):

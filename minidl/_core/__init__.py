@@ -4,6 +4,7 @@
                                                               alpha·op(a) @ op(b) + beta·out (BLAS gemm)
     sigmoid_forward(x, out=None)                              1 / (1 + exp(-x)), any shape
     sigmoid_backward(y, grad_y, out=None)                     grad_y * y * (1 - y)
+    normal_cdf(x, out=None)                                   Φ(x) = erfc(-x/√2)/2 (GELU), any shape
     axpby(alpha, x, beta, y)                                  y <- alpha * x + beta * y, in place
     set_num_threads(n); get_num_threads()
 
@@ -30,6 +31,7 @@ from minidl._core._kernels import (
     get_num_threads,
     kernel_name,
     matmul,
+    normal_cdf,
     openmp_enabled,
     set_num_threads,
     sigmoid_backward,
@@ -41,6 +43,7 @@ __all__ = [
     "matmul",
     "sigmoid_forward",
     "sigmoid_backward",
+    "normal_cdf",
     "axpby",
     "set_num_threads",
     "get_num_threads",
