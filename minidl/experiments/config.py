@@ -101,7 +101,7 @@ class StudyConfig:
     at_init: AtInitConfig | None = field(default_factory=AtInitConfig)
     training: TrainingConfig | None = field(default_factory=TrainingConfig)
     # Seconds the whole study may take: before training, the speed of an update is measured and the
-    # updates per run are cut (equally for every run) to fit. None: no limit.
+    # updates per run are cut to fit (study.plan_training: the smaller shares first). None: no limit.
     time_budget: float | None = None
     # Beyond the paper (minidl.experiments.extensions.ExtensionsConfig; None: not run).
     extensions: object | None = None
