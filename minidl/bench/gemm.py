@@ -109,7 +109,7 @@ def run(args) -> int:
     from minidl.bench.options import read_kernel_arguments
 
     thread_counts, dtypes, rounds = read_kernel_arguments(args)
-    info = environment.describe()
+    info = environment.describe(max(thread_counts))
     rows = []
     for threads in thread_counts:
         _core.set_num_threads(threads)
@@ -130,6 +130,7 @@ def run(args) -> int:
     else:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
         print(environment.describe_blocking(info))
+        print(environment.describe_threads(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time (best ratio: of the best times); backoffs: times minidl fell "
               f"back to one thread for 10-500 ms because a worker thread started or ran late (busy machine)\n")

@@ -72,7 +72,7 @@ def run(args) -> int:
 
     thread_counts, dtypes, rounds = read_kernel_arguments(args)
     sizes = SIZES[:2] if args.quick else SIZES
-    info = environment.describe()
+    info = environment.describe(max(thread_counts))
     rows = []
     for threads in thread_counts:
         _core.set_num_threads(threads)
@@ -86,6 +86,7 @@ def run(args) -> int:
                                results=rows), args.json)
     else:
         print(f"minidl bench sigmoid - {environment.describe_line(info)}")
+        print(environment.describe_threads(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time; NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y);\nbackoffs: times "
               f"minidl fell back to one thread for 10-500 ms because a worker thread started or ran late (busy "
