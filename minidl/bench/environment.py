@@ -52,10 +52,17 @@ def describe(threads: int | None = None) -> dict:
         "minidl_openmp": _core.openmp_enabled(),
         "minidl_cache_sizes": _core.cache_sizes(),
         "minidl_blocking_float32": _core.gemm_blocking("float32"),
-        "minidl_thread_thresholds": {dtype: _core.thread_thresholds(dtype, threads)
-                                     for dtype in ("float32", "float64")},
+        "minidl_thread_thresholds": thread_thresholds(threads),
         "minidl_malloc_tuned": malloc_tuned(),
     }
+
+
+def thread_thresholds(threads: int | None = None) -> dict:
+    """minidl's thread thresholds per dtype for a team of `threads` (measured at the first call that needs
+    them; a measurement that a busy moment spoiled is retried a second later, so call again after a run)."""
+    from minidl import _core
+
+    return {dtype: _core.thread_thresholds(dtype, threads) for dtype in ("float32", "float64")}
 
 
 def _bytes(n: int) -> str:

@@ -123,6 +123,7 @@ def run(args) -> int:
                     print(f"  measured {row['case']} {dtype} {threads}T: ratio {row['ratio']:.2f}",
                           file=sys.stderr, flush=True)
     summary = summarize(rows)
+    info["minidl_thread_thresholds"] = environment.thread_thresholds(max(thread_counts))  # as measured by now
     failed = [r["case"] for r in rows if not r["verified"]]
     if args.json is not None:
         report.write_json(dict(benchmark="gemm", environment=info, rounds=rounds, pause_s=args.pause,

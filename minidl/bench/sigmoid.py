@@ -80,6 +80,7 @@ def run(args) -> int:
             for direction in ("forward", "backward"):
                 for size in sizes:
                     rows.append(measure(direction, size, dtype, threads, rounds, args.pause))
+    info["minidl_thread_thresholds"] = environment.thread_thresholds(max(thread_counts))  # as measured by now
     failed = [f"{r['case']} {r['size']}" for r in rows if not r["verified"]]
     if args.json is not None:
         report.write_json(dict(benchmark="sigmoid", environment=info, rounds=rounds, pause_s=args.pause,

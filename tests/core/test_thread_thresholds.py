@@ -3,6 +3,9 @@ rates (csrc/blocking.c, csrc/dispatch.c), and results equal to NumPy's on both s
 No test here times anything: the fork-join cost is injected (_set_test_fork_join) wherever a result depends
 on it."""
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,13 +43,14 @@ def test_a_kind_without_a_rate_keeps_its_fallback_and_the_others_are_derived():
     assert _kernels.derive_thresholds(2e-6, {}) == FALLBACK
 
 
-def test_the_least_work_is_the_same_multiple_of_fork_join_times_rate_for_every_kind():
-    """min = K * fork_join * rate: proportional to each, with one K for every kind (inside the clamps)."""
+def test_the_least_work_is_a_fixed_multiple_of_fork_join_times_rate():
+    """min = K * fork_join * rate: proportional to each; one K for the elementwise kernels, a larger one for
+    the GEMM (its threads pack panels one thread packs once)."""
     base = _kernels.derive_thresholds(2e-6, RATES)
     factors = {k: base[k] / (2e-6 * RATES[k]) for k in KINDS}
-    k_factor = factors["gemm"]
-    assert 1.0 <= k_factor <= 100.0
-    assert all(f == pytest.approx(k_factor) for f in factors.values())
+    elementwise = factors["sigmoid_forward"]
+    assert factors["sigmoid_backward"] == pytest.approx(elementwise) == factors["axpby"]
+    assert 1.0 <= elementwise < factors["gemm"] <= 100.0
     doubled_cost = _kernels.derive_thresholds(4e-6, RATES)
     doubled_rate = _kernels.derive_thresholds(2e-6, {k: 2 * v for k, v in RATES.items()})
     for k in KINDS:
@@ -100,6 +104,28 @@ def test_injected_fork_join_cost_sets_the_thresholds(fork_join, dtype):
     got = _core.thread_thresholds(dtype, threads=2)
     assert got["fork_join_s"] == 3e-6
     assert got["min_per_thread"] == _kernels.derive_thresholds(3e-6, {k: v or 0.0 for k, v in got["rates"].items()})
+
+
+FORKED = """
+import os
+from minidl import _core
+_core.set_num_threads(2)
+_core._kernels._set_test_fork_join(None)
+parent = _core.thread_thresholds("float32")["fork_join_s"]   # the parent's team has run
+pid = os.fork()
+if pid == 0:
+    got = _core.thread_thresholds("float32", threads=3)     # a team not measured yet: starting it would hang
+    os._exit(0 if got["fork_join_s"] is None and got["min_per_thread"]["axpby"] == 65536.0 else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_forked_child_measures_no_team_and_keeps_the_fallbacks():
+    package_parent = Path(_core.__file__).resolve().parents[2]     # the minidl this process imported
+    result = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, check=True,
+                            timeout=60, cwd=package_parent)
+    assert result.stdout.strip() == "0"
 
 
 def test_thread_thresholds_rejects_other_dtypes():
