@@ -100,4 +100,4 @@ def describe_threads(info: dict) -> str:
         f"{dtype}: sigmoid forward {_count(t['sigmoid_forward'])} / backward {_count(t['sigmoid_backward'])}, "
         f"axpby {_count(t['axpby'])} elements, GEMM {t['gemm'] / 1e6:.2f} MFLOP"
         for dtype, t in ((d, v["min_per_thread"]) for d, v in thresholds.items()))
-    return f"threads: team of {first['threads']}, {measured}; least work per thread, {least}"
+    return f"threads: team of {first['threads']}, {measured}\nleast work a kernel gives a thread: {least}"

@@ -223,7 +223,7 @@ int mdl_threads_for_call(void)
  * kernel call with a team of 2+), never at import, so importing starts no thread:
  * - The fork-join cost of a team of n threads: the median of MDL_FORK_JOIN_REGIONS back-to-back parallel
  *   regions of n threads that only do the reduction every kernel's region does, after one that starts the
- *   threads (the kernels' regions follow each other as closely in a training step, workers still spinning).
+ *   threads (as the kernels' regions follow each other in a training step, their workers still spinning).
  *   A region slower than MDL_FORK_JOIN_MAX_S means other processes hold the cores: the measurement stops,
  *   the kernels keep the fallback thresholds, and it is tried again MDL_FORK_JOIN_RETRY_S later. Cached per
  *   team size (up to MDL_TEAM_CACHE threads; a larger team keeps the fallbacks).

@@ -61,7 +61,13 @@ mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item); /* from th
 /* blocking.c, continued: how much work a thread must get before a kernel gives it any. Per kind of work,
  * one core's rate (elements per second; the GEMM: flops per second) and the least work per thread
  * (elements; the GEMM: flops). */
-typedef enum { MDL_WORK_SIGMOID_FWD, MDL_WORK_SIGMOID_BWD, MDL_WORK_AXPBY, MDL_WORK_GEMM, MDL_WORK_KINDS } mdl_work;
+typedef enum {
+    MDL_WORK_SIGMOID_FWD,
+    MDL_WORK_SIGMOID_BWD,
+    MDL_WORK_AXPBY,
+    MDL_WORK_GEMM,
+    MDL_WORK_KINDS
+} mdl_work;
 typedef struct {
     double per_s[MDL_WORK_KINDS];
 } mdl_work_rates;
@@ -105,16 +111,16 @@ void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seco
  * dispatch.c). */
 double mdl_fork_join_seconds(int team);
 void mdl_set_test_fork_join(double seconds); /* tests: the cost of every team of 2+; < 0: measured */
-/* One core's speed on each kind of work with the active kernel build and `item`-byte floats, measured at the
- * first call for that build and size (0 where it cannot be: no OpenMP, a fork()ed child). */
+/* One core's speed on each kind of work with the active kernel build and `item`-byte floats, measured on the
+ * calling thread at the first call for that build and size (0 without OpenMP: no threads to decide on). */
 mdl_work_rates mdl_work_rates_measured(int item);
 
-/* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
- * on at most n / (the least work per thread of `kind` for `item`-byte floats, mdl_thresholds_for) threads;
- * reports the region to mdl_note_team. Every parallel region (here
- * and in the GEMM) starts the whole team of mdl_threads_for_call() threads, and those without work return
- * at once: a team that shrank would make GCC's OpenMP runtime end its surplus workers and start new ones
- * for the next larger team, each new thread paying for its own packing buffers. */
+/* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements), on at
+ * most n / (the least work per thread of `kind` for `item`-byte floats: mdl_thresholds_for) threads; reports
+ * the region to mdl_note_team. Every parallel region (here and in the GEMM) starts the whole team of
+ * mdl_threads_for_call() threads, and those without work return at once: a team that shrank would make
+ * GCC's OpenMP runtime end its surplus workers and start new ones for the next larger team, each new thread
+ * paying for its own packing buffers. */
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_work kind, int item);
 
