@@ -192,8 +192,8 @@ def thread_thresholds(dtype="float32", threads=None):
         raise TypeError(f"thread_thresholds: dtype must be float32 or float64, got {np.dtype(dtype)}")
     cdef int item = np.dtype(dtype).itemsize
     cdef int team = threads or mdl_get_num_threads()
+    cdef mdl_work_rates rates = mdl_work_rates_measured(item)    # before a team starts (csrc/blocking.c)
     cdef double fork_join = mdl_fork_join_seconds(team)
-    cdef mdl_work_rates rates = mdl_work_rates_measured(item)
     cdef mdl_thread_thresholds t = mdl_thresholds_for(team, item)
     return {"threads": team, "fork_join_s": fork_join if fork_join > 0 else None,
             "rates": {kind: rates.per_s[i] if rates.per_s[i] > 0 else None for i, kind in enumerate(WORK_KINDS)},
@@ -202,10 +202,10 @@ def thread_thresholds(dtype="float32", threads=None):
 
 def derive_thresholds(fork_join_s, rates):
     """The least work per thread (elements; the GEMM: flops) that the rule of csrc/blocking.c gives for a
-    fork-join cost (s) and one core's rates {kind: per second} (a kind left out: unknown)."""
+    fork-join cost (s) and one core's rates {kind: per second} (a kind left out or None: unknown)."""
     cdef mdl_work_rates r
     for i, kind in enumerate(WORK_KINDS):
-        r.per_s[i] = rates.get(kind, 0.0)
+        r.per_s[i] = rates.get(kind) or 0.0
     cdef mdl_thread_thresholds t = mdl_derive_thresholds(fork_join_s, r)
     return {kind: t.min_per_thread[i] for i, kind in enumerate(WORK_KINDS)}
 

@@ -103,7 +103,7 @@ def test_injected_fork_join_cost_sets_the_thresholds(fork_join, dtype):
     fork_join(3e-6)
     got = _core.thread_thresholds(dtype, threads=2)
     assert got["fork_join_s"] == 3e-6
-    assert got["min_per_thread"] == _kernels.derive_thresholds(3e-6, {k: v or 0.0 for k, v in got["rates"].items()})
+    assert got["min_per_thread"] == _kernels.derive_thresholds(3e-6, got["rates"])
 
 
 FORKED = """

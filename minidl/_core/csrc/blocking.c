@@ -94,11 +94,11 @@ mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item)
  * this team, and one core's rate on this kind of work with the kernel build in use):
  *   min_per_thread[kind] = K[kind] * fork_join_s * rate[kind]   (elements; the GEMM: flops),
  * clamped to [1/MDL_THRESHOLD_RANGE, MDL_THRESHOLD_RANGE] x the kind's fallback. K was measured where two
- * threads start to beat one (the 2-core Xeon, avx512, both dtypes, 1- and 2-thread medians interleaved, three
- * runs): the elementwise kernels broke even at shares of 1.4-3.4 x fork-join x rate, so K = 4 (a margin:
- * near break-even a second thread gains nothing and risks a stall's back-off); the GEMM at 6-30x, because
- * each of its threads packs its own panels of the shared operand and runs its own edge tiles, work one
- * thread does once, so K = 16 (about 1 MFLOP per thread there, the number tuned by hand before).
+ * threads start to beat one (the 2-core Xeon, avx512, both dtypes, 1- and 2-thread medians interleaved, five
+ * runs): the elementwise kernels broke even at shares of 1.1-3.4 x fork-join x rate, so K = 4 (a margin:
+ * near break-even a second thread gains nothing and risks a stall's back-off); the GEMM at 5-30x, mostly
+ * 9-15x, because each of its threads packs its own panels of the shared operand and runs its own edge
+ * tiles, work one thread does once, so K = 20 (about 1 MFLOP per thread there, the number tuned by hand).
  * The fallbacks are those hand-tuned numbers (2-core EPYC: sigmoid 32768 and axpby 65536 elements, GEMM
  * 1 MFLOP per thread); a kind gets its fallback when the fork-join cost or its rate is unknown (not positive
  * or not finite: no OpenMP, a fork()ed child, a machine too busy to measure). */
@@ -108,7 +108,7 @@ static const double fork_join_factor[MDL_WORK_KINDS] = {
     [MDL_WORK_SIGMOID_FWD] = 4.0,
     [MDL_WORK_SIGMOID_BWD] = 4.0,
     [MDL_WORK_AXPBY] = 4.0,
-    [MDL_WORK_GEMM] = 16.0,
+    [MDL_WORK_GEMM] = 20.0,
 };
 
 static const double fallback_min_per_thread[MDL_WORK_KINDS] = {
@@ -138,5 +138,7 @@ mdl_thread_thresholds mdl_derive_thresholds(double fork_join_s, mdl_work_rates r
 
 mdl_thread_thresholds mdl_thresholds_for(int team, int item)
 {
-    return mdl_derive_thresholds(mdl_fork_join_seconds(team), mdl_work_rates_measured(item));
+    /* The rates first: timed before this call starts a team, whose spinning workers could slow them. */
+    const mdl_work_rates rates = mdl_work_rates_measured(item);
+    return mdl_derive_thresholds(mdl_fork_join_seconds(team), rates);
 }

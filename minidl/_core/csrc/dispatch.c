@@ -228,7 +228,7 @@ int mdl_threads_for_call(void)
  *   the kernels keep the fallback thresholds, and it is tried again MDL_FORK_JOIN_RETRY_S later. Cached per
  *   team size (up to MDL_TEAM_CACHE threads; a larger team keeps the fallbacks).
  * - One core's rate on each kind of work: the active build's own kernels timed on the calling thread
- *   (median of MDL_PROBE_RUNS after a warm-up) over MDL_PROBE_ELEMENTS elements (in L2, as a thread's
+ *   (the fastest of MDL_PROBE_RUNS after a warm-up: anything else running only slows a run) over MDL_PROBE_ELEMENTS elements (in L2, as a thread's
  *   share near the thresholds is) and a MDL_PROBE_SIDE^3 GEMM: ~0.1 ms for the SIMD builds, ~1 ms for the
  *   generic one. Measured, not tabled: the rates differ 25x between builds (the generic build's C sigmoid),
  *   2-4x between dtypes and kernels, and with another machine's clock, caches and vector units. Cached per
@@ -324,7 +324,8 @@ static mdl_work_rates measure_rates(const mdl_kernel_table *t, int item)
         }
         const double work = kind == MDL_WORK_GEMM ? 2.0 * MDL_PROBE_SIDE * MDL_PROBE_SIDE * MDL_PROBE_SIDE
                                                   : (double)n;
-        const double seconds = median(took, MDL_PROBE_RUNS);
+        double seconds = took[0];
+        for (int r = 1; r < MDL_PROBE_RUNS; r++) seconds = took[r] < seconds ? took[r] : seconds;
         rates.per_s[kind] = seconds > 0.0 ? work / seconds : 0.0;
     }
     probing = 0;
