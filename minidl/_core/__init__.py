@@ -10,9 +10,10 @@
 
 At import the fastest kernel build the CPU and OS support is chosen (`kernel_name()`: 'avx512', 'avx2' or
 'generic'); the environment variable MINIDL_KERNELS names another (MINIDL_KERNELS=generic: the portable
-one). The GEMM's block sizes come from the cache sizes read at import (`cache_sizes()`, `gemm_blocking()`). A MINIDL_KERNELS value that
-is unknown or not available on this machine (see `available_kernels()`) gives a RuntimeWarning and the
-fastest build, never an import error. When other processes keep every core busy, the kernels briefly
+one). The GEMM's block sizes come from the cache sizes read at import (`cache_sizes()`, `gemm_blocking()`);
+the least work a kernel gives a thread, from the fork-join cost and the core's speed measured at the first
+multithreaded call (`thread_thresholds()`). A MINIDL_KERNELS value that is unknown or not available on this
+machine (see `available_kernels()`) gives a RuntimeWarning and the fastest build, never an import error. When other processes keep every core busy, the kernels briefly
 fall back to one thread (`effective_num_threads()`, `contention_backoffs()`). This package imports
 nothing else from minidl. `python -m minidl._core.check_build` says what was built and fails when the
 build lacks what this machine supports (CI runs it).
@@ -36,6 +37,7 @@ from minidl._core._kernels import (
     set_num_threads,
     sigmoid_backward,
     sigmoid_forward,
+    thread_thresholds,
     use_kernels,
 )
 
@@ -54,6 +56,7 @@ __all__ = [
     "KERNEL_BUILDS",
     "cache_sizes",
     "gemm_blocking",
+    "thread_thresholds",
     "use_kernels",
     "cpu_has_avx2_fma",
     "openmp_enabled",

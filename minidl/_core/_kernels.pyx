@@ -24,6 +24,17 @@ cdef extern from "kernels.h" nogil:
     mdl_cache_sizes mdl_cache_sizes_in_use()
     void mdl_override_cache_sizes(long l1d, long l2, long l3)
     mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item)
+    ctypedef enum mdl_work:
+        MDL_WORK_SIGMOID_FWD, MDL_WORK_SIGMOID_BWD, MDL_WORK_AXPBY, MDL_WORK_GEMM, MDL_WORK_KINDS
+    ctypedef struct mdl_work_rates:
+        double per_s[MDL_WORK_KINDS]
+    ctypedef struct mdl_thread_thresholds:
+        double min_per_thread[MDL_WORK_KINDS]
+    mdl_thread_thresholds mdl_derive_thresholds(double fork_join_s, mdl_work_rates rates)
+    mdl_thread_thresholds mdl_thresholds_for(int team, int item)
+    double mdl_fork_join_seconds(int team)
+    void mdl_set_test_fork_join(double seconds)
+    mdl_work_rates mdl_work_rates_measured(int item)
     long mdl_threads_with_buffers(int ever)
     void mdl_init()
     int mdl_cpu_has_avx2_fma()
@@ -166,6 +177,44 @@ def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
     c.l1d, c.l2, c.l3 = l1d, l2, l3
     cdef mdl_blocking b = mdl_derive_blocking(c, threads, mr, nr, itemsize)
     return {"mc": b.mc, "kc": b.kc, "nc": b.nc, "skinny_m": b.skinny_m}
+
+
+# ------------------------------------------------------------------ thread thresholds
+WORK_KINDS = ("sigmoid_forward", "sigmoid_backward", "axpby", "gemm")   # in mdl_work's order
+
+
+def thread_thresholds(dtype="float32", threads=None):
+    """When the kernels use threads, for `dtype` with `threads` threads (default: get_num_threads()):
+    {'threads', 'fork_join_s' (starting and joining the team, measured at the first call that needs it; None
+    where not measured: one thread, no OpenMP, a busy machine), 'rates' (one core's measured speed per kind of
+    work: elements/s, the GEMM flops/s; None where not measured), 'min_per_thread' (the least work a thread
+    is given: elements, the GEMM flops)}. Kinds: WORK_KINDS; csrc/blocking.c states the rule."""
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise TypeError(f"thread_thresholds: dtype must be float32 or float64, got {np.dtype(dtype)}")
+    cdef int item = np.dtype(dtype).itemsize
+    cdef int team = threads or mdl_get_num_threads()
+    cdef mdl_work_rates rates = mdl_work_rates_measured(item)    # before a team starts (csrc/blocking.c)
+    cdef double fork_join = mdl_fork_join_seconds(team)
+    cdef mdl_thread_thresholds t = mdl_thresholds_for(team, item)
+    return {"threads": team, "fork_join_s": fork_join if fork_join > 0 else None,
+            "rates": {kind: rates.per_s[i] if rates.per_s[i] > 0 else None for i, kind in enumerate(WORK_KINDS)},
+            "min_per_thread": {kind: t.min_per_thread[i] for i, kind in enumerate(WORK_KINDS)}}
+
+
+def derive_thresholds(fork_join_s, rates):
+    """The least work per thread (elements; the GEMM: flops) that the rule of csrc/blocking.c gives for a
+    fork-join cost (s) and one core's rates {kind: per second} (a kind left out or None: unknown)."""
+    cdef mdl_work_rates r
+    for i, kind in enumerate(WORK_KINDS):
+        r.per_s[i] = rates.get(kind) or 0.0
+    cdef mdl_thread_thresholds t = mdl_derive_thresholds(fork_join_s, r)
+    return {kind: t.min_per_thread[i] for i, kind in enumerate(WORK_KINDS)}
+
+
+def _set_test_fork_join(seconds):
+    """Test hook: every team of 2+ threads costs `seconds` to start and join (the thresholds follow from it)
+    instead of the measured cost; None: measured again."""
+    mdl_set_test_fork_join(-1.0 if seconds is None else seconds)
 
 
 def _override_cache_sizes(l1d=0, l2=0, l3=0):

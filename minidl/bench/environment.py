@@ -26,8 +26,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def describe() -> dict:
-    """Machine and library facts printed with (and stored in) every benchmark result."""
+def describe(threads: int | None = None) -> dict:
+    """Machine and library facts printed with (and stored in) every benchmark result; the thread thresholds
+    are those of a team of `threads` (default: minidl's thread count)."""
     import numpy as np
 
     from minidl import _core
@@ -51,8 +52,17 @@ def describe() -> dict:
         "minidl_openmp": _core.openmp_enabled(),
         "minidl_cache_sizes": _core.cache_sizes(),
         "minidl_blocking_float32": _core.gemm_blocking("float32"),
+        "minidl_thread_thresholds": thread_thresholds(threads),
         "minidl_malloc_tuned": malloc_tuned(),
     }
+
+
+def thread_thresholds(threads: int | None = None) -> dict:
+    """minidl's thread thresholds per dtype for a team of `threads` (measured at the first call that needs
+    them; a measurement that a busy moment spoiled is retried a second later, so call again after a run)."""
+    from minidl import _core
+
+    return {dtype: _core.thread_thresholds(dtype, threads) for dtype in ("float32", "float64")}
 
 
 def _bytes(n: int) -> str:
@@ -72,3 +82,22 @@ def describe_blocking(info: dict) -> str:
     return (f"detected caches: L1d {_bytes(caches['l1d'])}, L2 {_bytes(caches['l2'])} per core, L3 "
             f"{_bytes(caches['l3'])}; float32 GEMM ({info['minidl_kernels']}): micro-tile {b['mr']}x{b['nr']}, "
             f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']}, B read in place up to {b['skinny_m']} rows")
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
+
+
+def describe_threads(info: dict) -> str:
+    """What the kernels measured for their thread thresholds: the team's fork-join cost and the least work
+    each kernel gives a thread."""
+    thresholds = info["minidl_thread_thresholds"]
+    first = thresholds["float32"]
+    cost = first["fork_join_s"]
+    measured = (f"fork-join {cost * 1e6:.1f} us (measured)" if cost is not None else
+                "fork-join not measured (one thread, no OpenMP or a busy machine): hand-tuned fallbacks")
+    least = "; ".join(
+        f"{dtype}: sigmoid forward {_count(t['sigmoid_forward'])} / backward {_count(t['sigmoid_backward'])}, "
+        f"axpby {_count(t['axpby'])} elements, GEMM {t['gemm'] / 1e6:.2f} MFLOP"
+        for dtype, t in ((d, v["min_per_thread"]) for d, v in thresholds.items()))
+    return f"threads: team of {first['threads']}, {measured}\nleast work a kernel gives a thread: {least}"

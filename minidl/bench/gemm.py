@@ -109,7 +109,7 @@ def run(args) -> int:
     from minidl.bench.options import read_kernel_arguments
 
     thread_counts, dtypes, rounds = read_kernel_arguments(args)
-    info = environment.describe()
+    info = environment.describe(max(thread_counts))
     rows = []
     for threads in thread_counts:
         _core.set_num_threads(threads)
@@ -123,6 +123,7 @@ def run(args) -> int:
                     print(f"  measured {row['case']} {dtype} {threads}T: ratio {row['ratio']:.2f}",
                           file=sys.stderr, flush=True)
     summary = summarize(rows)
+    info["minidl_thread_thresholds"] = environment.thread_thresholds(max(thread_counts))  # as measured by now
     failed = [r["case"] for r in rows if not r["verified"]]
     if args.json is not None:
         report.write_json(dict(benchmark="gemm", environment=info, rounds=rounds, pause_s=args.pause,
@@ -130,6 +131,7 @@ def run(args) -> int:
     else:
         print(f"minidl bench gemm - {environment.describe_line(info)}")
         print(environment.describe_blocking(info))
+        print(environment.describe_threads(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time (best ratio: of the best times); backoffs: times minidl fell "
               f"back to one thread for 10-500 ms because a worker thread started or ran late (busy machine)\n")

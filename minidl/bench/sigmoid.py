@@ -72,7 +72,7 @@ def run(args) -> int:
 
     thread_counts, dtypes, rounds = read_kernel_arguments(args)
     sizes = SIZES[:2] if args.quick else SIZES
-    info = environment.describe()
+    info = environment.describe(max(thread_counts))
     rows = []
     for threads in thread_counts:
         _core.set_num_threads(threads)
@@ -80,12 +80,14 @@ def run(args) -> int:
             for direction in ("forward", "backward"):
                 for size in sizes:
                     rows.append(measure(direction, size, dtype, threads, rounds, args.pause))
+    info["minidl_thread_thresholds"] = environment.thread_thresholds(max(thread_counts))  # as measured by now
     failed = [f"{r['case']} {r['size']}" for r in rows if not r["verified"]]
     if args.json is not None:
         report.write_json(dict(benchmark="sigmoid", environment=info, rounds=rounds, pause_s=args.pause,
                                results=rows), args.json)
     else:
         print(f"minidl bench sigmoid - {environment.describe_line(info)}")
+        print(environment.describe_threads(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
               f"ratio = NumPy time / minidl time; NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y);\nbackoffs: times "
               f"minidl fell back to one thread for 10-500 ms because a worker thread started or ran late (busy "

@@ -11,6 +11,7 @@ def restore_core_state():
     yield
     _core.use_kernels(kernels)
     _core.set_num_threads(threads)
+    _core._kernels._set_test_fork_join(None)
 
 
 @pytest.fixture(params=_core.available_kernels())

@@ -296,6 +296,7 @@ def test_two_threads_really_run(kernels, call):
     if not _core.openmp_enabled():
         pytest.skip("single-threaded build (no OpenMP): nothing runs on two threads")
     _core.set_num_threads(2)
+    _core._kernels._set_test_fork_join(1e-12)         # the lowest thresholds, whatever was measured
     inputs = np.random.default_rng(1)
     _core._kernels._set_test_clock(None)
     _core._kernels._reset_contention_state()          # a busy machine's back-off would hold one thread

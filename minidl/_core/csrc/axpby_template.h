@@ -1,7 +1,8 @@
 /* y <- alpha * x + beta * y, in place: the optimizers' update (SGD's p <- p - lr * g is alpha = -lr,
  * beta = 1; momentum's b <- m * b + (1 - dampening) * g is alpha = 1 - dampening, beta = m).
  * One pass over memory and no temporary, where NumPy's `p -= lr * g` makes two passes and a temporary
- * as large as p. The array is split into one contiguous range per thread (mdl_parallel_ranges).
+ * as large as p. The array is split into one contiguous range per thread (mdl_parallel_ranges), threads
+ * given work only above the least work per thread derived from the machine (blocking.c).
  * Memory-bound, so the loop is plain C: included once per (dtype, instruction set), the compiler
  * vectorizes it with that build's flags (4 float lanes generic, 8 with AVX2, 16 with AVX-512).
  * x may be y itself (elementwise, each y[i] is read before it is written), so no restrict.
@@ -13,9 +14,6 @@
 #define MDL_CAT_(a, b) a##b
 #define MDL_CAT(a, b) MDL_CAT_(a, b)
 #define FN(name) MDL_CAT(name##_, SFX)
-
-/* Below this many elements per thread, starting threads costs more than the loop (~20 us). */
-#define MDL_AXPBY_MIN_PER_THREAD 65536
 
 typedef struct {
     T alpha, beta;
@@ -38,13 +36,12 @@ static void FN(axpby_range)(const void *args, mdl_index lo, mdl_index hi)
 static void FN(axpby)(T alpha, const T *x, T beta, T *y, mdl_index n)
 {
     const FN(axpby_args) args = {alpha, beta, x, y};
-    mdl_parallel_ranges(FN(axpby_range), &args, n, MDL_AXPBY_MIN_PER_THREAD);
+    mdl_parallel_ranges(FN(axpby_range), &args, n, MDL_WORK_AXPBY, (int)sizeof(T));
 }
 
 /* Every parameter and helper macro ends here: the next block defines its own. */
 #undef T
 #undef SFX
-#undef MDL_AXPBY_MIN_PER_THREAD
 #undef FN
 #undef MDL_CAT
 #undef MDL_CAT_

@@ -14,6 +14,7 @@
  *   (multiples of MR and NR). A buffer <= MC x KC and B buffer <= KC x NC elements per thread, reused.
  * Unknown sizes (sysconf gives 0 or -1, or no sysconf) fall back to the 2-core EPYC's 32 KiB / 512 KiB /
  * 32 MiB, for which the rules give what was tuned there by hand. */
+#include <math.h>
 #include <unistd.h>
 #include "kernels.h"
 
@@ -86,4 +87,58 @@ mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, in
 mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item)
 {
     return mdl_derive_blocking(mdl_cache_sizes_in_use(), threads, mr, nr, item);
+}
+
+/* Threads from the machine: a kernel gives a thread work only when the thread's share takes at least K times
+ * what starting and joining the team costs, both measured at run time (dispatch.c: the fork-join cost of
+ * this team, and one core's rate on this kind of work with the kernel build in use):
+ *   min_per_thread[kind] = K[kind] * fork_join_s * rate[kind]   (elements; the GEMM: flops),
+ * clamped to [1/MDL_THRESHOLD_RANGE, MDL_THRESHOLD_RANGE] x the kind's fallback. K was measured where two
+ * threads start to beat one (the 2-core Xeon, avx512, both dtypes, 1- and 2-thread medians interleaved, five
+ * runs): the elementwise kernels broke even at shares of 1.1-3.4 x fork-join x rate, so K = 4 (a margin:
+ * near break-even a second thread gains nothing and risks a stall's back-off); the GEMM at 5-30x, mostly
+ * 9-15x, because each of its threads packs its own panels of the shared operand and runs its own edge
+ * tiles, work one thread does once, so K = 20 (about 1 MFLOP per thread there, the number tuned by hand).
+ * The fallbacks are those hand-tuned numbers (2-core EPYC: sigmoid 32768 and axpby 65536 elements, GEMM
+ * 1 MFLOP per thread); a kind gets its fallback when the fork-join cost or its rate is unknown (not positive
+ * or not finite: no OpenMP, a fork()ed child, a machine too busy to measure). */
+#define MDL_THRESHOLD_RANGE 16.0
+
+static const double fork_join_factor[MDL_WORK_KINDS] = {
+    [MDL_WORK_SIGMOID_FWD] = 4.0,
+    [MDL_WORK_SIGMOID_BWD] = 4.0,
+    [MDL_WORK_AXPBY] = 4.0,
+    [MDL_WORK_GEMM] = 20.0,
+};
+
+static const double fallback_min_per_thread[MDL_WORK_KINDS] = {
+    [MDL_WORK_SIGMOID_FWD] = 32768.0,
+    [MDL_WORK_SIGMOID_BWD] = 32768.0,
+    [MDL_WORK_AXPBY] = 65536.0,
+    [MDL_WORK_GEMM] = 1048576.0,
+};
+
+static int positive_finite(double x) { return x > 0.0 && isfinite(x); } /* false for NaN too */
+
+mdl_thread_thresholds mdl_derive_thresholds(double fork_join_s, mdl_work_rates rates)
+{
+    mdl_thread_thresholds t;
+    for (int kind = 0; kind < MDL_WORK_KINDS; kind++) {
+        const double fallback = fallback_min_per_thread[kind], rate = rates.per_s[kind];
+        const double lo = fallback / MDL_THRESHOLD_RANGE, hi = fallback * MDL_THRESHOLD_RANGE;
+        if (!positive_finite(fork_join_s) || !positive_finite(rate)) {
+            t.min_per_thread[kind] = fallback;
+            continue;
+        }
+        const double want = fork_join_factor[kind] * fork_join_s * rate;
+        t.min_per_thread[kind] = want < lo ? lo : want > hi ? hi : want;
+    }
+    return t;
+}
+
+mdl_thread_thresholds mdl_thresholds_for(int team, int item)
+{
+    /* The rates first: timed before this call starts a team, whose spinning workers could slow them. */
+    const mdl_work_rates rates = mdl_work_rates_measured(item);
+    return mdl_derive_thresholds(mdl_fork_join_seconds(team), rates);
 }

@@ -205,8 +205,11 @@ int mdl_get_num_threads(void)
 #endif
 }
 
+static __thread int probing = 0; /* this thread is timing kernels for the work rates: one thread only */
+
 int mdl_threads_for_call(void)
 {
+    if (probing) return 1;
     const int n = mdl_get_num_threads();
 #ifdef _OPENMP
     if (n > 1) {
@@ -216,11 +219,172 @@ int mdl_threads_for_call(void)
     return n;
 }
 
-void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread)
+/* What the thread thresholds (blocking.c) are derived from, measured at the first call that needs them (a
+ * kernel call with a team of 2+), never at import, so importing starts no thread:
+ * - The fork-join cost of a team of n threads: the median of MDL_FORK_JOIN_REGIONS back-to-back parallel
+ *   regions of n threads that only do the reduction every kernel's region does, after one that starts the
+ *   threads (as the kernels' regions follow each other in a training step, their workers still spinning).
+ *   A region slower than MDL_FORK_JOIN_MAX_S means other processes hold the cores: the measurement stops,
+ *   the kernels keep the fallback thresholds, and it is tried again MDL_FORK_JOIN_RETRY_S later. Cached per
+ *   team size (up to MDL_TEAM_CACHE threads; a larger team keeps the fallbacks).
+ * - One core's rate on each kind of work: the active build's own kernels timed on the calling thread
+ *   (the fastest of MDL_PROBE_RUNS after a warm-up: anything else running only slows a run) over MDL_PROBE_ELEMENTS elements (in L2, as a thread's
+ *   share near the thresholds is) and a MDL_PROBE_SIDE^3 GEMM: ~0.1 ms for the SIMD builds, ~1 ms for the
+ *   generic one. Measured, not tabled: the rates differ 25x between builds (the generic build's C sigmoid),
+ *   2-4x between dtypes and kernels, and with another machine's clock, caches and vector units. Cached per
+ *   build and dtype. */
+#ifdef _OPENMP
+#define MDL_FORK_JOIN_REGIONS 9
+#define MDL_FORK_JOIN_MAX_S 200e-6 /* 16 threads time-sharing 2 cores took 140 us; a hot team is ~1-10 us */
+#define MDL_FORK_JOIN_RETRY_S 1.0
+#define MDL_TEAM_CACHE 1024
+#define MDL_PROBE_ELEMENTS 8192 /* 1-4 us a run (SIMD builds), 70-160 us (generic sigmoid) */
+#define MDL_PROBE_SIDE 48        /* 221 kFLOP: 4-30 us */
+#define MDL_PROBE_RUNS 5
+_Static_assert(MDL_PROBE_ELEMENTS >= MDL_PROBE_SIDE * MDL_PROBE_SIDE, "the GEMM probe fits the buffers");
+static volatile double fork_join_s[MDL_TEAM_CACHE + 1];        /* 0: not measured yet */
+static volatile double fork_join_retry_at[MDL_TEAM_CACHE + 1]; /* omp_get_wtime() after a failed try */
+static volatile int fork_join_sink;
+static mdl_work_rates rates_of[MDL_BUILDS][2]; /* [build][item == 8] */
+static int rates_known[MDL_BUILDS][2];
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            const double swap = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = swap;
+        }
+    return v[n / 2];
+}
+
+static double measure_fork_join(int team)
+{
+    double took[MDL_FORK_JOIN_REGIONS];
+    for (int r = -1; r < MDL_FORK_JOIN_REGIONS; r++) { /* r = -1 starts the threads: not counted */
+        int ran = 0;
+        const double start = omp_get_wtime();
+#pragma omp parallel num_threads(team) reduction(+ : ran)
+        ran = 1;
+        const double t = omp_get_wtime() - start;
+        fork_join_sink = ran;
+        if (r < 0) continue;
+        if (t > MDL_FORK_JOIN_MAX_S) return -1.0;
+        took[r] = t;
+    }
+    return median(took, MDL_FORK_JOIN_REGIONS);
+}
+
+/* One run of `kind` on the probe buffers x, y, z (MDL_PROBE_ELEMENTS each), on one thread. */
+static void run_probe(const mdl_kernel_table *t, int item, int kind, void *x, void *y, void *z)
+{
+    const mdl_index s = MDL_PROBE_SIDE, n = MDL_PROBE_ELEMENTS;
+    if (item == 4) {
+        float *a = (float *)x, *b = (float *)y, *c = (float *)z;
+        if (kind == MDL_WORK_SIGMOID_FWD) t->sigmoid_fwd_f32(a, c, n);
+        if (kind == MDL_WORK_SIGMOID_BWD) t->sigmoid_bwd_f32(b, a, c, n);
+        if (kind == MDL_WORK_AXPBY) t->axpby_f32(0.5f, a, 1.0f, c, n);
+        if (kind == MDL_WORK_GEMM) t->gemm_f32(s, s, s, a, s, 1, b, s, 1, c, s, 1.0f, 0.0f, 1);
+    } else {
+        double *a = (double *)x, *b = (double *)y, *c = (double *)z;
+        if (kind == MDL_WORK_SIGMOID_FWD) t->sigmoid_fwd_f64(a, c, n);
+        if (kind == MDL_WORK_SIGMOID_BWD) t->sigmoid_bwd_f64(b, a, c, n);
+        if (kind == MDL_WORK_AXPBY) t->axpby_f64(0.5, a, 1.0, c, n);
+        if (kind == MDL_WORK_GEMM) t->gemm_f64(s, s, s, a, s, 1, b, s, 1, c, s, 1.0, 0.0, 1);
+    }
+}
+
+static mdl_work_rates measure_rates(const mdl_kernel_table *t, int item)
+{
+    mdl_work_rates rates = {{0}};
+    const mdl_index n = MDL_PROBE_ELEMENTS; /* >= MDL_PROBE_SIDE^2: the GEMM's operands fit too */
+    void *buffer = NULL;
+    if (posix_memalign(&buffer, 64, 3 * (size_t)n * (size_t)item) != 0) return rates;
+    char *x = (char *)buffer, *y = x + n * item, *z = y + n * item;
+    for (mdl_index i = 0; i < n; i++) { /* inputs in [-8, 8] (both signs) and sigmoid outputs in (0, 1) */
+        const double xi = (double)(i % 33 - 16) * 0.5, yi = (double)(i % 7 + 1) / 9.0;
+        if (item == 4) {
+            ((float *)x)[i] = (float)xi;
+            ((float *)y)[i] = (float)yi;
+            ((float *)z)[i] = 0.0f;
+        } else {
+            ((double *)x)[i] = xi;
+            ((double *)y)[i] = yi;
+            ((double *)z)[i] = 0.0;
+        }
+    }
+    probing = 1;
+    for (int kind = 0; kind < MDL_WORK_KINDS; kind++) {
+        double took[MDL_PROBE_RUNS];
+        for (int r = -1; r < MDL_PROBE_RUNS; r++) { /* r = -1 warms the caches: not counted */
+            const double start = omp_get_wtime();
+            run_probe(t, item, kind, x, y, z);
+            if (r >= 0) took[r] = omp_get_wtime() - start;
+        }
+        const double work = kind == MDL_WORK_GEMM ? 2.0 * MDL_PROBE_SIDE * MDL_PROBE_SIDE * MDL_PROBE_SIDE
+                                                  : (double)n;
+        double seconds = took[0];
+        for (int r = 1; r < MDL_PROBE_RUNS; r++) seconds = took[r] < seconds ? took[r] : seconds;
+        rates.per_s[kind] = seconds > 0.0 ? work / seconds : 0.0;
+    }
+    probing = 0;
+    free(buffer);
+    return rates;
+}
+#endif
+static volatile double test_fork_join = -1.0; /* >= 0: the cost mdl_fork_join_seconds reports */
+
+void mdl_set_test_fork_join(double seconds) { test_fork_join = seconds; }
+
+double mdl_fork_join_seconds(int team)
+{
+    if (team <= 1) return 0.0;
+    if (test_fork_join >= 0.0) return test_fork_join;
+#ifdef _OPENMP
+    if (in_forked_child || team > MDL_TEAM_CACHE) return -1.0;
+    if (fork_join_s[team] > 0.0) return fork_join_s[team];
+    if (omp_get_wtime() < fork_join_retry_at[team]) return -1.0;
+    const double seconds = measure_fork_join(team);
+    if (seconds > 0.0)
+        fork_join_s[team] = seconds;
+    else
+        fork_join_retry_at[team] = omp_get_wtime() + MDL_FORK_JOIN_RETRY_S;
+    return seconds;
+#else
+    return -1.0;
+#endif
+}
+
+mdl_work_rates mdl_work_rates_measured(int item)
+{
+    mdl_work_rates none = {{0}};
+#ifdef _OPENMP
+    const mdl_kernel_table *t = active;
+    const int d = item == 8;
+    for (int b = 0; b < MDL_BUILDS; b++) {
+        if (builds[b].table != t) continue;
+        /* Concurrent first calls may both measure; either result serves. */
+        if (!__atomic_load_n(&rates_known[b][d], __ATOMIC_ACQUIRE)) {
+            rates_of[b][d] = measure_rates(t, item);
+            __atomic_store_n(&rates_known[b][d], 1, __ATOMIC_RELEASE);
+        }
+        return rates_of[b][d];
+    }
+#else
+    (void)item;
+#endif
+    return none;
+}
+
+void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_work kind, int item)
 {
     const int team_size = mdl_threads_for_call();
     mdl_index nt = team_size;
-    if (n / nt < min_per_thread) nt = n / min_per_thread;
+    if (team_size > 1) {
+        const double min_per_thread = mdl_thresholds_for(team_size, item).min_per_thread[kind];
+        if ((double)n / (double)nt < min_per_thread) nt = (mdl_index)((double)n / min_per_thread);
+    }
     if (nt <= 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
         fn(args, 0, n);
         return;

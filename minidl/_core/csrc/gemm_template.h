@@ -17,8 +17,9 @@
  * block first (1 MB for a 1000-wide B, more than L2): 10x1000 @ (1000x1000)^T went from 33 to 47
  * GFLOP/s on one core, and from memory from 0.95 to 0.80 ms.
  *
- * Block sizes (MC, KC, NC and the skinny threshold) come from the machine's cache sizes at run time
- * (blocking.c); the packing buffers are the calling thread's, reused across calls (buffers.c).
+ * Block sizes (MC, KC, NC and the skinny threshold) come from the machine's cache sizes at run time, the
+ * least work per thread from its measured fork-join cost and speed (blocking.c); the packing buffers are
+ * the calling thread's, reused across calls (buffers.c).
  *
  * Parameters: the including file #defines them, then #includes this file, which #undefs every one of
  * them at its end (so no value leaks into the next block) and stops with #error if a required one is
@@ -214,11 +215,14 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     }
     const int team_size = nthreads < 1 ? 1 : nthreads;
     const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
-    /* Below ~1 MFLOP (~15 us) per thread, waking a thread costs more than it saves. */
-    const double flops = 2.0 * (double)m * (double)n * (double)k;
+    /* A thread gets a block only above the least work per thread derived from the machine (blocking.c). */
     int nt = team_size;
-    if (flops / (double)nt < 1048576.0) nt = (int)(flops / 1048576.0);
-    if (nt < 1) nt = 1;
+    if (team_size > 1) {
+        const double flops = 2.0 * (double)m * (double)n * (double)k;
+        const double min_flops = mdl_thresholds_for(team_size, (int)sizeof(T)).min_per_thread[MDL_WORK_GEMM];
+        if (flops / (double)nt < min_flops) nt = (int)(flops / min_flops);
+        if (nt < 1) nt = 1;
+    }
     if (nt == 1) /* no OpenMP construct at all: safe in a fork()ed child too */
         return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, &blk);
     int failed = 0;

@@ -58,6 +58,26 @@ mdl_cache_sizes mdl_cache_sizes_in_use(void);
 mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item);
 mdl_blocking mdl_blocking_for(int threads, int mr, int nr, int item); /* from the sizes in use */
 
+/* blocking.c, continued: how much work a thread must get before a kernel gives it any. Per kind of work,
+ * one core's rate (elements per second; the GEMM: flops per second) and the least work per thread
+ * (elements; the GEMM: flops). */
+typedef enum {
+    MDL_WORK_SIGMOID_FWD,
+    MDL_WORK_SIGMOID_BWD,
+    MDL_WORK_AXPBY,
+    MDL_WORK_GEMM,
+    MDL_WORK_KINDS
+} mdl_work;
+typedef struct {
+    double per_s[MDL_WORK_KINDS];
+} mdl_work_rates;
+typedef struct {
+    double min_per_thread[MDL_WORK_KINDS];
+} mdl_thread_thresholds;
+mdl_thread_thresholds mdl_derive_thresholds(double fork_join_s, mdl_work_rates rates);
+/* for a team of `team` threads and `item`-byte floats, from what dispatch.c measured on this machine */
+mdl_thread_thresholds mdl_thresholds_for(int team, int item);
+
 /* buffers.c: the calling thread's packing buffer `slot` (0: A, 1: B) of at least `bytes`, 64-byte aligned
  * (NULL when out of memory); kept for the thread's next calls and freed when the thread exits. */
 void *mdl_thread_buffer(int slot, size_t bytes);
@@ -86,14 +106,23 @@ long mdl_backoff_count(void);
 int mdl_take_largest_team(void);         /* most threads one region ran on since the last call; 0: none */
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
 void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seconds`; < 0: the real clock */
+/* What starting and joining a team of `team` threads costs (s), measured at the first call for that team;
+ * 0 for team <= 1; -1 where it cannot be measured (no OpenMP, a fork()ed child, a busy machine: see
+ * dispatch.c). */
+double mdl_fork_join_seconds(int team);
+void mdl_set_test_fork_join(double seconds); /* tests: the cost of every team of 2+; < 0: measured */
+/* One core's speed on each kind of work with the active kernel build and `item`-byte floats, measured on the
+ * calling thread at the first call for that build and size (0 without OpenMP: no threads to decide on). */
+mdl_work_rates mdl_work_rates_measured(int item);
 
-/* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements),
- * on at most n / min_per_thread threads; reports the region to mdl_note_team. Every parallel region (here
- * and in the GEMM) starts the whole team of mdl_threads_for_call() threads, and those without work return
- * at once: a team that shrank would make GCC's OpenMP runtime end its surplus workers and start new ones
- * for the next larger team, each new thread paying for its own packing buffers. */
+/* fn(args, lo, hi) over [0, n) in one contiguous range per thread (bounds multiples of 16 elements), on at
+ * most n / (the least work per thread of `kind` for `item`-byte floats: mdl_thresholds_for) threads; reports
+ * the region to mdl_note_team. Every parallel region (here and in the GEMM) starts the whole team of
+ * mdl_threads_for_call() threads, and those without work return at once: a team that shrank would make
+ * GCC's OpenMP runtime end its surplus workers and start new ones for the next larger team, each new thread
+ * paying for its own packing buffers. */
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
-void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_index min_per_thread);
+void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_work kind, int item);
 
 /* C <- alpha op(A) @ op(B) + beta C (BLAS gemm semantics: C is not read when beta == 0) */
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,

@@ -1,4 +1,5 @@
-/* Sigmoid drivers: split an array into one contiguous range per thread (mdl_parallel_ranges). Included
+/* Sigmoid drivers: split an array into one contiguous range per thread (mdl_parallel_ranges; threads given
+ * work only above the least work per thread derived from the machine, blocking.c). Included
  * once per (dtype, instruction set). The including file #defines the parameters, then #includes this
  * file, which #undefs every one of them at its end and stops with #error if a required one is missing:
  * T, SFX and either the single-threaded loops
@@ -20,9 +21,6 @@
 #define MDL_CAT_(a, b) a##b
 #define MDL_CAT(a, b) MDL_CAT_(a, b)
 #define FN(name) MDL_CAT(name##_, SFX)
-
-/* Below this many elements per thread, starting threads costs more than the loop. */
-#define MDL_SIGMOID_MIN_PER_THREAD 32768
 
 #ifdef EXP
 /* Stable form, never exp of a positive number: sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e)
@@ -63,13 +61,13 @@ static void FN(bwd_range)(const void *args, mdl_index lo, mdl_index hi)
 static void FN(sigmoid_fwd)(const T *x, T *y, mdl_index n)
 {
     const FN(sigmoid_args) args = {x, NULL, y};
-    mdl_parallel_ranges(FN(fwd_range), &args, n, MDL_SIGMOID_MIN_PER_THREAD);
+    mdl_parallel_ranges(FN(fwd_range), &args, n, MDL_WORK_SIGMOID_FWD, (int)sizeof(T));
 }
 
 static void FN(sigmoid_bwd)(const T *y, const T *gy, T *gx, mdl_index n)
 {
     const FN(sigmoid_args) args = {y, gy, gx};
-    mdl_parallel_ranges(FN(bwd_range), &args, n, MDL_SIGMOID_MIN_PER_THREAD);
+    mdl_parallel_ranges(FN(bwd_range), &args, n, MDL_WORK_SIGMOID_BWD, (int)sizeof(T));
 }
 
 /* Every parameter and helper macro ends here: the next block defines its own. */
@@ -79,7 +77,6 @@ static void FN(sigmoid_bwd)(const T *y, const T *gy, T *gx, mdl_index n)
 #undef BWD_CHUNK
 #undef EXP
 #undef FABS
-#undef MDL_SIGMOID_MIN_PER_THREAD
 #undef FN
 #undef MDL_CAT
 #undef MDL_CAT_
