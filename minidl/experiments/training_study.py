@@ -262,7 +262,10 @@ class RunCheckpoint:
 
 def seconds_per_update(data, config, activation: str, warmup: int = 10, timed: int = 30) -> float:
     """Measured wall time of one update of the study's training loop (`study_trainer`) on the study's net
-    (`activation`, Xavier init, lr 0): the mean over `timed` updates after `warmup` updates."""
+    (`activation`, Xavier init, lr 1e-6): the mean over `timed` updates after `warmup` updates. Not lr 0: SGD
+    applies a weight gradient as a GEMM epilogue W <- W - lr·XᵀdY, which skips its products when lr is 0, so
+    an update at lr 0 took 13.7 ms where the runs then took 18 (issue 15, 2026-12-01); a tiny lr costs what
+    any lr does and cannot diverge."""
     from minidl.training import Every
 
     if timed < 1:
@@ -275,7 +278,7 @@ def seconds_per_update(data, config, activation: str, warmup: int = 10, timed: i
         if trainer.step in (warmup, warmup + timed):
             marks[trainer.step] = time.perf_counter()
 
-    study_trainer(data, config, model, lr=0.0, seed=0, callbacks=[Every(1, mark)]).fit(updates=warmup + timed)
+    study_trainer(data, config, model, lr=1e-6, seed=0, callbacks=[Every(1, mark)]).fit(updates=warmup + timed)
     return (marks[warmup + timed] - marks[warmup]) / timed
 
 
