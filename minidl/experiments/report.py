@@ -13,9 +13,10 @@ import numpy as np
 
 from minidl import init
 from minidl.experiments import paper
+from minidl.experiments.config import TrainingConfig
 from minidl.experiments.study import CUT_FLOOR
-from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, escape_update,
-                                         fraction_beyond, saturation_order, snapshot_at)
+from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _group,
+                                         escape_update, fraction_beyond, saturation_order, snapshot_at)
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
 
@@ -160,14 +161,6 @@ def _worst_factor(record, measured_key, predicted_key):
 
 
 # ---------------------------------------------------------------- training
-def _group(runs, activation, scheme):
-    return [r for r in runs if r["activation"] == activation and r["scheme"] == scheme]
-
-
-def _final_errors(group):
-    return [r["final_test_error"] for r in group if r["final_test_error"] is not None]
-
-
 def training_section(results) -> list[str]:
     training = results.get("training") or {}
     runs = training.get("runs") or []
@@ -192,8 +185,8 @@ def training_section(results) -> list[str]:
         ms = 1000 * budget["measured_seconds_per_update"]
         if budget["cut"]:
             cut = budget.get("updates_by_activation") or {}
-            all_shares = budget.get("update_shares") or {}
-            planned = ", ".join(f"{a} {max(1, round(all_shares.get(a, 1.0) * budget['updates_planned']))}" for a in cut)
+            shared = TrainingConfig(updates=budget["updates_planned"], update_shares=budget.get("update_shares") or {})
+            planned = ", ".join(f"{a} {shared.updates_for(a)}" for a in cut)
             lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "
                       f"{ms:.1f} ms here, so the updates per run were cut from {planned} to "
                       + ", ".join(f"{a} {n}" for a, n in cut.items())
