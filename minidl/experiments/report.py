@@ -183,6 +183,11 @@ def training_section(results) -> list[str]:
     shares = {a: v for a, v in ((budget or {}).get("update_shares") or {}).items() if v != 1.0}
     if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
+        pace = budget.get("pace_factor")
+        if pace:
+            lines += [f"The shorter runs went first, at {pace:.2f}× the planner's estimate (from "
+                      f"{ms / pace:.1f} ms per update measured before them), so the longest runs were planned "
+                      f"from their pace: {ms:.1f} ms per update.", ""]
         if budget["cut"]:
             cut = budget.get("updates_by_activation") or {}
             shared = TrainingConfig(updates=budget["updates_planned"], update_shares=budget.get("update_shares") or {})
@@ -410,6 +415,8 @@ def time_section(results) -> list[str]:
              f"The planner's estimate (from {1000 * estimate['seconds_per_update']:.1f} ms per update and "
              f"{1000 * estimate['seconds_per_eval_example']:.3f} ms per evaluated example measured here"
              + (", measured again after the at-init stage" if estimate.get("revised_after_at_init") else "")
+             + (f"; the longest runs re-planned from the pace the shorter runs kept, ×{estimate['pace_factor']:.2f}"
+                if estimate.get("pace_factor") else "")
              + f") beside what each stage took; within ±{100 * TIME_TOLERANCE:.0f}% counts as matched.", "",
              "| stage | planned | actual | actual/planned |", "| --- | ---: | ---: | ---: |"]
     planned_sum = actual_sum = 0.0

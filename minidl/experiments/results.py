@@ -10,14 +10,16 @@ Layout of results.json (format "minidl-reproduce/1"):
     environment       python, numpy, platform, cpu_count, minidl version
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
                       invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
-                      stage_seconds {data, speed, at_init, speed_before_runs, lr_search, runs, extensions,
-                      report}}],
+                      stage_seconds {data, speed, at_init, speed_before_runs, lr_search, short_runs, runs,
+                      extensions, report}}],
                       estimate (the planner's, made before the at-init stage; minidl.experiments.planner):
                       {seconds_per_update, seconds_per_eval_example, eval_example_updates,
                       monitor_example_updates, seconds_per_at_init_layer, seconds_per_jacobian,
-                      stages {at_init, lr_search, runs, extensions, report: seconds}, seconds_before_plan,
+                      stages {at_init, lr_search, short_runs (the runs shorter than the longest, which go
+                      first), runs (the longest), extensions, report: seconds}, seconds_before_plan,
                       total_seconds, time_budget_seconds, revised_after_at_init (the speeds measured again
-                      after the at-init stage and the training stages re-planned from them)}
+                      after the at-init stage and the training stages re-planned from them), pace_factor
+                      (the longest runs re-planned from the pace of the shorter ones; see budget)}
     data              name, reason, source, n_train, n_valid, n_test, n_classes, majority_error,
                       fingerprint (SHA-256 of the arrays: a resumed study and every Dask worker check it)
     at_init           list, one record per (activation, depth, scheme):
@@ -34,13 +36,17 @@ Layout of results.json (format "minidl-reproduce/1"):
     at_init_skipped   [[activation, depth], ...] at-init groups skipped to stay within the time budget
     training
         budget            time_budget_seconds (null: none), seconds_before_training, measured_seconds_per_update
-                          (where the runs execute), updates_planned, updates_per_run, cut (bool),
-                          expected_training_hours (wall), parallel_runs, final (the plan the runs follow)
+                          (where the runs execute; once re-planned, the pace the shorter runs kept),
+                          updates_planned, updates_per_run, updates_by_activation, update_shares,
+                          update_share_reason, cut (bool), expected_training_hours (wall, of the runs still to
+                          come when planned), parallel_runs, pace_factor (null, or the shorter runs' time over
+                          their estimate: the longest runs were re-planned with it), final (the plan the runs
+                          follow)
         learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
                            updates, chosen}}}
         lr_trials         the --lr-search trials' records (as runs, without monitor/histograms), serial order
         runs              list, one record per (activation, scheme, seed), in serial order (seed, activation,
-                          scheme) however they ran:
+                          scheme) however they ran (the shorter runs run first):
             activation, scheme, seed, lr, depth, width, batch_size, updates_planned, updates_done,
             diverged_at (update or null), train_seconds and updates_per_second (of the last attempt),
             execution {task, attempts, resumed_from_update, kernels, threads, malloc_tuned, host, pid},

@@ -115,6 +115,8 @@ class TrainingPlan:
     expected_training_hours: float     # wall time with `parallel` runs at once (lr search included)
     parallel: int = 1
     search_hours: float = 0.0          # of which the lr search
+    run_seconds: dict = dataclasses.field(default_factory=dict)   # {activation: wall seconds of its runs}
+    pace_factor: float | None = None   # re-planned: the runs before went at this multiple of the estimate
 
     @property
     def updates(self) -> int:
@@ -129,6 +131,13 @@ class TrainingPlan:
         """{activation: updates of each of its runs}."""
         return {a: c.updates for a, c in self.runs.items()}
 
+    @property
+    def shorter(self) -> tuple:
+        """The activations whose runs are shorter than the longest. The study runs them first and re-plans the
+        longest runs from the pace they kept (`Study._replan`)."""
+        longest = max(self.by_activation.values())
+        return tuple(a for a, n in self.by_activation.items() if n < longest)
+
     def budget_record(self) -> dict:
         """results["training"]["budget"] (a new dict; layout in results.py)."""
         t = self.training
@@ -140,12 +149,13 @@ class TrainingPlan:
             "update_shares": {a: t.update_shares.get(a, 1.0) for a in t.activations},
             "update_share_reason": t.update_share_reason,
             "cut": self.cut,
-            "expected_training_hours": self.expected_training_hours, "parallel_runs": self.parallel}
+            "expected_training_hours": self.expected_training_hours, "parallel_runs": self.parallel,
+            "pace_factor": self.pace_factor}
 
 
 def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float, test_examples: int,
                   parallel: int = 1, updates: int | None = None, by_activation: dict | None = None,
-                  costs=None) -> TrainingPlan:
+                  costs=None, done: dict | None = None) -> TrainingPlan:
     """The training plan of `config` (not modified): with a time budget, the updates per run are cut so
     that training ends within it, given `elapsed` seconds spent (or to be spent) before training and
     `seconds_per_update` measured. Each activation's runs make `TrainingConfig.updates_for` of them (its
@@ -154,6 +164,8 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     `parallel` runs execute at once (a Dask cluster): the wall time of n tasks of one stage is taken as
     ceil(n / parallel) / n of their serial time. `updates` and `by_activation` (each activation's
     updates): the plan made before (a resumed study keeps its plan), instead of fitting one to the budget.
+    `done`: {activation: updates} of the activations whose runs have finished (their time is in `elapsed`):
+    kept as they ran, the rest fitted into the time left (a re-plan between runs, `Study._replan`).
 
     Cost model (minidl.experiments.planner, `costs`: measured there, default its constants): a run costs
     its updates plus its evaluations (a curve point on eval_examples every eval_every updates, a snapshot
@@ -185,11 +197,17 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     run_rounds = math.ceil(runs / parallel) / runs
     search_wall = (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0)
 
+    done = done or {}
+
     def counts(updates, caps):
-        return {a: min(t.updates_for(a, updates), caps[a]) for a in t.activations}
+        return {a: done.get(a, min(t.updates_for(a, updates), caps[a])) for a in t.activations}
+
+    def activation_costs(updates, caps):     # {activation: cost of its runs still to come, in updates}
+        return {a: run_rounds * runs_per_activation * run_cost(n, a)
+                for a, n in counts(updates, caps).items() if a not in done}
 
     def training_cost(updates, caps):
-        return run_rounds * runs_per_activation * sum(run_cost(n, a) for a, n in counts(updates, caps).items())
+        return sum(activation_costs(updates, caps).values())
 
     fixed = updates is not None
     updates = planned if updates is None else updates
@@ -197,7 +215,7 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     if budget and not fixed:
         units = SAFETY * (budget - elapsed - REPORT_SECONDS) / seconds_per_update - search_wall
         longest = max(full.values())
-        floors = {a: min(n, CUT_FLOOR) for a, n in full.items() if n < longest}
+        floors = {a: min(n, CUT_FLOOR) for a, n in full.items() if n < longest and a not in done}
         while training_cost(updates, caps) > units and any(caps[a] > f for a, f in floors.items()):
             caps.update({a: max(f, caps[a] - 10) for a, f in floors.items()})
         while updates > MIN_UPDATES and training_cost(updates, caps) > units:
@@ -212,13 +230,15 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
         runs=runs, updates_planned=planned, time_budget=budget, seconds_before_training=elapsed,
         seconds_per_update=seconds_per_update, parallel=parallel,
         expected_training_hours=seconds_per_update * (search_wall + training_cost(updates, caps)) / 3600,
-        search_hours=seconds_per_update * search_wall / 3600)
+        search_hours=seconds_per_update * search_wall / 3600,
+        run_seconds={a: seconds_per_update * c for a, c in activation_costs(updates, caps).items()})
 
 
 TIMING_FIELDS = ("started", "finished", "wall_seconds", "command", "environment", "execution")
 RUN_TIMING_FIELDS = ("train_seconds", "updates_per_second", "execution")
 BUDGET_TIMING_FIELDS = ("seconds_before_training", "measured_seconds_per_update", "expected_training_hours",
-                        "parallel_runs")
+                        "parallel_runs", "pace_factor")
+ESTIMATED_STAGES = ("at_init", "lr_search", "short_runs", "runs", "extensions", "report")   # in the order they run
 CHECKPOINT_EVERY = 2000     # default updates between a run's checkpoints
 LOCK_PURPOSE = "minidl reproduce"
 
@@ -508,9 +528,13 @@ class Study:
         stages = dict((execution.get("estimate") or {}).get("stages") or {}) if revised else {}
         if not revised and self.config.at_init is not None:
             stages["at_init"] = at_init_seconds
+        stages.pop("short_runs", None)
+        stages.pop("runs", None)
         if plan.training.lr_search:
             stages["lr_search"] = 3600 * plan.search_hours
-        stages["runs"] = 3600 * (plan.expected_training_hours - plan.search_hours)
+        if plan.shorter:
+            stages["short_runs"] = sum(plan.run_seconds[a] for a in plan.shorter)
+        stages["runs"] = sum(seconds for a, seconds in plan.run_seconds.items() if a not in plan.shorter)
         if self.config.extensions is not None and not revised:
             from minidl.experiments.extensions import seconds as extension_seconds
 
@@ -519,6 +543,7 @@ class Study:
                 self.config.extensions, self._costs.seconds_per_update, t.width, t.depth, self._at_init_costs[0],
                 self.config.at_init.width if self.config.at_init is not None else self.config.extensions.relu_width)
         stages["report"] = REPORT_SECONDS
+        stages = {name: stages[name] for name in ESTIMATED_STAGES if name in stages}
         before = execution["estimate"]["seconds_before_plan"] if revised else plan.seconds_before_training - at_init_seconds
         layer, jacobian = self._at_init_costs or (None, None)
         execution["estimate"] = dict(
@@ -566,6 +591,7 @@ class Study:
                                  budget["seconds_before_training"], int(data.x_test.shape[0]),
                                  parallel=budget.get("parallel_runs", 1), updates=budget["updates_per_run"],
                                  by_activation=budget.get("updates_by_activation"))
+            plan = dataclasses.replace(plan, pace_factor=budget.get("pace_factor"))
         else:
             plan = self._plan(data, per_update)
             if "estimate" in self.results["execution"] and self.config.at_init is not None:
@@ -595,12 +621,14 @@ class Study:
                         threads=self.execution.threads_per_run)
                 for name, activation, scheme, seed, lr, updates in specs]
 
-    def _execute(self, tasks, records: list, data, spec, bar, label: str) -> None:
-        """Run `tasks` (those not yet in `records`) on the runner; `records` follow the order of `tasks`.
-        A record a task left in its folder (finished while no study was there to save it) is taken as is."""
+    def _execute(self, tasks, records: list, data, spec, bar, label: str, todo=None) -> None:
+        """Run `todo` (default: all `tasks`; those not yet in `records`) on the runner; `records` follow the
+        order of `tasks`. A record a task left in its folder (finished while no study was there to save it)
+        is taken as is."""
         from minidl.experiments.tasks import finished_record, forget_record
 
         by_name = {r["execution"]["task"]: r for r in records}
+        todo = tasks if todo is None else todo
 
         def keep(task, record):
             by_name[task.name] = record
@@ -608,18 +636,18 @@ class Study:
             self.save()
             forget_record(task)
 
-        for task in tasks:
+        for task in todo:
             left = finished_record(task) if task.name not in by_name else None
             if left is not None:
                 keep(task, left)
             if task.name in by_name:
                 bar.update(task.updates)
-        todo = [task for task in tasks if task.name not in by_name]
-        if not todo:
+        pending = [task for task in todo if task.name not in by_name]
+        if not pending:
             return
         bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
         runner = self._runner_for(data, spec)
-        for task, record in runner.run(todo, self._progress(bar)):
+        for task, record in runner.run(pending, self._progress(bar)):
             keep(task, record)
             bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
 
@@ -652,14 +680,58 @@ class Study:
         self.save()
 
     def _run_training(self, data, spec, plan: TrainingPlan, bar) -> None:
+        """The runs, the shorter ones first ("short_runs"); then, with a time budget, the longest runs are
+        re-planned from the pace the shorter ones kept (`_replan`) and run ("runs")."""
+        from minidl.experiments.tasks import started
+
+        shorter = plan.shorter
+        if shorter:
+            tasks = self._run_tasks(plan)
+            first = [task for task in tasks if task.activation in shorter]
+            records = self.results["training"]["runs"]
+            done = {r["execution"]["task"] for r in records}
+            # re-planned once, by the invocation that planned (measured its costs) and runs them all
+            replan = (self.config.time_budget and plan.pace_factor is None and self._costs is not None
+                      and not any(task.name in done or started(task) for task in tasks))
+            began = time.perf_counter()
+            with self._stage("short_runs"):
+                self._execute(tasks, records, data, spec, bar, "runs", todo=first)
+            if replan:
+                plan = self._replan(plan, time.perf_counter() - began, data, bar)
+        tasks = self._run_tasks(plan)
+        with self._stage("runs"):
+            self._execute(tasks, self.results["training"]["runs"], data, spec, bar, "runs",
+                          todo=[task for task in tasks if task.activation not in shorter])
+
+    def _run_tasks(self, plan: TrainingPlan) -> list:
         from minidl.experiments.tasks import run_name
 
         t = plan.training
         rates = self.results["training"]["learning_rates"]
         specs = [(run_name(a, s, seed), a, s, seed, rates[f"{a}/{s}"]["lr"], plan.runs[a].updates)
                  for seed in t.seeds for a in t.activations for s in t.schemes]   # seeds outermost: whole pairs
-        tasks = self._tasks("run", specs, lambda activation: plan.runs[activation])
-        self._execute(tasks, self.results["training"]["runs"], data, spec, bar, "runs")
+        return self._tasks("run", specs, lambda activation: plan.runs[activation])
+
+    def _replan(self, plan: TrainingPlan, took: float, data, bar) -> TrainingPlan:
+        """The plan of the longest runs, from the pace the shorter runs kept: they took `took` seconds where
+        the plan expected E, so the update speed is taken as took / E times the one measured before (on
+        this VM the runs went 20-30% slower than a 30-update measurement said: issue 15, 2026-12-01)."""
+        expected = sum(plan.run_seconds[a] for a in plan.shorter)
+        factor = took / expected if expected > 0 else 1.0
+        per_update = plan.seconds_per_update * factor
+        revised = plan_training(self.config, per_update, elapsed=time.perf_counter() - self._start,
+                                test_examples=int(data.x_test.shape[0]), parallel=plan.parallel,
+                                costs=dataclasses.replace(self._costs, seconds_per_update=per_update),
+                                done={a: plan.runs[a].updates for a in plan.shorter})
+        revised = dataclasses.replace(revised, pace_factor=factor)
+        self._adopt_plan(revised, bar, final=True)
+        estimate = self.results["execution"].get("estimate")
+        if estimate is not None:
+            estimate["stages"]["runs"] = 3600 * revised.expected_training_hours
+            estimate["pace_factor"] = factor
+            estimate["total_seconds"] = estimate["seconds_before_plan"] + sum(estimate["stages"].values())
+            self.save()
+        return revised
 
     def _plan(self, data, per_update: float, assumed: float = 0.0) -> TrainingPlan:
         """plan_training with the time spent so far (plus `assumed` seconds still to come before training)."""

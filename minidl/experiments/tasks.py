@@ -160,6 +160,11 @@ def finished_record(task: RunTask) -> dict | None:
         return None
 
 
+def started(task: RunTask) -> bool:
+    """Whether `task` has left a checkpoint or a finished record in its folder."""
+    return task.checkpoint is not None and (Path(task.checkpoint).exists() or _record_path(task).exists())
+
+
 def forget_record(task: RunTask) -> None:
     """Remove the record file once the study has saved the record in results.json."""
     if task.checkpoint is not None:

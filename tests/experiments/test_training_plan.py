@@ -12,7 +12,7 @@ from minidl.experiments.study import (CUT_EVAL_POINTS, CUT_FLOOR, CUT_SNAPSHOTS,
 
 BUDGET_KEYS = ["time_budget_seconds", "seconds_before_training", "measured_seconds_per_update", "updates_planned",
                "updates_per_run", "updates_by_activation", "update_shares", "update_share_reason", "cut",
-               "expected_training_hours", "parallel_runs"]
+               "expected_training_hours", "parallel_runs", "pace_factor"]
 
 
 def _default(time_budget=570.0, lr_search=False):
@@ -61,6 +61,28 @@ def test_a_budget_cuts_the_shorter_runs_first_down_to_the_floor():
     assert tight.budget_record()["updates_by_activation"] == tight.by_activation
     resumed = plan_training(_default(), 0.05, 300.0, 10_000, updates=tight.updates, by_activation=tight.by_activation)
     assert resumed.by_activation == tight.by_activation             # a resumed study keeps its plan
+
+
+def test_a_replan_keeps_the_finished_runs_and_fits_the_rest_into_the_time_left():
+    first = plan_training(_default(), seconds_per_update=0.013, elapsed=120.0, test_examples=10_000)
+    assert first.shorter == ("tanh", "softsign") and first.by_activation["sigmoid"] == 6000
+    assert sum(first.run_seconds.values()) == pytest.approx(3600 * first.expected_training_hours, rel=1e-12)
+    short = {a: first.by_activation[a] for a in first.shorter}
+    # the shorter runs went 1.3x slower than planned: the sigmoid runs are fitted into what is left, at that pace
+    elapsed = 120.0 + 1.3 * sum(first.run_seconds[a] for a in first.shorter)
+    replan = plan_training(_default(), 0.013 * 1.3, elapsed, 10_000, done=short)
+    assert {a: replan.by_activation[a] for a in short} == short           # as they ran, though the cut is deep
+    assert set(replan.run_seconds) == {"sigmoid"} and replan.shorter == ("tanh", "softsign")
+    n = replan.by_activation["sigmoid"]
+    room = SAFETY * (570.0 - elapsed - REPORT_SECONDS)
+    sigmoid_cost = plan_training(_default(time_budget=None), 0.013 * 1.3, 0.0, 10_000, updates=n,
+                                 done=short).expected_training_hours * 3600
+    more = plan_training(_default(time_budget=None), 0.013 * 1.3, 0.0, 10_000, updates=n + 10,
+                         done=short).expected_training_hours * 3600
+    assert n < 6000 and sigmoid_cost <= room < more              # the largest that fits (only sigmoid's cost)
+    assert replan.expected_training_hours * 3600 == pytest.approx(sigmoid_cost, rel=1e-12)
+    faster = plan_training(_default(), 0.013 * 0.8, elapsed, 10_000, done=short)
+    assert faster.by_activation["sigmoid"] > n                         # a faster pace gives the longest runs more
 
 
 def test_a_default_budget_on_a_slow_machine_cuts_every_run_by_its_share():
@@ -149,3 +171,70 @@ def test_the_estimate_is_recorded_and_revised_from_a_second_speed_measurement(tm
     assert estimate["total_seconds"] == pytest.approx(estimate["seconds_before_plan"] + sum(estimate["stages"].values()))
     report = (tmp_path / "run" / "report.md").read_text()
     assert "measured again after the at-init stage" in report and "| at_init |" in report
+
+
+def _two_lengths(time_budget=600.0):
+    """A tiny study whose tanh runs are half as long as its sigmoid runs."""
+    config = preset("quick")
+    config.dataset, config.at_init, config.time_budget = "shapeset", None, time_budget
+    t = config.training
+    t.activations, t.schemes, t.width, t.updates, t.seeds = ("sigmoid", "tanh"), ("standard",), 20, 60, (0, 1)
+    t.update_shares = {"tanh": 0.5}
+    return config
+
+
+def _log_runs(monkeypatch, stop_after=None) -> list:
+    """The names of the runs the serial runner finishes, in order; Ctrl-C after `stop_after` of them."""
+    from minidl.experiments.runners import SerialRunner
+
+    order, run = [], SerialRunner.run
+
+    def logged(self, tasks, on_progress):
+        for task, record in run(self, tasks, on_progress):
+            order.append(task.name)
+            yield task, record
+            if len(order) == stop_after:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(SerialRunner, "run", logged)
+    return order
+
+
+def test_the_shorter_runs_go_first_and_the_longest_are_replanned_from_their_pace(tmp_path, monkeypatch):
+    order = _log_runs(monkeypatch)
+    config = _two_lengths()
+    study = run_study(config, tmp_path / "run", progress=False)
+    assert order == ["run-tanh-standard-seed0", "run-tanh-standard-seed1",
+                     "run-sigmoid-standard-seed0", "run-sigmoid-standard-seed1"]
+    results = study.results
+    assert [r["execution"]["task"] for r in results["training"]["runs"]] == [          # records in serial order
+        "run-sigmoid-standard-seed0", "run-tanh-standard-seed0", "run-sigmoid-standard-seed1", "run-tanh-standard-seed1"]
+    budget, estimate = results["training"]["budget"], results["execution"]["estimate"]
+    stages = results["execution"]["invocations"][-1]["stage_seconds"]
+    factor = budget["pace_factor"]
+    assert factor == estimate["pace_factor"] and factor > 0 and budget["final"]
+    assert budget["measured_seconds_per_update"] == pytest.approx(estimate["seconds_per_update"] * factor, rel=1e-9)
+    assert list(estimate["stages"]) == ["short_runs", "runs", "report"]
+    assert stages["short_runs"] == pytest.approx(factor * estimate["stages"]["short_runs"], rel=0.05)
+    costs = Costs(budget["measured_seconds_per_update"], estimate["eval_example_updates"],
+                  estimate["monitor_example_updates"])
+    replan = plan_training(config, costs.seconds_per_update, budget["seconds_before_training"],
+                           results["data"]["n_test"], costs=costs, done={"tanh": 30})
+    assert budget["updates_by_activation"] == replan.by_activation == {"sigmoid": 60, "tanh": 30}
+    assert estimate["stages"]["runs"] == pytest.approx(3600 * replan.expected_training_hours, rel=1e-9)
+    assert "The shorter runs went first" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_a_resumed_study_keeps_its_plan_and_replans_only_from_a_whole_first_stage(tmp_path, monkeypatch, stop_after):
+    order = _log_runs(monkeypatch, stop_after)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(_two_lengths(), tmp_path / "run", progress=False)
+    before = json.loads((tmp_path / "run" / "results.json").read_text())["training"]["budget"]
+    assert (before["pace_factor"] is None) == (stop_after == 1)     # re-planned once the tanh runs were done
+    monkeypatch.setattr("minidl.experiments.study.Study._replan", None)       # never again
+    study = run_study(None, tmp_path / "run", progress=False, resume=True)
+    assert len(order) == 4 and study.results["status"] == "complete"          # each run finished once
+    after = dict(study.results["training"]["budget"], expected_training_hours=None)   # re-estimated from the plan
+    assert after == dict(before, expected_training_hours=None)
+    assert [r["updates_done"] for r in study.results["training"]["runs"]] == [60, 30, 60, 30]
