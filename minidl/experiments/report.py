@@ -184,22 +184,21 @@ def training_section(results) -> list[str]:
     if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
         pace = budget.get("pace_factor")
-        if pace:
-            lines += [f"The shorter runs went first, at {pace:.2f}× the planner's estimate (from "
-                      f"{ms / pace:.1f} ms per update measured before them), so the longest runs were planned "
-                      f"from their pace: {ms:.1f} ms per update.", ""]
+        speed = (f"one update measured {ms / pace:.1f} ms here, and the shorter runs, which went first, went at "
+                 f"{pace:.2f}× their estimate (so {ms:.1f} ms per update for the longest runs)" if pace else
+                 f"one update measured {ms:.1f} ms here")
         if budget["cut"]:
             cut = budget.get("updates_by_activation") or {}
             shared = TrainingConfig(updates=budget["updates_planned"], update_shares=budget.get("update_shares") or {})
             planned = ", ".join(f"{a} {shared.updates_for(a)}" for a in cut)
-            lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; one update measured "
-                      f"{ms:.1f} ms here, so the updates per run were cut from {planned} to "
+            lines += [f"Time budget: the study may take {budget['time_budget_seconds']:.0f} s; {speed}, so the "
+                      f"updates per run were cut from {planned} to "
                       + ", ".join(f"{a} {n}" for a, n in cut.items())
                       + (" (equally for every run)." if not shares else
                          f" (the runs of the smaller shares first, down to {CUT_FLOOR} updates, then every run by "
                          "its share).")]
         else:
-            lines += [f"Time budget: {budget['time_budget_seconds']:.0f} s; one update measured {ms:.1f} ms here, "
+            lines += [f"Time budget: {budget['time_budget_seconds']:.0f} s; {speed}, "
                       f"so the planned {budget['updates_planned']} updates per run fit."]
         lines += [""]
     if shares:
@@ -437,8 +436,9 @@ def time_section(results) -> list[str]:
         budget = estimate.get("time_budget_seconds")
         lines += ["", f"Whole study planned at {total:.0f} s (" + (f"time budget {budget:.0f} s" if budget else
                   "no time budget") + "); the wall time including this report is `wall_seconds` in results.json. "
-                  "Times taken while other work loads the machine are noisy: the planner measures its speeds at the "
-                  "start of the run, not during it."]
+                  "Times taken while other work loads the machine are noisy: the planner measures its speeds before the "
+                  "at-init stage and again before the runs, and re-plans the longest runs from the pace of the "
+                  "shorter ones; never within a stage."]
     return lines + [""]
 
 
