@@ -414,8 +414,7 @@ class Study:
                 plan = self._final_plan(data, per_update, bar)
                 with self._stage("lr_search"):
                     self._search_learning_rates(data, spec, plan, bar)
-                with self._stage("runs"):
-                    self._run_training(data, spec, plan, bar)
+                self._run_training(data, spec, plan, bar)       # its stages: short_runs, runs
             if self.config.extensions is not None:
                 with self._stage("extensions"):
                     self._run_extensions(data, bar)

@@ -216,6 +216,8 @@ def test_the_shorter_runs_go_first_and_the_longest_are_replanned_from_their_pace
     assert budget["measured_seconds_per_update"] == pytest.approx(estimate["seconds_per_update"] * factor, rel=1e-9)
     assert list(estimate["stages"]) == ["short_runs", "runs", "report"]
     assert stages["short_runs"] == pytest.approx(factor * estimate["stages"]["short_runs"], rel=0.05)
+    wall = results["execution"]["invocations"][-1]["wall_seconds"]
+    assert sum(seconds for stage, seconds in stages.items()) <= wall     # disjoint: the runs stage is the longest only
     costs = Costs(budget["measured_seconds_per_update"], estimate["eval_example_updates"],
                   estimate["monitor_example_updates"])
     replan = plan_training(config, costs.seconds_per_update, budget["seconds_before_training"],
