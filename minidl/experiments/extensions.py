@@ -81,22 +81,42 @@ def units(config: ExtensionsConfig) -> int:
             + sweep * (config.sweep_updates + 1) + 2 * len(config.batchnorm_seeds) * config.batchnorm_updates)
 
 
-def seconds(config: ExtensionsConfig, seconds_per_update: float, width: int, depth: int,
-            seconds_per_at_init_layer: float, at_init_width: int) -> float:
-    """The planner's estimate: updates cost like the study's `depth` x `width` net scaled by weights
-    (width^2 x depth), at-init layers like the study's measured at-init layer scaled by width^2."""
-    def per_update(d, w):
-        return seconds_per_update * (d * w * w + 794 * w) / (depth * width * width + 794 * width)
+def seconds(config: ExtensionsConfig, costs, width: int, depth: int, seconds_per_at_init_layer: float,
+            at_init_width: int, test_examples: int, deep_seconds_per_update: float | None = None) -> dict:
+    """The planner's estimate per piece {relu_init, deep_relu, batchnorm, depth_sweep: seconds}.
 
-    sweep = sum(per_update(d, config.sweep_width) * (config.sweep_updates + 12)
-                for d in config.sweep_depths) * len(config.sweep_activations) * len(config.sweep_schemes)
-    layer = seconds_per_at_init_layer * (config.relu_width / at_init_width) ** 2 * config.relu_examples / 300
-    sweep_layers = seconds_per_at_init_layer * (config.sweep_width / at_init_width) ** 2 * sum(config.sweep_depths) \
-        * len(config.sweep_activations) * len(config.sweep_schemes)
-    batchnorm = len(config.batchnorm_seeds) * per_update(config.batchnorm_depth, config.batchnorm_width) * (
-        (1 + BATCHNORM_COST) * config.batchnorm_updates + 2 * 12)
-    return (2 * sum(config.relu_depths) * layer + sweep_layers + sweep + batchnorm
-            + 2 * len(config.deep_seeds) * per_update(config.deep_depth, config.deep_width) * (config.deep_updates + 12))
+    An update of a net of the deep net's width costs `deep_seconds_per_update` (measured on the deep net)
+    scaled by its layers; any other net, the study's `depth` x `width` update (`costs.seconds_per_update`)
+    scaled by its weights. At `deep_width` 256 the cost per layer is nearly fixed, not proportional to the
+    weights (measured 2026-12-01: 0.90, 2.06, 3.58, 7.27, 11.35 ms at depths 2, 5, 10, 20, 30, where the
+    weights said 0.98 ... 6.39). An evaluated example costs `costs.eval_example` updates of its own net
+    (each run's curve points on 1000 test examples, then the whole test split and 2000 validation
+    examples); an at-init layer costs the study's measured one scaled by width^2 and examples."""
+    def per_update(d, w):
+        if deep_seconds_per_update is not None and w == config.deep_width:
+            return deep_seconds_per_update * (d + 1) / (config.deep_depth + 1)    # + the input layer
+        return costs.seconds_per_update * (d * w * w + 794 * w) / (depth * width * width + 794 * width)
+
+    def run(d, w, updates, curve_points, final_examples, update_cost=1.0, monitored=0):
+        evaluated = (curve_points + 1) * 1000 + final_examples
+        return per_update(d, w) * (update_cost * updates + evaluated * costs.eval_example
+                                   + (curve_points + 1) * monitored * costs.monitor_example)
+
+    def at_init(d, w, examples):
+        return seconds_per_at_init_layer * (w / at_init_width) ** 2 * examples / 300 * d
+
+    final = test_examples + 2000
+    sweep_nets = len(config.sweep_activations) * len(config.sweep_schemes)
+    bn = config.batchnorm_depth, config.batchnorm_width, config.batchnorm_updates, BATCHNORM_POINTS, test_examples
+    return {
+        "relu_init": 2 * sum(at_init(d, config.relu_width, config.relu_examples) for d in config.relu_depths),
+        "deep_relu": 2 * len(config.deep_seeds) * run(config.deep_depth, config.deep_width, config.deep_updates,
+                                                      10, final),
+        "batchnorm": len(config.batchnorm_seeds) * (run(*bn, monitored=300)
+                                                    + run(*bn, update_cost=BATCHNORM_COST, monitored=300)),
+        "depth_sweep": sweep_nets * sum(at_init(d, config.sweep_width, config.relu_examples)
+                                        + run(d, config.sweep_width, config.sweep_updates, 1, final)
+                                        for d in config.sweep_depths)}
 
 
 # ------------------------------------------------------------------------------------------ the runs

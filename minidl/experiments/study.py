@@ -339,6 +339,7 @@ class Study:
         self._runner = None
         self._costs = None       # the planner's measured costs (minidl.experiments.planner.Costs)
         self._at_init_costs = None   # (seconds per at-init layer, per layer Jacobian), measured
+        self._deep_seconds_per_update = None    # of the extensions' deep net, measured
 
     def _begin(self, resumed: dict | None) -> None:
         """The results to fill: new ones, or (`resumed`) those of the unfinished study being continued."""
@@ -502,6 +503,12 @@ class Study:
 
             e = self.config.extensions
             self._at_init_costs = measure_at_init(data, AtInitConfig(width=e.relu_width, examples=e.relu_examples))
+        if self.config.extensions is not None and self._deep_seconds_per_update is None:
+            from minidl.experiments.training_study import seconds_per_update
+
+            e = self.config.extensions
+            deep = dataclasses.replace(self.config.training, depth=e.deep_depth, width=e.deep_width)
+            self._deep_seconds_per_update = seconds_per_update(data, deep, "relu")
         return per_update
 
     def _run_extensions(self, data, bar) -> None:
@@ -538,9 +545,11 @@ class Study:
             from minidl.experiments.extensions import seconds as extension_seconds
 
             t = self.config.training
-            stages["extensions"] = extension_seconds(
-                self.config.extensions, self._costs.seconds_per_update, t.width, t.depth, self._at_init_costs[0],
-                self.config.at_init.width if self.config.at_init is not None else self.config.extensions.relu_width)
+            pieces = extension_seconds(
+                self.config.extensions, self._costs, t.width, t.depth, self._at_init_costs[0],
+                self.config.at_init.width if self.config.at_init is not None else self.config.extensions.relu_width,
+                int(self.results["data"]["n_test"]), self._deep_seconds_per_update)
+            stages["extensions"] = sum(pieces.values())
         stages["report"] = REPORT_SECONDS
         stages = {name: stages[name] for name in ESTIMATED_STAGES if name in stages}
         before = execution["estimate"]["seconds_before_plan"] if revised else plan.seconds_before_training - at_init_seconds

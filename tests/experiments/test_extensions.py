@@ -144,3 +144,26 @@ def test_a_batchnorm_run_trains_both_arms_at_toy_size():
         record = extensions._batchnorm_run(data, config, flag, seed=0)
         assert record["batchnorm"] is flag and record["updates_done"] == config.batchnorm_updates
         assert len(record["monitor"]["layers"]) == config.batchnorm_depth and record["final_test_error"] is not None
+
+
+def test_the_estimate_scales_the_deep_nets_width_by_layers_and_counts_every_evaluation():
+    from minidl.experiments.planner import Costs
+
+    config = extensions.ExtensionsConfig()
+    free_eval = Costs(0.01, eval_example=0.0, monitor_example=0.0)
+    pieces = extensions.seconds(config, free_eval, 1000, 5, 0.05, 1000, 10_000, deep_seconds_per_update=0.0124)
+    assert list(pieces) == ["relu_init", "deep_relu", "batchnorm", "depth_sweep"]
+    assert pieces["deep_relu"] == pytest.approx(2 * 1000 * 0.0124)             # the measured deep update
+    per_layer = 0.0124 / 31                                                       # 30 layers + the input layer
+    sweep_updates = sum((d + 1) * per_layer * 500 for d in (2, 5, 10, 20))
+    at_init = sum(0.05 * 0.256 ** 2 * d for d in (2, 5, 10, 20))
+    assert pieces["depth_sweep"] == pytest.approx(12 * (sweep_updates + at_init))
+    assert pieces["batchnorm"] == pytest.approx(0.01 * 1000 * (1 + extensions.BATCHNORM_COST))   # the study's net
+    assert pieces["relu_init"] == pytest.approx(2 * 0.05 * (5 + 10 + 20 + 30))
+    evaluated = extensions.seconds(config, Costs(0.01, eval_example=0.004, monitor_example=0.0), 1000, 5, 0.05,
+                                   1000, 10_000, deep_seconds_per_update=0.0124)
+    # deep runs: 11 curve points of 1000 examples, then 10,000 test + 2,000 validation examples, two runs
+    assert evaluated["deep_relu"] - pieces["deep_relu"] == pytest.approx(2 * 0.0124 * 0.004 * 23_000)
+    unmeasured = extensions.seconds(config, free_eval, 1000, 5, 0.05, 1000, 10_000)      # weights scale instead
+    assert unmeasured["deep_relu"] == pytest.approx(2 * 1000 * 0.01 * (30 * 256 ** 2 + 794 * 256)
+                                                    / (5 * 1000 ** 2 + 794 * 1000))
