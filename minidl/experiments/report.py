@@ -184,8 +184,8 @@ def training_section(results) -> list[str]:
     if budget and budget.get("time_budget_seconds"):
         ms = 1000 * budget["measured_seconds_per_update"]
         pace = budget.get("pace_factor")
-        speed = (f"one update measured {ms / pace:.1f} ms here, and the shorter runs, which went first, went at "
-                 f"{pace:.2f}× their estimate (so {ms:.1f} ms per update for the longest runs)" if pace else
+        speed = (f"one update measured {ms / pace:.1f} ms here, and the shorter runs, which went first, made "
+                 f"their updates at {pace:.2f}× that time (so {ms:.1f} ms per update for the longest runs)" if pace else
                  f"one update measured {ms:.1f} ms here")
         if budget["cut"]:
             cut = budget.get("updates_by_activation") or {}
@@ -414,7 +414,7 @@ def time_section(results) -> list[str]:
              f"The planner's estimate (from {1000 * estimate['seconds_per_update']:.1f} ms per update and "
              f"{1000 * estimate['seconds_per_eval_example']:.3f} ms per evaluated example measured here"
              + (", measured again after the at-init stage" if estimate.get("revised_after_at_init") else "")
-             + (f"; the longest runs re-planned from the pace the shorter runs kept, ×{estimate['pace_factor']:.2f}"
+             + (f"; the longest runs re-planned from the pace of the shorter runs' updates, ×{estimate['pace_factor']:.2f}"
                 if estimate.get("pace_factor") else "")
              + f") beside what each stage took; within ±{100 * TIME_TOLERANCE:.0f}% counts as matched.", "",
              "| stage | planned | actual | actual/planned |", "| --- | ---: | ---: | ---: |"]

@@ -39,16 +39,17 @@ Layout of results.json (format "minidl-reproduce/1"):
                           (where the runs execute; once re-planned, the pace the shorter runs kept),
                           updates_planned, updates_per_run, updates_by_activation, update_shares,
                           update_share_reason, cut (bool), expected_training_hours (wall, of the runs still to
-                          come when planned), parallel_runs, pace_factor (null, or the shorter runs' time over
-                          their estimate: the longest runs were re-planned with it), final (the plan the runs
-                          follow)
+                          come when planned), parallel_runs, pace_factor (null, or the time the shorter runs'
+                          updates took over their updates x the measured seconds per update: the longest runs
+                          were re-planned at that pace), final (the plan the runs follow)
         learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
                            updates, chosen}}}
         lr_trials         the --lr-search trials' records (as runs, without monitor/histograms), serial order
         runs              list, one record per (activation, scheme, seed), in serial order (seed, activation,
                           scheme) however they ran (the shorter runs run first):
             activation, scheme, seed, lr, depth, width, batch_size, updates_planned, updates_done,
-            diverged_at (update or null), train_seconds and updates_per_second (of the last attempt),
+            diverged_at (update or null), train_seconds, recording_seconds (of which its curve points and
+            snapshots) and updates_per_second (of the last attempt),
             execution {task, attempts, resumed_from_update, kernels, threads, malloc_tuned, host, pid},
             final_test_error (whole test split), final_validation_error,
             curve {updates, train_loss (mean minibatch loss since the previous point), test_error},

@@ -235,7 +235,7 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
 
 
 TIMING_FIELDS = ("started", "finished", "wall_seconds", "command", "environment", "execution")
-RUN_TIMING_FIELDS = ("train_seconds", "updates_per_second", "execution")
+RUN_TIMING_FIELDS = ("train_seconds", "recording_seconds", "updates_per_second", "execution")
 BUDGET_TIMING_FIELDS = ("seconds_before_training", "measured_seconds_per_update", "expected_training_hours",
                         "parallel_runs", "pace_factor")
 ESTIMATED_STAGES = ("at_init", "lr_search", "short_runs", "runs", "extensions", "report")   # in the order they run
@@ -701,11 +701,10 @@ class Study:
             # re-planned once, by the invocation that planned (measured its costs) and runs them all
             replan = (self.config.time_budget and plan.pace_factor is None and self._costs is not None
                       and not any(task.name in done or started(task) for task in tasks))
-            began = time.perf_counter()
             with self._stage("short_runs"):
                 self._execute(tasks, records, data, spec, bar, "runs", todo=first)
             if replan:
-                plan = self._replan(plan, time.perf_counter() - began, data, bar)
+                plan = self._replan(plan, [r for r in records if r["activation"] in shorter], data, bar)
         tasks = self._run_tasks(plan)
         with self._stage("runs"):
             self._execute(tasks, self.results["training"]["runs"], data, spec, bar, "runs",
@@ -720,12 +719,15 @@ class Study:
                  for seed in t.seeds for a in t.activations for s in t.schemes]   # seeds outermost: whole pairs
         return self._tasks("run", specs, lambda activation: plan.runs[activation])
 
-    def _replan(self, plan: TrainingPlan, took: float, data, bar) -> TrainingPlan:
-        """The plan of the longest runs, from the pace the shorter runs kept: they took `took` seconds where
-        the plan expected E, so the update speed is taken as took / E times the one measured before (on
-        this VM the runs went 20-30% slower than a 30-update measurement said: issue 15, 2026-12-01)."""
-        expected = sum(plan.run_seconds[a] for a in plan.shorter)
-        factor = took / expected if expected > 0 else 1.0
+    def _replan(self, plan: TrainingPlan, shorter_runs: list, data, bar) -> TrainingPlan:
+        """The plan of the longest runs, from the pace the shorter runs kept: their updates (train_seconds
+        less their curve points' and snapshots' recording_seconds) went at `factor` times the speed measured
+        before, so the longest runs are planned at that speed (the cost model's evaluations scale with it).
+        On this VM the runs went 20-30% slower or faster than a 30-update measurement said; the shorter
+        runs' whole time is no guide, as cut runs spend ~30% of it evaluating (issue 15, 2026-12-01)."""
+        updating = sum(r["train_seconds"] - r.get("recording_seconds", 0.0) for r in shorter_runs)
+        updates = sum(r["updates_done"] for r in shorter_runs)
+        factor = updating / (updates * plan.seconds_per_update) if updates and updating > 0 else 1.0
         per_update = plan.seconds_per_update * factor
         revised = plan_training(self.config, per_update, elapsed=time.perf_counter() - self._start,
                                 test_examples=int(data.x_test.shape[0]), parallel=plan.parallel,

@@ -39,7 +39,8 @@ class RunRecorder:
 
     curve: {"updates", "train_loss" (mean minibatch loss since the previous point), "test_error" (on the
     `eval_examples` loader, by `Trainer.evaluate`)}; series: {"updates", "layers"} activation summaries
-    of the monitored examples `x_monitor`; `on_updates(k)` is told of the updates done since last told.
+    of the monitored examples `x_monitor`; `on_updates(k)` is told of the updates done since last told;
+    `recording_seconds`: the time its curve points and snapshots took (this attempt).
     """
 
     def __init__(self, model, probe, depth: int, x_monitor, eval_examples, on_updates=None):
@@ -50,6 +51,7 @@ class RunRecorder:
                                                  for _ in range(depth)]}
         self.losses = []      # minibatch losses since the last curve point
         self.reported = 0     # updates told to on_updates
+        self.recording_seconds = 0.0
 
     def callbacks(self, eval_every: int, monitor_every: int | None) -> list:
         """Trainer callbacks: every loss, a curve point every `eval_every` updates, progress every 10
@@ -66,17 +68,21 @@ class RunRecorder:
             self.losses.append(trainer.last_loss)
 
     def curve_point(self, trainer) -> None:
+        started = time.perf_counter()
         self.curve["updates"].append(trainer.step)
         self.curve["train_loss"].append(float(np.mean(self.losses)) if self.losses else None)
         self.curve["test_error"].append(trainer.evaluate(self.eval_examples)["error"])
         self.losses.clear()
+        self.recording_seconds += time.perf_counter() - started
 
     def snapshot(self, trainer) -> None:
+        started = time.perf_counter()
         summaries, _ = _monitor(self.model, self.probe, self.x_monitor, self.depth)
         self.series["updates"].append(trainer.step)
         for layer, summary in zip(self.series["layers"], summaries):
             for key in layer:
                 layer[key].append(summary[key])
+        self.recording_seconds += time.perf_counter() - started
 
     def progress(self, trainer) -> None:
         self.report_progress(trainer.step)
@@ -151,7 +157,7 @@ def train_run(data, config, activation: str, scheme: str, seed: int, lr: float, 
         "activation": activation, "scheme": scheme, "seed": seed, "lr": lr,
         "depth": depth, "width": config.width, "batch_size": config.batch_size,
         "updates_planned": updates, "updates_done": done, "diverged_at": diverged_at,
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds, "recording_seconds": recorder.recording_seconds,
         "updates_per_second": (done - (resumed_from or 0)) / train_seconds if train_seconds > 0 else None,
         "curve": recorder.curve,
     }

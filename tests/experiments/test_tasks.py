@@ -11,13 +11,14 @@ from minidl import _core
 from minidl.experiments import data as study_data
 from minidl.experiments import training_study
 from minidl.experiments.config import TrainingConfig
+from minidl.experiments.study import RUN_TIMING_FIELDS
 from minidl.experiments.tasks import (RunTask, TooManyAttempts, execute, finished_record, forget_record,
                                      read_attempts, undo_dask_malloc_trim)
 from minidl.random import generator, manual_seed
 
 from test_training_study import _config, _data
 
-TIMING = ("train_seconds", "updates_per_second", "execution")
+TIMING = RUN_TIMING_FIELDS
 
 
 def _same(record):

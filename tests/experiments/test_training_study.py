@@ -7,10 +7,11 @@ from minidl.experiments import training_study
 from minidl.experiments.config import TrainingConfig
 from minidl.experiments.data import StudyData
 from minidl.experiments.networks import build_network
+from minidl.experiments.study import RUN_TIMING_FIELDS
 from minidl.random import generator
 from minidl.training import Trainer, evaluate
 
-TIMING = {"train_seconds", "updates_per_second"}
+TIMING = set(RUN_TIMING_FIELDS) - {"execution"}
 
 
 def _data(n_train=300, n_valid=60, n_test=1500, features=16, classes=3):
