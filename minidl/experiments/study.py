@@ -116,7 +116,7 @@ class TrainingPlan:
     parallel: int = 1
     search_hours: float = 0.0          # of which the lr search
     run_seconds: dict = dataclasses.field(default_factory=dict)   # {activation: wall seconds of its runs}
-    pace_factor: float | None = None   # re-planned: the runs before went at this multiple of the estimate
+    pace_factor: float | None = None   # re-planned: the shorter runs' updates took this multiple of the measured time
 
     @property
     def updates(self) -> int:
@@ -196,6 +196,8 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     trials = len(t.activations) * len(t.schemes) * len(t.lr_search_grid) if t.lr_search else 0
     run_rounds = math.ceil(runs / parallel) / runs
     search_wall = (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0)
+    if done:
+        search_wall = 0.0           # the lr search ran before any run: its time is in `elapsed`
 
     done = done or {}
 

@@ -83,6 +83,9 @@ def test_a_replan_keeps_the_finished_runs_and_fits_the_rest_into_the_time_left()
     assert replan.expected_training_hours * 3600 == pytest.approx(sigmoid_cost, rel=1e-12)
     faster = plan_training(_default(), 0.013 * 0.8, elapsed, 10_000, done=short)
     assert faster.by_activation["sigmoid"] > n                         # a faster pace gives the longest runs more
+    searched = plan_training(_default(lr_search=True), 0.013 * 1.3, elapsed, 10_000, done=short)
+    assert searched.by_activation == replan.by_activation and searched.search_hours == 0.0    # ran before: not again
+    assert searched.expected_training_hours == replan.expected_training_hours
 
 
 def test_a_default_budget_on_a_slow_machine_cuts_every_run_by_its_share():
