@@ -14,8 +14,10 @@ def register(subparsers) -> None:
             "at-init study on 5- and 10-layer nets of {sigmoid,tanh,softsign,relu} x 6 schemes; training of the "
             "paper's 5x1000 nets for {sigmoid,tanh,softsign} x {standard,xavier_uniform} x 2 seeds, sigmoid "
             "6000 updates, tanh and softsign 1000, batch 64; if the measured speed does not fit 570 s, tanh "
-            "and softsign are cut first, to 300, then every run by its share); --extensions adds ReLU/He, depth and batch-norm studies beyond the paper; --quick within a minute (small "
-            "nets); --full at the "
+            "and softsign are cut first, to 300, then every run by its share; the shorter runs go first and "
+            "the sigmoid runs are re-planned from the pace their updates kept); --extensions adds ReLU/He, "
+            "depth and batch-norm studies beyond the paper (a few minutes more, outside the budget); --quick "
+            "within a minute (small nets); --full at the "
             "paper's scale (batch 10, 5 million updates per run, lr search, 3 seeds: days of CPU time; the "
             "progress bar gives the estimate). Options below override the preset; unset, they take the "
             "preset's value."))
