@@ -103,10 +103,11 @@ unix_flags = ["-O3", "-fno-math-errno", "-Wall", "-Wno-unused-function"] if os.n
 extension = Extension(
     "minidl._core._kernels",
     sources=[f"{CORE}/_kernels.pyx", f"{CSRC}/dispatch.c", f"{CSRC}/blocking.c", f"{CSRC}/buffers.c",
-             f"{CSRC}/kernels_generic.c", *(source for source, _, _, _ in ISA_BUILDS)],
+             f"{CSRC}/memory_pool.c", f"{CSRC}/kernels_generic.c", *(source for source, _, _, _ in ISA_BUILDS)],
     # depends also puts these in the sdist (cythonize replaces the .pyx source by its generated .c).
     depends=[f"{CORE}/_kernels.pyx", f"{CSRC}/kernels.h", f"{CSRC}/gemm_template.h",
-             f"{CSRC}/sigmoid_template.h", f"{CSRC}/axpby_template.h", f"{CSRC}/x86_pack.h"],
+             f"{CSRC}/sigmoid_template.h", f"{CSRC}/axpby_template.h", f"{CSRC}/x86_pack.h",
+             f"{CSRC}/memory_pool.h"],
     include_dirs=[numpy.get_include(), CSRC],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=unix_flags,

@@ -11,6 +11,9 @@ A matmul's weight gradient may arrive as a ``PendingProduct`` (``minidl.pending_
 keeps it so in its gradient slot (``Tensor.grad`` materializes it on first read), sums with it go through
 ``add_gradients``, and any other node materializes it before use.
 
+The sweep runs inside ``minidl._core.memory_pool()``: its arrays take their memory from the blocks the
+previous step freed (no page faults on every step's fresh gradients).
+
 Ownership: a gradient array produced fresh by a backward closure belongs to the engine and may be
 summed into in place or handed to a leaf's ``.grad`` without a copy; an array passed through
 unchanged (``g`` itself) or a view of one is *borrowed* and is copied before anyone writes to it.
@@ -21,6 +24,7 @@ import contextlib
 
 import numpy as np
 
+from minidl._core import memory_pool
 from minidl.pending_product import PendingProduct, add_gradients
 
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
@@ -115,6 +119,12 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(f"backward(grad): grad has shape {seed.shape}, tensor has shape {data.shape}")
         owned = False
 
+    with memory_pool():             # the gradients' large arrays reuse the last step's memory
+        _sweep(root, seed, owned, retain_graph)
+
+
+def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
+    """The reverse sweep of ``backward`` from ``root`` with gradient ``seed`` (``owned``: the engine's)."""
     order = _topological_order(root)
     grads = {id(root): (seed, owned)}
     for node in reversed(order):

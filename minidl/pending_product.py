@@ -47,8 +47,11 @@ class PendingProduct:
         return out
 
     def materialize(self) -> np.ndarray:
-        """Σ xᵢᵀ·dyᵢ as a new ndarray."""
-        return self.apply(np.empty(self.shape, dtype=self.dtype), beta=0.0)
+        """Σ xᵢᵀ·dyᵢ as a new ndarray (from the memory pool: an optimizer that reads ``.grad`` every step
+        reuses the block the last step's gradient freed)."""
+        with _core.memory_pool():
+            out = np.empty(self.shape, dtype=self.dtype)
+        return self.apply(out, beta=0.0)
 
     def plus(self, other: "PendingProduct"):
         """self + other: a PendingProduct with both terms while the factors stay smaller than the

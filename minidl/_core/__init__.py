@@ -7,6 +7,7 @@
     normal_cdf(x, out=None)                                   Φ(x) = erfc(-x/√2)/2 (GELU), any shape
     axpby(alpha, x, beta, y)                                  y <- alpha * x + beta * y, in place
     set_num_threads(n); get_num_threads()
+    with memory_pool(): ...                                   NumPy arrays made inside reuse freed blocks
 
 At import the fastest kernel build the CPU and OS support is chosen (`kernel_name()`: 'avx512', 'avx2' or
 'generic'); the environment variable MINIDL_KERNELS names another (MINIDL_KERNELS=generic: the portable
@@ -32,8 +33,12 @@ from minidl._core._kernels import (
     get_num_threads,
     kernel_name,
     matmul,
+    memory_pool,
+    memory_pool_stats,
     normal_cdf,
     openmp_enabled,
+    release_memory_pool,
+    set_memory_pool_cap,
     set_num_threads,
     sigmoid_backward,
     sigmoid_forward,
@@ -62,4 +67,8 @@ __all__ = [
     "openmp_enabled",
     "effective_num_threads",
     "contention_backoffs",
+    "memory_pool",
+    "memory_pool_stats",
+    "set_memory_pool_cap",
+    "release_memory_pool",
 ]

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 cimport numpy as cnp
+from cpython.pycapsule cimport PyCapsule_New
 from libc.math cimport M_SQRT2, erfc
 
 cnp.import_array()
@@ -531,6 +532,72 @@ def axpby(alpha, x, beta, y):
         with nogil:
             mdl_axpby_f64(a, <const double *>px, b, <double *>py, n)
     return y
+
+
+# ------------------------------------------------------------------ memory pool (NumPy's data allocator)
+cdef extern from "memory_pool.h" nogil:
+    ctypedef struct mdl_pool_stats:
+        size_t hits, misses, evictions, cached_bytes
+    void *mdl_pool_handler()
+    mdl_pool_stats mdl_pool_get_stats()
+    void mdl_pool_trim(size_t keep_bytes)
+    void mdl_pool_set_cap(size_t bytes)
+    size_t mdl_pool_cap()
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)     # returns the previous handler (NumPy >= 1.22)
+
+_POOL_HANDLER = PyCapsule_New(mdl_pool_handler(), "mem_handler", NULL)
+_POOL_ON = os.environ.get("MINIDL_MEMORY_POOL", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+cdef class memory_pool:
+    """``with memory_pool(): ...`` -- NumPy arrays allocated inside take their data from minidl's caching
+    allocator (csrc/memory_pool.c): a freed block of 64 KiB or more is kept (up to ``memory_pool_cap()``
+    bytes, oldest dropped first) and given to the next array it fits, so a training step's large arrays
+    reuse the previous step's memory instead of page-faulting in fresh pages. Arrays keep the allocator
+    they were made with wherever they go. Scoped to the current thread's context (NumPy's handler is a
+    context variable); the autograd engine, module calls and optimizer steps enter it. One instance per
+    ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op.
+    """
+    cdef object _previous
+    cdef bint _entered
+
+    def __enter__(self):
+        if self._entered:
+            raise RuntimeError("memory_pool(): an instance can be entered once; make a new one per `with`")
+        self._entered = True
+        if _POOL_ON:
+            self._previous = PyDataMem_SetHandler(_POOL_HANDLER)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            PyDataMem_SetHandler(self._previous)
+            self._previous = None
+        return False
+
+
+def memory_pool_stats():
+    """The pool's counters: {'hits', 'misses', 'evictions', 'cached_bytes', 'cap_bytes'} (requests of
+    64 KiB or more served from kept blocks, served fresh, kept blocks dropped for the cap, bytes kept now)."""
+    cdef mdl_pool_stats s = mdl_pool_get_stats()
+    return {"hits": s.hits, "misses": s.misses, "evictions": s.evictions, "cached_bytes": s.cached_bytes,
+            "cap_bytes": mdl_pool_cap()}
+
+
+def set_memory_pool_cap(nbytes):
+    """Keep at most `nbytes` of freed blocks (default 256 MiB; 0 keeps none); frees what is over it now."""
+    if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
+        raise TypeError(f"set_memory_pool_cap expects an int, got {type(nbytes).__name__}")
+    if nbytes < 0:
+        raise ValueError(f"set_memory_pool_cap expects nbytes >= 0, got {nbytes}")
+    mdl_pool_set_cap(<size_t>nbytes)
+
+
+def release_memory_pool():
+    """Free every kept block now (arrays in use are untouched), like torch.cuda.empty_cache()."""
+    mdl_pool_trim(0)
 
 
 # ------------------------------------------------------------------ import-time choice

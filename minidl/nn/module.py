@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from minidl._core import memory_pool
 from minidl.tensor import Tensor, _RemovableHandle
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -107,12 +108,13 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, *args, **kwargs):
-        out = self.forward(*args, **kwargs)
-        if self._forward_hooks:
-            for hook in list(self._forward_hooks.values()):
-                replaced = hook(self, args, out)
-                if replaced is not None:
-                    out = replaced
+        with memory_pool():         # activations reuse the blocks the last step freed (minidl._core)
+            out = self.forward(*args, **kwargs)
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    replaced = hook(self, args, out)
+                    if replaced is not None:
+                        out = replaced
         return out
 
     def register_forward_hook(self, fn) -> _RemovableHandle:

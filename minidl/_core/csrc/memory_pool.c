@@ -1,0 +1,178 @@
+/* A caching allocator for NumPy array data (NumPy's configurable memory routines, NEP 49), the way
+ * PyTorch's allocators keep freed blocks for the next step instead of handing them back to the OS.
+ *
+ * A training step allocates and frees the same multi-megabyte arrays every iteration (activations,
+ * gradients, the factors of a pending weight gradient). With glibc's defaults those come from mmap or
+ * from the top of the heap, which free() gives back, so the next step pays a page fault for every 4 KiB
+ * it writes again. Here a freed block of at least MDL_POOL_MIN_BYTES is kept, up to a cap on the bytes
+ * kept (oldest dropped first), and the next request that it fits without wasting more than a quarter of
+ * it gets it back. Blocks are 64-byte aligned (a cache line, one AVX-512 vector). Only arrays allocated
+ * while the handler is active (minidl._core.memory_pool(): the autograd engine, module calls, optimizer
+ * steps) use it; NumPy frees every array with the handler that allocated it.
+ *
+ * Each block starts with a header holding its capacity (realloc and free need it). A mutex guards the
+ * cache (NumPy may free from any thread); a fork()ed child re-creates it. */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "memory_pool.h"
+
+#define MDL_POOL_HEADER 64                  /* keeps the data 64-byte aligned */
+#define MDL_POOL_MIN_BYTES (64L << 10)      /* smaller blocks: glibc's own bins serve them well */
+#define MDL_POOL_SLOTS 256
+#define MDL_POOL_DEFAULT_CAP (256L << 20)
+
+typedef struct {
+    void *base;
+    size_t capacity;
+} cached_block;
+
+static cached_block cache[MDL_POOL_SLOTS];  /* oldest first */
+static int cached_count = 0;
+static size_t cached_bytes = 0;
+static size_t cap_bytes = MDL_POOL_DEFAULT_CAP;
+static mdl_pool_stats stats = {0, 0, 0, 0};
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void reinit_in_child(void) { pthread_mutex_init(&lock, NULL); }
+static void register_atfork(void) { pthread_atfork(NULL, NULL, reinit_in_child); }
+
+static size_t *header_of(void *data) { return (size_t *)((char *)data - MDL_POOL_HEADER); }
+
+/* A new block of `capacity` data bytes; NULL when out of memory. */
+static void *fresh_block(size_t capacity)
+{
+    void *base = NULL;
+    if (capacity > SIZE_MAX - MDL_POOL_HEADER || posix_memalign(&base, 64, MDL_POOL_HEADER + capacity) != 0)
+        return NULL;
+    *(size_t *)base = capacity;
+    return (char *)base + MDL_POOL_HEADER;
+}
+
+/* Drop cache[i] from the cache (not freed). Call with the lock held. */
+static void remove_slot(int i)
+{
+    cached_bytes -= cache[i].capacity;
+    memmove(cache + i, cache + i + 1, (size_t)(cached_count - i - 1) * sizeof(cached_block));
+    cached_count--;
+}
+
+static void *pool_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (size < (size_t)MDL_POOL_MIN_BYTES) return fresh_block(size ? size : 1);
+    const size_t wanted = (size + 4095) / 4096 * 4096;
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&lock);
+    int best = -1;
+    for (int i = cached_count - 1; i >= 0; i--) /* newest first: likelier still in cache */
+        if (cache[i].capacity >= wanted && cache[i].capacity - wanted <= cache[i].capacity / 4 &&
+            (best < 0 || cache[i].capacity < cache[best].capacity))
+            best = i;
+    void *data = NULL;
+    if (best >= 0) {
+        data = (char *)cache[best].base + MDL_POOL_HEADER;
+        remove_slot(best);
+        stats.hits++;
+    } else {
+        stats.misses++;
+    }
+    pthread_mutex_unlock(&lock);
+    return data != NULL ? data : fresh_block(wanted);
+}
+
+static void pool_free(void *ctx, void *data, size_t size)
+{
+    (void)ctx;
+    (void)size; /* the header knows the capacity, which may exceed the size asked for */
+    if (data == NULL) return;
+    void *base = header_of(data);
+    const size_t capacity = *(size_t *)base;
+    if (capacity < (size_t)MDL_POOL_MIN_BYTES) {
+        free(base);
+        return;
+    }
+    void *dropped[MDL_POOL_SLOTS + 1];
+    int n_dropped = 0;
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&lock);
+    if (capacity > cap_bytes) {
+        dropped[n_dropped++] = base;
+    } else {
+        while (cached_count > 0 && (cached_count == MDL_POOL_SLOTS || cached_bytes + capacity > cap_bytes)) {
+            dropped[n_dropped++] = cache[0].base;
+            remove_slot(0);
+            stats.evictions++;
+        }
+        cache[cached_count].base = base;
+        cache[cached_count].capacity = capacity;
+        cached_count++;
+        cached_bytes += capacity;
+    }
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n_dropped; i++) free(dropped[i]); /* outside the lock */
+}
+
+static void *pool_calloc(void *ctx, size_t count, size_t item)
+{
+    if (item != 0 && count > SIZE_MAX / item) return NULL;
+    void *data = pool_malloc(ctx, count * item);
+    if (data != NULL) memset(data, 0, count * item);
+    return data;
+}
+
+static void *pool_realloc(void *ctx, void *data, size_t size)
+{
+    if (data == NULL) return pool_malloc(ctx, size);
+    const size_t capacity = *header_of(data);
+    if (size <= capacity && (capacity < (size_t)MDL_POOL_MIN_BYTES || size >= capacity / 2)) return data;
+    void *moved = pool_malloc(ctx, size);
+    if (moved == NULL) return NULL; /* realloc's rule: the old block stays valid */
+    memcpy(moved, data, size < capacity ? size : capacity);
+    pool_free(ctx, data, capacity);
+    return moved;
+}
+
+static PyDataMem_Handler handler = {
+    "minidl_memory_pool",
+    1,
+    {NULL, pool_malloc, pool_calloc, pool_realloc, pool_free},
+};
+
+PyDataMem_Handler *mdl_pool_handler(void) { return &handler; }
+
+mdl_pool_stats mdl_pool_get_stats(void)
+{
+    pthread_mutex_lock(&lock);
+    mdl_pool_stats s = stats;
+    s.cached_bytes = cached_bytes;
+    pthread_mutex_unlock(&lock);
+    return s;
+}
+
+void mdl_pool_trim(size_t keep_bytes)
+{
+    for (;;) {
+        void *base = NULL;
+        pthread_mutex_lock(&lock);
+        if (cached_count > 0 && cached_bytes > keep_bytes) {
+            base = cache[0].base;
+            remove_slot(0);
+        }
+        pthread_mutex_unlock(&lock);
+        if (base == NULL) return;
+        free(base);
+    }
+}
+
+void mdl_pool_set_cap(size_t bytes)
+{
+    pthread_mutex_lock(&lock);
+    cap_bytes = bytes;
+    pthread_mutex_unlock(&lock);
+    mdl_pool_trim(bytes); /* what no longer fits under the cap goes now */
+}
+
+size_t mdl_pool_cap(void) { return cap_bytes; }
