@@ -294,3 +294,13 @@ def test_module_outputs_and_gradients_come_from_the_pool():
     assert get_handler_name(x.grad) == POOL                   # backward: the engine
     assert get_handler_name(layer.weight.grad) == POOL        # a pending product materialized
     assert get_handler_name(np.empty(3)) != POOL              # and nothing leaks out
+
+
+def test_an_allocation_the_system_refuses_is_a_memory_error():
+    with _core.memory_pool():
+        with pytest.raises(MemoryError):
+            np.empty(1 << 60, dtype=np.uint8)
+        with pytest.raises(MemoryError):
+            np.zeros((1 << 40, 1 << 20), dtype=np.uint8)
+        ok = np.ones(1 << 20, dtype=np.uint8)           # and the pool still works afterwards
+    assert ok.sum() == 1 << 20
