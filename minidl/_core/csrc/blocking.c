@@ -7,8 +7,12 @@
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
  *       thread packs its own block);
  *   skinny_m: products of at most this many rows skip packing the B block (gemm_template.h): each B panel
- *       then serves at most MDL_SKINNY_TILES micro-tiles, too few to repay a packing pass (on the 2-core
- *       EPYC the crossover was 64 rows of 6-row tiles), and the m x KC block of A stays within the L2 share.
+ *       then serves too few micro-tiles to repay a packing pass. The crossover was near the same number of
+ *       rows on both machines measured, whatever their tile: 64 rows of 6-row tiles on the 2-core EPYC
+ *       (avx2); 64-100 rows of 14-row tiles on the 2-core Xeon (avx512, 2 threads, X W and dY W^T with
+ *       1000 x 1000 weights, medians of 21 over six weights, four runs each way: packed 8-15% faster at
+ *       100, 128 and 150 rows, even at 84, B read in place faster at 64). So MDL_SKINNY_ROWS, rounded down
+ *       to whole tiles (at least one), and the m x KC block of A stays within the L2 share.
  * Every size is clamped, so the packing buffers stay bounded for any reported cache size (0, 1 byte, 1 TB):
  *   KC in [MDL_KC_MIN, MDL_KC_MAX] (a multiple of 8), MC in [MR, MDL_MC_MAX] and NC in [NR, MDL_NC_MAX]
  *   (multiples of MR and NR). A buffer <= MC x KC and B buffer <= KC x NC elements per thread, reused.
@@ -24,7 +28,7 @@
 #define MDL_L1_SHARE 0.75
 #define MDL_L2_SHARE 0.5
 #define MDL_L3_SHARE 0.5
-#define MDL_SKINNY_TILES 11
+#define MDL_SKINNY_ROWS 70
 #define MDL_KC_MIN 16
 #define MDL_KC_MAX 1024
 #define MDL_MC_MAX 2048
@@ -80,7 +84,8 @@ mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, in
     b.kc = clamp_index(MDL_L1_SHARE * l1 / ((double)(mr + nr) * item), MDL_KC_MIN, MDL_KC_MAX) / 8 * 8;
     b.mc = clamp_index(MDL_L2_SHARE * l2 / ((double)b.kc * item), mr, MDL_MC_MAX) / mr * mr;
     b.nc = clamp_index(MDL_L3_SHARE * l3 / t / ((double)b.kc * item), nr, MDL_NC_MAX) / nr * nr;
-    b.skinny_m = (mdl_index)mr * MDL_SKINNY_TILES < b.mc ? (mdl_index)mr * MDL_SKINNY_TILES : b.mc;
+    const mdl_index skinny_tiles = MDL_SKINNY_ROWS / mr > 0 ? MDL_SKINNY_ROWS / mr : 1;
+    b.skinny_m = (mdl_index)mr * skinny_tiles < b.mc ? (mdl_index)mr * skinny_tiles : b.mc;
     return b;
 }
 
