@@ -557,8 +557,8 @@ cdef class memory_pool:
     bytes, oldest dropped first) and given to the next array it fits, so a training step's large arrays
     reuse the previous step's memory instead of page-faulting in fresh pages. Arrays keep the allocator
     they were made with wherever they go. Scoped to the current thread's context (NumPy's handler is a
-    context variable); the autograd engine, module calls and optimizer steps enter it. One instance per
-    ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op.
+    context variable); the autograd engine, module calls and a pending weight gradient's materialization
+    enter it. One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op.
     """
     cdef object _previous
     cdef bint _entered

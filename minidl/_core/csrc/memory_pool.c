@@ -7,8 +7,8 @@
  * it writes again. Here a freed block of at least MDL_POOL_MIN_BYTES is kept, up to a cap on the bytes
  * kept (oldest dropped first), and the next request that it fits without wasting more than a quarter of
  * it gets it back. Blocks are 64-byte aligned (a cache line, one AVX-512 vector). Only arrays allocated
- * while the handler is active (minidl._core.memory_pool(): the autograd engine, module calls, optimizer
- * steps) use it; NumPy frees every array with the handler that allocated it.
+ * while the handler is active (minidl._core.memory_pool(): the autograd engine, module calls, a pending
+ * weight gradient's materialization) use it; NumPy frees every array with the handler that allocated it.
  *
  * Each block starts with a header holding its capacity (realloc and free need it). A mutex guards the
  * cache (NumPy may free from any thread); a fork()ed child re-creates it. */
@@ -63,6 +63,7 @@ static void *pool_malloc(void *ctx, size_t size)
 {
     (void)ctx;
     if (size < (size_t)MDL_POOL_MIN_BYTES) return fresh_block(size ? size : 1);
+    if (size > SIZE_MAX - 4096 - MDL_POOL_HEADER) return NULL; /* no rounding past SIZE_MAX */
     const size_t wanted = (size + 4095) / 4096 * 4096;
     pthread_once(&atfork_once, register_atfork);
     pthread_mutex_lock(&lock);
