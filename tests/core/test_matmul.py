@@ -31,8 +31,9 @@ def operands(rng, m, k, n, dtype, trans_a, trans_b):
     return a, b
 
 
-# Tiles of the kernels: MR 4/6/14, NR 4/8/16/32; B read in place for M <= 11 MR (44/66/154); MC and KC come
-# from the caches (test_blocking.py runs these products with the smallest and largest blocks too).
+# Tiles of the kernels: MR 4/6/14, NR 4/8/16/32; B read in place up to 70 rows in whole tiles (68/66/70);
+# MC and KC come from the caches (test_blocking.py runs these products with the smallest and largest blocks
+# too).
 AWKWARD = [
     (0, 0, 0), (0, 5, 3), (4, 0, 3), (4, 5, 0), (1, 1, 1), (1, 7, 1), (7, 1, 9), (1, 1, 33),
     (2, 3, 5), (13, 17, 19), (72, 73, 74), (1000, 1, 1000),
@@ -40,7 +41,8 @@ AWKWARD = [
     (15, 40, 65), (16, 40, 64), (17, 40, 63), (95, 33, 7), (97, 31, 9), (143, 20, 15),
     (144, 20, 16), (145, 20, 17), (10, 784, 100), (63, 70, 33), (64, 300, 130), (65, 70, 31),
     (150, 513, 37), (13, 33, 31), (14, 20, 32), (15, 21, 33), (28, 40, 64), (29, 41, 65),
-    (153, 30, 40), (154, 31, 97), (155, 29, 95),
+    (153, 30, 40), (154, 31, 97), (155, 29, 95), (66, 45, 33), (67, 44, 35), (68, 43, 31), (69, 42, 37),
+    (70, 41, 29), (71, 40, 39),
 ]
 
 
@@ -162,3 +164,19 @@ def test_random_shapes_and_layouts(m, k, n, trans_a, trans_b, dtype, step, fortr
     assert np.array_equal(a_view, a)
     got = _core.matmul(a_view, b, trans_a=trans_a, trans_b=trans_b)
     assert_matmul_close(got, a, b, trans_a, trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
+def test_in_place_and_packed_paths_give_the_same_bits(kernels, threads, rng, dtype, trans_b):
+    """The last row count that reads B in place and the first that packs it run the same FMAs in the same
+    order for every element (same K blocks, same micro-kernel), so their common rows agree bit for bit."""
+    blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
+    s, k = blk["skinny_m"], blk["kc"] + 3                    # two K blocks: the epilogue's beta path too
+    n = 3 * blk["nr"] + 5
+    a, b = operands(rng, s + 1, k, n, dtype, False, trans_b)
+    c0 = rng.standard_normal((s + 1, n)).astype(dtype)
+    skinny = _core.matmul(a[:s], b, trans_b=trans_b, out=c0[:s].copy(), alpha=-0.75, beta=0.5)
+    packed = _core.matmul(a, b, trans_b=trans_b, out=c0.copy(), alpha=-0.75, beta=0.5)
+    np.testing.assert_array_equal(packed[:s], skinny)
+    assert_matmul_close(_core.matmul(a, b, trans_b=trans_b), a, b, trans_b=trans_b)
