@@ -2,11 +2,10 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from minidl import _core
 
-PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
+from core_helpers import PACKAGE_PARENT
 
 
 def bench(*args):

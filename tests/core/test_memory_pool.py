@@ -1,10 +1,7 @@
 """The caching allocator for NumPy array data (csrc/memory_pool.c, `_core.memory_pool()`)."""
 import multiprocessing
-import os
-import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +10,8 @@ from hypothesis import given, settings, strategies as st
 import minidl
 from minidl import _core, nn, optim
 
+from core_helpers import run_python
+
 try:
     from numpy._core.multiarray import get_handler_name
 except ImportError:                     # NumPy 1.26
@@ -20,7 +19,6 @@ except ImportError:                     # NumPy 1.26
 
 POOL = "minidl_memory_pool"
 MIN_POOLED = 64 << 10                   # memory_pool.c: MDL_POOL_MIN_BYTES
-PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
 
 
 @pytest.fixture(autouse=True)
@@ -235,9 +233,8 @@ def test_minidl_memory_pool_0_turns_it_off():
             "try:\n    from numpy._core.multiarray import get_handler_name\n"
             "except ImportError:\n    from numpy.core.multiarray import get_handler_name\n"
             "with _core.memory_pool():\n    print(get_handler_name())")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            timeout=60, cwd=PACKAGE_PARENT, env={**os.environ, "MINIDL_MEMORY_POOL": "0"})
-    assert result.stdout.strip() != POOL
+    assert run_python(code, MINIDL_MEMORY_POOL="0") != POOL
+    assert run_python(code) == POOL                           # and on without it
 
 
 def _mlp_step(model, opt, x, y):

@@ -3,23 +3,13 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minidl import _core
 
-# Children import the same minidl as this process (an in-place build or an installed one), never a
-# source tree that happens to be the working directory.
-PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
-
-
-def run_python(code, **env):
-    environment = {**os.environ, **env}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                            check=True, timeout=60, cwd=PACKAGE_PARENT)
-    return result.stdout.strip()
+from core_helpers import PACKAGE_PARENT, run_python
 
 
 def run_python_without(code, variable):
