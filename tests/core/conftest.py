@@ -4,6 +4,8 @@ import pytest
 
 from minidl import _core
 
+from core_helpers import TEST_THREADS
+
 
 @pytest.fixture(autouse=True)
 def restore_core_state():
@@ -21,7 +23,7 @@ def kernels(request):
     return request.param
 
 
-@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+@pytest.fixture(params=TEST_THREADS, ids=[f"{n}thread{'s' if n > 1 else ''}" for n in TEST_THREADS])
 def threads(request):
     _core.set_num_threads(request.param)
     return request.param

@@ -1,4 +1,5 @@
-"""What several core test files share: running Python in a child process on the same minidl."""
+"""What several core test files share: the thread counts to test, and running Python in a child process on
+the same minidl."""
 import os
 import subprocess
 import sys
@@ -9,6 +10,12 @@ from minidl import _core
 # Children import the same minidl as this process (an in-place build or an installed one), never a
 # source tree that happens to be the working directory.
 PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
+
+# The team sizes every threaded kernel test runs with: 1 and 2 by default (CI's machines), more on a bigger
+# machine, e.g. MINIDL_TEST_THREADS=1,2,3,16 (an odd team splits work unevenly; 16 on a 16-core server).
+TEST_THREADS = tuple(int(n) for n in os.environ.get("MINIDL_TEST_THREADS", "1,2").split(","))
+if not TEST_THREADS or min(TEST_THREADS) < 1:
+    raise ValueError(f"MINIDL_TEST_THREADS must list thread counts >= 1, got {os.environ['MINIDL_TEST_THREADS']!r}")
 
 
 def run_python(code, **env):

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from minidl import _core
 
+from core_helpers import TEST_THREADS
+
 DTYPES = [np.float32, np.float64]
 TRANSPOSES = list(itertools.product([False, True], repeat=2))
 
@@ -147,7 +149,7 @@ def test_generic_and_avx2_agree(rng):
     m=st.integers(0, 40), k=st.integers(0, 40), n=st.integers(0, 70),
     trans_a=st.booleans(), trans_b=st.booleans(),
     dtype=st.sampled_from(DTYPES), step=st.sampled_from([1, 2, -1]),
-    fortran=st.booleans(), nthreads=st.sampled_from([1, 2]),
+    fortran=st.booleans(), nthreads=st.sampled_from(TEST_THREADS),
     kernel=st.sampled_from(_core.available_kernels()), seed=st.integers(0, 2**31),
 )
 def test_random_shapes_and_layouts(m, k, n, trans_a, trans_b, dtype, step, fortran, nthreads, kernel, seed):

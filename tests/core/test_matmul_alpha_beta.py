@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 
 from minidl import _core
 from minidl._core import _kernels
+
+from core_helpers import TEST_THREADS
 from test_matmul import AWKWARD, DTYPES, TRANSPOSES, operands
 
 # (alpha, beta): the defaults, SGD's update (-lr, 1), weight decay (beta < 1), momentum (beta = mu),
@@ -166,7 +168,7 @@ def test_bad_alpha_beta_raise_before_any_work():
     m=st.integers(0, 40), k=st.integers(0, 40), n=st.integers(0, 70),
     trans_a=st.booleans(), trans_b=st.booleans(), dtype=st.sampled_from(DTYPES),
     alpha=st.floats(-4, 4), beta=st.sampled_from([0.0, 1.0, -1.0, 0.5, 0.9]),
-    nthreads=st.sampled_from([1, 2]), kernel=st.sampled_from(_core.available_kernels()),
+    nthreads=st.sampled_from(TEST_THREADS), kernel=st.sampled_from(_core.available_kernels()),
     seed=st.integers(0, 2**31),
 )
 def test_random_shapes_and_coefficients(m, k, n, trans_a, trans_b, dtype, alpha, beta, nthreads, kernel, seed):

@@ -9,7 +9,7 @@ import pytest
 
 from minidl import _core
 
-from core_helpers import PACKAGE_PARENT, run_python
+from core_helpers import PACKAGE_PARENT, TEST_THREADS, run_python
 
 
 def run_python_without(code, variable):
@@ -93,7 +93,7 @@ def test_check_build_passes_a_full_build_and_names_what_is_missing(monkeypatch):
         assert any(repr(best) in p and "not compiled" in p for p in problems)
 
 
-@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("nthreads", TEST_THREADS)
 def test_concurrent_python_threads_get_correct_results(kernels, nthreads):
     """The GIL is released; each OS thread has its own packing buffers, so concurrent calls are safe."""
     _core.set_num_threads(nthreads)
