@@ -7,7 +7,9 @@ the same initial weights and the same batches (train_problem.py). The contenders
 timed steps each (~``--block-seconds``), a pause so the previous one's spinning threads go idle, the order
 rotated every round. Reported per contender: ms per step (median of all timed steps after warm-up; best),
 samples/s = batch / median, the process's peak resident memory (VmHWM: interpreter, libraries, weights,
-buffers) and its resident-memory growth from the end of warm-up to the end. Before timing, each
+buffers) and its resident-memory growth from the end of warm-up to the end; beside each speedup, the
+range of its per-round ratios (a contender's block median over minidl's in the same round, seconds apart:
+on a shared machine whose speed drifts, a target inside that range is within the run's noise). Before timing, each
 contender takes the same few steps on one batch from the same weights; the losses and each layer's
 Σ(W - W₀) must agree with the NumPy step's within float32 tolerance.
 Targets at 2 threads (minidl's throughput over each contender's, batch 10 / 64 / 256): PyTorch 3.0x /
@@ -83,10 +85,13 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             rss_warm[name] = proc.request("memory")["rss_mb"]
             time.sleep(args.pause)
         samples = {name: [] for name in contenders}
+        round_ms = {name: [] for name in contenders}      # each round's block median, for paired ratios
         for r in range(args.rounds):
             order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
             for name in order:
-                samples[name] += procs[name].request("time", steps=counts[name])["seconds"]
+                block = procs[name].request("time", steps=counts[name])["seconds"]
+                samples[name] += block
+                round_ms[name].append(statistics.median(block) * 1e3)
                 time.sleep(args.pause)
         if args.growth_steps:               # a memory check, not timed: all contenders at once
             for proc in procs.values():
@@ -108,7 +113,8 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             peak_mb=memory[name]["peak_mb"], imports_mb=memory[name]["after_imports"]["rss_mb"],
             growth_mb=round(memory[name]["rss_mb"] - rss_warm[name], 1),
             growth_steps=len(samples[name]) + args.growth_steps,
-            samples_ms=[round(t * 1e3, 3) for t in samples[name]], losses=checks[name]["losses"],
+            samples_ms=[round(t * 1e3, 3) for t in samples[name]], round_ms=[round(t, 3) for t in round_ms[name]],
+            losses=checks[name]["losses"],
             loss_rel_error=loss_err, weight_change_rel_error=change_err,
             verified=ok))
     by_name = {row["contender"]: row for row in rows}
@@ -133,6 +139,9 @@ def summarize(rows: list[dict]) -> list[dict]:
             if name in group:
                 entry[f"vs_{name}"] = group[name]["ms"] / mine["ms"]
                 entry[f"{name}_target"] = TARGETS[name].get(key[1])
+                if group[name].get("round_ms") and mine.get("round_ms"):   # blocks minutes apart drift alike
+                    entry[f"vs_{name}_rounds"] = [theirs / ours for theirs, ours in
+                                                  zip(group[name]["round_ms"], mine["round_ms"])]
         if "numpy" in group:
             entry["memory_vs_numpy"] = mine["peak_mb"] / group["numpy"]["peak_mb"]
         summary.append(entry)
@@ -149,6 +158,13 @@ def memory_by_threads(rows: list[dict]) -> dict:
     return {name: by_threads for name, by_threads in peaks.items() if len(by_threads) > 1}
 
 
+def round_range(entry: dict, name: str) -> str:
+    """' (rounds 1.32-1.78)': the spread of the per-round ratios, each from two blocks run seconds apart (a
+    target inside it is within this run's noise); '' with fewer than two rounds."""
+    ratios = entry.get(f"vs_{name}_rounds") or []
+    return f" (rounds {min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+
+
 def missed_targets(summary: list[dict]) -> list[str]:
     missed = []
     for s in summary:
@@ -158,7 +174,7 @@ def missed_targets(summary: list[dict]) -> list[str]:
         for name in TARGETS:
             target = s.get(f"{name}_target")
             if target and s[f"vs_{name}"] < target:
-                missed.append(f"{where}: {s[f'vs_{name}']:.2f}x {NAMES[name]} < {target}x")
+                missed.append(f"{where}: {s[f'vs_{name}']:.2f}x {NAMES[name]} < {target}x{round_range(s, name)}")
         if "memory_vs_numpy" in s and s["memory_vs_numpy"] > MEMORY_TARGET:
             missed.append(f"{where}: peak memory {s['memory_vs_numpy']:.2f}x NumPy's > {MEMORY_TARGET}x")
     return missed
@@ -219,7 +235,7 @@ def run(args) -> int:
         print(f"784-1000x5-10 sigmoid MLP, softmax cross-entropy, SGD lr {train_problem.LEARNING_RATE}, "
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
-              f"speedup = its ms / minidl ms; peak = VmHWM of the whole process; growth = resident MB "
+              f"speedup = its ms / minidl ms (rounds: the range of the per-round ratios); peak = VmHWM of the whole process; growth = resident MB "
               f"after the last step minus after warm-up; load average {info['load_average_1min']} -> "
               f"{info['load_average_1min_end']}\n")
         print(report.table(rows, [
@@ -235,7 +251,8 @@ def run(args) -> int:
             for name in TARGETS:
                 if f"vs_{name}" in s:
                     target = s[f"{name}_target"] if s["targets"] else None
-                    parts.append(f"{s[f'vs_{name}']:.2f}x {NAMES[name]}" + (f" (target {target}x)" if target else ""))
+                    parts.append(f"{s[f'vs_{name}']:.2f}x {NAMES[name]}{round_range(s, name)}"
+                                 + (f" (target {target}x)" if target else ""))
             if "vs_numpy" in s:
                 parts.append(f"peak memory {s['memory_vs_numpy']:.2f}x NumPy's"
                              + (f" (target <= {MEMORY_TARGET}x)" if s["targets"] else ""))

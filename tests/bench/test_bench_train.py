@@ -44,6 +44,8 @@ def test_bench_train_json_runs_every_contender_and_they_agree():
         assert len(row["losses"]) == report["settings"]["verify_steps"]
     (summary,) = report["summary"]
     assert summary["vs_numpy"] > 0 and summary["memory_vs_numpy"] > 0
+    assert [len(row["round_ms"]) for row in rows.values()] == [1] * len(rows)     # one round: one block each
+    assert summary["vs_numpy_rounds"] == [pytest.approx(rows["numpy"]["round_ms"][0] / rows["minidl"]["round_ms"][0])]
 
 
 @NO_TORCH
@@ -159,3 +161,15 @@ def test_targets_are_checked_per_contender_and_batch_at_two_threads_only():
     assert [(s["threads"], s["batch"]) for s in summary] == [(1, 10), (2, 10), (2, 256)]
     missed = missed_targets(summary)
     assert missed == ["batch 10: 2.90x PyTorch < 3.0x", "batch 256: peak memory 1.40x NumPy's > 1.3x"]
+
+
+def test_per_round_ratios_pair_the_blocks_of_each_round_and_show_their_spread():
+    from minidl.bench.train import missed_targets, summarize
+
+    rows = [dict(contender="minidl", threads=2, batch=64, ms=10.0, peak_mb=100.0, round_ms=[10.0, 20.0, 10.0]),
+            dict(contender="torch", threads=2, batch=64, ms=16.0, peak_mb=300.0, round_ms=[16.0, 36.0, 15.0]),
+            dict(contender="numpy", threads=2, batch=64, ms=15.0, peak_mb=100.0, round_ms=[15.0, 30.0, 16.0])]
+    (entry,) = summarize(rows)
+    # a slow second round slowed both processes alike: its ratio is 1.8, not the 2.0-3.6 of unpaired blocks
+    assert entry["vs_torch_rounds"] == [pytest.approx(1.6), pytest.approx(1.8), pytest.approx(1.5)]
+    assert missed_targets([entry]) == ["batch 64: 1.60x PyTorch < 1.7x (rounds 1.50-1.80)"]
