@@ -46,6 +46,7 @@ stage() {
   echo "date: $(date -u +%FT%TZ); cores: $CORES; commit: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)"
   lscpu 2>/dev/null | grep -E '^(Model name|Socket|Core|Thread|NUMA node\(s\)|L1d|L2|L3|Flags)' | cut -c1-400
   "$PYTHON" -c 'import sys, numpy; print("python", sys.version.split()[0], "numpy", numpy.__version__)'
+  echo "compiler: $( (cc --version || gcc --version) 2>/dev/null | head -1)"
   numpy_blas=$("$PYTHON" -c 'import numpy; c = numpy.show_config(mode="dicts"); print(c["Build Dependencies"]["blas"])' 2>/dev/null)
   echo "numpy blas: ${numpy_blas:-unknown}"
   for contender in torch jax; do
