@@ -9,9 +9,9 @@ rotated every round. Reported per contender: ms per step (median of all timed st
 samples/s = batch / median, the process's peak resident memory (VmHWM: interpreter, libraries, weights,
 buffers) and its resident-memory growth from the end of warm-up to the end; beside each speedup, the
 range of its per-round ratios (a contender's block median over minidl's in the same round, seconds apart:
-on a shared machine whose speed drifts, a target inside that range is within the run's noise). Before timing, each
-contender takes the same few steps on one batch from the same weights; the losses and each layer's
-Σ(W - W₀) must agree with the NumPy step's within float32 tolerance.
+on a shared machine whose speed drifts, a target inside that range is within the run's noise). Before
+timing, each contender takes the same few steps on one batch from the same weights; the losses and each
+layer's Σ(W - W₀) must agree with the NumPy step's within float32 tolerance.
 Targets at 2 threads (minidl's throughput over each contender's, batch 10 / 64 / 256): PyTorch 3.0x /
 1.7x / 1.15x; JAX's jitted step (XLA fuses the whole step) 1.5x / 1.0x / 1.0x; the NumPy step 1.2x / 1.2x /
 1.0x; peak memory <= 1.3x the NumPy step's.
@@ -139,7 +139,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             if name in group:
                 entry[f"vs_{name}"] = group[name]["ms"] / mine["ms"]
                 entry[f"{name}_target"] = TARGETS[name].get(key[1])
-                if group[name].get("round_ms") and mine.get("round_ms"):   # blocks minutes apart drift alike
+                if group[name].get("round_ms") and mine.get("round_ms"):   # one round's blocks: seconds apart
                     entry[f"vs_{name}_rounds"] = [theirs / ours for theirs, ours in
                                                   zip(group[name]["round_ms"], mine["round_ms"])]
         if "numpy" in group:
@@ -235,8 +235,8 @@ def run(args) -> int:
         print(f"784-1000x5-10 sigmoid MLP, softmax cross-entropy, SGD lr {train_problem.LEARNING_RATE}, "
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
-              f"speedup = its ms / minidl ms (rounds: the range of the per-round ratios); peak = VmHWM of the whole process; growth = resident MB "
-              f"after the last step minus after warm-up; load average {info['load_average_1min']} -> "
+              f"speedup = its ms / minidl ms (rounds: the range of the per-round ratios); peak = VmHWM of "
+              f"the whole process; growth = resident MB after the last step minus after warm-up; load average {info['load_average_1min']} -> "
               f"{info['load_average_1min_end']}\n")
         print(report.table(rows, [
             ("threads", "thr", "d"), ("batch", "batch", "d"), ("contender", "contender", ""),

@@ -13,9 +13,13 @@ PACKAGE_PARENT = str(Path(_core.__file__).resolve().parents[2])
 
 # The team sizes every threaded kernel test runs with: 1 and 2 by default (CI's machines), more on a bigger
 # machine, e.g. MINIDL_TEST_THREADS=1,2,3,16 (an odd team splits work unevenly; 16 on a 16-core server).
-TEST_THREADS = tuple(int(n) for n in os.environ.get("MINIDL_TEST_THREADS", "1,2").split(","))
+_test_threads = os.environ.get("MINIDL_TEST_THREADS", "1,2")
+try:
+    TEST_THREADS = tuple(int(n) for n in _test_threads.split(","))
+except ValueError:
+    TEST_THREADS = ()
 if not TEST_THREADS or min(TEST_THREADS) < 1:
-    raise ValueError(f"MINIDL_TEST_THREADS must list thread counts >= 1, got {os.environ['MINIDL_TEST_THREADS']!r}")
+    raise ValueError(f"MINIDL_TEST_THREADS must be thread counts >= 1 separated by commas, got {_test_threads!r}")
 
 
 def run_python(code, **env):
