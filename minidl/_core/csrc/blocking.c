@@ -1,11 +1,14 @@
 /* Cache blocking from the machine: the cache sizes read at run time, and the GEMM block sizes derived from
  * them by the BLIS rules (Low, Igual, Smith & Quintana-Orti 2016, "Analytical modeling is enough for
  * high-performance BLIS"), for any micro-tile MR x NR and element size:
- *   KC: one KC x NR panel of B (reused by every micro-tile of the block) and one MR x KC panel of A
- *       (streamed) fill at most MDL_L1_SHARE of L1d;
+ *   KC: one KC x NR panel of B and one MR x KC panel of A fill at most MDL_L1_SHARE of L1d together (the
+ *       one reused from L1 is the A panel in the packed path, which runs row panels outside column panels,
+ *       and the B panel in the skinny path: gemm_template.h);
  *   MC: the packed MC x KC block of A fills at most MDL_L2_SHARE of L2 (per core);
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
- *       thread packs its own block);
+ *       thread packs its own block). With row panels outside, that block is reread once per row panel; past
+ *       L2 it still was here (1000 x 1000 @ 1000 x 8000, 3.2 MB per thread, 2 threads: 77-102 ms, against
+ *       81-108 with column panels outside), so NC keeps the L3 rule; unmeasured on a small-L2 machine;
  *   skinny_m: products of at most this many rows skip packing the B block (gemm_template.h): each B panel
  *       then serves too few micro-tiles to repay a packing pass. The crossover was near the same number of
  *       rows on both machines measured, whatever their tile: 64 rows of 6-row tiles on the 2-core EPYC
