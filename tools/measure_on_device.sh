@@ -5,6 +5,8 @@
 #
 #   bash tools/measure_on_device.sh                      # from the repository root; results in $OUT
 #   QUICK=1 PYTHON=.venv/bin/python bash tools/measure_on_device.sh   # a dry run on a small machine
+#   SMOKE=1 SKIP_BUILD=1 bash tools/measure_on_device.sh # every stage in seconds, on the installed minidl
+#                                                        # (tests/bench/test_measure_on_device.py)
 #
 # The machine needs no package index: minidl is built with `pip install --no-build-isolation --no-deps`
 # against the NumPy, Cython and setuptools already there (PyTorch and JAX, when there, are contenders).
@@ -17,17 +19,23 @@ OUT=${OUT:-/tmp/minidl-device-out}
 PYTHON=${PYTHON:-python3}
 case $PYTHON in /*) ;; */*) PYTHON=$PWD/$PYTHON ;; *) PYTHON=$(command -v "$PYTHON") ;; esac  # runs start elsewhere
 CORES=$(nproc)
-if [ "${QUICK:-0}" = 1 ]; then
+REPO=$(pwd)
+TESTS=$REPO/tests/core BENCH_ARGS=() TRAIN_ARGS=() PROFILE_BATCHES=10,256
+if [ "${SMOKE:-0}" = 1 ]; then
+  TEST_THREADS=1,2 GEMM_THREADS=1 SIGMOID_THREADS=1 TRAIN_THREADS=1 TRAIN_ROUNDS=1 PROFILE_THREADS=1
+  TESTS=$REPO/tests/core/test_axpby.py BENCH_ARGS=(--rounds 1 --pause 0) PROFILE_BATCHES=10
+  TRAIN_ARGS=(--batches 10 --block-seconds 0.01 --warmup 1 --pause 0)
+elif [ "${QUICK:-0}" = 1 ]; then
   TEST_THREADS=1,2,3 GEMM_THREADS=1,2 SIGMOID_THREADS=1,2 TRAIN_THREADS=2 TRAIN_ROUNDS=2 PROFILE_THREADS=2
 else
   TEST_THREADS=1,2,$CORES GEMM_THREADS=1,2,4,8,$CORES SIGMOID_THREADS=1,2,$CORES
   TRAIN_THREADS=2,4,8,$CORES TRAIN_ROUNDS=3 PROFILE_THREADS=$CORES
 fi
-REPO=$(pwd)
 SITE=$(mktemp -d /tmp/minidl-site.XXXXXX)   # minidl installed here, apart from the source tree
 RUN_DIR=$(mktemp -d /tmp/minidl-run.XXXXXX) # the working directory of every run: no source tree to shadow it
 mkdir -p "$OUT"
-export PYTHONPATH=$SITE PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=
+export PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=
+[ "${SKIP_BUILD:-0}" = 1 ] || export PYTHONPATH=$SITE
 exec > >(tee -a "$OUT/log.txt") 2>&1
 
 # stage NAME SECONDS OUTFILE COMMAND...: run COMMAND from $RUN_DIR under a time limit, its output into OUTFILE too
@@ -54,13 +62,23 @@ stage() {
   done
 } | tee "$OUT/env.txt"
 
-stage build 150 env.txt "$PYTHON" -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$SITE" "$REPO" ||
-  { echo "the build failed: nothing to measure"; exit 1; }
+if [ "${SKIP_BUILD:-0}" = 1 ]; then
+  echo "=== build: skipped (SKIP_BUILD=1), the minidl that $PYTHON imports is measured" | tee -a "$OUT/env.txt"
+else
+  stage build 150 env.txt "$PYTHON" -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$SITE" "$REPO" ||
+    { echo "the build failed: nothing to measure"; exit 1; }
+fi
 stage check_build 30 env.txt "$PYTHON" -c 'import minidl, runpy; print("minidl from", minidl.__file__); runpy.run_module("minidl._core.check_build", run_name="__main__")'
-stage train 190 train.txt "$PYTHON" -m minidl bench train --threads "$TRAIN_THREADS" --rounds "$TRAIN_ROUNDS"
-stage gemm 75 gemm.txt "$PYTHON" -m minidl bench gemm --quick --threads "$GEMM_THREADS"
+failed=0
+stage train 190 train.txt "$PYTHON" -m minidl bench train --threads "$TRAIN_THREADS" --rounds "$TRAIN_ROUNDS" \
+  ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} || failed=$((failed + 1))
+stage gemm 75 gemm.txt "$PYTHON" -m minidl bench gemm --quick --threads "$GEMM_THREADS" \
+  ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} || failed=$((failed + 1))
 stage tests 75 tests.txt env MINIDL_TEST_THREADS="$TEST_THREADS" \
-  "$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$REPO" "$REPO/tests/core"
-stage sigmoid 25 sigmoid.txt "$PYTHON" -m minidl bench sigmoid --quick --threads "$SIGMOID_THREADS"
-stage profile 35 profile.txt "$PYTHON" -m minidl bench train --profile --threads "$PROFILE_THREADS" --batches 10,256
-echo "=== $(date -u +%T) done in $SECONDS s; results in $OUT"
+  "$PYTHON" -m pytest -q -p no:cacheprovider --rootdir "$REPO" "$TESTS" || failed=$((failed + 1))
+stage sigmoid 25 sigmoid.txt "$PYTHON" -m minidl bench sigmoid --quick --threads "$SIGMOID_THREADS" \
+  ${BENCH_ARGS[@]+"${BENCH_ARGS[@]}"} || failed=$((failed + 1))
+stage profile 35 profile.txt "$PYTHON" -m minidl bench train --profile --threads "$PROFILE_THREADS" \
+  --batches "$PROFILE_BATCHES" || failed=$((failed + 1))
+echo "=== $(date -u +%T) done in $SECONDS s, $failed stage(s) failed; results in $OUT"
+exit $((failed > 0))
