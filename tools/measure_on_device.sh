@@ -6,7 +6,7 @@
 #   bash tools/measure_on_device.sh                      # from the repository root; results in $OUT
 #   QUICK=1 PYTHON=.venv/bin/python bash tools/measure_on_device.sh   # a dry run on a small machine
 #   SMOKE=1 SKIP_BUILD=1 bash tools/measure_on_device.sh # every stage in seconds, on the installed minidl
-#                                                        # (tests/bench/test_measure_on_device.py)
+#                                                        # (tests/tools/test_measure_on_device.py)
 #
 # The machine needs no package index: minidl is built with `pip install --no-build-isolation --no-deps`
 # against the NumPy, Cython and setuptools already there (PyTorch and JAX, when there, are contenders).
@@ -33,6 +33,7 @@ else
 fi
 SITE=$(mktemp -d /tmp/minidl-site.XXXXXX)   # minidl installed here, apart from the source tree
 RUN_DIR=$(mktemp -d /tmp/minidl-run.XXXXXX) # the working directory of every run: no source tree to shadow it
+trap 'rm -rf "$SITE" "$RUN_DIR"' EXIT
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 JAX_PLATFORMS=cpu CUDA_VISIBLE_DEVICES=
 [ "${SKIP_BUILD:-0}" = 1 ] || export PYTHONPATH=$SITE
