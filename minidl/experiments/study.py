@@ -195,11 +195,10 @@ def plan_training(config: StudyConfig, seconds_per_update: float, elapsed: float
     runs = runs_per_activation * len(t.activations)
     trials = len(t.activations) * len(t.schemes) * len(t.lr_search_grid) if t.lr_search else 0
     run_rounds = math.ceil(runs / parallel) / runs
-    search_wall = (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0)
-    if done:
-        search_wall = 0.0           # the lr search ran before any run: its time is in `elapsed`
-
     done = done or {}
+    # a re-plan (some runs done): the lr search ran before any run, its time is in `elapsed`
+    search_wall = 0.0 if done else (
+        (search + trials * trial_cost()) * (math.ceil(trials / parallel) / trials if trials else 0))
 
     def counts(updates, caps):
         return {a: done.get(a, min(t.updates_for(a, updates), caps[a])) for a in t.activations}
