@@ -45,7 +45,7 @@ _F64 = np.dtype(np.float64)
 _Number = (int, float, np.number)      # bool is an int
 
 
-KERNELS = ("matmul", "sigmoid_forward", "sigmoid_backward")
+KERNELS = ("matmul", "matmul_after_update", "sigmoid_forward", "sigmoid_backward")
 
 
 @contextlib.contextmanager
@@ -100,7 +100,8 @@ def record(out, parents: tuple, backward, *saved) -> Tensor:
     if type(out) is not np.ndarray:
         out = np.asarray(out)
     t = _new_tensor(Tensor)
-    t.data = out
+    t._data = out
+    t._update = None
     t._grad = None
     t._hooks = None
     t._retains_grad = False
@@ -438,14 +439,19 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     if not isinstance(x, Tensor):
         x = as_tensor(x)
-    xd, wd = x.data, weight.data
+    xd, wd = x.data, weight._data          # weight.data would apply a deferred update: see below
     if xd.ndim != 2 or wd.ndim != 2:
         out = matmul(x, weight)
         return out if bias is None else add(out, bias)
     if xd.shape[1] != wd.shape[0]:
         raise ValueError(f"linear: input of shape {xd.shape} does not match weight of shape {wd.shape} "
                          f"(expects (batch, {wd.shape[0]}))")
-    out = _mm(xd, wd)
+    update = weight._update                 # SGD's, left for this product's pass over W (deferred_update)
+    if update is not None and update.fusable_with(xd, wd):
+        out = update.take_product(weight, xd)
+    else:
+        wd = weight.data
+        out = _mm(xd, wd)
     if bias is not None:
         if bias.data.dtype == out.dtype and bias.data.shape[-1:] == out.shape[-1:] and bias.data.ndim <= 2:
             out += bias.data

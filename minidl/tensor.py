@@ -54,7 +54,7 @@ class Tensor:
         dtype: optional dtype to convert to.
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
+    __slots__ = ("_data", "_update", "_grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
     __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy
     __array_priority__ = 1000
 
@@ -69,23 +69,39 @@ class Tensor:
         self._hooks = None
         self._retains_grad = False
 
-    # ---- array-like properties -------------------------------------------------------------
+    # ---- the values ---------------------------------------------------------------------------
+    @property
+    def data(self) -> np.ndarray:
+        """The ndarray of values. A parameter whose SGD update was left for its next forward product
+        (``minidl.deferred_update``) gets that update here first, so no reader sees it stale."""
+        update = self._update
+        if update is not None:
+            update.apply(self._data)
+            self._update = None
+        return self._data
+
+    @data.setter
+    def data(self, value) -> None:
+        self._update = None
+        self._data = value
+
+    # ---- array-like properties (what an update leaves unchanged: no need to apply it) ----------
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """Number of elements (NumPy's meaning)."""
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -95,9 +111,9 @@ class Tensor:
     __hash__ = object.__hash__      # by identity, as PyTorch: == compares elementwise
 
     def __len__(self) -> int:
-        if not self.data.ndim:
+        if not self._data.ndim:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self):
         """The sub-tensors along the first axis (``self[i]``, in the graph); 0-d tensors are not iterable."""
@@ -146,7 +162,8 @@ class Tensor:
     def _wrap(data: np.ndarray) -> "Tensor":
         """Fast constructor for op results that need no graph (no dtype checks)."""
         t = _new_tensor(Tensor)
-        t.data = data
+        t._data = data
+        t._update = None
         t._grad = None
         t.requires_grad = False
         t._parents = ()

@@ -2,6 +2,7 @@
 
     matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
                                                               alpha·op(a) @ op(b) + beta·out (BLAS gemm)
+    matmul_after_update(x, w, u, v, alpha, beta)              x @ w after w <- beta·w + alpha·uᵀv (one pass)
     sigmoid_forward(x, out=None)                              1 / (1 + exp(-x)), any shape
     sigmoid_backward(y, grad_y, out=None)                     grad_y * y * (1 - y)
     normal_cdf(x, out=None)                                   Φ(x) = erfc(-x/√2)/2 (GELU), any shape
@@ -33,6 +34,7 @@ from minidl._core._kernels import (
     get_num_threads,
     kernel_name,
     matmul,
+    matmul_after_update,
     memory_pool,
     memory_pool_stats,
     normal_cdf,
@@ -48,6 +50,7 @@ from minidl._core._kernels import (
 
 __all__ = [
     "matmul",
+    "matmul_after_update",
     "sigmoid_forward",
     "sigmoid_backward",
     "normal_cdf",

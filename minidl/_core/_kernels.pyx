@@ -60,6 +60,17 @@ cdef extern from "kernels.h" nogil:
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                      const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
                      double beta)
+    ctypedef struct mdl_weight_update:
+        const void *u
+        const void *v
+        mdl_index rows, ldu, ldv
+        double alpha, beta
+    int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda,
+                                  float *W, mdl_index ldw, float *C, mdl_index ldc,
+                                  const mdl_weight_update *update)
+    int mdl_gemm_after_update_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index lda,
+                                  double *W, mdl_index ldw, double *C, mdl_index ldc,
+                                  const mdl_weight_update *update)
     void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
     void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
     void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n)
@@ -381,6 +392,69 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
         raise MemoryError(f"matmul: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product")
     if target is not result:
         result[...] = target
+    return result
+
+
+def matmul_after_update(x, w, u, v, alpha, beta):
+    """x @ w after the update w <- beta * w + alpha * u.T @ v in place (returns the product, a new array).
+
+    The update is SGD's ``W <- (1 - lr wd) W - lr X^T dY`` left pending by the optimizer; applying it
+    where the next forward product reads W makes one pass over W instead of two: with few rows of x (the
+    GEMM's skinny path, which reads W in place) each strip of W is updated right before the product reads
+    it; otherwise the update runs first as its own GEMM. Either way w and the product are bitwise what
+    ``matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)`` followed by ``matmul(x, w)`` give.
+    x (m x k), w (k x n), u (r x k), v (r x n): 2-D, one dtype (float32 or float64); w C-contiguous,
+    writable and sharing no memory with x, u or v. A MemoryError's ``update_applied`` says whether w was changed (the update must not be applied again).
+    """
+    cdef str func = "matmul_after_update"
+    cdef double alpha_ = _real(alpha, "alpha", func), beta_ = _real(beta, "beta", func)
+    cdef cnp.ndarray X = _check_array(x, "x", func)
+    cdef cnp.ndarray U = _check_array(u, "u", func)
+    cdef cnp.ndarray V = _check_array(v, "v", func)
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"{func}: w must be a numpy.ndarray, got {type(w).__name__}")
+    cdef cnp.ndarray W = <cnp.ndarray>w
+    if X.ndim != 2 or W.ndim != 2 or U.ndim != 2 or V.ndim != 2:
+        raise ValueError(f"{func} expects 2-D arrays, got x {x.shape}, w {w.shape}, u {u.shape}, v {v.shape}")
+    if not (X.dtype == W.dtype == U.dtype == V.dtype):
+        raise TypeError(f"{func}: x, w, u and v must have one dtype, got {x.dtype}, {w.dtype}, {u.dtype}, "
+                        f"{v.dtype}")
+    cdef Py_ssize_t m = X.shape[0], k = W.shape[0], n = W.shape[1], r = U.shape[0]
+    if X.shape[1] != k or U.shape[1] != k or V.shape[0] != r or V.shape[1] != n:
+        raise ValueError(f"{func}: shapes do not fit x (m x k) @ w (k x n) with u (r x k), v (r x n): x {x.shape}, "
+                         f"w {w.shape}, u {u.shape}, v {v.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(W) or not cnp.PyArray_ISALIGNED(W) or not cnp.PyArray_ISNOTSWAPPED(W):
+        raise ValueError(f"{func}: w must be an aligned C-contiguous array in native byte order")
+    if not W.flags.writeable:
+        raise ValueError(f"{func}: w is read-only")
+    if np.may_share_memory(W, X) or np.may_share_memory(W, U) or np.may_share_memory(W, V):
+        raise ValueError(f"{func}: w shares memory with x, u or v")
+    X, U, V = _c_contiguous(X), _c_contiguous(U), _c_contiguous(V)
+    cdef cnp.ndarray result = np.empty((m, n), dtype=W.dtype)
+    cdef mdl_weight_update update
+    update.u = cnp.PyArray_DATA(U)
+    update.v = cnp.PyArray_DATA(V)
+    update.rows = r
+    update.ldu = k
+    update.ldv = n
+    update.alpha = alpha_
+    update.beta = beta_
+    cdef int rc = 0
+    cdef void *px = cnp.PyArray_DATA(X)
+    cdef void *pw = cnp.PyArray_DATA(W)
+    cdef void *pc = cnp.PyArray_DATA(result)
+    if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT32:
+        with nogil:
+            rc = mdl_gemm_after_update_f32(m, n, k, <const float *>px, k, <float *>pw, n, <float *>pc, n, &update)
+    else:
+        with nogil:
+            rc = mdl_gemm_after_update_f64(m, n, k, <const double *>px, k, <double *>pw, n, <double *>pc, n,
+                                           &update)
+    if rc != 0:
+        error = MemoryError(f"{func}: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product "
+                            f"({'w was changed by the update' if rc == -2 else 'w is unchanged'})")
+        error.update_applied = rc == -2
+        raise error
     return result
 
 

@@ -2,9 +2,10 @@
 time the machine needs at least for the same work.
 
 Every compiled kernel call of the step (minidl._core matmul and sigmoid, through ``minidl.ops.wrap_kernels``;
-SGD's axpby) is timed and filed under a part of the step: the forward GEMMs X·W, the input gradients dY·Wᵀ,
-the weight gradients XᵀdY materialized in backward, the GEMMs inside SGD.step (pending weight gradients
-applied as W ← W − lr·XᵀdY in the epilogue), sigmoid forward and backward, SGD's axpby (biases, momentum);
+SGD's axpby) is timed and filed under a part of the step: the forward GEMMs X·W, those that apply the last
+step's SGD update W ← W − lr·XᵀdY in their pass over W (``minidl.deferred_update``), the input gradients
+dY·Wᵀ, the weight gradients XᵀdY materialized in backward, the GEMMs inside SGD.step (pending weight
+gradients applied in the epilogue), sigmoid forward and backward, SGD's axpby (biases, momentum);
 what remains is Python and NumPy (graph building, the backward sweep, loss, bias sums). Each kernel call
 also counts the bytes it must move (every operand read once, its output written once; read too when
 accumulated into) and its flops, and its bound is max(bytes ÷ bandwidth, flops ÷ GEMM peak), both measured
@@ -18,6 +19,7 @@ import time
 
 PARTS = {
     "forward": "forward GEMM X·W",
+    "forward_update": "X·W with the last SGD update fused",
     "input_gradient": "input gradient dY·Wᵀ",
     "weight_gradient": "weight gradient XᵀdY (materialized)",
     "update_gemm": "SGD: W −= lr·XᵀdY (GEMM epilogue)",
@@ -51,6 +53,8 @@ class _Ledger:
             seconds = time.perf_counter() - start
             if name == "matmul":
                 self.add(self._gemm_part(kwargs), seconds, *_gemm_cost(*args[:2], **kwargs))
+            elif name == "matmul_after_update":
+                self.add("forward_update", seconds, *_fused_update_cost(*args[:4]))
             else:
                 operands = 2 if name == "sigmoid_forward" else 3
                 self.add(name, seconds, operands * args[0].nbytes)
@@ -91,6 +95,13 @@ def _gemm_cost(a, b, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0
     n = b.shape[0] if trans_b else b.shape[1]
     outputs = 2 if beta else 1
     return a.itemsize * (m * k + k * n + outputs * m * n), 2 * m * n * k
+
+
+def _fused_update_cost(x, w, u, v) -> tuple[int, int]:
+    """(bytes, flops) of x·w after w ← β·w + α·uᵀv in one pass: x, u, v read, w read and written, the
+    product written."""
+    (m, k), n, r = x.shape, w.shape[1], u.shape[0]
+    return w.itemsize * (m * k + r * (k + n) + 2 * k * n + m * n), 2 * (m + r) * k * n
 
 
 def machine_limits(parameters: int, repeats: int = 5) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl._core import axpby
+from minidl.deferred_update import defer
 from minidl.optim.optimizer import Optimizer
 from minidl.pending_product import PendingProduct
 
@@ -22,7 +23,9 @@ class SGD(Optimizer):
     A weight gradient g = Xᵀ·dY that backward kept pending (``minidl.pending_product``) is never
     materialized: the GEMM that forms it writes straight into p or b, its epilogue doing the rest
     (``_core.matmul(X, dY, trans_a=True, out=p, alpha=-lr, beta=1 - lr·weight_decay)``; see
-    ``_step_pending``).
+    ``_step_pending``). Without momentum that update is left for the weight's next forward product,
+    which applies it in its own pass over the weight (``minidl.deferred_update``); reading the parameter
+    in between applies it first.
     """
 
     hyper = {"lr": float, "momentum": float, "dampening": float, "weight_decay": float, "nesterov": bool}
@@ -69,10 +72,11 @@ class SGD(Optimizer):
         momentum:  b ← P + wd·p (first step), else b ← μ·b + (1 − dampening)·(P + wd·p);
                    p ← p − lr·b, or with Nesterov p ← (1 − lr·wd)·p − lr·μ·b − lr·P."""
         lr, momentum, dampening, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
-        w = p.data
         if not momentum:
-            product.apply(w, alpha=-lr, beta=1 - lr * wd)
+            if not defer(p, product, -lr, 1 - lr * wd):       # left for the next forward product
+                product.apply(p.data, alpha=-lr, beta=1 - lr * wd)
             return
+        w = p.data
         state = self.state.setdefault(id(p), {})
         buf = state.get("momentum_buffer")
         if buf is None:

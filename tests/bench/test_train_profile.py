@@ -14,17 +14,21 @@ def test_gemm_cost_counts_operands_output_and_accumulation():
     w = np.ones((784, 1000), np.float64)                                      # dX = dy Wᵀ: 10 x 784
     assert train_profile._gemm_cost(dy.astype(np.float64), w, trans_b=True) == (
         8 * (10 * 1000 + 1000 * 784 + 10 * 784), 2 * 10 * 784 * 1000)
+    u, v = np.ones((6, 784), np.float32), np.ones((6, 1000), np.float32)    # the last step's batch of 6
+    assert train_profile._fused_update_cost(x, w.astype(np.float32), u, v) == (
+        4 * (10 * 784 + 6 * (784 + 1000) + 2 * 784 * 1000 + 10 * 1000), 2 * (10 + 6) * 784 * 1000)
 
 
 def test_profile_files_every_kernel_call_and_bounds_it(capsys):
     split = train_profile.profile(batch=10, threads=1, steps=3, top=3)
     layers = len(train_problem.SIZES) - 1
     parts = split["parts"]
-    assert parts["forward"]["calls"] == layers
     assert parts["input_gradient"]["calls"] == layers - 1          # no dX for the input layer
-    # Batch 10: the five 1000-wide weight gradients stay pending and SGD applies them in its GEMM epilogue;
-    # the 1000 x 10 output layer's (10·1010 > 10·1000) is materialized in backward.
-    assert parts["update_gemm"]["calls"] == layers - 1 and parts["weight_gradient"]["calls"] == 1
+    # Batch 10: the five 1000-wide weight gradients stay pending and SGD leaves their updates to the next
+    # forward product (minidl.deferred_update); the 1000 x 10 output layer's (10·1010 > 10·1000) is
+    # materialized in backward and applied by axpby.
+    assert parts["forward_update"]["calls"] == layers - 1 and parts["forward"]["calls"] == 1
+    assert parts["update_gemm"]["calls"] == 0 and parts["weight_gradient"]["calls"] == 1
     assert parts["sigmoid_forward"]["calls"] == parts["sigmoid_backward"]["calls"] == layers - 1
     for part in parts.values():
         if part["calls"]:
@@ -33,4 +37,4 @@ def test_profile_files_every_kernel_call_and_bounds_it(capsys):
     assert sum(p["seconds"] for p in parts.values()) < split["total"]
     assert split["bandwidth_gb_s"] > 0 and split["gemm_gflop_s"] > 0
     out = capsys.readouterr().out
-    assert "bound ms" in out and "SGD: W −= lr·XᵀdY (GEMM epilogue)" in out
+    assert "bound ms" in out and "X·W with the last SGD update fused" in out

@@ -132,40 +132,63 @@ static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, md
     }
 }
 
-/* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1).
- * Returns -1 when out of memory. */
-static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
-                          const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
-                          const mdl_blocking *blk)
+/* One thread's block sizes: even K blocks (K = 257 becomes 129 + 128, not 256 + 1), at most blk's sizes. */
+typedef struct {
+    mdl_index mc, kc, nc;
+    int skinny;
+} FN(block_sizes);
+
+static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, const mdl_blocking *blk)
 {
-    /* Even block sizes: K = 257 becomes 129 + 128, not 256 + 1. At most blk's sizes: the buffers hold them. */
-    const mdl_index kc_max = FN(ceil_div)(k, FN(ceil_div)(k, blk->kc));
-    const mdl_index mc_max =
-        FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
-    const mdl_index nc_max =
-        FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
-    const int skinny = m <= blk->skinny_m;
-    const int direct_b = skinny && csb == 1;
+    FN(block_sizes) s;
+    s.kc = FN(ceil_div)(k, FN(ceil_div)(k, blk->kc));
+    s.mc = FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
+    s.nc = FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
+    s.skinny = m <= blk->skinny_m;
+    return s;
+}
 
-    T *pa = (T *)mdl_thread_buffer(0, (size_t)(mc_max * kc_max) * sizeof(T));
-    T *pb = (T *)mdl_thread_buffer(1, (size_t)(skinny ? kc_max * NR : nc_max * kc_max) * sizeof(T));
-    if (pa == NULL || pb == NULL) return -1;
+/* The calling thread's packing buffers for a block (pa, pb; pu for a pending update's U^T panels): 0, or
+ * -1 when out of memory. */
+static int FN(block_buffers)(FN(block_sizes) s, mdl_index update_rows, T **pa, T **pb, T **pu)
+{
+    const mdl_index b_rows = s.kc > update_rows ? s.kc : update_rows; /* pb also packs V's edge strip */
+    *pa = (T *)mdl_thread_buffer(0, (size_t)(s.mc * s.kc) * sizeof(T));
+    *pb = (T *)mdl_thread_buffer(1, (size_t)(s.skinny ? b_rows * NR : s.nc * s.kc) * sizeof(T));
+    *pu = update_rows ? (T *)mdl_thread_buffer(2, (size_t)(FN(ceil_div)(s.kc, MR) * MR * update_rows) * sizeof(T))
+                      : NULL;
+    return *pa == NULL || *pb == NULL || (update_rows && *pu == NULL) ? -1 : 0;
+}
 
-    for (mdl_index jc = 0; jc < n; jc += nc_max) {
-        const mdl_index nc = FN(min_index)(nc_max, n - jc);
-        for (mdl_index pc = 0; pc < k; pc += kc_max) {
-            const mdl_index kc = FN(min_index)(kc_max, k - pc);
+/* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1), with
+ * the buffers of block_buffers. With `update` (skinny, B row-major, the block's first column j0 of W in
+ * the update's V): each B strip gets the update right before the micro-kernels read it; the thread must
+ * hold all rows of C (the partition gives it whole columns of W). */
+static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
+                           const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
+                           FN(block_sizes) s, T *pa, T *pb, const mdl_weight_update *update, mdl_index j0,
+                           T *pu)
+{
+    const int direct_b = s.skinny && csb == 1;
+    for (mdl_index jc = 0; jc < n; jc += s.nc) {
+        const mdl_index nc = FN(min_index)(s.nc, n - jc);
+        for (mdl_index pc = 0; pc < k; pc += s.kc) {
+            const mdl_index kc = FN(min_index)(s.kc, k - pc);
             const T beta_pc = pc == 0 ? beta : (T)1; /* later K blocks add to the first's result */
-            if (!skinny)
+            if (!s.skinny)
                 for (mdl_index jr = 0; jr < nc; jr += NR)
                     FN(pack_b_panel)((int)FN(min_index)(NR, nc - jr), kc, B + pc * rsb + (jc + jr) * csb,
                                      rsb, csb, pb + jr * kc);
-            for (mdl_index ic = 0; ic < m; ic += mc_max) {
-                const mdl_index mc = FN(min_index)(mc_max, m - ic);
+            if (update != NULL) /* U^T rows pc..pc+kc in MR-row panels, as the update's own GEMM packs them */
+                for (mdl_index pi = 0; pi < kc; pi += MR)
+                    FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), update->rows, (const T *)update->u + pc + pi,
+                                     1, update->ldu, pu + pi * update->rows);
+            for (mdl_index ic = 0; ic < m; ic += s.mc) {
+                const mdl_index mc = FN(min_index)(s.mc, m - ic);
                 for (mdl_index ir = 0; ir < mc; ir += MR)
                     FN(pack_a_panel)((int)FN(min_index)(MR, mc - ir), kc, A + (ic + ir) * rsa + pc * csa,
                                      rsa, csa, pa + ir * kc);
-                if (!skinny) { /* row panels outer: each row of C is written left to right (see above) */
+                if (!s.skinny) { /* row panels outer: each row of C is written left to right (see above) */
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
                         for (mdl_index jr = 0; jr < nc; jr += NR)
@@ -176,6 +199,19 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                 }
                 for (mdl_index jr = 0; jr < nc; jr += NR) { /* skinny: each B panel serves every row panel */
                     const int nr = (int)FN(min_index)(NR, nc - jr);
+                    if (update != NULL && ic == 0) { /* B[pc:pc+kc, strip] = beta_u B + alpha_u U^T V */
+                        const T *v = (const T *)update->v + j0 + jc + jr;
+                        mdl_index v_step = update->ldv;
+                        if (nr < NR) { /* the kernel reads NR columns of V */
+                            FN(pack_b_panel)(nr, update->rows, v, update->ldv, 1, pb);
+                            v = pb;
+                            v_step = NR;
+                        }
+                        for (mdl_index pi = 0; pi < kc; pi += MR)
+                            MDL_MICRO_KERNEL((int)FN(min_index)(MR, kc - pi), nr, update->rows, pu + pi * update->rows,
+                                             v, v_step, (T *)B + (pc + pi) * rsb + jc + jr, rsb, (T)update->alpha,
+                                             (T)update->beta);
+                    }
                     const T *b_panel;
                     mdl_index b_step;
                     if (direct_b && nr == NR) {
@@ -195,7 +231,6 @@ static int FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
             }
         }
     }
-    return 0;
 }
 
 /* Split the output into tm x tn thread blocks; the cost counts padded micro-tiles and packing. */
@@ -217,30 +252,49 @@ static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm
 }
 
 /* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
- * alpha == 0 or k == 0, so NaN there is ignored). */
+ * alpha == 0 or k == 0, so NaN there is ignored). With `update` (kernels.h; B row-major, csb == 1), B gets
+ * that update first: fused into the skinny path's pass over B, else as a GEMM of its own beforehand.
+ * Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update ran, or ran in part). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                     const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
-                    int nthreads)
+                    const mdl_weight_update *update, int nthreads)
 {
+    const int team_size = nthreads < 1 ? 1 : nthreads;
+    const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
+    int updated = 0;
+    if (update != NULL && !(m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
+                            update->rows <= blk.kc)) {
+        /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
+        if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
+                     1, (T *)B, rsb, (T)update->alpha, (T)update->beta, NULL, nthreads) != 0)
+            return -2; /* a thread ran out of memory: the others may have updated their blocks */
+        update = NULL;
+        updated = 1;
+    }
+    const int out_of_memory = updated ? -2 : -1;
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0 || alpha == (T)0) {
         for (mdl_index i = 0; i < m; i++)
             for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = beta == (T)0 ? (T)0 : beta * C[i * ldc + j];
         return 0;
     }
-    const int team_size = nthreads < 1 ? 1 : nthreads;
-    const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
+    const mdl_index update_rows = update != NULL ? update->rows : 0;
     /* A thread gets a block only above the least work per thread derived from the machine (blocking.c). */
     int nt = team_size;
     if (team_size > 1) {
-        const double flops = 2.0 * (double)m * (double)n * (double)k;
+        const double flops = 2.0 * ((double)m + (double)update_rows) * (double)n * (double)k;
         const double min_flops = mdl_thresholds_for(team_size, (int)sizeof(T)).min_per_thread[MDL_WORK_GEMM];
         if (flops / (double)nt < min_flops) nt = (int)(flops / min_flops);
         if (nt < 1) nt = 1;
     }
-    if (nt == 1) /* no OpenMP construct at all: safe in a fork()ed child too */
-        return FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, &blk);
-    int failed = 0;
+    if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
+        const FN(block_sizes) s = FN(sizes_for)(m, n, k, &blk);
+        T *pa, *pb, *pu;
+        if (FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0) return out_of_memory;
+        FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb, update, 0, pu);
+        return 0;
+    }
+    int failed = 0, any_failed = 0;
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
@@ -255,22 +309,44 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
         tid = omp_get_thread_num();
 #endif
+        mdl_index i0 = 0, i1 = 0, j0 = 0, j1 = 0;
+        FN(block_sizes) s = {0, 0, 0, 0};
+        T *pa = NULL, *pb = NULL, *pu = NULL;
         if (tid < team) {
 #ifdef _OPENMP
             ran = 1;
             last_start = omp_get_wtime();
 #endif
-            int tm = 1, tn = 1;
-            FN(partition)(m, n, k, team, &tm, &tn);
+            int tm = 1, tn = team; /* an update: whole columns of B per thread, each strip updated once */
+            if (update == NULL) FN(partition)(m, n, k, team, &tm, &tn);
             const int rb = tid / tn, cb = tid % tn;
             const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
-            const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR);
-            const mdl_index i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
-            const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR);
-            const mdl_index j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
-            if (i1 > i0 && j1 > j0)
-                failed |= FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
-                                         C + i0 * ldc + j0, ldc, alpha, beta, &blk) != 0;
+            i0 = FN(min_index)(m, mp * rb / tm * MR);
+            i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
+            j0 = FN(min_index)(n, np_ * cb / tn * NR);
+            j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
+            if (i1 > i0 && j1 > j0) {
+                s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk);
+                failed = FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0;
+            }
+        }
+        if (update != NULL) { /* every thread has its buffers before any strip of B changes */
+            if (failed) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                any_failed = 1;
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#pragma omp atomic read
+#endif
+            failed = any_failed;
+        }
+        if (tid < team) {
+            if (i1 > i0 && j1 > j0 && !failed)
+                FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb, C + i0 * ldc + j0,
+                               ldc, alpha, beta, s, pa, pb, update, j0, pu);
 #ifdef _OPENMP
             last_end = first_end = omp_get_wtime();
 #endif
@@ -279,7 +355,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #ifdef _OPENMP
     mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
 #endif
-    return failed ? -1 : 0;
+    return failed ? out_of_memory : 0;
 }
 
 /* Every parameter and helper macro ends here: the next block defines its own. */

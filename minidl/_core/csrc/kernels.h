@@ -16,17 +16,30 @@
 
 typedef ptrdiff_t mdl_index;
 
+/* A weight update pending on op(B) = W (K x N, row-major, writable): W <- beta W + alpha U^T V, with U
+ * (rows x K) and V (rows x N) row-major. A product that reads W in place (gemm_template.h: the skinny path)
+ * applies it to each strip of W right before reading the strip, so the update and the product make one
+ * pass over W; elsewhere (or with more rows than a K block) the update runs first as a GEMM of its own.
+ * Either way the results are bitwise those of the update followed by the product. */
+typedef struct {
+    const void *u, *v;
+    mdl_index rows, ldu, ldv;
+    double alpha, beta;
+} mdl_weight_update;
+
 typedef struct {
     const char *name;
     int mr_f32, nr_f32, mr_f64, nr_f64; /* the GEMM micro-tiles: rows x columns of C per micro-kernel call */
     int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
                     const float *A, mdl_index rsa, mdl_index csa,
                     const float *B, mdl_index rsb, mdl_index csb,
-                    float *C, mdl_index ldc, float alpha, float beta, int nthreads);
+                    float *C, mdl_index ldc, float alpha, float beta, const mdl_weight_update *update,
+                    int nthreads);
     int (*gemm_f64)(mdl_index m, mdl_index n, mdl_index k,
                     const double *A, mdl_index rsa, mdl_index csa,
                     const double *B, mdl_index rsb, mdl_index csb,
-                    double *C, mdl_index ldc, double alpha, double beta, int nthreads);
+                    double *C, mdl_index ldc, double alpha, double beta, const mdl_weight_update *update,
+                    int nthreads);
     /* threads: mdl_parallel_ranges */
     void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n);
     void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
@@ -78,8 +91,9 @@ mdl_thread_thresholds mdl_derive_thresholds(double fork_join_s, mdl_work_rates r
 /* for a team of `team` threads and `item`-byte floats, from what dispatch.c measured on this machine */
 mdl_thread_thresholds mdl_thresholds_for(int team, int item);
 
-/* buffers.c: the calling thread's packing buffer `slot` (0: A, 1: B) of at least `bytes`, 64-byte aligned
- * (NULL when out of memory); kept for the thread's next calls and freed when the thread exits. */
+/* buffers.c: the calling thread's packing buffer `slot` (0: A, 1: B, 2: a pending update's U) of at least
+ * `bytes`, 64-byte aligned (NULL when out of memory); kept for the thread's next calls and freed when the
+ * thread exits. */
 void *mdl_thread_buffer(int slot, size_t bytes);
 long mdl_threads_with_buffers(int ever);  /* threads holding packing buffers now (ever: since import) */
 
@@ -130,6 +144,14 @@ int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_inde
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                  const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
                  double beta);
+/* C <- A @ W (m x k times k x n, C row-major, ldc) after `update` was applied to W (row stride ldw):
+ * fused into the product's pass over W where the product reads W in place (few rows of A: the skinny
+ * path), else the update first, then the product. When out of memory: -1 (W unchanged) or -2 (W changed:
+ * the separate update ran, or ran in part; C not computed). */
+int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda, float *W,
+                              mdl_index ldw, float *C, mdl_index ldc, const mdl_weight_update *update);
+int mdl_gemm_after_update_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index lda, double *W,
+                              mdl_index ldw, double *C, mdl_index ldc, const mdl_weight_update *update);
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n);
 void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);

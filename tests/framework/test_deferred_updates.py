@@ -1,0 +1,230 @@
+"""Plain SGD's weight update left for the weight's next forward product (minidl/deferred_update.py): training
+gives bitwise the parameters and losses of the update applied in step(); every way of reading a parameter
+sees it updated; a parameter whose array something else holds is updated in step() as before."""
+import copy
+import pickle
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+import minidl.optim.sgd as sgd_module
+from minidl import _core, nn, optim
+from minidl.nn import functional as F
+
+DTYPES = [np.float32, np.float64]
+SIZES = [30, 50, 40, 7]            # batch 6: the 30x50 and 50x40 weight gradients stay pending
+
+
+def make_model(dtype, seed=0):
+    return nn.MLP(SIZES, activation="sigmoid", dtype=dtype, generator=np.random.default_rng(seed))
+
+
+def batches(dtype, count, batch=6, seed=1):
+    rng = np.random.default_rng(seed)
+    return [(mdl.Tensor(rng.standard_normal((batch, SIZES[0])).astype(dtype)), rng.integers(0, SIZES[-1], batch))
+            for _ in range(count)]
+
+
+def step(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def train(dtype, deferring, steps=30, **sgd):
+    """(losses, parameters, number of updates left pending after a step)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if not deferring:
+            patch.setattr(sgd_module, "defer", lambda *args: False)
+        model = make_model(dtype)
+        opt = optim.SGD(model.parameters(), **sgd)
+        losses, deferred = [], 0
+        for x, y in batches(dtype, steps):
+            losses.append(step(model, opt, x, y))
+            deferred += sum(p._update is not None for p in model.parameters())
+        return losses, [p.data.copy() for p in model.parameters()], deferred
+
+
+def deferred_weights(model):
+    return [p for p in model.parameters() if p._update is not None]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("sgd", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01)], ids=["plain", "weight_decay"])
+def test_training_is_bitwise_the_update_in_step(dtype, sgd, threads):
+    before = _core.get_num_threads()
+    _core.set_num_threads(threads)
+    try:
+        losses, params, deferred = train(dtype, True, **sgd)
+        losses_eager, params_eager, none = train(dtype, False, **sgd)
+    finally:
+        _core.set_num_threads(before)
+    assert deferred == 2 * 30 and none == 0         # the two large weights, every step
+    assert losses == losses_eager
+    for got, want in zip(params, params_eager):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("sgd", [dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.5, nesterov=True)])
+def test_momentum_updates_in_step(sgd):
+    assert train(np.float32, True, steps=3, **sgd)[2] == 0
+
+
+READERS = {
+    "data": lambda p: p.data.copy(),
+    "numpy": lambda p: p.numpy().copy(),
+    "asarray": lambda p: np.array(np.asarray(p)),
+    "array_copy": lambda p: np.array(p, dtype=np.float64),
+    "detach": lambda p: p.detach().data.copy(),
+    "op": lambda p: (p * 1.0).data,
+    "matmul": lambda p: (mdl.Tensor(np.eye(p.shape[0], dtype=p.dtype)) @ p).data,
+    "index": lambda p: p[:, :].data.copy(),
+    "deepcopy": lambda p: copy.deepcopy(p).data.copy(),
+    "pickle_state_dict": None,
+}
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_every_reader_sees_the_update(reader):
+    model, eager_model = make_model(np.float64), make_model(np.float64)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    (x, y), = batches(np.float64, 1)
+    step(model, opt, x, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sgd_module, "defer", lambda *args: False)
+        step(eager_model, eager_opt, x, y)
+    weight, eager_weight = model.linears[0].weight, eager_model.linears[0].weight
+    assert weight._update is not None
+    if reader == "pickle_state_dict":
+        got = pickle.loads(pickle.dumps(model.state_dict()))["0.weight"]
+    else:
+        got = READERS[reader](weight)
+    np.testing.assert_array_equal(got, eager_weight.data)
+    # shape, dtype, ndim and size do not need the values
+    assert weight.shape == (30, 50) and weight.dtype == np.float64 and weight.ndim == 2 and weight.size == 1500
+
+
+def test_shape_queries_leave_the_update_pending():
+    model = make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step(model, opt, *batches(np.float32, 1)[0])
+    weight = model.linears[0].weight
+    assert (weight.shape, weight.dtype, weight.ndim, weight.size, len(weight)) == ((30, 50), np.float32, 2, 1500, 30)
+    assert weight._update is not None
+
+
+def test_an_array_held_elsewhere_is_updated_in_step():
+    """A view, a detached tensor or the array itself kept across steps sees every update at once."""
+    model, eager_model = make_model(np.float32), make_model(np.float32)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    held = model.linears[0].weight.data                 # the array itself
+    view = model.linears[1].weight.data[:, :3]          # a view of the other large weight
+    for x, y in batches(np.float32, 3):
+        step(model, opt, x, y)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sgd_module, "defer", lambda *args: False)
+            step(eager_model, eager_opt, x, y)
+        assert deferred_weights(model) == []
+        np.testing.assert_array_equal(held, eager_model.linears[0].weight.data)
+        np.testing.assert_array_equal(view, eager_model.linears[1].weight.data[:, :3])
+    del held, view
+    step(model, opt, *batches(np.float32, 1, seed=9)[0])
+    assert len(deferred_weights(model)) == 2
+
+
+def test_a_retained_graph_keeps_the_update_in_step():
+    model = make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = batches(np.float32, 1)[0]
+    loss = F.cross_entropy(model(x), y)
+    loss.backward(retain_graph=True)                    # the graph still holds the weights' arrays
+    opt.step()
+    assert deferred_weights(model) == []
+
+
+def test_two_steps_without_a_forward_and_a_reassigned_weight():
+    model, eager_model = make_model(np.float64), make_model(np.float64)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    x, y = batches(np.float64, 1)[0]
+    for m, o in [(model, opt), (eager_model, eager_opt)]:
+        with pytest.MonkeyPatch.context() as patch:
+            if m is eager_model:
+                patch.setattr(sgd_module, "defer", lambda *args: False)
+            o.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            o.step()
+            o.step()                                    # the same gradient twice: both updates land
+    assert len(deferred_weights(model)) == 2            # the second step applied the first update
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+    step(model, opt, x, y)
+    weight = model.linears[0].weight
+    assert weight._update is not None
+    weight.data = np.zeros((30, 50))                    # assignment replaces the values, update and all
+    assert weight._update is None and not weight.data.any()
+
+
+def test_a_weight_shared_by_two_layers():
+    """The first product applies the update in its pass, the second reads the updated weight."""
+    rng = np.random.default_rng(3)
+    shared = nn.Parameter(rng.standard_normal((40, 40)).astype(np.float32) * 0.1)
+    eager = nn.Parameter(shared.data.copy())
+    data = [mdl.Tensor(rng.standard_normal((4, 40)).astype(np.float32)) for _ in range(5)]
+    for w, deferring in [(shared, True), (eager, False)]:
+        opt = optim.SGD([w], lr=0.5)
+        with pytest.MonkeyPatch.context() as patch:
+            if not deferring:
+                patch.setattr(sgd_module, "defer", lambda *args: False)
+            for x in data:
+                opt.zero_grad()
+                h = F.linear(x, w).sigmoid()
+                (F.linear(h, w) ** 2).sum().backward()
+                opt.step()
+    np.testing.assert_array_equal(shared.data, eager.data)
+
+
+def test_an_input_sharing_memory_with_the_weight():
+    """x a view of W itself: the product cannot update W while reading x, so the update is applied first."""
+    w = nn.Parameter(np.random.default_rng(4).standard_normal((8, 8)))
+    opt = optim.SGD([w], lr=0.1)
+    x = mdl.Tensor(np.ones((2, 8)))
+    opt.zero_grad()
+    F.linear(x, w).sum().backward()
+    opt.step()
+    assert w._update is not None
+    expected = w.data.copy()                            # applies it
+    opt.zero_grad()
+    F.linear(x, w).sum().backward()
+    opt.step()
+    update = w._update
+    assert update is not None
+    update.apply(expected)
+    view = mdl.Tensor(w._data[:2])                      # shares W's memory, bypassing .data on purpose
+    np.testing.assert_array_equal(F.linear(view, w).data, (expected[:2] @ expected))
+    np.testing.assert_array_equal(w.data, expected)
+
+
+@pytest.mark.parametrize("changed", [False, True], ids=["w_unchanged", "w_changed"])
+def test_a_memory_error_in_the_fused_product(changed):
+    """Out of memory: the update stays pending while W is unchanged, and is dropped once W has it."""
+    model = make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    x, y = batches(np.float32, 1)[0]
+    step(model, opt, x, y)
+    weight = model.linears[0].weight
+    update = weight._update
+
+    def out_of_memory(*args):
+        error = MemoryError("matmul_after_update: could not allocate packing buffers")
+        error.update_applied = changed
+        raise error
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_core, "matmul_after_update", out_of_memory)
+        with pytest.raises(MemoryError, match="packing buffers"):
+            model(x)
+    assert weight._update is (None if changed else update)
