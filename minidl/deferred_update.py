@@ -7,8 +7,9 @@ array, ``optim.SGD`` leaves the update on the parameter instead (``defer``) and 
 ``_core.matmul_after_update``, which updates each strip of W right before the product reads it: one pass
 over W instead of two, the same numbers bit for bit. Every other read of the parameter (``.data``,
 ``numpy()``, ``state_dict``, any other op) applies the update first (``Tensor.data``), so no reader sees
-W without it. Measured on the 2-core AVX-512 VM (2 threads, five 1000×1000 float32 weights in turn, medians
-of 41): update + forward + input gradient 0.85 → 0.73 ms per weight at batch 10, 2.0-2.2 → 1.85-2.1 at 64.
+W without it. The 784-1000×5-10 step at batch 10 on the 2-core AVX-512 VM (``minidl bench train --profile``,
+alternating runs): 4.45-5.69 → 3.41-3.72 ms on 2 threads, where the passes over W share the memory
+bandwidth; on 1 thread, where they do not, the same or up to 3% slower; at batch 64 and 256 the same.
 """
 from __future__ import annotations
 
@@ -52,16 +53,27 @@ class DeferredUpdate:
         return out
 
 
-# sys.getrefcount of a parameter's array seen only by the parameter: its slot and getrefcount's argument.
-_UNSHARED_REFCOUNT = 2
+class _Slot:
+    __slots__ = ("_data",)
+
+
+def _refcount_of_an_unshared_array() -> int:
+    """What ``sys.getrefcount(param._data)`` says when only the slot holds the array (measured, as the
+    interpreter's own references to an argument differ between Python versions)."""
+    slot = _Slot()
+    slot._data = np.empty(1)
+    return sys.getrefcount(slot._data)
+
+
+_UNSHARED_REFCOUNT = _refcount_of_an_unshared_array()
 
 
 def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
-    """Leave ``W ← beta·W + alpha·product`` on ``param`` (a Tensor) for its next forward product; False,
-    and nothing done, where the update must happen now: a product of several terms, an array the fused
-    kernel cannot update in place, or one that something besides the parameter holds (a NumPy view, a
-    ``detach()``-ed tensor, a graph kept by ``retain_graph=True``, a variable of the caller), which would
-    otherwise see W without the update."""
+    """Leave ``W ← beta·W + alpha·product`` on ``param`` (a Tensor) for its next forward product. False
+    where the update must happen now: a product of several terms, an array the fused kernel cannot update
+    in place, or one that something besides the parameter holds (a NumPy view, a ``detach()``-ed tensor, a
+    graph kept by ``retain_graph=True``, a variable of the caller), which would otherwise see W without the
+    update. An update still pending from the last step is applied first."""
     if len(product.terms) != 1:
         return False
     if param._update is not None:           # the last step's, with no forward product since

@@ -19,7 +19,7 @@ import time
 
 PARTS = {
     "forward": "forward GEMM X·W",
-    "forward_update": "X·W with the last SGD update fused",
+    "forward_update": "X·W applying the last SGD update",
     "input_gradient": "input gradient dY·Wᵀ",
     "weight_gradient": "weight gradient XᵀdY (materialized)",
     "update_gemm": "SGD: W −= lr·XᵀdY (GEMM epilogue)",

@@ -37,4 +37,4 @@ def test_profile_files_every_kernel_call_and_bounds_it(capsys):
     assert sum(p["seconds"] for p in parts.values()) < split["total"]
     assert split["bandwidth_gb_s"] > 0 and split["gemm_gflop_s"] > 0
     out = capsys.readouterr().out
-    assert "bound ms" in out and "X·W with the last SGD update fused" in out
+    assert "bound ms" in out and "X·W applying the last SGD update" in out
