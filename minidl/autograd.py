@@ -21,6 +21,7 @@ unchanged (``g`` itself) or a view of one is *borrowed* and is copied before any
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -30,32 +31,42 @@ from minidl.pending_product import PendingProduct, add_gradients
 __all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
 
 
-class _GradMode:
-    """Process-wide switch read by every op (a class attribute: one cheap lookup per op)."""
+class _GradMode(threading.local):
+    """The switch every op reads: one per thread, as in PyTorch, so that a thread evaluating under
+    ``no_grad`` does not stop another from recording its graph."""
 
     enabled = True
 
 
+_grad_mode = _GradMode()
+
+
 def is_grad_enabled() -> bool:
-    """True when ops record the graph (outside ``no_grad``)."""
-    return _GradMode.enabled
+    """True when ops record the graph in this thread (outside ``no_grad``)."""
+    return _grad_mode.enabled
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
-    """Context manager / decorator that turns graph recording on or off, restoring it on exit."""
+    """Context manager / decorator that turns graph recording on or off in this thread, restoring it on
+    exit. One object may be entered again while it is active (nested, or a decorated function that
+    recurses): each exit restores what its own entry found."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
-        self.prev = True
+        self._previous = []
 
     def __enter__(self):
-        self.prev = _GradMode.enabled
-        _GradMode.enabled = self.mode
+        self._previous.append(_grad_mode.enabled)
+        _grad_mode.enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        _GradMode.enabled = self.prev
+        _grad_mode.enabled = self._previous.pop()
         return False
+
+    def _recreate_cm(self):
+        """A fresh context manager for each call of a decorated function (calls in several threads)."""
+        return set_grad_enabled(self.mode)
 
 
 class no_grad(set_grad_enabled):

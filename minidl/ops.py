@@ -28,7 +28,7 @@ from functools import partial as _partial
 import numpy as np
 
 from minidl import activations as _activations
-from minidl.autograd import _GradMode
+from minidl.autograd import _grad_mode
 from minidl.pending_product import PendingProduct
 from minidl.tensor import Tensor, _FLOAT_DTYPES, _new_tensor, _to_array
 
@@ -105,7 +105,7 @@ def record(out, parents: tuple, backward, *saved) -> Tensor:
     t._grad = None
     t._hooks = None
     t._retains_grad = False
-    if _GradMode.enabled:
+    if _grad_mode.enabled:
         for parent in parents:
             if parent.requires_grad:
                 t.requires_grad = True
@@ -447,9 +447,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: input of shape {xd.shape} does not match weight of shape {wd.shape} "
                          f"(expects (batch, {wd.shape[0]}))")
     update = weight._update                 # SGD's, left for this product's pass over W (deferred_update)
-    if update is not None and update.fusable_with(xd, wd):
-        out = update.take_product(weight, xd)
-    else:
+    out = update.take_product(weight, xd) if update is not None and update.fusable_with(xd, wd) else None
+    if out is None:
         wd = weight.data
         out = _mm(xd, wd)
     if bias is not None:
@@ -996,7 +995,7 @@ def _in_place(op, ufunc, symbol: str):
     unless x's graph reads t (RuntimeError, see ``_graph_reads``).
     """
     def method(t: Tensor, x):
-        if _GradMode.enabled and (t.requires_grad or (isinstance(x, Tensor) and x.requires_grad)):
+        if _grad_mode.enabled and (t.requires_grad or (isinstance(x, Tensor) and x.requires_grad)):
             if t.requires_grad:
                 if t._backward is None:
                     raise RuntimeError(

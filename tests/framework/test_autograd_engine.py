@@ -103,6 +103,49 @@ def test_no_grad_records_nothing_and_restores():
     assert not f(x).requires_grad
 
 
+def test_grad_mode_is_per_thread():
+    """As in PyTorch: a thread inside no_grad does not stop another thread from recording its graph."""
+    import threading
+
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    inside, done, seen = threading.Event(), threading.Event(), {}
+
+    def evaluate():
+        with mdl.no_grad():
+            inside.set()
+            done.wait(10)
+            seen["evaluator"] = (x * 2).requires_grad
+
+    evaluator = threading.Thread(target=evaluate)
+    evaluator.start()
+    assert inside.wait(10)
+    y = (x * 3).sum()                       # this thread records while the other one is in no_grad
+    done.set()
+    evaluator.join()
+    assert y.requires_grad and mdl.is_grad_enabled() and seen == {"evaluator": False}
+    y.backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_one_grad_mode_object_entered_again_restores_each_level():
+    """A decorated function that recurses, and one object used in nested with-blocks."""
+    @mdl.enable_grad()
+    def depth(n):
+        return n if n == 0 else depth(n - 1)
+
+    with mdl.no_grad():
+        depth(3)
+        assert not mdl.is_grad_enabled()            # the outermost exit restored no_grad
+    off = mdl.no_grad()
+    with off:
+        with mdl.enable_grad():
+            with off:
+                assert not mdl.is_grad_enabled()
+            assert mdl.is_grad_enabled()
+        assert not mdl.is_grad_enabled()
+    assert mdl.is_grad_enabled()
+
+
 def test_inputs_without_requires_grad_receive_nothing():
     a = mdl.tensor([[1.0, 2.0]])
     w = mdl.tensor([[1.0], [2.0]], requires_grad=True)
