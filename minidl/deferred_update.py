@@ -14,6 +14,7 @@ bandwidth; on 1 thread, where they do not, the same or up to 3% slower; at batch
 from __future__ import annotations
 
 import sys
+import threading
 
 import numpy as np
 
@@ -24,7 +25,11 @@ __all__ = ["DeferredUpdate", "defer"]
 
 
 class DeferredUpdate:
-    """``W ← beta·W + alpha·xᵀ·dy`` not yet applied (x: rows × fan_in, dy: rows × fan_out)."""
+    """``W ← beta·W + alpha·xᵀ·dy`` not yet applied (x: rows × fan_in, dy: rows × fan_out).
+
+    Applying it and clearing the tensor's slot happen under one lock, and the slot is cleared only once W
+    has the update: a thread that finds the update pending waits for one that is applying it, so two
+    threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done."""
 
     __slots__ = ("x", "dy", "alpha", "beta")
 
@@ -35,22 +40,35 @@ class DeferredUpdate:
         """The update in place, as ``SGD.step`` applies it when it cannot defer it."""
         _core.matmul(self.x, self.dy, trans_a=True, out=w, alpha=self.alpha, beta=self.beta)
 
+    def settle(self, tensor) -> None:
+        """Apply this update to ``tensor`` (which holds it) unless another thread already has."""
+        with _applying:
+            if tensor._update is self:
+                self.apply(tensor._data)
+                tensor._update = None
+
     def fusable_with(self, x: np.ndarray, w: np.ndarray) -> bool:
         """Whether ``x @ w`` can apply the update in its own pass over w (same dtype, no shared memory)."""
         return x.ndim == 2 and x.dtype == w.dtype and not np.may_share_memory(x, w)
 
-    def take_product(self, weight, x: np.ndarray) -> np.ndarray:
+    def take_product(self, weight, x: np.ndarray):
         """``x @ W`` for the Tensor ``weight`` holding this update, applied in the same pass over W
-        (``_core.matmul_after_update``); ``weight`` no longer holds it afterwards (nor after a MemoryError
-        that changed W: it must not be applied twice)."""
-        try:
-            out = _core.matmul_after_update(x, weight._data, self.x, self.dy, self.alpha, self.beta)
-        except MemoryError as error:
-            if error.update_applied:
-                weight._update = None
-            raise
-        weight._update = None
-        return out
+        (``_core.matmul_after_update``), and ``weight`` without it; None, and nothing done, when another
+        thread applied it meanwhile. After a MemoryError ``weight`` keeps the update only if W is unchanged."""
+        with _applying:
+            if weight._update is not self:
+                return None
+            try:
+                out = _core.matmul_after_update(x, weight._data, self.x, self.dy, self.alpha, self.beta)
+            except MemoryError as error:
+                if error.update_applied:
+                    weight._update = None
+                raise
+            weight._update = None
+            return out
+
+
+_applying = threading.RLock()
 
 
 class _Slot:
@@ -76,9 +94,9 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     update. An update still pending from the last step is applied first."""
     if len(product.terms) != 1:
         return False
-    if param._update is not None:           # the last step's, with no forward product since
-        param._update.apply(param._data)
-        param._update = None
+    pending = param._update
+    if pending is not None:                 # the last step's, with no forward product since
+        pending.settle(param)
     if sys.getrefcount(param._data) != _UNSHARED_REFCOUNT:
         return False
     w = param._data

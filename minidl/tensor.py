@@ -76,8 +76,7 @@ class Tensor:
         (``minidl.deferred_update``) gets that update here first, so no reader sees it stale."""
         update = self._update
         if update is not None:
-            update.apply(self._data)
-            self._update = None
+            update.settle(self)
         return self._data
 
     @data.setter

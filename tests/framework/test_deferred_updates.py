@@ -228,3 +228,49 @@ def test_a_memory_error_in_the_fused_product(changed):
         with pytest.raises(MemoryError, match="packing buffers"):
             model(x)
     assert weight._update is (None if changed else update)
+
+
+@pytest.mark.parametrize("reader", ["forward", "data"])
+def test_threads_reading_a_parameter_at_once_apply_the_update_once(reader):
+    """Two forward passes (or .data reads) at once: one applies the update, the other waits for it."""
+    import threading
+
+    sizes = [400, 400, 400, 5]
+    rng = np.random.default_rng(7)
+    x = mdl.Tensor(rng.standard_normal((4, 400)).astype(np.float32))
+    y = rng.integers(0, 5, 4)
+    model = nn.MLP(sizes, activation="sigmoid", generator=np.random.default_rng(0))
+    eager_model = nn.MLP(sizes, activation="sigmoid", generator=np.random.default_rng(0))
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.5), optim.SGD(eager_model.parameters(), lr=0.5)
+    for round_ in range(6):
+        step(model, opt, x, y)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sgd_module, "defer", lambda *args: False)
+            step(eager_model, eager_opt, x, y)
+        assert len(deferred_weights(model)) == 3          # batch 4: every weight's update
+        with mdl.no_grad():
+            want = eager_model(x).data
+        start, results = threading.Barrier(4), []
+
+        def read():
+            start.wait()
+            if reader == "forward":
+                with mdl.no_grad():
+                    results.append(model(x).data)
+            else:
+                results.append([p.data.copy() for p in model.parameters()])
+
+        workers = [threading.Thread(target=read) for _ in range(4)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert len(results) == 4
+        for got in results:
+            if reader == "forward":
+                np.testing.assert_array_equal(got, want)
+            else:
+                for p, q in zip(got, eager_model.parameters()):
+                    np.testing.assert_array_equal(p, q.data)
+        for p, q in zip(model.parameters(), eager_model.parameters()):
+            np.testing.assert_array_equal(p.data, q.data)
