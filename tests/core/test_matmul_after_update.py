@@ -76,6 +76,16 @@ def test_nan_in_the_update_reaches_w_and_the_product(threads, rng, dtype):
     assert np.isnan(w[:, 7]).all() and np.isnan(_core.matmul(x, w)[:, 7]).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_alpha_zero_scales_w_without_reading_u_and_v(threads, rng, dtype):
+    """As matmul (BLAS): with alpha 0 (lr 0) NaN in the update's factors is ignored, w is only scaled."""
+    x, w, u, v = problem(rng, 10, 50, 40, 10, dtype)
+    u[2, 3], v[1, 1] = np.nan, np.inf
+    w0 = w.copy()
+    assert_same_as_update_then_product(x, w, u, v, 0.0, 0.5)
+    np.testing.assert_array_equal(w, w0 * dtype(0.5))
+
+
 def test_bad_arguments_raise_and_leave_w_alone(rng):
     x, w, u, v = problem(rng, 4, 6, 5, 3, np.float32)
     w0 = w.copy()

@@ -263,7 +263,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
     int updated = 0;
     if (update != NULL && !(m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
-                            update->rows <= blk.kc)) {
+                            update->rows <= blk.kc && (T)update->alpha != (T)0)) {
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
         if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
                      1, (T *)B, rsb, (T)update->alpha, (T)update->beta, NULL, nthreads) != 0)
