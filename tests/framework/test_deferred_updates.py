@@ -12,18 +12,7 @@ import minidl.optim.sgd as sgd_module
 from minidl import _core, nn, optim
 from minidl.nn import functional as F
 
-DTYPES = [np.float32, np.float64]
-SIZES = [30, 50, 40, 7]            # batch 6: the 30x50 and 50x40 weight gradients stay pending
-
-
-def make_model(dtype, seed=0):
-    return nn.MLP(SIZES, activation="sigmoid", dtype=dtype, generator=np.random.default_rng(seed))
-
-
-def batches(dtype, count, batch=6, seed=1):
-    rng = np.random.default_rng(seed)
-    return [(mdl.Tensor(rng.standard_normal((batch, SIZES[0])).astype(dtype)), rng.integers(0, SIZES[-1], batch))
-            for _ in range(count)]
+from test_deferred_gradients import DTYPES, batches, make_model   # the 30-50-40-7 MLP, batches of 6
 
 
 def step(model, opt, x, y):
