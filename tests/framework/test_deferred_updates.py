@@ -6,6 +6,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import minidl as mdl
 import minidl.optim.sgd as sgd_module
@@ -263,3 +265,59 @@ def test_threads_reading_a_parameter_at_once_apply_the_update_once(reader):
                     np.testing.assert_array_equal(p, q.data)
         for p, q in zip(model.parameters(), eager_model.parameters()):
             np.testing.assert_array_equal(p.data, q.data)
+
+
+ACTIONS = ["train", "train_twice", "evaluate", "read", "hold", "release", "momentum_step"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(program=st.lists(st.tuples(st.sampled_from(ACTIONS),
+                                  st.one_of(st.integers(1, 20), st.integers(1, 80)),     # mostly deferring
+                                  st.sampled_from([0, 2, 4, 0, 2, 1, 3, 5])),            # mostly weights
+                        min_size=1, max_size=12),
+       dtype=st.sampled_from(DTYPES), threads=st.sampled_from([1, 2]))
+@example(program=[("hold", 5, 0), ("train", 5, 0), ("release", 5, 0), ("train", 70, 0), ("evaluate", 75, 0)],
+         dtype=np.float32, threads=2)
+def test_random_programs_see_what_updates_in_step_give(program, dtype, threads):
+    """Differential: random sequences of training steps (batch 1-80: fused, update-first and eager paths),
+    evaluations, parameter reads, references held and dropped, and a momentum step, on a model whose SGD
+    defers and one whose SGD does not; every value either program observes is bitwise the same."""
+    before = _core.get_num_threads()
+    _core.set_num_threads(threads)
+    try:
+        models = [make_model(dtype, seed=5), make_model(dtype, seed=5)]
+        optimizers = [optim.SGD(m.parameters(), lr=0.05) for m in models]
+        held = [[], []]
+        rng = np.random.default_rng(len(program))
+        for action, batch, index in program:
+            x = mdl.Tensor(rng.standard_normal((batch, 30)).astype(dtype))
+            y = rng.integers(0, 7, batch)
+            seen = []
+            for side, (model, opt) in enumerate(zip(models, optimizers)):
+                with pytest.MonkeyPatch.context() as patch:
+                    if side == 1:
+                        patch.setattr(sgd_module, "defer", lambda *args: False)
+                    param = list(model.parameters())[index]
+                    if action in ("train", "train_twice", "momentum_step"):
+                        if action == "momentum_step":
+                            opt.param_groups[0]["momentum"] = 0.9
+                        seen.append(step(model, opt, x, y))
+                        if action == "train_twice":
+                            opt.step()                  # the same gradients again, no forward between
+                        opt.param_groups[0]["momentum"] = 0.0
+                    elif action == "evaluate":
+                        with mdl.no_grad():
+                            seen.append(model(x).data.copy())
+                    elif action == "read":
+                        seen.append(param.data.copy())
+                    elif action == "hold":
+                        held[side].append(param.data[: index + 1])
+                    elif held[side]:
+                        held[side].pop()
+                    seen.append([h.copy() for h in held[side]])
+            for a, b in zip(seen[: len(seen) // 2], seen[len(seen) // 2:]):
+                np.testing.assert_equal(a, b)
+        for p, q in zip(*(m.parameters() for m in models)):
+            np.testing.assert_array_equal(p.data, q.data)
+    finally:
+        _core.set_num_threads(before)
