@@ -7,9 +7,9 @@ array, ``optim.SGD`` leaves the update on the parameter instead (``defer``) and 
 ``_core.matmul_after_update``, which updates each strip of W right before the product reads it: one pass
 over W instead of two, the same numbers bit for bit. Every other read of the parameter (``.data``,
 ``numpy()``, ``state_dict``, any other op) applies the update first (``Tensor.data``), so no reader sees
-W without it. The 784-1000×5-10 step at batch 10 on the 2-core AVX-512 VM (``minidl bench train --profile``,
-alternating runs): 4.45-5.69 → 3.41-3.72 ms on 2 threads, where the passes over W share the memory
-bandwidth; on 1 thread, where they do not, the same or up to 3% slower; at batch 64 and 256 the same.
+W without it. The 784-1000×5-10 step at batch 10 on the 2-core AVX-512 VM (alternating blocks in one
+process, five A/Bs): 4-19% faster on 2 threads, where the passes over W share the memory bandwidth; 2-5%
+slower on 1 thread, where they do not; at batch 64 and 256 the same.
 """
 from __future__ import annotations
 
