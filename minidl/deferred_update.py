@@ -31,10 +31,11 @@ class DeferredUpdate:
     has the update: a thread that finds the update pending waits for one that is applying it, so two
     threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done."""
 
-    __slots__ = ("x", "dy", "alpha", "beta")
+    __slots__ = ("x", "dy", "alpha", "beta", "applied")
 
     def __init__(self, x: np.ndarray, dy: np.ndarray, alpha: float, beta: float):
         self.x, self.dy, self.alpha, self.beta = x, dy, alpha, beta
+        self.applied = False            # a shallow copy of the tensor shares this object and W's array
 
     def apply(self, w: np.ndarray) -> None:
         """The update in place, as ``SGD.step`` applies it when it cannot defer it."""
@@ -44,7 +45,9 @@ class DeferredUpdate:
         """Apply this update to ``tensor`` (which holds it) unless another thread already has."""
         with _applying:
             if tensor._update is self:
-                self.apply(tensor._data)
+                if not self.applied:
+                    self.apply(tensor._data)
+                    self.applied = True
                 tensor._update = None
 
     def fusable_with(self, x: np.ndarray, w: np.ndarray) -> bool:
@@ -58,12 +61,17 @@ class DeferredUpdate:
         with _applying:
             if weight._update is not self:
                 return None
+            if self.applied:                # through a shallow copy of ``weight``
+                weight._update = None
+                return None
             try:
                 out = _core.matmul_after_update(x, weight._data, self.x, self.dy, self.alpha, self.beta)
             except MemoryError as error:
                 if error.update_applied:
+                    self.applied = True
                     weight._update = None
                 raise
+            self.applied = True
             weight._update = None
             return out
 

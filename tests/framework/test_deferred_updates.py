@@ -321,3 +321,27 @@ def test_random_programs_see_what_updates_in_step_give(program, dtype, threads):
             np.testing.assert_array_equal(p.data, q.data)
     finally:
         _core.set_num_threads(before)
+
+
+@pytest.mark.parametrize("first", ["copy", "original", "forward"])
+def test_a_shallow_copy_shares_the_update_and_it_lands_once(first):
+    """copy.copy of a waiting parameter shares W's array and the update: whichever reads first applies it."""
+    model, eager_model = make_model(np.float64), make_model(np.float64)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    x, y = batches(np.float64, 1)[0]
+    step(model, opt, x, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sgd_module, "defer", lambda *args: False)
+        step(eager_model, eager_opt, x, y)
+    weight = model.linears[0].weight
+    assert weight._update is not None
+    twin = copy.copy(weight)
+    with mdl.no_grad():
+        want = eager_model(x).data
+        if first == "forward":
+            np.testing.assert_array_equal(model(x).data, want)
+        readers = [twin, weight] if first == "copy" else [weight, twin]
+        for tensor in readers:
+            np.testing.assert_array_equal(tensor.data, eager_model.linears[0].weight.data)
+        assert twin.data is weight.data
+        np.testing.assert_array_equal(model(x).data, want)
