@@ -9,10 +9,12 @@ over W instead of two, the same numbers bit for bit. Every other read of the par
 ``numpy()``, ``state_dict``, any other op) applies the update first (``Tensor.data``), so no reader sees
 W without it. The 784-1000×5-10 step at batch 10 on the 2-core AVX-512 VM (alternating blocks in one
 process, five A/Bs): 4-19% faster on 2 threads, where the passes over W share the memory bandwidth; 2-5%
-slower on 1 thread, where they do not; at batch 64 and 256 the same.
+slower on 1 thread, where they do not; at batch 64 and 256 the same. ``MINIDL_DEFERRED_UPDATES=0`` in the
+environment turns deferring off (read at import): every update is applied in ``step()``, for comparison.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -93,6 +95,8 @@ def _refcount_of_an_unshared_array() -> int:
 
 _UNSHARED_REFCOUNT = _refcount_of_an_unshared_array()
 
+ENABLED = os.environ.get("MINIDL_DEFERRED_UPDATES", "1").strip().lower() not in ("0", "false", "no", "off")
+
 
 def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     """Leave ``W ← beta·W + alpha·product`` on ``param`` (a Tensor) for its next forward product. False
@@ -100,7 +104,7 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     in place, or one that something besides the parameter holds (a NumPy view, a ``detach()``-ed tensor, a
     graph kept by ``retain_graph=True``, a variable of the caller), which would otherwise see W without the
     update. An update still pending from the last step is applied first."""
-    if len(product.terms) != 1:
+    if not ENABLED or len(product.terms) != 1:
         return False
     pending = param._update
     if pending is not None:                 # the last step's, with no forward product since

@@ -345,3 +345,27 @@ def test_a_shallow_copy_shares_the_update_and_it_lands_once(first):
             np.testing.assert_array_equal(tensor.data, eager_model.linears[0].weight.data)
         assert twin.data is weight.data
         np.testing.assert_array_equal(model(x).data, want)
+
+
+@pytest.mark.parametrize("setting,pending", [(None, 2), ("0", 0), ("off", 0), ("1", 2)])
+def test_the_environment_switch(setting, pending):
+    """MINIDL_DEFERRED_UPDATES=0 applies every update in step() (read at import, so in a child process)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import numpy as np, minidl as mdl\n"
+            "from minidl import nn, optim\n"
+            "from minidl.nn import functional as F\n"
+            "m = nn.MLP([30, 50, 40, 7], activation='sigmoid', generator=np.random.default_rng(0))\n"
+            "opt = optim.SGD(m.parameters(), lr=0.1)\n"
+            "x = mdl.Tensor(np.random.default_rng(1).standard_normal((6, 30)).astype(np.float32))\n"
+            "F.cross_entropy(m(x), np.arange(6)).backward(); opt.step()\n"
+            "print(sum(p._update is not None for p in m.parameters()))\n")
+    env = {k: v for k, v in os.environ.items() if k != "MINIDL_DEFERRED_UPDATES"}
+    if setting is not None:
+        env["MINIDL_DEFERRED_UPDATES"] = setting
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         timeout=60, cwd=Path(mdl.__file__).resolve().parents[1]).stdout
+    assert int(out) == pending
