@@ -1,7 +1,7 @@
 """Plain SGD's update of a weight, left on the weight until the next forward product reads it.
 
-SGD changes a weight W (fan_in × fan_out) by ``W ← β·W + α·Xᵀ·dY`` (α = −lr, β = 1 − lr·weight_decay; the
-gradient Xᵀ·dY kept pending by backward, ``minidl.pending_product``). Applied in ``step()`` that is a pass
+SGD changes a weight W (fan_in × fan_out) by ``W ← β·W + α·Xᵀ·dY`` (α = −lr, β = 1 − lr·weight_decay;
+the gradient Xᵀ·dY kept pending by backward, ``minidl.pending_product``). Applied in ``step()`` that is a pass
 over W, and the next forward product X'·W makes another. When nothing outside the parameter can see W's
 array, ``optim.SGD`` leaves the update on the parameter instead (``defer``) and ``ops.linear`` hands it to
 ``_core.matmul_after_update``, which updates each strip of W right before the product reads it: one pass

@@ -404,7 +404,8 @@ def matmul_after_update(x, w, u, v, alpha, beta):
     it; otherwise the update runs first as its own GEMM. Either way w and the product are bitwise what
     ``matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)`` followed by ``matmul(x, w)`` give.
     x (m x k), w (k x n), u (r x k), v (r x n): 2-D, one dtype (float32 or float64); w C-contiguous,
-    writable and sharing no memory with x, u or v. A MemoryError's ``update_applied`` says whether w was changed (the update must not be applied again).
+    writable and sharing no memory with x, u or v. A MemoryError's ``update_applied`` says whether w was
+    changed (then the update must not be applied again).
     """
     cdef str func = "matmul_after_update"
     cdef double alpha_ = _real(alpha, "alpha", func), beta_ = _real(beta, "beta", func)
@@ -421,8 +422,8 @@ def matmul_after_update(x, w, u, v, alpha, beta):
                         f"{v.dtype}")
     cdef Py_ssize_t m = X.shape[0], k = W.shape[0], n = W.shape[1], r = U.shape[0]
     if X.shape[1] != k or U.shape[1] != k or V.shape[0] != r or V.shape[1] != n:
-        raise ValueError(f"{func}: shapes do not fit x (m x k) @ w (k x n) with u (r x k), v (r x n): x {x.shape}, "
-                         f"w {w.shape}, u {u.shape}, v {v.shape}")
+        raise ValueError(f"{func}: shapes do not fit x (m x k) @ w (k x n) with u (r x k), v (r x n): "
+                         f"x {x.shape}, w {w.shape}, u {u.shape}, v {v.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(W) or not cnp.PyArray_ISALIGNED(W) or not cnp.PyArray_ISNOTSWAPPED(W):
         raise ValueError(f"{func}: w must be an aligned C-contiguous array in native byte order")
     if not W.flags.writeable:
