@@ -27,21 +27,21 @@ __all__ = ["DeferredUpdate", "defer"]
 
 
 class DeferredUpdate:
-    """``W ← beta·W + alpha·xᵀ·dy`` not yet applied (x: rows × fan_in, dy: rows × fan_out).
+    """``W ← beta·W + alpha·product`` not yet applied, ``product`` a one-term PendingProduct xᵀ·dy.
 
     Applying it and clearing the tensor's slot happen under one lock, and the slot is cleared only once W
     has the update: a thread that finds the update pending waits for one that is applying it, so two
     threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done."""
 
-    __slots__ = ("x", "dy", "alpha", "beta", "applied")
+    __slots__ = ("product", "alpha", "beta", "applied")
 
-    def __init__(self, x: np.ndarray, dy: np.ndarray, alpha: float, beta: float):
-        self.x, self.dy, self.alpha, self.beta = x, dy, alpha, beta
+    def __init__(self, product: PendingProduct, alpha: float, beta: float):
+        self.product, self.alpha, self.beta = product, alpha, beta
         self.applied = False            # a shallow copy of the tensor shares this object and W's array
 
     def apply(self, w: np.ndarray) -> None:
         """The update in place, as ``SGD.step`` applies it when it cannot defer it."""
-        _core.matmul(self.x, self.dy, trans_a=True, out=w, alpha=self.alpha, beta=self.beta)
+        self.product.apply(w, alpha=self.alpha, beta=self.beta)
 
     def settle(self, tensor) -> None:
         """Apply this update to ``tensor`` (which holds it) unless another thread already has."""
@@ -67,7 +67,8 @@ class DeferredUpdate:
                 weight._update = None
                 return None
             try:
-                out = _core.matmul_after_update(x, weight._data, self.x, self.dy, self.alpha, self.beta)
+                (u, v), = self.product.terms
+                out = _core.matmul_after_update(x, weight._data, u, v, self.alpha, self.beta)
             except MemoryError as error:
                 if error.update_applied:
                     self.applied = True
@@ -115,6 +116,5 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     if w.ndim != 2 or w.dtype != product.dtype or not w.flags.c_contiguous or not w.flags.writeable \
             or not w.flags.aligned:
         return False
-    x, dy = product.terms[0]
-    param._update = DeferredUpdate(x, dy, alpha, beta)
+    param._update = DeferredUpdate(product, alpha, beta)
     return True

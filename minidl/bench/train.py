@@ -236,7 +236,8 @@ def run(args) -> int:
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
               f"speedup = its ms / minidl ms (rounds: the range of the per-round ratios); peak = VmHWM of "
-              f"the whole process; growth = resident MB after the last step minus after warm-up; load average {info['load_average_1min']} -> "
+              f"the whole process; growth = resident MB after the last step minus after warm-up; "
+              f"load average {info['load_average_1min']} -> "
               f"{info['load_average_1min_end']}\n")
         print(report.table(rows, [
             ("threads", "thr", "d"), ("batch", "batch", "d"), ("contender", "contender", ""),

@@ -73,8 +73,9 @@ class SGD(Optimizer):
                    p ← p − lr·b, or with Nesterov p ← (1 − lr·wd)·p − lr·μ·b − lr·P."""
         lr, momentum, dampening, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
         if not momentum:
-            if not defer(p, product, -lr, 1 - lr * wd):       # left for the next forward product
-                product.apply(p.data, alpha=-lr, beta=1 - lr * wd)
+            alpha, beta = -lr, 1 - lr * wd
+            if not defer(p, product, alpha, beta):              # left for the next forward product
+                product.apply(p.data, alpha=alpha, beta=beta)
             return
         w = p.data
         state = self.state.setdefault(id(p), {})
