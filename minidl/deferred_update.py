@@ -102,9 +102,9 @@ ENABLED = os.environ.get("MINIDL_DEFERRED_UPDATES", "1").strip().lower() not in 
 def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     """Leave ``W ← beta·W + alpha·product`` on ``param`` (a Tensor) for its next forward product. False
     where the update must happen now: a product of several terms, an array the fused kernel cannot update
-    in place, or one that something besides the parameter holds (a NumPy view, a ``detach()``-ed tensor, a
-    graph kept by ``retain_graph=True``, a variable of the caller), which would otherwise see W without the
-    update. An update still pending from the last step is applied first."""
+    in place, one that something besides the parameter holds (a NumPy view, a ``detach()``-ed tensor, a
+    graph kept by ``retain_graph=True``, a variable of the caller), or one that is itself a view (of a flat
+    buffer, or of another parameter's array), whose base would otherwise see W without the update. An update still pending from the last step is applied first."""
     if not ENABLED or len(product.terms) != 1:
         return False
     pending = param._update
@@ -113,6 +113,8 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     if sys.getrefcount(param._data) != _UNSHARED_REFCOUNT:
         return False
     w = param._data
+    if w.base is not None:                  # a view: its base (and any other view of it) would read W stale
+        return False
     if w.ndim != 2 or w.dtype != product.dtype or not w.flags.c_contiguous or not w.flags.writeable \
             or not w.flags.aligned:
         return False

@@ -127,6 +127,26 @@ def test_an_array_held_elsewhere_is_updated_in_step():
     assert len(deferred_weights(model)) == 2
 
 
+def test_weights_that_are_views_of_one_buffer_are_updated_in_step():
+    """Parameters wrapping views of one flat buffer (no copy, as torch.from_numpy): the buffer, read directly
+    after each step, sees every update, and training equals the eager updates bit for bit."""
+    model, eager_model = make_model(np.float32), make_model(np.float32)
+    weights = [lin.weight for lin in model.linears[:2]]
+    flat = np.concatenate([w.data.ravel() for w in weights])
+    offsets = np.cumsum([0] + [w.data.size for w in weights])
+    for w, start, stop in zip(weights, offsets[:-1], offsets[1:]):
+        w.data = flat[start:stop].reshape(w.shape)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    for x, y in batches(np.float32, 3):
+        step(model, opt, x, y)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sgd_module, "defer", lambda *args: False)
+            step(eager_model, eager_opt, x, y)
+        expected = np.concatenate([lin.weight.data.ravel() for lin in eager_model.linears[:2]])
+        np.testing.assert_array_equal(flat, expected)
+    assert all(w._update is None for w in weights)
+
+
 def test_a_retained_graph_keeps_the_update_in_step():
     model = make_model(np.float32)
     opt = optim.SGD(model.parameters(), lr=0.1)
