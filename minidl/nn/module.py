@@ -68,6 +68,18 @@ class Module:
             object.__setattr__(self, name, value)
             return
         params, modules = self._parameters, self._modules
+        if value is not None:               # PyTorch's rule: a slot keeps its kind (else it silently unregisters)
+            if name in params and not isinstance(value, Parameter):
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
+                                f"{type(self).__name__} (a Parameter or None expected; to change the values, "
+                                f"assign to .{name}.data)")
+            if name in modules and not isinstance(value, Module):
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} of "
+                                f"{type(self).__name__} (a Module or None expected)")
+        if isinstance(value, Parameter) and name in params or isinstance(value, Module) and name in modules:
+            (params if name in params else modules)[name] = value      # keeps its place in the order
+            object.__setattr__(self, name, value)
+            return
         params.pop(name, None)
         modules.pop(name, None)
         self._buffers.pop(name, None)

@@ -156,3 +156,20 @@ def test_module_without_super_init_is_explained():
             self.layer = nn.Linear(2, 2)
     with pytest.raises(AttributeError, match="super"):
         Broken()
+
+
+def test_a_parameter_or_module_slot_takes_only_its_kind():
+    """PyTorch's rule: assigning a plain tensor or array to a parameter's name is a TypeError (it would
+    otherwise drop the weight from parameters() and state_dict() without a word); None unregisters."""
+    lin = nn.Linear(3, 2)
+    for value in (mdl.Tensor(np.ones((3, 2), np.float32), requires_grad=True), np.ones((3, 2), np.float32)):
+        with pytest.raises(TypeError, match="parameter 'weight'.*Parameter or None expected"):
+            lin.weight = value
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    lin.weight = nn.Parameter(np.zeros((3, 2), np.float32))      # a Parameter replaces it
+    assert [name for name, _ in lin.named_parameters()] == ["weight", "bias"]
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(TypeError, match="child module '0'"):
+        setattr(model, "0", lin.weight)
+    lin.bias = None
+    assert [name for name, _ in lin.named_parameters()] == ["weight"]
