@@ -17,18 +17,30 @@ previous step freed (no page faults on every step's fresh gradients).
 Ownership: a gradient array produced fresh by a backward closure belongs to the engine and may be
 summed into in place or handed to a leaf's ``.grad`` without a copy; an array passed through
 unchanged (``g`` itself) or a view of one is *borrowed* and is copied before anyone writes to it.
+
+Values changed in place after the forward pass (PyTorch's version counters, by memory instead of by
+tensor): every write into a tensor's buffer in place (``t += x`` and the other in-place operators, an
+optimizer's step, ``load_state_dict``) is logged as a byte range (``note_in_place``), and each node
+remembers how many writes it had seen when it was recorded. A node recorded before some write runs its
+backward only if none of the arrays its backward saved overlaps a later write; else backward raises, as
+PyTorch does, instead of computing gradients from the changed values. The saved arrays are the ndarrays
+in the backward closure's cells or a ``functools.partial``'s arguments (a partial's function may say
+which of them it reads: ``saved_arrays(args)``). Views count (the ranges overlap); writes through
+``t.data[...] = ...`` are not seen (as ``.data`` in PyTorch).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import threading
 
 import numpy as np
 
-from minidl._core import memory_pool
+from minidl._core import byte_range, memory_pool
 from minidl.pending_product import PendingProduct, add_gradients
 
-__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward"]
+__all__ = ["no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward", "note_in_place"]
 
 
 class _GradMode(threading.local):
@@ -81,6 +93,62 @@ class enable_grad(set_grad_enabled):
 
     def __init__(self):
         super().__init__(True)
+
+
+class _InPlaceWrites:
+    """The in-place writes into tensor buffers, numbered from 1: (number, low, high, what) for the last
+    ``maxlen`` of them (a graph older than that is not checked against the dropped ones)."""
+
+    __slots__ = ("count", "log")
+
+    def __init__(self, maxlen: int = 4096):
+        self.count = 0
+        self.log = collections.deque(maxlen=maxlen)
+
+
+_writes = _InPlaceWrites()
+
+
+def note_in_place(arrays, what: str) -> None:
+    """Log that the memory of each ndarray in ``arrays`` was just changed in place (by ``what``, for the
+    error message). Without a lock: two threads may give two writes one number, which only checks more."""
+    if not arrays:
+        return
+    number = _writes.count + 1
+    for array in arrays:
+        _writes.log.append((number, *byte_range(array), what))
+    _writes.count = number
+
+
+def _saved_arrays(fn) -> list:
+    """The ndarrays a node's backward ``fn`` holds (see the module docstring)."""
+    if type(fn) is functools.partial:
+        reads = getattr(fn.func, "saved_arrays", None)
+        values = reads(fn.args) if reads is not None else fn.args
+    else:
+        values = []
+        for cell in getattr(fn, "__closure__", None) or ():
+            try:
+                values.append(cell.cell_contents)
+            except ValueError:          # an empty cell
+                pass
+    return [v for v in values if type(v) is np.ndarray]
+
+
+def _check_unchanged(node, fn) -> None:
+    """Raise if an array that ``fn`` saved was written in place after ``node`` was recorded."""
+    saved = [(a, byte_range(a)) for a in _saved_arrays(fn)]
+    for number, low, high, what in reversed(_writes.log):
+        if number <= node._writes_seen:
+            break
+        for array, (a_low, a_high) in saved:
+            if a_low < high and low < a_high:
+                raise RuntimeError(
+                    f"backward() needs values that were changed in place after the forward pass recorded "
+                    f"them: an array of shape {array.shape} ({array.dtype}) saved for the gradient of a "
+                    f"tensor of shape {node.shape} was modified by {what}. Change it after backward(), or "
+                    f"out of place (t = t + x instead of t += x); an optimizer step between two backward() "
+                    f"calls through one graph (retain_graph=True) changes the weights that graph saved.")
 
 
 def _freed(grad):
@@ -169,6 +237,8 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
                 node._grad = g.copy()
             else:
                 node._grad += g
+        if node._writes_seen != _writes.count:     # some buffer changed in place since this node was recorded
+            _check_unchanged(node, fn)
         parent_grads = fn(g)
         for parent, pg in zip(node._parents, parent_grads):
             if pg is None or not parent.requires_grad:

@@ -28,7 +28,7 @@ from functools import partial as _partial
 import numpy as np
 
 from minidl import activations as _activations
-from minidl.autograd import _grad_mode
+from minidl.autograd import _grad_mode, _writes, note_in_place
 from minidl.pending_product import PendingProduct
 from minidl.tensor import Tensor, _FLOAT_DTYPES, _new_tensor, _to_array
 
@@ -111,6 +111,7 @@ def record(out, parents: tuple, backward, *saved) -> Tensor:
                 t.requires_grad = True
                 t._parents = parents
                 t._backward = _partial(backward, *saved) if saved else backward
+                t._writes_seen = _writes.count      # in-place writes before this node (autograd: checked)
                 return t
     t.requires_grad = False
     t._parents = ()
@@ -280,9 +281,16 @@ def _binary_y_only(backward, x, y, out, g):       # x was a number
     return (backward(g, x, y, out, False, True)[1],)
 
 
+# the arrays each reads (autograd: values changed in place after the forward pass): its rule's ``reads``
+_binary_both.saved_arrays = lambda args: args[2].reads(*args[3:6], args[0].requires_grad, args[1].requires_grad)
+_binary_x_only.saved_arrays = lambda args: args[0].reads(*args[1:4], True, False)
+_binary_y_only.saved_arrays = lambda args: args[0].reads(*args[1:4], False, True)
+
+
 # ---- elementwise binary -----------------------------------------------------------------------
 # Each op gives its forward to ``binary`` and, right below it, its local gradient
-# ``(g, x, y, out, need_x, need_y) -> (gx, gy)`` at the broadcast shape.
+# ``(g, x, y, out, need_x, need_y) -> (gx, gy)`` at the broadcast shape, whose ``reads`` (same arguments)
+# names the arrays it uses.
 
 def add(a: Tensor, b) -> Tensor:
     """a + b;  d/da = 1, d/db = 1 (summed back over broadcast axes)."""
@@ -291,6 +299,9 @@ def add(a: Tensor, b) -> Tensor:
 
 def _add_backward(g, x, y, out, need_x, need_y):
     return g, g
+
+
+_add_backward.reads = lambda x, y, out, need_x, need_y: ()
 
 
 def sub(a: Tensor, b) -> Tensor:
@@ -307,6 +318,9 @@ def _sub_backward(g, x, y, out, need_x, need_y):
     return g, (-g if need_y else None)
 
 
+_sub_backward.reads = _add_backward.reads
+
+
 def mul(a: Tensor, b) -> Tensor:
     """a * b;  d/da = b, d/db = a."""
     return binary(a, b, operator.mul, _mul_backward)
@@ -314,6 +328,9 @@ def mul(a: Tensor, b) -> Tensor:
 
 def _mul_backward(g, x, y, out, need_x, need_y):
     return (g * y if need_x else None), (g * x if need_y else None)
+
+
+_mul_backward.reads = lambda x, y, out, need_x, need_y: (y,) * need_x + (x,) * need_y
 
 
 def div(a: Tensor, b) -> Tensor:
@@ -329,6 +346,9 @@ def rdiv(a: Tensor, b) -> Tensor:
 def _div_backward(g, x, y, out, need_x, need_y):
     gx = g / y
     return gx, (-gx * out if need_y else None)
+
+
+_div_backward.reads = lambda x, y, out, need_x, need_y: (y,) + (out,) * need_y
 
 
 def pow(a: Tensor, exponent) -> Tensor:
@@ -986,10 +1006,12 @@ def _comparison(compare):
 # ---- in place: t += x, -=, *=, /= ---------------------------------------------------------------
 def _in_place(op, ufunc, symbol: str):
     """``t op= x`` as the contract says (PyTorch's semantics, except that on a non-leaf in a graph
-    the result is a new tensor: values and gradients as if written out of place, no version counter).
+    the result is a new tensor: values and gradients as if written out of place).
 
     Grad mode off, or no gradient involved: ``t.data`` is overwritten (same object, same buffer; the
-    result cast to t's dtype where NumPy's same-kind rule allows, else TypeError). With grad mode on: a
+    result cast to t's dtype where NumPy's same-kind rule allows, else TypeError), and the write is logged:
+    a graph recorded earlier whose backward saved those values raises in ``backward()`` (PyTorch's version
+    counters; ``minidl.autograd``). With grad mode on: a
     leaf that requires grad raises RuntimeError; a non-leaf gives ``op(t, x)``; a tensor that requires no
     grad, with an ``x`` that does, takes the values and joins the graph (no longer a leaf), as in PyTorch,
     unless x's graph reads t (RuntimeError, see ``_graph_reads``).
@@ -1013,6 +1035,7 @@ def _in_place(op, ufunc, symbol: str):
             result = op(Tensor._wrap(t.data.copy()), x)
             _overwrite(t, result.data, np.copyto, symbol)
             t.requires_grad, t._parents, t._backward = True, result._parents, result._backward
+            t._writes_seen = result._writes_seen
             return t
         y = x.data if isinstance(x, Tensor) else _weak(x) if _is_number(x) else _to_array(x)
         _overwrite(t, y, ufunc, symbol)
@@ -1050,6 +1073,7 @@ def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:
     except ValueError as exc:
         raise ValueError(f"{symbol}=: a tensor of shape {td.shape} cannot hold the result of shapes "
                          f"{td.shape} and {np.shape(y)} broadcast ({exc})") from exc
+    note_in_place((td,), f"`{symbol}=`")
 
 
 # ---- Tensor's operators and op methods ---------------------------------------------------------

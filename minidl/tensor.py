@@ -54,7 +54,8 @@ class Tensor:
         dtype: optional dtype to convert to.
     """
 
-    __slots__ = ("_data", "_update", "_grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad")
+    __slots__ = ("_data", "_update", "_grad", "requires_grad", "_parents", "_backward", "_hooks", "_retains_grad",
+                 "_writes_seen")
     __array_ufunc__ = None      # make `ndarray + Tensor` call Tensor.__radd__ instead of NumPy
     __array_priority__ = 1000
 

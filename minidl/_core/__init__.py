@@ -24,6 +24,7 @@ from minidl._core._kernels import (
     KERNEL_BUILDS,
     available_kernels,
     axpby,
+    byte_range,
     cache_sizes,
     compiled_kernels,
     contention_backoffs,
@@ -74,4 +75,5 @@ __all__ = [
     "memory_pool_stats",
     "set_memory_pool_cap",
     "release_memory_pool",
+    "byte_range",
 ]

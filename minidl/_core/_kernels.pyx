@@ -307,6 +307,24 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
     return o
 
 
+# ------------------------------------------------------------------ memory ranges
+def byte_range(cnp.ndarray a):
+    """(low, high): the address of the first byte of memory ``a`` can reach and one past its last (NumPy's
+    ``byte_bounds``, in ~0.1 us instead of ~3: the engine logs every in-place write as one, minidl.autograd)."""
+    cdef size_t data = <size_t>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t low = 0, high = 0, extent
+    cdef int i
+    if cnp.PyArray_SIZE(a) == 0:
+        return data, data
+    for i in range(cnp.PyArray_NDIM(a)):
+        extent = (cnp.PyArray_DIMS(a)[i] - 1) * cnp.PyArray_STRIDES(a)[i]
+        if extent < 0:
+            low += extent
+        else:
+            high += extent
+    return <size_t>(<Py_ssize_t>data + low), <size_t>(<Py_ssize_t>data + high + cnp.PyArray_ITEMSIZE(a))
+
+
 # ------------------------------------------------------------------ matmul
 def _real(value, str name, str func):
     """value (a Python or NumPy real number) as a float, or a TypeError naming it."""

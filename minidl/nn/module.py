@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from minidl._core import memory_pool
+from minidl.autograd import note_in_place
 from minidl.tensor import Tensor, _RemovableHandle
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
@@ -242,6 +243,7 @@ class Module:
                 raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state dict "
                                  f"but {t.data.shape} in the model")
             np.copyto(t.data, value, casting="same_kind")
+            note_in_place((t.data,), "load_state_dict")
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:

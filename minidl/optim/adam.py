@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from minidl._core import axpby
+from minidl.autograd import note_in_place
 from minidl.optim.optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -45,6 +46,7 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         decoupled = self.decoupled_weight_decay
+        changed = []                        # arrays written in place (autograd checks saved values)
         for group, p, g in self._gradients(l2=not decoupled):
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             if decoupled and group["weight_decay"]:
@@ -67,6 +69,8 @@ class Adam(Optimizer):
             update += eps
             np.divide(m, update, out=update)          # m / (√v̂ + eps)
             axpby(-lr / bias1, update, 1.0, p.data)
+            changed.append(p.data)
+        note_in_place(changed, f"an optimizer step ({type(self).__name__})")
 
 
 class AdamW(Adam):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl._core import axpby
+from minidl.autograd import note_in_place
 from minidl.deferred_update import defer
 from minidl.optim.optimizer import Optimizer
 from minidl.pending_product import PendingProduct
@@ -46,9 +47,11 @@ class SGD(Optimizer):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def step(self) -> None:
+        changed = []                        # arrays written in place now (autograd checks saved values)
         for group, p, g in self._gradients(pending=True):
             if type(g) is PendingProduct:
-                self._step_pending(group, p, g)
+                if self._step_pending(group, p, g):
+                    changed.append(p.data)
                 continue
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             if momentum:
@@ -65,18 +68,22 @@ class SGD(Optimizer):
                 else:
                     g = buf
             axpby(-lr, g, 1.0, p.data)
+            changed.append(p.data)
+        note_in_place(changed, "an optimizer step (SGD)")
 
-    def _step_pending(self, group: dict, p, product: PendingProduct) -> None:
+    def _step_pending(self, group: dict, p, product: PendingProduct) -> bool:
         """The rule above for g = P + wd·p with P = Σ Xᵀ·dY pending, P applied by GEMM epilogues:
         plain:     p ← (1 − lr·wd)·p − lr·P
         momentum:  b ← P + wd·p (first step), else b ← μ·b + (1 − dampening)·(P + wd·p);
-                   p ← p − lr·b, or with Nesterov p ← (1 − lr·wd)·p − lr·μ·b − lr·P."""
+                   p ← p − lr·b, or with Nesterov p ← (1 − lr·wd)·p − lr·μ·b − lr·P.
+        False when the plain update is left for p's next forward product (then no graph holds p's array)."""
         lr, momentum, dampening, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
         if not momentum:
             alpha, beta = -lr, 1 - lr * wd
-            if not defer(p, product, alpha, beta):              # left for the next forward product
-                product.apply(p.data, alpha=alpha, beta=beta)
-            return
+            if defer(p, product, alpha, beta):                  # left for the next forward product
+                return False
+            product.apply(p.data, alpha=alpha, beta=beta)
+            return True
         w = p.data
         state = self.state.setdefault(id(p), {})
         buf = state.get("momentum_buffer")
@@ -94,3 +101,4 @@ class SGD(Optimizer):
             product.apply(w, alpha=-lr, beta=1.0)
         else:
             axpby(-lr, buf, 1.0, w)
+        return True

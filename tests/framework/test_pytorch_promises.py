@@ -149,6 +149,78 @@ def test_in_place_into_a_tensor_that_the_right_hand_side_read_is_refused():
     np.testing.assert_array_equal(w.grad, [1.0, 1.0])
 
 
+def _changed_constant():
+    w, x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True), mdl.tensor([1.0, 1.0, 1.0])
+    y = (w * x).sum()
+    x += 1                                     # saved by w * x for w's gradient
+    return y
+
+
+def _changed_leaf():
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = (w * w).sum()
+    with mdl.no_grad():
+        w -= 1
+    return y
+
+
+def _changed_non_leaf():
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = w * 2
+    y = (h * h).sum()
+    with mdl.no_grad():
+        h += 1
+    return y
+
+
+def _changed_through_a_view():
+    w, base = mdl.tensor([1.0, 2.0], requires_grad=True), mdl.tensor(np.ones((2, 2), np.float32))
+    y = (w * base[0]).sum()
+    row = base[0]                              # another view of the same buffer
+    row *= 10
+    return y
+
+
+@pytest.mark.parametrize("make", [_changed_constant, _changed_leaf, _changed_non_leaf, _changed_through_a_view])
+def test_values_changed_in_place_after_the_forward_pass_stop_backward(make):
+    """PyTorch raises ("modified by an inplace operation"); minidl computed gradients from the new values."""
+    y = make()
+    with pytest.raises(RuntimeError, match=r"changed in place after the forward pass.*modified by `[-+*]=`"):
+        y.backward()
+
+
+def test_values_the_gradient_does_not_read_may_change_in_place():
+    """As PyTorch: a + b saves neither operand, w * c (c constant) saves only c."""
+    w, c = mdl.tensor([1.0, 2.0], requires_grad=True), mdl.tensor([3.0, 4.0])
+    y = (w + c).sum()
+    c += 1
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0])
+    w.grad = None
+    y = (w * c).sum()
+    with mdl.no_grad():
+        w *= 2                                 # w's values are not needed for w's gradient
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [4.0, 5.0])
+
+
+@pytest.mark.parametrize("make_optimizer", [lambda p: optim.SGD(p, lr=0.5), lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
+                                            lambda p: optim.Adam(p, lr=0.5)], ids=["sgd", "momentum", "adam"])
+def test_an_optimizer_step_between_two_backward_calls_through_one_graph_is_refused(make_optimizer):
+    """The GAN/two-loss mistake: the second backward would mix the old activations with the new weights."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    opt = make_optimizer(model.parameters())
+    out = model(mdl.tensor(np.ones((5, 3), np.float32)))
+    out.sum().backward(retain_graph=True)
+    opt.step()
+    opt.zero_grad()
+    with pytest.raises(RuntimeError, match=r"modified by an optimizer step \((SGD|Adam)\)"):
+        (out * out).sum().backward()
+    loss = model(mdl.tensor(np.ones((5, 3), np.float32))).sum()     # a fresh forward pass is fine
+    loss.backward()
+    opt.step()
+
+
 def test_in_place_bad_shape_and_dtype_name_them():
     t = mdl.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
