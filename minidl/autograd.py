@@ -58,7 +58,7 @@ def is_grad_enabled() -> bool:
     return _grad_mode.enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):
+class _GradModeContext(contextlib.ContextDecorator):
     """Context manager / decorator that turns graph recording on or off in this thread, restoring it on
     exit. One object may be entered again while it is active (nested, or a decorated function that
     recurses): each exit restores what its own entry found."""
@@ -78,21 +78,63 @@ class set_grad_enabled(contextlib.ContextDecorator):
 
     def _recreate_cm(self):
         """A fresh context manager for each call of a decorated function (calls in several threads)."""
-        return set_grad_enabled(self.mode)
+        return _GradModeContext(self.mode)
 
 
-class no_grad(set_grad_enabled):
+class set_grad_enabled(_GradModeContext):
+    """Sets graph recording on or off in this thread, as PyTorch's: the call itself sets it
+    (``mdl.set_grad_enabled(False)`` on a line of its own turns recording off until it is turned on
+    again); in a ``with`` the mode found at the call comes back on exit; as a decorator the call changes
+    nothing until the decorated function runs."""
+
+    def __init__(self, mode: bool):
+        super().__init__(mode)
+        self._at_call = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self):
+        if self._at_call is None:
+            return super().__enter__()
+        self._previous.append(self._at_call)        # the first entry restores what the call found
+        self._at_call = None
+        _grad_mode.enabled = self.mode
+        return self
+
+    def __call__(self, func):
+        if self._at_call is not None:               # used as a decorator: undo the call's switch
+            _grad_mode.enabled = self._at_call
+            self._at_call = None
+        return super().__call__(func)
+
+
+class _FixedGradMode(_GradModeContext):
+    """A context manager / decorator for one mode (``_mode``), usable as a decorator with or without
+    parentheses (``@mdl.no_grad`` as ``@mdl.no_grad()``, as PyTorch)."""
+
+    _mode = False
+
+    def __new__(cls, func=None):
+        if func is None:
+            return super().__new__(cls)
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}() takes no arguments (or, as a decorator, a function); "
+                            f"got {type(func).__name__}")
+        return cls()(func)
+
+    def __init__(self, func=None):
+        super().__init__(self._mode)
+
+
+class no_grad(_FixedGradMode):
     """``with mdl.no_grad(): ...`` — ops inside build no graph (evaluation, parameter updates)."""
 
-    def __init__(self):
-        super().__init__(False)
+    _mode = False
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_FixedGradMode):
     """Re-enable graph recording inside a ``no_grad`` block."""
 
-    def __init__(self):
-        super().__init__(True)
+    _mode = True
 
 
 class _InPlaceWrites:

@@ -146,6 +146,50 @@ def test_one_grad_mode_object_entered_again_restores_each_level():
     assert mdl.is_grad_enabled()
 
 
+def test_set_grad_enabled_as_a_call_a_with_and_a_decorator():
+    """PyTorch's three uses: the call on its own switches the mode (it changed nothing: graphs were still
+    recorded); a with-block restores the mode the call found; a decorator leaves it until the call."""
+    x = mdl.tensor([1.0], requires_grad=True)
+    try:
+        mdl.set_grad_enabled(False)
+        assert not mdl.is_grad_enabled() and not (x * 2).requires_grad
+        mdl.set_grad_enabled(True)
+        assert mdl.is_grad_enabled() and (x * 2).requires_grad
+        with mdl.set_grad_enabled(False):
+            assert not (x * 2).requires_grad
+        assert mdl.is_grad_enabled()
+        with mdl.no_grad():
+            with mdl.set_grad_enabled(True):
+                assert (x * 2).requires_grad
+            assert not mdl.is_grad_enabled()
+
+        @mdl.set_grad_enabled(False)
+        def evaluate(t):
+            return t * 2
+        assert mdl.is_grad_enabled()
+        assert not evaluate(x).requires_grad and mdl.is_grad_enabled()
+    finally:
+        mdl.set_grad_enabled(True)
+
+
+def test_no_grad_and_enable_grad_decorate_without_parentheses():
+    x = mdl.tensor([1.0], requires_grad=True)
+
+    @mdl.no_grad
+    def evaluate(t):
+        return t * 2
+
+    @mdl.enable_grad
+    def train(t):
+        return t * 2
+    assert not evaluate(x).requires_grad and evaluate.__name__ == "evaluate"
+    with mdl.no_grad():
+        assert train(x).requires_grad
+    assert mdl.is_grad_enabled()
+    with pytest.raises(TypeError, match="no_grad"):
+        mdl.no_grad(3)
+
+
 def test_inputs_without_requires_grad_receive_nothing():
     a = mdl.tensor([[1.0, 2.0]])
     w = mdl.tensor([[1.0], [2.0]], requires_grad=True)
