@@ -13,8 +13,11 @@ class Optimizer:
     """Holds ``param_groups`` (list of dicts with "params" and hyperparameters) and ``state``.
 
     ``params`` is an iterable of Tensors or of dicts ``{"params": [...], "lr": ...}`` (per-group
-    overrides, as PyTorch). A parameter listed more than once is kept once (first occurrence).
-    Optimizers read ``.grad`` and never modify it; parameters whose ``.grad`` is None are skipped.
+    overrides, as PyTorch). A parameter listed more than once in a group is kept once (first
+    occurrence); one in two groups is a ValueError (whose lr would it take?), as in PyTorch. Leaves that
+    do not require grad (frozen layers) are accepted and, getting no ``.grad``, stay unchanged; a
+    non-leaf is refused. Optimizers read ``.grad`` and never modify it; parameters whose ``.grad`` is
+    None are skipped.
     A weight gradient that backward kept pending (``minidl.pending_product``) is applied as it is by
     SGD and materialized into a scratch array by the others (``_gradients``), leaving ``.grad`` pending.
     Scratch arrays (``_buffer``) persist across steps, so a step allocates none of its large arrays.
@@ -38,15 +41,22 @@ class Optimizer:
         seen = set()
         for group in groups:
             group = {**self.defaults, **group}
-            unique = []
+            if isinstance(group["params"], Tensor):
+                group["params"] = [group["params"]]
+            unique, in_group = [], set()
             for p in group["params"]:
                 if not isinstance(p, Tensor):
                     raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
-                if not p.requires_grad:
-                    raise ValueError("optimizer got a tensor that does not require grad")
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    unique.append(p)
+                if not p.is_leaf:
+                    raise ValueError(f"optimizer got a non-leaf tensor (shape {p.shape}, the result of an op): "
+                                     f"optimize the leaves it was computed from")
+                if id(p) in in_group:
+                    continue
+                if id(p) in seen:
+                    raise ValueError(f"a parameter (shape {p.shape}) appears in more than one parameter group")
+                seen.add(id(p))
+                in_group.add(id(p))
+                unique.append(p)
             group["params"] = unique
             self._check_group(group)
             self.param_groups.append(group)
@@ -119,7 +129,8 @@ class Optimizer:
         return [p for group in self.param_groups for p in group["params"]]
 
     def state_dict(self) -> dict:
-        """Flat dict: "param_groups.<g>.<hyper>" (numbers; betas as a 2-array),
+        """Flat dict: "param_groups.<g>.<hyper>" (numbers; betas as a 2-array; "initial_lr" where a
+        scheduler set it, so that one can resume with ``last_epoch``, as PyTorch's),
         "state.<i>.<name>" (ndarray buffers, int "step") with i the parameter's position across groups.
         Buffers are copies."""
         out = {}
@@ -129,6 +140,8 @@ class Optimizer:
                 out[f"param_groups.{g}.{key}"] = (np.asarray(value, dtype=np.float64)
                                                   if isinstance(value, tuple) else value)
             out[f"param_groups.{g}.size"] = len(group["params"])
+            if "initial_lr" in group:       # set by an LR scheduler; resuming one with last_epoch needs it
+                out[f"param_groups.{g}.initial_lr"] = group["initial_lr"]
         for i, p in enumerate(self._params()):
             for name, value in self.state.get(id(p), {}).items():
                 out[f"state.{i}.{name}"] = value.copy() if isinstance(value, np.ndarray) else value
@@ -151,6 +164,8 @@ class Optimizer:
                     raise KeyError(f"optimizer state dict has no '{name}'")
                 value = np.asarray(state[name])
                 group[key] = tuple(float(v) for v in value) if kind is tuple else kind(value.item())
+            if f"param_groups.{g}.initial_lr" in state:
+                group["initial_lr"] = float(np.asarray(state[f"param_groups.{g}.initial_lr"]))
         new_state: dict[int, dict] = {}
         for key, value in state.items():
             if not key.startswith("state."):

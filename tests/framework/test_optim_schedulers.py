@@ -155,6 +155,19 @@ def test_scheduler_state_survives_a_checkpoint(tmp_path):
     np.testing.assert_allclose(run_epochs(sched2, 5), expected[4:], rtol=1e-15)
 
 
+def test_a_scheduler_resumes_from_the_optimizers_state_with_last_epoch():
+    """PyTorch's resume pattern: load the optimizer's state dict, then build the scheduler with last_epoch
+    (its base lr is the "initial_lr" the first scheduler wrote into the optimizer's groups)."""
+    opt = sgd(0.1)
+    sched = lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    run_epochs(sched, 5)
+    opt2 = sgd(0.1)
+    opt2.load_state_dict(opt.state_dict())
+    sched2 = lr_scheduler.StepLR(opt2, step_size=2, gamma=0.5, last_epoch=sched.last_epoch - 1)  # it steps once
+    assert sched2.base_lrs == [0.1] and sched2.get_last_lr() == sched.get_last_lr() == [0.025]
+    np.testing.assert_allclose(run_epochs(sched2, 3), run_epochs(sched, 3), rtol=1e-15)
+
+
 def test_scheduler_arguments_are_checked():
     opt = sgd(0.1)
     for bad in (0, -1, 2.5, True):

@@ -89,6 +89,31 @@ def test_grad_set_by_hand_is_read_in_the_parameter_dtype_and_must_match_its_shap
     np.testing.assert_array_equal(p.data, before)
 
 
+def test_frozen_parameters_are_accepted_and_left_alone_but_non_leaves_are_refused():
+    """PyTorch's fine-tuning idiom: requires_grad=False on some layers, the optimizer over all of them."""
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))
+    for p in model[0].parameters():
+        p.requires_grad = False
+    frozen = [p.data.copy() for p in model[0].parameters()]
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(mdl.tensor(np.ones((4, 3), np.float32))).sum().backward()
+    opt.step()
+    for p, before in zip(model[0].parameters(), frozen):
+        np.testing.assert_array_equal(p.data, before)
+    assert all(p.grad is not None for p in model[1].parameters())
+    w = mdl.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match="non-leaf"):
+        optim.SGD([w * 2], lr=0.1)
+
+
+def test_a_parameter_in_two_groups_is_refused():
+    a, b = mdl.tensor([1.0], requires_grad=True), mdl.tensor([1.0], requires_grad=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        optim.SGD([{"params": [a, b]}, {"params": [b], "lr": 1.0}], lr=0.1)
+    opt = optim.SGD([{"params": a}, {"params": [b, b]}], lr=0.1)      # one tensor as a group; twice in one
+    assert [len(g["params"]) for g in opt.param_groups] == [1, 1]
+
+
 def test_param_groups_and_lr_property():
     a = mdl.tensor([1.0], requires_grad=True)
     b = mdl.tensor([1.0], requires_grad=True)
