@@ -351,6 +351,23 @@ def _div_backward(g, x, y, out, need_x, need_y):
 _div_backward.reads = lambda x, y, out, need_x, need_y: (y,) + (out,) * need_y
 
 
+def rpow(a: Tensor, base) -> Tensor:
+    """base ** a for a non-Tensor base (``2 ** t``);  d/da = base^a · ln(base) = out · ln(base) (0 where
+    base = 0 and a ≥ 0, as PyTorch)."""
+    return binary(base, a, operator.pow, _rpow_backward)
+
+
+def _rpow_backward(g, x, y, out, need_x, need_y):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gy = g * (out * np.log(x))
+    if np.any(np.asarray(x) == 0):
+        gy = np.where((np.asarray(x) == 0) & (y >= 0), 0, gy).astype(gy.dtype, copy=False)
+    return None, gy
+
+
+_rpow_backward.reads = lambda x, y, out, need_x, need_y: (x, y, out)
+
+
 def pow(a: Tensor, exponent) -> Tensor:
     """a ** p for a scalar p;  d/da = p·a^(p-1)."""
     if isinstance(exponent, Tensor) or not _is_number(exponent):
@@ -1126,7 +1143,7 @@ def _converter(dtype):
 
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
-        "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__neg__": neg, "__matmul__": matmul,
+        "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg, "__matmul__": matmul,
         "__rmatmul__": _rmatmul, "__getitem__": getitem,
         "__iadd__": _in_place(add, np.add, "+"), "__isub__": _in_place(sub, np.subtract, "-"),
         "__imul__": _in_place(mul, np.multiply, "*"), "__itruediv__": _in_place(div, np.true_divide, "/"),

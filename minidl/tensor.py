@@ -82,8 +82,10 @@ class Tensor:
 
     @data.setter
     def data(self, value) -> None:
+        """New values (an ndarray is kept as it is, as PyTorch's ``t.data = x``; a Tensor gives its array,
+        anything else goes through the dtype rules above)."""
         self._update = None
-        self._data = value
+        self._data = value if type(value) is np.ndarray else _to_array(value)
 
     # ---- array-like properties (what an update leaves unchanged: no need to apply it) ----------
     @property
@@ -153,6 +155,25 @@ class Tensor:
 
     def __float__(self) -> float:
         return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its number (``f"{loss:.3f}"``), as in PyTorch."""
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place and return this tensor (PyTorch's; leaves only)."""
+        if self._backward is not None and not requires_grad:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor (the result of an op): use "
+                               "detach() to cut it from the graph")
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require grad (got dtype {self._data.dtype})")
+        self.requires_grad = bool(requires_grad)
+        return self
 
     def detach(self) -> "Tensor":
         """A new tensor sharing ``data`` and cut from the graph (requires_grad=False)."""

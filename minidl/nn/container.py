@@ -28,8 +28,11 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __getitem__(self, i: int) -> Module:
-        return list(self._modules.values())[i]
+    def __getitem__(self, i):
+        """The i-th module, or for a slice a Sequential of those modules (shared, as PyTorch's:
+        ``model[:-1](x)`` runs all but the last)."""
+        modules = list(self._modules.values())
+        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
 
     def __iter__(self):
         return iter(self._modules.values())

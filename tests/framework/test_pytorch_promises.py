@@ -338,3 +338,27 @@ def test_python_bools_are_numbers(dtype):
     (t * False + True).sum().backward()
     np.testing.assert_array_equal(t.grad, [0.0, 0.0])
     assert (mdl.tensor(np.array([True, False])) + True).dtype == np.bool_
+
+
+def test_everyday_pytorch_idioms():
+    """f"{loss:.3f}", int(t), t.requires_grad_(), model[:-1](x), p.data = a Tensor: each failed before."""
+    loss = mdl.tensor(3.14159)
+    assert f"{loss:.3f}" == "3.142" and f"{loss}" == str(loss.item()) and int(mdl.tensor(7.9)) == 7
+    with pytest.raises(TypeError):
+        f"{mdl.tensor([1.0, 2.0]):.3f}"                         # as PyTorch: only 0-d tensors format as numbers
+    w = mdl.tensor([1.0, 2.0])
+    assert w.requires_grad_() is w and w.requires_grad and not w.requires_grad_(False).requires_grad
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (mdl.tensor([1.0], requires_grad=True) * 2).requires_grad_(False)
+    with pytest.raises(TypeError, match="floating-point"):
+        mdl.tensor(np.array([1, 2])).requires_grad_()
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    head = model[:-1]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is model[0]
+    x = mdl.tensor(np.ones((5, 3), np.float32))
+    np.testing.assert_array_equal(head(x).data, model[1](model[0](x)).data)
+    p = model[0].weight
+    p.data = mdl.tensor(np.zeros((3, 4), np.float32))           # an ndarray again, not a Tensor inside one
+    assert type(p.data) is np.ndarray and (p.data == 0).all()
+    p.data = [[1.0] * 4] * 3
+    assert p.data.dtype == np.float32 and p.data.shape == (3, 4)

@@ -55,15 +55,16 @@ def test_binary_op_gradients_hypothesis(shapes_pair, name, seed):
 
 
 @pytest.mark.parametrize("fn", [lambda t: 2 - t, lambda t: 10.0 / t, lambda t: t - 3, lambda t: 3 + t,
-                                lambda t: t * 0.5, lambda t: 0.5 * t, lambda t: t / 4, lambda t: -t],
-                         ids=["rsub", "rdiv", "sub", "radd", "mul", "rmul", "div", "neg"])
+                                lambda t: t * 0.5, lambda t: 0.5 * t, lambda t: t / 4, lambda t: -t,
+                                lambda t: 2 ** t, lambda t: 0.5 ** t],
+                         ids=["rsub", "rdiv", "sub", "radd", "mul", "rmul", "div", "neg", "rpow", "rpow_below_1"])
 def test_python_scalars_on_either_side(fn):
     check_gradients(fn, away_from_zero((2, 3), 3))
 
 
 @pytest.mark.parametrize("fn", [lambda t, c: c - t, lambda t, c: c / t, lambda t, c: c * t,
-                                lambda t, c: c + t, lambda t, c: c @ t.reshape(3, 2)],
-                         ids=["rsub", "rdiv", "rmul", "radd", "rmatmul"])
+                                lambda t, c: c + t, lambda t, c: c @ t.reshape(3, 2), lambda t, c: np.abs(c) ** t],
+                         ids=["rsub", "rdiv", "rmul", "radd", "rmatmul", "rpow"])
 def test_ndarray_on_the_left_gives_tensor_and_gradient(fn):
     c = data((2, 3), 4)
     out = fn(mdl.tensor(away_from_zero((2, 3), 5)), c)
@@ -76,6 +77,14 @@ def test_pow_scalar_exponent(p):
     x = data((3, 2), 6, 0.5, 2.0)
     check_gradients(lambda t: t ** p, x)
     np.testing.assert_allclose((mdl.tensor(x) ** p).data, x ** p, rtol=1e-6)
+
+
+def test_a_number_to_a_tensor_power_follows_pytorch_at_base_zero_and_for_integers():
+    t = mdl.tensor([0.5, 0.0, 2.0], requires_grad=True)
+    (0.0 ** t).sum().backward()                 # 0 where the exponent is >= 0 (PyTorch's rule), not nan
+    np.testing.assert_array_equal(t.grad, [0.0, 0.0, 0.0])
+    ints = 2 ** mdl.tensor(np.array([1, 2, 3]))
+    assert ints.dtype == np.int64 and ints.data.tolist() == [2, 4, 8]
 
 
 def test_pow_with_tensor_exponent_is_refused():
