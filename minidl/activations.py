@@ -65,6 +65,13 @@ class Activation:
         """One line for help texts: 'tanh: tanh s'."""
         return f"{self.name}: {self.formula}"
 
+    def __reduce__(self):
+        """A registered entry pickles (and deep-copies) as its name, so a model that holds it pickles too
+        (its functions are lambdas); another entry as its fields."""
+        if REGISTRY.get(self.name) is self:
+            return get, (self.name,)
+        return super().__reduce__()
+
 
 REGISTRY: dict[str, Activation] = {}
 _ALIASES = {"linear": "identity"}

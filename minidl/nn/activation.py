@@ -39,6 +39,18 @@ class Activation(Module):
     def extra_repr(self) -> str:
         return "" if self.name is not None else repr(self.activation.name)
 
+    def __getstate__(self):
+        """Pickled without a derived entry (LeakyReLU's and ELU's own parameter: lambdas), rebuilt on load."""
+        state = dict(self.__dict__)
+        if hasattr(self, "_entry") and state["activation"] is not activations.REGISTRY.get(self.name):
+            del state["activation"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "activation" not in state:
+            object.__setattr__(self, "activation", self._entry())
+
 
 class Sigmoid(Activation):
     """σ(x) = 1/(1+e⁻ˣ), computed by minidl._core."""
@@ -75,14 +87,18 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01):
         Module.__init__(self)
-        self.negative_slope = a = float(negative_slope)
+        self.negative_slope = float(negative_slope)
+        self.activation = self._entry()
+
+    def _entry(self) -> activations.Activation:
+        a = self.negative_slope
         entry = activations.get(self.name)
         if a != float(entry.derivative(-1.0)):        # the registry's own slope
             entry = dataclasses.replace(
                 entry, formula=f"s where s > 0, else {a:g}·s", derivative_formula=f"1 where s > 0, else {a:g}",
                 forward=lambda s: np.where(s > 0, s, s * a), backward=lambda g, s, z: np.where(s > 0, g, g * a),
                 moments=activations._leaky_moments(a))
-        self.activation = entry
+        return entry
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
@@ -99,7 +115,11 @@ class ELU(Activation):
 
     def __init__(self, alpha: float = 1.0):
         Module.__init__(self)
-        self.alpha = alpha = float(alpha)
+        self.alpha = float(alpha)
+        self.activation = self._entry()
+
+    def _entry(self) -> activations.Activation:
+        alpha = self.alpha
         entry = activations.get(self.name)
         if alpha != 1.0:
             entry = dataclasses.replace(
@@ -108,7 +128,7 @@ class ELU(Activation):
                 forward=lambda s: np.where(s > 0, s, alpha * np.expm1(np.minimum(s, 0))),
                 backward=lambda g, s, z: np.where(s > 0, g, g * (z + alpha)),
                 slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha))
-        self.activation = entry
+        return entry
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}"

@@ -173,3 +173,25 @@ def test_a_parameter_or_module_slot_takes_only_its_kind():
         setattr(model, "0", lin.weight)
     lin.bias = None
     assert [name for name, _ in lin.named_parameters()] == ["weight"]
+
+
+@pytest.mark.parametrize("make", [nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Softsign, nn.GELU, nn.Identity, lambda: nn.LeakyReLU(0.2),
+                                  lambda: nn.ELU(0.5), lambda: nn.Activation("softsign"),
+                                  lambda: nn.MLP([4, 5, 2], activation="tanh"),
+                                  lambda: nn.Sequential(nn.Linear(4, 3), nn.ELU(2.0), nn.LeakyReLU(0.3))])
+def test_models_with_activations_pickle_and_deep_copy(make):
+    """Registry entries hold lambdas: a model with an activation did not pickle (multiprocessing, torch.save-
+    style checkpoints); registered entries now travel by name, derived ones are rebuilt from their parameter."""
+    import copy
+    import pickle
+
+    from minidl import activations
+    model = make()
+    x = mdl.tensor(np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4))
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin(x).data, model(x).data)
+        assert repr(twin) == repr(model)
+        for mine, theirs in zip(model.modules(), twin.modules()):
+            entry = getattr(mine, "activation", None)
+            if entry is not None and activations.REGISTRY.get(entry.name) is entry:
+                assert theirs.activation is entry               # the registry's own object, not a copy
