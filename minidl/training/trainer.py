@@ -18,7 +18,10 @@ updates, evaluation excluded), "samples_per_s"}.
 
 Failure handling:
 - a NaN/inf loss stops before that update is applied and raises TrainingDiverged naming the update and
-  the last good checkpoint (which is left untouched);
+  the last good checkpoint (which is left untouched); the last update's effect, which no later loss
+  checks, is checked before anything is written: a non-finite parameter or evaluation loss at the end of
+  an epoch (or of the run) raises TrainingDiverged too, and no checkpoint, metrics line or model.npz is
+  written from that state;
 - Ctrl-C (SIGINT) or SIGTERM (what `kill`, `timeout`, Slurm and systemd send) stops after the current
   update, writes a checkpoint and raises TrainingInterrupted (a KeyboardInterrupt) whose message says how
   to resume; a second signal aborts at once. A KeyboardInterrupt raised by a callback is handled the same way;
@@ -249,6 +252,7 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.save_checkpoint: no path given and no out_dir set")
+        self._check_finite()
         save_checkpoint(self.state_dict(), path)
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         return path
@@ -346,7 +350,20 @@ class Trainer:
         record["samples_per_s"] = sums["examples"] / sums["seconds"] if sums["seconds"] > 0 else None
         return record
 
+    def _check_finite(self, record: dict | None = None) -> None:
+        """TrainingDiverged if a parameter, or an evaluation loss in ``record``, is not finite: a state that
+        must not be saved or reported (the loss check before each update cannot see the last one's effect)."""
+        bad = [f"parameter {name}" for name, p in self.model.named_parameters() if not np.isfinite(p.data).all()]
+        bad += [f"{key} {value}" for key, value in (record or {}).items()
+                if key.endswith("_loss") and isinstance(value, float) and not math.isfinite(value)]
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged by update {self.step}: {', '.join(bad[:3])}"
+                f"{' ...' if len(bad) > 3 else ''} not finite; nothing was saved from this state; "
+                f"{self.checkpoint_note()}. Try a smaller learning rate.", self.step, self.last_checkpoint)
+
     def _finish_record(self, record: dict, total_epochs: int | None) -> None:
+        self._check_finite(record)
         self.history.append(record)
         if self.metrics_path is not None:
             append_record(self.metrics_path, record)
@@ -428,6 +445,7 @@ class Trainer:
             if not (self.history and self.history[-1]["step"] == self.step):
                 self._finish_record(self._epoch_record(complete=False), epochs)
         if self.out_dir is not None:
+            self._check_finite()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             mdl.save(self.model.state_dict(), self.out_dir / MODEL_FILE)
         return self.history

@@ -177,6 +177,29 @@ def test_inf_loss_before_any_checkpoint(tmp_path):
         trainer.fit(epochs=1)
 
 
+@pytest.mark.parametrize("epochs,stop", [(1, "epoch end"), (None, "run end")])
+def test_an_update_that_makes_the_weights_infinite_is_not_saved(tmp_path, epochs, stop):
+    """The loss check runs before each update, so the last update's effect is checked before writing:
+    one SGD update at lr 1e45 (float32 overflows) used to leave inf in checkpoint.npz and model.npz, with
+    the run reported done."""
+    model, opt, loader, evals = make_setup(optimizer="sgd", batch_size=200, lr=1e45)   # one update per epoch
+    trainer = Trainer(model, opt, loader, eval_loaders=evals, out_dir=tmp_path, progress=False, log=None)
+    with pytest.raises(TrainingDiverged, match=r"diverged by update 1: parameter .* not finite; nothing was "
+                                               r"saved from this state; no checkpoint has been written"):
+        trainer.fit(epochs=epochs, updates=None if epochs else 1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []      # no checkpoint, metrics line or model.npz
+
+
+def test_an_evaluation_loss_that_overflows_stops_before_the_checkpoint(tmp_path):
+    model, opt, loader, evals = make_setup()
+    trainer = Trainer(model, opt, loader, eval_loaders=evals, out_dir=tmp_path, progress=False, log=None,
+                      loss_fn=lambda logits, y: functional.cross_entropy(logits, y) * (1.0 if logits.requires_grad
+                                                                                       else float("inf")))
+    with pytest.raises(TrainingDiverged, match=r"test_loss inf not finite"):
+        trainer.fit(epochs=1)
+    assert not (tmp_path / "checkpoint.npz").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
 def test_updates_mode_and_callbacks(tmp_path):
     seen = []
     trainer = _trainer(tmp_path, callbacks=[Every(3, lambda t: seen.append(t.step))])
