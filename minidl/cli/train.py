@@ -428,9 +428,17 @@ class _Session:
             return settings, True
         if checkpoint.exists() or model.exists():
             raise Refused(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-        if self.config.exists():
+        if self.config.exists():             # ours only if it reads as our settings: never overwrite a user's file
+            try:
+                _saved_settings(self.config)
+            except Refused as why:
+                raise Refused(f"{out} holds a {CONFIG_FILE} that is not a minidl run's ({why}); minidl would "
+                              f"overwrite it: choose another --out") from None
             _note(f"{out} holds a run that stopped before its first checkpoint; starting again from scratch "
                   f"with the options given now")
+        elif (out / "metrics.jsonl").exists():
+            raise Refused(f"{out} holds a metrics.jsonl but no {CONFIG_FILE}, so not a minidl run's; minidl would "
+                          f"rewrite it: choose another --out")
         return _new_settings(given), False
 
     def run(self) -> int:

@@ -188,6 +188,22 @@ def test_torn_last_line_is_set_aside_and_its_epoch_redone(tmp_path, straight, ca
 
 
 # -------------------------------------------------------------------------- 3. died before a checkpoint
+@pytest.mark.parametrize("files", [{"config.json": '{"my": "precious settings"}\n'},
+                                   {"config.json": "not json at all"},
+                                   {"metrics.jsonl": '{"loss": 1}\n{"loss": 2, "step": 5}\n'}],
+                         ids=["foreign_config", "text_config", "foreign_metrics"])
+def test_a_folder_with_someone_elses_config_or_metrics_is_refused_untouched(tmp_path, capsys, files):
+    """`--out .` in a project folder: its config.json was overwritten and its metrics.jsonl edited."""
+    out = tmp_path / "project"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    status, _, err = _train(capsys, *SMALL, "--epochs", "1", "--out", out)
+    assert status == 2
+    _one_line_error(err, "choose another --out")
+    assert {p.name: p.read_text() for p in out.iterdir()} == files
+
+
 def test_nan_at_update_2_leaves_a_folder_that_can_be_started_again(tmp_path, straight, capsys):
     out = tmp_path / "run"
     with warnings.catch_warnings(record=True) as caught:
