@@ -22,6 +22,7 @@ build lacks what this machine supports (CI runs it).
 """
 from minidl._core._kernels import (
     KERNEL_BUILDS,
+    MAX_THREADS,
     available_kernels,
     axpby,
     byte_range,
@@ -57,6 +58,7 @@ __all__ = [
     "normal_cdf",
     "axpby",
     "set_num_threads",
+    "MAX_THREADS",
     "get_num_threads",
     "kernel_name",
     "available_kernels",

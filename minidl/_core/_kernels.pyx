@@ -129,17 +129,20 @@ def openmp_enabled():
     return bool(mdl_openmp_enabled())
 
 
+MAX_THREADS = 4096          # csrc/kernels.h: MDL_MAX_THREADS
+
+
 def set_num_threads(n):
-    """Use `n` threads (>= 1) in every kernel.
+    """Use `n` threads (1 <= n <= MAX_THREADS) in every kernel.
 
     Without OpenMP, and in a fork()ed child process (GCC's OpenMP runtime is not fork-safe), the
     kernels run on the calling thread only.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"set_num_threads expects an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"set_num_threads expects n >= 1, got {n}")
-    mdl_set_num_threads(<int>min(n, 1 << 16))
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"set_num_threads expects 1 <= n <= {MAX_THREADS}, got {n}")
+    mdl_set_num_threads(<int>n)
 
 
 def get_num_threads():

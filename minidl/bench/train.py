@@ -18,6 +18,9 @@ Targets at 2 threads (minidl's throughput over each contender's, batch 10 / 64 /
 """
 from __future__ import annotations
 
+from minidl._core import MAX_THREADS
+from minidl.argtypes import integer, integers, real
+
 DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-written NumPy and "
                "PyTorch / JAX (ms/step, samples/s, peak MB)")
 
@@ -32,28 +35,26 @@ LOSS_RTOL, WEIGHT_CHANGE_RTOL = 1e-4, 1e-3
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
-    parser.add_argument("--batches", default="10,64,256", help="comma-separated batch sizes (default 10,64,256)")
+    parser.add_argument("--threads", type=integers(1, MAX_THREADS), default=[1, 2],
+                        help="comma-separated thread counts (default 1,2)")
+    parser.add_argument("--batches", type=integers(1), default=[10, 64, 256],
+                        help="comma-separated batch sizes (default 10,64,256)")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
                         help="comma-separated subset of minidl,numpy,torch,jax (torch and jax are skipped when absent)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of alternating blocks (default 5)")
-    parser.add_argument("--block-seconds", type=float, default=0.4,
+    parser.add_argument("--rounds", type=integer(1), default=5, help="rounds of alternating blocks (default 5)")
+    parser.add_argument("--block-seconds", type=real(0, low_open=True), default=0.4,
                         help="timed steps per block: about this long, at least 3 (default 0.4)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before timing (default 5)")
-    parser.add_argument("--verify-steps", type=int, default=3, help="steps compared across contenders")
-    parser.add_argument("--growth-steps", type=int, default=0,
+    parser.add_argument("--warmup", type=integer(0), default=5, help="untimed steps before timing (default 5)")
+    parser.add_argument("--verify-steps", type=integer(1), default=3, help="steps compared across contenders")
+    parser.add_argument("--growth-steps", type=integer(0), default=0,
                         help="extra untimed steps before the memory check, e.g. 10000 (default 0)")
-    parser.add_argument("--pause", type=float, default=0.2, help="seconds between blocks (default 0.2)")
+    parser.add_argument("--pause", type=real(0), default=0.2, help="seconds between blocks (default 0.2)")
     parser.add_argument("--quick", action="store_true", help="1 thread, batch 10, 2 rounds (a smoke test)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: where minidl's step spends its time (kernels, update, Python), per "
                              "thread count and batch, in this process")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                         help="write JSON results to PATH (or stdout with no PATH) instead of the table")
-
-
-def _ints(text: str) -> list[int]:
-    return [int(t) for t in str(text).split(",") if t.strip()]
 
 
 def agreement(reference: dict, other: dict) -> tuple[bool, float, float]:
@@ -187,8 +188,8 @@ def run(args) -> int:
     from minidl.bench import environment, report, train_problem
 
     if args.quick:
-        args.threads, args.batches, args.rounds = "1", "10", min(args.rounds, 2)
-    thread_counts, batch_sizes = _ints(args.threads), _ints(args.batches)
+        args.threads, args.batches, args.rounds = [1], [10], min(args.rounds, 2)
+    thread_counts, batch_sizes = list(args.threads), list(args.batches)
     contenders = [c.strip() for c in str(args.contenders).split(",") if c.strip()]
     unknown = sorted(set(contenders) - set(CONTENDERS))
     if unknown or not contenders:

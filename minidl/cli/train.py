@@ -23,6 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
+from minidl.argtypes import choice, integer, real
 from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
 
 DATASETS = ("fashion-mnist", "mnist", "shapeset")
@@ -47,56 +48,13 @@ class Refused(Exception):
 
 
 # ---------------------------------------------------------------------------------------- value checks
-def _integer(minimum: int):
-    def parse(text) -> int:
-        try:
-            value = int(text) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}")
-        return value
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
-def _real(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True):
-    """A finite float in the interval [low, high) (open/closed ends as given)."""
-    if high == math.inf:
-        interval = f"> {low:g}" if low_open else f">= {low:g}"
-    else:
-        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-    def parse(text) -> float:
-        try:
-            value = float(text)
-        except (TypeError, ValueError):
-            value = math.nan
-        if isinstance(text, bool) or not (math.isfinite(value) and (value > low if low_open else value >= low)
-                                          and (value < high if high_open else value <= high)):
-            raise argparse.ArgumentTypeError(f"must be a finite number {interval}, got {text!r}")
-        return value
-    parse.__name__ = f"number {interval}"
-    return parse
-
-
-def _choice(choices):
-    def parse(text) -> str:
-        if text is argparse.SUPPRESS:        # argparse passes the default of an absent optional positional
-            return text
-        if text not in choices:
-            raise argparse.ArgumentTypeError(f"unknown {text!r}; choose from {', '.join(choices)}")
-        return text
-    return parse
-
-
 # One check per setting, shared by the command line and by config.json on --resume.
 CHECKS = {
-    "dataset": _choice(DATASETS), "hidden": _integer(1), "activation": activation_name, "init": scheme_name,
-    "optimizer": _choice(("adam", "sgd")), "lr": _real(0, low_open=True), "momentum": _real(0, 1),
-    "weight_decay": _real(0), "betas": _real(0, 1), "eps": _real(0, low_open=True), "batch_size": _integer(1),
-    "epochs": _integer(1), "val_size": _integer(0), "train_size": _integer(1), "test_size": _integer(1),
-    "seed": _integer(0),
+    "dataset": choice(DATASETS), "hidden": integer(1), "activation": activation_name, "init": scheme_name,
+    "optimizer": choice(("adam", "sgd")), "lr": real(0, low_open=True), "momentum": real(0, 1),
+    "weight_decay": real(0), "betas": real(0, 1), "eps": real(0, low_open=True), "batch_size": integer(1),
+    "epochs": integer(1), "val_size": integer(0), "train_size": integer(1), "test_size": integer(1),
+    "seed": integer(0),
 }
 
 

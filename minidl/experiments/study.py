@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl import _core
 from minidl.experiments import paper
 from minidl.experiments.config import StudyConfig, TrainingConfig
 
@@ -262,6 +263,8 @@ class Execution:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.threads_per_run is not None and self.threads_per_run > _core.MAX_THREADS:
+            raise ValueError(f"--threads-per-run must be at most {_core.MAX_THREADS}, got {self.threads_per_run}")
         if self.workers is not None and self.scheduler is not None:
             raise ValueError("give --workers (a cluster on this machine) or --scheduler (an existing one), not both")
         return self

@@ -51,3 +51,18 @@ def test_bench_without_a_name_prints_help():
                             cwd=PACKAGE_PARENT, timeout=120)
     assert result.returncode == 2
     assert "gemm" in result.stdout and "sigmoid" in result.stdout
+
+
+def test_bad_options_are_one_line_errors():
+    """--threads 100000 crashed the process (exit 139); 0, 'abc', negative rounds or a NaN pause gave tracebacks."""
+    for args, words in [(("gemm", "--threads", "100000", "--quick"), "--threads: must be an integer in [1, 4096]"),
+                        (("gemm", "--threads", "abc"), "--threads: must be an integer"),
+                        (("sigmoid", "--threads", "1,0"), "--threads: must be an integer"),
+                        (("gemm", "--rounds", "-1"), "--rounds: must be an integer >= 1"),
+                        (("sigmoid", "--pause", "nan"), "--pause: must be a finite number >= 0"),
+                        (("train", "--batches", "10,0"), "--batches: must be an integer >= 1"),
+                        (("train", "--rounds", "0"), "--rounds: must be an integer >= 1"),
+                        (("train", "--block-seconds", "0"), "--block-seconds: must be a finite number > 0")]:
+        command = [sys.executable, "-m", "minidl", "bench", *args]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=120)
+        assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)

@@ -1,8 +1,12 @@
 """Every bad input raises the documented ValueError/TypeError, naming the shapes, and never crashes."""
+import os
+
 import numpy as np
 import pytest
 
 from minidl import _core
+
+from core_helpers import PACKAGE_PARENT
 
 F32 = np.float32
 
@@ -65,10 +69,24 @@ def test_sigmoid_rejects(call, error, words):
 
 
 @pytest.mark.parametrize("value,error", [(0, ValueError), (-2, ValueError), ("2", TypeError),
-                                         (2.5, TypeError), (True, TypeError)])
+                                         (2.5, TypeError), (True, TypeError), (_core.MAX_THREADS + 1, ValueError),
+                                         (10**5, ValueError)])
 def test_set_num_threads_rejects(value, error):
+    """A team of 100000 threads crashed GCC's OpenMP runtime (segfault in the next product)."""
+    before = _core.get_num_threads()
     with pytest.raises(error):
         _core.set_num_threads(value)
+    assert _core.get_num_threads() == before
+
+
+def test_an_omp_num_threads_beyond_the_limit_is_clamped():
+    import subprocess
+    import sys
+    code = "import minidl._core as c; print(c.get_num_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": "100000"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PACKAGE_PARENT,
+                         timeout=120)
+    assert out.returncode == 0 and int(out.stdout) == _core.MAX_THREADS, out.stderr
 
 
 def test_use_kernels_rejects_unknown_build():

@@ -68,6 +68,13 @@ def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
     assert "interrupted" in (out / "report.md").read_text()
 
 
+def test_too_many_threads_per_run_is_refused_before_anything_runs(tmp_path, capsys):
+    """--threads-per-run 100000 crashed the process (segfault) and left results.json saying "running"."""
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--no-progress", "--threads-per-run", "100000", "--out", str(out)]) == 2
+    assert "--threads-per-run must be at most 4096" in capsys.readouterr().err and not out.exists()
+
+
 @pytest.mark.parametrize("option,value,message", [("--schemes", "bogus", "unknown init scheme 'bogus'"),
                                                    ("--init-schemes", "normal_-1", "unknown init scheme"),
                                                    ("--activations", "tanh,swish", "unknown activation 'swish'")])

@@ -186,7 +186,7 @@ int mdl_take_largest_team(void)
 
 long mdl_backoff_count(void) { return backoff_count; }
 
-void mdl_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
+void mdl_set_num_threads(int n) { num_threads = n < 1 ? 1 : n > MDL_MAX_THREADS ? MDL_MAX_THREADS : n; }
 
 int mdl_get_num_threads(void)
 {
@@ -194,6 +194,7 @@ int mdl_get_num_threads(void)
     if (num_threads == 0) {
 #ifdef _OPENMP
         num_threads = omp_get_max_threads(); /* the cores we may use, or OMP_NUM_THREADS */
+        if (num_threads > MDL_MAX_THREADS) num_threads = MDL_MAX_THREADS;
 #else
         num_threads = 1;
 #endif

@@ -109,7 +109,10 @@ int mdl_select_kernels(const char *name); /* a build's name; 0 on success, -1 if
 const char *mdl_kernel_name(void);
 void mdl_kernel_tile(int item, int *mr, int *nr); /* the active build's micro-tile for 4- or 8-byte floats */
 int mdl_openmp_enabled(void);
-void mdl_set_num_threads(int n);
+/* At most this many threads, whatever is asked or OMP_NUM_THREADS says: GCC's OpenMP runtime crashed on a
+ * team of 100000 (segfault), and no machine has that many cores. */
+#define MDL_MAX_THREADS 4096
+void mdl_set_num_threads(int n);         /* clamped to [1, MDL_MAX_THREADS] */
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
 /* After each parallel region: how many threads ran it, how late (s) its last thread started, how far apart

@@ -1,0 +1,69 @@
+"""argparse types shared by the command lines (`minidl train`, `minidl reproduce`, `minidl bench`): each
+checks its value and says what it expected in argparse's one-line error, and `minidl train` re-checks the
+settings of a config.json with the same functions."""
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ["integer", "real", "choice", "integers"]
+
+
+def integer(minimum: int, maximum: int | None = None):
+    """An int in [minimum, maximum] (no maximum when None)."""
+    interval = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+
+    def parse(text) -> int:
+        try:
+            value = int(text) if isinstance(text, (str, int)) and not isinstance(text, bool) else None
+        except ValueError:
+            value = None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be an integer {interval}, got {text!r}")
+        return value
+    parse.__name__ = f"integer {interval}"
+    return parse
+
+
+def real(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = True):
+    """A finite float in the interval [low, high) (open/closed ends as given)."""
+    if high == math.inf:
+        interval = f"> {low:g}" if low_open else f">= {low:g}"
+    else:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def parse(text) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            value = math.nan
+        if isinstance(text, bool) or not (math.isfinite(value) and (value > low if low_open else value >= low)
+                                          and (value < high if high_open else value <= high)):
+            raise argparse.ArgumentTypeError(f"must be a finite number {interval}, got {text!r}")
+        return value
+    parse.__name__ = f"number {interval}"
+    return parse
+
+
+def choice(choices):
+    """One of ``choices`` (a string)."""
+    def parse(text) -> str:
+        if text is argparse.SUPPRESS:        # argparse passes the default of an absent optional positional
+            return text
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"unknown {text!r}; choose from {', '.join(choices)}")
+        return text
+    return parse
+
+
+def integers(minimum: int, maximum: int | None = None):
+    """A comma-separated, non-empty list of ints, each in [minimum, maximum] ("1,2,4")."""
+    one = integer(minimum, maximum)
+
+    def parse(text) -> list[int]:
+        parts = [part.strip() for part in str(text).split(",") if part.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, got {text!r}")
+        return [one(part) for part in parts]
+    parse.__name__ = f"comma-separated integers {one.__name__[len('integer '):]}"
+    return parse
