@@ -27,12 +27,27 @@ def _clean(value):
     return value
 
 
+def _ends_unterminated(path: Path) -> bool:
+    """True if the file is non-empty and its last byte is not a newline (an edited file, or a write that
+    stopped just before its newline)."""
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, os.SEEK_END) == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
 def append_record(path: str | os.PathLike, record: dict) -> None:
-    """Append `record` as one JSON line (flushed and fsynced, so a crash loses at most this line)."""
+    """Append `record` as one JSON line (flushed and fsynced, so a crash loses at most this line), on a
+    line of its own even when the file's last line lacks its newline."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({key: _clean(value) for key, value in record.items()}) + "\n"
     with open(path, "a", encoding="utf-8") as out:
-        out.write(json.dumps({key: _clean(value) for key, value in record.items()}) + "\n")
+        out.write("\n" + line if _ends_unterminated(path) else line)
         out.flush()
         os.fsync(out.fileno())
 
@@ -50,6 +65,9 @@ def _parse(path: Path) -> tuple[list[tuple[bytes, dict]], bytes]:
         try:
             record = json.loads(line.decode("utf-8"))
             problem = None if isinstance(record, dict) else f"a JSON {type(record).__name__}, not an object"
+            step = record.get("step", 0) if problem is None else 0
+            if problem is None and (type(step) is not int or step < 0):
+                problem = f"its step is {step!r}, not an update count"
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             problem = str(error)
         if problem is None:
@@ -94,6 +112,6 @@ def keep_until_step(path: str | os.PathLike, step: int) -> tuple[list[dict], lis
             out.flush()
             os.fsync(out.fileno())
         notes.append(f"{path}: moved a torn last line (an interrupted write) to {bad}")
-    if notes:
+    if notes or (not torn and _ends_unterminated(path)):     # the latter: only the final newline is added
         write_atomically(path, lambda out: out.writelines(line for line, _ in kept))
     return [record for _, record in kept], notes

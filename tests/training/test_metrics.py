@@ -59,3 +59,26 @@ def test_records_after_the_checkpoint_are_removed_and_said_earlier_ones_kept_byt
     assert keep_until_step(path, 10) == (kept, [])          # nothing to do: the file is not rewritten
     assert path.stat().st_mtime_ns == before
     assert json.loads(path.read_text().split("\n")[0]) == {"step": 5, "epoch": 1}
+
+
+def test_a_last_record_without_its_newline_gets_one_before_the_next(tmp_path):
+    """An editor that drops the final newline (or a write that stopped just before it): the next record was
+    appended onto the same line, and the next read called the file damaged."""
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5, 10])
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    _write(path, [15])
+    assert [r["step"] for r in read_records(path)] == [5, 10, 15]
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    kept, notes = keep_until_step(path, 15)                 # resuming there: the newline is restored, silently
+    assert [r["step"] for r in kept] == [5, 10, 15] and notes == [] and path.read_bytes().endswith(b"}\n")
+
+
+@pytest.mark.parametrize("step", ["null", "-5", "2.5", '"7"', "true"])
+def test_a_record_whose_step_is_not_a_count_is_damaged(tmp_path, step):
+    """A step of null made resuming fail with a TypeError traceback."""
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5])
+    path.write_text(path.read_text() + f'{{"epoch": 2, "step": {step}}}\n' + '{"epoch": 3, "step": 15}\n')
+    with pytest.raises(MetricsError, match=r"line 2: damaged metrics record \(its step is .*not an update count"):
+        keep_until_step(path, 15)
