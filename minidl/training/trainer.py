@@ -236,14 +236,24 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
+        missing = [key for key in ("model", "optimizer", "trainer", "loader", "rng") if key not in state]
+        if missing or not isinstance(state["loader"], dict):
+            raise ValueError(f"{source}: not a training checkpoint (missing {', '.join(missing) or 'loader'})")
         saved, current = state["loader"], self._loader_signature()
         differences = [f"{key} {saved[key]} (now {current[key]})" for key in saved if saved[key] != current[key]]
         if differences:
             raise ValueError(f"{source} was written with a different training loader: " + ", ".join(differences))
+        position = state["trainer"]
+        step, epoch, batch = (position.get(key) if isinstance(position, dict) else None
+                              for key in ("step", "epoch", "batch"))
+        batches = len(self.train_loader)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (step, epoch, batch)) \
+                or not (0 <= batch <= batches and epoch >= 0 and step == epoch * batches + batch):
+            raise ValueError(f"{source}: its position (update {step!r}, epoch {epoch!r}, batch {batch!r}) is not "
+                             f"one a run over {batches} batches per epoch can reach")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        position = state["trainer"]
-        self.step, self.epoch, self.batch = int(position["step"]), int(position["epoch"]), int(position["batch"])
+        self.step, self.epoch, self.batch = int(step), int(epoch), int(batch)
         self._sums = dict(position["sums"])
         generator().bit_generator.state = state["rng"]
 

@@ -440,6 +440,27 @@ def test_bad_checkpoint_is_a_one_line_error(tmp_path, three_epochs, capsys, dama
     assert (out / "metrics.jsonl").read_bytes() == metrics
 
 
+@pytest.mark.parametrize("edit, problem", [
+    (lambda state: state["trainer"].update(batch=1_000_000), "batch 1000000) is not one a run over 5 batches"),
+    (lambda state: state["trainer"].update(step=-5), "(update -5, epoch 3, batch 0) is not one"),
+    (lambda state: state["trainer"].update(step=10**6), "(update 1000000, epoch 3"),
+    (lambda state: state["trainer"].update(epoch=None), "epoch None"),
+    (lambda state: state.pop("loader"), "not a training checkpoint (missing loader)"),
+    (lambda state: state.pop("rng"), "not a training checkpoint (missing rng)"),
+])
+def test_a_checkpoint_position_no_run_can_reach_is_refused(tmp_path, three_epochs, capsys, edit, problem):
+    """A batch past the epoch's end made training spin forever without checking for signals; a negative
+    step was reported as 'resumed after update -5'; a missing part gave 'cannot resume: ...: loader'."""
+    from minidl.training import load_checkpoint, save_checkpoint
+    out = _copy(three_epochs, tmp_path)
+    state = load_checkpoint(out / "checkpoint.npz")
+    edit(state)
+    save_checkpoint(state, out / "checkpoint.npz")
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
+    assert status == 2
+    _one_line_error(err, f"error: cannot resume: {out / 'checkpoint.npz'}: ", problem)
+
+
 def test_checkpoint_of_another_architecture_is_a_one_line_error(tmp_path, three_epochs, capsys):
     other = tmp_path / "other"
     assert _train(capsys, *SMALL, "--hidden", "24", "--epochs", "1", "--out", other)[0] == 0
