@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import zipfile
 
@@ -9,7 +10,10 @@ import numpy as np
 
 from minidl.tensor import Tensor
 
-__all__ = ["save", "load", "write_atomically"]
+__all__ = ["save", "load", "write_atomically", "remove_temporaries"]
+
+_TEMPORARY_PREFIX = ".tmp-"
+_TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}")      # mkstemp's names: prefix, 8 random characters
 
 
 def _to_array(name, value, path) -> np.ndarray:
@@ -36,6 +40,8 @@ def _default_file_mode() -> int:
 def save(state_dict: dict, path) -> None:
     """Write ``{name: ndarray | Tensor | number | str}`` to ``path`` (exactly that name) as .npz.
 
+    The archive is NumPy's (``np.load`` reads it): one member ``<name>.npy`` per key, whatever the key
+    (``np.savez`` would take "file" as its own argument, and give "x.npy" and "x" one member name).
     The file is written to a temporary file in the same directory, flushed to disk, then renamed over
     ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind. A failed write
     (full disk, read-only folder) raises OSError naming ``path`` and leaves any previous file intact.
@@ -48,7 +54,15 @@ def save(state_dict: dict, path) -> None:
         if not isinstance(name, str):
             raise TypeError(f"save({path!r}): keys must be strings, got {name!r}")
         arrays[name] = _to_array(name, value, path)
-    write_atomically(path, lambda file: np.savez(file, **arrays))
+    write_atomically(path, lambda file: _write_npz(file, arrays))
+
+
+def _write_npz(file, arrays: dict) -> None:
+    """An uncompressed .npz, as ``np.savez`` writes it, into the open binary ``file``."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 def write_atomically(path, write) -> None:
@@ -62,13 +76,15 @@ def write_atomically(path, write) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX + os.path.basename(path) + "-", dir=directory)
         with os.fdopen(fd, "wb") as file:
             os.chmod(tmp, _default_file_mode())   # mkstemp creates 0600; give the usual mode
             write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
+        tmp = None
+        _fsync_directory(directory)               # the rename itself survives a power loss
     except BaseException as error:
         if tmp is not None:
             try:
@@ -80,11 +96,40 @@ def write_atomically(path, write) -> None:
         raise
 
 
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:                               # no directory descriptors here (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass                                      # a file system that cannot sync directories
+    finally:
+        os.close(fd)
+
+
+def remove_temporaries(folder) -> list[str]:
+    """Delete the temporary files that ``write_atomically`` leaves in ``folder`` when its process is killed
+    mid-write (call only while no other process can be writing there: the run lock's holder); returns
+    their names."""
+    removed = []
+    for entry in os.scandir(folder):
+        if entry.name.startswith(_TEMPORARY_PREFIX) and _TEMPORARY.fullmatch(entry.name) and entry.is_file():
+            try:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+            except FileNotFoundError:
+                pass
+    return removed
+
+
 def load(path) -> dict:
     """Read a file written by ``save`` into ``{name: ndarray}`` (numbers come back as 0-d arrays).
 
-    Reads with ``allow_pickle=False``: a file that would need pickle (a pickle, or an .npz holding object
-    arrays) is refused with ValueError; a missing file raises FileNotFoundError, a corrupt one ValueError.
+    Never unpickles: a file that would need pickle (a pickle, or an .npz holding object arrays) is refused
+    with ValueError; a missing file raises FileNotFoundError, a corrupt one ValueError naming it, and so
+    does a member whose header declares more data than it holds (checked before anything is allocated).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -93,17 +138,52 @@ def load(path) -> dict:
         raise ValueError(f"load({path!r}): is a directory, not an .npz file")
     if os.path.getsize(path) == 0:
         raise ValueError(f"load({path!r}): empty file, not an .npz archive")
+    with open(path, "rb") as file:
+        start = file.read(len(np.lib.format.MAGIC_PREFIX))
+        if start == np.lib.format.MAGIC_PREFIX:
+            file.seek(0)
+            shape, dtype = _read_header(file, path, "the file")
+            raise ValueError(f"load({path!r}): a single .npy array ({dtype}, shape {shape}), not an .npz archive "
+                             f"of named arrays")
+    if start[:1] == b"\x80":                     # a pickle's first opcode (PROTO)
+        raise ValueError(f"load({path!r}): the file needs pickle to load (pickled data); refusing it: minidl "
+                         f"files never contain pickle")
     try:
-        contents = np.load(path, allow_pickle=False)
-        if isinstance(contents, np.lib.npyio.NpzFile):
-            with contents as npz:
-                return {name: npz[name] for name in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise ValueError(f"load({path!r}): the file needs pickle to load (pickled data or object "
-                             f"arrays); refusing it: minidl files never contain pickle") from exc
-        raise ValueError(f"load({path!r}): {exc}") from exc
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            return dict(_read_member(archive, info, path) for info in archive.infolist())
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
-    raise ValueError(f"load({path!r}): a single .npy array ({contents.dtype}, shape {contents.shape}), not an "
-                     f".npz archive of named arrays")
+
+
+def _read_header(file, path, what) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from an .npy header; ValueError naming ``what`` if it is damaged or needs pickle."""
+    try:
+        version = np.lib.format.read_magic(file)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(file)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(file)
+        else:
+            raise ValueError(f".npy format version {version} is not supported")
+    except (ValueError, EOFError, SyntaxError) as exc:
+        raise ValueError(f"load({path!r}): {what} has a damaged .npy header ({exc})") from exc
+    if dtype.hasobject:
+        raise ValueError(f"load({path!r}): {what} holds an object array, which needs pickle to load; refusing "
+                         f"it: minidl files never contain pickle")
+    return shape, dtype
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple[str, np.ndarray]:
+    """(name, array) of one member ``<name>.npy``, its declared size checked against what it holds."""
+    if not info.filename.endswith(".npy"):
+        raise ValueError(f"load({path!r}): member {info.filename!r} is not an .npy array")
+    what = f"member {info.filename!r}"
+    with archive.open(info) as member:
+        shape, dtype = _read_header(member, path, what)
+        declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        held = info.file_size - member.tell()
+        if declared != held:
+            raise ValueError(f"load({path!r}): {what} declares a {dtype} array of shape {shape} ({declared:,} "
+                             f"bytes) but holds {held:,} bytes: damaged")
+    with archive.open(info) as member:
+        return info.filename[:-len(".npy")], np.lib.format.read_array(member, allow_pickle=False)

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from minidl.serialization import remove_temporaries
+
 try:
     import fcntl
 except ImportError:             # not POSIX (Windows): the PID fallback below
@@ -185,4 +187,7 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
         stale = None
         if previous is not None:
             stale = f"took over the lock of {folder} left by {previous}, which is no longer running"
+            leftovers = remove_temporaries(folder)     # its unfinished atomic writes: nobody else writes here
+            if leftovers:
+                stale += f"; removed the unfinished temporary file(s) it left: {', '.join(sorted(leftovers))}"
         return FolderLock(folder, path, fd, stale)

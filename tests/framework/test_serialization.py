@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
-from minidl import nn
+from minidl import nn, serialization
 
 
 def test_roundtrip_keeps_names_dtypes_and_values(tmp_path):
@@ -36,9 +36,9 @@ def test_overwrite_is_atomic_replace(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.npz"
     mdl.save({"a": np.ones(3)}, path)
 
-    def exploding_savez(*args, **kwargs):
+    def exploding_write(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", exploding_savez)
+    monkeypatch.setattr(serialization, "_write_npz", exploding_write)
     with pytest.raises(OSError, match="disk full"):
         mdl.save({"a": np.zeros(3)}, path)
     monkeypatch.undo()
@@ -82,3 +82,55 @@ def test_saved_file_gets_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_any_key_round_trips(tmp_path):
+    """np.savez took "file" as its own argument (TypeError) and gave "x.npy" and "x" one member (x.npy came
+    back holding x's values)."""
+    state = {"x.npy": np.zeros(2), "x": np.ones(1), "file": np.arange(3), "a/b c": np.float32(2.5), "": np.ones(())}
+    mdl.save(state, tmp_path / "keys.npz")
+    loaded = mdl.load(tmp_path / "keys.npz")
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value)
+    with np.load(tmp_path / "keys.npz") as npz:                  # still NumPy's format
+        np.testing.assert_array_equal(npz["file"], np.arange(3))
+
+
+def _npz_with_member(path, name, payload: bytes):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(name, payload)
+
+
+def test_a_member_that_declares_more_than_it_holds_is_refused_before_allocating(tmp_path):
+    """A 200-byte member whose header declares a 100000 x 100000 array gave a MemoryError traceback."""
+    import io
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)})
+    _npz_with_member(tmp_path / "bomb.npz", "w.npy", header.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match=r"declares a float64 array of shape \(100000, 100000\) \(80,000,000,000 "
+                                         r"bytes\) but holds 64 bytes: damaged"):
+        mdl.load(tmp_path / "bomb.npz")
+    _npz_with_member(tmp_path / "other.npz", "notes.txt", b"hello")
+    with pytest.raises(ValueError, match="member 'notes.txt' is not an .npy array"):
+        mdl.load(tmp_path / "other.npz")
+
+
+def test_a_text_file_is_not_called_a_pickle(tmp_path):
+    (tmp_path / "text.npz").write_text("just some text\n")
+    with pytest.raises(ValueError, match="corrupt or truncated file") as info:
+        mdl.load(tmp_path / "text.npz")
+    assert "pickle" not in str(info.value)
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_lock_holder(tmp_path):
+    from minidl.training.run_lock import acquire
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".tmp-checkpoint.npz-ab12_x9z").write_bytes(b"partial")
+    (folder / ".tmp-notes").write_text("not ours")
+    (folder / ".lock").write_text('{"pid": 999999999, "host": "nowhere", "purpose": "minidl train"}\n')
+    with acquire(folder, "test") as lock:
+        assert lock.stale is not None and ".tmp-checkpoint.npz-ab12_x9z" in lock.stale
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-notes"]

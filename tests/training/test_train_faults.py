@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import minidl as mdl
+from minidl import serialization
 from minidl.cli import main
 from minidl.data import write_idx
 from minidl.training import Trainer, read_records
@@ -501,14 +502,14 @@ def test_changed_batch_size_is_a_one_line_error(tmp_path, three_epochs, capsys):
 # ------------------------------------------------------------------------ full disk, read-only folder
 def test_full_disk_at_a_checkpoint_keeps_the_last_good_one(tmp_path, straight, capsys, monkeypatch):
     out = tmp_path / "run"
-    real_savez, calls = np.savez, []
+    real_write, calls = serialization._write_npz, []
 
-    def disk_full_at_the_second_checkpoint(file, **arrays):
+    def disk_full_at_the_second_checkpoint(file, arrays):
         calls.append(1)
         if len(calls) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
-        real_savez(file, **arrays)
-    monkeypatch.setattr(np, "savez", disk_full_at_the_second_checkpoint)
+        real_write(file, arrays)
+    monkeypatch.setattr(serialization, "_write_npz", disk_full_at_the_second_checkpoint)
     status, _, err = _train(capsys, *SMALL, "--epochs", "4", "--out", out)
     assert status == 2
     _one_line_error(err, f"error: {out / 'checkpoint.npz'}: No space left on device [errno 28]; the last good "
