@@ -103,6 +103,8 @@ def build_config(args):
 
     config = preset("quick" if args.quick else "full" if args.full else "default")
     config.dataset, config.data_dir = args.dataset or "auto", args.data_dir
+    if config.dataset == "shapeset" and args.data_dir is not None:
+        raise ValueError("--data-dir does not apply to shapeset (it is generated: no files are read)")
     if args.skip_at_init:
         config.at_init = None
     if args.skip_training:

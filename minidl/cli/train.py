@@ -287,6 +287,8 @@ def run_command(args) -> int:
 
     given = {key: value for key, value in vars(args).items() if key in DEFAULTS}   # only the options typed
     out = Path(given["out"] if given.get("out") is not None else f"runs/{given.get('dataset', DEFAULTS['dataset'])}")
+    if out.exists() and not out.is_dir():
+        return _refuse(f"--out {out}: is a file, not a folder")
     if given.get("resume") and not (out / CONFIG_FILE).is_file() and not (out / "checkpoint.npz").exists():
         return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
     created = not out.exists()
@@ -410,14 +412,21 @@ class _Session:
             train, val, test, files, said = _datasets(settings)
         except ValueError as error:          # a damaged or foreign data file; the message names it
             raise Refused(str(error)) from None
+        except MemoryError:
+            raise Refused(f"not enough memory for the data ({settings['train_size']:,} train and "
+                          f"{settings['test_size']:,} test images asked)") from None
         if resuming:
             _same_data(settings.get("data_files"), files, self.config)
         settings["data_files"] = files
         print(said, flush=True)
         mdl.manual_seed(settings["seed"])
         num_classes = int(max(train.num_classes, test.num_classes))
-        model = nn.MLP([train.num_features, *settings["hidden"], num_classes],
-                       activation=settings["activation"], init=settings["init"])
+        sizes = [train.num_features, *settings["hidden"], num_classes]
+        try:
+            model = nn.MLP(sizes, activation=settings["activation"], init=settings["init"])
+        except (MemoryError, ValueError, OverflowError) as error:     # --hidden 10**11: no such arrays
+            raise Refused(f"cannot build a {' -> '.join(map(str, sizes))} MLP here: "
+                          f"{'not enough memory' if isinstance(error, MemoryError) else error}") from None
         optimizer = _optimizer(settings, model.parameters())
         train_loader = DataLoader(train, settings["batch_size"], shuffle=True, seed=settings["seed"])
         eval_loaders = {"val": DataLoader(val, 1000, shuffle=False)} if val is not None else {}
@@ -464,6 +473,13 @@ class _Session:
         except (KeyError, TypeError, ValueError) as error:
             text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
             raise Refused(f"cannot resume: {text if str(checkpoint) in text else f'{checkpoint}: {text}'}") from None
+        trained = {key: list(value) if isinstance(value, tuple) else value
+                   for key, value in trainer.optimizer.param_groups[0].items() if key in trainer.optimizer.hyper}
+        changed = [f"{key} {_shown(settings[key])} (the checkpoint's optimizer has {_shown(trained[key])})"
+                   for key in trained if key in settings and trained[key] != settings[key]]
+        if changed:
+            raise Refused(f"{self.config} was edited after the run started: {'; '.join(changed)}; a resumed run keeps "
+                          f"its settings: restore them, or start a new run with another --out")
         if trainer.epoch > settings["epochs"]:
             raise Refused(f"--epochs {settings['epochs']}: the run in {self.out} has already done {trainer.epoch} "
                           f"epochs; --epochs can only extend a run")

@@ -227,13 +227,15 @@ class Module:
         return OrderedDict((name, t.data.copy()) for name, t in self._named_state().items())
 
     def load_state_dict(self, state: dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays into the parameters and buffers in place, checking shapes and, when ``strict``,
-        keys (KeyError naming them). Returns ``(missing_keys, unexpected_keys)`` as PyTorch."""
+        """Copy arrays into the parameters and buffers in place, checking shapes and dtypes and, when
+        ``strict``, keys (KeyError naming them), all before the first copy: a refused state dict changes
+        nothing. Returns ``(missing_keys, unexpected_keys)`` as PyTorch."""
         own = self._named_state()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        copies = []
         for name, t in own.items():
             if name not in state:
                 continue
@@ -242,8 +244,13 @@ class Module:
             if value.shape != t.data.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state dict "
                                  f"but {t.data.shape} in the model")
-            np.copyto(t.data, value, casting="same_kind")
-            note_in_place((t.data,), "load_state_dict")
+            if not np.can_cast(value.dtype, t.data.dtype, casting="same_kind"):
+                raise TypeError(f"load_state_dict: '{name}' has dtype {value.dtype} in the state dict, which "
+                                f"cannot be stored in the model's {t.data.dtype}")
+            copies.append((t.data, value))
+        for target, value in copies:
+            np.copyto(target, value, casting="same_kind")
+        note_in_place([target for target, _ in copies], "load_state_dict")
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:

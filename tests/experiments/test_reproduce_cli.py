@@ -68,6 +68,14 @@ def test_interrupted_study_keeps_what_finished(tmp_path, monkeypatch):
     assert "interrupted" in (out / "report.md").read_text()
 
 
+def test_data_dir_with_the_generated_dataset_is_refused(tmp_path, capsys):
+    """It was silently ignored (minidl train refuses the same combination)."""
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--no-progress", "--dataset", "shapeset", "--data-dir", str(tmp_path),
+                 "--out", str(out)]) == 2
+    assert "--data-dir does not apply to shapeset" in capsys.readouterr().err and not out.exists()
+
+
 def test_too_many_threads_per_run_is_refused_before_anything_runs(tmp_path, capsys):
     """--threads-per-run 100000 crashed the process (segfault) and left results.json saying "running"."""
     out = tmp_path / "run"

@@ -195,3 +195,16 @@ def test_models_with_activations_pickle_and_deep_copy(make):
             entry = getattr(mine, "activation", None)
             if entry is not None and activations.REGISTRY.get(entry.name) is entry:
                 assert theirs.activation is entry               # the registry's own object, not a copy
+
+
+def test_a_refused_state_dict_changes_nothing():
+    """The last layer's wrong shape (or dtype) used to be found after the first layers were overwritten."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    for bad in ({"1.weight": np.zeros((5, 2), np.float32)}, {"1.bias": np.array(["a", "b"])}):
+        state = {k: np.full_like(v, 7.0) for k, v in before.items()}
+        state.update(bad)
+        with pytest.raises((ValueError, TypeError), match="1.weight|1.bias"):
+            model.load_state_dict(state)
+        for k, v in model.state_dict().items():
+            np.testing.assert_array_equal(v, before[k])

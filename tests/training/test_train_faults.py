@@ -377,6 +377,26 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, capsys, options, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("options, problem", [
+    (["--hidden", "100000000000"], "cannot build a 1024 -> 100000000000 -> 9 MLP here: not enough memory"),
+    (["--hidden", "99999999999999999999999"], "cannot build a 1024 -> 99999999999999999999999 -> 9 MLP here: Maximum"),
+    (["--train-size", "100000000000"], "not enough memory for the data (100,000,000,000 train"),
+])
+def test_sizes_beyond_memory_are_one_line_errors(tmp_path, capsys, options, problem):
+    """Each gave a MemoryError or ValueError traceback."""
+    status, _, err = _train(capsys, "shapeset", "--val-size", "50", "--no-progress", *options, "--out", tmp_path / "run")
+    assert status == 2
+    _one_line_error(err, f"error: {problem}")
+
+
+def test_an_out_that_is_a_file_is_named_as_such(tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    status, _, err = _train(capsys, *SMALL, "--out", tmp_path / "afile")
+    assert status == 2
+    _one_line_error(err, f"error: --out {tmp_path / 'afile'}: is a file, not a folder")      # was "File exists"
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 @pytest.mark.parametrize("options", [["shapeset", "mnist"], ["--bogus"]])
 def test_unrecognized_arguments_are_one_line(tmp_path, capsys, options):
     status, _, err = _train(capsys, *options, "--out", tmp_path / "run")
@@ -486,6 +506,21 @@ def test_bad_config_is_a_one_line_error(tmp_path, three_epochs, capsys, edit, pr
     status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
     assert status == 2
     _one_line_error(err, "error: ", problem)
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda text: text.replace('"lr": 0.001', '"lr": 0.5'), "lr 0.5 (the checkpoint's optimizer has 0.001)"),
+    (lambda text: text.replace('"eps": 1e-08', '"eps": 0.001'), "eps 0.001 (the checkpoint's optimizer has 1e-08)"),
+])
+def test_optimizer_settings_edited_in_config_are_refused_on_resume(tmp_path, three_epochs, capsys, edit, problem):
+    """The checkpoint's lr was used while config.json was rewritten saying 0.5."""
+    out = _copy(three_epochs, tmp_path)
+    (out / "config.json").write_text(edit((out / "config.json").read_text()))
+    config = (out / "config.json").read_bytes()
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
+    assert status == 2
+    _one_line_error(err, "config.json was edited after the run started: ", problem)
+    assert (out / "config.json").read_bytes() == config
 
 
 def test_changed_batch_size_is_a_one_line_error(tmp_path, three_epochs, capsys):
