@@ -1,12 +1,12 @@
-"""argparse types shared by the command lines (`minidl train`, `minidl reproduce`, `minidl bench`): each
-checks its value and says what it expected in argparse's one-line error, and `minidl train` re-checks the
-settings of a config.json with the same functions."""
+"""argparse helpers shared by the command lines (`minidl train`, `minidl reproduce`, `minidl bench`): value
+types that check their value and say what they expected in argparse's error (`minidl train` re-checks the
+settings of a config.json with the same functions), and one-line errors instead of the usage block."""
 from __future__ import annotations
 
 import argparse
 import math
 
-__all__ = ["integer", "real", "choice", "integers"]
+__all__ = ["integer", "real", "choice", "integers", "one_line_errors"]
 
 
 def integer(minimum: int, maximum: int | None = None):
@@ -67,3 +67,19 @@ def integers(minimum: int, maximum: int | None = None):
         return [one(part) for part in parts]
     parse.__name__ = f"comma-separated integers {one.__name__[len('integer '):]}"
     return parse
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` report every mistake, unrecognized arguments included, in one line (exit status 2)
+    rather than the usage block; the top-level parser would otherwise report the extras itself."""
+    parse_known_args = parser.parse_known_args
+
+    def error(message: str):
+        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
+
+    def parse_known_args_without_extras(args=None, namespace=None):
+        namespace, extras = parse_known_args(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+    parser.error, parser.parse_known_args = error, parse_known_args_without_extras

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
+from minidl.argtypes import one_line_errors
+
 BENCHMARKS = ("gemm", "sigmoid", "train")
 
 
@@ -18,6 +20,7 @@ def register(subparsers) -> None:
         module = importlib.import_module(f"minidl.bench.{name}")  # cheap: heavy imports live in run()
         sub = group.add_parser(name, help=module.DESCRIPTION, description=module.__doc__)
         module.add_arguments(sub)
+        one_line_errors(sub)
         sub.set_defaults(func=module.run)
     parser.set_defaults(func=lambda args: _missing_benchmark(parser))
 

@@ -1,6 +1,7 @@
 """`minidl reproduce`: the Glorot & Bengio (2010) study end to end (see minidl.experiments)."""
 from __future__ import annotations
 
+from minidl.argtypes import one_line_errors
 from minidl.cli.registry_args import activation_help, activation_name, csv, scheme_help, scheme_name
 
 
@@ -85,6 +86,7 @@ def register(subparsers) -> None:
                         help="starts of one run (its worker died or it raised) before the study fails (Dask; "
                              "default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    one_line_errors(parser)
     parser.set_defaults(func=run)
 
 

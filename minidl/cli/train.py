@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
-from minidl.argtypes import choice, integer, real
+from minidl.argtypes import choice, integer, one_line_errors, real
 from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
 
 DATASETS = ("fashion-mnist", "mnist", "shapeset")
@@ -74,22 +74,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return f"{text} (default: {shown})"
 
 
-def _one_line_errors(parser: argparse.ArgumentParser) -> None:
-    """Make `parser` report every mistake, unrecognized arguments included, in one line (exit status 2)
-    rather than the usage block; the top-level parser would otherwise report the extras itself."""
-    parse_known_args = parser.parse_known_args
-
-    def error(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
-
-    def parse_known_args_without_extras(args=None, namespace=None):
-        namespace, extras = parse_known_args(args, namespace)
-        if extras:
-            error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
-    parser.error, parser.parse_known_args = error, parse_known_args_without_extras
-
-
 def register(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train", help="train an MLP on Fashion-MNIST, MNIST or Shapeset-3x2",
@@ -98,7 +82,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                     "Ctrl-C or SIGTERM) and model.npz to --out, which is locked while the run works in it; "
                     "--resume continues an interrupted run with its saved settings and the same numbers.",
         formatter_class=_HelpFormatter, argument_default=argparse.SUPPRESS)
-    _one_line_errors(parser)
+    one_line_errors(parser)
     data = parser.add_argument_group("data")
     data.add_argument("dataset", nargs="?", type=CHECKS["dataset"], metavar="DATASET",
                       help=f"dataset to train on: {', '.join(DATASETS)} (shapeset is generated, no files needed)")

@@ -87,9 +87,10 @@ def test_too_many_threads_per_run_is_refused_before_anything_runs(tmp_path, caps
                                                    ("--init-schemes", "normal_-1", "unknown init scheme"),
                                                    ("--activations", "tanh,swish", "unknown activation 'swish'")])
 def test_bad_options_are_refused(capsys, option, value, message):
-    with pytest.raises(SystemExit) as exit_:            # argparse: usage and a one-line error, status 2
+    with pytest.raises(SystemExit) as exit_:            # argparse: one line (no usage block), status 2
         main(["reproduce", "--quick", option, value, "--no-progress"])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_time_budget_cuts_updates_equally(tmp_path):
