@@ -5,7 +5,9 @@ Weights are laid out (fan_in, fan_out) — ``nn.Linear.weight`` is (in_features,
 (..., in, out)) both are multiplied by the receptive field prod(shape[:-2]).
 Formulas and sources: Glorot & Bengio (2010) "Understanding the difficulty of training deep
 feedforward neural networks"; LeCun et al. (1998) "Efficient BackProp"; He et al. (2015) "Delving
-Deep into Rectifiers"; PyTorch ``torch/nn/init.py`` (gains); Caffe ``filler.hpp``.
+Deep into Rectifiers"; Saxe, McClelland & Ganguli (2014) "Exact solutions to the nonlinear dynamics of
+learning in deep linear neural networks" (orthogonal); PyTorch ``torch/nn/init.py`` (gains); Caffe
+``filler.hpp``.
 
 Randomness: every initializer takes ``generator=`` (a ``numpy.random.Generator``); by default it
 draws from ``minidl.random.generator()``, which ``minidl.manual_seed`` reseeds.
@@ -26,9 +28,10 @@ import numpy as np
 from minidl import random as _random
 from minidl.tensor import Tensor
 
-__all__ = ["calculate_gain", "fan_in_and_fan_out", "uniform_", "normal_", "zeros_", "constant_",
-           "xavier_uniform_", "xavier_normal_", "standard_", "lecun_normal_", "lecun_uniform_",
-           "kaiming_uniform_", "kaiming_normal_", "Scheme", "SCHEMES", "FIXED_NORMAL", "get", "names"]
+__all__ = ["calculate_gain", "fan_in_and_fan_out", "uniform_", "normal_", "trunc_normal_", "zeros_", "ones_",
+           "constant_", "eye_", "xavier_uniform_", "xavier_normal_", "standard_", "lecun_normal_", "lecun_uniform_",
+           "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "Scheme", "SCHEMES", "FIXED_NORMAL", "get",
+           "names"]
 
 
 def _array(t) -> np.ndarray:
@@ -138,9 +141,45 @@ def normal_(t, mean: float = 0.0, std: float = 1.0, generator=None):
     return _fill_normal(t, std, generator, mean)
 
 
+def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
+    """Fill with N(mean, std²) truncated to [a, b] (PyTorch's ``trunc_normal_``; a and b are values, not
+    multiples of std): draws outside are drawn again. ValueError when [a, b] holds under 0.1% of the
+    Gaussian's mass (the redraws would not end)."""
+    arr = _float_array(t)
+    if not (std > 0 and a < b):
+        raise ValueError(f"trunc_normal_ needs std > 0 and a < b, got std={std}, a={a}, b={b}")
+    mass = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2))) - math.erf((a - mean) / (std * math.sqrt(2))))
+    if mass < 1e-3:
+        raise ValueError(f"trunc_normal_: [{a}, {b}] holds {mass:.2g} of N({mean}, {std}²); choose bounds "
+                         f"nearer the mean")
+    rng = _rng(generator)
+    values = rng.normal(mean, std, size=arr.shape)
+    outside = (values < a) | (values > b)
+    while outside.any():
+        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
+        outside = (values < a) | (values > b)
+    arr[...] = values
+    return t
+
+
 def zeros_(t):
     """Fill with 0."""
     _array(t).fill(0)
+    return t
+
+
+def ones_(t):
+    """Fill with 1."""
+    _array(t).fill(1)
+    return t
+
+
+def eye_(t):
+    """The identity matrix (ones on the diagonal of a 2-D tensor, zeros elsewhere), as PyTorch's ``eye_``."""
+    arr = _array(t)
+    if arr.ndim != 2:
+        raise ValueError(f"eye_ fills a 2-D tensor, got shape {arr.shape}")
+    arr[...] = np.eye(*arr.shape, dtype=arr.dtype)
     return t
 
 
@@ -223,6 +262,25 @@ def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "
     return _fill_normal(t, std, generator)
 
 
+def orthogonal_(t, gain: float = 1.0, generator=None):
+    """Saxe et al. (2014): a random (semi-)orthogonal matrix times ``gain``: the QR factor Q of a
+    Gaussian matrix, its columns' signs fixed by R's diagonal so that Q is uniform over the orthogonal
+    matrices (as PyTorch's ``orthogonal_``). For a weight (fan_in, fan_out): orthonormal rows if fan_in ≤
+    fan_out, else orthonormal columns, so every singular value is ``gain`` and Var(W) = gain²/max(fan_in,
+    fan_out). More dims are flattened to (prod(shape[:-1]), shape[-1]) (Keras' kernel layout)."""
+    arr = _float_array(t)
+    if arr.ndim < 2:
+        raise ValueError(f"orthogonal_ fills a tensor of 2 or more dimensions, got shape {arr.shape}")
+    if _empty(t):
+        return t
+    rows, cols = arr.size // arr.shape[-1], arr.shape[-1]
+    draw = _rng(generator).normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(draw)
+    q *= np.sign(np.diag(r))
+    arr[...] = (gain * (q if rows >= cols else q.T)).reshape(arr.shape)
+    return t
+
+
 # ---- the scheme registry -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Scheme:
@@ -266,6 +324,8 @@ SCHEMES: dict[str, Scheme] = {s.name: s for s in (
            "He uniform", "He et al. 2015 (ReLU gain √2)"),
     Scheme("kaiming_normal", kaiming_normal_, lambda fi, fo: 2.0 / fi, "N(0, 2/fan_in)",
            "He N(0, 2/n_in)", "He et al. 2015, Eq. 10"),
+    Scheme("orthogonal", orthogonal_, lambda fi, fo: 1.0 / max(fi, fo), "Q of QR(N(0, 1)): WWᵀ = I or WᵀW = I",
+           "orthogonal", "Saxe et al. 2014 (every singular value 1: no direction grows or shrinks)"),
     _normal_scheme(0.01, "normal_0.01"),
     _normal_scheme(1.0, "normal_1"),
     Scheme("zeros", lambda t, generator=None: zeros_(t), lambda fi, fo: 0.0, "0",

@@ -239,3 +239,49 @@ def test_zero_element_tensors_warn_and_are_returned_as_pytorch_does(fill, shape)
     t = mdl.Tensor(np.zeros(shape, dtype=np.float32))
     with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
         assert fill(t) is t
+
+
+@pytest.mark.parametrize("shape", [(6, 6), (4, 9), (9, 4), (3, 2, 5), (1, 7)])
+@pytest.mark.parametrize("gain", [1.0, 5 / 3])
+def test_orthogonal_has_every_singular_value_equal_to_the_gain(shape, gain):
+    """Saxe et al. (2014): W Wᵀ = gain²·I (rows orthonormal) when rows ≤ columns, else Wᵀ W = gain²·I, on the
+    (prod(shape[:-1]), shape[-1]) flattening; the same seed gives the same matrix."""
+    w = init.orthogonal_(np.empty(shape), gain=gain, generator=np.random.default_rng(0))
+    flat = w.reshape(-1, shape[-1])
+    gram = flat @ flat.T if flat.shape[0] <= flat.shape[1] else flat.T @ flat
+    np.testing.assert_allclose(gram, gain ** 2 * np.eye(len(gram)), atol=1e-12)
+    np.testing.assert_array_equal(w, init.orthogonal_(np.empty(shape), gain=gain, generator=np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="2 or more dimensions"):
+        init.orthogonal_(np.empty(5))
+
+
+def test_orthogonal_is_uniform_over_signs_and_rotations():
+    """With R's signs folded into Q, Q is Haar-distributed: the diagonal of a 3×3 draw has mean 0 (a plain
+    QR would bias it: Householder QR gives R a negative diagonal). 4000 draws: the standard error of the
+    mean of one entry is √(1/3)/√4000 = 0.009, so 0.05 is five of them."""
+    rng = np.random.default_rng(1)
+    diagonals = np.array([np.diag(init.orthogonal_(np.empty((3, 3)), generator=rng)) for _ in range(4000)])
+    assert np.abs(diagonals.mean(axis=0)).max() < 0.05
+
+
+def test_trunc_normal_stays_in_bounds_with_the_truncated_moments():
+    """N(0, 1) truncated to [-2, 2]: Var = 1 - 2·2φ(2)/(Φ(2) - Φ(-2)) = 0.7737 (the truncated normal's
+    variance); 10⁶ draws: the relative standard error of a sample variance is √((kurtosis - 1)/N) < 0.2%."""
+    w = init.trunc_normal_(np.empty((1000, 1000)), generator=np.random.default_rng(2))
+    assert w.min() >= -2 and w.max() <= 2
+    phi = math.exp(-2) / math.sqrt(2 * math.pi)
+    assert np.var(w) == pytest.approx(1 - 4 * phi / math.erf(2 / math.sqrt(2)), rel=0.01)
+    shifted = init.trunc_normal_(np.empty(10000), mean=3.0, std=0.5, a=2.5, b=3.2, generator=np.random.default_rng(3))
+    assert shifted.min() >= 2.5 and shifted.max() <= 3.2
+    for bad in (dict(std=0), dict(a=1, b=1), dict(a=10, b=11)):
+        with pytest.raises(ValueError):
+            init.trunc_normal_(np.empty(3), **bad)
+
+
+def test_ones_and_eye():
+    assert (init.ones_(np.zeros((2, 3))) == 1).all()
+    np.testing.assert_array_equal(init.eye_(np.full((2, 3), 5.0)), np.eye(2, 3))
+    t = mdl.tensor(np.zeros((3, 3), np.float32))
+    assert init.eye_(t) is t and t.dtype == np.float32 and (t.data == np.eye(3)).all()
+    with pytest.raises(ValueError, match="2-D"):
+        init.eye_(np.zeros(3))
