@@ -1044,6 +1044,11 @@ def _in_place(op, ufunc, symbol: str):
                 if result.shape != t.shape:
                     raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
                                      f"{result.shape} (its operands broadcast to a larger shape)")
+                if result.dtype != t.dtype:           # in place keeps t's dtype, as PyTorch (float32 += float64)
+                    if not np.can_cast(result.dtype, t.dtype, casting="same_kind"):
+                        raise TypeError(f"{symbol}=: the result (dtype {result.dtype}) cannot be stored in a "
+                                        f"tensor of dtype {t.dtype}")
+                    result = astype(result, t.dtype)
                 return result
             if _graph_reads(x, t.data):
                 raise RuntimeError(

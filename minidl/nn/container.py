@@ -37,6 +37,13 @@ class Sequential(Module):
     def __iter__(self):
         return iter(self._modules.values())
 
+    def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end (as "<len>"); returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
+        setattr(self, str(len(self)), module)
+        return self
+
 
 class ModuleList(Module):
     """A list of Modules, registered as "0", "1", ... so that their parameters belong to the owner

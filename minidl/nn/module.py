@@ -156,19 +156,48 @@ class Module:
     def children(self):
         yield from self._modules.values()
 
-    def named_parameters(self, prefix: str = ""):
-        """Yield (dotted name, Parameter) in registration order; a shared Parameter appears once."""
+    def named_children(self):
+        """Yield (name, module) for the direct sub-modules."""
+        yield from self._modules.items()
+
+    def add_module(self, name: str, module) -> None:
+        """Register ``module`` (a Module or None) as ``self.<name>`` (PyTorch's; names need not be
+        identifiers)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        setattr(self, name, module)
+
+    def register_parameter(self, name: str, param) -> None:
+        """Register ``param`` (a Parameter or None) as ``self.<name>`` (PyTorch's)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"parameter name must be a non-empty string without '.', got {name!r}")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {type(param).__name__} is not a Parameter")
+        setattr(self, name, param)
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True):
+        """Yield (dotted name, Parameter) in registration order; a shared Parameter appears once;
+        ``recurse=False``: this module's own only."""
         seen = set()
-        for mname, module in self.named_modules(prefix):
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for mname, module in modules:
             for pname, p in module._parameters.items():
                 if p is None or id(p) in seen:
                     continue
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p
 
-    def parameters(self):
-        for _, p in self.named_parameters():
+    def parameters(self, recurse: bool = True):
+        for _, p in self.named_parameters(recurse=recurse):
             yield p
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` of every parameter (freeze with False); returns self (PyTorch's)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
 
     def named_buffers(self, prefix: str = ""):
         """Yield (dotted name, buffer Tensor) for every buffer that is not None, depth first."""
@@ -209,13 +238,13 @@ class Module:
     # ---- state ---------------------------------------------------------------------------------
     def _named_state(self) -> OrderedDict:
         """{dotted name: Tensor} of what ``state_dict`` saves: per module (depth first) its parameters,
-        then its persistent buffers, as PyTorch orders them; a shared Parameter appears once."""
-        out, seen = OrderedDict(), set()
+        then its persistent buffers, as PyTorch orders them; a Parameter shared by two modules (weight
+        tying) under each of its names, as PyTorch, so that PyTorch-layout state dicts load."""
+        out = OrderedDict()
         for mname, module in self.named_modules():
             prefix = f"{mname}." if mname else ""
             for pname, p in module._parameters.items():
-                if p is not None and id(p) not in seen:
-                    seen.add(id(p))
+                if p is not None:
                     out[prefix + pname] = p
             for bname, b in module._buffers.items():
                 if b is not None and bname not in module._non_persistent:
@@ -231,7 +260,8 @@ class Module:
         ``strict``, keys (KeyError naming them), all before the first copy: a refused state dict changes
         nothing. Returns ``(missing_keys, unexpected_keys)`` as PyTorch."""
         own = self._named_state()
-        missing = [k for k in own if k not in state]
+        given = {id(t) for name, t in own.items() if name in state}     # a shared tensor needs one of its names
+        missing = [k for k in own if k not in state and id(own[k]) not in given]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")

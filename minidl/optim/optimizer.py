@@ -38,28 +38,34 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self.state: dict[int, dict] = {}      # id(param) -> {"step": int, buffers...}
         self._scratch: dict[int, dict] = {}   # id(param) -> {name: ndarray}: not state, reused per step
-        seen = set()
         for group in groups:
-            group = {**self.defaults, **group}
-            if isinstance(group["params"], Tensor):
-                group["params"] = [group["params"]]
-            unique, in_group = [], set()
-            for p in group["params"]:
-                if not isinstance(p, Tensor):
-                    raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
-                if not p.is_leaf:
-                    raise ValueError(f"optimizer got a non-leaf tensor (shape {p.shape}, the result of an op): "
-                                     f"optimize the leaves it was computed from")
-                if id(p) in in_group:
-                    continue
-                if id(p) in seen:
-                    raise ValueError(f"a parameter (shape {p.shape}) appears in more than one parameter group")
-                seen.add(id(p))
-                in_group.add(id(p))
-                unique.append(p)
-            group["params"] = unique
-            self._check_group(group)
-            self.param_groups.append(group)
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group ``{"params": [...], <hyperparameter overrides>}`` (PyTorch's: e.g. layers unfrozen
+        during fine-tuning); its parameters must not be in another group."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError("add_param_group expects a dict with a 'params' entry")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        group = {**self.defaults, **group}
+        if isinstance(group["params"], Tensor):
+            group["params"] = [group["params"]]
+        unique, in_group = [], set()
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer params must be Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"optimizer got a non-leaf tensor (shape {p.shape}, the result of an op): "
+                                 f"optimize the leaves it was computed from")
+            if id(p) in in_group:
+                continue
+            if id(p) in seen:
+                raise ValueError(f"a parameter (shape {p.shape}) appears in more than one parameter group")
+            in_group.add(id(p))
+            unique.append(p)
+        group["params"] = unique
+        self._check_group(group)
+        self.param_groups.append(group)
 
     def _check_group(self, group: dict) -> None:
         if group["lr"] < 0:

@@ -208,3 +208,38 @@ def test_a_refused_state_dict_changes_nothing():
             model.load_state_dict(state)
         for k, v in model.state_dict().items():
             np.testing.assert_array_equal(v, before[k])
+
+
+def test_a_tied_weight_is_saved_under_each_name_and_loads_from_either():
+    """PyTorch's state_dict lists a shared Parameter under every module that holds it; minidl listed it once,
+    so a PyTorch-layout dict failed strict loading ("unexpected key 1.weight")."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    model[1].weight = model[0].weight
+    state = model.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "1.weight", "1.bias"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
+    for keep in ("0.weight", "1.weight"):
+        new = {k: np.full_like(v, 2.0) for k, v in state.items() if k != ({"0.weight", "1.weight"} - {keep}).pop()}
+        assert model.load_state_dict(new) == ([], [])
+        assert (model[0].weight.data == 2.0).all() and model[1].weight is model[0].weight
+
+
+def test_pytorch_module_api_for_building_and_freezing():
+    """named_children, add_module, register_parameter, parameters(recurse=False), requires_grad_(False) and
+    Sequential.append, each as PyTorch's (each raised AttributeError or TypeError before)."""
+    model = nn.Sequential(nn.Linear(3, 4))
+    model.append(nn.Tanh()).add_module("head", nn.Linear(4, 2))
+    assert [name for name, _ in model.named_children()] == ["0", "1", "head"]
+    model.register_parameter("scale", nn.Parameter(np.ones(2, np.float32)))
+    assert [name for name, _ in model.named_parameters(recurse=False)] == ["scale"]
+    assert len(list(model.parameters())) == 5
+    x = mdl.tensor(np.ones((2, 3), np.float32))
+    assert model(x).shape == (2, 2)
+    model[0].requires_grad_(False)
+    assert [p.requires_grad for p in model.parameters()] == [True, False, False, True, True]   # own "scale" first
+    with pytest.raises(TypeError, match="not a Parameter"):
+        model.register_parameter("w", np.ones(2))
+    with pytest.raises(TypeError, match="not a Module"):
+        model.add_module("m", np.ones(2))
+    with pytest.raises(KeyError, match="without '.'"):
+        model.add_module("a.b", nn.Tanh())

@@ -186,3 +186,18 @@ def test_load_state_dict_checks_shapes():
     state["state.0.momentum_buffer"] = np.zeros(4)
     with pytest.raises(ValueError, match=r"\(4,\).*\(3,\)"):
         optim.SGD([p], lr=0.1, momentum=0.9).load_state_dict(state)
+
+
+def test_add_param_group_for_layers_unfrozen_later():
+    """PyTorch's fine-tuning idiom: train the head, then add the body with its own lr."""
+    body, head = mdl.tensor([1.0], requires_grad=True), mdl.tensor([1.0], requires_grad=True)
+    opt = optim.SGD([head], lr=0.1, momentum=0.9)
+    opt.add_param_group({"params": [body], "lr": 0.01})
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01] and opt.param_groups[1]["momentum"] == 0.9
+    body.grad, head.grad = np.array([1.0]), np.array([1.0])
+    opt.step()
+    np.testing.assert_allclose([head.data[0], body.data[0]], [0.9, 0.99])
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        opt.add_param_group({"params": [head]})
+    with pytest.raises(TypeError, match="'params'"):
+        opt.add_param_group([body])

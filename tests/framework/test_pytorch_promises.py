@@ -124,6 +124,19 @@ def test_in_place_on_a_non_leaf_is_out_of_place():
     np.testing.assert_array_equal(x.grad, [4.0, 4.0])
 
 
+def test_in_place_on_a_non_leaf_keeps_its_dtype():
+    """As PyTorch (and as a plain tensor here): float32 += a float64 tensor stays float32; the gradient
+    reaches the float64 leaf in its own dtype."""
+    x = mdl.tensor(np.ones(2, np.float32), requires_grad=True)
+    y = mdl.tensor(np.full(2, 0.5), requires_grad=True)
+    c = x * 2
+    c += y
+    assert c.dtype == np.float32
+    c.sum().backward()
+    assert x.grad.dtype == np.float32 and y.grad.dtype == np.float64
+    np.testing.assert_array_equal(y.grad, [1.0, 1.0])
+
+
 def test_in_place_into_a_plain_tensor_with_a_grad_operand_joins_the_graph():
     acc = mdl.zeros(2)
     buffer = acc.data
