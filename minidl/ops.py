@@ -805,12 +805,21 @@ def transpose(a: Tensor, axes=None) -> Tensor:
     return record(out, (a,), lambda g: (g.transpose(None if axes is None else tuple(np.argsort(axes))),))
 
 
+def _index(index):
+    """An index with its Tensors (a mask, integer indices; also inside a tuple) as their arrays; a list is
+    one advanced index, as in PyTorch (``t[[i, j]]``, its entries 0-d tensors or numbers)."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray([i.data if isinstance(i, Tensor) else i for i in index])
+    return index
+
+
 def getitem(a: Tensor, index) -> Tensor:
     """``a[index]`` (basic or advanced indexing);  the gradient is scattered back with np.add.at."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    index = _index(index)
     ad = a.data
     out = ad[index]
 
@@ -819,6 +828,48 @@ def getitem(a: Tensor, index) -> Tensor:
         np.add.at(full, index, g)
         return (full,)
     return record(out, (a,), backward)
+
+
+def setitem(a: Tensor, index, value) -> None:
+    """``a[index] = value`` in a's buffer (value cast to a's dtype where NumPy's same-kind rule allows), for
+    a tensor outside any graph, as in PyTorch (``t[mask] = 0``); with grad mode on, a tensor that requires
+    grad, or a value that does, is refused: build the result out of place (``mdl.where``, ``mdl.cat``)."""
+    value_requires_grad = isinstance(value, Tensor) and value.requires_grad
+    if _grad_mode.enabled and (a.requires_grad or value_requires_grad):
+        raise RuntimeError(f"item assignment into a tensor of shape {a.shape} with gradients involved is not "
+                           f"recorded: use mdl.where(mask, value, t) or mdl.cat to build the result, or assign "
+                           f"under `with mdl.no_grad():`")
+    ad = a.data
+    try:
+        ad[_index(index)] = np.asarray(value.data if isinstance(value, Tensor) else value).astype(
+            ad.dtype, casting="same_kind", copy=False)
+    except TypeError as exc:
+        raise TypeError(f"t[...] = value: the value cannot be stored in a tensor of dtype {ad.dtype} ({exc})") from exc
+    note_in_place((ad,), "item assignment")
+
+
+def _bitwise(ufunc):
+    """``& | ^`` of bool or integer tensors, elementwise, a Tensor without gradient; float: TypeError (as
+    PyTorch)."""
+    def method(a: Tensor, b):
+        y = b.data if isinstance(b, Tensor) else b
+        if a.data.dtype.kind not in "biu" or np.asarray(y).dtype.kind not in "biu":
+            return NotImplemented if not isinstance(b, Tensor) and np.asarray(y).dtype.kind == "O" else \
+                _bitwise_error(ufunc, a.data.dtype, np.asarray(y).dtype)
+        return Tensor._wrap(np.asarray(ufunc(a.data, y)))
+    method.__name__ = f"__{ufunc.__name__}__"
+    return method
+
+
+def _bitwise_error(ufunc, *dtypes):
+    raise TypeError(f"{ufunc.__name__} needs bool or integer tensors, got {' and '.join(map(str, dtypes))}")
+
+
+def invert(a: Tensor) -> Tensor:
+    """``~a``: logical not of a bool tensor, bitwise not of an integer one; no gradient."""
+    if a.data.dtype.kind not in "biu":
+        _bitwise_error(np.invert, a.data.dtype)
+    return Tensor._wrap(np.asarray(np.invert(a.data)))
 
 
 def astype(a: Tensor, dtype) -> Tensor:
@@ -1149,7 +1200,10 @@ def _converter(dtype):
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
         "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg, "__matmul__": matmul,
-        "__rmatmul__": _rmatmul, "__getitem__": getitem,
+        "__rmatmul__": _rmatmul, "__getitem__": getitem, "__setitem__": setitem,
+        "__and__": _bitwise(np.bitwise_and), "__rand__": _bitwise(np.bitwise_and), "__or__": _bitwise(np.bitwise_or),
+        "__ror__": _bitwise(np.bitwise_or), "__xor__": _bitwise(np.bitwise_xor), "__rxor__": _bitwise(np.bitwise_xor),
+        "__invert__": invert,
         "__iadd__": _in_place(add, np.add, "+"), "__isub__": _in_place(sub, np.subtract, "-"),
         "__imul__": _in_place(mul, np.multiply, "*"), "__itruediv__": _in_place(div, np.true_divide, "/"),
         "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),

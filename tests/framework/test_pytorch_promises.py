@@ -375,3 +375,42 @@ def test_everyday_pytorch_idioms():
     assert type(p.data) is np.ndarray and (p.data == 0).all()
     p.data = [[1.0] * 4] * 3
     assert p.data.dtype == np.float32 and p.data.shape == (3, 4)
+
+
+def test_item_assignment_and_mask_logic_outside_graphs():
+    """t[mask] = 0, ~mask, mask & other, t[[i, j]]: PyTorch idioms that raised TypeError."""
+    t = mdl.tensor([1.0, -2.0, 3.0, -4.0])
+    negative = t < 0
+    t[negative] = 0
+    t[0] = mdl.tensor(5.0)
+    np.testing.assert_array_equal(t.data, [5.0, 0.0, 3.0, 0.0])
+    assert t.dtype == np.float32
+    np.testing.assert_array_equal((~negative).data, [True, False, True, False])
+    np.testing.assert_array_equal((negative & (t > -10)).data, [False, True, False, True])
+    np.testing.assert_array_equal((True | negative).data, [True] * 4)
+    np.testing.assert_array_equal((negative ^ negative).data, [False] * 4)
+    np.testing.assert_array_equal((mdl.tensor(np.array([5, 6])) & 3).data, [1, 2])
+    for bad in (lambda: t & negative, lambda: ~t):
+        with pytest.raises(TypeError, match="bool or integer"):
+            bad()
+    i = mdl.tensor(np.array([1, 2]))
+    with pytest.raises(TypeError, match="dtype int64"):
+        i[0] = 2.5                                         # same-kind casting, as t += x
+    x = mdl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = x[[mdl.tensor(np.int64(1)), 1]]                    # a list is one advanced index
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [2, 2, 2]])
+
+
+def test_item_assignment_with_gradients_is_refused_or_checked():
+    w = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="item assignment .* not recorded"):
+        w[0] = 3.0
+    buf = mdl.zeros(2)
+    with pytest.raises(RuntimeError, match="item assignment"):
+        buf[0] = w[0]                                      # a value with a gradient
+    y = w * w
+    with mdl.no_grad():
+        w[1] = 10.0                                        # allowed (PyTorch too) ...
+    with pytest.raises(RuntimeError, match="modified by item assignment"):
+        y.sum().backward()                                 # ... but the graph that saved w refuses it
