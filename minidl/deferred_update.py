@@ -104,7 +104,8 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
     where the update must happen now: a product of several terms, an array the fused kernel cannot update
     in place, one that something besides the parameter holds (a NumPy view, a ``detach()``-ed tensor, a
     graph kept by ``retain_graph=True``, a variable of the caller), or one that is itself a view (of a flat
-    buffer, or of another parameter's array), whose base would otherwise see W without the update. An update still pending from the last step is applied first."""
+    buffer, or of another parameter's array), whose base would otherwise see W without the update. An
+    update still pending from the last step is applied first."""
     if not ENABLED or len(product.terms) != 1:
         return False
     pending = param._update

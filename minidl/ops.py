@@ -852,10 +852,11 @@ def _bitwise(ufunc):
     """``& | ^`` of bool or integer tensors, elementwise, a Tensor without gradient; float: TypeError (as
     PyTorch)."""
     def method(a: Tensor, b):
-        y = b.data if isinstance(b, Tensor) else b
-        if a.data.dtype.kind not in "biu" or np.asarray(y).dtype.kind not in "biu":
-            return NotImplemented if not isinstance(b, Tensor) and np.asarray(y).dtype.kind == "O" else \
-                _bitwise_error(ufunc, a.data.dtype, np.asarray(y).dtype)
+        y = np.asarray(b.data if isinstance(b, Tensor) else b)
+        if y.dtype.kind == "O":
+            return NotImplemented
+        if a.data.dtype.kind not in "biu" or y.dtype.kind not in "biu":
+            _bitwise_error(ufunc, a.data.dtype, y.dtype)
         return Tensor._wrap(np.asarray(ufunc(a.data, y)))
     method.__name__ = f"__{ufunc.__name__}__"
     return method
@@ -1199,7 +1200,8 @@ def _converter(dtype):
 
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
-        "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg, "__matmul__": matmul,
+        "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg,
+        "__matmul__": matmul,
         "__rmatmul__": _rmatmul, "__getitem__": getitem, "__setitem__": setitem,
         "__and__": _bitwise(np.bitwise_and), "__rand__": _bitwise(np.bitwise_and), "__or__": _bitwise(np.bitwise_or),
         "__ror__": _bitwise(np.bitwise_or), "__xor__": _bitwise(np.bitwise_xor), "__rxor__": _bitwise(np.bitwise_xor),

@@ -57,7 +57,8 @@ def test_an_occupied_out_is_refused_and_the_old_study_is_untouched(uninterrupted
     (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
     (["--threads-per-run", "0"], "--threads-per-run must be at least 1"),
     (["--workers", "2", "--scheduler", "tcp://localhost:1"], "not both"),
-    (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/minidl"], "--data-dir /nonexistent/minidl: no such folder"),
+    (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/minidl"],
+     "--data-dir /nonexistent/minidl: no such folder"),
     (["--data-dir", "/nonexistent/minidl"], "--data-dir does not apply to shapeset"),
     (["--resume"], "--resume needs --out"),
 ])

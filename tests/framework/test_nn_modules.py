@@ -175,8 +175,8 @@ def test_a_parameter_or_module_slot_takes_only_its_kind():
     assert [name for name, _ in lin.named_parameters()] == ["weight"]
 
 
-@pytest.mark.parametrize("make", [nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Softsign, nn.GELU, nn.Identity, lambda: nn.LeakyReLU(0.2),
-                                  lambda: nn.ELU(0.5), lambda: nn.Activation("softsign"),
+@pytest.mark.parametrize("make", [nn.Sigmoid, nn.Tanh, nn.ReLU, nn.Softsign, nn.GELU, nn.Identity,
+                                  lambda: nn.LeakyReLU(0.2), lambda: nn.ELU(0.5), lambda: nn.Activation("softsign"),
                                   lambda: nn.MLP([4, 5, 2], activation="tanh"),
                                   lambda: nn.Sequential(nn.Linear(4, 3), nn.ELU(2.0), nn.LeakyReLU(0.3))])
 def test_models_with_activations_pickle_and_deep_copy(make):

@@ -217,7 +217,8 @@ def test_values_the_gradient_does_not_read_may_change_in_place():
     np.testing.assert_array_equal(w.grad, [4.0, 5.0])
 
 
-@pytest.mark.parametrize("make_optimizer", [lambda p: optim.SGD(p, lr=0.5), lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
+@pytest.mark.parametrize("make_optimizer", [lambda p: optim.SGD(p, lr=0.5),
+                                            lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
                                             lambda p: optim.Adam(p, lr=0.5)], ids=["sgd", "momentum", "adam"])
 def test_an_optimizer_step_between_two_backward_calls_through_one_graph_is_refused(make_optimizer):
     """The GAN/two-loss mistake: the second backward would mix the old activations with the new weights."""

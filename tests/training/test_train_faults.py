@@ -384,7 +384,8 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, capsys, options, 
 ])
 def test_sizes_beyond_memory_are_one_line_errors(tmp_path, capsys, options, problem):
     """Each gave a MemoryError or ValueError traceback."""
-    status, _, err = _train(capsys, "shapeset", "--val-size", "50", "--no-progress", *options, "--out", tmp_path / "run")
+    status, _, err = _train(capsys, "shapeset", "--val-size", "50", "--no-progress", *options,
+                            "--out", tmp_path / "run")
     assert status == 2
     _one_line_error(err, f"error: {problem}")
 
