@@ -267,7 +267,9 @@ def orthogonal_(t, gain: float = 1.0, generator=None):
     Gaussian matrix, its columns' signs fixed by R's diagonal so that Q is uniform over the orthogonal
     matrices (as PyTorch's ``orthogonal_``). For a weight (fan_in, fan_out): orthonormal rows if fan_in ≤
     fan_out, else orthonormal columns, so every singular value is ``gain`` and Var(W) = gain²/max(fan_in,
-    fan_out). More dims are flattened to (prod(shape[:-1]), shape[-1]) (Keras' kernel layout)."""
+    fan_out). More dims are flattened to (prod(shape[:-1]), shape[-1]) (Keras' kernel layout), whose variance
+    is gain²/max(prod(shape[:-1]), shape[-1]): not the registry's 1/max(fan_in, fan_out), which holds for 2-D
+    weights (both fans there include the receptive field)."""
     arr = _float_array(t)
     if arr.ndim < 2:
         raise ValueError(f"orthogonal_ fills a tensor of 2 or more dimensions, got shape {arr.shape}")

@@ -28,7 +28,8 @@ Layout of results.json (format "minidl-reproduce/1"):
                    pre_activation / activation / backprop_gradient / weight_gradient: summaries
                    {mean, std, second_moment, min, max, p2, p50, p98},
                    predicted {pre_activation_var, pre_activation_var_one_step (from the measured layer below),
-                              activation_var, backprop_gradient_var, weight_gradient_var}
+                              activation_var, backprop_gradient_var, weight_gradient_var (zero-mean
+                              signals assumed: 3-12x low for sigmoid; see diagnostics.theory)}
         summary: activation_std_ratio_per_layer, backprop_gradient_std_top_over_bottom,
                  weight_gradient_std_max_over_min, jacobian_mean_singular_value (layers 2..L),
                  quarter_circle_prediction (0.849 sqrt(n Var W))
