@@ -23,6 +23,7 @@ import contextlib
 import functools
 import math
 import operator
+import sys
 from functools import partial as _partial
 
 import numpy as np
@@ -1092,6 +1093,7 @@ def _in_place(op, ufunc, symbol: str):
                     raise RuntimeError(
                         f"a leaf tensor that requires grad (shape {t.shape}) is being used in an in-place "
                         f"operation; wrap the update in `with mdl.no_grad():` or write `t = t {symbol} x`")
+                _refuse_a_view_of_an_observed_tensor(t, symbol)
                 result = op(t, x)
                 if result.shape != t.shape:
                     raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
@@ -1102,6 +1104,11 @@ def _in_place(op, ufunc, symbol: str):
                                         f"tensor of dtype {t.dtype}")
                     result = astype(result, t.dtype)
                 return result
+            if _shares_its_base(t.data):
+                raise RuntimeError(
+                    f"{symbol}=: this tensor (shape {t.shape}) is a view of an array that something else holds (a "
+                    f"tensor it was sliced or reshaped from), which would change without recording the gradient "
+                    f"of the right-hand side; write `t = t {symbol} x`, or build the whole tensor out of place")
             if _graph_reads(x, t.data):
                 raise RuntimeError(
                     f"{symbol}=: the graph of the right-hand side reads this tensor (shape {t.shape}), so changing "
@@ -1116,6 +1123,48 @@ def _in_place(op, ufunc, symbol: str):
         return t
     method.__name__ = f"__i{op.__name__}__"
     return method
+
+
+def _view_base(t: Tensor):
+    """The parent whose data ``t``'s data is a view of (indexing, reshape, transpose...), or None."""
+    for parent in t._parents:
+        if np.may_share_memory(parent._data, t._data):
+            return parent
+    return None
+
+
+def _refuse_a_view_of_an_observed_tensor(t: Tensor, symbol: str) -> None:
+    """In a graph, ``t op= x`` gives a new tensor and leaves t's base as it was (``_in_place``). PyTorch
+    changes the base too (``row = buf[0]; row += w`` changes buf, and w gets buf's gradient); the two agree
+    only while nothing but the view chain holds the base (``v = (x @ w)[0]; v += 1``). Otherwise raise, as
+    PyTorch does for a view of a leaf that requires grad."""
+    base = _view_base(t)
+    while base is not None:
+        if base.requires_grad and base._backward is None:
+            raise RuntimeError(f"{symbol}=: a view of a leaf tensor that requires grad (shape {base.shape}) is being "
+                               f"used in an in-place operation; write `t = t {symbol} x`")
+        if sys.getrefcount(base) > _HELD_ONLY_BY_ITS_VIEW:
+            raise RuntimeError(
+                f"{symbol}=: this tensor (shape {t.shape}) is a view of a tensor of shape {base.shape} that is still "
+                f"in use; minidl does not record in-place changes through views, so that tensor would keep its "
+                f"old values and gradients: write `t = t {symbol} x` (mdl.where or mdl.cat build a whole tensor)")
+        base = _view_base(base)
+
+
+def _shares_its_base(array: np.ndarray) -> bool:
+    """Whether ``array`` is a view of an array that something besides its views holds (a tensor)."""
+    return array.base is not None and sys.getrefcount(array.base) > _ARRAY_HELD_ONLY_BY_ITS_VIEWS
+
+
+def _references_held_only_by_a_view() -> tuple[int, int]:
+    """``sys.getrefcount`` of a view tensor's base in the loop above, and of an ndarray's ``.base`` in
+    ``_shares_its_base``, when only the view holds it (measured: the interpreter's own references differ
+    between Python versions)."""
+    view = Tensor._wrap(np.empty(2)[1:])
+    view._parents = (Tensor._wrap(np.empty(1)),)
+    view._parents[0]._data = view._data
+    base = _view_base(view)
+    return sys.getrefcount(base), sys.getrefcount(view._data.base)
 
 
 def _graph_reads(root: Tensor, buffer: np.ndarray) -> bool:
@@ -1148,6 +1197,9 @@ def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:
         raise ValueError(f"{symbol}=: a tensor of shape {td.shape} cannot hold the result of shapes "
                          f"{td.shape} and {np.shape(y)} broadcast ({exc})") from exc
     note_in_place((td,), f"`{symbol}=`")
+
+
+_HELD_ONLY_BY_ITS_VIEW, _ARRAY_HELD_ONLY_BY_ITS_VIEWS = _references_held_only_by_a_view()
 
 
 # ---- Tensor's operators and op methods ---------------------------------------------------------

@@ -137,6 +137,58 @@ def test_in_place_on_a_non_leaf_keeps_its_dtype():
     np.testing.assert_array_equal(y.grad, [1.0, 1.0])
 
 
+def test_in_place_through_a_view_of_a_tensor_still_in_use_is_refused():
+    """``row = buf[0]; row += w`` changes buf in PyTorch and gives w buf's gradient; minidl, which records
+    in-place changes as new tensors, would leave buf as it was (w.grad was None): refused, nothing changed."""
+    a = mdl.tensor(np.ones((2, 3)), requires_grad=True)
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    buf = a * 1
+    for view in (buf[0], buf.reshape(3, 2), buf.T, buf.reshape(6)[1:3]):
+        with pytest.raises(RuntimeError, match=r"view of a tensor of shape \(2, 3\) that is still in use"):
+            view += w[: view.shape[-1]] if view.ndim == 1 else 1.0
+    np.testing.assert_array_equal(buf.data, np.ones((2, 3)))
+
+
+def test_in_place_through_a_view_of_a_leaf_that_requires_grad_is_refused():
+    w = mdl.tensor([[1.0, 2.0]], requires_grad=True)
+    row = w[0]
+    with pytest.raises(RuntimeError, match="view of a leaf tensor that requires grad"):
+        row *= 2
+    np.testing.assert_array_equal(w.data, [[1.0, 2.0]])
+
+
+def test_in_place_through_a_view_of_an_unreachable_tensor_is_out_of_place():
+    """Where only the view holds its base, no one can see the base keep its values: as PyTorch."""
+    a = mdl.tensor(np.ones((2, 3)), requires_grad=True)
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    row = (a * 2)[1]
+    row += w * w
+    h = (a * 3).reshape(3, 2).T
+    h *= 2
+    (row.sum() + h.sum()).backward()
+    np.testing.assert_array_equal(row.data, [3.0, 6.0, 11.0])
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(a.grad, [[6.0, 6.0, 6.0], [8.0, 8.0, 8.0]])
+
+
+def test_a_plain_view_taking_a_grad_operand_in_place_is_refused():
+    """A view of a plain tensor would change the tensor's values without its gradient path (PyTorch records
+    one: buf would require grad); the view of a temporary joins the graph as any plain tensor does."""
+    buf = mdl.zeros(2, 3)
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    row = buf[0]
+    with pytest.raises(RuntimeError, match="view of an array that something else holds"):
+        row += w
+    np.testing.assert_array_equal(buf.data, np.zeros((2, 3)))
+    alone = mdl.zeros(2, 3)[0]
+    alone += w
+    alone.sum().backward()
+    np.testing.assert_array_equal(w.grad, [1.0, 1.0, 1.0])
+    with mdl.no_grad():                        # no gradient involved: the view writes into buf, as PyTorch
+        row += w
+    np.testing.assert_array_equal(buf.data[0], [1.0, 2.0, 3.0])
+
+
 def test_in_place_into_a_plain_tensor_with_a_grad_operand_joins_the_graph():
     acc = mdl.zeros(2)
     buffer = acc.data
