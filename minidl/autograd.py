@@ -139,13 +139,49 @@ class enable_grad(_FixedGradMode):
 
 class _InPlaceWrites:
     """The in-place writes into tensor buffers, numbered from 1: (number, low, high, what) for the last
-    ``maxlen`` of them (a graph older than that is not checked against the dropped ones)."""
+    ``maxlen`` of them in ``log``; older ones in ``older``, the latest number and writer per byte range
+    (a loop that writes the same arrays again and again keeps one entry each), and past ``max_older``
+    ranges in ``merged``: one (number, low, high) covering all their bytes. A graph recorded before any
+    of them is still checked, exactly until ``merged`` is needed, conservatively after."""
 
-    __slots__ = ("count", "log")
+    __slots__ = ("count", "log", "maxlen", "older", "max_older", "merged")
 
-    def __init__(self, maxlen: int = 4096):
+    def __init__(self, maxlen: int = 4096, max_older: int = 65536):
         self.count = 0
-        self.log = collections.deque(maxlen=maxlen)
+        self.log = collections.deque()
+        self.maxlen, self.max_older = maxlen, max_older
+        self.older = {}
+        self.merged = (0, 0, 0)
+
+    def append(self, number: int, low: int, high: int, what: str) -> None:
+        log = self.log
+        if len(log) == self.maxlen:
+            old_number, old_low, old_high, old_what = log.popleft()
+            older = self.older
+            older.pop((old_low, old_high), None)            # re-inserted last: the dict stays in number order
+            older[old_low, old_high] = (old_number, old_what)
+            if len(older) > self.max_older:
+                (merged_low, merged_high), (merged_number, _) = next(iter(older.items()))
+                del older[merged_low, merged_high]
+                _, low_before, high_before = self.merged
+                if high_before > low_before:
+                    merged_low, merged_high = min(merged_low, low_before), max(merged_high, high_before)
+                self.merged = (merged_number, merged_low, merged_high)
+        log.append((number, low, high, what))
+
+    def since(self, seen: int):
+        """(number, low, high, what) of every write numbered after ``seen``, newest first (merged last)."""
+        for entry in reversed(self.log):
+            if entry[0] <= seen:
+                return
+            yield entry
+        for (low, high), (number, what) in reversed(self.older.items()):
+            if number <= seen:
+                return
+            yield number, low, high, what
+        number, low, high = self.merged
+        if number > seen:
+            yield number, low, high, f"one of the in-place writes before the last {self.maxlen + self.max_older}"
 
 
 _writes = _InPlaceWrites()
@@ -158,7 +194,7 @@ def note_in_place(arrays, what: str) -> None:
         return
     number = _writes.count + 1
     for array in arrays:
-        _writes.log.append((number, *byte_range(array), what))
+        _writes.append(number, *byte_range(array), what)
     _writes.count = number
 
 
@@ -180,9 +216,7 @@ def _saved_arrays(fn) -> list:
 def _check_unchanged(node, fn) -> None:
     """Raise if an array that ``fn`` saved was written in place after ``node`` was recorded."""
     saved = [(a, byte_range(a)) for a in _saved_arrays(fn)]
-    for number, low, high, what in reversed(_writes.log):
-        if number <= node._writes_seen:
-            break
+    for number, low, high, what in _writes.since(node._writes_seen):
         for array, (a_low, a_high) in saved:
             if a_low < high and low < a_high:
                 raise RuntimeError(

@@ -254,6 +254,36 @@ def test_values_changed_in_place_after_the_forward_pass_stop_backward(make):
         y.backward()
 
 
+def test_a_change_followed_by_thousands_of_other_writes_still_stops_backward():
+    """The write log kept only the last 4096 writes, so a graph older than that backpropagated through a
+    changed value unchecked (w.grad from x's new values)."""
+    w, x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True), mdl.tensor([1.0, 1.0, 1.0])
+    y = (w * x).sum()
+    x += 1
+    other = mdl.zeros(4)
+    for _ in range(5000):
+        other += 1
+    with pytest.raises(RuntimeError, match=r"modified by `\+=`"):
+        y.backward()
+    z = (w * x).sum()                          # recorded after all of them: nothing to refuse
+    for _ in range(5000):
+        other += 1
+    z.backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 2.0, 2.0])
+
+
+def test_the_write_log_answers_exactly_until_it_must_merge():
+    """Small limits: 2 exact entries, 2 older ranges (latest write each), then one merged range."""
+    from minidl.autograd import _InPlaceWrites
+    log = _InPlaceWrites(maxlen=2, max_older=2)
+    for number, low in enumerate([0, 100, 0, 100, 200, 300, 400], start=1):
+        log.append(number, low, low + 10, f"w{number}")
+    assert [what for *_, what in log.since(0)] == ["w7", "w6", "w5", "w4",
+                                                   "one of the in-place writes before the last 4"]
+    assert list(log.since(4)) == [(7, 400, 410, "w7"), (6, 300, 310, "w6"), (5, 200, 210, "w5")]
+    assert list(log.since(2))[-1] == (3, 0, 10, "one of the in-place writes before the last 4")
+
+
 def test_values_the_gradient_does_not_read_may_change_in_place():
     """As PyTorch: a + b saves neither operand, w * c (c constant) saves only c."""
     w, c = mdl.tensor([1.0, 2.0], requires_grad=True), mdl.tensor([3.0, 4.0])
