@@ -7,6 +7,8 @@ Each entry gives, for its name:
     slope_at_zero            f'(0), the slope of the linear regime; None where f has a kink at 0
     moments(v)               (E[z²], Var(z), E[f'(s)²]) for zero-mean s of variance v (the variance
                              theory of Glorot & Bengio 2010, Sec. 4.2.1; He et al. 2015, Sec. 2.2)
+    backward_reads           which of "s" and "z" backward reads (both unless given): changing the other
+                             in place after the forward pass does not stop backward, as in PyTorch
 Everything that names an activation reads this table: the tensor op (``minidl.ops.activation``), the
 ``nn`` modules and ``nn.MLP(activation=...)``, the diagnostics (Jacobian, variance theory, probe), the
 study and both CLIs. Adding an activation is adding one ``register(...)`` below.
@@ -43,6 +45,7 @@ class Activation:
     value_range: tuple
     slope_at_zero: float | None
     moments: Callable[[float], tuple]
+    backward_reads: tuple = ("s", "z")
 
     def derivative(self, s) -> np.ndarray:
         """f'(s) in float64 (for the layer Jacobian diag(f'(s)) Wᵀ)."""
@@ -129,32 +132,32 @@ def _leaky_moments(a: float):
 register(Activation(
     "sigmoid", "σ(s) = 1/(1+e⁻ˢ)", "σ(s)(1-σ(s)) = z(1-z)", "logistic unit; Glorot & Bengio 2010, Sec. 3.1",
     forward=_sigmoid_forward, backward=_sigmoid_backward,
-    value_range=(0.0, 1.0), slope_at_zero=0.25, moments=_linear_regime(0.25, 0.25)))
+    value_range=(0.0, 1.0), slope_at_zero=0.25, moments=_linear_regime(0.25, 0.25), backward_reads=("z",)))
 
 register(Activation(
     "tanh", "tanh s", "1 - tanh² s = 1 - z²", "Glorot & Bengio 2010, Sec. 3.2",
-    forward=np.tanh, backward=lambda g, s, z: g * (1 - z * z),
+    forward=np.tanh, backward=lambda g, s, z: g * (1 - z * z), backward_reads=("z",),
     value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
 
 register(Activation(
     "softsign", "s/(1+|s|)", "1/(1+|s|)²", "Bergstra et al. 2009; Glorot & Bengio 2010, Sec. 3.3",
     forward=lambda s: s / (1 + np.abs(s)), backward=lambda g, s, z: g / np.square(1 + np.abs(s)),
-    value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
+    value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0), backward_reads=("s",)))
 
 register(Activation(
     "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
     forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: g * (s > 0),
-    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0)))
+    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",)))
 
 _LEAK = 0.01
 register(Activation(
     "leaky_relu", f"max(s, {_LEAK}·s)", f"1 where s > 0, else {_LEAK}", "Maas et al. 2013 (PyTorch's default slope)",
     forward=lambda s: np.where(s > 0, s, s * _LEAK), backward=lambda g, s, z: np.where(s > 0, g, g * _LEAK),
-    value_range=(None, None), slope_at_zero=None, moments=_leaky_moments(_LEAK)))
+    value_range=(None, None), slope_at_zero=None, moments=_leaky_moments(_LEAK), backward_reads=("s",)))
 
 register(Activation(
     "identity", "s", "1", "no nonlinearity (a deep linear net)",
-    forward=lambda s: s, backward=lambda g, s, z: g,
+    forward=lambda s: s, backward=lambda g, s, z: g, backward_reads=(),
     value_range=(None, None), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0)))
 
 
@@ -215,11 +218,11 @@ register(Activation(
     "elu", "s where s > 0, else eˢ - 1 (α = 1)", "1 where s > 0, else eˢ",
     "Clevert, Unterthiner & Hochreiter 2016 (ICLR), PyTorch's default α = 1",
     forward=_elu_forward, backward=lambda g, s, z: g * np.exp(np.minimum(s, 0)),
-    value_range=(-1.0, None), slope_at_zero=1.0, moments=_elu_moments(1.0)))
+    value_range=(-1.0, None), slope_at_zero=1.0, moments=_elu_moments(1.0), backward_reads=("s",)))
 
 register(Activation(
     "gelu", "s·Φ(s), Φ the standard normal CDF (exact, PyTorch's default)", "Φ(s) + s·φ(s)",
     "Hendrycks & Gimpel 2016, Gaussian Error Linear Units",
     forward=lambda s: s * _normal_cdf(s), backward=_gelu_backward,
     value_range=(-0.17, None),          # the minimum is -0.16997 at s = -0.7518
-    slope_at_zero=0.5, moments=_gelu_moments))
+    slope_at_zero=0.5, moments=_gelu_moments, backward_reads=("s",)))

@@ -1025,11 +1025,15 @@ def activation(a: Tensor, act) -> Tensor:
     out = act.forward(ad)
     if type(out) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars
         out = np.asarray(out)
-    return record(out, (a,), _activation_backward, act.backward, ad, out)
+    return record(out, (a,), _activation_backward, act, ad, out)
 
 
-def _activation_backward(backward, ad, out, g):
-    return (backward(g, ad, out),)
+def _activation_backward(act, ad, out, g):
+    return (act.backward(g, ad, out),)
+
+
+_activation_backward.saved_arrays = lambda args: [array for name, array in zip("sz", args[1:3])
+                                                  if name in args[0].backward_reads]
 
 
 def sigmoid(a: Tensor) -> Tensor:

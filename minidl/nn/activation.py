@@ -127,7 +127,8 @@ class ELU(Activation):
                 derivative_formula=f"1 where s > 0, else z + {alpha:g}",
                 forward=lambda s: np.where(s > 0, s, alpha * np.expm1(np.minimum(s, 0))),
                 backward=lambda g, s, z: np.where(s > 0, g, g * (z + alpha)),
-                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha))
+                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha),
+                backward_reads=("s", "z"))
         return entry
 
     def extra_repr(self) -> str:

@@ -83,6 +83,37 @@ def test_a_newly_registered_activation_appears_everywhere(monkeypatch):
 
 
 # ---- activations: the facts are true -------------------------------------------------------------
+@pytest.mark.parametrize("entry", [activations.get(name) for name in ACTIVATIONS]
+                         + [nn.LeakyReLU(0.2).activation, nn.ELU(0.5).activation], ids=lambda e: e.name)
+def test_backward_reads_only_what_it_declares(entry):
+    """``backward_reads`` lets the in-place check skip what backward does not read, so it must be true:
+    the undeclared argument replaced by NaN leaves the gradient unchanged."""
+    s = np.random.default_rng(2).normal(0, 2, 200)
+    z, g = entry.forward(s), np.random.default_rng(3).normal(0, 1, 200)
+    nan = np.full_like(s, np.nan)
+    expected = entry.backward(g, s, z)
+    np.testing.assert_array_equal(entry.backward(g, s if "s" in entry.backward_reads else nan,
+                                                 z if "z" in entry.backward_reads else nan), expected)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "softsign"])
+def test_changing_what_an_activation_backward_does_not_read_is_allowed(name):
+    """As PyTorch: sigmoid and tanh save their output, so their input may change in place afterwards;
+    relu and softsign read their input, so changing it stops backward."""
+    w, untouched = (mdl.tensor([0.5, -1.0, 2.0], requires_grad=True) for _ in range(2))
+    getattr(untouched * 2, name)().sum().backward()
+    s = w * 2
+    z = getattr(s, name)()
+    with mdl.no_grad():
+        s += 1
+    if "s" in activations.get(name).backward_reads:
+        with pytest.raises(RuntimeError, match="changed in place after the forward pass"):
+            z.sum().backward()
+        return
+    z.sum().backward()
+    np.testing.assert_array_equal(w.grad, untouched.grad)
+
+
 @pytest.mark.parametrize("name", ACTIVATIONS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_forward_and_backward_match_central_differences(name, dtype):
