@@ -565,13 +565,19 @@ def _count(shape: tuple, axes: tuple) -> int:
     return math.prod(shape[ax] for ax in axes)
 
 
+def _reduced_axes(axis, shape: tuple) -> tuple:
+    """``_norm_axes`` for a reduction that, as PyTorch's sum/mean/var/std/amax, reads an empty list of axes
+    (``dim=()``, ``dim=[]``) as all of them (NumPy's ``axis=()`` reduces over none)."""
+    return _norm_axes(None if isinstance(axis, (tuple, list)) and not axis else axis, shape)
+
+
 @takes_dim
 def sum(a: Tensor, axis=None, keepdims: bool = False, dtype=None) -> Tensor:
     """Σ over axes (``dtype``: cast a first, as PyTorch);  d/da = 1 broadcast back to a's shape."""
     if dtype is not None:
         a = astype(a, dtype)
     ad = a.data
-    axes = _norm_axes(axis, ad.shape)
+    axes = _reduced_axes(axis, ad.shape)
     out = ad.sum(axis=axes, keepdims=keepdims)
     shape = ad.shape
     return record(out, (a,), lambda g: (_expand_back(g, _kept_shape(shape, axes), shape),))
@@ -584,7 +590,7 @@ def mean(a: Tensor, axis=None, keepdims: bool = False, dtype=None) -> Tensor:
     if dtype is not None:
         a = astype(a, dtype)
     ad = _floating(a.data)
-    axes = _norm_axes(axis, ad.shape)
+    axes = _reduced_axes(axis, ad.shape)
     shape = ad.shape
     count = _count(shape, axes)
     with np.errstate(invalid="ignore"):
@@ -624,7 +630,7 @@ def var(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, u
     n ≤ correction gives NaN or inf, as PyTorch."""
     correction = _correction(correction, ddof, unbiased)
     ad = _floating(a.data if dtype is None else a.data.astype(dtype))
-    axes = _norm_axes(axis, ad.shape)
+    axes = _reduced_axes(axis, ad.shape)
     dev, dof, kept = _variance(ad, axes, correction)
 
     def backward(g):
@@ -639,7 +645,7 @@ def std(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, u
     """√var (see ``var``);  d/da = (a - ā) / ((n - correction)·std), 0 where std = 0 (as PyTorch)."""
     correction = _correction(correction, ddof, unbiased)
     ad = _floating(a.data if dtype is None else a.data.astype(dtype))
-    axes = _norm_axes(axis, ad.shape)
+    axes = _reduced_axes(axis, ad.shape)
     dev, dof, variance = _variance(ad, axes, correction)
     kept = np.sqrt(variance)
 
@@ -652,7 +658,7 @@ def std(a: Tensor, axis=None, keepdims: bool = False, correction=1, ddof=None, u
 
 def _extremum(a: Tensor, axis, keepdims: bool, reduce, name: str) -> Tensor:
     ad = a.data
-    axes = _norm_axes(axis, ad.shape)
+    axes = _reduced_axes(axis, ad.shape)
     if _count(ad.shape, axes) == 0:
         raise ValueError(f"{name}() over axis {axis} of an empty tensor of shape {ad.shape}")
     kept = reduce(ad, axis=axes, keepdims=True)

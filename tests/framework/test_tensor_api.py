@@ -207,6 +207,24 @@ def test_dim_is_an_alias_of_axis(method):
         getattr(t, method)(axis=1, dim=1)
 
 
+@pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "var", "std"])
+@pytest.mark.parametrize("empty", [(), []])
+def test_an_empty_list_of_axes_reduces_over_all_as_pytorch(method, empty):
+    """PyTorch 2.13: ``x.sum(dim=())`` sums every element (15 for arange(6).reshape(2, 3)), not none; minidl
+    returned x unchanged (NumPy's axis=()), so a loss built from it had the wrong value and gradient."""
+    x = mdl.tensor(data((2, 3), 10), requires_grad=True)
+    reduced = getattr(x, method)(dim=empty)
+    whole = getattr(mdl.tensor(x.data), method)()
+    assert reduced.shape == () and reduced.item() == pytest.approx(whole.item(), rel=1e-12)
+    assert getattr(x, method)(axis=empty, keepdims=True).shape == (1, 1)
+    reduced.backward()
+    assert x.grad.shape == (2, 3) and np.count_nonzero(x.grad) >= 1
+    if method == "sum":
+        np.testing.assert_array_equal(x.grad, np.ones((2, 3)))
+    if method == "mean":
+        np.testing.assert_allclose(x.grad, np.full((2, 3), 1 / 6))
+
+
 def test_numpy_functions_call_the_methods():
     x = data((3, 4), 9)
     t = mdl.tensor(x)
