@@ -3,6 +3,7 @@
 
 All checks happen here, before any `nogil` code; the C side (kernels.h) trusts its arguments.
 """
+import contextvars
 import numbers
 import os
 import warnings
@@ -180,7 +181,7 @@ def gemm_blocking(dtype="float32", threads=None):
         raise TypeError(f"gemm_blocking: dtype must be float32 or float64, got {np.dtype(dtype)}")
     mdl_kernel_tile(item, &mr, &nr)
     sizes = cache_sizes()
-    blocking = derive_blocking(sizes["l1d"], sizes["l2"], sizes["l3"], threads or mdl_get_num_threads(), mr, nr,
+    blocking = derive_blocking(sizes["l1d"], sizes["l2"], sizes["l3"], _team(threads, "gemm_blocking"), mr, nr,
                                item)
     return {"mr": mr, "nr": nr, **blocking}
 
@@ -188,10 +189,23 @@ def gemm_blocking(dtype="float32", threads=None):
 def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
     """The GEMM block sizes the BLIS rules give for these cache sizes (bytes), thread count, micro-tile
     MR x NR and element size: {'mc', 'kc', 'nc', 'skinny_m'} (csrc/blocking.c states the rules)."""
+    for name, value, least in (("l1d", l1d, 0), ("l2", l2, 0), ("l3", l3, 0), ("threads", threads, 1),
+                               ("mr", mr, 1), ("nr", nr, 1), ("itemsize", itemsize, 1)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise ValueError(f"derive_blocking: {name} must be an integer >= {least}, got {value!r}")
     cdef mdl_cache_sizes c
     c.l1d, c.l2, c.l3 = l1d, l2, l3
     cdef mdl_blocking b = mdl_derive_blocking(c, threads, mr, nr, itemsize)
     return {"mc": b.mc, "kc": b.kc, "nc": b.nc, "skinny_m": b.skinny_m}
+
+
+def _team(threads, str func):
+    """``threads`` (default: get_num_threads()), checked: an integer from 1 to MAX_THREADS."""
+    if threads is None:
+        return mdl_get_num_threads()
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"{func}: threads must be an integer from 1 to {MAX_THREADS}, got {threads!r}")
+    return threads
 
 
 # ------------------------------------------------------------------ thread thresholds
@@ -207,7 +221,7 @@ def thread_thresholds(dtype="float32", threads=None):
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"thread_thresholds: dtype must be float32 or float64, got {np.dtype(dtype)}")
     cdef int item = np.dtype(dtype).itemsize
-    cdef int team = threads or mdl_get_num_threads()
+    cdef int team = _team(threads, "thread_thresholds")
     cdef mdl_work_rates rates = mdl_work_rates_measured(item)    # before a team starts (csrc/blocking.c)
     cdef double fork_join = mdl_fork_join_seconds(team)
     cdef mdl_thread_thresholds t = mdl_thresholds_for(team, item)
@@ -294,7 +308,12 @@ cdef cnp.ndarray _readable(cnp.ndarray arr):
             ok = False
     if ok:
         return arr
-    return np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return arr.astype(arr.dtype.newbyteorder("="), order="C")     # keeps a 0-d array 0-d
+
+
+cdef inline bint _same_dtype(cnp.ndarray arr, object dtype):
+    """arr's dtype is ``dtype`` in either byte order (the wrappers convert a byte-swapped array)."""
+    return arr.dtype.newbyteorder("=") == np.dtype(dtype).newbyteorder("=")
 
 
 cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
@@ -303,7 +322,7 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
     cdef cnp.ndarray o = <cnp.ndarray>out
     if out.shape != shape:
         raise ValueError(f"{func}: out has shape {out.shape}, expected {shape}")
-    if o.dtype != dtype:
+    if not _same_dtype(o, dtype):
         raise TypeError(f"{func}: out has dtype {o.dtype}, expected {np.dtype(dtype)}")
     if not o.flags.writeable:
         raise ValueError(f"{func}: out is read-only")
@@ -311,7 +330,7 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
 
 
 # ------------------------------------------------------------------ memory ranges
-def byte_range(cnp.ndarray a):
+def byte_range(cnp.ndarray a not None):
     """(low, high): the address of the first byte of memory ``a`` can reach and one past its last (NumPy's
     ``byte_bounds``, in ~0.1 us instead of ~3: the engine logs every in-place write as one, minidl.autograd)."""
     cdef size_t data = <size_t>cnp.PyArray_DATA(a)
@@ -438,7 +457,7 @@ def matmul_after_update(x, w, u, v, alpha, beta):
     cdef cnp.ndarray W = <cnp.ndarray>w
     if X.ndim != 2 or W.ndim != 2 or U.ndim != 2 or V.ndim != 2:
         raise ValueError(f"{func} expects 2-D arrays, got x {x.shape}, w {w.shape}, u {u.shape}, v {v.shape}")
-    if not (X.dtype == W.dtype == U.dtype == V.dtype):
+    if not (X.dtype == U.dtype == V.dtype and _same_dtype(W, X.dtype)):
         raise TypeError(f"{func}: x, w, u and v must have one dtype, got {x.dtype}, {w.dtype}, {u.dtype}, "
                         f"{v.dtype}")
     cdef Py_ssize_t m = X.shape[0], k = W.shape[0], n = W.shape[1], r = U.shape[0]
@@ -489,10 +508,10 @@ cdef inline cnp.ndarray _c_contiguous(cnp.ndarray arr):
 
 
 cdef cnp.ndarray _elementwise_target(cnp.ndarray result, tuple inputs):
-    """`result` itself if the kernel can write it directly, else a fresh contiguous buffer."""
+    """`result` itself if the kernel can write it directly, else a fresh contiguous buffer in native order."""
     if not cnp.PyArray_IS_C_CONTIGUOUS(result) or not cnp.PyArray_ISALIGNED(result) \
             or not cnp.PyArray_ISNOTSWAPPED(result):
-        return np.empty((<object>result).shape, dtype=result.dtype)
+        return np.empty((<object>result).shape, dtype=result.dtype.newbyteorder("="))
     for x in inputs:
         # Writing in place over an identical input is safe element by element; a shifted overlap is not.
         if np.may_share_memory(result, x) and not (
@@ -606,7 +625,7 @@ def axpby(alpha, x, beta, y):
     cdef cnp.ndarray Y = <cnp.ndarray>y
     if (<object>X).shape != (<object>Y).shape:
         raise ValueError(f"axpby: x has shape {x.shape} but y has shape {y.shape}")
-    if Y.dtype != X.dtype:
+    if not _same_dtype(Y, X.dtype):
         raise TypeError(f"axpby: x has dtype {x.dtype} but y has dtype {y.dtype}")
     if not Y.flags.writeable:
         raise ValueError("axpby: y is read-only")
@@ -656,24 +675,36 @@ cdef class memory_pool:
     reuse the previous step's memory instead of page-faulting in fresh pages. Arrays keep the allocator
     they were made with wherever they go. Scoped to the current thread's context (NumPy's handler is a
     context variable); the autograd engine, module calls and a pending weight gradient's materialization
-    enter it. One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op.
+    enter it. One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op. Blocks that end out
+    of order (two generators each inside one) still leave NumPy's own handler once the last one has ended:
+    the context counts the pools open in it and keeps the handler from before the first.
     """
-    cdef object _previous
-    cdef bint _entered
+    cdef bint _entered, _active
 
     def __enter__(self):
         if self._entered:
             raise RuntimeError("memory_pool(): an instance can be entered once; make a new one per `with`")
         self._entered = True
         if _POOL_ON:
-            self._previous = PyDataMem_SetHandler(_POOL_HANDLER)
+            depth, before = _pools_open.get()
+            previous = PyDataMem_SetHandler(_POOL_HANDLER)
+            _pools_open.set((depth + 1, previous if depth == 0 else before))
+            self._active = True
         return self
 
     def __exit__(self, *exc_info):
-        if self._previous is not None:
-            PyDataMem_SetHandler(self._previous)
-            self._previous = None
+        if self._active:
+            self._active = False
+            depth, before = _pools_open.get()
+            if depth <= 1:
+                PyDataMem_SetHandler(before)
+                _pools_open.set((0, None))
+            else:
+                _pools_open.set((depth - 1, before))
         return False
+
+
+_pools_open = contextvars.ContextVar("minidl_memory_pools_open", default=(0, None))
 
 
 def memory_pool_stats():

@@ -29,6 +29,21 @@ def test_blocking_stays_within_its_bounds_for_any_cache_sizes(mr, nr, item):
             assert b["kc"] * b["nc"] * item <= 0.5 * l3 / threads or b["nc"] == nr
 
 
+@pytest.mark.parametrize("bad", [{"mr": 0}, {"nr": 0}, {"threads": 0}, {"itemsize": 0}, {"l2": -1}, {"mr": 2.5}])
+def test_bad_blocking_arguments_are_refused_not_a_crash(bad):
+    """mr = 0 divided by zero in C: SIGFPE killed the interpreter."""
+    args = {"l1d": 32 << 10, "l2": 512 << 10, "l3": 32 << 20, "threads": 1, "mr": 8, "nr": 8, "itemsize": 4} | bad
+    with pytest.raises(ValueError, match=f"derive_blocking: {next(iter(bad))} must be an integer"):
+        _kernels.derive_blocking(*args.values())
+
+
+@pytest.mark.parametrize("threads", [0, -5, _core.MAX_THREADS + 1, 2.0, True])
+def test_thread_counts_of_the_blocking_queries_are_checked(threads):
+    for query in (_core.gemm_blocking, _core.thread_thresholds):
+        with pytest.raises(ValueError, match="threads must be an integer from 1"):
+            query(threads=threads)
+
+
 def test_blocking_follows_the_caches():
     small = _kernels.derive_blocking(32 << 10, 512 << 10, 32 << 20, 2, 6, 16, 4)
     large = _kernels.derive_blocking(48 << 10, 2 << 20, 105 << 20, 2, 6, 16, 4)

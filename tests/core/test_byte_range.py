@@ -42,3 +42,5 @@ def test_byte_range_of_a_zero_dim_array_and_a_non_array():
     assert _core.byte_range(a) == byte_bounds(a)
     with pytest.raises(TypeError):
         _core.byte_range([1.0, 2.0])
+    with pytest.raises(TypeError):
+        _core.byte_range(None)                   # read None's fields as an array's: garbage, could crash

@@ -60,6 +60,27 @@ def test_nested_and_raising_blocks_restore_the_previous_handler():
     assert get_handler_name() == default
 
 
+def test_blocks_that_end_out_of_order_still_restore_the_default():
+    """Two generators each inside a pool, closed in the order they were opened: the second exit restored
+    the pool handler saved at its entry, so every later array silently came from the pool."""
+    default = get_handler_name()
+
+    def batches():
+        with _core.memory_pool():
+            yield 1
+            yield 2
+    first, second = batches(), batches()
+    next(first), next(second)
+    first.close()
+    assert get_handler_name() == POOL            # the second block is still open
+    second.close()
+    assert get_handler_name() == default
+    outer, inner = _core.memory_pool(), _core.memory_pool()
+    outer.__enter__(), inner.__enter__()
+    outer.__exit__(None, None, None), inner.__exit__(None, None, None)
+    assert get_handler_name() == default
+
+
 def test_an_instance_is_entered_once():
     pool = _core.memory_pool()
     with pool:
