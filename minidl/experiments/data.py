@@ -66,10 +66,10 @@ def _split(name, reason, source, x, y, x_test, y_test, n_classes, train_examples
 def _load_idx_dataset(name: str, data_dir, reason: str, train_examples):
     from minidl.data import datasets
 
-    loader = datasets.load_fashion_mnist if name == "fashion-mnist" else datasets.load_mnist
-    x, y = loader(data_dir, split="train")
-    x_test, y_test = loader(data_dir, split="test")
-    folder = datasets.find_dataset(name, "test", data_dir)[0].parent
+    found = datasets.dataset_files(name, data_dir, search=data_dir is None)     # four files from one folder
+    x, y = datasets.load_split(name, "train", *found["train"])
+    x_test, y_test = datasets.load_split(name, "test", *found["test"])
+    folder = found["test"][0].parent
     return _split(name, reason, str(folder), x, y, x_test, y_test, 10, train_examples)
 
 
@@ -89,6 +89,8 @@ def load_study_data(dataset: str = "auto", data_dir=None, train_examples: int | 
 
     'auto' uses Fashion-MNIST when its files are found and falls back to Shapeset-3x2 otherwise, recording
     why in `StudyData.reason`. An explicitly requested dataset that is missing raises the loader's error.
+    The four IDX files come from one folder: ``data_dir`` alone when given (used or refused, never mixed
+    with another copy: also under 'auto'), else the first folder of the documented search that holds all.
     """
     if dataset == "shapeset":
         return _load_shapeset("requested with --dataset shapeset", train_examples)
@@ -102,6 +104,8 @@ def load_study_data(dataset: str = "auto", data_dir=None, train_examples: int | 
         return _load_idx_dataset("fashion-mnist", data_dir,
                                  "Fashion-MNIST is installed, so the default uses real data", train_examples)
     except DatasetNotFoundError as error:
+        if data_dir is not None:
+            raise
         first_line = str(error).splitlines()[0] if str(error) else "not found"
         return _load_shapeset("Fashion-MNIST was not found (" + first_line + "), so the default falls back "
                               "to the built-in Shapeset-3x2", train_examples)
@@ -128,19 +132,23 @@ def fingerprint(data: StudyData) -> str:
 
 
 def check_dataset(dataset: str, data_dir=None) -> None:
-    """Raise DatasetNotFoundError (one line) if an explicitly requested IDX dataset is not found, and
+    """Raise DatasetNotFoundError (one line) if an explicitly requested IDX dataset is not found (the default
+    too when `data_dir` is given: that folder must hold all four files), and
     FileNotFoundError if `data_dir` is not a folder: the checks a command makes before any work starts."""
     import os
 
-    from minidl.data.datasets import DatasetNotFoundError, find_dataset
+    from minidl.data.datasets import DatasetNotFoundError, dataset_files
 
     if data_dir is not None and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data-dir {data_dir}: no such folder")
+    if dataset == "auto" and data_dir is not None:
+        dataset = "fashion-mnist"                   # an explicit folder is used or refused (load_study_data)
     if dataset in ("fashion-mnist", "mnist"):
         try:
-            for split in ("train", "test"):
-                find_dataset(dataset, split, data_dir)
+            dataset_files(dataset, data_dir, search=data_dir is None)
         except DatasetNotFoundError as error:
+            if data_dir is not None:
+                raise DatasetNotFoundError(f"--data-dir {data_dir}: {error}") from None
             lines = str(error).splitlines()
             searched = [line.strip() for line in lines if line.startswith("  ")]
             how = " ".join(line.strip() for line in lines[2:] if not line.startswith("  "))

@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 
-from minidl.data import datasets
-from minidl.experiments.data import VALIDATION_SIZE, load_study_data
+from minidl.data import datasets, write_idx
+from minidl.experiments.data import VALIDATION_SIZE, check_dataset, load_study_data
 
 
 def test_auto_falls_back_to_shapeset_and_says_why(monkeypatch):
     def missing(*args, **kwargs):
         raise datasets.DatasetNotFoundError("fashion-mnist not found; looked in /nowhere")
 
-    monkeypatch.setattr(datasets, "load_fashion_mnist", missing)
+    monkeypatch.setattr(datasets, "dataset_files", missing)
     data = load_study_data("auto", train_examples=200)
     assert data.name == "shapeset" and data.n_classes == 9
     assert "Fashion-MNIST was not found" in data.reason and "/nowhere" in data.reason
@@ -24,3 +24,44 @@ def test_explicit_missing_dataset_raises(tmp_path):
         load_study_data("mnist", data_dir=tmp_path / "empty")
     with pytest.raises(ValueError, match="unknown dataset"):
         load_study_data("cifar")
+
+
+@pytest.fixture
+def tiny_copies(tmp_path, monkeypatch):
+    """Two Fashion-MNIST copies of 5 train / 3 test images: ``full`` in the well-known place, holding all
+    four files, and ``partial`` holding only the training files, with other labels."""
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "train", 5)
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "test", 3)
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    full, partial = tmp_path / "share" / "fashion-mnist", tmp_path / "partial"
+    for folder, splits, label in ((full, ("train", "t10k"), 1), (partial, ("train",), 7)):
+        folder.mkdir(parents=True)
+        for prefix in splits:
+            n = 5 if prefix == "train" else 3
+            write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+            write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.full(n, label, np.uint8))
+    return full, partial
+
+
+def test_an_explicit_data_dir_is_used_or_refused_never_mixed(tiny_copies):
+    """--data-dir holding only the training files trained on them and tested on the system copy, and the
+    results named the system folder; an empty --data-dir silently used the system copy."""
+    full, partial = tiny_copies
+    for dataset in ("fashion-mnist", "auto"):
+        for folder in (partial, partial.parent / "empty"):
+            folder.mkdir(exist_ok=True)
+            with pytest.raises(datasets.DatasetNotFoundError, match=f"--data-dir {folder}: .*missing|no folder"):
+                check_dataset(dataset, folder)
+            with pytest.raises(datasets.DatasetNotFoundError):
+                load_study_data(dataset, data_dir=folder)
+    data = load_study_data("fashion-mnist", data_dir=full)
+    assert data.source == str(full) and set(data.y_valid) == {1} and set(data.y_test) == {1}
+
+
+def test_the_search_takes_all_four_files_from_one_folder(tiny_copies, monkeypatch):
+    full, partial = tiny_copies
+    monkeypatch.setenv("MINIDL_DATA", str(partial))      # searched first, but holds only half the files
+    check_dataset("fashion-mnist")
+    data = load_study_data("auto")
+    assert data.name == "fashion-mnist" and data.source == str(full) and set(data.y_valid) == {1}

@@ -81,7 +81,7 @@ def test_a_missing_dataset_is_a_one_line_error_before_any_work(tmp_path, capsys,
     out = tmp_path / "study"
     assert main(["reproduce", "--quick", "--dataset", "mnist", "--no-progress", "--out", str(out)]) == 2
     error = capsys.readouterr().err
-    assert "mnist (train split) not found" in error and "Searched:" in error and "--data-dir" in error
+    assert "no folder holds the mnist files" in error and "Searched:" in error and "--data-dir" in error
     assert len(error.strip().splitlines()) == 1 and not out.exists()
 
 
