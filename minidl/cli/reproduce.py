@@ -235,8 +235,8 @@ def run(args) -> int:
 
 
 def _terminate_like_ctrl_c(signum, frame) -> None:
-    """SIGTERM handler: deliver SIGINT instead, so that a termination is handled like Ctrl-C (a run stops
-    after its current update and saves a checkpoint; the study records `interrupted`)."""
-    import signal
-
-    signal.raise_signal(signal.SIGINT)
+    """SIGTERM handler: raise KeyboardInterrupt, so that a termination is handled like Ctrl-C (the study
+    records `interrupted`; inside a run the trainer's own handler stops it after its current update and
+    saves a checkpoint). Not by raising SIGINT: a process started with SIGINT ignored (``cmd &`` in a
+    script) would ignore it and run on."""
+    raise KeyboardInterrupt

@@ -127,7 +127,8 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
 
 
 class _StopSignals:
-    """While active (main thread only), the first Ctrl-C or SIGTERM sets `requested` instead of stopping.
+    """While active (main thread only), the first Ctrl-C or SIGTERM sets `requested` instead of stopping
+    (a signal the process ignores, as ``cmd &`` in a script ignores Ctrl-C, stays ignored).
 
     The handlers in place before are put back at once, so a second signal acts as it would have (Ctrl-C
     raises KeyboardInterrupt, SIGTERM ends the process).
@@ -141,7 +142,7 @@ class _StopSignals:
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in self.NAMES:
-                if signal.getsignal(signum) is not None:      # None: a handler set outside Python; leave it
+                if signal.getsignal(signum) not in (None, signal.SIG_IGN):  # set outside Python, or ignored
                     self._previous[signum] = signal.signal(signum, self._handle)
         return self
 

@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from minidl.cli import main
 from minidl.experiments.study import comparable
 
-from study_helpers import TINY, results_of as _results, start_study, wait_for_checkpoint as _wait_for_checkpoint
+from study_helpers import PACKAGE_PARENT, TINY, results_of as _results, start_study
+from study_helpers import wait_for_checkpoint as _wait_for_checkpoint
 
 
 def _start(out: Path) -> subprocess.Popen:
@@ -132,6 +134,40 @@ def test_sigterm_is_handled_like_ctrl_c_and_resume_gives_the_same_results(uninte
     assert len(continued) == 1 and continued[0]["execution"]["attempts"] == 2
     assert not (out / "checkpoints").exists()
     assert len(resumed["execution"]["invocations"]) == 2
+
+
+def test_sigterm_outside_a_run_stops_a_study_started_with_ctrl_c_ignored(tmp_path):
+    """`minidl reproduce &` from a script starts with SIGINT ignored; SIGTERM was turned into a SIGINT,
+    which was ignored too: the study ran on to `complete` with exit 0."""
+    out = tmp_path / "study"
+    script = (
+        "import os, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "from minidl.experiments import data\n"
+        "load = data.load_study_data\n"
+        "def load_then_terminate(*args, **kwargs):\n"
+        "    loaded = load(*args, **kwargs)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return loaded\n"
+        "data.load_study_data = load_then_terminate\n"
+        "from minidl.cli import main\n"
+        f"sys.exit(main({TINY + ['--out', str(out)]!r}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=PACKAGE_PARENT)
+    assert done.returncode == 130, done.stderr
+    assert _results(out)["status"] == "interrupted"
+
+
+def test_the_trainer_leaves_an_ignored_ctrl_c_ignored():
+    from minidl.training.trainer import _StopSignals
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _StopSignals():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_a_killed_client_is_resumed_from_its_checkpoints_to_the_same_results(uninterrupted, tmp_path):
