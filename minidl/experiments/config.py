@@ -115,7 +115,10 @@ class StudyConfig:
             part.activations = tuple(_activations.get(name).name for name in part.activations)
             for scheme in part.schemes:
                 _init.get(scheme)
+            _refuse_repeats(part.activations, "activations")
+            _refuse_repeats(part.schemes, "init schemes")
         if self.at_init is not None:
+            _refuse_repeats(self.at_init.depths, "at-init depths")
             if min(self.at_init.depths) < 2 or self.at_init.width < 1 or self.at_init.examples < 2:
                 raise ValueError("at-init study needs depth >= 2, width >= 1 and at least 2 examples")
         if self.training is not None:
@@ -131,6 +134,7 @@ class StudyConfig:
                 bad = [rate for rate in rates if not (math.isfinite(rate) and rate > 0)]
                 if bad:
                     raise ValueError(f"{where} must be a positive finite number, got {bad[0]}")
+            _refuse_repeats(t.lr_search_grid, "--lr-grid learning rates")
             if t.lr_search and not t.lr_search_grid:
                 raise ValueError("--lr-search needs at least one learning rate in --lr-grid")
             for activation, share in t.update_shares.items():
@@ -172,6 +176,14 @@ class StudyConfig:
 
 def _listed(values) -> str:
     return ",".join(str(v) for v in values)
+
+
+def _refuse_repeats(values, what: str) -> None:
+    """A value listed twice would train (or measure) the same thing twice under one name: the report would
+    count it as two seeds and two processes would share its checkpoint file."""
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{what} must be distinct, got {_listed(values)} ({', '.join(repeated)} more than once)")
 
 
 def preset(name: str) -> StudyConfig:

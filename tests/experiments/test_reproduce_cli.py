@@ -76,6 +76,16 @@ def test_data_dir_with_the_generated_dataset_is_refused(tmp_path, capsys):
     assert "--data-dir does not apply to shapeset" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("option,value,what", [
+    ("--schemes", "standard,xavier_uniform,standard", "init schemes"), ("--activations", "tanh,Tanh", "activations"),
+    ("--init-depths", "5,5", "at-init depths"), ("--lr-grid", "0.1,0.3,0.1", "--lr-grid learning rates")])
+def test_a_value_listed_twice_is_refused(tmp_path, capsys, option, value, what):
+    """Each run was trained twice under one name: the report said n=2 (\"mean over 2 seeds\") for one seed."""
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--no-progress", option, value, "--out", str(out)]) == 2
+    assert f"{what} must be distinct" in capsys.readouterr().err and not out.exists()
+
+
 def test_too_many_threads_per_run_is_refused_before_anything_runs(tmp_path, capsys):
     """--threads-per-run 100000 crashed the process (segfault) and left results.json saying "running"."""
     out = tmp_path / "run"
