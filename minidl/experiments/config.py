@@ -135,6 +135,7 @@ class StudyConfig:
                 if bad:
                     raise ValueError(f"{where} must be a positive finite number, got {bad[0]}")
             _refuse_repeats(t.lr_search_grid, "--lr-grid learning rates")
+            check_batch_size(t.batch_size, training_examples(self.dataset, t.train_examples))
             if t.lr_search and not t.lr_search_grid:
                 raise ValueError("--lr-search needs at least one learning rate in --lr-grid")
             for activation, share in t.update_shares.items():
@@ -176,6 +177,26 @@ class StudyConfig:
 
 def _listed(values) -> str:
     return ",".join(str(v) for v in values)
+
+
+def training_examples(dataset: str, train_examples: int | None) -> int | None:
+    """How many training examples the study's runs draw from: ``train_examples``, or all of the dataset's
+    training split but the validation set (None for 'auto' without a cap: the dataset decides)."""
+    from minidl.data.datasets import SPLIT_SIZES
+    from minidl.experiments.data import SHAPESET_TRAIN, VALIDATION_SIZE
+
+    whole = {"fashion-mnist": SPLIT_SIZES["train"] - VALIDATION_SIZE, "mnist": SPLIT_SIZES["train"] - VALIDATION_SIZE,
+             "shapeset": SHAPESET_TRAIN}.get(dataset)
+    if train_examples is None:
+        return whole
+    return train_examples if whole is None else min(train_examples, whole)
+
+
+def check_batch_size(batch_size: int, examples: int | None) -> None:
+    """A batch larger than the training set would be the whole set, while the results and the report said
+    ``batch_size`` (and counted epochs by it)."""
+    if examples is not None and batch_size > examples:
+        raise ValueError(f"--batch-size {batch_size} is larger than the {examples} training examples")
 
 
 def _refuse_repeats(values, what: str) -> None:

@@ -454,10 +454,13 @@ class Study:
 
     # ----------------------------------------------------------------------------------------- stages
     def _load_data(self):
+        from minidl.experiments.config import check_batch_size
         from minidl.experiments.data import resolve_data
 
         train_examples = self.config.training.train_examples if self.config.training else None
         data, spec = resolve_data(self.config.dataset, self.config.data_dir, train_examples)
+        if self.config.training:
+            check_batch_size(self.config.training.batch_size, data.x_train.shape[0])
         recorded = self.results.get("data")
         if recorded is not None and recorded.get("fingerprint") != spec.fingerprint:
             raise ValueError(f"the data differs from the study's: {data.name} from {data.source} has fingerprint "

@@ -86,6 +86,31 @@ def test_a_value_listed_twice_is_refused(tmp_path, capsys, option, value, what):
     assert f"{what} must be distinct" in capsys.readouterr().err and not out.exists()
 
 
+@pytest.mark.parametrize("preset,dataset,most", [("--quick", "auto", 10_000), ("--extensions", "shapeset", 50_000)])
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, capsys, preset, dataset, most):
+    """The loader quietly used the whole set per update while results.json and the report said the batch
+    given (and "5 updates (≈50.00 epochs)" for 5 epochs)."""
+    out = tmp_path / "run"
+    assert main(["reproduce", preset, "--no-progress", "--dataset", dataset, "--batch-size", str(most + 1),
+                 "--out", str(out)]) == 2
+    assert f"--batch-size {most + 1} is larger than the {most} training examples" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_loaded_training_set_bounds_the_batch_too(monkeypatch):
+    """Where the preset cannot tell (the default dataset, no cap), the study checks once the data is loaded."""
+    from minidl.experiments import config as study_config
+    from minidl.experiments.study import Study
+
+    config = study_config.preset("quick")
+    config.training.batch_size, config.training.train_examples = 300, 200
+    study = Study.__new__(Study)
+    study.config, study.results = config, {}
+    monkeypatch.setattr(Study, "save", lambda self: None)
+    with pytest.raises(ValueError, match="--batch-size 300 is larger than the 200 training examples"):
+        study._load_data()
+
+
 def test_too_many_threads_per_run_is_refused_before_anything_runs(tmp_path, capsys):
     """--threads-per-run 100000 crashed the process (segfault) and left results.json saying "running"."""
     out = tmp_path / "run"
