@@ -119,8 +119,9 @@ class DataLoader:
             minidl.random.generator(), so `mdl.manual_seed` decides the order.
         drop_last: drop the final partial batch (default False: keep it).
 
-    Iterating yields the batches of epoch `self.epoch` and then advances `epoch` by one; `batches(epoch,
-    start)` yields the batches of any epoch from batch index `start` (what resuming needs).
+    Each ``iter()`` gives the batches of epoch `self.epoch` and advances `epoch` by one at once, so a loop
+    that stops early still gets a new order next time (PyTorch's DataLoader reshuffles at every ``iter()``);
+    `batches(epoch, start)` yields the batches of any epoch from batch index `start` (what resuming needs).
     """
 
     def __init__(self, dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None, drop_last: bool = False):
@@ -158,5 +159,5 @@ class DataLoader:
 
     def __iter__(self):
         epoch = self.epoch
-        yield from self.batches(epoch)
         self.epoch = epoch + 1
+        return self.batches(epoch)

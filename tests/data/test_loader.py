@@ -44,6 +44,21 @@ def test_shuffle_is_seeded_per_epoch():
     assert not np.array_equal(a.order(0), DataLoader(_data(), batch_size=4, seed=6).order(0))
 
 
+def test_a_loop_that_stops_early_still_gets_a_new_order_next_time():
+    """The epoch advanced only when an iteration ran to its end: a fixed number of steps per pass (break,
+    zip) repeated epoch 0's order forever, silently."""
+    loader = DataLoader(_data(), batch_size=4, seed=5)
+    firsts = []
+    for _ in range(3):
+        for _, y in loader:
+            firsts.append(y)
+            break
+    assert loader.epoch == 3
+    for epoch, y in enumerate(firsts):
+        np.testing.assert_array_equal(y, next(loader.batches(epoch))[1])
+    assert not np.array_equal(firsts[0], firsts[1])
+
+
 def test_batches_from_a_start_index_are_the_tail_of_the_epoch():
     loader = DataLoader(_data(), batch_size=4, seed=2)
     full = list(loader.batches(3))
