@@ -118,7 +118,10 @@ def _read_payload(path: Path, stream, dtype: np.dtype, shape: tuple[int, ...], m
     if declared > max_bytes:
         raise _fail(path, f"truncated: header declares {shape_text} {dtype.str[1:]} values = {declared} bytes "
                           f"of data, more than {container} can hold ({max_bytes} bytes at most)")
-    values = np.empty(shape, dtype=dtype)
+    try:
+        values = np.empty(shape, dtype=dtype)
+    except ValueError as error:     # more dimensions than NumPy allows (64; 32 before NumPy 2)
+        raise _fail(path, f"the header declares {len(shape)} dimensions, which NumPy cannot hold ({error})") from None
     filled = _readinto_exactly(stream, memoryview(values.reshape(-1)).cast("B"))
     if filled < declared:
         raise _fail(path, f"truncated: header declares {shape_text} {dtype.str[1:]} values = {declared} bytes "

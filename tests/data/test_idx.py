@@ -55,6 +55,9 @@ CORRUPTIONS = {
     "truncated payload": (_valid_bytes()[:-1], "truncated"),
     "trailing bytes": (_valid_bytes() + b"\x00\x00", "wrong length: 2 bytes follow"),
     "huge declared size": (b"\x00\x00\x0e\x02" + struct.pack(">II", 2**32 - 1, 2**32 - 1), "truncated"),
+    # NumPy's limit, 64 dimensions: the bare "maximum supported dimension for an ndarray" named no file
+    "too many dimensions": (b"\x00\x00\x08\x41" + struct.pack(">65I", *[1] * 65) + b"\x07",
+                            "declares 65 dimensions, which NumPy cannot hold"),
 }
 
 
