@@ -200,6 +200,7 @@ def run(args) -> int:
     import signal
     import sys
     import threading
+    from pathlib import Path
 
     from minidl.experiments.study import StudyFolderError, run_study
     from minidl.training.run_lock import FolderLocked
@@ -219,7 +220,9 @@ def run(args) -> int:
         print(f"minidl reproduce: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: what finished is in {out} (report.md, results.json); continue with: "
+        written = "report.md, results.json" if Path(out, "report.md").exists() else \
+            "results.json; report.md was not written: interrupted again while writing it"
+        print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
               f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
         return 130
     except Exception as error:             # a run failed for good: the study says so in its files

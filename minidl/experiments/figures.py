@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from minidl import init
+from minidl.serialization import write_atomically
 
 PAIR = ("standard", "xavier_uniform")
 
@@ -47,7 +48,7 @@ def _few_log_ticks(ax) -> None:
 def _save(fig, folder: Path, name: str) -> Path:
     path = Path(folder) / name
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=90))
     _plt().close(fig)
     return path
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from minidl import init
 from minidl.experiments import paper
+from minidl.serialization import write_atomically
 from minidl.experiments.config import TrainingConfig
 from minidl.experiments.study import CUT_FLOOR
 from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _group,
@@ -492,7 +493,8 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
     lines += ["Raw numbers: `results.json` (layout in minidl/experiments/results.py) and the CSV files beside "
               "this report.", ""]
     path = Path(path)
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines).encode()
+    write_atomically(path, lambda file: file.write(text))     # a second Ctrl-C never leaves half a report
     return path
 
 

@@ -74,10 +74,12 @@ CSV files: at_init_layers.csv, training_curves.csv, training_monitor.csv, final_
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
 from pathlib import Path
+
+from minidl.serialization import write_atomically
 
 FORMAT = "minidl-reproduce/1"
 
@@ -96,19 +98,20 @@ def _clean(value):
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
-        json.dump(_clean(data), handle, separators=(",", ":"))
-    os.replace(temporary, path)
+    text = json.dumps(_clean(data), separators=(",", ":")).encode()
+    write_atomically(path, lambda file: file.write(text))
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
+    """The CSV, written atomically (a second Ctrl-C while the study writes what finished leaves the old
+    file or the new one)."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    data = text.getvalue().encode()
+    write_atomically(path, lambda file: file.write(data))
 
 
 def write_csvs(results: dict, folder: Path) -> list[Path]:

@@ -188,6 +188,8 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
         if previous is not None:
             stale = f"took over the lock of {folder} left by {previous}, which is no longer running"
             leftovers = remove_temporaries(folder)     # its unfinished atomic writes: nobody else writes here
+            for sub in sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.is_symlink()):
+                leftovers += [f"{sub.name}/{name}" for name in remove_temporaries(sub)]   # figures/, checkpoints/
             if leftovers:
                 stale += f"; removed the unfinished temporary file(s) it left: {', '.join(sorted(leftovers))}"
         return FolderLock(folder, path, fd, stale)

@@ -139,3 +139,33 @@ def test_time_budget_cuts_updates_equally(tmp_path):
     assert budget["measured_seconds_per_update"] > 0
     assert {r["updates_done"] for r in results["training"]["runs"]} == {100}
     assert "were cut from tanh 150 to tanh 100 (equally for every run)" in (out / "report.md").read_text()
+
+
+def test_a_second_interruption_while_writing_leaves_no_half_written_file(tmp_path):
+    """The CSVs, figures and report.md were written in place: a second Ctrl-C while the study wrote what
+    finished left a truncated file (report.md and figures go through the same write_atomically)."""
+    from minidl.experiments import results
+
+    path = tmp_path / "final_errors.csv"
+    path.write_text("the previous table\n")
+
+    def rows():
+        yield ["tanh", "standard", 0, 0.1, 10, None, 0.5]
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        results._write_csv(path, ["activation", "scheme", "seed", "lr", "updates_done", "diverged_at", "error"], rows())
+    assert path.read_text() == "the previous table\n" and [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_the_interrupted_message_says_whether_report_md_exists(tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("minidl.experiments.study.run_study", interrupted)
+    out = tmp_path / "study"
+    assert main(["reproduce", "--quick", "--no-progress", "--out", str(out)]) == 130
+    assert "report.md was not written" in capsys.readouterr().err
+    out.mkdir()
+    (out / "report.md").write_text("# a report")
+    monkeypatch.setattr("minidl.experiments.study.check_out", lambda *args, **kwargs: None)
+    assert main(["reproduce", "--quick", "--no-progress", "--out", str(out)]) == 130
+    assert f"what finished is in {out} (report.md, results.json)" in capsys.readouterr().err

@@ -72,6 +72,22 @@ def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
         assert json.loads((tmp_path / ".lock").read_text())["pid"] == os.getpid()
 
 
+def test_a_killed_holders_unfinished_writes_are_removed_in_subfolders_too(tmp_path):
+    """A study writes figures/*.png and checkpoints/*.npz atomically: a SIGKILL mid-write left the hidden
+    temporary there for good (only the locked folder itself was cleaned)."""
+    code = ("import os, signal, sys; from minidl.training.run_lock import acquire\n"
+            "acquire(sys.argv[1], 'doomed'); os.kill(os.getpid(), signal.SIGKILL)")
+    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_PARENT)
+    assert killed.wait() == -9
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / ".tmp-fig2.png-abcd1234").write_bytes(b"half a png")
+    (tmp_path / "figures" / "fig1.png").write_bytes(b"a finished figure")
+    (tmp_path / ".tmp-report.md-wxyz9876").write_text("half a report")
+    with acquire(tmp_path, "minidl reproduce") as lock:
+        assert lock.stale.endswith("it left: .tmp-report.md-wxyz9876, figures/.tmp-fig2.png-abcd1234")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["fig1.png", "figures"]
+
+
 @pytest.fixture
 def no_flock(monkeypatch):
     """A file system that refuses flock: liveness falls back to the PID."""
