@@ -167,6 +167,23 @@ def _dask_installed() -> bool:
     return importlib.util.find_spec("distributed") is not None
 
 
+def _check_fits_in_memory(config) -> None:
+    """ValueError where the nets' weights alone (float64, as the at-init study measures them) exceed this
+    machine's memory: --width 10000000000 passed every check, then the study "failed" with a MemoryError."""
+    import os
+
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return
+    for part, depth in ((config.at_init, max(config.at_init.depths) if config.at_init else 0),
+                        (config.training, config.training.depth if config.training else 0)):
+        if part is not None and 8 * part.width ** 2 * depth > physical:
+            raise ValueError(f"--width {part.width} with depth {depth}: the weights alone need "
+                             f"{8 * part.width ** 2 * depth / 1e9:,.0f} GB, more than this machine's "
+                             f"{physical / 1e9:.0f} GB of memory")
+
+
 def _check(args):
     """(config or None, execution, out): every check made before any work, raising ValueError/OSError with
     one line for bad options, a missing dataset or an --out that cannot be used."""
@@ -187,6 +204,7 @@ def _check(args):
         data_dir = resumed.get("config", {}).get("data_dir")
     else:
         config = build_config(args)
+        _check_fits_in_memory(config)
         dataset, data_dir = config.dataset, config.data_dir
     check_dataset(dataset, data_dir)
     out = args.out or default_out_dir()

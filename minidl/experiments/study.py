@@ -282,9 +282,12 @@ def check_out(out, resume: bool) -> dict | None:
 
     out = Path(out)
     if not resume:
-        if out.exists() and (not out.is_dir() or any(p.name != ".lock" for p in out.iterdir())):
+        if out.exists() and not out.is_dir():
+            raise StudyFolderError(f"--out {out} is a file, not a folder; choose a new folder")
+        if out.exists() and any(p.name != ".lock" for p in out.iterdir()):
             raise StudyFolderError(f"--out {out} is not empty; choose a new folder, or add --resume to continue "
                                    "the study in it")
+        _check_creatable(out)
         return None
     path = out / "results.json"
     try:
@@ -298,10 +301,30 @@ def check_out(out, resume: bool) -> dict | None:
                                f"{results.get('format') if isinstance(results, dict) else None!r})")
     if results.get("status") == "complete":
         raise StudyFolderError(f"--resume: the study in {out} is complete; nothing to resume")
-    if "config" not in results.get("execution", {}):
+    execution = results.get("execution")
+    if not isinstance(execution, dict) or "config" not in execution:
         raise StudyFolderError(f"--resume: {path} was written by a minidl that cannot resume studies; start a "
                                "new one")
+    try:
+        StudyConfig.from_dict(execution["config"]).validate()
+        if not isinstance(execution.get("invocations"), list):
+            raise ValueError("execution.invocations is not a list")
+    except Exception as error:
+        raise StudyFolderError(f"--resume: {path} is damaged: its study settings cannot be read "
+                               f"({type(error).__name__}: {error})") from None
     return results
+
+
+def _check_creatable(out: Path) -> None:
+    """Raise StudyFolderError unless ``out`` exists or can be made: its nearest existing ancestor must be a
+    folder this process may write in (else the study "failed" with nothing run, naming a folder it never made)."""
+    ancestor = out.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise StudyFolderError(f"--out {out}: {ancestor} is a file, so the folder cannot be made")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise StudyFolderError(f"--out {out}: {ancestor} is not writable")
 
 
 def comparable(results: dict) -> dict:

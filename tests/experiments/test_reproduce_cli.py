@@ -169,3 +169,39 @@ def test_the_interrupted_message_says_whether_report_md_exists(tmp_path, monkeyp
     monkeypatch.setattr("minidl.experiments.study.check_out", lambda *args, **kwargs: None)
     assert main(["reproduce", "--quick", "--no-progress", "--out", str(out)]) == 130
     assert f"what finished is in {out} (report.md, results.json)" in capsys.readouterr().err
+
+
+def test_an_out_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    """--out a file said "is not empty"; --out under a file or an unwritable folder said "the study failed
+    (PermissionError...); what finished is in OUT" though nothing ran there."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out, said in ((afile, f"--out {afile} is a file, not a folder"),
+                      (afile / "sub", f"--out {afile / 'sub'}: {afile} is a file")):
+        assert main(["reproduce", "--quick", "--no-progress", "--out", str(out)]) == 2
+        assert said in capsys.readouterr().err
+    import os
+    monkeypatch.setattr(os, "access", lambda path, mode: False)       # as a user who may not write there
+    assert main(["reproduce", "--quick", "--no-progress", "--out", str(tmp_path / "new")]) == 2
+    assert f"--out {tmp_path / 'new'}: {tmp_path} is not writable" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_width_past_this_machines_memory_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["reproduce", "--quick", "--no-progress", "--width", "10000000000", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "--width 10000000000 with depth" in error and "GB of memory" in error and len(error.splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("execution", [{"config": {"dataset": "auto"}, "invocations": []},
+                                       {"config": {}, "invocations": []}, {"config": None}])
+def test_resuming_a_damaged_study_says_so_in_one_line(tmp_path, capsys, execution):
+    """A hand-edited results.json that is valid JSON said "the study failed (KeyError: 'preset')"."""
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps({"format": "minidl-reproduce/1", "status": "interrupted",
+                                                  "execution": execution}))
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert f"--resume: {out / 'results.json'} is damaged" in capsys.readouterr().err
