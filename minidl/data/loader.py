@@ -8,6 +8,7 @@ only on (seed, e), so training can stop anywhere and resume at (epoch, batch) wi
 """
 from __future__ import annotations
 
+import numbers
 from typing import Iterator
 
 import numpy as np
@@ -91,10 +92,12 @@ def train_val_split(dataset: ArrayDataset, val_size: int | float,
     minidl.random.generator(), so `mdl.manual_seed` decides it. No image is copied.
     """
     n = len(dataset)
-    if isinstance(val_size, float):
+    if isinstance(val_size, bool) or not isinstance(val_size, (numbers.Integral, numbers.Real)):
+        raise TypeError(f"train_val_split: val_size must be a count or a fraction, got {val_size!r}")
+    if not isinstance(val_size, numbers.Integral):          # float, np.float32, ...: a fraction
         if not 0.0 < val_size < 1.0:
             raise ValueError(f"train_val_split: a fractional val_size must lie in (0, 1), got {val_size}")
-        count = int(round(val_size * n))
+        count = int(round(float(val_size) * n))
     else:
         count = int(val_size)
     if not 0 < count < n:
@@ -152,7 +155,9 @@ class DataLoader:
         return np.random.default_rng(np.random.SeedSequence((self.seed, int(epoch)))).permutation(n)
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield the batches of `epoch` from batch index `start` on."""
+        """Yield the batches of `epoch` from batch index `start` (0 to len(self)) on."""
+        if isinstance(start, bool) or not isinstance(start, numbers.Integral) or not 0 <= start <= len(self):
+            raise ValueError(f"batches: start must be a batch index from 0 to {len(self)}, got {start!r}")
         order = self.order(epoch)
         for index in range(start, len(self)):
             yield self.dataset.batch(order[index * self.batch_size : (index + 1) * self.batch_size])

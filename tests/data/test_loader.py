@@ -131,3 +131,20 @@ def test_default_seeds_follow_manual_seed():
     np.testing.assert_array_equal(split_a, split_c)
     assert not np.array_equal(order_a, order_b)
     assert not np.array_equal(split_a, split_b)
+
+
+def test_a_numpy_float_val_size_is_a_fraction():
+    """np.float32(0.5) was taken as a count (int(0.5) = 0: 'validation size 0')."""
+    train, val = train_val_split(ArrayDataset(*_data()), np.float32(0.5), seed=0)
+    assert (len(val), len(train)) == (12, 11)                 # 23 examples, round(11.5) for validation
+    with pytest.raises(TypeError, match="count or a fraction"):
+        train_val_split(ArrayDataset(*_data()), "0.5", seed=0)
+
+
+@pytest.mark.parametrize("start", [-1, 7, 1.5, True])
+def test_a_start_outside_the_epoch_is_refused(start):
+    """start=-1 failed deep inside with 'cannot reshape array of size 0'."""
+    loader = DataLoader(_data(), batch_size=4, seed=2)
+    with pytest.raises(ValueError, match=f"start must be a batch index from 0 to {len(loader)}"):
+        next(loader.batches(0, start=start))
+    assert list(loader.batches(0, start=len(loader))) == []
