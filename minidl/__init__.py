@@ -10,6 +10,7 @@ from minidl.tensor import Tensor, tensor
 from minidl.factories import arange, ones, rand, randn, zeros
 from minidl.serialization import load, save
 from minidl import ops
+from minidl import in_place_methods     # attaches add_, zero_, copy_, ... to Tensor
 from minidl.ops import cat, stack, where
 from minidl import init
 from minidl import nn
@@ -19,5 +20,5 @@ from minidl import random
 __version__ = "0.1.0"
 
 __all__ = ["Tensor", "tensor", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "manual_seed", "tune_malloc", "save", "load", "nn", "optim", "init", "random", "ops",
+           "manual_seed", "tune_malloc", "save", "load", "nn", "optim", "init", "random", "ops", "in_place_methods",
            "zeros", "ones", "rand", "randn", "arange", "cat", "stack", "where"]

@@ -497,3 +497,58 @@ def test_item_assignment_with_gradients_is_refused_or_checked():
         w[1] = 10.0                                        # allowed (PyTorch too) ...
     with pytest.raises(RuntimeError, match="modified by item assignment"):
         y.sum().backward()                                 # ... but the graph that saved w refuses it
+
+
+# ---- PyTorch's in-place methods (add_, sub_, mul_, div_, clamp_, zero_, fill_, copy_) ---------------
+def test_the_hand_written_sgd_step_with_add_():
+    """``p.add_(p.grad, alpha=-lr)`` under no_grad: the same object and buffer, the same numbers as -=."""
+    w = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    buffer = w.data
+    (w * w).sum().backward()
+    with mdl.no_grad():
+        assert w.add_(w.grad, alpha=-0.25) is w
+        w.sub_(mdl.tensor([1.0, 1.0, 1.0]), alpha=0.5).mul_(2).div_(4)
+    assert w.data is buffer and w.requires_grad and w.is_leaf
+    np.testing.assert_allclose(w.data, ([0.5, 1.0, 1.5] - np.array([0.5, 0.5, 0.5])) * 2 / 4)
+
+
+def test_zero_fill_copy_and_clamp_in_place():
+    t = mdl.tensor([[-2.0, 0.5], [3.0, 1.0]])
+    buffer = t.data
+    assert t.clamp_(-1, 1) is t and t.data.tolist() == [[-1.0, 0.5], [1.0, 1.0]]
+    assert t.copy_(np.array([7.0, 8.0])) is t and t.data.tolist() == [[7.0, 8.0], [7.0, 8.0]]   # broadcast
+    assert t.fill_(mdl.tensor(2.5)).data.tolist() == [[2.5, 2.5], [2.5, 2.5]]
+    assert t.zero_().data.tolist() == [[0.0, 0.0], [0.0, 0.0]] and t.data is buffer and t.dtype == np.float32
+
+
+def test_in_place_methods_on_graph_tensors_are_refused():
+    """``h.add_(b)`` cannot rebind h as ``h += b`` does, so on a non-leaf in a graph it would have left h as
+    it was, silently: refused, as is a leaf that requires grad (PyTorch's error)."""
+    w = mdl.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 2
+    for call in (lambda: h.add_(1), lambda: h.zero_(), lambda: h.copy_(np.ones(2)), lambda: h.clamp_(0, 1)):
+        with pytest.raises(RuntimeError, match="part of a graph"):
+            call()
+    for call in (lambda: w.mul_(2), lambda: w.fill_(0)):
+        with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+            call()
+    with pytest.raises(RuntimeError, match="operand that requires grad"):
+        mdl.zeros(2).copy_(w)
+    np.testing.assert_array_equal(h.data, [2.0, 4.0])
+    np.testing.assert_array_equal(w.data, [1.0, 2.0])
+
+
+def test_in_place_methods_log_their_writes_and_check_arguments():
+    w, x = mdl.tensor([1.0, 2.0], requires_grad=True), mdl.tensor([3.0, 4.0])
+    y = (w * x).sum()
+    x.zero_()                                    # x was saved for w's gradient
+    with pytest.raises(RuntimeError, match=r"modified by zero_\(\)"):
+        y.backward()
+    with pytest.raises(ValueError, match=r"shape \(3,\) do not broadcast to the tensor's shape \(2,\)"):
+        x.copy_(np.ones(3))
+    with pytest.raises(TypeError, match="float64 cannot be stored in a tensor of dtype int64"):
+        mdl.zeros(2, dtype=np.int64).fill_(0.5)
+    acc = mdl.zeros(2)
+    acc.add_(w * w)                              # a plain tensor joins the graph, as with +=
+    acc.sum().backward()
+    np.testing.assert_array_equal(w.grad, [2.0, 4.0])
