@@ -205,7 +205,9 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
-        self._grad = value
+        """An ndarray (optimizers check its shape and read it in the parameter's dtype), or None; a Tensor,
+        as PyTorch assigns gradients, gives its array."""
+        self._grad = value.data if isinstance(value, Tensor) else value
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.

@@ -41,6 +41,20 @@ class Optimizer:
         for group in groups:
             self.add_param_group(group)
 
+    def __getstate__(self) -> dict:
+        """For pickle and copy.deepcopy: ``state`` by parameter position, as ids do not survive a copy (a
+        copied optimizer found no state under its new parameters' ids and restarted its momentum and
+        moments, silently); scratch arrays are not state."""
+        kept = dict(self.__dict__)
+        kept["state"] = [self.state.get(id(p)) for p in self._params()]
+        kept["_scratch"] = {}
+        return kept
+
+    def __setstate__(self, kept: dict) -> None:
+        by_position = kept.pop("state")
+        self.__dict__.update(kept)
+        self.state = {id(p): state for p, state in zip(self._params(), by_position) if state is not None}
+
     def add_param_group(self, group: dict) -> None:
         """Add a group ``{"params": [...], <hyperparameter overrides>}`` (PyTorch's: e.g. layers unfrozen
         during fine-tuning); its parameters must not be in another group."""

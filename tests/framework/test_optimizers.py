@@ -1,5 +1,8 @@
 """SGD and Adam against their update formulas written out here, over several steps."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -201,3 +204,35 @@ def test_add_param_group_for_layers_unfrozen_later():
         opt.add_param_group({"params": [head]})
     with pytest.raises(TypeError, match="'params'"):
         opt.add_param_group([body])
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["momentum", "adam"])
+@pytest.mark.parametrize("copy_of", [copy.deepcopy, lambda pair: pickle.loads(pickle.dumps(pair))],
+                         ids=["deepcopy", "pickle"])
+def test_a_copied_optimizer_continues_where_the_original_was(make, copy_of):
+    """The state was keyed by id(param): a deep-copied or unpickled optimizer found none under its new
+    parameters and restarted momentum and Adam's moments (PyTorch's copy continues)."""
+    def step(p, opt):
+        opt.zero_grad()
+        (p * p).sum().backward()
+        opt.step()
+    p = mdl.tensor(np.array([1.0, 2.0, 3.0, 4.0]), requires_grad=True)
+    opt = make([p])
+    for _ in range(3):
+        step(p, opt)
+    p2, opt2 = copy_of((p, opt))
+    step(p, opt)
+    step(p2, opt2)
+    np.testing.assert_array_equal(p2.data, p.data)
+    assert list(opt2.state) == [id(p2)] and opt2.state_dict().keys() == opt.state_dict().keys()
+
+
+def test_a_tensor_assigned_to_grad_is_read_as_its_array():
+    """``p.grad = mdl.tensor(...)`` (PyTorch assigns tensors) was kept as a Tensor: the step failed with
+    'axpby: x must be a numpy.ndarray, got Tensor'."""
+    p = mdl.tensor([1.0, 2.0], requires_grad=True)
+    p.grad = mdl.tensor([0.5, 0.5])
+    assert type(p.grad) is np.ndarray
+    optim.SGD([p], lr=1.0, weight_decay=0.1).step()
+    np.testing.assert_allclose(p.data, [0.4, 1.3])
