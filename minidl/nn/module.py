@@ -239,9 +239,17 @@ class Module:
     def _named_state(self) -> OrderedDict:
         """{dotted name: Tensor} of what ``state_dict`` saves: per module (depth first) its parameters,
         then its persistent buffers, as PyTorch orders them; a Parameter shared by two modules (weight
-        tying) under each of its names, as PyTorch, so that PyTorch-layout state dicts load."""
+        tying) under each of its names, and so a module registered twice (``Sequential(lin, act, lin)``:
+        "0.weight" and "2.weight"), as PyTorch, so that PyTorch-layout state dicts load."""
         out = OrderedDict()
-        for mname, module in self.named_modules():
+        stack = [("", self, ())]
+        while stack:
+            mname, module, ancestors = stack.pop()
+            if id(module) in ancestors:         # a module inside itself: its state is already listed
+                continue
+            inner = ancestors + (id(module),)
+            stack.extend(reversed([(f"{mname}.{k}" if mname else k, m, inner)
+                                   for k, m in module._modules.items() if m is not None]))
             prefix = f"{mname}." if mname else ""
             for pname, p in module._parameters.items():
                 if p is not None:

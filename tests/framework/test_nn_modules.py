@@ -224,6 +224,17 @@ def test_a_tied_weight_is_saved_under_each_name_and_loads_from_either():
         assert (model[0].weight.data == 2.0).all() and model[1].weight is model[0].weight
 
 
+def test_a_module_registered_twice_is_saved_under_each_name():
+    """``Sequential(lin, act, lin)``: PyTorch saves 0.* and 2.*; minidl saved 0.* only (not key-for-key)."""
+    lin = nn.Linear(2, 2)
+    model = nn.Sequential(lin, nn.Tanh(), lin)
+    state = model.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+    assert model.load_state_dict({k: np.full_like(v, 3.0) for k, v in state.items() if k.startswith("2.")}) == ([], [])
+    assert (lin.weight.data == 3.0).all()
+
+
 def test_pytorch_module_api_for_building_and_freezing():
     """named_children, add_module, register_parameter, parameters(recurse=False), requires_grad_(False) and
     Sequential.append, each as PyTorch's (each raised AttributeError or TypeError before)."""
