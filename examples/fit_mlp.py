@@ -1,4 +1,4 @@
-"""Fit a small sigmoid MLP to a toy 2-D problem (two interleaved moons), PyTorch style.
+"""Fit a small tanh MLP to a toy 2-D problem (two interleaved moons), PyTorch style.
 
     python examples/fit_mlp.py
 """

@@ -462,7 +462,7 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
     nets = f"{training['depth']}×{training['width']} nets" if training else "no training"
     lines = ["# minidl reproduce: Glorot & Bengio (2010), measured on this machine", "",
              f"**{results.get('status')}** · preset `{config['preset']}` · {data.get('name')} · {nets} · wall time "
-             f"{_fmt(results.get('wall_seconds'), 4)} s · `{results.get('command')}`", ""]
+             f"{_fmt(results.get('wall_seconds'), 4)} s before this report · `{results.get('command')}`", ""]
     if results.get("status") == "interrupted":
         lines += ["**The study was interrupted**: everything below covers only what finished "
                   "(`minidl reproduce --out <this folder> --resume` continues it).", ""]
