@@ -12,11 +12,13 @@ also compose with learning rates changed by hand; ``closed_form()`` gives the te
 """
 from __future__ import annotations
 
+import bisect
+import collections
 import math
 
 from minidl.optim.optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "CosineAnnealingLR"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LambdaLR", "CosineAnnealingLR"]
 
 
 class LRScheduler:
@@ -105,6 +107,67 @@ class StepLR(LRScheduler):
 
     def closed_form(self) -> list:
         return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """lr = base_lr · gamma^(number of milestones ≤ epoch): multiplied by ``gamma`` at each milestone epoch
+    (a milestone listed twice multiplies twice, as PyTorch's)."""
+
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
+        milestones = list(milestones)
+        for milestone in milestones:
+            if isinstance(milestone, bool) or not isinstance(milestone, int) or milestone < 0:
+                raise ValueError(f"MultiStepLR: milestones must be non-negative integers, got {milestone!r}")
+        self.milestones = collections.Counter(milestones)
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self.last_epoch not in self.milestones:
+            return lrs
+        return [lr * self.gamma ** self.milestones[self.last_epoch] for lr in lrs]
+
+    def closed_form(self) -> list:
+        passed = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
+        return [base * self.gamma ** passed for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """lr = base_lr · gamma^epoch: multiplied by ``gamma`` every epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = float(gamma)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        return lrs if self._initial else [lr * self.gamma for lr in lrs]     # resumed: lr is already right
+
+    def closed_form(self) -> list:
+        return [base * self.gamma ** self.last_epoch for base in self.base_lrs]
+
+
+class LambdaLR(LRScheduler):
+    """lr = base_lr · lr_lambda(epoch), ``lr_lambda`` a function of the epoch (or one per group), e.g. a
+    linear warm-up ``lambda epoch: min(1, (epoch + 1) / 5)``. The functions are not in ``state_dict``
+    (a function is code, not state): give the same ones when resuming."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        groups = len(optimizer.param_groups) if isinstance(optimizer, Optimizer) else 0
+        functions = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * groups
+        if len(functions) != groups:
+            raise ValueError(f"LambdaLR: {len(functions)} lr_lambda functions for {groups} parameter groups")
+        if not all(callable(f) for f in functions):
+            raise TypeError("LambdaLR: lr_lambda must be a function of the epoch (or a list of them)")
+        self.lr_lambdas = functions
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        return self.closed_form()
+
+    def closed_form(self) -> list:
+        return [base * float(f(self.last_epoch)) for base, f in zip(self.base_lrs, self.lr_lambdas)]
 
 
 class CosineAnnealingLR(LRScheduler):

@@ -30,7 +30,9 @@ def adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, wd=0.0, decoupled
 # ---- 0-d parameters ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps, lr=0.1), lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1),
                                   lambda ps: optim.AdamW(ps, lr=0.1),
-                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True)])
+                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
+                                  lambda ps: optim.RMSprop(ps, momentum=0.5, centered=True, weight_decay=0.1),
+                                  lambda ps: optim.Adagrad(ps, lr_decay=0.1, weight_decay=0.1)])
 def test_every_optimizer_updates_a_0d_parameter_like_a_1_element_vector(make):
     """Issue 11, item 7: Adam crashed on a 0-d parameter (np.sqrt of a 0-d array is a NumPy scalar)."""
     scalar = mdl.tensor(1.5, dtype=np.float64, requires_grad=True)
@@ -42,8 +44,7 @@ def test_every_optimizer_updates_a_0d_parameter_like_a_1_element_vector(make):
             opt.step()
         assert type(scalar.data) is np.ndarray and scalar.shape == ()
     assert scalar.item() == vector.item()
-    assert type(opts[0].state[id(scalar)].get("exp_avg", opts[0].state[id(scalar)].get("momentum_buffer"))) \
-        is np.ndarray
+    assert all(type(v) is np.ndarray and v.shape == () for k, v in opts[0].state[id(scalar)].items() if k != "step")
 
 
 # ---- AdamW --------------------------------------------------------------------------------------------
@@ -181,6 +182,37 @@ def test_scheduler_arguments_are_checked():
         lr_scheduler.StepLR(sgd(0.1), step_size=1, last_epoch=3)
     with pytest.raises(KeyError, match="lacks"):
         lr_scheduler.StepLR(sgd(0.1), step_size=1).load_state_dict({"last_epoch": 1})
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="milestones must be non-negative integers"):
+            lr_scheduler.MultiStepLR(sgd(0.1), milestones=[2, bad])
+    with pytest.raises(ValueError, match="2 lr_lambda functions for 1 parameter groups"):
+        lr_scheduler.LambdaLR(sgd(0.1), [abs, abs])
+    with pytest.raises(TypeError, match="function of the epoch"):
+        lr_scheduler.LambdaLR(sgd(0.1), 0.5)
+
+
+@pytest.mark.parametrize("make", [
+    lambda opt, last_epoch=-1: lr_scheduler.MultiStepLR(opt, milestones=[3, 1, 3], gamma=0.5, last_epoch=last_epoch),
+    lambda opt, last_epoch=-1: lr_scheduler.ExponentialLR(opt, gamma=0.9, last_epoch=last_epoch),
+    lambda opt, last_epoch=-1: lr_scheduler.LambdaLR(opt, lambda epoch: 1 / (1 + epoch), last_epoch=last_epoch)],
+    ids=["multistep", "exponential", "lambda"])
+def test_the_recursive_steps_follow_the_closed_form_and_resume(make):
+    """Each step() scales the current lr (PyTorch's recursive form); the textbook formula must agree, and a
+    scheduler made with last_epoch from a saved optimizer continues the same sequence."""
+    opt = sgd(0.2)
+    scheduler = make(opt)
+    for _ in range(6):
+        opt.step()
+        scheduler.step()
+        assert scheduler.get_last_lr() == pytest.approx(scheduler.closed_form(), rel=1e-12)
+    resumed_opt = sgd(0.7)
+    resumed_opt.load_state_dict(opt.state_dict())
+    resumed = make(resumed_opt, last_epoch=scheduler.last_epoch - 1)        # its constructor steps once
+    assert resumed.get_last_lr() == pytest.approx(scheduler.get_last_lr(), rel=1e-12)
+    for _ in range(4):
+        scheduler.step()
+        resumed.step()
+        assert resumed.get_last_lr() == pytest.approx(scheduler.get_last_lr(), rel=1e-12)
 
 
 # ---- clip_grad_norm_ ---------------------------------------------------------------------------------

@@ -135,6 +135,12 @@ def test_invalid_arguments():
             optim.SGD(p, **bad)
     with pytest.raises(ValueError):
         optim.Adam(p, betas=(1.0, 0.9))
+    for bad in (dict(alpha=1.5), dict(eps=-1), dict(momentum=-0.5), dict(weight_decay=float("nan"))):
+        with pytest.raises(ValueError):
+            optim.RMSprop(p, **bad)
+    for bad in (dict(lr_decay=-0.1), dict(initial_accumulator_value=-1), dict(eps=-1)):
+        with pytest.raises(ValueError):
+            optim.Adagrad(p, **bad)
     with pytest.raises(TypeError):
         optim.SGD(p[0], lr=0.1)
     with pytest.raises(ValueError):
@@ -142,7 +148,10 @@ def test_invalid_arguments():
 
 
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
-                                  lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99))], ids=["sgd", "adam"])
+                                  lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99)),
+                                  lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
+                                  lambda ps: optim.Adagrad(ps, lr=0.05, lr_decay=0.01)],
+                         ids=["sgd", "adam", "rmsprop", "adagrad"])
 def test_checkpoint_resume_through_save_load_is_exact(tmp_path, make):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, 4)).astype(np.float32)

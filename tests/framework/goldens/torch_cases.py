@@ -17,6 +17,9 @@ import numpy as np
 
 STEP_LR = dict(lr=(0.1, 0.03), step_size=3, gamma=0.5, epochs=10)
 COSINE = dict(lr=(0.1, 0.05), T_max=4, eta_min=0.01, epochs=13)
+MULTISTEP = dict(lr=(0.1, 0.03), milestones=[2, 5, 5, 8], gamma=0.5, epochs=10)
+EXPONENTIAL = dict(lr=(0.1, 0.03), gamma=0.8, epochs=6)
+LAMBDA = dict(lr=(0.1, 0.03), lr_lambda=lambda epoch: min(1.0, (epoch + 1) / 4) * 0.9 ** epoch, epochs=8)
 CE_TARGETS = np.array([3, 0, 1, 1, 2])
 BCE_X = np.array([[-100.0, -3.0, -0.5, 0.0, 0.5], [3.0, 100.0, 1.2, -2.0, 7.0]])
 BCE_Y = np.array([[0.0, 1.0, 0.3, 1.0, 0.0], [1.0, 0.0, 0.5, 0.7, 1.0]])
@@ -202,6 +205,20 @@ def run_cases(fw) -> dict:
             p.grad = fw.grad(g)
             opt.step()
             put(f"{key}.step{i}", p)
+    # RMSprop and Adagrad: defaults, and every option at once
+    for key, cls, kwargs in (("rmsprop.default", "RMSprop", {}),
+                             ("rmsprop.custom", "RMSprop", dict(lr=0.05, alpha=0.9, eps=1e-6, weight_decay=0.1,
+                                                                momentum=0.8, centered=True)),
+                             ("rmsprop.centered", "RMSprop", dict(centered=True)),
+                             ("adagrad.default", "Adagrad", {}),
+                             ("adagrad.custom", "Adagrad", dict(lr=0.2, lr_decay=0.3, weight_decay=0.1,
+                                                                initial_accumulator_value=0.5, eps=1e-6))):
+        p = T(PARAM0, True)
+        opt = getattr(fw.optim, cls)([p], **kwargs)
+        for i, g in enumerate(GRADS):
+            p.grad = fw.grad(g)
+            opt.step()
+            put(f"{key}.step{i}", p)
     p = T(1.5, True)
     opt = fw.optim.Adam([p], lr=0.1, weight_decay=0.01)
     for i, g in enumerate(GRADS):
@@ -211,7 +228,10 @@ def run_cases(fw) -> dict:
 
     # schedulers: the learning rates get_last_lr() gives after each epoch, two groups
     for key, cls, cfg in (("steplr", fw.optim.lr_scheduler.StepLR, STEP_LR),
-                          ("cosine", fw.optim.lr_scheduler.CosineAnnealingLR, COSINE)):
+                          ("cosine", fw.optim.lr_scheduler.CosineAnnealingLR, COSINE),
+                          ("multisteplr", fw.optim.lr_scheduler.MultiStepLR, MULTISTEP),
+                          ("exponentiallr", fw.optim.lr_scheduler.ExponentialLR, EXPONENTIAL),
+                          ("lambdalr", fw.optim.lr_scheduler.LambdaLR, LAMBDA)):
         params = [T(1.0, True), T(2.0, True)]
         opt = fw.optim.SGD([{"params": [params[0]], "lr": cfg["lr"][0]},
                             {"params": [params[1]], "lr": cfg["lr"][1]}], lr=cfg["lr"][0])
