@@ -814,14 +814,27 @@ def transpose(a: Tensor, axes=None) -> Tensor:
 
 def _index(index):
     """An index with its Tensors (a mask, integer indices; also inside a tuple) as their arrays; a list is
-    one advanced index, as in PyTorch (``t[[i, j]]``, its entries 0-d tensors or numbers)."""
+    one advanced index, as in PyTorch (``t[[i, j]]``, its entries 0-d tensors or numbers). A float tensor
+    of whole numbers indexes as integers: ``mdl.tensor([0, 2])`` is float32 (the dtype rule for lists),
+    where PyTorch's ``torch.tensor([0, 2])`` is int64."""
     if isinstance(index, Tensor):
-        return index.data
+        return _whole(index.data)
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(_whole(i.data) if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray([i.data if isinstance(i, Tensor) else i for i in index])
+        return _whole(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
     return index
+
+
+def _whole(index: np.ndarray) -> np.ndarray:
+    if index.dtype.kind != "f":
+        return index
+    with np.errstate(invalid="ignore"):             # NaN or inf: refused below
+        whole = index.astype(np.int64)
+    if not np.array_equal(whole, index):
+        raise IndexError(f"tensors used as indices must hold integers or bools; got {index.dtype} values that "
+                         f"are not whole numbers")
+    return whole
 
 
 def getitem(a: Tensor, index) -> Tensor:

@@ -552,3 +552,16 @@ def test_in_place_methods_log_their_writes_and_check_arguments():
     acc.add_(w * w)                              # a plain tensor joins the graph, as with +=
     acc.sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 4.0])
+
+
+def test_a_tensor_of_whole_numbers_indexes_as_in_pytorch():
+    """``x[mdl.tensor([0, 0, 2])]``: the index is float32 here (lists become float32), int64 in PyTorch;
+    NumPy refused it ('arrays used as indices must be of integer type')."""
+    a = mdl.tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    a[mdl.tensor([0, 0, 2])].sum().backward()
+    np.testing.assert_array_equal(a.grad[:, 0], [2.0, 0.0, 1.0, 0.0])
+    assert a[mdl.tensor(1)].shape == (3,) and a[mdl.tensor([0, 1]), 1:].shape == (2, 2)
+    assert a[[mdl.tensor(0), mdl.tensor(3)]].shape == (2, 3)
+    for bad in (mdl.tensor([0.5]), mdl.tensor([np.nan])):
+        with pytest.raises(IndexError, match="not whole numbers"):
+            a[bad]
