@@ -69,13 +69,19 @@ def _readinto_exactly(stream, buffer: memoryview) -> int:
     return filled
 
 
+_COUNTED_AT_MOST = 1 << 20      # extra bytes counted before a damaged file is called so (a gzip of 2 MB can
+                                # inflate to 2 GiB of trailing zeros: counting them all took seconds)
+
+
 def _count_remaining(stream) -> int:
+    """The bytes left in ``stream``, counted up to just past ``_COUNTED_AT_MOST``."""
     total = 0
-    while True:
+    while total <= _COUNTED_AT_MOST:
         chunk = stream.read(_CHUNK)
         if not chunk:
             return total
         total += len(chunk)
+    return total
 
 
 def _parse_header(path: Path, stream) -> tuple[np.dtype, tuple[int, ...], int]:
@@ -128,7 +134,8 @@ def _read_payload(path: Path, stream, dtype: np.dtype, shape: tuple[int, ...], m
                           f"of data, only {filled} present")
     extra = _count_remaining(stream)
     if extra:
-        raise _fail(path, f"wrong length: {extra} bytes follow the {declared} bytes of data that the header "
+        counted = f"{extra} bytes" if extra <= _COUNTED_AT_MOST else f"more than {_COUNTED_AT_MOST} bytes"
+        raise _fail(path, f"wrong length: {counted} follow the {declared} bytes of data that the header "
                           f"({shape_text} {dtype.str[1:]}) declares")
     return _to_native(values)
 

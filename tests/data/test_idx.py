@@ -103,3 +103,14 @@ def test_corrupt_gzip_stream(tmp_path, damage):
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "nope.idx")
+
+
+def test_a_long_tail_after_the_data_is_not_counted_to_its_end(tmp_path):
+    """A 2 MB gzip that inflates to 2 GiB of trailing zeros took seconds to reject: every byte was counted."""
+    path = tmp_path / "padded-idx1-ubyte.gz"
+    path.write_bytes(gzip.compress(_valid_bytes() + bytes(9 << 20), compresslevel=1))
+    with pytest.raises(IDXFormatError, match="wrong length: more than 1048576 bytes follow the 6 bytes"):
+        read_idx(path)
+    path.write_bytes(gzip.compress(_valid_bytes() + bytes(1000)))
+    with pytest.raises(IDXFormatError, match="wrong length: 1000 bytes follow"):
+        read_idx(path)
