@@ -169,11 +169,11 @@ def shapeset(n: int, seed: int = 0, *, image_size: int = 32, max_overlap: float 
         return_masks: also return the two shapes' boolean masks (n, S, S) (the second all False for
             one-shape images), for inspection and tests.
     """
-    if not isinstance(n, (int, np.integer)) or n < 0:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"shapeset: n must be a non-negative int, got {n!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"shapeset: seed must be a non-negative int, got {seed!r}")
-    if not isinstance(image_size, (int, np.integer)) or image_size < 16:
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
         raise ValueError(f"shapeset: image_size must be an int >= 16, got {image_size!r}")
     if not 0.0 < max_overlap <= 1.0:
         raise ValueError(f"shapeset: max_overlap must lie in (0, 1], got {max_overlap!r}")

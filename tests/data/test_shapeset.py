@@ -104,7 +104,9 @@ def test_other_image_size_and_empty():
 @pytest.mark.parametrize("kwargs, error", [
     (dict(n=-1), ValueError), (dict(n=3, seed=-2), ValueError), (dict(n=3, image_size=8), ValueError),
     (dict(n=3, max_overlap=0.0), ValueError), (dict(n=3, dtype=np.int32), TypeError),
+    (dict(n=True), ValueError), (dict(n=3, seed=False), ValueError), (dict(n=3, image_size=True), ValueError),
 ])
 def test_bad_arguments(kwargs, error):
-    with pytest.raises(error):
+    """A bool n, seed or image size ('an integer is required' from deep inside) is refused by name."""
+    with pytest.raises(error, match=None if error is TypeError else "shapeset: "):
         shapeset(**kwargs)
