@@ -293,7 +293,7 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
             for hook in node._hooks.values():
                 replaced = hook(g)
                 if replaced is not None:
-                    replaced = np.asarray(replaced, dtype=node.data.dtype)
+                    replaced = np.asarray(replaced, dtype=node._data.dtype)
                     if replaced.shape != g.shape:
                         raise ValueError(f"a gradient hook returned shape {replaced.shape}, "
                                          f"expected {g.shape}")
@@ -328,7 +328,7 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
                 p_owned = True
             else:
                 p_owned = pg is not g and pg.base is None
-            pdata = parent.data
+            pdata = parent._data              # shape and dtype only (a tensor replaced by `op=` refuses .data)
             if pg.shape != pdata.shape:
                 raise RuntimeError(f"the backward of an op gave a gradient of shape {pg.shape} for an input "
                                    f"of shape {pdata.shape} (a bug in that op's chain rule)")

@@ -1116,7 +1116,7 @@ def _in_place(op, ufunc, symbol: str):
                     raise RuntimeError(
                         f"a leaf tensor that requires grad (shape {t.shape}) is being used in an in-place "
                         f"operation; wrap the update in `with mdl.no_grad():` or write `t = t {symbol} x`")
-                _refuse_a_view_of_an_observed_tensor(t, symbol)
+                _refuse_a_view_of_a_leaf(t, symbol)
                 result = op(t, x)
                 if result.shape != t.shape:
                     raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
@@ -1126,6 +1126,7 @@ def _in_place(op, ufunc, symbol: str):
                         raise TypeError(f"{symbol}=: the result (dtype {result.dtype}) cannot be stored in a "
                                         f"tensor of dtype {t.dtype}")
                     result = astype(result, t.dtype)
+                _retire(t, result, symbol)
                 return result
             if _shares_its_base(t.data):
                 raise RuntimeError(
@@ -1156,21 +1157,52 @@ def _view_base(t: Tensor):
     return None
 
 
-def _refuse_a_view_of_an_observed_tensor(t: Tensor, symbol: str) -> None:
-    """In a graph, ``t op= x`` gives a new tensor and leaves t's base as it was (``_in_place``). PyTorch
-    changes the base too (``row = buf[0]; row += w`` changes buf, and w gets buf's gradient); the two agree
-    only while nothing but the view chain holds the base (``v = (x @ w)[0]; v += 1``). Otherwise raise, as
-    PyTorch does for a view of a leaf that requires grad."""
+def _refuse_a_view_of_a_leaf(t: Tensor, symbol: str) -> None:
+    """PyTorch's error for ``w[0] += x`` (a view of a leaf that requires grad, grad mode on)."""
     base = _view_base(t)
     while base is not None:
         if base.requires_grad and base._backward is None:
             raise RuntimeError(f"{symbol}=: a view of a leaf tensor that requires grad (shape {base.shape}) is being "
                                f"used in an in-place operation; write `t = t {symbol} x`")
-        if sys.getrefcount(base) > _HELD_ONLY_BY_ITS_VIEW:
-            raise RuntimeError(
-                f"{symbol}=: this tensor (shape {t.shape}) is a view of a tensor of shape {base.shape} that is still "
-                f"in use; minidl does not record in-place changes through views, so that tensor would keep its "
-                f"old values and gradients: write `t = t {symbol} x` (mdl.where or mdl.cat build a whole tensor)")
+        base = _view_base(base)
+
+
+class _ChangedInPlace:
+    """In the ``_update`` slot of a tensor that ``t op= x`` replaced (``_retire``): reading its values
+    (``.data``, any op, printing) raises instead of giving the values from before the change. It takes the
+    slot of a deferred SGD update (``minidl.deferred_update``), which only leaves hold."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def settle(self, tensor) -> None:
+        raise RuntimeError(self.message)
+
+    def fusable_with(self, x, w) -> bool:
+        return False
+
+
+def _retire(t: Tensor, result: Tensor, symbol: str) -> None:
+    """``t op= x`` on a tensor in a graph gives ``result``, a new tensor, and the name on the left now holds
+    it; PyTorch instead changes t itself, and every view of it. So t, and each tensor t is a view of (the
+    ``buf`` of ``row = buf[0]; row += w``), keeps its old values: any later read of them raises, naming the
+    change, instead of reading those (a list, a second name, a caller's variable, ``buf``). Reads by the
+    graph recorded before the change need no values (the engine reads shapes) and stay allowed."""
+    result._retains_grad = result._retains_grad or t._retains_grad     # h.retain_grad(); h += 1: as PyTorch
+    if t._update is None:
+        t._update = _ChangedInPlace(
+            f"this tensor (shape {t.shape}) was changed in place by `{symbol}=`, which minidl records as a new "
+            f"tensor, now held by the name that `{symbol}=` assigned; this object kept its old values (PyTorch "
+            f"would have changed them), so reading it is refused: use the new tensor, or write `y = t {symbol} x`")
+    base = _view_base(t)
+    while base is not None:
+        if base._update is None:
+            base._update = _ChangedInPlace(
+                f"a view of this tensor (shape {base.shape}) was changed in place by `{symbol}=`, which minidl "
+                f"records as a new tensor for the view alone; this one kept its old values (PyTorch would have "
+                f"changed them), so reading it is refused: build the whole tensor out of place (mdl.where, mdl.cat)")
         base = _view_base(base)
 
 
@@ -1179,15 +1211,11 @@ def _shares_its_base(array: np.ndarray) -> bool:
     return array.base is not None and sys.getrefcount(array.base) > _ARRAY_HELD_ONLY_BY_ITS_VIEWS
 
 
-def _references_held_only_by_a_view() -> tuple[int, int]:
-    """``sys.getrefcount`` of a view tensor's base in the loop above, and of an ndarray's ``.base`` in
-    ``_shares_its_base``, when only the view holds it (measured: the interpreter's own references differ
-    between Python versions)."""
-    view = Tensor._wrap(np.empty(2)[1:])
-    view._parents = (Tensor._wrap(np.empty(1)),)
-    view._parents[0]._data = view._data
-    base = _view_base(view)
-    return sys.getrefcount(base), sys.getrefcount(view._data.base)
+def _references_held_only_by_a_view() -> int:
+    """``sys.getrefcount`` of an ndarray's ``.base`` in ``_shares_its_base`` when only the view holds it
+    (measured: the interpreter's own references differ between Python versions)."""
+    view = np.empty(2)[1:]
+    return sys.getrefcount(view.base)
 
 
 def _graph_reads(root: Tensor, buffer: np.ndarray) -> bool:
@@ -1199,7 +1227,7 @@ def _graph_reads(root: Tensor, buffer: np.ndarray) -> bool:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if np.may_share_memory(node.data, buffer):
+        if np.may_share_memory(node._data, buffer):     # _data: a graph may hold tensors retired by `op=`
             return True
         stack.extend(node._parents)
     return False
@@ -1222,7 +1250,7 @@ def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:
     note_in_place((td,), f"`{symbol}=`")
 
 
-_HELD_ONLY_BY_ITS_VIEW, _ARRAY_HELD_ONLY_BY_ITS_VIEWS = _references_held_only_by_a_view()
+_ARRAY_HELD_ONLY_BY_ITS_VIEWS = _references_held_only_by_a_view()
 
 
 # ---- Tensor's operators and op methods ---------------------------------------------------------

@@ -132,7 +132,11 @@ class Tensor:
         return bool(self.data.item())
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        try:
+            data = self.data
+        except RuntimeError as error:       # replaced by `t op= x` (minidl.ops._retire): say so, show no values
+            return f"tensor(<{error}>)"
+        body = np.array2string(data, separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
         if self.data.dtype != np.float32:
             extra = f", dtype={self.data.dtype}" + extra
