@@ -1260,6 +1260,11 @@ def _rmatmul(a: Tensor, b) -> Tensor:
     return matmul(as_tensor(b, a), a)
 
 
+def clone(a: Tensor) -> Tensor:
+    """A copy with its own buffer, in the graph (PyTorch's ``clone``);  d/da = 1."""
+    return record(a.data.copy(), (a,), _identity_backward)
+
+
 def _reshape_method(self: Tensor, *shape) -> Tensor:
     """A tensor of a new shape (``reshape(2, 3)`` or ``reshape((2, 3))``; one -1 allowed)."""
     return reshape(self, _shape_arg(shape))
@@ -1318,7 +1323,7 @@ for _name, _method in {
         "argmax": argmax, "argmin": argmin, "any": any, "all": all,
         "reshape": _reshape_method, "view": _view_method, "flatten": flatten, "unsqueeze": unsqueeze,
         "squeeze": squeeze, "transpose": _transpose_method, "permute": _permute_method, "T": property(_T),
-        "astype": astype, "float": _converter(np.float32), "double": _converter(np.float64),
+        "astype": astype, "float": _converter(np.float32), "double": _converter(np.float64), "clone": clone,
         "long": _converter(np.int64),
         "abs": abs, "__abs__": abs, "sqrt": sqrt, "clamp": clamp, "clip": clamp,
         "exp": exp, "log": log, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "softsign": softsign}.items():

@@ -45,6 +45,24 @@ def _to_array(data, dtype=None, copy=False) -> np.ndarray:
     raise TypeError(f"cannot make a Tensor from {type(data).__name__} (array dtype {arr.dtype})")
 
 
+class _Size(int):
+    """``t.size``: the element count (an int, as NumPy's), callable as PyTorch's ``t.size(dim=None)``:
+    the shape, or the length of one (possibly negative) dimension."""
+
+    def __new__(cls, count: int, shape: tuple):
+        size = super().__new__(cls, count)
+        size.shape = shape
+        return size
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        rank = len(self.shape)
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -rank <= dim < rank:
+            raise IndexError(f"size({dim!r}): a tensor of shape {self.shape} has dimensions {-rank}..{rank - 1}")
+        return self.shape[dim]
+
+
 class Tensor:
     """An n-dimensional array that records the operations applied to it for ``backward()``.
 
@@ -101,9 +119,10 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def size(self) -> int:
-        """Number of elements (NumPy's meaning)."""
-        return self._data.size
+    def size(self) -> "_Size":
+        """Number of elements (NumPy's meaning, an int); called, PyTorch's: ``t.size()`` the shape,
+        ``t.size(0)`` one dimension."""
+        return _Size(self._data.size, self._data.shape)
 
     @property
     def is_leaf(self) -> bool:

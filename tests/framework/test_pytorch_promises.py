@@ -610,3 +610,19 @@ def test_a_tensor_of_whole_numbers_indexes_as_in_pytorch():
     for bad in (mdl.tensor([0.5]), mdl.tensor([np.nan])):
         with pytest.raises(IndexError, match="not whole numbers"):
             a[bad]
+
+
+def test_size_and_clone_as_pytorch():
+    """``x.size(0)`` (the batch size in PyTorch code) raised 'int is not callable'; ``x.clone()`` was missing.
+    ``t.size`` stays NumPy's element count where it is used as a number."""
+    x = mdl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert x.size == 6 and x.size() == (2, 3) and x.size(0) == 2 and x.size(-1) == 3
+    with pytest.raises(IndexError, match=r"size\(2\): a tensor of shape \(2, 3\) has dimensions -2..1"):
+        x.size(2)
+    y = x.clone()
+    assert y.data is not x.data and not np.shares_memory(y.data, x.data)
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(x.grad, 2 * x.data)
+    with mdl.no_grad():
+        y += 1
+    np.testing.assert_array_equal(x.data, np.arange(6.0).reshape(2, 3))
