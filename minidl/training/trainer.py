@@ -195,6 +195,14 @@ class Trainer:
         self.model, self.optimizer, self.train_loader = model, optimizer, train_loader
         self.loss_fn = loss_fn or _default_loss
         self.eval_loaders = dict(eval_loaders or {})
+        for name, loader in self.eval_loaders.items():
+            # "train" would write its results over the running train_loss/train_error of each record
+            if not isinstance(name, str) or not name or name == "train":
+                raise ValueError(f"Trainer: eval_loaders names must be non-empty strings other than 'train' (its "
+                                 f"keys would overwrite the training loss and error), got {name!r}; e.g. 'train_eval'")
+            if not isinstance(loader, DataLoader) or len(loader) == 0:
+                raise ValueError(f"Trainer: eval_loaders[{name!r}] must be a minidl.data.DataLoader that yields "
+                                 f"batches (found only after a whole epoch otherwise)")
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress, self.position, self.log = progress, position, log
@@ -252,8 +260,16 @@ class Trainer:
                 or not (0 <= batch <= batches and epoch >= 0 and step == epoch * batches + batch):
             raise ValueError(f"{source}: its position (update {step!r}, epoch {epoch!r}, batch {batch!r}) is not "
                              f"one a run over {batches} batches per epoch can reach")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        model_before, optimizer_before = self.model.state_dict(), self.optimizer.state_dict()
+        self.model.load_state_dict(state["model"])            # checks everything before the first copy
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, ValueError, TypeError) as error:    # another optimizer's state: put both back
+            self.model.load_state_dict(model_before)
+            self.optimizer.load_state_dict(optimizer_before)
+            raise ValueError(f"{source}: its optimizer state does not fit this trainer's "
+                             f"{type(self.optimizer).__name__} ({error}); resume with the optimizer it was "
+                             f"written with; nothing was changed") from None
         self.step, self.epoch, self.batch = int(step), int(epoch), int(batch)
         self._sums = dict(position["sums"])
         generator().bit_generator.state = state["rng"]

@@ -9,6 +9,7 @@ from training_setup import make_setup
 
 import minidl as mdl
 from minidl.nn import functional
+from minidl.data import DataLoader
 from minidl.random import generator
 from minidl.training import (Every, Trainer, TrainingDiverged, TrainingInterrupted, evaluate,
                              load_checkpoint, read_records)
@@ -227,6 +228,34 @@ def test_resume_rejects_a_different_loader(tmp_path):
     trainer = Trainer(model, opt, loader, out_dir=tmp_path, progress=False, log=None)
     with pytest.raises(ValueError, match="batch_size 32 \\(now 16\\)"):
         trainer.resume()
+
+
+def test_resume_with_another_optimizer_changes_nothing(tmp_path):
+    """An SGD checkpoint resumed with Adam: the model's weights were overwritten before the optimizer's
+    state was refused (KeyError), so a caller that went on trained the checkpoint's weights from update 0."""
+    _trainer(tmp_path, optimizer="sgd").fit(epochs=1)
+    model, opt, loader, evals = make_setup(optimizer="adam")
+    with mdl.no_grad():
+        for p in model.parameters():
+            p += 1.0                                 # weights of its own, which must stay
+    before = model.state_dict()
+    trainer = Trainer(model, opt, loader, eval_loaders=evals, out_dir=tmp_path, progress=False, log=None)
+    with pytest.raises(ValueError, match="does not fit this trainer's Adam .*nothing was changed"):
+        trainer.resume()
+    assert trainer.step == 0 and not opt.state
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_eval_loaders_that_would_overwrite_or_fail_later_are_refused():
+    """{"train": ...} wrote its loss over the running training loss in every record (and metrics.jsonl); an
+    empty evaluation loader failed only after the first epoch's work, with nothing saved."""
+    model, opt, loader, evals = make_setup()
+    empty = DataLoader(evals["test"].dataset.subset(np.arange(0)), 10)
+    for bad in ({"train": evals["test"]}, {"": evals["test"]}, {3: evals["test"]}, {"v": empty}, {"v": [1]}):
+        with pytest.raises(ValueError, match="eval_loaders"):
+            Trainer(model, opt, loader, eval_loaders=bad, progress=False, log=None)
+    Trainer(model, opt, loader, eval_loaders={"train_eval": evals["test"]}, progress=False, log=None)
 
 
 def test_resume_without_checkpoint(tmp_path):
