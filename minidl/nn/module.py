@@ -43,6 +43,9 @@ def _buffer(name: str, value):
     raise TypeError(f"buffer {name!r} must be an ndarray, a Tensor or None, got {type(value).__name__}")
 
 
+_INTERNALS = ("_parameters", "_buffers", "_non_persistent", "_modules", "_forward_hooks", "training")
+
+
 class Module:
     """Base class of layers and models, as in PyTorch.
 
@@ -59,6 +62,14 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "training", True)
+
+    def __getattr__(self, name):
+        """Only reached for a missing attribute: say so, and why where ``super().__init__()`` was skipped
+        (else: "object has no attribute '_forward_hooks'" from inside a call)."""
+        if name in _INTERNALS and "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() (it has no "
+                                 f"{name!r})")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:

@@ -254,3 +254,19 @@ def test_pytorch_module_api_for_building_and_freezing():
         model.add_module("m", np.ones(2))
     with pytest.raises(KeyError, match="without '.'"):
         model.add_module("a.b", nn.Tanh())
+
+
+def test_a_module_that_skipped_super_init_says_so_when_used():
+    """Calling it said "object has no attribute '_forward_hooks'" (or '_parameters', '_modules')."""
+    class NoSuper(nn.Module):
+        def __init__(self):
+            pass
+
+        def forward(self, x):
+            return x
+    module = NoSuper()
+    for use in (lambda: module(mdl.zeros(2)), lambda: list(module.parameters()), lambda: module.state_dict()):
+        with pytest.raises(AttributeError, match=r"NoSuper.__init__ must call super\(\).__init__\(\)"):
+            use()
+    with pytest.raises(AttributeError, match="'NoSuper' object has no attribute 'width'"):
+        module.width
