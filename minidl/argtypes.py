@@ -64,7 +64,11 @@ def integers(minimum: int, maximum: int | None = None):
         parts = [part.strip() for part in str(text).split(",") if part.strip()]
         if not parts:
             raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, got {text!r}")
-        return [one(part) for part in parts]
+        values = [one(part) for part in parts]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:        # measured twice, a value would appear twice in the tables and their summaries
+            raise argparse.ArgumentTypeError(f"lists {', '.join(map(str, repeated))} more than once: {text!r}")
+        return values
     parse.__name__ = f"comma-separated integers {one.__name__[len('integer '):]}"
     return parse
 

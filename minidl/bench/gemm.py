@@ -108,7 +108,11 @@ def run(args) -> int:
     from minidl.bench import environment, report
     from minidl.bench.options import read_kernel_arguments
 
-    thread_counts, dtypes, rounds = read_kernel_arguments(args)
+    try:
+        thread_counts, dtypes, rounds = read_kernel_arguments(args)
+    except ValueError as error:
+        print(f"minidl bench gemm: {error}", file=sys.stderr)
+        return 2
     info = environment.describe(max(thread_counts))
     rows = []
     for threads in thread_counts:

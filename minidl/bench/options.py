@@ -18,7 +18,11 @@ def add_kernel_arguments(parser, quick_help: str) -> None:
 
 
 def read_kernel_arguments(args) -> tuple[list[int], list[str], int]:
-    """(thread counts, dtype names, interleaved rounds) from the parsed options."""
+    """(thread counts, dtype names, interleaved rounds) from the parsed options; ValueError (one line) for a
+    --json PATH that cannot be written, before anything is measured."""
+    from minidl.bench.report import check_json_destination
+
+    check_json_destination(args.json)
     thread_counts = list(args.threads)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
     rounds = args.rounds or (3 if args.quick else 5)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+from pathlib import Path
 
 
 def geomean(values: list[float]) -> float:
@@ -22,11 +24,27 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def check_json_destination(destination: str | None) -> None:
+    """ValueError (one line) before a benchmark runs if ``--json PATH`` cannot be written: its folder missing
+    or not writable, or PATH a folder (the results of a long run were lost with a traceback at the end)."""
+    if destination in (None, "-"):
+        return
+    path = Path(destination)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ValueError(f"--json {destination}: is a folder; give a file name")
+    if not folder.is_dir():
+        raise ValueError(f"--json {destination}: no folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ValueError(f"--json {destination}: not writable here")
+
+
 def write_json(result: dict, destination: str) -> None:
-    """destination '-' is standard output."""
-    text = json.dumps(result, indent=2)
+    """destination '-' is standard output; a file is replaced atomically (no half-written JSON)."""
+    from minidl.serialization import write_atomically
+
+    text = json.dumps(result, indent=2) + "\n"
     if destination == "-":
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text)
     else:
-        with open(destination, "w") as f:
-            f.write(text + "\n")
+        write_atomically(destination, lambda file: file.write(text.encode()))

@@ -70,7 +70,11 @@ def run(args) -> int:
     from minidl.bench import environment, report
     from minidl.bench.options import read_kernel_arguments
 
-    thread_counts, dtypes, rounds = read_kernel_arguments(args)
+    try:
+        thread_counts, dtypes, rounds = read_kernel_arguments(args)
+    except ValueError as error:
+        print(f"minidl bench sigmoid: {error}", file=sys.stderr)
+        return 2
     sizes = SIZES[:2] if args.quick else SIZES
     info = environment.describe(max(thread_counts))
     rows = []

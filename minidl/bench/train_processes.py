@@ -56,7 +56,10 @@ class ContenderProcess:
             raise RuntimeError(f"the {self.contender} worker failed: {reply['error']}")
         return reply
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Ask the worker to quit and wait for it (``kill``: stop it at once, as after an interruption)."""
+        if kill and self._process.poll() is None:
+            self._process.kill()
         if self._process.poll() is None:
             try:
                 self._process.stdin.write(json.dumps({"cmd": "quit"}) + "\n")

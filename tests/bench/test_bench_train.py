@@ -136,10 +136,38 @@ def test_numpy_step_gradient_matches_finite_differences():
 
 
 def test_agreement_flags_a_wrong_update():
-    reference = {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]}
-    assert agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.0]})[0]
-    assert not agreement(reference, {"losses": [2.3, 2.2], "weight_sum_change": [-0.1, -2.1]})[0]
-    assert not agreement(reference, {"losses": [2.3, 2.21], "weight_sum_change": [-0.1, -2.0]})[0]
+    reference = {"losses": [2.3, 2.2], "parameter_changes": [[-0.1, 0.3], [-2.0, 0.05]]}
+    assert agreement(reference, {"losses": [2.3, 2.2], "parameter_changes": [[-0.1, 0.3], [-2.0, 0.05]]})[0]
+    assert not agreement(reference, {"losses": [2.3, 2.2], "parameter_changes": [[-0.1, 0.3], [-2.1, 0.05]]})[0]
+    assert not agreement(reference, {"losses": [2.3, 2.21], "parameter_changes": [[-0.1, 0.3], [-2.0, 0.05]]})[0]
+
+
+@pytest.mark.parametrize("damage", ["last layer's update negated", "gradient rows permuted", "biases not updated"])
+def test_the_probes_see_wrong_updates_that_the_sums_missed(damage):
+    """The check compared each layer's Σ(W - W₀) only: these wrong NumPy steps passed it (the last layer's
+    sum is ~0 by construction; a permutation keeps sums). Every parameter is now seen through a sum and a
+    randomly weighted sum; minidl's correct step (other roundings) still agrees."""
+    from minidl.bench.train_worker import probes
+
+    layers = train_problem.initial_weights(3, SMALL)
+    start = [np.array(p, copy=True) for pair in layers for p in pair]
+    data = train_problem.batches(7, seed=4, count=1, sizes=SMALL)
+    losses, params = run_steps(step_numpy.NumpyStep, layers, data, 3)
+
+    def check(params_after, losses_after):
+        changes = [[a - b for a, b in zip(now, before)] for now, before in zip(probes(params_after), probes(start))]
+        return {"losses": losses_after, "parameter_changes": changes}
+    reference = check(params, losses)
+    minidl_losses, minidl_params = run_steps(step_minidl.MinidlStep, layers, data, 3)
+    assert agreement(reference, check(minidl_params, minidl_losses))[0]
+    wrong = [p.copy() for p in params]
+    if damage == "last layer's update negated":
+        wrong[-2] = 2 * start[-2] - params[-2]
+    elif damage == "gradient rows permuted":
+        wrong[0] = start[0] + (params[0] - start[0])[::-1]
+    else:
+        wrong[1::2] = start[1::2]
+    assert not agreement(reference, check(wrong, losses))[0]
 
 
 def test_memory_by_threads_reports_each_contender_at_the_largest_batch():
@@ -173,3 +201,72 @@ def test_per_round_ratios_pair_the_blocks_of_each_round_and_show_their_spread():
     # a slow second round slowed both processes alike: its ratio is 1.8, not the 2.0-3.6 of unpaired blocks
     assert entry["vs_torch_rounds"] == [pytest.approx(1.6), pytest.approx(1.8), pytest.approx(1.5)]
     assert missed_targets([entry]) == ["batch 64: 1.60x PyTorch < 1.7x (rounds 1.50-1.80)"]
+
+
+def bench_refused(*args):
+    command = [sys.executable, "-m", "minidl", "bench", "train", *args]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+def test_quick_fills_in_only_what_was_not_given():
+    """--quick replaced --threads and --batches by 1 and 10 silently, in the table and the JSON."""
+    report = json.loads(bench("--quick", "--threads", "2", "--batches", "12", "--contenders", "minidl,numpy",
+                              "--block-seconds", "0.01", "--pause", "0", "--warmup", "1", "--json"))
+    assert {(r["threads"], r["batch"]) for r in report["results"]} == {(2, 12)}
+
+
+@pytest.mark.parametrize("args,said", [
+    (["--contenders", "minidl,numpy,minidl"], "minidl listed twice"), (["--contenders", ",,"], "give some of"),
+    (["--threads", "1,1"], "lists 1 more than once"), (["--batches", "10,64,10"], "lists 10 more than once"),
+    (["--json", "/nonexistent-folder/x.json"], "no folder /nonexistent-folder"),
+    (["--profile", "--json"], "--profile measures minidl alone")])
+def test_arguments_that_would_skew_or_lose_results_are_refused_up_front(args, said):
+    """Duplicates were measured twice (the per-round ratios then paired the wrong blocks); a --json path
+    that could not be written failed with a traceback after the whole run; --profile ignored --json."""
+    assert said in bench_refused(*args)
+
+
+@pytest.mark.skipif(HAS_JAX, reason="needs a machine without JAX")
+def test_only_missing_contenders_is_a_one_line_error():
+    """It ended in ZeroDivisionError (an empty contender list)."""
+    assert "JAX is not installed" in bench_refused("--contenders", "jax", "--quick")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to find the worker processes")
+def test_sigterm_stops_the_workers_too():
+    """SIGTERM to the benchmark left both workers running, orphaned, at full speed."""
+    import os
+    import signal
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "minidl", "bench", "train", "--threads", "1", "--batches",
+                                "10", "--rounds", "50", "--block-seconds", "0.05", "--contenders", "minidl,numpy"],
+                               cwd=PACKAGE_PARENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == 2
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted; its workers stopped" in err
+    for pid in workers:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
