@@ -57,7 +57,7 @@ def choice(choices):
 
 
 def integers(minimum: int, maximum: int | None = None):
-    """A comma-separated, non-empty list of ints, each in [minimum, maximum] ("1,2,4")."""
+    """A comma-separated, non-empty list of distinct ints, each in [minimum, maximum] ("1,2,4")."""
     one = integer(minimum, maximum)
 
     def parse(text) -> list[int]:
