@@ -92,13 +92,11 @@ def _assign(t: Tensor, value, name: str) -> Tensor:
 
 
 def _write(t: Tensor, array: np.ndarray, what: str) -> None:
-    """t's buffer ← ``array`` (broadcast, cast same-kind), logged as an in-place write."""
+    """t's buffer ← ``array`` (broadcast, cast to t's dtype as PyTorch's fill_/copy_ do: an int tensor's
+    ``fill_(2.7)`` is 2, a bool tensor's ``zero_()`` False), logged as an in-place write."""
     buffer = t.data
     try:
-        np.copyto(buffer, array, casting="same_kind")
-    except TypeError:
-        raise TypeError(f"{what}: values of dtype {array.dtype} cannot be stored in a tensor of dtype "
-                        f"{buffer.dtype}") from None
+        np.copyto(buffer, array, casting="unsafe")
     except ValueError:
         raise ValueError(f"{what}: values of shape {array.shape} do not broadcast to the tensor's shape "
                          f"{buffer.shape}") from None

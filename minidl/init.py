@@ -18,6 +18,7 @@ variance Var(W)(fan_in, fan_out), formula, label and source; ``get(name)`` also 
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from minidl import random as _random
+from minidl.autograd import note_in_place
 from minidl.tensor import Tensor
 
 __all__ = ["calculate_gain", "fan_in_and_fan_out", "uniform_", "normal_", "trunc_normal_", "zeros_", "ones_",
@@ -40,6 +42,18 @@ def _array(t) -> np.ndarray:
     if isinstance(t, np.ndarray):
         return t
     raise TypeError(f"initializers fill a Tensor (or ndarray) in place, got {type(t).__name__}")
+
+
+def _logs_its_write(fill):
+    """An initializer that also logs its write (``minidl.autograd.note_in_place``), as every in-place change
+    of a tensor's values is: a graph that saved the old values then refuses ``backward()`` (PyTorch's
+    version counter) instead of computing gradients from the new ones."""
+    @functools.wraps(fill)
+    def logged(t, *args, **kwargs):
+        result = fill(t, *args, **kwargs)
+        note_in_place((_array(t),), f"init.{fill.__name__}")
+        return result
+    return logged
 
 
 def _rng(generator) -> np.random.Generator:
@@ -129,6 +143,7 @@ def _fill_normal(t, std: float, generator, mean: float = 0.0):
     return t
 
 
+@_logs_its_write
 def uniform_(t, a: float = 0.0, b: float = 1.0, generator=None):
     """Fill with U[a, b)."""
     arr = _float_array(t)
@@ -136,11 +151,13 @@ def uniform_(t, a: float = 0.0, b: float = 1.0, generator=None):
     return t
 
 
+@_logs_its_write
 def normal_(t, mean: float = 0.0, std: float = 1.0, generator=None):
     """Fill with N(mean, std²)."""
     return _fill_normal(t, std, generator, mean)
 
 
+@_logs_its_write
 def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """Fill with N(mean, std²) truncated to [a, b] (PyTorch's ``trunc_normal_``; a and b are values, not
     multiples of std): draws outside are drawn again. ValueError when [a, b] holds under 0.1% of the
@@ -162,18 +179,21 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
     return t
 
 
+@_logs_its_write
 def zeros_(t):
     """Fill with 0."""
     _array(t).fill(0)
     return t
 
 
+@_logs_its_write
 def ones_(t):
     """Fill with 1."""
     _array(t).fill(1)
     return t
 
 
+@_logs_its_write
 def eye_(t):
     """The identity matrix (ones on the diagonal of a 2-D tensor, zeros elsewhere), as PyTorch's ``eye_``."""
     arr = _array(t)
@@ -183,12 +203,14 @@ def eye_(t):
     return t
 
 
+@_logs_its_write
 def constant_(t, value: float):
     """Fill with ``value``."""
     _array(t).fill(value)
     return t
 
 
+@_logs_its_write
 def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     """Glorot & Bengio (2010) normalized init, Eq. 16: U[-b, b], b = gain·√(3/fan).
 
@@ -201,6 +223,7 @@ def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None)
     return _fill_uniform(t, gain * math.sqrt(3.0 / _fan(_array(t).shape, mode)), generator)
 
 
+@_logs_its_write
 def xavier_normal_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     """Gaussian Glorot init (PyTorch ``xavier_normal_``, not truncated): N(0, gain²/fan), fan as in
     ``xavier_uniform_`` (fan_avg: Var = 2/(fan_in+fan_out))."""
@@ -209,6 +232,7 @@ def xavier_normal_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     return _fill_normal(t, gain * math.sqrt(1.0 / _fan(_array(t).shape, mode)), generator)
 
 
+@_logs_its_write
 def standard_(t, generator=None):
     """Glorot & Bengio (2010) "standard" init, Eq. 1: U[-1/√fan_in, 1/√fan_in] (Var = 1/(3·fan_in)).
 
@@ -220,6 +244,7 @@ def standard_(t, generator=None):
     return _fill_uniform(t, 1.0 / math.sqrt(fan_in), generator)
 
 
+@_logs_its_write
 def lecun_normal_(t, generator=None):
     """LeCun et al. (1998) / Caffe's Gaussian "variance 1/N" init: N(0, 1/fan_in), not truncated."""
     if _empty(t):
@@ -228,6 +253,7 @@ def lecun_normal_(t, generator=None):
     return _fill_normal(t, math.sqrt(1.0 / fan_in), generator)
 
 
+@_logs_its_write
 def lecun_uniform_(t, generator=None):
     """U[-√(3/fan_in), √(3/fan_in)] (Var = 1/fan_in): Caffe's default "xavier" filler and Keras'
     ``lecun_uniform`` — 3× the variance of the paper's standard init."""
@@ -237,12 +263,14 @@ def lecun_uniform_(t, generator=None):
     return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator)
 
 
+@_logs_its_write
 def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                      generator=None):
     """He et al. (2015): U[-b, b], b = gain·√(3/fan), gain = calculate_gain(nonlinearity, a).
 
     Defaults (leaky_relu with a = 0, i.e. ReLU) give b = √(6/fan_in), Var = 2/fan_in.
     """
+    mode = mode.lower() if isinstance(mode, str) else mode          # PyTorch's spelling rule
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
     if _empty(t):
@@ -251,9 +279,11 @@ def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
     return _fill_uniform(t, math.sqrt(3.0) * std, generator)
 
 
+@_logs_its_write
 def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     generator=None):
     """He et al. (2015): N(0, gain²/fan); defaults give N(0, 2/fan_in)."""
+    mode = mode.lower() if isinstance(mode, str) else mode          # PyTorch's spelling rule
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
     if _empty(t):
@@ -262,6 +292,7 @@ def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "
     return _fill_normal(t, std, generator)
 
 
+@_logs_its_write
 def orthogonal_(t, gain: float = 1.0, generator=None):
     """Saxe et al. (2014): a random (semi-)orthogonal matrix times ``gain``: the QR factor Q of a
     Gaussian matrix, its columns' signs fixed by R's diagonal so that Q is uniform over the orthogonal

@@ -152,7 +152,11 @@ def _is_number(x) -> bool:
 def _weak(x):
     """A scalar as a Python number, so it never changes the tensor's dtype (as PyTorch):
     float32 * np.float64(2) stays float32."""
-    return x if type(x) is float or type(x) is int or type(x) is bool else x.item()
+    if type(x) is float or type(x) is int or type(x) is bool:
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
+    return float(x) if isinstance(x, float) else int(x)      # a subclass (t.size, an IntEnum): as its base
 
 
 # ---- type promotion ---------------------------------------------------------------------------
@@ -435,7 +439,7 @@ def _weight_gradient(xd: np.ndarray, g: np.ndarray, weight: Tensor):
     by ``.grad``) when W is a leaf without hooks and the factors are smaller than dW; else an ndarray."""
     dt = xd.dtype
     if (weight._backward is None and not weight._hooks and (dt == _F32 or dt == _F64) and g.dtype == dt
-            and weight.data.dtype == dt and PendingProduct.worth_deferring(xd.shape[0], xd.shape[1], g.shape[1])):
+            and weight._data.dtype == dt and PendingProduct.worth_deferring(xd.shape[0], xd.shape[1], g.shape[1])):
         return PendingProduct(xd, g)
     return _mm(xd, g, trans_a=True)
 
@@ -498,7 +502,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     def backward(g):
         return (_mm(g, wd, trans_b=True) if x.requires_grad else None,
                 _weight_gradient(xd, g, weight) if weight.requires_grad else None,
-                unbroadcast(g, bias.data.shape) if bias is not None and bias.requires_grad else None)
+                unbroadcast(g, bias._data.shape) if bias is not None and bias.requires_grad else None)
     return record(out, (x, weight) if bias is None else (x, weight, bias), backward)
 
 
@@ -814,27 +818,24 @@ def transpose(a: Tensor, axes=None) -> Tensor:
 
 def _index(index):
     """An index with its Tensors (a mask, integer indices; also inside a tuple) as their arrays; a list is
-    one advanced index, as in PyTorch (``t[[i, j]]``, its entries 0-d tensors or numbers). A float tensor
-    of whole numbers indexes as integers: ``mdl.tensor([0, 2])`` is float32 (the dtype rule for lists),
-    where PyTorch's ``torch.tensor([0, 2])`` is int64."""
+    one advanced index, as in PyTorch (``t[[i, j]]``, its entries 0-d tensors or numbers). A float index
+    is refused as in PyTorch, saying why: ``mdl.tensor([0, 2])`` is float32 here (the dtype rule for lists),
+    where ``torch.tensor([0, 2])`` is int64 (indices taken from floats would read a float mask, ``x[m.float()]``,
+    as a gather of rows 0 and 1)."""
     if isinstance(index, Tensor):
-        return _whole(index.data)
+        return _integral(index.data)
     if isinstance(index, tuple):
-        return tuple(_whole(i.data) if isinstance(i, Tensor) else i for i in index)
+        return tuple(_integral(i.data) if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return _whole(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
+        return _integral(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
     return index
 
 
-def _whole(index: np.ndarray) -> np.ndarray:
-    if index.dtype.kind != "f":
-        return index
-    with np.errstate(invalid="ignore"):             # NaN or inf: refused below
-        whole = index.astype(np.int64)
-    if not np.array_equal(whole, index):
-        raise IndexError(f"tensors used as indices must hold integers or bools; got {index.dtype} values that "
-                         f"are not whole numbers")
-    return whole
+def _integral(index: np.ndarray) -> np.ndarray:
+    if index.dtype.kind == "f":
+        raise IndexError(f"tensors used as indices must be integer or bool, got {index.dtype} (mdl.tensor([0, 2]) "
+                         f"is float32 here: write mdl.tensor([0, 2], dtype=np.int64), or a bool mask as is)")
+    return index
 
 
 def getitem(a: Tensor, index) -> Tensor:
@@ -973,9 +974,11 @@ def where(condition, a, b) -> Tensor:
     except ValueError as exc:
         raise _broadcast_error("where", cond.shape, a.shape, b.shape) from exc
 
+    a_shape, b_shape = a.shape, b.shape      # now: a backward may run after a or b was replaced by `op=`
+
     def backward(g):
-        return (unbroadcast(np.where(cond, g, 0), a.data.shape) if a.requires_grad else None,
-                unbroadcast(np.where(cond, 0, g), b.data.shape) if b.requires_grad else None)
+        return (unbroadcast(np.where(cond, g, 0), a_shape) if a.requires_grad else None,
+                unbroadcast(np.where(cond, 0, g), b_shape) if b.requires_grad else None)
     return record(out, (a, b), backward)
 
 
@@ -1189,7 +1192,9 @@ def _retire(t: Tensor, result: Tensor, symbol: str) -> None:
     it; PyTorch instead changes t itself, and every view of it. So t, and each tensor t is a view of (the
     ``buf`` of ``row = buf[0]; row += w``), keeps its old values: any later read of them raises, naming the
     change, instead of reading those (a list, a second name, a caller's variable, ``buf``). Reads by the
-    graph recorded before the change need no values (the engine reads shapes) and stay allowed."""
+    graph recorded before the change need no values (the engine reads shapes) and stay allowed. Not
+    covered: views taken of t before the change (``v = h[0]; h += 1``: v keeps the old row), since a tensor
+    does not know its views."""
     result._retains_grad = result._retains_grad or t._retains_grad     # h.retain_grad(); h += 1: as PyTorch
     if t._update is None:
         t._update = _ChangedInPlace(

@@ -54,10 +54,15 @@ class _Size(int):
         size.shape = shape
         return size
 
+    def __reduce__(self):                   # pickle and copy: it is an int with its shape
+        return _Size, (int(self), self.shape)
+
     def __call__(self, dim=None):
         if dim is None:
             return self.shape
         rank = len(self.shape)
+        if rank == 0:
+            raise IndexError(f"size({dim!r}): a 0-d tensor has no dimensions")
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not -rank <= dim < rank:
             raise IndexError(f"size({dim!r}): a tensor of shape {self.shape} has dimensions {-rank}..{rank - 1}")
         return self.shape[dim]

@@ -46,7 +46,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--contenders", default=None,
                         help="comma-separated subset of minidl,numpy,torch,jax (default all; torch and jax are "
                              "skipped when absent)")
-    parser.add_argument("--rounds", type=integer(1), default=5, help="rounds of alternating blocks (default 5)")
+    parser.add_argument("--rounds", type=integer(1), default=None,
+                        help="rounds of alternating blocks (default 5; --quick: 2)")
     parser.add_argument("--block-seconds", type=real(0, low_open=True), default=0.4,
                         help="timed steps per block: about this long, at least 3 (default 0.4)")
     parser.add_argument("--warmup", type=integer(0), default=5, help="untimed steps before timing (default 5)")
@@ -218,8 +219,7 @@ def run(args) -> int:
         print(f"minidl bench train: {message}", file=sys.stderr)
         return 2
 
-    if args.quick:
-        args.rounds = min(args.rounds, 2)
+    args.rounds = args.rounds or (2 if args.quick else 5)
     thread_counts = args.threads or ([1] if args.quick else [1, 2])
     batch_sizes = args.batches or ([10] if args.quick else [10, 64, 256])
     if args.profile and (args.json is not None or args.contenders is not None):

@@ -282,6 +282,9 @@ def check_out(out, resume: bool) -> dict | None:
 
     out = Path(out)
     if not resume:
+        if out.is_symlink() and not out.exists():
+            raise StudyFolderError(f"--out {out} is a link to {os.readlink(out)}, which does not exist; choose a "
+                                   f"folder")
         if out.exists() and not out.is_dir():
             raise StudyFolderError(f"--out {out} is a file, not a folder; choose a new folder")
         if out.exists() and any(p.name != ".lock" for p in out.iterdir()):

@@ -1,6 +1,8 @@
 """``Dropout``: zero units at random while training (Srivastava et al. 2014), the identity in eval()."""
 from __future__ import annotations
 
+import numbers
+
 from minidl.nn import functional as F
 from minidl.nn.module import Module
 
@@ -14,7 +16,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
         self.p = float(p)
 

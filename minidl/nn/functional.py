@@ -52,7 +52,12 @@ def _floating(x: Tensor, name: str) -> Tensor:
 
 
 def _shifted(x: np.ndarray, axis: int):
-    """x - max(x) along axis, and log Σ exp of it (the stable log-sum-exp pieces)."""
+    """x - max(x) along axis, and log Σ exp of it (the stable log-sum-exp pieces); an axis of length 0
+    gives empty results, as PyTorch (NumPy's max of nothing raised)."""
+    if x.ndim and x.shape[axis] == 0:
+        shape = list(x.shape)
+        shape[axis] = 1
+        return x.copy(), x.copy(), np.ones(shape, dtype=x.dtype)
     shifted = x - x.max(axis=axis, keepdims=True)
     exps = np.exp(shifted)
     return shifted, exps, exps.sum(axis=axis, keepdims=True)
@@ -308,9 +313,9 @@ def _normalize(x: Tensor, axes: tuple, param_shape: tuple, weight, bias, eps: fl
             else:
                 gx = ghat * inv_std
         if weight is not None and weight.requires_grad:
-            gw = (g * xhat).sum(axis=param_axes).reshape(weight.data.shape)
+            gw = (g * xhat).sum(axis=param_axes).reshape(weight.shape)
         if bias is not None and bias.requires_grad:
-            gb = g.sum(axis=param_axes).reshape(bias.data.shape)
+            gb = g.sum(axis=param_axes).reshape(bias.shape)
         return (gx,) + tuple(grad for grad, t in ((gw, weight), (gb, bias)) if t is not None)
     parents = (x,) + tuple(t for t in (weight, bias) if t is not None)
     return record(out, parents, backward), mean, var

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import collections
 import math
+import numbers
 
 from minidl.optim.optimizer import Optimizer
 
@@ -116,9 +117,9 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for milestone in milestones:
-            if isinstance(milestone, bool) or not isinstance(milestone, int) or milestone < 0:
+            if isinstance(milestone, bool) or not isinstance(milestone, numbers.Integral) or milestone < 0:
                 raise ValueError(f"MultiStepLR: milestones must be non-negative integers, got {milestone!r}")
-        self.milestones = collections.Counter(milestones)
+        self.milestones = collections.Counter(int(milestone) for milestone in milestones)
         self.gamma = float(gamma)
         super().__init__(optimizer, last_epoch)
 

@@ -212,9 +212,10 @@ def bench_refused(*args):
 
 def test_quick_fills_in_only_what_was_not_given():
     """--quick replaced --threads and --batches by 1 and 10 silently, in the table and the JSON."""
-    report = json.loads(bench("--quick", "--threads", "2", "--batches", "12", "--contenders", "minidl,numpy",
-                              "--block-seconds", "0.01", "--pause", "0", "--warmup", "1", "--json"))
+    report = json.loads(bench("--quick", "--threads", "2", "--batches", "12", "--rounds", "3", "--contenders",
+                              "minidl,numpy", "--block-seconds", "0.01", "--pause", "0", "--warmup", "1", "--json"))
     assert {(r["threads"], r["batch"]) for r in report["results"]} == {(2, 12)}
+    assert report["settings"]["rounds"] == 3 and all(len(r["round_ms"]) == 3 for r in report["results"])
 
 
 @pytest.mark.parametrize("args,said", [

@@ -205,3 +205,11 @@ def test_resuming_a_damaged_study_says_so_in_one_line(tmp_path, capsys, executio
                                                   "execution": execution}))
     assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 2
     assert f"--resume: {out / 'results.json'} is damaged" in capsys.readouterr().err
+
+
+def test_an_out_that_is_a_dangling_link_is_refused_before_any_work(tmp_path, capsys):
+    """It passed the checks (a broken link does not 'exist') and the study "failed (FileExistsError)"."""
+    link = tmp_path / "dangling"
+    link.symlink_to(tmp_path / "nowhere" / "x")
+    assert main(["reproduce", "--quick", "--no-progress", "--out", str(link)]) == 2
+    assert f"--out {link} is a link to" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()

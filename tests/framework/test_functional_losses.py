@@ -107,3 +107,14 @@ def test_mse_loss_of_different_shapes_names_both(sa, sb):
         F.mse_loss(a, b)
     with pytest.raises(ValueError, match="differ"):
         nn.MSELoss()(a, b)
+
+
+@pytest.mark.parametrize("fn", [F.softmax, F.log_softmax])
+def test_softmax_over_an_axis_of_length_zero_is_empty(fn):
+    """NumPy's max of nothing raised ('zero-size array to reduction operation maximum'); PyTorch gives an
+    empty tensor and an empty gradient."""
+    x = mdl.tensor(np.zeros((3, 0)), requires_grad=True)
+    y = fn(x, dim=1)
+    y.sum().backward()
+    assert y.shape == (3, 0) and x.grad.shape == (3, 0)
+    assert fn(mdl.tensor(np.zeros((0, 4))), dim=1).shape == (0, 4)

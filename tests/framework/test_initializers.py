@@ -285,3 +285,16 @@ def test_ones_and_eye():
     assert init.eye_(t) is t and t.dtype == np.float32 and (t.data == np.eye(3)).all()
     with pytest.raises(ValueError, match="2-D"):
         init.eye_(np.zeros(3))
+
+
+@pytest.mark.parametrize("fill", [init.zeros_, init.ones_, lambda t: init.constant_(t, 0.3), init.uniform_,
+                                  init.normal_, init.xavier_uniform_, init.kaiming_normal_, init.orthogonal_])
+def test_an_initializer_after_the_forward_pass_stops_backward(fill):
+    """The initializers wrote without logging it: x.grad came from the new weights ([0, 0] after zeros_),
+    where PyTorch raises (its version counter)."""
+    w = mdl.tensor(np.full((2, 2), 2.0), requires_grad=True)
+    x = mdl.tensor(np.full((3, 2), 5.0), requires_grad=True)
+    y = (x @ w).sum()
+    fill(w)
+    with pytest.raises(RuntimeError, match=r"modified by init\."):
+        y.backward()

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minidl as mdl
-from minidl import activations, nn
+from minidl import activations, init, nn
 from minidl.nn import functional as F
 from fw_gradcheck import check_gradients, numerical_vjp
 
@@ -446,3 +446,11 @@ def test_mlp_with_every_new_layer_has_exact_gradients():
                           nn.LayerNorm(4, dtype=np.float64), nn.Tanh(), nn.Linear(4, 3, dtype=np.float64),
                           nn.Softmax(dim=1))
     check_module_gradients(model, np.random.default_rng(11).normal(size=(7, 2, 3)), rtol=1e-5)
+
+
+def test_dropout_and_kaiming_take_numpy_numbers_and_pytorch_spellings():
+    """nn.Dropout(np.float32(0.5)) and kaiming_normal_(mode='FAN_IN') were refused; PyTorch takes both."""
+    assert nn.Dropout(np.float32(0.5)).p == 0.5
+    w = mdl.zeros(300, 200)
+    init.kaiming_normal_(w, mode="FAN_OUT")
+    assert abs(w.data.var() / (2 / 200) - 1) < 0.05     # 60,000 draws: sd of the variance √(2/60000) = 0.6%

@@ -185,6 +185,7 @@ def test_scheduler_arguments_are_checked():
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="milestones must be non-negative integers"):
             lr_scheduler.MultiStepLR(sgd(0.1), milestones=[2, bad])
+    assert lr_scheduler.MultiStepLR(sgd(0.1), milestones=np.array([2, 4])).milestones == {2: 1, 4: 1}   # as PyTorch
     with pytest.raises(ValueError, match="2 lr_lambda functions for 1 parameter groups"):
         lr_scheduler.LambdaLR(sgd(0.1), [abs, abs])
     with pytest.raises(TypeError, match="function of the epoch"):

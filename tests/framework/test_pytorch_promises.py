@@ -1,6 +1,9 @@
 """The promises a PyTorch user relies on without thinking (issue 11), one regression test each: every one
 of these failed, silently or with an unhelpful error, before the fix. Expected values are worked out by hand
 (or are micrograd's own) and agree with PyTorch 2.x on the same computations."""
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -169,6 +172,22 @@ def test_in_place_through_a_view_inside_a_module_is_allowed():
     model = nn.Sequential(nn.Linear(4, 8), Block())
     model(mdl.tensor(np.ones((6, 4), np.float32))).sum().backward()
     np.testing.assert_array_equal(model[1].b.grad, np.full(8, 6.0))
+
+
+def test_backward_through_where_and_a_bias_after_their_inputs_were_replaced():
+    """Their backward read the inputs' shapes through .data, which a tensor replaced by `op=` refuses: the
+    backward failed where PyTorch's works (and where it worked before that refusal)."""
+    x = mdl.tensor(np.ones((2, 3)), requires_grad=True)
+    w = mdl.tensor(np.ones((3, 3)), requires_grad=True)
+    h = x @ w
+    z = mdl.where(h > 0, h, 0.0)
+    h += 1
+    bias = w.sum(0) * 2
+    y = F.linear(x, w, bias)
+    bias += 1
+    (z.sum() + y.sum()).backward()
+    np.testing.assert_array_equal(x.grad, np.full((2, 3), 6.0))
+    np.testing.assert_array_equal(w.grad, np.full((3, 3), 2.0 + 2.0 + 2 * 2))
 
 
 def test_a_tensor_replaced_by_op_equals_refuses_to_be_read_under_its_other_names():
@@ -591,25 +610,26 @@ def test_in_place_methods_log_their_writes_and_check_arguments():
         y.backward()
     with pytest.raises(ValueError, match=r"shape \(3,\) do not broadcast to the tensor's shape \(2,\)"):
         x.copy_(np.ones(3))
-    with pytest.raises(TypeError, match="float64 cannot be stored in a tensor of dtype int64"):
-        mdl.zeros(2, dtype=np.int64).fill_(0.5)
+    ints, flags = mdl.tensor(np.array([1, 2])), mdl.tensor(np.array([True, False]))
+    assert ints.fill_(2.7).data.tolist() == [2, 2] and flags.zero_().data.tolist() == [False, False]  # as PyTorch
+    assert ints.copy_(np.array([3.9, -1.5])).data.tolist() == [3, -1] and ints.dtype == np.int64
     acc = mdl.zeros(2)
     acc.add_(w * w)                              # a plain tensor joins the graph, as with +=
     acc.sum().backward()
     np.testing.assert_array_equal(w.grad, [2.0, 4.0])
 
 
-def test_a_tensor_of_whole_numbers_indexes_as_in_pytorch():
-    """``x[mdl.tensor([0, 0, 2])]``: the index is float32 here (lists become float32), int64 in PyTorch;
-    NumPy refused it ('arrays used as indices must be of integer type')."""
+def test_a_float_index_is_refused_saying_why():
+    """``x[mdl.tensor([0, 2])]``: the index is float32 here (lists become float32), int64 in PyTorch. Taking
+    whole floats as indices read a float mask (``x[m.float()]``) as a gather of rows 0 and 1, silently; so
+    refused, as PyTorch refuses float indices, with the way out in the message."""
     a = mdl.tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
-    a[mdl.tensor([0, 0, 2])].sum().backward()
+    for index in (mdl.tensor([0, 2]), (a[:, 0] > 4).float(), [mdl.tensor(0), mdl.tensor(3)], (mdl.tensor([0, 1]), 1)):
+        with pytest.raises(IndexError, match=r"must be integer or bool, got float32 .*dtype=np.int64"):
+            a[index]
+    a[mdl.tensor([0, 0, 2], dtype=np.int64)].sum().backward()
     np.testing.assert_array_equal(a.grad[:, 0], [2.0, 0.0, 1.0, 0.0])
-    assert a[mdl.tensor(1)].shape == (3,) and a[mdl.tensor([0, 1]), 1:].shape == (2, 2)
-    assert a[[mdl.tensor(0), mdl.tensor(3)]].shape == (2, 3)
-    for bad in (mdl.tensor([0.5]), mdl.tensor([np.nan])):
-        with pytest.raises(IndexError, match="not whole numbers"):
-            a[bad]
+    assert a[a[:, 0] > 4].shape == (2, 3)
 
 
 def test_size_and_clone_as_pytorch():
@@ -617,6 +637,10 @@ def test_size_and_clone_as_pytorch():
     ``t.size`` stays NumPy's element count where it is used as a number."""
     x = mdl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     assert x.size == 6 and x.size() == (2, 3) and x.size(0) == 2 and x.size(-1) == 3
+    assert (x.sum() / x.size).item() == 2.5 and (x * x.size).dtype == x.dtype and (x == x.size).shape == (2, 3)
+    assert pickle.loads(pickle.dumps(x.size))(0) == 2 and copy.deepcopy(x.size) == 6
+    with pytest.raises(IndexError, match="a 0-d tensor has no dimensions"):
+        mdl.tensor(3.0).size(0)
     with pytest.raises(IndexError, match=r"size\(2\): a tensor of shape \(2, 3\) has dimensions -2..1"):
         x.size(2)
     y = x.clone()
