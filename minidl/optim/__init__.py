@@ -1,5 +1,6 @@
 """Optimizers with PyTorch's update rules: SGD (momentum, Nesterov, weight decay), Adam, AdamW, RMSprop,
-Adagrad; and ``optim.lr_scheduler`` (StepLR, MultiStepLR, ExponentialLR, LambdaLR, CosineAnnealingLR)."""
+Adagrad; and ``optim.lr_scheduler`` (StepLR, MultiStepLR, ExponentialLR, LambdaLR, CosineAnnealingLR,
+ReduceLROnPlateau)."""
 from minidl.optim import lr_scheduler
 from minidl.optim.adagrad import Adagrad
 from minidl.optim.adam import Adam, AdamW

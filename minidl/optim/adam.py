@@ -21,18 +21,20 @@ class Adam(Optimizer):
         m̂ = m / (1 − β₁ᵗ)              v̂ = v / (1 − β₂ᵗ)
         p ← p − lr · m̂ / (√v̂ + eps)
 
-    Every parameter shape works, 0-d included.
+    ``amsgrad`` (Reddi, Kale & Kumar 2018): v̂ from v_max ← max(v_max, v) instead of v, so the step size
+    never grows back. Every parameter shape works, 0-d included.
     """
 
     #: AdamW: p ← p·(1 − lr·weight_decay) before the step, instead of adding weight_decay·p to g
     decoupled_weight_decay = False
 
-    hyper = {"lr": float, "betas": tuple, "eps": float, "weight_decay": float}
+    hyper = {"lr": float, "betas": tuple, "eps": float, "weight_decay": float, "amsgrad": bool}
+    hyper_defaults = {"amsgrad": False}     # state dicts saved before the option existed load as without it
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+                 weight_decay: float = 0.0, amsgrad: bool = False):
         super().__init__(params, dict(lr=float(lr), betas=(float(betas[0]), float(betas[1])),
-                                      eps=float(eps), weight_decay=float(weight_decay)))
+                                      eps=float(eps), weight_decay=float(weight_decay), amsgrad=bool(amsgrad)))
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
@@ -62,6 +64,10 @@ class Adam(Optimizer):
             axpby(1 - b1, g, b1, m)
             scratch = self._buffer(p, "adam")
             axpby(1 - b2, np.multiply(g, g, out=scratch), b2, v)
+            if group["amsgrad"]:
+                if "max_exp_avg_sq" not in state:
+                    state["max_exp_avg_sq"] = np.zeros_like(p.data)
+                v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
             bias1 = 1 - b1 ** t
             bias2 = 1 - b2 ** t
             update = np.sqrt(v, out=scratch)
@@ -85,5 +91,5 @@ class AdamW(Adam):
     decoupled_weight_decay = True
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+                 weight_decay: float = 1e-2, amsgrad: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)

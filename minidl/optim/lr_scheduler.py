@@ -19,7 +19,8 @@ import numbers
 
 from minidl.optim.optimizer import Optimizer
 
-__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LambdaLR", "CosineAnnealingLR"]
+__all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LambdaLR", "CosineAnnealingLR",
+           "ReduceLROnPlateau"]
 
 
 class LRScheduler:
@@ -201,3 +202,78 @@ class CosineAnnealingLR(LRScheduler):
     def closed_form(self) -> list:
         return [self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
                 for base in self.base_lrs]
+
+
+class ReduceLROnPlateau:
+    """Multiply each group's lr by ``factor`` (not below its ``min_lr``) once a metric has not improved for
+    more than ``patience`` epochs, then wait ``cooldown`` epochs (PyTorch's rule): ``scheduler.step(val_loss)``
+    once per epoch. Improvement, for mode "min" ("max" mirrors it): below best·(1 - threshold) with
+    threshold_mode "rel", below best - threshold with "abs". A reduction smaller than ``eps`` is skipped.
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0.0,
+                 eps: float = 1e-8):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs', "
+                             f"got {mode!r} and {threshold_mode!r}")
+        if not 0 <= factor < 1:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor!r}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise ValueError(f"ReduceLROnPlateau: {name} must be a non-negative integer, got {value!r}")
+        groups = optimizer.param_groups
+        min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
+        if len(min_lrs) != len(groups):
+            raise ValueError(f"ReduceLROnPlateau: {len(min_lrs)} min_lr values for {len(groups)} parameter groups")
+        self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, float(factor), int(patience)
+        self.threshold, self.threshold_mode, self.cooldown = float(threshold), threshold_mode, int(cooldown)
+        self.min_lrs, self.eps = [float(m) for m in min_lrs], float(eps)
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
+        self._last_lr = [group["lr"] for group in groups]
+
+    def _better(self, value: float) -> bool:
+        sign = 1.0 if self.mode == "min" else -1.0
+        if self.threshold_mode == "rel":
+            return sign * value < sign * self.best * (1 - sign * self.threshold)
+        return sign * value < sign * self.best - self.threshold
+
+    def step(self, metric) -> None:
+        """One epoch's value of the watched metric (a number or a one-element tensor)."""
+        value = float(metric.item() if hasattr(metric, "item") else metric)
+        self.last_epoch += 1
+        if self._better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            for group, low in zip(self.optimizer.param_groups, self.min_lrs):
+                new = max(group["lr"] * self.factor, low)
+                if group["lr"] - new > self.eps:
+                    group["lr"] = new
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_last_lr(self) -> list:
+        return list(self._last_lr)
+
+    def state_dict(self) -> dict:
+        """{"best", "num_bad_epochs", "cooldown_counter", "last_epoch"}: numbers only (the lrs live in the
+        optimizer's state dict)."""
+        return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter,
+                "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        missing = [k for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch") if k not in state]
+        if missing:
+            raise KeyError(f"ReduceLROnPlateau state dict lacks {missing}")
+        self.best = float(state["best"])
+        self.num_bad_epochs, self.cooldown_counter = int(state["num_bad_epochs"]), int(state["cooldown_counter"])
+        self.last_epoch = int(state["last_epoch"])
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

@@ -25,6 +25,8 @@ class Optimizer:
 
     #: hyperparameter names and their types, in state-dict order (set by subclasses)
     hyper: dict = {}
+    #: values for hyperparameters a state dict may lack (added after such state dicts were saved)
+    hyper_defaults: dict = {}
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
@@ -180,6 +182,9 @@ class Optimizer:
                                  f"dict has {int(np.asarray(state[size_key]))}")
             for key, kind in self.hyper.items():
                 name = f"param_groups.{g}.{key}"
+                if name not in state and key in self.hyper_defaults:
+                    group[key] = self.hyper_defaults[key]
+                    continue
                 if name not in state:
                     raise KeyError(f"optimizer state dict has no '{name}'")
                 value = np.asarray(state[name])

@@ -263,3 +263,34 @@ def test_clipping_inside_a_training_step_bounds_the_update():
     nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.1)
     joint = math.sqrt(sum(float(np.sum(p.grad.astype(np.float64) ** 2)) for p in model.parameters()))
     assert joint == pytest.approx(0.1, rel=1e-4)
+
+
+def test_reduce_lr_on_plateau_checks_its_arguments_and_resumes():
+    opt = sgd(0.1)
+    for bad in (dict(mode="lowest"), dict(threshold_mode="ratio"), dict(factor=1.0), dict(patience=-1),
+                dict(cooldown=1.5), dict(min_lr=[0.0, 0.0])):
+        with pytest.raises(ValueError):
+            lr_scheduler.ReduceLROnPlateau(opt, **bad)
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, patience=1, factor=0.5)
+    for metric in (1.0, 1.0, 1.0):
+        scheduler.step(mdl.tensor(metric))
+    assert scheduler.get_last_lr() == [0.05]
+    other = sgd(0.1)
+    other.load_state_dict(opt.state_dict())
+    resumed = lr_scheduler.ReduceLROnPlateau(other, patience=1, factor=0.5)
+    resumed.load_state_dict(scheduler.state_dict())
+    for metric in (1.0, 1.0):
+        scheduler.step(metric)
+        resumed.step(metric)
+    assert resumed.get_last_lr() == scheduler.get_last_lr() == [0.025]
+
+
+def test_an_adam_state_dict_saved_before_amsgrad_existed_still_loads():
+    p = mdl.tensor([1.0, 2.0], requires_grad=True)
+    opt = optim.Adam([p], lr=0.1, amsgrad=True)
+    p.grad = np.array([0.5, -0.5])
+    opt.step()
+    state = {k: v for k, v in opt.state_dict().items() if not k.endswith("amsgrad")}
+    again = optim.Adam([p], lr=0.1, amsgrad=True)
+    again.load_state_dict(state)
+    assert again.param_groups[0]["amsgrad"] is False and "state.0.max_exp_avg_sq" in opt.state_dict()

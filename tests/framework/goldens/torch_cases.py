@@ -19,6 +19,7 @@ STEP_LR = dict(lr=(0.1, 0.03), step_size=3, gamma=0.5, epochs=10)
 COSINE = dict(lr=(0.1, 0.05), T_max=4, eta_min=0.01, epochs=13)
 MULTISTEP = dict(lr=(0.1, 0.03), milestones=[2, 5, 5, 8], gamma=0.5, epochs=10)
 EXPONENTIAL = dict(lr=(0.1, 0.03), gamma=0.8, epochs=6)
+PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.9, 0.91, 0.89, 0.9, 0.9, 0.5, 0.6, 0.7, 0.8, 0.5, 0.5, 0.5, 0.4]
 LAMBDA = dict(lr=(0.1, 0.03), lr_lambda=lambda epoch: min(1.0, (epoch + 1) / 4) * 0.9 ** epoch, epochs=8)
 CE_TARGETS = np.array([3, 0, 1, 1, 2])
 BCE_X = np.array([[-100.0, -3.0, -0.5, 0.0, 0.5], [3.0, 100.0, 1.2, -2.0, 7.0]])
@@ -197,10 +198,12 @@ def run_cases(fw) -> dict:
         put(f"act.{key}.grad", xt.grad)
 
     # AdamW (PyTorch's defaults and a custom weight decay); Adam on a 0-d parameter
-    for key, kwargs in (("adamw.default", {}), ("adamw.custom", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6,
-                                                                     weight_decay=0.1))):
+    for key, cls, kwargs in (("adamw.default", "AdamW", {}),
+                             ("adamw.custom", "AdamW", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+                             ("adamw.amsgrad", "AdamW", dict(lr=0.05, amsgrad=True)),
+                             ("adam.amsgrad", "Adam", dict(lr=0.05, weight_decay=0.1, amsgrad=True))):
         p = T(PARAM0, True)
-        opt = fw.optim.AdamW([p], **kwargs)
+        opt = getattr(fw.optim, cls)([p], **kwargs)
         for i, g in enumerate(GRADS):
             p.grad = fw.grad(g)
             opt.step()
@@ -241,6 +244,20 @@ def run_cases(fw) -> dict:
             opt.step()
             sched.step()
             lrs.append(sched.get_last_lr())
+        put(f"{key}.lrs", np.array(lrs))
+
+    # ReduceLROnPlateau: the learning rates after each epoch's metric, two groups
+    for key, kwargs in (("plateau.min", dict(patience=1, factor=0.5)),
+                        ("plateau.max_abs", dict(mode="max", threshold_mode="abs", threshold=0.05, patience=0,
+                                                 cooldown=2, factor=0.3, min_lr=[0.02, 0.0]))):
+        params = [T(1.0, True), T(2.0, True)]
+        opt = fw.optim.SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.03}], lr=0.1)
+        sched = fw.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
+        lrs = []
+        for metric in PLATEAU_METRICS:
+            opt.step()
+            sched.step(metric)
+            lrs.append([group["lr"] for group in opt.param_groups])
         put(f"{key}.lrs", np.array(lrs))
 
     # clip_grad_norm_: the total norm and the clipped gradients (the third parameter has no .grad)
