@@ -114,8 +114,9 @@ def _reduce(losses: np.ndarray, reduction: str):
     return np.asarray(losses.mean(), dtype=dtype), lambda g: np.broadcast_to(g / n, shape)
 
 
-def _check_targets(logits: np.ndarray, targets, name: str) -> np.ndarray:
-    """Integer class indices of shape (batch,), each in [0, classes), for (batch, classes) logits."""
+def _check_targets(logits: np.ndarray, targets, name: str, ignore_index: int = -100) -> np.ndarray:
+    """Integer class indices of shape (batch,), each in [0, classes) or ``ignore_index``, for (batch, classes)
+    logits."""
     if isinstance(targets, Tensor):
         targets = targets.data
     targets = np.asarray(targets)
@@ -129,63 +130,102 @@ def _check_targets(logits: np.ndarray, targets, name: str) -> np.ndarray:
     if targets.shape != (logits.shape[0],):
         raise ValueError(f"{name}: targets of shape {targets.shape} do not match logits of "
                          f"shape {logits.shape} (expected ({logits.shape[0]},))")
-    if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
-        raise ValueError(f"{name}: class indices must lie in [0, {logits.shape[1]}), "
-                         f"got range [{targets.min()}, {targets.max()}]")
+    kept = targets[targets != ignore_index]
+    if kept.size and (kept.min() < 0 or kept.max() >= logits.shape[1]):
+        raise ValueError(f"{name}: class indices must lie in [0, {logits.shape[1]}), got range "
+                         f"[{kept.min()}, {kept.max()}] (targets equal to ignore_index={ignore_index} are skipped)")
     return targets
 
 
-def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def _class_weights(weight, classes: int, dtype, name: str):
+    """``weight=``: a 1-D float tensor or array of one weight per class (no gradient, as PyTorch), or None."""
+    if weight is None:
+        return None
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight)
+    if w.shape != (classes,) or w.dtype.kind not in "fiu":
+        raise ValueError(f"{name}: weight must hold one number per class, shape ({classes},), got {w.dtype} "
+                         f"of shape {w.shape}")
+    return w.astype(dtype, copy=False)
+
+
+def _weighted_reduce(losses: np.ndarray, weights: np.ndarray, reduction: str):
+    """(reduced loss, expand) as ``_reduce``, "mean" dividing by Σ ``weights`` (the kept targets' class
+    weights, 1 each without ``weight=``; PyTorch's rule): NaN when every target is ignored."""
+    if reduction != "mean":
+        return _reduce(losses, reduction)
+    total, dtype, shape = weights.sum(), losses.dtype, losses.shape
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.asarray(losses.sum() / total, dtype=dtype),
+                lambda g: np.broadcast_to(np.asarray(g / total, dtype=dtype), shape))
+
+
+def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0, *,
+                  weight=None, ignore_index: int = -100) -> Tensor:
     """Cross-entropy of ``softmax(logits)`` against integer class ``targets`` (PyTorch's formula).
 
-    With ε = label_smoothing and C classes the target distribution is q = (1-ε)·onehot(y) + ε/C, so
-    lossₙ = -(1-ε)·log pₙ[yₙ] - (ε/C)·Σ_c log pₙ[c], log p = log_softmax(zₙ); then ``reduction``.
-    dzₙ = (softmax(zₙ) - qₙ) · ∂loss/∂lossₙ — fused and stable.
+    With ε = label_smoothing, C classes and class weights w (all 1 without ``weight=``):
+    lossₙ = -(1-ε)·w[yₙ]·log pₙ[yₙ] - (ε/C)·Σ_c w[c]·log pₙ[c], log p = log_softmax(zₙ); 0 where
+    yₙ = ``ignore_index``; "mean" divides the sum by Σ w[yₙ] over the kept targets.
+    dzₙ = (1-ε)·w[yₙ]·(pₙ - onehot(yₙ)) + (ε/C)·(Σw·pₙ - w) — fused and stable.
     """
     logits = _floating(as_tensor(logits), "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}")
     z = logits.data
-    targets = _check_targets(z, targets, "cross_entropy")
+    targets = _check_targets(z, targets, "cross_entropy", ignore_index)
     n, classes = z.shape
     if n == 0 and reduction == "mean":
         raise ValueError("cross_entropy of an empty batch (its mean is undefined)")
+    w = _class_weights(weight, classes, z.dtype, "cross_entropy")
     shifted, exps, total = _shifted(z, 1)
     rows = np.arange(n)
+    kept = targets != ignore_index
+    safe = np.where(kept, targets, 0)
+    target_weights = (np.ones(n, dtype=z.dtype) if w is None else w[safe]) * kept
     log_total = np.log(total[:, 0])
-    losses = log_total - shifted[rows, targets]
+    losses = (log_total - shifted[rows, safe]) * target_weights
     if label_smoothing:
-        smooth = log_total - shifted.mean(axis=1)          # -(1/C) Σ_c log p[c]
-        losses = (1 - label_smoothing) * losses + label_smoothing * smooth
-    out, expand = _reduce(losses.astype(z.dtype, copy=False), reduction)
+        if w is None:
+            smooth = log_total - shifted.mean(axis=1)          # -(1/C) Σ_c log p[c]
+        else:
+            smooth = (log_total * w.sum() - shifted @ w) / classes
+        losses = (1 - label_smoothing) * losses + label_smoothing * smooth * kept
+    out, expand = _weighted_reduce(losses.astype(z.dtype, copy=False), target_weights, reduction)
 
     def backward(g):
-        grad = exps / total
+        probs = exps / total
+        grad = probs * ((1 - label_smoothing) * target_weights)[:, None]
+        grad[rows, safe] -= (1 - label_smoothing) * target_weights
         if label_smoothing:
-            grad -= label_smoothing / classes
-        grad[rows, targets] -= 1 - label_smoothing
+            spread = (probs * (classes if w is None else w.sum()) - (1 if w is None else w)) * (label_smoothing / classes)
+            grad += spread * kept[:, None]
         grad *= expand(g)[:, None]
         return (grad,)
     return record(out, (logits,), backward)
 
 
-def nll_loss(log_probs, targets, reduction: str = "mean") -> Tensor:
+def nll_loss(log_probs, targets, reduction: str = "mean", *, weight=None, ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of (batch, classes) log-probabilities at integer class ``targets``:
-    lossₙ = -log_probsₙ[yₙ], then ``reduction``;  d/dlog_probsₙ[c] = -[c = yₙ] · ∂loss/∂lossₙ.
-    ``nll_loss(log_softmax(z), y)`` equals ``cross_entropy(z, y)`` (PyTorch ``F.nll_loss``)."""
+    lossₙ = -w[yₙ]·log_probsₙ[yₙ] (w: ``weight=``, all 1 without it; 0 where yₙ = ``ignore_index``), then
+    ``reduction`` ("mean" divides by Σ w[yₙ] over the kept targets);  d/dlog_probsₙ[c] = -[c = yₙ]·w[yₙ]·
+    ∂loss/∂lossₙ. ``nll_loss(log_softmax(z), y)`` equals ``cross_entropy(z, y)`` (PyTorch ``F.nll_loss``)."""
     log_probs = _floating(as_tensor(log_probs), "nll_loss")
     _check_reduction(reduction, "nll_loss")
     lp = log_probs.data
-    targets = _check_targets(lp, targets, "nll_loss")
+    targets = _check_targets(lp, targets, "nll_loss", ignore_index)
     if lp.shape[0] == 0 and reduction == "mean":
         raise ValueError("nll_loss of an empty batch (its mean is undefined)")
+    w = _class_weights(weight, lp.shape[1], lp.dtype, "nll_loss")
     rows = np.arange(lp.shape[0])
-    out, expand = _reduce(-lp[rows, targets], reduction)
+    kept = targets != ignore_index
+    safe = np.where(kept, targets, 0)
+    target_weights = (np.ones(lp.shape[0], dtype=lp.dtype) if w is None else w[safe]) * kept
+    out, expand = _weighted_reduce(-lp[rows, safe] * target_weights, target_weights, reduction)
 
     def backward(g):
         grad = np.zeros_like(lp)
-        grad[rows, targets] = -expand(g)
+        grad[rows, safe] = -expand(g) * target_weights
         return (grad,)
     return record(out, (log_probs,), backward)
 

@@ -19,21 +19,30 @@ class _Loss(Module):
 
 class CrossEntropyLoss(_Loss):
     """-log softmax(logits)[target] per example (with ``label_smoothing`` ε: against the target
-    distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices."""
+    distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices. ``weight`` (one per
+    class) and ``ignore_index`` as PyTorch's (keyword arguments here)."""
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0):
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, *, weight=None,
+                 ignore_index: int = -100):
         super().__init__(reduction)
         self.label_smoothing = float(label_smoothing)
+        self.weight, self.ignore_index = weight, int(ignore_index)
 
     def forward(self, logits, targets):
-        return F.cross_entropy(logits, targets, self.reduction, self.label_smoothing)
+        return F.cross_entropy(logits, targets, self.reduction, self.label_smoothing, weight=self.weight,
+                               ignore_index=self.ignore_index)
 
 
 class NLLLoss(_Loss):
-    """-log_probs[target] per example, reduced (after a log_softmax: the cross-entropy)."""
+    """-log_probs[target] per example, reduced (after a log_softmax: the cross-entropy); ``weight`` and
+    ``ignore_index`` as in CrossEntropyLoss."""
+
+    def __init__(self, reduction: str = "mean", *, weight=None, ignore_index: int = -100):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, int(ignore_index)
 
     def forward(self, log_probs, targets):
-        return F.nll_loss(log_probs, targets, self.reduction)
+        return F.nll_loss(log_probs, targets, self.reduction, weight=self.weight, ignore_index=self.ignore_index)
 
 
 class MSELoss(_Loss):

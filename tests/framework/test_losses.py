@@ -179,3 +179,20 @@ def test_fused_ops_record_only_when_needed(name):
     assert out.requires_grad and not out.is_leaf
     out.backward(np.ones(out.shape, dtype=np.float32))
     assert x.grad.shape == (3, 4) and x.grad.dtype == np.float32
+
+
+def test_class_weights_and_ignore_index_are_checked_and_an_all_ignored_mean_is_nan():
+    """The values are PyTorch's (test_torch_goldens); here the edges: a weight per class, NaN where every
+    target is ignored (PyTorch's 0/0), the modules passing both on."""
+    z = mdl.tensor(np.zeros((3, 4)), requires_grad=True)
+    with pytest.raises(ValueError, match=r"weight must hold one number per class, shape \(4,\)"):
+        F.cross_entropy(z, np.array([0, 1, 2]), weight=np.ones(3))
+    with pytest.raises(ValueError, match="ignore_index=-100 are skipped"):
+        F.nll_loss(z, np.array([0, -1, 2]))
+    loss = F.cross_entropy(z, np.array([-100, -100, -100]))
+    assert np.isnan(loss.item())
+    y = np.array([1, 7, 3])
+    module = nn.CrossEntropyLoss(weight=mdl.tensor([1.0, 2.0, 1.0, 4.0]), ignore_index=7)
+    expected = (2.0 * np.log(4) + 4.0 * np.log(4)) / 6.0
+    assert module(z, y).item() == pytest.approx(expected)
+    assert nn.NLLLoss(ignore_index=7)(z, y).item() == 0.0

@@ -1,5 +1,5 @@
 """minidl against PyTorch on the golden cases of ``goldens/torch_cases.py`` (BatchNorm1d, LayerNorm,
-the losses, LeakyReLU/ELU/GELU, AdamW, Adam on a 0-d parameter, AMSGrad, RMSprop, Adagrad, StepLR,
+the losses (class weights and ignore_index too), LeakyReLU/ELU/GELU, AdamW, Adam on a 0-d parameter, AMSGrad, RMSprop, Adagrad, StepLR,
 MultiStepLR, ExponentialLR, LambdaLR, CosineAnnealingLR, ReduceLROnPlateau, clip_grad_norm_): values and
 gradients in float64.
 

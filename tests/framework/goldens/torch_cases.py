@@ -175,6 +175,25 @@ def run_cases(fw) -> dict:
         put(f"nll.{reduction}.loss", loss)
         put(f"nll.{reduction}.dlogp", lt.grad)
 
+    # class weights and ignore_index (with and without label smoothing), every reduction
+    class_weight = T([0.5, 2.0, 1.0, 3.0])
+    ignored = fw.targets(np.array([3, -100, 1, 1, -100]))
+    for reduction in ("mean", "sum", "none"):
+        for smoothing in (0.0, 0.3):
+            for variant, kwargs in (("weighted", dict(weight=class_weight)),
+                                    ("ignored", dict(ignore_index=-100, weight=class_weight))):
+                zt = T(data((5, 4), 54), True)
+                loss = F.cross_entropy(zt, ignored if variant == "ignored" else targets, reduction=reduction,
+                                       label_smoothing=smoothing, **kwargs)
+                (loss * T(data(tuple(loss.shape), 55))).sum().backward()
+                put(f"ce.{variant}.{reduction}.{smoothing}.loss", loss)
+                put(f"ce.{variant}.{reduction}.{smoothing}.dz", zt.grad)
+        lt = T(data((5, 4), 56), True)
+        loss = F.nll_loss(lt, ignored, reduction=reduction, weight=class_weight, ignore_index=-100)
+        (loss * T(data(tuple(loss.shape), 57))).sum().backward()
+        put(f"nll.ignored.{reduction}.loss", loss)
+        put(f"nll.ignored.{reduction}.dlogp", lt.grad)
+
     # binary_cross_entropy_with_logits: plain, and with weight and pos_weight; grads for x and y
     weighted = dict(weight=T(data((5,), 60) ** 2), pos_weight=T([0.5, 1.0, 2.0, 3.0, 0.25]))
     for variant, kwargs in (("plain", {}), ("weighted", weighted)):
