@@ -181,25 +181,35 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
     shifted, exps, total = _shifted(z, 1)
     rows = np.arange(n)
     kept = targets != ignore_index
-    safe = np.where(kept, targets, 0)
-    target_weights = (np.ones(n, dtype=z.dtype) if w is None else w[safe]) * kept
+    plain = w is None and kept.all()          # the usual case, kept as lean as it was (the training step)
+    safe = targets if plain else np.where(kept, targets, 0)
+    target_weights = None if plain else (np.ones(n, dtype=z.dtype) if w is None else w[safe]) * kept
     log_total = np.log(total[:, 0])
-    losses = (log_total - shifted[rows, safe]) * target_weights
+    losses = log_total - shifted[rows, safe]
+    if not plain:
+        losses *= target_weights
     if label_smoothing:
         if w is None:
             smooth = log_total - shifted.mean(axis=1)          # -(1/C) Σ_c log p[c]
         else:
             smooth = (log_total * w.sum() - shifted @ w) / classes
-        losses = (1 - label_smoothing) * losses + label_smoothing * smooth * kept
-    out, expand = _weighted_reduce(losses.astype(z.dtype, copy=False), target_weights, reduction)
+        losses = (1 - label_smoothing) * losses + label_smoothing * (smooth if plain else smooth * kept)
+    losses = losses.astype(z.dtype, copy=False)
+    out, expand = _reduce(losses, reduction) if plain else _weighted_reduce(losses, target_weights, reduction)
 
     def backward(g):
-        probs = exps / total
-        grad = probs * ((1 - label_smoothing) * target_weights)[:, None]
-        grad[rows, safe] -= (1 - label_smoothing) * target_weights
-        if label_smoothing:
-            spread = (probs * (classes if w is None else w.sum()) - (1 if w is None else w)) * (label_smoothing / classes)
-            grad += spread * kept[:, None]
+        grad = exps / total
+        if plain:
+            if label_smoothing:
+                grad -= label_smoothing / classes
+            grad[rows, safe] -= 1 - label_smoothing
+        else:
+            probs, scale = grad, (1 - label_smoothing) * target_weights
+            grad = probs * scale[:, None]
+            grad[rows, safe] -= scale
+            if label_smoothing:
+                spread = probs * (classes if w is None else w.sum()) - (1 if w is None else w)
+                grad += spread * (label_smoothing / classes) * kept[:, None]
         grad *= expand(g)[:, None]
         return (grad,)
     return record(out, (logits,), backward)
