@@ -2,7 +2,8 @@
 ``fill_``, ``copy_`` — what hand-written training loops use (``with mdl.no_grad(): p.add_(p.grad, alpha=-lr)``).
 
 Each changes ``t`` itself (same object, same buffer) and returns it, with the rules of ``t += x``
-(``minidl.ops._in_place``): the result cast to t's dtype where NumPy's same-kind rule allows, the write
+(``minidl.ops._in_place``): the result cast to t's dtype where NumPy's same-kind rule allows (``fill_``,
+``zero_`` and ``copy_`` cast any value, as PyTorch's: an int tensor's ``fill_(2.7)`` holds 2), the write
 logged so that a graph that saved those values refuses ``backward()``, a leaf that requires grad refused
 while grad mode is on, and a plain tensor taking a gradient-requiring operand joins the graph. One
 difference from ``+=``: on a non-leaf in a graph, ``+=`` rebinds the name to an out-of-place result, which a
@@ -42,7 +43,8 @@ def _arithmetic(operator_method, name: str, takes_alpha: bool):
             raise TypeError(f"{name}(): unsupported operand of type {type(other).__name__}")
         return self                     # a non-leaf in a graph was refused above, so `op=` changed self
     method.__name__ = name
-    method.__doc__ = (f"``t {name[:-1]}= other{' · alpha' if takes_alpha else ''}`` in place (PyTorch's "
+    symbol = {"add_": "+", "sub_": "-", "mul_": "*", "div_": "/"}[name]
+    method.__doc__ = (f"``t {symbol}= other{' · alpha' if takes_alpha else ''}`` in place (PyTorch's "
                       f"``{name}``); returns t.")
     if not takes_alpha:
         def method_without_alpha(self: Tensor, other) -> Tensor:
