@@ -1152,22 +1152,22 @@ def _in_place(op, ufunc, symbol: str):
     return method
 
 
-def _view_base(t: Tensor):
-    """The parent whose data ``t``'s data is a view of (indexing, reshape, transpose...), or None."""
-    for parent in t._parents:
-        if np.may_share_memory(parent._data, t._data):
-            return parent
-    return None
+def _view_bases(t: Tensor):
+    """The tensors ``t`` is a view of (indexing, reshape, transpose...), nearest first: at each step the
+    parent whose data the current tensor's data lies in."""
+    while True:
+        t = next((parent for parent in t._parents if np.may_share_memory(parent._data, t._data)), None)
+        if t is None:
+            return
+        yield t
 
 
 def _refuse_a_view_of_a_leaf(t: Tensor, symbol: str) -> None:
     """PyTorch's error for ``w[0] += x`` (a view of a leaf that requires grad, grad mode on)."""
-    base = _view_base(t)
-    while base is not None:
+    for base in _view_bases(t):
         if base.requires_grad and base._backward is None:
             raise RuntimeError(f"{symbol}=: a view of a leaf tensor that requires grad (shape {base.shape}) is being "
                                f"used in an in-place operation; write `t = t {symbol} x`")
-        base = _view_base(base)
 
 
 class _ChangedInPlace:
@@ -1196,19 +1196,20 @@ def _retire(t: Tensor, result: Tensor, symbol: str) -> None:
     covered: views taken of t before the change (``v = h[0]; h += 1``: v keeps the old row), since a tensor
     does not know its views."""
     result._retains_grad = result._retains_grad or t._retains_grad     # h.retain_grad(); h += 1: as PyTorch
+    _refuse_reads(t, f"this tensor (shape {t.shape}) was changed in place by `{symbol}=`, which minidl records as "
+                     f"a new tensor, now held by the name that `{symbol}=` assigned; this object kept its old values "
+                     f"(PyTorch would have changed them), so reading it is refused: use the new tensor, or write "
+                     f"`y = t {symbol} x`")
+    for base in _view_bases(t):
+        _refuse_reads(base, f"a view of this tensor (shape {base.shape}) was changed in place by `{symbol}=`, which "
+                            f"minidl records as a new tensor for the view alone; this one kept its old values "
+                            f"(PyTorch would have changed them), so reading it is refused: build the whole tensor "
+                            f"out of place (mdl.where, mdl.cat)")
+
+
+def _refuse_reads(t: Tensor, message: str) -> None:
     if t._update is None:
-        t._update = _ChangedInPlace(
-            f"this tensor (shape {t.shape}) was changed in place by `{symbol}=`, which minidl records as a new "
-            f"tensor, now held by the name that `{symbol}=` assigned; this object kept its old values (PyTorch "
-            f"would have changed them), so reading it is refused: use the new tensor, or write `y = t {symbol} x`")
-    base = _view_base(t)
-    while base is not None:
-        if base._update is None:
-            base._update = _ChangedInPlace(
-                f"a view of this tensor (shape {base.shape}) was changed in place by `{symbol}=`, which minidl "
-                f"records as a new tensor for the view alone; this one kept its old values (PyTorch would have "
-                f"changed them), so reading it is refused: build the whole tensor out of place (mdl.where, mdl.cat)")
-        base = _view_base(base)
+        t._update = _ChangedInPlace(message)
 
 
 def _shares_its_base(array: np.ndarray) -> bool:
