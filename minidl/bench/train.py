@@ -140,21 +140,6 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
     return rows
 
 
-def _terminate_like_ctrl_c():
-    """Make SIGTERM raise KeyboardInterrupt here (main thread), so the workers are stopped with the
-    benchmark instead of running on, orphaned; returns what puts the handler back."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def summarize(rows: list[dict]) -> list[dict]:
     """Per thread count and batch: minidl against each contender, with the targets at 2 threads."""
     summary = []
@@ -214,6 +199,7 @@ def run(args) -> int:
     import sys
 
     from minidl.bench import environment, report, train_problem
+    from minidl.interrupts import sigterm_as_ctrl_c
 
     def refuse(message: str) -> int:
         print(f"minidl bench train: {message}", file=sys.stderr)
@@ -259,19 +245,17 @@ def run(args) -> int:
         if contender in contenders:
             info[contender] = version(package)
     rows = []
-    stop = _terminate_like_ctrl_c()
     try:
-        for threads in thread_counts:
-            for batch in batch_sizes:
-                rows += measure_config(contenders, threads, batch, args, log)
+        with sigterm_as_ctrl_c():             # so the workers stop with the benchmark, not run on orphaned
+            for threads in thread_counts:
+                for batch in batch_sizes:
+                    rows += measure_config(contenders, threads, batch, args, log)
     except KeyboardInterrupt:
         print("\nminidl bench train: interrupted; its workers stopped, nothing written", file=sys.stderr)
         return 130
     except RuntimeError as error:             # a worker failed (out of memory, a contender's error)
         print(f"minidl bench train: {str(error).splitlines()[0]}", file=sys.stderr)
         return 1
-    finally:
-        stop()
     info["load_average_1min_end"] = round(__import__("os").getloadavg()[0], 2)
     summary = summarize(rows)
     failed = [f"{r['contender']} {r['threads']}T b{r['batch']}" for r in rows if r["verified"] is False]

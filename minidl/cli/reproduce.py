@@ -215,12 +215,11 @@ def _check(args):
 
 def run(args) -> int:
     import shlex
-    import signal
     import sys
-    import threading
     from pathlib import Path
 
     from minidl.experiments.study import StudyFolderError, run_study
+    from minidl.interrupts import sigterm_as_ctrl_c
     from minidl.training.run_lock import FolderLocked
 
     try:
@@ -229,35 +228,25 @@ def run(args) -> int:
         print(f"minidl reproduce: {error}", file=sys.stderr)
         return 2
     command = "minidl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "minidl reproduce"
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate_like_ctrl_c) if in_main_thread else None
-    try:
-        study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,
-                          resume=args.resume)
-    except (FolderLocked, StudyFolderError) as error:     # another process got there first
-        print(f"minidl reproduce: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        written = "report.md, results.json" if Path(out, "report.md").exists() else \
-            "results.json; report.md was not written: interrupted again while writing it"
-        print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
-              f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
-        return 130
-    except Exception as error:             # a run failed for good: the study says so in its files
-        print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in {out}",
-              file=sys.stderr)
-        return 1
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    # SIGTERM as Ctrl-C: the study records `interrupted`; inside a run the trainer's own handler stops it
+    # after its current update and saves a checkpoint
+    with sigterm_as_ctrl_c():
+        try:
+            study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,
+                              resume=args.resume)
+        except (FolderLocked, StudyFolderError) as error:     # another process got there first
+            print(f"minidl reproduce: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            written = "report.md, results.json" if Path(out, "report.md").exists() else \
+                "results.json; report.md was not written: interrupted again while writing it"
+            print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
+                  f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
+            return 130
+        except Exception as error:             # a run failed for good: the study says so in its files
+            print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "
+                  f"{out}", file=sys.stderr)
+            return 1
     print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
           f"{study.results['wall_seconds']:.0f} s)")
     return 0
-
-
-def _terminate_like_ctrl_c(signum, frame) -> None:
-    """SIGTERM handler: raise KeyboardInterrupt, so that a termination is handled like Ctrl-C (the study
-    records `interrupted`; inside a run the trainer's own handler stops it after its current update and
-    saves a checkpoint). Not by raising SIGINT: a process started with SIGINT ignored (``cmd &`` in a
-    script) would ignore it and run on."""
-    raise KeyboardInterrupt

@@ -18,13 +18,12 @@ import json
 import math
 import os
 import shlex
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from minidl.argtypes import choice, integer, one_line_errors, real
 from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
+from minidl.interrupts import sigterm_as_ctrl_c
 
 DATASETS = ("fashion-mnist", "mnist", "shapeset")
 # Test images of the built-in dataset come from this fixed seed, whatever --seed says.
@@ -277,38 +276,25 @@ def run_command(args) -> int:
         return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
     created = not out.exists()
     session = _Session(out, given)
-    previous_sigterm = _sigterm_interrupts()
-    try:
-        with acquire(out, "minidl train") as lock:
-            if lock.stale:
-                _note(lock.stale)
-            return session.run()
-    except KeyboardInterrupt:                 # Ctrl-C or SIGTERM outside the training loop
-        print(f"interrupted before training started; {out} is unchanged" if session.trainer is None else
-              f"interrupted; {session.trainer.checkpoint_note()}", file=sys.stderr)
-        return 130
-    except Refused as refusal:
-        return _refuse(str(refusal))
-    except FolderLocked as locked:
-        return _refuse(str(locked))
-    except OSError as error:
-        return _refuse(session.describe_os_error(error))
-    finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()                       # refused before writing anything: leave no empty folder
-
-
-def _sigterm_interrupts():
-    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does (the trainer handles both alike while it
-    trains); returns the previous handler (None off the main thread, where signals cannot be set)."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, interrupt)
+    with sigterm_as_ctrl_c():                 # the trainer handles both alike while it trains
+        try:
+            with acquire(out, "minidl train") as lock:
+                if lock.stale:
+                    _note(lock.stale)
+                return session.run()
+        except KeyboardInterrupt:             # Ctrl-C or SIGTERM outside the training loop
+            print(f"interrupted before training started; {out} is unchanged" if session.trainer is None else
+                  f"interrupted; {session.trainer.checkpoint_note()}", file=sys.stderr)
+            return 130
+        except Refused as refusal:
+            return _refuse(str(refusal))
+        except FolderLocked as locked:
+            return _refuse(str(locked))
+        except OSError as error:
+            return _refuse(session.describe_os_error(error))
+        finally:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()                   # refused before writing anything: leave no empty folder
 
 
 def _check_metrics(path: Path) -> None:
