@@ -148,6 +148,13 @@ def _class_weights(weight, classes: int, dtype, name: str):
     return w.astype(dtype, copy=False)
 
 
+def _target_weights(targets: np.ndarray, kept: np.ndarray, w, dtype) -> tuple:
+    """(safe, weights): the targets with the ignored ones (not ``kept``) set to class 0, for indexing, and
+    each target's weight w[yₙ] (1 without ``weight=``), 0 where ignored."""
+    safe = np.where(kept, targets, 0)
+    return safe, (np.ones(len(targets), dtype=dtype) if w is None else w[safe]) * kept
+
+
 def _weighted_reduce(losses: np.ndarray, weights: np.ndarray, reduction: str):
     """(reduced loss, expand) as ``_reduce``, "mean" dividing by Σ ``weights`` (the kept targets' class
     weights, 1 each without ``weight=``; PyTorch's rule): NaN when every target is ignored."""
@@ -182,8 +189,7 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
     rows = np.arange(n)
     kept = targets != ignore_index
     plain = w is None and kept.all()          # the usual case, kept as lean as it was (the training step)
-    safe = targets if plain else np.where(kept, targets, 0)
-    target_weights = None if plain else (np.ones(n, dtype=z.dtype) if w is None else w[safe]) * kept
+    safe, target_weights = (targets, None) if plain else _target_weights(targets, kept, w, z.dtype)
     log_total = np.log(total[:, 0])
     losses = log_total - shifted[rows, safe]
     if not plain:
@@ -228,9 +234,7 @@ def nll_loss(log_probs, targets, reduction: str = "mean", *, weight=None, ignore
         raise ValueError("nll_loss of an empty batch (its mean is undefined)")
     w = _class_weights(weight, lp.shape[1], lp.dtype, "nll_loss")
     rows = np.arange(lp.shape[0])
-    kept = targets != ignore_index
-    safe = np.where(kept, targets, 0)
-    target_weights = (np.ones(lp.shape[0], dtype=lp.dtype) if w is None else w[safe]) * kept
+    safe, target_weights = _target_weights(targets, targets != ignore_index, w, lp.dtype)
     out, expand = _weighted_reduce(-lp[rows, safe] * target_weights, target_weights, reduction)
 
     def backward(g):
