@@ -43,6 +43,13 @@ def _buffer(name: str, value):
     raise TypeError(f"buffer {name!r} must be an ndarray, a Tensor or None, got {type(value).__name__}")
 
 
+def _check_name(name, kind: str) -> None:
+    """A name for ``register_buffer``/``add_module``/``register_parameter``: a non-empty string without '.'
+    (PyTorch's KeyError)."""
+    if not isinstance(name, str) or not name or "." in name:
+        raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
+
+
 _INTERNALS = ("_parameters", "_buffers", "_non_persistent", "_modules", "_forward_hooks", "training")
 
 
@@ -116,8 +123,7 @@ class Module:
         if "_buffers" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                  f"before registering buffers")
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        _check_name(name, "buffer")
         if name in self._parameters or name in self._modules or (
                 name in self.__dict__ and name not in self._buffers):
             raise KeyError(f"attribute {name!r} already exists on {type(self).__name__}")
@@ -174,16 +180,14 @@ class Module:
     def add_module(self, name: str, module) -> None:
         """Register ``module`` (a Module or None) as ``self.<name>`` (PyTorch's; names need not be
         identifiers)."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"module name must be a non-empty string without '.', got {name!r}")
+        _check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {type(module).__name__} is not a Module")
         setattr(self, name, module)
 
     def register_parameter(self, name: str, param) -> None:
         """Register ``param`` (a Parameter or None) as ``self.<name>`` (PyTorch's)."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"parameter name must be a non-empty string without '.', got {name!r}")
+        _check_name(name, "parameter")
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {type(param).__name__} is not a Parameter")
         setattr(self, name, param)
