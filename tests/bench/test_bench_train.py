@@ -19,9 +19,13 @@ NO_JAX = pytest.mark.skipif(not HAS_JAX, reason="JAX is not installed: its conte
 SMALL = (12, 16, 16, 5)       # a small MLP of the same kind: sigmoid hidden layers, logits out
 
 
-def bench(*args):
+def run_bench(*args, timeout=300) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "minidl", "bench", "train", *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=300)
+    return subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=timeout)
+
+
+def bench(*args):
+    result = run_bench(*args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -72,8 +76,7 @@ def test_bench_train_json_includes_the_jax_contender():
 
 
 def test_bench_train_rejects_an_unknown_contender():
-    command = [sys.executable, "-m", "minidl", "bench", "train", "--contenders", "tensorflow"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=60)
+    result = run_bench("--contenders", "tensorflow", timeout=60)
     assert result.returncode == 2 and "tensorflow" in result.stderr
 
 
@@ -204,8 +207,7 @@ def test_per_round_ratios_pair_the_blocks_of_each_round_and_show_their_spread():
 
 
 def bench_refused(*args):
-    command = [sys.executable, "-m", "minidl", "bench", "train", *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=60)
+    result = run_bench(*args, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     return result.stderr
 

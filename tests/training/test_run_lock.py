@@ -60,11 +60,18 @@ def test_a_live_holder_in_another_process_is_refused(tmp_path):
         assert lock.stale is None
 
 
-def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
+def _killed_holder(folder) -> subprocess.Popen:
+    """A process that took the lock of ``folder`` as 'doomed' and died of SIGKILL holding it."""
     code = ("import os, signal, sys; from minidl.training.run_lock import acquire\n"
             "acquire(sys.argv[1], 'doomed'); os.kill(os.getpid(), signal.SIGKILL)")
-    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_PARENT)
-    assert killed.wait() == -9 and (tmp_path / ".lock").exists()
+    killed = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=PACKAGE_PARENT)
+    assert killed.wait() == -9
+    return killed
+
+
+def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
+    killed = _killed_holder(tmp_path)
+    assert (tmp_path / ".lock").exists()
     with acquire(tmp_path, "minidl train") as lock:
         assert lock.stale.startswith(f"took over the lock of {tmp_path} left by doomed (PID {killed.pid} on host "
                                      f"{socket.gethostname()}, since ")
@@ -75,10 +82,7 @@ def test_a_killed_holders_lock_is_taken_over_with_a_message(tmp_path):
 def test_a_killed_holders_unfinished_writes_are_removed_in_subfolders_too(tmp_path):
     """A study writes figures/*.png and checkpoints/*.npz atomically: a SIGKILL mid-write left the hidden
     temporary there for good (only the locked folder itself was cleaned)."""
-    code = ("import os, signal, sys; from minidl.training.run_lock import acquire\n"
-            "acquire(sys.argv[1], 'doomed'); os.kill(os.getpid(), signal.SIGKILL)")
-    killed = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PACKAGE_PARENT)
-    assert killed.wait() == -9
+    _killed_holder(tmp_path)
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / ".tmp-fig2.png-abcd1234").write_bytes(b"half a png")
     (tmp_path / "figures" / "fig1.png").write_bytes(b"a finished figure")
