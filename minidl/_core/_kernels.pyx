@@ -660,12 +660,22 @@ cdef extern from "memory_pool.h" nogil:
     void mdl_pool_trim(size_t keep_bytes)
     void mdl_pool_set_cap(size_t bytes)
     size_t mdl_pool_cap()
+    void mdl_pool_use_huge_pages(int allowed)
+    size_t mdl_pool_huge_page_bytes()
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)     # returns the previous handler (NumPy >= 1.22)
 
 _POOL_HANDLER = PyCapsule_New(mdl_pool_handler(), "mem_handler", NULL)
-_POOL_ON = os.environ.get("MINIDL_MEMORY_POOL", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _switched_on(str variable):
+    """Whether the environment leaves `variable` on (unset, or anything but 0/false/no/off)."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_POOL_ON = _switched_on("MINIDL_MEMORY_POOL")
+mdl_pool_use_huge_pages(_switched_on("MINIDL_HUGE_PAGES"))
 
 
 cdef class memory_pool:
@@ -675,9 +685,12 @@ cdef class memory_pool:
     reuse the previous step's memory instead of page-faulting in fresh pages. Arrays keep the allocator
     they were made with wherever they go. Scoped to the current thread's context (NumPy's handler is a
     context variable); the autograd engine, module calls and a pending weight gradient's materialization
-    enter it. One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it into a no-op. Blocks that end out
-    of order (two generators each inside one) still leave NumPy's own handler once the last one has ended:
-    the context counts the pools open in it and keeps the handler from before the first.
+    enter it, and ``nn.Linear`` makes its weight in it. Blocks of a transparent huge page or more (Linux
+    THP, 2 MiB on x86-64) start on one and are advised to use them (``memory_pool_stats()['huge_page_bytes']``;
+    MINIDL_HUGE_PAGES=0 at import turns that off). One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it
+    into a no-op. Blocks that end out of order (two generators each inside one) still leave NumPy's own
+    handler once the last one has ended: the context counts the pools open in it and keeps the handler
+    from before the first.
     """
     cdef bint _entered, _active
 
@@ -708,11 +721,12 @@ _pools_open = contextvars.ContextVar("minidl_memory_pools_open", default=(0, Non
 
 
 def memory_pool_stats():
-    """The pool's counters: {'hits', 'misses', 'evictions', 'cached_bytes', 'cap_bytes'} (requests of
-    64 KiB or more served from kept blocks, served fresh, kept blocks dropped for the cap, bytes kept now)."""
+    """The pool's counters: {'hits', 'misses', 'evictions', 'cached_bytes', 'cap_bytes', 'huge_page_bytes'}
+    (requests of 64 KiB or more served from kept blocks, served fresh, kept blocks dropped for the cap, bytes
+    kept now, the most bytes kept, the huge page its large blocks are aligned to: 0 for none)."""
     cdef mdl_pool_stats s = mdl_pool_get_stats()
     return {"hits": s.hits, "misses": s.misses, "evictions": s.evictions, "cached_bytes": s.cached_bytes,
-            "cap_bytes": mdl_pool_cap()}
+            "cap_bytes": mdl_pool_cap(), "huge_page_bytes": mdl_pool_huge_page_bytes()}
 
 
 def set_memory_pool_cap(nbytes):

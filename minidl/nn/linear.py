@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl import init as _init
+from minidl._core import memory_pool
 from minidl.ops import linear
 from minidl.nn.module import Module, Parameter
 
@@ -33,7 +34,8 @@ class Linear(Module):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.init = init
-        self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dtype))
+        with memory_pool():             # a large weight on huge pages: fewer TLB misses in the GEMM
+            self.weight = Parameter(np.empty((self.in_features, self.out_features), dtype=dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
         self.reset_parameters(generator)
 

@@ -109,6 +109,64 @@ def test_data_is_64_byte_aligned_small_and_large():
         assert pooled_empty(nbytes).ctypes.data % 64 == 0
 
 
+HUGE = _core.memory_pool_stats()["huge_page_bytes"]
+needs_huge_pages = pytest.mark.skipif(HUGE == 0, reason="no transparent huge pages here (Linux THP mode never, "
+                                                        "or no /sys/kernel/mm/transparent_hugepage)")
+
+
+def vm_flags_of(address):
+    """The VmFlags of the mapping that holds `address` (/proc/self/smaps); 'hg' marks MADV_HUGEPAGE."""
+    start = end = None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):
+                start, end = (int(part, 16) for part in first.split("-"))
+            elif first == "VmFlags:" and start <= address < end:
+                return line.split()[1:]
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+@needs_huge_pages
+def test_a_block_of_a_huge_page_or_more_starts_on_one_and_is_advised():
+    for nbytes in (HUGE, 3 * HUGE + 12345):
+        a = pooled_empty(nbytes)
+        header = a.ctypes.data - 64                     # memory_pool.c: the block's header comes first
+        assert header % HUGE == 0, (nbytes, hex(a.ctypes.data))
+        assert "hg" in vm_flags_of(a.ctypes.data)
+
+
+@needs_huge_pages
+def test_a_huge_block_is_padded_to_whole_huge_pages_only_when_that_adds_at_most_a_quarter():
+    near = pooled_empty(2 * HUGE - HUGE // 8)           # padding adds HUGE/8 (+64 header): padded
+    address = near.ctypes.data
+    del near
+    reuse = pooled_empty(2 * HUGE - 4096)                # fits only the padded block
+    assert reuse.ctypes.data == address
+    del reuse
+    _core.release_memory_pool()
+    far = pooled_empty(HUGE + HUGE // 2)                 # padding would add a third: not padded
+    address = far.ctypes.data
+    del far
+    misses = _core.memory_pool_stats()["misses"]
+    bigger = pooled_empty(HUGE + HUGE // 2 + 8192)
+    assert bigger.ctypes.data != address and _core.memory_pool_stats()["misses"] == misses + 1
+
+
+def test_minidl_huge_pages_0_turns_them_off():
+    code = "from minidl import _core; print(_core.memory_pool_stats()['huge_page_bytes'])"
+    assert run_python(code, MINIDL_HUGE_PAGES="0") == "0"
+    assert run_python(code) == str(HUGE)
+
+
+def test_a_linear_weight_comes_from_the_pool():
+    layer = nn.Linear(1000, 1000)
+    assert get_handler_name(layer.weight.data) == POOL
+    assert get_handler_name(layer.bias.data) != POOL        # small: NumPy's own
+    if HUGE:
+        assert (layer.weight.data.ctypes.data - 64) % HUGE == 0
+
+
 def test_small_blocks_are_not_kept():
     a = pooled_empty(MIN_POOLED // 2)
     del a

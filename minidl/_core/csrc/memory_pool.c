@@ -11,11 +11,23 @@
  * weight gradient's materialization) use it; NumPy frees every array with the handler that allocated it.
  *
  * Each block starts with a header holding its capacity (realloc and free need it). A mutex guards the
- * cache (NumPy may free from any thread); a fork()ed child re-creates it. */
+ * cache (NumPy may free from any thread); a fork()ed child re-creates it.
+ *
+ * Blocks of at least one transparent huge page (Linux THP in "always" or "madvise" mode: 2 MiB on x86-64,
+ * read from sysfs at import) start on a huge-page boundary, are padded to whole huge pages when that adds
+ * at most a quarter, and are advised MADV_HUGEPAGE over their whole huge pages. A GEMM walks a weight's
+ * column strips, one row (4 KB apart) after another: with 4 KiB pages each row is a page of its own and the
+ * TLB misses; with 2 MiB pages it does not. NumPy itself advises only blocks of 4 MiB or more, so a
+ * 1000 x 1000 float32 weight (4.0 MB) did not get them. The 784-1000x5-10 sigmoid step (2-core Xeon,
+ * 2 threads, alternating blocks in one process): 3% faster at batch 10, 5% at batch 64. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #include "memory_pool.h"
 
 #define MDL_POOL_HEADER 64                  /* keeps the data 64-byte aligned */
@@ -41,13 +53,50 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, reinit_in_child);
 
 static size_t *header_of(void *data) { return (size_t *)((char *)data - MDL_POOL_HEADER); }
 
-/* A new block of `capacity` data bytes; NULL when out of memory. */
+static size_t huge_page_bytes = 0; /* 0: blocks get no huge pages */
+
+void mdl_pool_use_huge_pages(int allowed)
+{
+    huge_page_bytes = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (!allowed) return;
+    char mode[256] = {0};
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f == NULL) return;
+    const size_t n = fread(mode, 1, sizeof mode - 1, f);
+    fclose(f);
+    mode[n] = '\0';
+    if (strstr(mode, "[always]") == NULL && strstr(mode, "[madvise]") == NULL) return;
+    long bytes = 0;
+    f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "r");
+    if (f == NULL) return;
+    if (fscanf(f, "%ld", &bytes) != 1) bytes = 0;
+    fclose(f);
+    if (bytes >= 8192 && bytes <= (1L << 30) && (bytes & (bytes - 1)) == 0) huge_page_bytes = (size_t)bytes;
+#else
+    (void)allowed;
+#endif
+}
+
+size_t mdl_pool_huge_page_bytes(void) { return huge_page_bytes; }
+
+/* A new block of `capacity` data bytes (or more: huge-page padding); NULL when out of memory. */
 static void *fresh_block(size_t capacity)
 {
+    const size_t huge = huge_page_bytes;
+    if (capacity > SIZE_MAX - MDL_POOL_HEADER - huge) return NULL;
+    size_t total = MDL_POOL_HEADER + capacity, align = 64;
+    if (huge != 0 && total >= huge) {
+        const size_t padded = (total + huge - 1) / huge * huge;
+        if (padded - total <= total / 4) total = padded;
+        align = huge;
+    }
     void *base = NULL;
-    if (capacity > SIZE_MAX - MDL_POOL_HEADER || posix_memalign(&base, 64, MDL_POOL_HEADER + capacity) != 0)
-        return NULL;
-    *(size_t *)base = capacity;
+    if (posix_memalign(&base, align, total) != 0) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (align == huge && huge != 0) (void)madvise(base, total / huge * huge, MADV_HUGEPAGE); /* advice only */
+#endif
+    *(size_t *)base = total - MDL_POOL_HEADER;
     return (char *)base + MDL_POOL_HEADER;
 }
 
