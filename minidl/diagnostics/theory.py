@@ -71,9 +71,12 @@ def predict_backward(fan_outs_above, weight_variances_above, top_gradient_varian
 def predict_weight_gradient(batch_size: int, input_second_moments, gradient_variances) -> list[float]:
     """Var(dC/dW^i) = B * E[(z^{i-1})^2] * Var(dC/ds^i) for a batch-mean cost (independent examples).
 
-    Assumes each unit's back-propagated gradient averages to zero over the batch. For one fixed net it does
-    not (each class's mean softmax probability differs from its share of the batch), and dC/dW = Σ_b z_b δ_b
-    adds that mean coherently, times the activations' mean: B²·E[z̄²]·E[δ̄²] more. For tanh and identity nets
-    the prediction is 1.2-1.5x low; for sigmoid (mean activation ≈ 1/2) 3-12x low (a review's measurement,
-    256-400x5-10 nets, batch 300). Recorded in results.json only; no figure or verdict uses it."""
+    Assumes the examples of a batch independent and each unit's back-propagated gradient averaging to zero
+    over the batch. For one fixed net neither holds: each class's mean softmax probability differs from its
+    share of the batch, and the examples' gradients are correlated, so dC/dW = Σ_b z_b δ_b adds coherent
+    parts (the batch means alone add B²·E[z̄²]·E[δ̄²]). Measured against it (reviews, 2026-11 and -12): small
+    tanh and identity nets (256-400x5-10, batch 300) 1.2-1.5x above, sigmoid 3-12x; the study's own tanh
+    5x1000 nets on Fashion-MNIST (batch 300) 5.5-5.8x above under the standard init and 2.3-2.5x under
+    Xavier, still 3-5.7x with the batch-mean term added. Recorded in results.json only; no figure or verdict
+    uses it."""
     return [batch_size * m * g for m, g in zip(input_second_moments, gradient_variances)]

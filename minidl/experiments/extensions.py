@@ -23,7 +23,7 @@ import numpy as np
 
 from minidl.experiments.training_study import RunRecorder
 from minidl.experiments.verdicts import (EARLY_UPDATE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, SIGMOID_LOW, Verdict,
-                                         escape_update, nearer, plateau_threshold, snapshot_at)
+                                         escape_update, matches, plateau_threshold, snapshot_at)
 
 HE_RATIO = {"xavier_uniform": math.sqrt(0.5), "kaiming_normal": 1.0}    # predicted std ratio per layer
 SWEEP_LEARNING_RATES = {"sigmoid": 0.5, "tanh": 0.1, "softsign": 0.1, "relu": 0.01}
@@ -249,12 +249,13 @@ def _not_run(claim: str, said: str, what: str = "not run") -> Verdict:
 def relu_init_verdict(results) -> Verdict:
     claim = "He et al. Eq. 10 (ReLU at init)"
     said = "ReLU: activation std ×√(1/2) = 0.71 per layer under Xavier, ×1 under He (Var W = 2/n)"
-    rule = "at every depth, each scheme's ratio nearer (log scale) to its own prediction than to the other's"
+    rule = ("at every depth, each scheme's ratio within half the log-scale distance between the two predictions "
+            "of its own")
     records = (results.get("extensions") or {}).get("relu_init") or []
     if not records:
         return _not_run(claim, said)
-    good = all(nearer(r["activation_std_ratio_per_layer"], HE_RATIO[r["scheme"]],
-                      HE_RATIO[_other(r["scheme"])]) for r in records)
+    good = all(matches(r["activation_std_ratio_per_layer"], HE_RATIO[r["scheme"]],
+                       HE_RATIO[_other(r["scheme"])]) for r in records)
     measured = "; ".join(f"depth {d}: " + " vs ".join(
         f"×{_ratio(r)}" for r in records if r["depth"] == d) for d in dict.fromkeys(r["depth"] for r in records))
     return Verdict(claim, said, measured + " (Xavier vs He)", REPRODUCED if good else NOT_REPRODUCED, rule)

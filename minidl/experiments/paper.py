@@ -18,6 +18,7 @@ BACKPROP_GRADIENT_RATIO_TANH = {"standard": 10.0, "xavier_uniform": 1.7}
 PAPER_UPDATES = 5_000_000
 PAPER_BATCH_SIZE = 10
 TABLE1_DEPTH = 5          # hidden layers of the nets behind Table 1
+TABLE1_WIDTH = 1000       # units in each of them
 
 
 def table1_row(activation: str, scheme: str) -> dict | None:

@@ -32,7 +32,7 @@ Layout of results.json (format "minidl-reproduce/1"):
                               signals assumed: 3-12x low for sigmoid; see diagnostics.theory)}
         summary: activation_std_ratio_per_layer, backprop_gradient_std_top_over_bottom,
                  weight_gradient_std_max_over_min, jacobian_mean_singular_value (layers 2..L),
-                 quarter_circle_prediction (0.849 sqrt(n Var W))
+                 quarter_circle_prediction (0.849 f'(0) sqrt(n Var W))
         histograms: {activation, backprop_gradient, weight_gradient}: per layer {edges, density}
     at_init_skipped   [[activation, depth], ...] at-init groups skipped to stay within the time budget
     training

@@ -25,6 +25,8 @@ def test_relu_init_verdict_needs_every_depth_near_its_prediction():
     one_off = _relu({("xavier_uniform", 5): 0.71, ("kaiming_normal", 5): 1.0,
                      ("xavier_uniform", 30): 0.70, ("kaiming_normal", 30): 0.80})      # 0.80 nearer to 0.707
     assert extensions.relu_init_verdict(one_off).outcome == NOT_REPRODUCED
+    exploding = _relu({("xavier_uniform", 5): 0.71, ("kaiming_normal", 5): 1.5})      # past He's 1.0 by as much
+    assert extensions.relu_init_verdict(exploding).outcome == NOT_REPRODUCED
     assert extensions.relu_init_verdict({}).outcome == NOT_TESTABLE
     assert math.sqrt(0.5) < 0.8 < math.sqrt(math.sqrt(0.5))     # the geometric midpoint is 0.841
 

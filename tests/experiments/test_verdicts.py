@@ -3,14 +3,17 @@ results that cannot decide it."""
 import pytest
 
 from minidl.experiments import verdicts
-from minidl.experiments.verdicts import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, nearer
+from minidl.experiments.verdicts import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, matches
 from test_report import at_init_record, training_results
 
 
-def test_nearer_compares_on_a_log_scale():
-    assert nearer(0.56, 0.57, 1.0) and not nearer(0.8, 0.57, 1.0)
-    assert nearer(0.76, 1.0, 0.577) and not nearer(0.75, 1.0, 0.577)   # the log midpoint is 0.7597
-    assert not nearer(None, 1.0, 0.5) and not nearer(0.0, 1.0, 0.5) and not nearer(float("nan"), 1.0, 0.5)
+def test_matches_takes_half_the_log_distance_to_the_other_value_on_either_side():
+    assert matches(0.56, 0.57, 1.0) and not matches(0.8, 0.57, 1.0)
+    assert matches(0.76, 1.0, 0.577) and not matches(0.75, 1.0, 0.577)   # the log midpoint is 0.7597
+    assert matches(1.31, 1.0, 0.577) and not matches(1.32, 1.0, 0.577)   # as far on the other side: 1.3165
+    assert matches(0.64, 0.8, 0.5) and matches(1.01, 0.8, 0.5) and not matches(0.63, 0.8, 0.5)
+    assert not matches(1.02, 0.8, 0.5) and not matches(4.0, 0.8, 0.5)        # 0.6325-1.0119
+    assert not matches(None, 1.0, 0.5) and not matches(0.0, 1.0, 0.5) and not matches(float("nan"), 1.0, 0.5)
 
 
 def _at_init(standard, xavier):
@@ -28,6 +31,11 @@ def test_figs6_8_and_eq17_follow_the_at_init_numbers():
     uneven = _at_init((0.57, 9.7, 0.49), (0.91, 1.4, 0.81))
     uneven["at_init"][0]["summary"]["weight_gradient_std_max_over_min"] = 2.0
     assert verdicts.figs6_8(uneven).outcome == NOT_REPRODUCED
+    # far past the paper's values (a review's cases): Xavier exploding, the standard init collapsing
+    exploding = _at_init((0.57, 9.7, 0.49), (3.0, 0.05, 4.0))
+    assert verdicts.figs6_8(exploding).outcome == NOT_REPRODUCED and verdicts.eq17(exploding).outcome == NOT_REPRODUCED
+    collapsing = _at_init((0.1, 1e4, 0.05), (1.0, 1.7, 0.8))
+    assert verdicts.figs6_8(collapsing).outcome == NOT_REPRODUCED and verdicts.eq17(collapsing).outcome == NOT_REPRODUCED
     no_jacobian = _at_init((0.57, 9.7, None), (0.91, 1.4, None))
     assert verdicts.eq17(no_jacobian).outcome == NOT_TESTABLE
     for claim in verdicts.CLAIMS:
@@ -35,10 +43,45 @@ def test_figs6_8_and_eq17_follow_the_at_init_numbers():
         assert verdict.outcome == NOT_TESTABLE and "minidl reproduce" in verdict.rule, claim.__name__
 
 
+@pytest.mark.parametrize("depth, standard, xavier", [(2, 10 ** 0.25, 1.7 ** 0.25), (3, 10 ** 0.5, 1.7 ** 0.5),
+                                                     (10, 10 ** 2.25, 1.7 ** 2.25)])
+def test_figs6_8_reads_the_gradient_ratio_per_layer_gap_at_any_depth(depth, standard, xavier):
+    """The paper's ×10 and ×1.7 are over its 5 layers (4 gaps); a 3-layer net that shrinks its gradients
+    as fast per layer shows ×3.2, and was judged against ×10."""
+    results = _at_init((0.57, standard, 0.49), (0.91, xavier, 0.81))
+    for record in results["at_init"]:
+        record["depth"] = depth
+    assert verdicts.figs6_8(results).outcome == REPRODUCED
+    for record, ratio in zip(results["at_init"], (10.0, 1.7)):       # the 5-layer values at this depth
+        record["summary"]["backprop_gradient_std_top_over_bottom"] = ratio
+    assert verdicts.figs6_8(results).outcome == NOT_REPRODUCED
+
+
 def test_fig2_reads_the_top_layer_after_a_few_hundred_updates():
     assert verdicts.fig2(training_results([0.9, 0.9], [0.3, 0.32], 0.004)).outcome == REPRODUCED
     verdict = verdicts.fig2(training_results([0.9, 0.9], [0.3, 0.32], 0.45))
     assert verdict.outcome == NOT_REPRODUCED and "top-layer mean 0.450 after 200 updates" in verdict.measured
+
+
+def _with_standard_means(results, lower, top):
+    for run in results["training"]["runs"]:
+        if run["scheme"] == "standard":
+            run["monitor"]["layers"][0]["mean"], run["monitor"]["layers"][-1]["mean"] = lower, top
+    return results
+
+
+def test_fig2_needs_the_top_layer_to_stay_down_and_the_lower_layers_up():
+    every_layer_at_0 = _with_standard_means(training_results([0.9, 0.9], [0.3, 0.32], 0.004), [0.5, 0.02, 0.02],
+                                            [0.5, 0.02, 0.02])
+    assert verdicts.fig2(every_layer_at_0).outcome == NOT_REPRODUCED
+    back_up_at_400 = _with_standard_means(training_results([0.9, 0.9], [0.3, 0.32], 0.004), [0.5, 0.6, 0.6],
+                                          [0.5, 0.05, 0.6])
+    verdict = verdicts.fig2(back_up_at_400)
+    assert verdict.outcome == NOT_REPRODUCED and "at most 0.600 from there on" in verdict.measured
+    # back up only once the net has left the plateau (test error 0.3 at update 400 < 0.9 - 0.1): it stayed
+    left_the_plateau = _with_standard_means(training_results([0.3, 0.3], [0.3, 0.32], 0.004), [0.5, 0.6, 0.6],
+                                            [0.5, 0.05, 0.6])
+    assert verdicts.fig2(left_the_plateau).outcome == REPRODUCED
 
 
 def _curves(activation, standard, xavier, updates=(0, 200, 400)):
@@ -61,8 +104,8 @@ def test_figs11_12_judges_tanh_by_its_learning_curves_and_sigmoid_as_the_slowest
     verdict = verdicts.figs11_12(_study(faster))
     assert verdict.outcome == REPRODUCED, verdict
     assert "tanh: curve error 35.8% (std) vs 23.0% (Xavier), final 30.5% vs 20.5%" in verdict.measured
-    assert "standard-init sigmoid: curve error 89.5%–90.0% vs at most 36.5% for tanh and softsign → slowest" in \
-        verdict.measured
+    assert "standard-init sigmoid: curve error 89.5%–90.0% vs at most 36.5% for tanh and softsign over their first " \
+        "400 updates → slowest" in verdict.measured
     noise = ([[0.9, 0.3, 0.25], [0.9, 0.2, 0.2]], [[0.9, 0.25, 0.22], [0.9, 0.22, 0.2]])
     assert verdicts.figs11_12(_study(noise)).outcome == NOT_REPRODUCED
     reversed_effect = (faster[1], faster[0])
@@ -76,6 +119,21 @@ def test_figs11_12_judges_tanh_by_its_learning_curves_and_sigmoid_as_the_slowest
     one_seed = verdicts.figs11_12(_study(([faster[0][0]], [faster[1][0]])))
     assert one_seed.outcome == NOT_TESTABLE and "--seeds 0,1,2" in one_seed.rule
     assert verdicts.figs11_12(training_results([0.9, 0.9], [0.3, 0.32], 0.004)).outcome == NOT_TESTABLE  # sigmoid only
+
+
+def test_figs11_12_compares_runs_of_different_lengths_over_the_updates_they_share():
+    """The default gives sigmoid runs 6000 updates and tanh runs 1000: a sigmoid run that leaves the plateau
+    after update 1000 must not look faster than a tanh run that learned within it (a review's case)."""
+    faster = ([[0.9, 0.4, 0.3], [0.9, 0.42, 0.31]], [[0.9, 0.25, 0.2], [0.9, 0.26, 0.21]])
+    results = _study(faster)
+    late = [0.9] * 6 + [0.1] * 25
+    for run in results["training"]["runs"]:
+        if run["activation"] == "sigmoid":
+            run["curve"] = {"updates": list(range(0, 3001, 100)), "test_error": late}
+            run["updates_done"] = 3000
+    verdict = verdicts.figs11_12(results)
+    assert verdict.outcome == REPRODUCED and "over their first 400 updates → slowest" in verdict.measured
+    assert verdicts.curve_error(results["training"]["runs"][-1]) < 0.3          # over its whole run: fastest
 
 
 def test_sigmoid_xavier_needs_every_xavier_run_off_the_plateau_first():
@@ -123,6 +181,9 @@ def _saturating(order, piled_tanh, piled_softsign):
 @pytest.mark.parametrize("order, piled, outcome", [
     ((100, 200, None), (0.3, 0.1), REPRODUCED),
     ((100, 100, 300), (0.3, 0.1), REPRODUCED),          # ties keep the order
+    ((100, 100, 100), (0.3, 0.1), NOT_REPRODUCED),      # all at once: no order
+    ((100, None, 200), (0.3, 0.1), NOT_REPRODUCED),     # layer 3 without layer 2
+    ((100, None, None), (0.3, 0.1), NOT_TESTABLE),      # layer 1 alone: no order to read
     ((200, 100, None), (0.3, 0.1), NOT_REPRODUCED),     # layer 2 before layer 1
     ((None, 100, 200), (0.3, 0.1), NOT_REPRODUCED),     # layer 1 never
     ((100, 200, None), (0.1, 0.3), NOT_REPRODUCED),     # softsign piles more
@@ -137,12 +198,25 @@ def test_table1_is_judged_only_at_the_papers_scale_on_its_data():
     assert verdicts.table1(results).outcome == NOT_TESTABLE      # fashion-mnist, 400 updates
     results["data"]["name"] = "mnist"
     for run in results["training"]["runs"]:
-        run["updates_done"] = 5_000_000
+        run["updates_done"], run["depth"], run["width"] = 5_000_000, 5, 1000
     assert verdicts.table1(results).outcome == REPRODUCED        # sigmoid/standard 2.21% on MNIST
     for run in results["training"]["runs"]:
-        run["final_test_error"] = 0.10
+        run["final_test_error"] = 0.029                          # 0.7 points off, a third of 2.21%
     verdict = verdicts.table1(results)
-    assert verdict.outcome == NOT_REPRODUCED and "10.0% (paper 2.2%)" in verdict.measured
+    assert verdict.outcome == NOT_REPRODUCED and "2.9% (paper 2.2%)" in verdict.measured
+    for run in results["training"]["runs"]:
+        run["final_test_error"], run["depth"] = 0.0221, 1
+    verdict = verdicts.table1(results)
+    assert verdict.outcome == NOT_TESTABLE and "the nets are 1×1000, the paper's 5×1000" in verdict.rule
+
+
+def test_the_share_beyond_a_threshold_counts_the_part_of_a_straddling_bin_beyond_it():
+    edges = [-1.0, -0.95, -0.85, 0.85, 0.95, 1.0]             # a bin centred on each of ±0.9
+    mass = [0.05, 0.1, 0.7, 0.1, 0.05]
+    histogram = {"edges": edges, "density": [m / (b - a) for m, a, b in zip(mass, edges[:-1], edges[1:])]}
+    assert verdicts.fraction_beyond([histogram], 0.9) == pytest.approx(0.05 + 0.05 + 0.05 + 0.05)
+    assert verdicts.fraction_beyond([histogram], 0.99) == pytest.approx(2 * 0.05 * 0.2)
+    assert verdicts.fraction_beyond([histogram], 0.0) == pytest.approx(1.0)
 
 
 def test_the_verdict_table_has_one_row_per_claim():
