@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import weakref
 
 import numpy as np
 
 from minidl import _core
+from minidl.interrupts import signals_held
 from minidl.pending_product import PendingProduct
 
 __all__ = ["DeferredUpdate", "defer"]
@@ -31,13 +33,16 @@ class DeferredUpdate:
 
     Applying it and clearing the tensor's slot happen under one lock, and the slot is cleared only once W
     has the update: a thread that finds the update pending waits for one that is applying it, so two
-    threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done."""
+    threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done.
+    Ctrl-C waits until both are done (``signals_held``). A process forked while another thread applied it
+    holds W half updated: there every read raises (``torn``)."""
 
-    __slots__ = ("product", "alpha", "beta", "applied")
+    __slots__ = ("product", "alpha", "beta", "applied", "torn")
 
     def __init__(self, product: PendingProduct, alpha: float, beta: float):
         self.product, self.alpha, self.beta = product, alpha, beta
         self.applied = False            # a shallow copy of the tensor shares this object and W's array
+        self.torn = False
 
     def apply(self, w: np.ndarray) -> None:
         """The update in place, as ``SGD.step`` applies it when it cannot defer it."""
@@ -45,12 +50,22 @@ class DeferredUpdate:
 
     def settle(self, tensor) -> None:
         """Apply this update to ``tensor`` (which holds it) unless another thread already has."""
-        with _applying:
+        global _in_flight
+        with _applying, signals_held():
             if tensor._update is self:
                 if not self.applied:
+                    self._refuse_if_torn()
+                    _in_flight = self
                     self.apply(tensor._data)
                     self.applied = True
+                    _in_flight = None
                 tensor._update = None
+
+    def _refuse_if_torn(self) -> None:
+        if self.torn:
+            raise RuntimeError("this parameter's SGD update was being applied by another thread when the process "
+                               "forked: its values here are half updated (give it new ones, param.data = array, "
+                               "or fork while no thread trains)")
 
     def fusable_with(self, x: np.ndarray, w: np.ndarray) -> bool:
         """Whether ``x @ w`` can apply the update in its own pass over w (same dtype, no shared memory)."""
@@ -60,26 +75,46 @@ class DeferredUpdate:
         """``x @ W`` for the Tensor ``weight`` holding this update, applied in the same pass over W
         (``_core.matmul_after_update``), and ``weight`` without it; None, and nothing done, when another
         thread applied it meanwhile. After a MemoryError ``weight`` keeps the update only if W is unchanged."""
-        with _applying:
+        global _in_flight
+        with _applying, signals_held():
             if weight._update is not self:
                 return None
             if self.applied:                # through a shallow copy of ``weight``
                 weight._update = None
                 return None
+            self._refuse_if_torn()
+            (u, v), = self.product.terms
+            _in_flight = self
             try:
-                (u, v), = self.product.terms
                 out = _core.matmul_after_update(x, weight._data, u, v, self.alpha, self.beta)
             except MemoryError as error:
                 if error.update_applied:
                     self.applied = True
                     weight._update = None
                 raise
+            finally:
+                _in_flight = None
             self.applied = True
             weight._update = None
             return out
 
 
 _applying = threading.RLock()
+_in_flight: DeferredUpdate | None = None     # the update a thread is applying now (under _applying)
+
+
+def _after_fork_in_child() -> None:
+    """The thread that held the lock is gone in a forked child: a new lock, and the update it was applying
+    marked torn (W holds part of it)."""
+    global _applying, _in_flight
+    _applying = threading.RLock()
+    if _in_flight is not None:
+        _in_flight.torn = True
+        _in_flight = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _Slot:
@@ -115,6 +150,8 @@ def defer(param, product: PendingProduct, alpha: float, beta: float) -> bool:
         return False
     w = param._data
     if w.base is not None:                  # a view: its base (and any other view of it) would read W stale
+        return False
+    if weakref.getweakrefcount(w):          # a weak reference reads the array without a reference count
         return False
     if w.ndim != 2 or w.dtype != product.dtype or not w.flags.c_contiguous or not w.flags.writeable \
             or not w.flags.aligned:

@@ -690,7 +690,8 @@ cdef class memory_pool:
     MINIDL_HUGE_PAGES=0 at import turns that off). One instance per ``with``. MINIDL_MEMORY_POOL=0 turns it
     into a no-op. Blocks that end out of order (two generators each inside one) still leave NumPy's own
     handler once the last one has ended: the context counts the pools open in it and keeps the handler
-    from before the first.
+    from before the first. A block left in another thread than it was entered in (a generator closed
+    there) changes nothing in that thread; the entering one keeps the pool's handler.
     """
     cdef bint _entered, _active
 
@@ -699,25 +700,40 @@ cdef class memory_pool:
             raise RuntimeError("memory_pool(): an instance can be entered once; make a new one per `with`")
         self._entered = True
         if _POOL_ON:
-            depth, before = _pools_open.get()
+            listed, before = _pools_open.get()
             previous = PyDataMem_SetHandler(_POOL_HANDLER)
-            _pools_open.set((depth + 1, previous if depth == 0 else before))
+            _pools_open.set((_open_here(self) + (self,), before if listed else previous))
             self._active = True
         return self
 
     def __exit__(self, *exc_info):
         if self._active:
             self._active = False
-            depth, before = _pools_open.get()
-            if depth <= 1:
-                PyDataMem_SetHandler(before)
-                _pools_open.set((0, None))
+            listed, before = _pools_open.get()
+            if self not in listed:
+                return False            # entered in another thread or context: nothing of it is open here
+            still_open = _open_here(self)
+            if still_open:
+                _pools_open.set((still_open, before))
             else:
-                _pools_open.set((depth - 1, before))
+                PyDataMem_SetHandler(before)
+                _pools_open.set(((), None))
         return False
 
 
-_pools_open = contextvars.ContextVar("minidl_memory_pools_open", default=(0, None))
+# The pools open in this context, oldest first, and NumPy's handler from before the first. A pool left in
+# another context is inactive but still listed here: the next block to start or end here drops it.
+_pools_open = contextvars.ContextVar("minidl_memory_pools_open", default=((), None))
+
+
+cdef tuple _open_here(memory_pool leaving):
+    """The pools open in this context but `leaving` and those left elsewhere."""
+    cdef memory_pool pool
+    still_open = []
+    for pool in _pools_open.get()[0]:
+        if pool is not leaving and pool._active:
+            still_open.append(pool)
+    return tuple(still_open)
 
 
 def memory_pool_stats():

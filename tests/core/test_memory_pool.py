@@ -81,6 +81,32 @@ def test_blocks_that_end_out_of_order_still_restore_the_default():
     assert get_handler_name() == default
 
 
+def test_a_block_left_in_another_thread_changes_nothing_there():
+    """A generator holding a pool block closed on another thread: its exit passed None to NumPy there
+    (ValueError: Capsule must be named 'mem_handler')."""
+    errors, names = [], []
+    default = get_handler_name()
+    pool = _core.memory_pool()
+    pool.__enter__()
+
+    def leave():
+        try:
+            pool.__exit__(None, None, None)
+        except Exception as error:          # noqa: BLE001 - the test reports any
+            errors.append(error)
+        names.append(get_handler_name())
+        names.append(int(np.ones(1 << 20, np.uint8).sum()))
+
+    worker = threading.Thread(target=leave)
+    worker.start()
+    worker.join()
+    assert errors == [] and names[0] != POOL and names[1] == 1 << 20
+    assert get_handler_name() == POOL        # the entering thread keeps it (another context's variable)
+    with _core.memory_pool():                # until the next block here ends
+        pass
+    assert get_handler_name() == default
+
+
 def test_an_instance_is_entered_once():
     pool = _core.memory_pool()
     with pool:

@@ -241,6 +241,101 @@ def test_a_memory_error_in_the_fused_product(changed):
     assert weight._update is (None if changed else update)
 
 
+@pytest.mark.parametrize("path", ["forward", "data"])
+def test_ctrl_c_as_the_kernel_returns_leaves_the_update_applied_once(path):
+    """SIGINT arriving while the kernel applies the update raised as the call returned, after W changed and
+    before the update was marked applied: the next read applied it again (a review's case; the Trainer's
+    checkpoint after a second Ctrl-C held W3 + (W3 - W2))."""
+    import os
+    import signal
+
+    model, eager_model = make_model(np.float32), make_model(np.float32)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    x, y = batches(np.float32, 1)[0]
+    step(model, opt, x, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sgd_module, "defer", lambda *args: False)
+        step(eager_model, eager_opt, x, y)
+    weight = model.linears[0].weight
+    assert weight._update is not None
+    kernel_name = "matmul_after_update" if path == "forward" else "matmul"
+    kernel = getattr(_core, kernel_name)
+
+    def then_ctrl_c(*args, **kwargs):
+        out = kernel(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)             # lands as the kernel returns
+        return out
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_core, kernel_name, then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            if path == "forward":
+                model(x)
+            else:
+                weight.data
+    assert weight._update is None
+    np.testing.assert_array_equal(weight.data, eager_model.linears[0].weight.data)
+
+
+def test_a_child_forked_while_a_thread_applies_an_update_neither_hangs_nor_reads_it_torn():
+    """The lock held by a thread that does not exist in the child hung every read of a pending update
+    there; the update that thread was applying left W half done in the child."""
+    import os
+    import threading
+
+    from minidl import deferred_update
+
+    model = make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step(model, opt, *batches(np.float32, 1)[0])
+    torn, whole = model.linears[0].weight, model.linears[1].weight
+    assert torn._update is not None and whole._update is not None
+    holding, release = threading.Event(), threading.Event()
+
+    def apply_forever():                                 # a thread caught inside take_product or settle
+        with deferred_update._applying:
+            deferred_update._in_flight = torn._update
+            holding.set()
+            release.wait()
+            deferred_update._in_flight = None
+
+    applier = threading.Thread(target=apply_forever)
+    applier.start()
+    holding.wait()
+    pid = os.fork()
+    if pid == 0:                                         # the child: exit code 0 only if all went right
+        code = 1
+        try:
+            import signal
+            signal.alarm(20)
+            whole.data
+            try:
+                torn.data
+            except RuntimeError as error:
+                code = 0 if "half updated" in str(error) else 2
+        finally:
+            os._exit(code)
+    release.set()
+    applier.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    torn.data                                            # the parent applies it as usual
+
+
+def test_a_weak_reference_to_the_weight_sees_every_update():
+    import weakref
+
+    model, eager_model = make_model(np.float32), make_model(np.float32)
+    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+    ref = weakref.ref(model.linears[0].weight.data)
+    for x, y in batches(np.float32, 2):
+        step(model, opt, x, y)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sgd_module, "defer", lambda *args: False)
+            step(eager_model, eager_opt, x, y)
+        np.testing.assert_array_equal(ref(), eager_model.linears[0].weight.data)
+
+
 @pytest.mark.parametrize("reader", ["forward", "data"])
 def test_threads_reading_a_parameter_at_once_apply_the_update_once(reader):
     """Two forward passes (or .data reads) at once: one applies the update, the other waits for it."""
