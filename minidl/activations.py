@@ -146,7 +146,7 @@ register(Activation(
 
 register(Activation(
     "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
-    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: g * (s > 0),
+    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: np.where(s > 0, g, 0),
     value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",)))
 
 _LEAK = 0.01

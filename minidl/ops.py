@@ -364,10 +364,10 @@ def rpow(a: Tensor, base) -> Tensor:
 
 def _rpow_backward(g, x, y, out, need_x, need_y):
     with np.errstate(divide="ignore", invalid="ignore"):
-        gy = g * (out * np.log(x))
-    if np.any(np.asarray(x) == 0):
-        gy = np.where((np.asarray(x) == 0) & (y >= 0), 0, gy).astype(gy.dtype, copy=False)
-    return None, gy
+        local = out * np.log(x)
+        if np.any(np.asarray(x) == 0):     # 0 ** y: d/dy is 0 for y >= 0 (as PyTorch; g·0 keeps a NaN g)
+            local = np.where((np.asarray(x) == 0) & (y >= 0), 0, local).astype(local.dtype, copy=False)
+        return None, g * local
 
 
 _rpow_backward.reads = lambda x, y, out, need_x, need_y: (x, y, out)
@@ -838,9 +838,39 @@ def _integral(index: np.ndarray) -> np.ndarray:
     return index
 
 
+def _is_int(i) -> bool:
+    return (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))) or \
+        (isinstance(i, np.ndarray) and i.ndim == 0 and i.dtype.kind in "iu")
+
+
+def _ints_first(index):
+    """``index`` as (ints, rest) where PyTorch reads it differently from NumPy, else None. PyTorch takes the
+    integers of an index first (a select each) and then the rest; NumPy counts them among the advanced
+    indices when arrays are there too, so ``x[0, :, i]`` put i's axis first: (len(i), n) where PyTorch
+    gives (n, len(i)). ``x[ints][rest]`` is PyTorch's reading."""
+    if not isinstance(index, tuple) or not builtins.any(map(_is_int, index)) or \
+            not builtins.any(isinstance(i, np.ndarray) and i.ndim > 0 for i in index):
+        return None
+    ints, rest = [], []
+    for i in index:
+        if _is_int(i):
+            ints.append(int(i))                 # a 0-d array as an int: a view, for setitem to write through
+        elif i is None:
+            rest.append(i)
+        else:
+            ints.extend([slice(None)] * (i.ndim if isinstance(i, np.ndarray) and i.dtype == bool else 1)
+                        if i is not Ellipsis else [Ellipsis])
+            rest.append(i)
+    return tuple(ints), tuple(rest)
+
+
 def getitem(a: Tensor, index) -> Tensor:
-    """``a[index]`` (basic or advanced indexing);  the gradient is scattered back with np.add.at."""
+    """``a[index]`` (basic or advanced indexing, integers taken first as PyTorch: ``_ints_first``);  the
+    gradient is scattered back with np.add.at."""
     index = _index(index)
+    split = _ints_first(index)
+    if split is not None:
+        return getitem(getitem(a, split[0]), split[1])
     ad = a.data
     out = ad[index]
 
@@ -860,9 +890,12 @@ def setitem(a: Tensor, index, value) -> None:
         raise RuntimeError(f"item assignment into a tensor of shape {a.shape} with gradients involved is not "
                            f"recorded: use mdl.where(mask, value, t) or mdl.cat to build the result, or assign "
                            f"under `with mdl.no_grad():`")
-    ad = a.data
+    ad, index = a.data, _index(index)
+    split = _ints_first(index)
+    if split is not None:
+        ad, index = ad[split[0]], split[1]          # a view: the write lands in a's buffer
     try:
-        ad[_index(index)] = np.asarray(value.data if isinstance(value, Tensor) else value).astype(
+        ad[index] = np.asarray(value.data if isinstance(value, Tensor) else value).astype(
             ad.dtype, casting="same_kind", copy=False)
     except TypeError as exc:
         raise TypeError(f"t[...] = value: the value cannot be stored in a tensor of dtype {ad.dtype} ({exc})") from exc
@@ -1033,7 +1066,7 @@ def clamp(a: Tensor, min=None, max=None) -> Tensor:
         inside = np.ones(ad.shape, dtype=bool) if low is None else ad >= low
         if high is not None:
             inside &= ad <= high
-        return (g * inside,)
+        return (np.where(inside, g, 0),)         # an infinite g outside stays 0 (g·0 would be NaN), as PyTorch
     return record(out, (a,), backward)
 
 
@@ -1090,12 +1123,18 @@ def _comparison(compare):
                 y = _to_array(b)
             except TypeError:
                 return NotImplemented       # t == None is False, as PyTorch; t < None a TypeError
+        x = a.data
+        dtype = result_type(x, y)           # as arithmetic: float32 == float64 (0-d) compares in float32
+        x = _cast(x, dtype)
+        if isinstance(y, np.ndarray):
+            y = _cast(y, dtype)
         try:
-            return Tensor._wrap(np.asarray(compare(a.data, y)))
+            return Tensor._wrap(np.asarray(compare(x, y)))
         except ValueError as exc:
             raise _broadcast_error(compare.__name__, a.data.shape, np.shape(y)) from exc
     method.__name__ = f"__{compare.__name__}__"
-    method.__doc__ = f"Elementwise ``{compare.__name__}`` (NumPy broadcasting): a bool tensor, no gradient."
+    method.__doc__ = (f"Elementwise ``{compare.__name__}`` (NumPy broadcasting) in the dtype arithmetic would give "
+                      f"(``result_type``): a bool tensor, no gradient.")
     return method
 
 

@@ -155,15 +155,21 @@ def _target_weights(targets: np.ndarray, kept: np.ndarray, w, dtype) -> tuple:
     return safe, (np.ones(len(targets), dtype=dtype) if w is None else w[safe]) * kept
 
 
-def _weighted_reduce(losses: np.ndarray, weights: np.ndarray, reduction: str):
+def _weighted_reduce(losses: np.ndarray, weights: np.ndarray, kept: np.ndarray, reduction: str):
     """(reduced loss, expand) as ``_reduce``, "mean" dividing by Σ ``weights`` (the kept targets' class
-    weights, 1 each without ``weight=``; PyTorch's rule): NaN when every target is ignored."""
-    if reduction != "mean":
-        return _reduce(losses, reduction)
-    total, dtype, shape = weights.sum(), losses.dtype, losses.shape
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.asarray(losses.sum() / total, dtype=dtype),
-                lambda g: np.broadcast_to(np.asarray(g / total, dtype=dtype), shape))
+    weights, 1 each without ``weight=``; PyTorch's rule): NaN when every target is ignored. ``expand(g)``
+    is 0 at the ignored targets whatever g is (an infinite or NaN g there, or g / 0 when all are ignored,
+    gives no NaN gradient: PyTorch never writes those rows)."""
+    total, dtype = weights.sum(), losses.dtype
+
+    def per_target(g):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(g / total, dtype=dtype)
+    if reduction == "mean":
+        out = per_target(losses.sum())
+    else:
+        out, per_target = _reduce(losses, reduction)
+    return out, lambda g: np.where(kept, per_target(g), 0).astype(dtype, copy=False)
 
 
 def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: float = 0.0, *,
@@ -201,7 +207,7 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
             smooth = (log_total * w.sum() - shifted @ w) / classes
         losses = (1 - label_smoothing) * losses + label_smoothing * (smooth if plain else smooth * kept)
     losses = losses.astype(z.dtype, copy=False)
-    out, expand = _reduce(losses, reduction) if plain else _weighted_reduce(losses, target_weights, reduction)
+    out, expand = _reduce(losses, reduction) if plain else _weighted_reduce(losses, target_weights, kept, reduction)
 
     def backward(g):
         grad = exps / total
@@ -233,9 +239,9 @@ def nll_loss(log_probs, targets, reduction: str = "mean", *, weight=None, ignore
     if lp.shape[0] == 0 and reduction == "mean":
         raise ValueError("nll_loss of an empty batch (its mean is undefined)")
     w = _class_weights(weight, lp.shape[1], lp.dtype, "nll_loss")
-    rows = np.arange(lp.shape[0])
-    safe, target_weights = _target_weights(targets, targets != ignore_index, w, lp.dtype)
-    out, expand = _weighted_reduce(-lp[rows, safe] * target_weights, target_weights, reduction)
+    rows, kept = np.arange(lp.shape[0]), targets != ignore_index
+    safe, target_weights = _target_weights(targets, kept, w, lp.dtype)
+    out, expand = _weighted_reduce(-lp[rows, safe] * target_weights, target_weights, kept, reduction)
 
     def backward(g):
         grad = np.zeros_like(lp)

@@ -196,3 +196,16 @@ def test_class_weights_and_ignore_index_are_checked_and_an_all_ignored_mean_is_n
     expected = (2.0 * np.log(4) + 4.0 * np.log(4)) / 6.0
     assert module(z, y).item() == pytest.approx(expected)
     assert nn.NLLLoss(ignore_index=7)(z, y).item() == 0.0
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+def test_ignored_targets_get_no_gradient_whatever_comes_back(loss):
+    """A batch of padding only (mean: 0/0) and an ignored row's zero loss under a square root (an infinite
+    gradient back) gave NaN gradients, which reached every weight; PyTorch never writes those rows."""
+    fn = F.cross_entropy if loss == "cross_entropy" else lambda z, y, **kw: F.nll_loss(F.log_softmax(z, 1), y, **kw)
+    z = mdl.tensor(np.array([[0.5, -1.0], [2.0, 0.0]]), requires_grad=True)
+    fn(z, np.array([-100, -100])).backward()
+    np.testing.assert_array_equal(z.grad, np.zeros((2, 2)))
+    z = mdl.tensor(np.array([[0.5, -1.0], [2.0, 0.0]]), requires_grad=True)
+    (fn(z, np.array([0, -100]), reduction="none") ** 0.5).sum().backward()
+    np.testing.assert_allclose(z.grad, [[-0.20324111, 0.20324111], [0, 0]], rtol=1e-7)    # PyTorch 2.13

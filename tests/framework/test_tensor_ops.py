@@ -226,6 +226,70 @@ def test_relu_gradient_at_zero_is_zero():
     np.testing.assert_array_equal(t.grad, [0, 0, 1])
 
 
+@pytest.mark.parametrize("cut", [lambda t: t.relu(), lambda t: t.clamp(min=0.0), lambda t: t.clamp(0.0, 10.0),
+                                 lambda t: -((-t).clamp(max=0.0))], ids=["relu", "clamp_min", "clamp_both", "clamp_max"])
+def test_a_cut_off_input_gets_zero_gradient_even_from_an_infinite_one(cut):
+    """sqrt(relu(x)) sends inf back where relu gave 0: g·0 was NaN there (and then everywhere upstream);
+    PyTorch selects, giving 0."""
+    t = mdl.tensor([-1.0, 4.0, -2.0], dtype=np.float64, requires_grad=True)
+    with np.errstate(divide="ignore"):
+        (cut(t) ** 0.5).sum().backward()
+    assert np.all(np.isfinite(t.grad)), t.grad
+    assert (t.grad == 0).sum() >= 1
+
+
+def test_nan_coming_back_through_a_zero_base_power_stays_nan():
+    """0 ** t has no gradient for t >= 0, but a NaN from further on still shows (PyTorch multiplies by the
+    masked factor); it was hidden as 0."""
+    t = mdl.tensor([0.5], dtype=np.float64, requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ((0.0 ** t) ** 0.5).sum().backward()
+    assert np.isnan(t.grad[0])
+
+
+def test_comparisons_promote_as_arithmetic_does():
+    """float32 against a 0-d float64 compared in float64 (NumPy's rule): 0.1f == 0.1 was False while
+    x - 0.1 gave 0."""
+    x = mdl.tensor(np.array([0.1, 0.2], np.float32))
+    threshold = mdl.tensor(np.array(0.1))
+    assert (x == threshold).data.tolist() == [True, False] and (x - threshold).data[0] == 0
+    assert (x <= threshold).data.tolist() == [True, False] and (x != np.array(0.1)).data.tolist() == [False, True]
+    ints = mdl.tensor(np.array([16777217]))
+    assert (ints == mdl.tensor(np.array([16777216.0], np.float32))).data.tolist() == [True]   # float32, as torch
+    assert (mdl.tensor(np.array([1, 2])) < mdl.tensor(np.array([1.5, 2.0]))).data.tolist() == [True, False]
+
+
+X4 = np.arange(120.0).reshape(2, 3, 4, 5)
+
+
+@pytest.mark.parametrize("index, expected_shape", [
+    ((0, slice(None), np.array([0, 2])), (3, 2, 5)),                  # NumPy: (2, 3, 5)
+    ((1, None, np.array([0, 2])), (1, 2, 4, 5)),                      # NumPy: (2, 1, 4, 5)
+    ((np.array([1, 1]), slice(None), 0), (2, 3, 5)),
+    ((np.array(1), slice(None), np.array([0, 2])), (3, 2, 5)),        # a 0-d integer array is an int too
+    ((0, slice(None), np.array([[1, 0], [3, 3]]), None), (3, 2, 2, 1, 5)),
+    ((0, np.array([True, False, True]), 2), (2, 5)),
+    ((0, Ellipsis, np.array([1, 4])), (3, 4, 2)),
+], ids=str)
+def test_integers_in_an_index_are_taken_first_as_pytorch_does(index, expected_shape):
+    """PyTorch selects at each integer, then indexes the rest; NumPy counts an integer among the array
+    indices, and a slice between them moves the arrays' axes first (shapes from PyTorch 2.13)."""
+    ints = tuple(int(i) if isinstance(i, (int, np.ndarray)) and np.ndim(i) == 0 else
+                 slice(None) for i in index if i is not None)
+    rest = tuple(i for i in index if not (isinstance(i, (int, np.ndarray)) and np.ndim(i) == 0))
+    want = X4[ints][rest]
+    t = mdl.tensor(X4, requires_grad=True)
+    out = t[index]
+    assert out.shape == expected_shape == want.shape
+    np.testing.assert_array_equal(out.data, want)
+    check_gradients(lambda u: u[index], X4.copy())
+    written = mdl.tensor(X4.copy())
+    written[index] = -np.ones(expected_shape)
+    expected = X4.copy()
+    expected[ints][rest] = -1                       # basic then advanced: lands in `expected`
+    np.testing.assert_array_equal(written.data, expected)
+
+
 def test_composite_expression_gradient():
     """A small network-like expression exercising several ops and a reused node at once."""
     def f(x, w, b):
