@@ -9,6 +9,8 @@ Each entry gives, for its name:
                              theory of Glorot & Bengio 2010, Sec. 4.2.1; He et al. 2015, Sec. 2.2)
     backward_reads           which of "s" and "z" backward reads (both unless given): changing the other
                              in place after the forward pass does not stop backward, as in PyTorch
+    keeps_integers           f maps integers to integers and an integer tensor keeps its dtype (ReLU, as
+                             PyTorch); else integers are computed in float32
 Everything that names an activation reads this table: the tensor op (``minidl.ops.activation``), the
 ``nn`` modules and ``nn.MLP(activation=...)``, the diagnostics (Jacobian, variance theory, probe), the
 study and both CLIs. Adding an activation is adding one ``register(...)`` below.
@@ -46,6 +48,7 @@ class Activation:
     slope_at_zero: float | None
     moments: Callable[[float], tuple]
     backward_reads: tuple = ("s", "z")
+    keeps_integers: bool = False
 
     def derivative(self, s) -> np.ndarray:
         """f'(s) in float64 (for the layer Jacobian diag(f'(s)) Wᵀ)."""
@@ -147,7 +150,8 @@ register(Activation(
 register(Activation(
     "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
     forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: np.where(s > 0, g, 0),
-    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",)))
+    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",),
+    keeps_integers=True))
 
 _LEAK = 0.01
 register(Activation(

@@ -1075,7 +1075,7 @@ def activation(a: Tensor, act) -> Tensor:
     d/da = f'(a), computed by the entry's ``backward(g, a, z)`` (sigmoid: fused in minidl._core)."""
     act = _activations.get(act)
     ad = a.data
-    if ad.dtype != _F32 and ad.dtype != _F64:
+    if ad.dtype != _F32 and ad.dtype != _F64 and not (act.keeps_integers and ad.dtype.kind in "iu"):
         ad = ad.astype(_F32)
     out = act.forward(ad)
     if type(out) is not np.ndarray:     # ufuncs on 0-d arrays return NumPy scalars

@@ -52,13 +52,14 @@ def _floating(x: Tensor, name: str) -> Tensor:
 
 
 def _shifted(x: np.ndarray, axis: int):
-    """x - max(x) along axis, and log Σ exp of it (the stable log-sum-exp pieces); an axis of length 0
-    gives empty results, as PyTorch (NumPy's max of nothing raised)."""
+    """x - max(x) along axis, and log Σ exp of it (the stable log-sum-exp pieces), laid out row-major
+    whatever x's layout (PyTorch's softmax gives a contiguous result: ``softmax(t.T, -1).view(-1)`` works);
+    an axis of length 0 gives empty results, as PyTorch (NumPy's max of nothing raised)."""
     if x.ndim and x.shape[axis] == 0:
         shape = list(x.shape)
         shape[axis] = 1
         return x.copy(), x.copy(), np.ones(shape, dtype=x.dtype)
-    shifted = x - x.max(axis=axis, keepdims=True)
+    shifted = np.subtract(x, x.max(axis=axis, keepdims=True), order="C")
     exps = np.exp(shifted)
     return shifted, exps, exps.sum(axis=axis, keepdims=True)
 

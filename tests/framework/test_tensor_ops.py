@@ -226,6 +226,23 @@ def test_relu_gradient_at_zero_is_zero():
     np.testing.assert_array_equal(t.grad, [0, 0, 1])
 
 
+@pytest.mark.parametrize("fn", [F.softmax, F.log_softmax], ids=["softmax", "log_softmax"])
+def test_softmax_of_a_transposed_tensor_can_be_viewed_flat(fn):
+    """PyTorch's softmax result is contiguous; NumPy's kept the transposed layout and view(-1) raised."""
+    t = mdl.tensor(np.arange(6.0).reshape(2, 3)).T
+    flat = fn(t, -1).view(-1)
+    np.testing.assert_allclose(flat.data, fn(mdl.tensor(np.arange(6.0).reshape(2, 3).T.copy()), -1).data.ravel())
+
+
+def test_relu_of_integers_keeps_their_dtype_and_values():
+    """As PyTorch: relu maps integers to integers (through float32, 2**40 + 1 came back as 2**40)."""
+    for dtype in (np.int64, np.int32):
+        out = mdl.tensor(np.array([-2, 3, 2**30 + 1], dtype=dtype)).relu()
+        assert out.dtype == dtype and out.data.tolist() == [0, 3, 2**30 + 1]
+    assert mdl.tensor(np.array([2**40 + 1])).relu().data.tolist() == [2**40 + 1]
+    assert mdl.tensor(np.array([-2, 3])).sigmoid().dtype == np.float32          # others: float32, as torch
+
+
 @pytest.mark.parametrize("cut", [lambda t: t.relu(), lambda t: t.clamp(min=0.0), lambda t: t.clamp(0.0, 10.0),
                                  lambda t: -((-t).clamp(max=0.0))], ids=["relu", "clamp_min", "clamp_both", "clamp_max"])
 def test_a_cut_off_input_gets_zero_gradient_even_from_an_infinite_one(cut):
