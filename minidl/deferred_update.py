@@ -56,9 +56,11 @@ class DeferredUpdate:
                 if not self.applied:
                     self._refuse_if_torn()
                     _in_flight = self
-                    self.apply(tensor._data)
+                    try:
+                        self.apply(tensor._data)
+                    finally:
+                        _in_flight = None
                     self.applied = True
-                    _in_flight = None
                 tensor._update = None
 
     def _refuse_if_torn(self) -> None:
