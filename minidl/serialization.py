@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 import zipfile
 
@@ -30,11 +31,15 @@ def _to_array(name, value, path) -> np.ndarray:
     return value
 
 
-def _default_file_mode() -> int:
-    """0666 minus the process umask: the mode open() would have given a new file."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _file_mode(path: str) -> int:
+    """The mode of the file at ``path``, which its replacement keeps (as open() keeps it when it overwrites);
+    for a new file 0666 minus the process umask, the mode open() would give it."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def save(state_dict: dict, path) -> None:
@@ -70,7 +75,8 @@ def write_atomically(path, write) -> None:
 
     ``write`` fills a temporary file in the same folder, which is flushed to disk (fsync) and renamed over
     ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one, and no
-    temporary. A failure (full disk, read-only folder) raises OSError naming ``path``.
+    temporary. A failure (full disk, read-only folder) raises OSError naming ``path``. The new file keeps
+    the mode of the one it replaces.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -78,7 +84,7 @@ def write_atomically(path, write) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX + os.path.basename(path) + "-", dir=directory)
         with os.fdopen(fd, "wb") as file:
-            os.chmod(tmp, _default_file_mode())   # mkstemp creates 0600; give the usual mode
+            os.chmod(tmp, _file_mode(path))       # mkstemp creates 0600
             write(file)
             file.flush()
             os.fsync(file.fileno())

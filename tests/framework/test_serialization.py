@@ -84,6 +84,16 @@ def test_saved_file_gets_the_usual_permissions(tmp_path):
     assert (os.stat(path).st_mode & 0o777) == (0o666 & ~umask)
 
 
+def test_overwriting_keeps_the_files_mode(tmp_path):
+    """Overwriting a 0600 file made it 0644: the temporary got the umask's mode, not the file's."""
+    path = tmp_path / "private.npz"
+    mdl.save({"a": np.ones(2)}, path)
+    os.chmod(path, 0o600)
+    mdl.save({"a": np.zeros(2)}, path)
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+    np.testing.assert_array_equal(mdl.load(path)["a"], np.zeros(2))
+
+
 def test_any_key_round_trips(tmp_path):
     """np.savez took "file" as its own argument (TypeError) and gave "x.npy" and "x" one member (x.npy came
     back holding x's values)."""
