@@ -74,9 +74,10 @@ def write_atomically(path, write) -> None:
     """Replace ``path`` by what ``write(file)`` writes to a binary file, atomically.
 
     ``write`` fills a temporary file in the same folder, which is flushed to disk (fsync) and renamed over
-    ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one, and no
-    temporary. A failure (full disk, read-only folder) raises OSError naming ``path``. The new file keeps
-    the mode of the one it replaces.
+    ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one; a killed process
+    can also leave its temporary beside it (``remove_temporaries`` deletes those). A failure (full disk,
+    read-only folder) removes the temporary and raises OSError naming ``path``. The new file keeps the
+    mode of the one it replaces.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
