@@ -158,8 +158,13 @@ def load(path) -> dict:
     try:
         with zipfile.ZipFile(path) as archive:
             return dict(_read_member(archive, info, path) for info in archive.infolist())
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+    except _UNREADABLE as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
+
+
+# What zipfile raises for a damaged archive: RuntimeError for an encrypted member (a flipped flag bit),
+# NotImplementedError (a RuntimeError) for an unknown compression method or zip version.
+_UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError)
 
 
 def _read_header(file, path, what) -> tuple[tuple, np.dtype]:

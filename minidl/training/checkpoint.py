@@ -76,12 +76,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: not a minidl checkpoint (no {_TREE_KEY} member)")
     try:
         tree = json.loads(bytes(np.asarray(arrays[_TREE_KEY], dtype=np.uint8)).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"{path}: damaged checkpoint description ({error})") from None
     if not isinstance(tree, dict) or tree.get("format") != FORMAT:
         found = tree.get("format") if isinstance(tree, dict) else None
         raise CheckpointError(f"{path}: unknown checkpoint format {found!r}, expected {FORMAT!r}")
     try:
         return _unpack(tree.get("state"), arrays)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, RecursionError) as error:
         raise CheckpointError(f"{path}: damaged checkpoint description ({type(error).__name__}: {error})") from None

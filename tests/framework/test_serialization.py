@@ -127,6 +127,20 @@ def test_a_member_that_declares_more_than_it_holds_is_refused_before_allocating(
         mdl.load(tmp_path / "other.npz")
 
 
+@pytest.mark.parametrize("offset, value", [(6, 0xFF), (8, 0x01), (8, 0x40), (10, 99)],
+                         ids=["version", "encrypted-flag", "strong-encryption-flag", "method"])
+def test_a_flipped_byte_in_the_central_directory_is_a_value_error(tmp_path, offset, value):
+    """A flipped "version", "flags" or "method" byte of an entry raised NotImplementedError or RuntimeError
+    ("... is encrypted")."""
+    path = tmp_path / "flipped.npz"
+    mdl.save({"w": np.ones(3)}, path)
+    data = bytearray(path.read_bytes())
+    data[data.find(b"PK\x01\x02") + offset] = value          # the first entry of the central directory
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="flipped.npz"):
+        mdl.load(path)
+
+
 def test_a_text_file_is_not_called_a_pickle(tmp_path):
     (tmp_path / "text.npz").write_text("just some text\n")
     with pytest.raises(ValueError, match="corrupt or truncated file") as info:

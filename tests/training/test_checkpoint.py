@@ -62,6 +62,17 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(path)
 
 
+def test_a_tree_nested_too_deeply_is_a_clear_error(tmp_path):
+    """A description nested 100,000 levels deep raised RecursionError."""
+    import minidl as mdl
+    from minidl.training.checkpoint import FORMAT
+
+    tree = '{"format": "%s", "state": %s}' % (FORMAT, '{"list": [' * 100_000 + "0" + "]}" * 100_000)
+    mdl.save({"__tree__": np.frombuffer(tree.encode(), dtype=np.uint8)}, tmp_path / "deep.npz")
+    with pytest.raises(CheckpointError, match="deep.npz: damaged checkpoint description"):
+        load_checkpoint(tmp_path / "deep.npz")
+
+
 def test_no_temporary_files_left(tmp_path):
     save_checkpoint({"w": np.ones(3)}, tmp_path / "c.npz")
     save_checkpoint({"w": np.zeros(3)}, tmp_path / "c.npz")
