@@ -1,6 +1,7 @@
 """``save`` / ``load``: state dicts as ``.npz`` files, written atomically, read without pickle."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -168,7 +169,9 @@ _UNREADABLE = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, Runt
 
 
 def _read_header(file, path, what) -> tuple[tuple, np.dtype]:
-    """(shape, dtype) from an .npy header; ValueError naming ``what`` if it is damaged or needs pickle."""
+    """(shape, dtype) from an .npy header; ValueError naming ``what`` if it is damaged, declares a shape no
+    array can have (a negative length, or more bytes than an address can count, as (0, 10**20) does:
+    NumPy's own limit), or needs pickle."""
     try:
         version = np.lib.format.read_magic(file)
         if version == (1, 0):
@@ -179,6 +182,9 @@ def _read_header(file, path, what) -> tuple[tuple, np.dtype]:
             raise ValueError(f".npy format version {version} is not supported")
     except (ValueError, EOFError, SyntaxError) as exc:
         raise ValueError(f"load({path!r}): {what} has a damaged .npy header ({exc})") from exc
+    if any(n < 0 for n in shape) or math.prod(n for n in shape if n) * max(dtype.itemsize, 1) > np.iinfo(np.intp).max:
+        raise ValueError(f"load({path!r}): {what} declares a {dtype} array of shape {shape}, which no array can "
+                         f"have: damaged")
     if dtype.hasobject:
         raise ValueError(f"load({path!r}): {what} holds an object array, which needs pickle to load; refusing "
                          f"it: minidl files never contain pickle")
@@ -192,7 +198,7 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple
     what = f"member {info.filename!r}"
     with archive.open(info) as member:
         shape, dtype = _read_header(member, path, what)
-        declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        declared = math.prod(shape) * dtype.itemsize
         held = info.file_size - member.tell()
         if declared != held:
             raise ValueError(f"load({path!r}): {what} declares a {dtype} array of shape {shape} ({declared:,} "

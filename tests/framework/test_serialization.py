@@ -141,6 +141,19 @@ def test_a_flipped_byte_in_the_central_directory_is_a_value_error(tmp_path, offs
         mdl.load(path)
 
 
+@pytest.mark.parametrize("shape", [(0, 10**20), (-1, -2), (2**40, 2**40, 0)])
+def test_a_shape_no_array_can_have_is_refused(tmp_path, shape):
+    """(0, 10**20) holds 0 bytes, as the header says, and crashed NumPy with OverflowError; (-1, -2) gave
+    NumPy's ValueError naming neither file nor member."""
+    import io
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    _npz_with_member(tmp_path / "huge.npz", "w.npy", header.getvalue() + b"\0" * 8 * (min(shape) < 0))
+    with pytest.raises(ValueError, match=r"load\(.*huge.npz'\): member 'w.npy' declares a float32 array of shape "
+                                         r".*, which no array can have"):
+        mdl.load(tmp_path / "huge.npz")
+
+
 def test_a_text_file_is_not_called_a_pickle(tmp_path):
     (tmp_path / "text.npz").write_text("just some text\n")
     with pytest.raises(ValueError, match="corrupt or truncated file") as info:
