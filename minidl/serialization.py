@@ -137,14 +137,17 @@ def load(path) -> dict:
 
     Never unpickles: a file that would need pickle (a pickle, or an .npz holding object arrays) is refused
     with ValueError; a missing file raises FileNotFoundError, a corrupt one ValueError naming it, and so
-    does a member whose header declares more data than it holds (checked before anything is allocated).
+    does a member whose header declares more data than it holds or that is compressed (minidl writes
+    stored members only: a compressed one can unpack to far more than the file's size). All of it is checked
+    before anything is allocated, so no member takes more memory than the file's size.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}")
     if os.path.isdir(path):
         raise ValueError(f"load({path!r}): is a directory, not an .npz file")
-    if os.path.getsize(path) == 0:
+    size = os.path.getsize(path)
+    if size == 0:
         raise ValueError(f"load({path!r}): empty file, not an .npz archive")
     with open(path, "rb") as file:
         start = file.read(len(np.lib.format.MAGIC_PREFIX))
@@ -158,7 +161,7 @@ def load(path) -> dict:
                          f"files never contain pickle")
     try:
         with zipfile.ZipFile(path) as archive:
-            return dict(_read_member(archive, info, path) for info in archive.infolist())
+            return dict(_read_member(archive, info, path, size) for info in archive.infolist())
     except _UNREADABLE as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
 
@@ -191,11 +194,19 @@ def _read_header(file, path, what) -> tuple[tuple, np.dtype]:
     return shape, dtype
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path) -> tuple[str, np.ndarray]:
-    """(name, array) of one member ``<name>.npy``, its declared size checked against what it holds."""
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path, size: int) -> tuple[str, np.ndarray]:
+    """(name, array) of one stored member ``<name>.npy`` of a ``size``-byte file, its declared size checked
+    against what it holds."""
     if not info.filename.endswith(".npy"):
         raise ValueError(f"load({path!r}): member {info.filename!r} is not an .npy array")
     what = f"member {info.filename!r}"
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(f"load({path!r}): {what} is compressed (zip method {info.compress_type}); minidl files "
+                         f"hold stored members only, and a compressed one can unpack to far more than the file's "
+                         f"size")
+    if info.file_size != info.compress_size or info.compress_size > size:
+        raise ValueError(f"load({path!r}): {what} is listed as {info.compress_size:,} bytes stored and "
+                         f"{info.file_size:,} unpacked in a {size:,}-byte file: damaged")
     with archive.open(info) as member:
         shape, dtype = _read_header(member, path, what)
         declared = math.prod(shape) * dtype.itemsize

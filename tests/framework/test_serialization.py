@@ -154,6 +154,35 @@ def test_a_shape_no_array_can_have_is_refused(tmp_path, shape):
         mdl.load(tmp_path / "huge.npz")
 
 
+def test_a_compressed_member_is_refused(tmp_path):
+    """A 2 MB file with a DEFLATE member of 2 GB of zeros was unpacked into 2 GB: the size check read the
+    member's own (uncompressed) size."""
+    import io
+    import zipfile
+    array = io.BytesIO()
+    np.lib.format.write_array(array, np.zeros(2**17))
+    with zipfile.ZipFile(tmp_path / "deflated.npz", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("w.npy", array.getvalue())
+    with pytest.raises(ValueError, match=r"deflated.npz'\): member 'w.npy' is compressed \(zip method 8\); "
+                                         r"minidl files hold stored members only"):
+        mdl.load(tmp_path / "deflated.npz")
+
+
+def test_a_member_stored_in_more_bytes_than_the_file_has_is_refused_before_allocating(tmp_path):
+    """A 200-byte file whose directory gave a member 2 GB, as its header declares, allocated 2 GB."""
+    import io
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (2**28,)})
+    _npz_with_member(tmp_path / "liar.npz", "w.npy", header.getvalue() + b"\0" * 64)
+    data = bytearray((tmp_path / "liar.npz").read_bytes())
+    entry = data.find(b"PK\x01\x02")                          # the member's central-directory entry
+    data[entry + 20:entry + 28] = (2**31 + len(header.getvalue())).to_bytes(4, "little") * 2   # both sizes
+    (tmp_path / "liar.npz").write_bytes(data)
+    with pytest.raises(ValueError, match=r"member 'w.npy' is listed as 2,147,483,776 bytes stored and "
+                                         r"2,147,483,776 unpacked in a \d+-byte file: damaged"):
+        mdl.load(tmp_path / "liar.npz")
+
+
 def test_a_text_file_is_not_called_a_pickle(tmp_path):
     (tmp_path / "text.npz").write_text("just some text\n")
     with pytest.raises(ValueError, match="corrupt or truncated file") as info:
