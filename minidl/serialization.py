@@ -161,9 +161,39 @@ def load(path) -> dict:
                          f"files never contain pickle")
     try:
         with zipfile.ZipFile(path) as archive:
-            return dict(_read_member(archive, info, path, size) for info in archive.infolist())
+            members, declared = archive.infolist(), _declared_entries(path)
+            if declared != len(members):
+                raise ValueError(f"load({path!r}): the archive declares {declared} members but its directory lists "
+                                 f"{len(members)}: damaged")
+            return dict(_read_member(archive, info, path, size) for info in members)
     except _UNREADABLE as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
+
+
+def _declared_entries(path) -> int | None:
+    """The number of entries the zip archive at ``path`` declares in its end records (PKWARE's APPNOTE.TXT);
+    None without an end record.
+
+    The end of central directory record (4.3.16, 22 bytes, signature ``b"PK\\x05\\x06"``) ends the file, or is
+    followed by an archive comment of at most 65,535 bytes: it is the last signature with 22 bytes after
+    it, as zipfile finds it. Its total number of entries is 2 bytes little-endian at offset 10. A zip64
+    locator (4.3.15, 20 bytes, ``b"PK\\x06\\x07"``) just before it means the zip64 end record (4.3.14, 56 bytes,
+    ``b"PK\\x06\\x06"``) precedes the locator and holds the count (65,536 entries and more): 8 bytes at offset 32.
+    """
+    with open(path, "rb") as file:
+        tail_start = max(0, file.seek(0, os.SEEK_END) - 22 - 65_535)
+        file.seek(tail_start)
+        tail = file.read()
+        end = tail.rfind(b"PK\x05\x06", 0, len(tail) - 18)
+        if end < 0:
+            return None
+        zip64_start = tail_start + end - 20 - 56
+        if zip64_start >= 0:
+            file.seek(zip64_start)
+            zip64 = file.read(56 + 20)
+            if zip64.startswith(b"PK\x06\x06") and zip64[56:60] == b"PK\x06\x07":
+                return int.from_bytes(zip64[32:40], "little")
+    return int.from_bytes(tail[end + 10:end + 12], "little")
 
 
 # What zipfile raises for a damaged archive: RuntimeError for an encrypted member (a flipped flag bit),

@@ -183,6 +183,32 @@ def test_a_member_stored_in_more_bytes_than_the_file_has_is_refused_before_alloc
         mdl.load(tmp_path / "liar.npz")
 
 
+def test_an_archive_listing_fewer_members_than_it_declares_is_refused(tmp_path):
+    """A flipped byte in an entry's comment length made zipfile read that comment over the next entries:
+    load returned fewer arrays, silently."""
+    path = tmp_path / "short.npz"
+    mdl.save({"a": np.ones(2), "b": np.zeros(2), "c": np.arange(2)}, path)
+    data = bytearray(path.read_bytes())
+    data[data.find(b"PK\x01\x02") + 33] = 0x01      # high byte of the first entry's comment length
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=r"short.npz'\): the archive declares 3 members but its directory lists 1"):
+        mdl.load(path)
+
+
+def test_the_declared_count_is_found_after_a_comment_and_in_a_zip64_record(tmp_path):
+    import zipfile
+    path = tmp_path / "commented.npz"
+    mdl.save({"a": np.ones(2), "b": np.zeros(2)}, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.comment = b"an archive comment follows the end record"
+    assert mdl.load(path).keys() == {"a", "b"}
+    with zipfile.ZipFile(tmp_path / "many.npz", "w") as archive:    # 65,537 entries: zip64 holds the count
+        for i in range(2**16 + 1):
+            archive.writestr(str(i), b"")
+    with pytest.raises(ValueError, match="member '0' is not an .npy array"):   # the count matched
+        mdl.load(tmp_path / "many.npz")
+
+
 def test_a_text_file_is_not_called_a_pickle(tmp_path):
     (tmp_path / "text.npz").write_text("just some text\n")
     with pytest.raises(ValueError, match="corrupt or truncated file") as info:
