@@ -7,6 +7,7 @@ import re
 import stat
 import tempfile
 import zipfile
+from collections import Counter
 
 import numpy as np
 
@@ -165,6 +166,9 @@ def load(path) -> dict:
             if declared != len(members):
                 raise ValueError(f"load({path!r}): the archive declares {declared} members but its directory lists "
                                  f"{len(members)}: damaged")
+            repeated = [name for name, count in Counter(archive.namelist()).items() if count > 1]
+            if repeated:
+                raise ValueError(f"load({path!r}): member {repeated[0]!r} appears more than once: damaged")
             return dict(_read_member(archive, info, path, size) for info in members)
     except _UNREADABLE as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc

@@ -195,6 +195,19 @@ def test_an_archive_listing_fewer_members_than_it_declares_is_refused(tmp_path):
         mdl.load(path)
 
 
+def test_a_repeated_member_is_refused(tmp_path):
+    """An archive holding "w.npy" twice gave only the last one, silently."""
+    import io
+    import zipfile
+    array = io.BytesIO()
+    np.lib.format.write_array(array, np.ones(2))
+    _npz_with_member(tmp_path / "twice.npz", "w.npy", array.getvalue())
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(tmp_path / "twice.npz", "a") as archive:
+        archive.writestr("w.npy", array.getvalue())
+    with pytest.raises(ValueError, match="twice.npz'\\): member 'w.npy' appears more than once"):
+        mdl.load(tmp_path / "twice.npz")
+
+
 def test_the_declared_count_is_found_after_a_comment_and_in_a_zip64_record(tmp_path):
     import zipfile
     path = tmp_path / "commented.npz"
