@@ -60,6 +60,9 @@ def save(state_dict: dict, path) -> None:
     for name, value in state_dict.items():
         if not isinstance(name, str):
             raise TypeError(f"save({path!r}): keys must be strings, got {name!r}")
+        if "\0" in name:
+            raise ValueError(f"save({path!r}): key {name!r} contains a NUL character, which ends a name in a zip "
+                             f"archive: it would load as another key")
         arrays[name] = _to_array(name, value, path)
     write_atomically(path, lambda file: _write_npz(file, arrays))
 

@@ -23,6 +23,24 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable or not a minidl checkpoint; the message names the file."""
 
 
+def _check_keys(node: dict, key: str) -> None:
+    """Refuse the keys of `node` that would not come back as they were: a key that is not a string, number,
+    boolean or None (JSON's scalars), a string holding "/" (it separates the levels of an array's stored
+    name), and two keys stored under one name (1 and "1", None and "None")."""
+    stored = {}
+    for name in node:
+        if not isinstance(name, (str, int, float, type(None))):    # bool is an int
+            raise TypeError(f"checkpoint: key {name!r} at {key or '/'} has type {type(name).__name__}; keys must "
+                            f"be strings, numbers, booleans or None")
+        if isinstance(name, str) and "/" in name:
+            raise ValueError(f"checkpoint: key {name!r} at {key or '/'} contains '/', which separates the levels "
+                             f"of a stored name")
+        if str(name) in stored:
+            raise ValueError(f"checkpoint: keys {stored[str(name)]!r} and {name!r} at {key or '/'} would both be "
+                             f"stored as {str(name)!r}")
+        stored[str(name)] = name
+
+
 def _pack(node, key: str, arrays: dict):
     """JSON-able description of `node`; arrays are moved into `arrays` under unique keys."""
     if isinstance(node, np.ndarray):
@@ -33,6 +51,7 @@ def _pack(node, key: str, arrays: dict):
     if node is None or isinstance(node, (bool, int, float, str)):
         return node
     if isinstance(node, dict):
+        _check_keys(node, key)
         return {"dict": [[name, _pack(value, f"{key}/{name}", arrays)] for name, value in node.items()]}
     if isinstance(node, (list, tuple)):
         kind = "list" if isinstance(node, list) else "tuple"
@@ -54,7 +73,8 @@ def _unpack(node, arrays):
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write the nested `state` to `path` (.npz) atomically; returns the path."""
+    """Write the nested `state` to `path` (.npz) atomically; returns the path. Its dicts' keys are strings
+    without "/", numbers, booleans or None, distinct as strings within a dict (else nothing is written)."""
     from minidl import save
 
     arrays: dict[str, np.ndarray] = {}

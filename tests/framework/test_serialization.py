@@ -107,6 +107,14 @@ def test_any_key_round_trips(tmp_path):
         np.testing.assert_array_equal(npz["file"], np.arange(3))
 
 
+def test_a_key_holding_nul_is_refused_on_save(tmp_path):
+    """zipfile cuts a name at NUL: {"a\\0b": x} saved as member "a", which did not load; two such keys gave one
+    member twice, with only zipfile's warning."""
+    with pytest.raises(ValueError, match=r"key 'a\\x00b' contains a NUL character"):
+        mdl.save({"a\0b": np.ones(2)}, tmp_path / "nul.npz")
+    assert not os.listdir(tmp_path)
+
+
 def _npz_with_member(path, name, payload: bytes):
     import zipfile
     with zipfile.ZipFile(path, "w") as archive:

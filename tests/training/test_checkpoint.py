@@ -39,6 +39,37 @@ def test_unstorable_value_is_named(tmp_path):
         save_checkpoint({"x": {1, 2}}, tmp_path / "c.npz")
 
 
+@pytest.mark.parametrize("state, error, problem", [
+    ({1: np.ones(2), "1": np.zeros(2)}, ValueError, "keys 1 and '1' at / would both be stored as '1'"),
+    ({"m": {1.5: np.ones(1), "1.5": np.zeros(1)}}, ValueError, "keys 1.5 and '1.5' at /m would both be stored"),
+    ({None: np.ones(1), "None": np.zeros(1)}, ValueError, "keys None and 'None' at / would both be stored"),
+    ({True: np.ones(1), "True": np.zeros(1)}, ValueError, "keys True and 'True' at / would both be stored"),
+    ({"a/b": np.ones(2), "a": {"b": np.zeros(2)}}, ValueError, "key 'a/b' at / contains '/'"),
+    ({"m": {(0, 1): 1.0}}, TypeError, r"key \(0, 1\) at /m has type tuple; keys must be strings"),
+    ({np.int64(3): 1.0}, TypeError, "at / has type int64"),
+    ({"a\0b": np.ones(2)}, ValueError, "contains a NUL character"),
+])
+def test_keys_that_would_not_come_back_are_refused_on_save(tmp_path, state, error, problem):
+    """Keys stored under one name mixed their values ({1: a, "1": b} loaded as b twice; {"a/b": x, "a": {"b": y}}
+    too); a tuple key saved but did not load."""
+    with pytest.raises(error, match=problem):
+        save_checkpoint(state, tmp_path / "c.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_keys_of_each_kind_round_trip_exactly(tmp_path):
+    """A PyTorch-style optimizer state: its "state" dict has int keys; they come back as ints."""
+    state = {"optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(2)}, 1: {"step": 3, "exp_avg": np.zeros(2)}},
+                           "param_groups": [{"lr": 0.1, "params": [0, 1]}]},
+             "other": {1.5: "float", None: "none", True: "bool", "": np.arange(2), "a.b c": 1}}
+    back = load_checkpoint(save_checkpoint(state, tmp_path / "c.npz"))
+    assert list(back["optimizer"]["state"]) == [0, 1]
+    assert back["optimizer"]["param_groups"] == [{"lr": 0.1, "params": [0, 1]}]
+    np.testing.assert_array_equal(back["optimizer"]["state"][1]["exp_avg"], np.zeros(2))
+    assert [type(k) for k in back["other"]] == [float, type(None), bool, str, str]
+    np.testing.assert_array_equal(back["other"][""], np.arange(2))
+
+
 def test_plain_npz_is_not_a_checkpoint(tmp_path):
     np.savez(tmp_path / "plain.npz", a=np.zeros(2))
     with pytest.raises(CheckpointError, match="plain.npz: not a minidl checkpoint"):
