@@ -14,6 +14,9 @@ PID: a lock from this host whose PID no longer runs is stale; one from another h
 (the fallback cannot stop two processes that find the same stale lock at the same instant).
 On release the file is removed (unlinked while still locked; an acquirer that locked the unlinked file
 notices the path now names another file, or none, and starts over).
+Only minidl's own lock file is ever written or removed: a `.lock` that is a symbolic link (never followed),
+not a regular file, or holds anything but a lock record (an empty file is one not yet written) is refused
+with NotALockFile and left as it is.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import errno
 import json
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +36,11 @@ try:
 except ImportError:             # not POSIX (Windows): the PID fallback below
     fcntl = None
 
-__all__ = ["acquire", "FolderLock", "FolderLocked", "Holder", "LOCK_FILE"]
+__all__ = ["acquire", "FolderLock", "FolderLocked", "NotALockFile", "Holder", "LOCK_FILE"]
 
 LOCK_FILE = ".lock"
+RECORD_FIELDS = {"pid": int, "host": str, "purpose": str}    # what a lock record holds (`_write` adds "since")
+_MAX_RECORD_BYTES = 65536       # a record is ~150 bytes: a larger file is not one, and is not read whole
 _NO_FLOCK = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
 
 
@@ -58,6 +64,19 @@ class Holder:
         return cls(pid if isinstance(pid, int) else None, fields.get("host"), fields.get("purpose"),
                    fields.get("since"))
 
+    @classmethod
+    def from_record(cls, text: str) -> "Holder | None":
+        """The holder a lock record written by minidl names, or None when `text` is not such a record."""
+        try:
+            fields = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(fields, dict) or not all(isinstance(fields.get(key), kind) and not isinstance(fields[key], bool)
+                                                   for key, kind in RECORD_FIELDS.items()):
+            return None
+        since = fields.get("since")
+        return cls(fields["pid"], fields["host"], fields["purpose"], since if isinstance(since, str) else None)
+
     def __str__(self) -> str:
         if self.pid is None:
             return "another process (its lock file names no holder yet, or is unreadable)"
@@ -73,6 +92,15 @@ class FolderLocked(RuntimeError):
         self.folder, self.path, self.holder = folder, path, holder
         super().__init__(f"{folder} is in use by {holder}; wait for it to finish or use another folder "
                          f"(lock file {path})")
+
+
+class NotALockFile(FolderLocked):
+    """`<folder>/.lock` is not minidl's lock file (`what` says what it is); it was neither written nor removed."""
+
+    def __init__(self, folder: Path, path: Path, what: str):
+        self.folder, self.path, self.holder = folder, path, None
+        RuntimeError.__init__(self, f"{path} is not minidl's lock file ({what}); minidl would overwrite and then "
+                                    f"delete it: move it away, or use another folder")
 
 
 class FolderLock:
@@ -127,11 +155,29 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _read(fd: int) -> str:
+    """The file's text, or its first _MAX_RECORD_BYTES + 1 bytes (then no lock record)."""
     os.lseek(fd, 0, os.SEEK_SET)
-    chunks = []
-    while chunk := os.read(fd, 65536):
+    chunks, size = [], 0
+    while size <= _MAX_RECORD_BYTES and (chunk := os.read(fd, _MAX_RECORD_BYTES + 1 - size)):
         chunks.append(chunk)
+        size += len(chunk)
     return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+def _open(folder: Path, path: Path) -> int:
+    """Open (or create) the lock file without following a symbolic link; NotALockFile if it is not a file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError:
+        if path.is_symlink():            # O_NOFOLLOW refused it (ELOOP; EMLINK on BSD)
+            raise NotALockFile(folder, path, f"a symbolic link to {os.readlink(path)}") from None
+        if path.is_dir():
+            raise NotALockFile(folder, path, "a folder") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotALockFile(folder, path, "not a regular file")
+    return fd
 
 
 def _write(fd: int, purpose: str) -> None:
@@ -155,13 +201,14 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
 
     `purpose` (e.g. "minidl train") is written to the lock file for other processes' messages. A lock
     left by a process that has ended is taken over; the returned lock's `stale` then says whose it was.
+    A `.lock` that is not minidl's raises NotALockFile, untouched.
     Use as a context manager or call `release()`; OSError (read-only or full file system) propagates.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(folder, path)
         try:
             kernel_lock = fcntl is not None
             try:
@@ -177,7 +224,9 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
                 os.close(fd)      # the holder removed this file as we locked it: try the new one
                 continue
             text = _read(fd)
-            previous = Holder.parse(text) if text.strip() else None
+            previous = Holder.from_record(text) if text.strip() else None    # empty: created, not yet written
+            if text.strip() and previous is None:
+                raise NotALockFile(folder, path, "it holds no minidl lock record")
             if not kernel_lock and previous is not None and _held_by_live_process(previous):
                 raise FolderLocked(folder, path, previous)
             _write(fd, purpose)

@@ -127,3 +127,31 @@ def test_read_only_folder_is_an_os_error(tmp_path, monkeypatch):
     with pytest.raises(OSError) as info:
         acquire(tmp_path, "minidl train")
     assert info.value.errno == errno.EROFS
+
+
+@pytest.mark.parametrize("target", ["p.txt", "missing.txt"], ids=["to_a_file", "dangling"])
+def test_a_symbolic_link_is_refused_and_never_followed(tmp_path, target):
+    """`.lock -> ../p.txt`: p.txt was overwritten with the lock record and then deleted."""
+    (tmp_path / "p.txt").write_text("precious")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(f"../{target}")
+    with pytest.raises(run_lock.NotALockFile, match=f"lock file \\(a symbolic link to ../{target}\\); minidl would"):
+        acquire(tmp_path / "run", "minidl train")
+    assert (tmp_path / "p.txt").read_text() == "precious" and not (tmp_path / "missing.txt").exists()
+    assert os.readlink(tmp_path / "run" / ".lock") == f"../{target}"
+
+
+@pytest.mark.parametrize("text", ["my notes\n", '{"pid": 12}', "[1, 2]", "x" * 100_000])
+def test_a_lock_file_minidl_did_not_write_is_refused_untouched(tmp_path, text):
+    """Any `.lock` was truncated, then deleted, with a note that a dead process's lock was taken over."""
+    (tmp_path / ".lock").write_text(text)
+    with pytest.raises(run_lock.NotALockFile, match="holds no minidl lock record"):
+        acquire(tmp_path, "minidl train")
+    assert (tmp_path / ".lock").read_text() == text
+
+
+def test_an_empty_lock_file_is_one_not_yet_written_and_is_taken(tmp_path):
+    (tmp_path / ".lock").write_text("")           # a holder killed between creating and writing it
+    with acquire(tmp_path, "minidl train") as lock:
+        assert lock.stale is None
+    assert not (tmp_path / ".lock").exists()

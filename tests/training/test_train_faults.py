@@ -160,6 +160,24 @@ def test_killed_run_leaves_a_stale_lock_that_is_taken_over_and_restarts_from_scr
     _same_run(out, straight)                 # the saved --epochs 4 was the plan
 
 
+@pytest.mark.parametrize("make_lock", [lambda lock: lock.symlink_to("../p.txt"),
+                                       lambda lock: lock.write_text("my notes on this run\n")],
+                         ids=["symlink", "user_text"])
+def test_a_lock_file_that_is_not_minidls_is_refused_and_left_alone(tmp_path, capsys, make_lock):
+    """`ln -s ../p.txt A/.lock`: p.txt was overwritten with the lock record; a user's `.lock` was truncated,
+    deleted, and reported as a dead process's lock taken over."""
+    out = tmp_path / "A"
+    out.mkdir()
+    (tmp_path / "p.txt").write_text("precious")
+    make_lock(out / ".lock")
+    before = (out / ".lock").read_text()
+    status, _, err = _train(capsys, *SMALL, "--epochs", "1", "--out", out)
+    assert status == 2
+    _one_line_error(err, f"error: {out / '.lock'} is not minidl's lock file (", "move it away")
+    assert (tmp_path / "p.txt").read_text() == "precious" and (out / ".lock").read_text() == before
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
 # ----------------------------------------------------------------------------------- 2. metrics lines
 def test_damaged_metrics_line_is_an_error_naming_file_and_line(tmp_path, three_epochs, capsys):
     out = _copy(three_epochs, tmp_path)
