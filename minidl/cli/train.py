@@ -338,7 +338,7 @@ class _Session:
     def _settings(self) -> tuple[dict, bool]:
         """(settings, resuming from a checkpoint); refuses a folder that holds another run."""
         out, given = self.out, self.given
-        checkpoint, model = out / "checkpoint.npz", out / "model.npz"
+        checkpoint = out / "checkpoint.npz"
         if given.get("resume"):
             if not self.config.is_file():
                 raise Refused(f"{checkpoint} has no {CONFIG_FILE} beside it, so its settings are unknown")
@@ -352,11 +352,12 @@ class _Session:
                 settings["epochs"] = given["epochs"]
             _check_metrics(out / "metrics.jsonl")
             if not checkpoint.exists():
+                self._refuse_to_lose_saved_progress()
                 _note(f"{out} has no checkpoint: its run stopped before the first one; starting it again from "
                       f"scratch with the settings in {self.config}")
                 return settings, False
             return settings, True
-        if checkpoint.exists() or model.exists():
+        if checkpoint.exists():
             raise Refused(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
         if self.config.exists():             # ours only if it reads as our settings: never overwrite a user's file
             try:
@@ -364,12 +365,28 @@ class _Session:
             except Refused as why:
                 raise Refused(f"{out} holds a {CONFIG_FILE} that is not a minidl run's ({why}); minidl would "
                               f"overwrite it: choose another --out") from None
-            _note(f"{out} holds a run that stopped before its first checkpoint; starting again from scratch "
-                  f"with the options given now")
         elif (out / "metrics.jsonl").exists():
             raise Refused(f"{out} holds a metrics.jsonl but no {CONFIG_FILE}, so not a minidl run's; minidl would "
                           f"rewrite it: choose another --out")
+        self._refuse_to_lose_saved_progress()
+        if self.config.exists():
+            _note(f"{out} holds a run that stopped before its first checkpoint; starting again from scratch "
+                  f"with the options given now")
         return _new_settings(given), False
+
+    def _refuse_to_lose_saved_progress(self) -> None:
+        """Refuse to start over in a folder whose run saved more than one that died before its first checkpoint."""
+        from minidl.training import MetricsError
+        from minidl.training.trainer import saved_progress
+
+        try:
+            saved = saved_progress(self.out)
+        except MetricsError as error:
+            raise Refused(str(error)) from None
+        if saved:
+            raise Refused(f"{self.out} holds {' and '.join(saved)} of a run, but no checkpoint.npz to continue it "
+                          f"from; starting it again would overwrite them: put its checkpoint back to resume, or "
+                          f"choose another --out")
 
     def run(self) -> int:
         import minidl as mdl

@@ -49,11 +49,22 @@ from minidl.data.loader import DataLoader
 from minidl.training.checkpoint import load_checkpoint, save_checkpoint
 from minidl.training.metrics import append_record, keep_until_step, read_records
 
-__all__ = ["Trainer", "Every", "evaluate", "TrainingDiverged", "TrainingInterrupted"]
+__all__ = ["Trainer", "Every", "evaluate", "saved_progress", "TrainingDiverged", "TrainingInterrupted"]
 
 CHECKPOINT_FILE = "checkpoint.npz"
 MODEL_FILE = "model.npz"
 METRICS_FILE = "metrics.jsonl"
+
+
+def saved_progress(out_dir) -> list[str]:
+    """What a run saved in `out_dir`, in words, beyond the one metrics record a run that died writing its first
+    checkpoint leaves: a run starting over at update 0 there would destroy it. MetricsError on a damaged line."""
+    out_dir = Path(out_dir)
+    saved = [name for name in (CHECKPOINT_FILE, MODEL_FILE) if (out_dir / name).exists()]
+    records = read_records(out_dir / METRICS_FILE)
+    if len(records) > 1:
+        saved.append(f"{len(records)} records in {METRICS_FILE}")
+    return saved
 
 
 class TrainingDiverged(RuntimeError):
@@ -303,9 +314,14 @@ class Trainer:
 
     def start_over(self) -> "Trainer":
         """Begin at update 0 in an out_dir whose run stopped before its first checkpoint: the metrics lines
-        it may have written (at most one, when the checkpoint after it failed) are removed, and said."""
+        it may have written (at most one, when the checkpoint after it failed) are removed, and said.
+        ValueError, changing nothing, if the out_dir holds more of a run (see saved_progress)."""
         if self.step != 0:
             raise ValueError(f"Trainer.start_over: this trainer is at update {self.step}, not 0")
+        saved = saved_progress(self.out_dir) if self.out_dir is not None else []
+        if saved:
+            raise ValueError(f"Trainer.start_over: {self.out_dir} holds {' and '.join(saved)}: its run got past its "
+                             f"first checkpoint; resume it, or choose another out_dir")
         self._trim_metrics()
         return self
 

@@ -238,6 +238,24 @@ def test_nan_at_update_2_leaves_a_folder_that_can_be_started_again(tmp_path, str
     _same_run(out, straight)
 
 
+@pytest.mark.parametrize("resume", [True, False], ids=["resume", "new_run"])
+@pytest.mark.parametrize("gone", [["checkpoint.npz"], ["checkpoint.npz", "model.npz"]], ids=["finished", "interrupted"])
+def test_a_run_whose_checkpoint_is_gone_is_never_started_over(tmp_path, three_epochs, capsys, resume, gone):
+    """--resume after checkpoint.npz was deleted trained from scratch: the finished run's metrics lines were
+    deleted and model.npz overwritten, under a note that the run "stopped before the first one"."""
+    out = _copy(three_epochs, tmp_path)
+    for name in gone:
+        (out / name).unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    options = ["--out", out, "--resume"] if resume else [*SMALL, "--epochs", "3", "--out", out]
+    status, _, err = _train(capsys, *options)
+    assert status == 2
+    saved = "3 records in metrics.jsonl" if "model.npz" in gone else "model.npz and 3 records in metrics.jsonl"
+    _one_line_error(err, f"error: {out} holds {saved} of a run, but no checkpoint.npz to continue it from",
+                    "put its checkpoint back to resume, or choose another --out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_double_ctrl_c_during_the_first_save_leaves_a_restartable_folder(tmp_path, straight, capsys, monkeypatch):
     out = tmp_path / "run"
 

@@ -141,6 +141,15 @@ def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
     assert len(read_records(tmp_path / "metrics.jsonl")) == 1
 
 
+def test_start_over_refuses_a_folder_whose_run_got_past_its_first_checkpoint(tmp_path):
+    _trainer(tmp_path).fit(epochs=2)
+    (tmp_path / "checkpoint.npz").unlink()
+    metrics = (tmp_path / "metrics.jsonl").read_bytes()
+    with pytest.raises(ValueError, match="holds model.npz and 2 records in metrics.jsonl: its run got past its first"):
+        _trainer(tmp_path).start_over()
+    assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
+
+
 def test_nan_loss_stops_and_names_update_and_checkpoint(tmp_path):
     calls = {"n": 0}
 
