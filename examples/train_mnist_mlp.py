@@ -36,8 +36,11 @@ def main():
     #                                                       (88.1 with the AVX-512 kernels: each build sums in its own order)
 
     # 3. Train: progress bar, metrics.jsonl, a checkpoint every epoch, model.npz at the end.
+    #    A folder holds one run: when this script ran before, continue that run (to --epochs).
     trainer = Trainer(model, optimizer, train_loader, eval_loaders=eval_loaders,
                       out_dir=f"runs/example-{args.dataset}")
+    if trainer.checkpoint_path.exists():
+        trainer.resume()
     history = trainer.fit(epochs=args.epochs)
     print(f"test accuracy after {args.epochs} epochs: {100 * (1 - history[-1]['test_error']):.2f}%")
 

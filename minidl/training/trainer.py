@@ -183,7 +183,8 @@ class Trainer:
         train_loader: a minidl.data.DataLoader; its (seed, epoch) fixes every epoch's order.
         loss_fn: loss_fn(logits, targets) -> scalar Tensor (default: nn.functional.cross_entropy).
         eval_loaders: {name: DataLoader} evaluated after every epoch, e.g. {"val": ..., "test": ...}.
-        out_dir: folder for metrics.jsonl, checkpoint.npz and model.npz; None writes nothing.
+        out_dir: folder for metrics.jsonl, checkpoint.npz and model.npz; None writes nothing. One run's:
+            fit refuses a folder holding another run's files unless this trainer resumed it (or started over).
         callbacks: objects with `every` and `__call__(trainer)` (see Every), run after updates.
         progress: show a tqdm bar (loss, samples/s); `position` places it (for nested bars).
         log: function taking one line of text per epoch (default print; None for silence).
@@ -226,6 +227,7 @@ class Trainer:
         self._sums = self._empty_sums()
         self._in_optimizer_step = False
         self._bar = None
+        self._owns_out_dir = False     # its files are this run's: resumed or started over there, or written by it
 
     # ----------------------------------------------------------------------------------------- files
     @property
@@ -285,8 +287,21 @@ class Trainer:
         self._sums = dict(position["sums"])
         generator().bit_generator.state = state["rng"]
 
+    def _claim_out_dir(self) -> None:
+        """Refuse an out_dir holding another run's files: this run would add its metrics to that run's and
+        overwrite its checkpoint and weights. A trainer that resumed or started over there owns them."""
+        if self.out_dir is None or self._owns_out_dir:
+            return
+        found = [name for name in (CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE) if (self.out_dir / name).exists()]
+        if found:
+            raise ValueError(f"Trainer: {self.out_dir} already holds another run's {', '.join(found)}; continue that "
+                             f"run with Trainer(...).resume(), or choose another out_dir")
+        self._owns_out_dir = True
+
     def save_checkpoint(self, path=None) -> Path:
         """Write the state atomically to `path` (default out_dir/checkpoint.npz)."""
+        if path is None:
+            self._claim_out_dir()
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.save_checkpoint: no path given and no out_dir set")
@@ -309,6 +324,7 @@ class Trainer:
             read_records(self.metrics_path)        # a damaged line stops here, before the state changes
         self.load_state_dict(state, source=str(path))
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
+        self._owns_out_dir = self.checkpoint_path is not None and path.resolve() == self.checkpoint_path.resolve()
         self._trim_metrics()
         return self
 
@@ -322,6 +338,7 @@ class Trainer:
         if saved:
             raise ValueError(f"Trainer.start_over: {self.out_dir} holds {' and '.join(saved)}: its run got past its "
                              f"first checkpoint; resume it, or choose another out_dir")
+        self._owns_out_dir = True
         self._trim_metrics()
         return self
 
@@ -474,6 +491,7 @@ class Trainer:
                 raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
         if epochs is None and updates is None:
             raise ValueError("Trainer.fit: give epochs, updates or both")
+        self._claim_out_dir()
         with _StopSignals() as stop:
             try:
                 if self.step == 0:

@@ -150,6 +150,23 @@ def test_start_over_refuses_a_folder_whose_run_got_past_its_first_checkpoint(tmp
     assert (tmp_path / "metrics.jsonl").read_bytes() == metrics
 
 
+def test_a_second_run_in_the_same_out_dir_is_refused(tmp_path, uninterrupted):
+    """Two Trainer(..., out_dir=X).fit(2) in a row left metrics.jsonl with epochs 1, 2, 1, 2 and overwrote the
+    first run's checkpoint and weights without a word."""
+    _trainer(tmp_path, optimizer="sgd").fit(epochs=1)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    second = _trainer(tmp_path, optimizer="sgd")
+    with pytest.raises(ValueError, match="already holds another run's checkpoint.npz, model.npz, metrics.jsonl; "
+                                         "continue that run with Trainer\\(...\\).resume\\(\\), or choose another"):
+        second.fit(epochs=1)
+    with pytest.raises(ValueError, match="already holds another run's"):
+        second.save_checkpoint()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    resumed = _trainer(tmp_path, optimizer="sgd").resume()        # continuing it is what the folder is for
+    resumed.fit(epochs=3)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(uninterrupted[1])
+
+
 def test_nan_loss_stops_and_names_update_and_checkpoint(tmp_path):
     calls = {"n": 0}
 
