@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import reprlib
 import signal
 import threading
 import time
@@ -106,6 +107,18 @@ def _quiet_overflow(method):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return method(*args, **kwargs)
     return quiet
+
+
+def _valid_sums(sums) -> bool:
+    """Whether `sums` has the keys of Trainer._empty_sums with values a run can reach."""
+    if not isinstance(sums, dict) or sums.keys() != {"loss", "correct", "examples", "seconds"}:
+        return False
+    number = (int, float, np.integer, np.floating)
+    if any(isinstance(value, (bool, np.bool_)) or not isinstance(value, number) for value in sums.values()):
+        return False
+    counts = [sums["correct"], sums["examples"]]
+    return (all(isinstance(count, (int, np.integer)) for count in counts) and 0 <= counts[0] <= counts[1]
+            and math.isfinite(sums["loss"]) and math.isfinite(sums["seconds"]) and sums["seconds"] >= 0)
 
 
 def _default_loss(logits, targets):
@@ -258,6 +271,8 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
+        """Restore a `state_dict`. Every part is checked before anything changes: a part that does not fit
+        this trainer, or holds values no run writes, raises ValueError naming it, and nothing is changed."""
         missing = [key for key in ("model", "optimizer", "trainer", "loader", "rng") if key not in state]
         if missing or not isinstance(state["loader"], dict):
             raise ValueError(f"{source}: not a training checkpoint (missing {', '.join(missing) or 'loader'})")
@@ -273,8 +288,22 @@ class Trainer:
                 or not (0 <= batch <= batches and epoch >= 0 and step == epoch * batches + batch):
             raise ValueError(f"{source}: its position (update {step!r}, epoch {epoch!r}, batch {batch!r}) is not "
                              f"one a run over {batches} batches per epoch can reach")
+        sums = position.get("sums")
+        if not _valid_sums(sums):
+            raise ValueError(f"{source}: its running sums of the epoch, {reprlib.repr(sums)}, are not a run's "
+                             f"(loss and seconds: finite numbers; correct <= examples: counts); nothing was changed")
+        try:
+            type(generator().bit_generator)().state = state["rng"]    # a scratch generator checks the state
+        except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as error:
+            raise ValueError(f"{source}: its random generator state does not fit minidl's "
+                             f"{type(generator().bit_generator).__name__} ({error}); nothing was changed") from None
         model_before, optimizer_before = self.model.state_dict(), self.optimizer.state_dict()
-        self.model.load_state_dict(state["model"])            # checks everything before the first copy
+        try:
+            self.model.load_state_dict(state["model"])        # checks everything before the first copy
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
+            text = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise ValueError(f"{source}: its model state does not fit this trainer's model ({text}); "
+                             f"nothing was changed") from None
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (KeyError, ValueError, TypeError) as error:    # another optimizer's state: put both back
@@ -284,7 +313,7 @@ class Trainer:
                              f"{type(self.optimizer).__name__} ({error}); resume with the optimizer it was "
                              f"written with; nothing was changed") from None
         self.step, self.epoch, self.batch = int(step), int(epoch), int(batch)
-        self._sums = dict(position["sums"])
+        self._sums = dict(sums)
         generator().bit_generator.state = state["rng"]
 
     def _claim_out_dir(self) -> None:

@@ -273,6 +273,51 @@ def test_resume_with_another_optimizer_changes_nothing(tmp_path):
         np.testing.assert_array_equal(value, before[name])
 
 
+def _nested(depth):
+    tree = 1
+    for _ in range(depth):
+        tree = {"a": tree}
+    return tree
+
+
+def _rng_state(**state):
+    return dict(generator().bit_generator.state, state=dict(generator().bit_generator.state["state"], **state))
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (lambda state: state["trainer"].update(sums={"loss": "x"}), "its running sums of the epoch, {'loss': 'x'}, are"),
+    (lambda state: state["trainer"]["sums"].update(seconds="abc"), "its running sums"),
+    (lambda state: state["trainer"]["sums"].update(correct=10**6), "its running sums"),
+    (lambda state: state["trainer"].pop("sums"), "its running sums of the epoch, None, are"),
+    (lambda state: state["trainer"].update(sums=_nested(5000)), "its running sums"),
+    (lambda state: state.update(rng=-1), "its random generator state does not fit minidl's PCG64 \\(state must be"),
+    (lambda state: state.update(rng=_rng_state(state=-1)), "its random generator state .*out of bounds"),
+    (lambda state: state.update(rng=_nested(5000)), "its random generator state"),
+    (lambda state: state.update(model=_nested(5000)), "its model state does not fit this trainer's model \\(load_"),
+], ids=["loss_text", "seconds_text", "correct_past_examples", "no_sums", "nested_sums", "rng_int",
+        "rng_out_of_bounds", "nested_rng", "nested_model"])
+def test_a_state_with_bad_values_is_refused_before_anything_changes(tmp_path, edit, problem):
+    """The model, optimizer and position were loaded before the running sums or the RNG state were read:
+    a KeyError, TypeError or OverflowError (at once or in fit) left a trainer half-loaded."""
+    _trainer(tmp_path, optimizer="sgd").fit(epochs=1)
+    state = load_checkpoint(tmp_path / "checkpoint.npz")
+    edit(state)
+    trainer = _trainer(None, optimizer="sgd")
+    params, rng = _params(trainer), generator().bit_generator.state
+    with pytest.raises(ValueError, match=f"^checkpoint: {problem}.*; nothing was changed$"):
+        trainer.load_state_dict(state)
+    assert (trainer.step, trainer.epoch, trainer.batch) == (0, 0, 0) and not trainer.optimizer.state
+    _assert_same_params(_params(trainer), params)
+    assert generator().bit_generator.state == rng
+
+
+def test_a_checkpoint_nested_too_deeply_is_a_value_error(tmp_path):
+    tree = '{"format": "minidl-checkpoint-1", "state": ' + '{"dict": [["a", ' * 100_000 + "1" + "]]}" * 100_000 + "}"
+    mdl.save({"__tree__": np.frombuffer(tree.encode(), np.uint8)}, tmp_path / "deep.npz")
+    with pytest.raises(ValueError, match="deep.npz: damaged checkpoint description \\(maximum recursion depth"):
+        _trainer(None).resume(tmp_path / "deep.npz")
+
+
 def test_eval_loaders_that_would_overwrite_or_fail_later_are_refused():
     """{"train": ...} wrote its loss over the running training loss in every record (and metrics.jsonl); an
     empty evaluation loader failed only after the first epoch's work, with nothing saved."""
