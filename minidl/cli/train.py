@@ -467,9 +467,11 @@ class _Session:
         if changed:
             raise Refused(f"{self.config} was edited after the run started: {'; '.join(changed)}; a resumed run keeps "
                           f"its settings: restore them, or start a new run with another --out")
-        if trainer.epoch > settings["epochs"]:
-            raise Refused(f"--epochs {settings['epochs']}: the run in {self.out} has already done {trainer.epoch} "
-                          f"epochs; --epochs can only extend a run")
+        if (trainer.epoch, trainer.batch) > (settings["epochs"], 0):      # a batch of epoch N+1 is past N epochs
+            done = f"{trainer.epoch} epochs" + (f" and {trainer.batch} batches of epoch {trainer.epoch + 1}"
+                                                if trainer.batch else "")
+            raise Refused(f"--epochs {settings['epochs']}: the run in {self.out} has already done {done}; --epochs "
+                          f"can only extend a run")
         print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
               f"({trainer.epoch} epochs + {trainer.batch} batches done), training to {settings['epochs']} epochs")
 

@@ -309,6 +309,21 @@ def test_resume_epochs_extends_the_run_and_never_shrinks_it(tmp_path, three_epoc
     assert json.loads((out / "config.json").read_text())["epochs"] == 4
 
 
+def test_resume_epochs_below_a_runs_progress_into_the_next_epoch_is_refused(tmp_path, capsys, monkeypatch):
+    """Interrupted at update 17 (3 epochs + 2 batches), --resume --epochs 3 saved 3.4 epochs of training as
+    "3 epochs" in model.npz, rewrote config.json and left a "complete": false metrics record."""
+    out = tmp_path / "run"
+    _ctrl_c_at(monkeypatch, 17)
+    assert _train(capsys, *SMALL, "--epochs", "4", "--out", out)[0] == 130
+    monkeypatch.undo()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "3")
+    assert status == 2
+    _one_line_error(err, f"error: --epochs 3: the run in {out} has already done 3 epochs and 2 batches of epoch 4; "
+                         f"--epochs can only extend a run")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 # --------------------------------------------------------------------------------------- 5. --data-dir
 def _idx_folder(folder, splits=("train", "t10k")):
     """Valid (blank) MNIST-sized IDX files: 60,000 + 10,000 28x28 images, labels cycling 0..9."""
