@@ -7,7 +7,8 @@
 The output folder holds config.json (the settings and the data files read, with their sizes and SHA-256),
 metrics.jsonl (one line per epoch), checkpoint.npz (rewritten every epoch and on Ctrl-C/SIGTERM) and
 model.npz (the final weights). While a run works in it, the folder is locked (`.lock`, naming the process).
-config.json is the truth on --resume: options given with --resume must agree with it, except --epochs.
+config.json is the truth on --resume: options given with --resume must agree with it, except --epochs; the
+checkpoint records the settings it was trained with, so a config.json edited since is refused.
 Every refusal is one line on stderr and exit status 2; an interrupted run exits 130, a diverged one 1.
 """
 from __future__ import annotations
@@ -40,6 +41,9 @@ DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
 RUN_SETTINGS = ("dataset", "data_dir", "hidden", "activation", "init", "optimizer", "lr", "momentum", "nesterov",
                 "weight_decay", "betas", "eps", "batch_size", "val_size", "train_size", "test_size", "seed")
 CONFIG_FILE = "config.json"
+# What each checkpoint records of its run, compared with config.json on --resume: RUN_SETTINGS but the data
+# folder, which may move (the data files' contents are compared by SHA-256 instead).
+CHECKPOINT_SETTINGS = tuple(key for key in RUN_SETTINGS if key != "data_dir")
 
 
 class Refused(Exception):
@@ -419,7 +423,8 @@ class _Session:
         eval_loaders = {"val": DataLoader(val, 1000, shuffle=False)} if val is not None else {}
         eval_loaders["test"] = DataLoader(test, 1000, shuffle=False)
         self.trainer = trainer = Trainer(model, optimizer, train_loader, eval_loaders=eval_loaders, out_dir=self.out,
-                                         progress=self.given.get("progress", True), resume_hint=self.hint)
+                                         progress=self.given.get("progress", True), resume_hint=self.hint,
+                                         run_settings={key: settings[key] for key in CHECKPOINT_SETTINGS})
         print(f"training {' -> '.join(map(str, model.sizes))} {settings['activation']} MLP ({settings['init']} "
               f"init, {settings['optimizer']}) on {settings['dataset']}: {len(train)} train, "
               f"{len(val) if val is not None else 0} val, {len(test)} test examples; output in {self.out}")
@@ -464,6 +469,9 @@ class _Session:
                    for key, value in trainer.optimizer.param_groups[0].items() if key in trainer.optimizer.hyper}
         changed = [f"{key} {_shown(settings[key])} (the checkpoint's optimizer has {_shown(trained[key])})"
                    for key in trained if key in settings and trained[key] != settings[key]]
+        recorded = trainer.saved_run_settings or {}                  # {}: a checkpoint from before they were saved
+        changed += [f"{key} {_shown(settings.get(key))} (the checkpoint's run has {_shown(recorded[key])})"
+                    for key in recorded if key not in trained and recorded[key] != settings.get(key)]
         if changed:
             raise Refused(f"{self.config} was edited after the run started: {'; '.join(changed)}; a resumed run keeps "
                           f"its settings: restore them, or start a new run with another --out")

@@ -202,6 +202,9 @@ class Trainer:
         progress: show a tqdm bar (loss, samples/s); `position` places it (for nested bars).
         log: function taking one line of text per epoch (default print; None for silence).
         resume_hint: how to resume, quoted in the Ctrl-C message (default: Trainer.resume()).
+        run_settings: what defines the run (a JSON-able dict, e.g. a command line's settings), saved in every
+            checkpoint; after resume(), `saved_run_settings` is the checkpoint's (None if it has none), for the
+            caller to compare with its own.
     Attributes: step (updates done), epoch (epochs completed), batch (batches done in the current
     epoch), last_loss, history (the metrics records), last_checkpoint (path or None),
     last_checkpoint_step (the update count it holds).
@@ -209,7 +212,8 @@ class Trainer:
 
     def __init__(self, model, optimizer, train_loader: DataLoader, *, loss_fn=None, eval_loaders=None,
                  out_dir=None, callbacks=(), progress: bool = True, position: int | None = None,
-                 log: Callable[[str], None] | None = print, resume_hint: str | None = None):
+                 log: Callable[[str], None] | None = print, resume_hint: str | None = None,
+                 run_settings: dict | None = None):
         if not isinstance(train_loader, DataLoader):
             raise TypeError(f"Trainer: train_loader must be a minidl.data.DataLoader, got {type(train_loader).__name__}")
         if len(train_loader) == 0:
@@ -232,6 +236,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress, self.position, self.log = progress, position, log
         self.resume_hint = resume_hint
+        self.run_settings, self.saved_run_settings = run_settings, None
         self.step = self.epoch = self.batch = 0
         self.last_loss: float | None = None
         self.history: list[dict] = []
@@ -261,13 +266,15 @@ class Trainer:
                 "drop_last": bool(loader.drop_last), "examples": len(loader.dataset)}
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: model, optimizer, position, running sums, global RNG."""
+        """Everything a resumed run needs: model, optimizer, position, running sums, global RNG; and the run's
+        settings (run_settings) for the caller's check."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "trainer": {"step": self.step, "epoch": self.epoch, "batch": self.batch, "sums": dict(self._sums)},
             "loader": self._loader_signature(),
             "rng": generator().bit_generator.state,
+            "run": self.run_settings,
         }
 
     def load_state_dict(self, state: dict, source: str = "checkpoint") -> None:
@@ -297,6 +304,10 @@ class Trainer:
         except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as error:
             raise ValueError(f"{source}: its random generator state does not fit minidl's "
                              f"{type(generator().bit_generator).__name__} ({error}); nothing was changed") from None
+        run_settings = state.get("run")                         # absent from checkpoints before it was saved
+        if not isinstance(run_settings, (dict, type(None))):
+            raise ValueError(f"{source}: its run settings, {reprlib.repr(run_settings)}, are not a dict; nothing was "
+                             f"changed")
         model_before, optimizer_before = self.model.state_dict(), self.optimizer.state_dict()
         try:
             self.model.load_state_dict(state["model"])        # checks everything before the first copy
@@ -314,6 +325,7 @@ class Trainer:
                              f"written with; nothing was changed") from None
         self.step, self.epoch, self.batch = int(step), int(epoch), int(batch)
         self._sums = dict(sums)
+        self.saved_run_settings = run_settings
         generator().bit_generator.state = state["rng"]
 
     def _claim_out_dir(self) -> None:

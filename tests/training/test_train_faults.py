@@ -575,6 +575,37 @@ def test_optimizer_settings_edited_in_config_are_refused_on_resume(tmp_path, thr
     assert (out / "config.json").read_bytes() == config
 
 
+@pytest.mark.parametrize("key, value, difference", [
+    ("activation", "tanh", "activation tanh (the checkpoint's run has relu)"),
+    ("test_size", 7, "test_size 7 (the checkpoint's run has 100)"),
+    ("init", "standard", "init standard (the checkpoint's run has xavier_uniform)"),
+])
+def test_run_settings_edited_in_config_are_refused_on_resume(tmp_path, three_epochs, capsys, key, value, difference):
+    """relu -> tanh in config.json continued the relu weights with tanh; test_size 50 -> 7 evaluated the
+    later epochs on 7 images: the checkpoint now records the settings it was trained with."""
+    out = _copy(three_epochs, tmp_path)
+    config = json.loads((out / "config.json").read_text())
+    config[key] = value
+    (out / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
+    assert status == 2
+    _one_line_error(err, f"error: {out / 'config.json'} was edited after the run started: {difference}; a resumed")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_checkpoint_without_run_settings_still_resumes(tmp_path, three_epochs, straight, capsys):
+    """Checkpoints written before the run's settings were recorded resume as before."""
+    from minidl.training import load_checkpoint, save_checkpoint
+    out = _copy(three_epochs, tmp_path)
+    state = load_checkpoint(out / "checkpoint.npz")
+    state.pop("run", None)
+    save_checkpoint(state, out / "checkpoint.npz")
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
+    assert status == 0, err
+    _same_run(out, straight)
+
+
 def test_changed_batch_size_is_a_one_line_error(tmp_path, three_epochs, capsys):
     out = _copy(three_epochs, tmp_path)
     config = json.loads((out / "config.json").read_text())
