@@ -37,6 +37,8 @@ DEFAULTS = dict(
     resume=False, progress=True,
 )
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+# Options only one optimizer reads: given with the other, they would be silently ignored.
+OPTIMIZER_OPTIONS = {"sgd": ("momentum", "nesterov"), "adam": ("betas", "eps")}
 # Settings that define a run: a resumed run must not change them (--epochs may grow).
 RUN_SETTINGS = ("dataset", "data_dir", "hidden", "activation", "init", "optimizer", "lr", "momentum", "nesterov",
                 "weight_decay", "betas", "eps", "batch_size", "val_size", "train_size", "test_size", "seed")
@@ -141,6 +143,18 @@ def _absolute(folder) -> str | None:
     return None if folder is None else str(Path(folder).expanduser().resolve())
 
 
+def _refuse_other_optimizers_options(given: dict, optimizer: str) -> None:
+    for other, keys in OPTIMIZER_OPTIONS.items():
+        for key in keys:
+            if other != optimizer and key in given:
+                raise Refused(f"{_option(key)} does not apply to {optimizer} (it is an {other} option)")
+
+
+def _nesterov_without_momentum(settings: dict) -> bool:
+    """SGD's Nesterov step needs momentum: with none it is plain SGD, which optim.SGD refuses."""
+    return settings["optimizer"] == "sgd" and settings["nesterov"] and settings["momentum"] == 0
+
+
 def _new_settings(given: dict) -> dict:
     dataset = given.get("dataset", DEFAULTS["dataset"])
     unused = ["--data-dir"] if dataset == "shapeset" else ["--train-size", "--test-size"]
@@ -149,7 +163,10 @@ def _new_settings(given: dict) -> dict:
             raise Refused(f"{option} does not apply to {dataset} (" + (
                 "it is generated: no files are read)" if dataset == "shapeset" else
                 "its split sizes are fixed; --val-size sets the validation part)"))
+    _refuse_other_optimizers_options(given, given.get("optimizer", DEFAULTS["optimizer"]))
     settings = {key: given.get(key, DEFAULTS[key]) for key in (*RUN_SETTINGS, "epochs")}
+    if _nesterov_without_momentum(settings):
+        raise Refused("--nesterov needs --momentum > 0 (Nesterov momentum with momentum 0 is plain SGD)")
     if settings["lr"] is None:
         settings["lr"] = DEFAULT_LR[settings["optimizer"]]
     settings["data_dir"] = _absolute(settings["data_dir"])
@@ -181,6 +198,8 @@ def _saved_settings(path: Path) -> dict:
             raise Refused(f"{path}: setting {key!r}: {error}, found {saved[key]!r}") from None
     if not isinstance(saved["nesterov"], bool) or not isinstance(saved["data_dir"], (str, type(None))):
         raise Refused(f"{path}: setting 'nesterov' must be true/false and 'data_dir' a path or null")
+    if _nesterov_without_momentum(saved):
+        raise Refused(f"{path}: setting 'nesterov' is true with 'momentum' 0: Nesterov momentum needs a momentum > 0")
     files = saved.get("data_files")
     if files is not None and not (isinstance(files, list) and all(isinstance(entry, dict) for entry in files)):
         raise Refused(f"{path}: 'data_files' must be a list of objects (path, bytes, sha256, role)")
@@ -347,6 +366,7 @@ class _Session:
             if not self.config.is_file():
                 raise Refused(f"{checkpoint} has no {CONFIG_FILE} beside it, so its settings are unknown")
             settings = _saved_settings(self.config)
+            _refuse_other_optimizers_options(given, settings["optimizer"])
             conflicts = _conflicts(given, settings)
             if conflicts:
                 raise Refused(f"--resume continues the run in {out} with the settings in {self.config}; these "

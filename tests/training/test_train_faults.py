@@ -459,12 +459,37 @@ def test_unrecognized_arguments_are_one_line(tmp_path, capsys, options):
 @pytest.mark.parametrize("options, problem", [
     (["shapeset", "--data-dir", "."], "--data-dir does not apply to shapeset (it is generated: no files are read)"),
     (["mnist", "--train-size", "100"], "--train-size does not apply to mnist (its split sizes are fixed"),
+    ([*SMALL, "--optimizer", "adam", "--momentum", "0.5"], "--momentum does not apply to adam (it is an sgd option)"),
+    ([*SMALL, "--nesterov"], "--nesterov does not apply to adam (it is an sgd option)"),
+    ([*SMALL, "--optimizer", "sgd", "--betas", "0.8", "0.9"], "--betas does not apply to sgd (it is an adam option)"),
+    ([*SMALL, "--optimizer", "sgd", "--eps", "1e-6"], "--eps does not apply to sgd (it is an adam option)"),
+    ([*SMALL, "--optimizer", "sgd", "--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0"),
 ])
 def test_options_that_would_be_ignored_are_refused(tmp_path, capsys, options, problem):
     status, _, err = _train(capsys, *options, "--out", tmp_path / "run")
     assert status == 2
     _one_line_error(err, f"error: {problem}")
     assert not (tmp_path / "run").exists()
+
+
+def test_options_of_the_other_optimizer_are_refused_on_resume_too(three_epochs, capsys):
+    status, _, err = _train(capsys, "--out", three_epochs, "--resume", "--momentum", "0.9")    # an adam run
+    assert status == 2
+    _one_line_error(err, "error: --momentum does not apply to adam (it is an sgd option)")
+
+
+def test_nesterov_without_momentum_in_config_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    """An edited config.json with nesterov and momentum 0 gave optim.SGD's ValueError traceback on --resume."""
+    out = tmp_path / "run"
+    _ctrl_c_at(monkeypatch, 2)
+    assert _train(capsys, *SMALL, "--optimizer", "sgd", "--nesterov", "--epochs", "2", "--out", out)[0] == 130
+    monkeypatch.undo()
+    config = json.loads((out / "config.json").read_text())
+    config["momentum"] = 0.0
+    (out / "config.json").write_text(json.dumps(config))
+    status, _, err = _train(capsys, "--out", out, "--resume")
+    assert status == 2
+    _one_line_error(err, f"error: {out / 'config.json'}: setting 'nesterov' is true with 'momentum' 0")
 
 
 def test_validation_set_as_large_as_the_training_set_is_refused(tmp_path, capsys):
