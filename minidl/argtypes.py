@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["integer", "real", "choice", "integers", "one_line_errors"]
+__all__ = ["integer", "real", "choice", "integers", "nonempty_path", "one_line_errors"]
 
 
 def integer(minimum: int, maximum: int | None = None):
@@ -54,6 +54,13 @@ def choice(choices):
             raise argparse.ArgumentTypeError(f"unknown {text!r}; choose from {', '.join(choices)}")
         return text
     return parse
+
+
+def nonempty_path(text) -> str:
+    """A non-empty path: an empty one would quietly name the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a path, got an empty one (write . for the current folder)")
+    return text
 
 
 def integers(minimum: int, maximum: int | None = None):

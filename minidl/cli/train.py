@@ -22,7 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from minidl.argtypes import choice, integer, one_line_errors, real
+from minidl.argtypes import choice, integer, nonempty_path, one_line_errors, real
 from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
 from minidl.interrupts import sigterm_as_ctrl_c
 
@@ -91,7 +91,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("dataset", nargs="?", type=CHECKS["dataset"], metavar="DATASET",
                       help=f"dataset to train on: {', '.join(DATASETS)} (shapeset is generated, no files needed)")
-    data.add_argument("--data-dir", metavar="DIR",
+    data.add_argument("--data-dir", type=nonempty_path, metavar="DIR",
                       help="folder holding the four IDX files, used alone (default: search $MINIDL_DATA, then "
                            "/usr/share/datasets/<dataset> and other well-known places)")
     data.add_argument("--val-size", type=CHECKS["val_size"], metavar="N",
@@ -119,7 +119,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=CHECKS["epochs"], metavar="N",
                      help="total epochs (with --resume: train until this many are done; may extend the run)")
     run.add_argument("--seed", type=CHECKS["seed"], help="seed of init, shuffling, split and shapeset")
-    run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<dataset>)")
+    run.add_argument("--out", type=nonempty_path, metavar="DIR", help="output folder (default: runs/<dataset>)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --out from its checkpoint, with the settings in its config.json")
     run.add_argument("--no-progress", dest="progress", action="store_false",
@@ -140,7 +140,14 @@ def _shown(value) -> str:
 
 
 def _absolute(folder) -> str | None:
-    return None if folder is None else str(Path(folder).expanduser().resolve())
+    """The --data-dir folder as an absolute path, `~` expanded (Refused when `~user` names no known user)."""
+    if folder is None:
+        return None
+    try:
+        return str(Path(folder).expanduser().resolve())
+    except RuntimeError:                     # pathlib: "Could not determine home directory."
+        raise Refused(f"--data-dir {folder}: cannot expand {Path(folder).parts[0]!r}: no home folder is known "
+                      f"for it") from None
 
 
 def _refuse_other_optimizers_options(given: dict, optimizer: str) -> None:
@@ -293,11 +300,14 @@ def run_command(args) -> int:
 
     given = {key: value for key, value in vars(args).items() if key in DEFAULTS}   # only the options typed
     out = Path(given["out"] if given.get("out") is not None else f"runs/{given.get('dataset', DEFAULTS['dataset'])}")
-    if out.exists() and not out.is_dir():
-        return _refuse(f"--out {out}: is a file, not a folder")
-    if given.get("resume") and not (out / CONFIG_FILE).is_file() and not (out / "checkpoint.npz").exists():
-        return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
-    created = not out.exists()
+    try:
+        if out.exists() and not out.is_dir():
+            return _refuse(f"--out {out}: is a file, not a folder")
+        if given.get("resume") and not (out / CONFIG_FILE).is_file() and not (out / "checkpoint.npz").exists():
+            return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
+        created = not out.exists()
+    except OSError as error:                 # a name too long, a folder we may not search
+        return _refuse(f"--out {out}: {error.strerror or error} [errno {error.errno}]")
     session = _Session(out, given)
     with sigterm_as_ctrl_c():                 # the trainer handles both alike while it trains
         try:

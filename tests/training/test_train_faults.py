@@ -449,6 +449,30 @@ def test_an_out_that_is_a_file_is_named_as_such(tmp_path, capsys):
     assert (tmp_path / "afile").read_text() == "mine"
 
 
+def test_unusable_paths_are_one_line_errors(tmp_path, capsys):
+    """`~nobody_here/x` (RuntimeError: Could not determine home directory) and a name over 255 bytes (OSError
+    from out.exists(), before any error handling) gave tracebacks."""
+    status, _, err = _train(capsys, "mnist", "--data-dir", "~nobody_here/x", "--out", tmp_path / "run")
+    assert status == 2
+    _one_line_error(err, "error: --data-dir ~nobody_here/x: cannot expand '~nobody_here': no home folder is known")
+    long = tmp_path / ("x" * 300)
+    status, _, err = _train(capsys, *SMALL, "--out", long)
+    assert status == 2
+    _one_line_error(err, f"error: --out {long}: File name too long [errno {errno.ENAMETOOLONG}]")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--out", "--data-dir"])
+def test_an_empty_path_is_refused(tmp_path, capsys, monkeypatch, option):
+    """`--out ""` trained into the current folder (Path("") is ".")."""
+    monkeypatch.chdir(tmp_path)
+    options = [*SMALL, "--out", ""] if option == "--out" else ["mnist", "--data-dir", "", "--out", "run"]
+    status, _, err = _train(capsys, *options)
+    assert status == 2
+    _one_line_error(err, f"minidl train: error: argument {option}: must be a path, got an empty one")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("options", [["shapeset", "mnist"], ["--bogus"]])
 def test_unrecognized_arguments_are_one_line(tmp_path, capsys, options):
     status, _, err = _train(capsys, *options, "--out", tmp_path / "run")
