@@ -470,8 +470,12 @@ class _Session:
         except TrainingInterrupted as interrupted:
             print(interrupted.message, file=sys.stderr)
             return 130
-        except KeyboardInterrupt:              # a second Ctrl-C while the checkpoint was being written
-            print(f"training aborted; {trainer.checkpoint_note()}", file=sys.stderr)
+        except KeyboardInterrupt:              # while resuming, or a second Ctrl-C while a checkpoint was written
+            if resuming and trainer.last_checkpoint is None:       # still reading it: nothing was changed
+                print(f"interrupted while resuming; the run's checkpoint {trainer.checkpoint_path} is unchanged; "
+                      f"resume with: {self.hint}", file=sys.stderr)
+            else:
+                print(f"training aborted; {trainer.checkpoint_note()}", file=sys.stderr)
             return 130
         except TrainingDiverged as diverged:
             again = ("run the command again with other settings (this folder can be reused: it holds no checkpoint)"

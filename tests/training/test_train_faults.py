@@ -405,6 +405,25 @@ def test_sigterm_before_training_starts_exits_130_and_changes_nothing(tmp_path, 
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL          # the handler is put back
 
 
+def test_ctrl_c_while_the_checkpoint_is_read_says_it_is_unchanged(tmp_path, three_epochs, straight, capsys,
+                                                                 monkeypatch):
+    """It said "training aborted; no checkpoint has been written" of a run whose checkpoint was intact."""
+    out = _copy(three_epochs, tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def ctrl_c_while_reading(path):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("minidl.training.trainer.load_checkpoint", ctrl_c_while_reading)
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4")
+    assert status == 130
+    _one_line_error(err, f"interrupted while resuming; the run's checkpoint {out / 'checkpoint.npz'} is unchanged; "
+                         f"resume with: minidl train --out {out} --resume")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    assert _train(capsys, "--out", out, "--resume", "--epochs", "4")[0] == 0
+    _same_run(out, straight)
+
+
 # ----------------------------------------------------------------------------- 7. values refused up front
 @pytest.mark.parametrize("options, option, problem", [
     (["--epochs", "0"], "--epochs", "must be an integer >= 1, got '0'"),
