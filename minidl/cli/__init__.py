@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 SUBCOMMANDS = ("train", "reproduce", "bench")
 
@@ -23,12 +24,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    from minidl.allocator import tune_malloc
+    """Run the command line `argv`; a Ctrl-C that no subcommand handles (its imports) exits 130 in one line."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        from minidl.allocator import tune_malloc
 
-    tune_malloc()       # this process is ours: keep the training step's large buffers mapped (see allocator.py)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
-    return int(args.func(args) or 0)
+        tune_malloc()       # this process is ours: keep the training step's large buffers mapped (see allocator.py)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("minidl: interrupted", file=sys.stderr)
+        return 130

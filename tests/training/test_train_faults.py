@@ -424,6 +424,32 @@ def test_ctrl_c_while_the_checkpoint_is_read_says_it_is_unchanged(tmp_path, thre
     _same_run(out, straight)
 
 
+# Runs the console command's entry point (pyproject.toml) with a Ctrl-C inside the import of MODULE.
+CTRL_C_IN_IMPORT = """
+import sys
+module = sys.argv.pop(1)
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from minidl_command import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("module, message", [("minidl.nn", "minidl: interrupted while starting; nothing was done"),
+                                             ("minidl.training", "minidl: interrupted")])
+def test_ctrl_c_during_the_commands_imports_is_one_line(tmp_path, module, message):
+    """Ctrl-C ~0.15 s after `minidl train ...` started (importing NumPy and minidl) gave a KeyboardInterrupt
+    traceback: `import minidl` runs before anything in the package can catch it."""
+    command = [sys.executable, "-c", CTRL_C_IN_IMPORT, module, "train", *SMALL, "--out", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT)
+    assert done.returncode == 130
+    assert done.stderr == message + "\n"
+    assert not (tmp_path / "run").exists()
+
+
 # ----------------------------------------------------------------------------- 7. values refused up front
 @pytest.mark.parametrize("options, option, problem", [
     (["--epochs", "0"], "--epochs", "must be an integer >= 1, got '0'"),
