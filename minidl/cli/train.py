@@ -151,6 +151,7 @@ def _absolute(folder) -> str | None:
 
 
 def _refuse_other_optimizers_options(given: dict, optimizer: str) -> None:
+    """Refuse options given for the optimizer not used (see OPTIMIZER_OPTIONS)."""
     for other, keys in OPTIMIZER_OPTIONS.items():
         for key in keys:
             if other != optimizer and key in given:
