@@ -428,25 +428,23 @@ def test_ctrl_c_while_the_checkpoint_is_read_says_it_is_unchanged(tmp_path, thre
 CTRL_C_IN_IMPORT = """
 import sys
 module = sys.argv.pop(1)
+from minidl.cli import main
 class CtrlC:
     def find_spec(self, name, path=None, target=None):
         if name == module:
             raise KeyboardInterrupt
 sys.meta_path.insert(0, CtrlC())
-from minidl_command import main
 sys.exit(main())
 """
 
 
-@pytest.mark.parametrize("module, message", [("minidl.nn", "minidl: interrupted while starting; nothing was done"),
-                                             ("minidl.training", "minidl: interrupted")])
-def test_ctrl_c_during_the_commands_imports_is_one_line(tmp_path, module, message):
-    """Ctrl-C ~0.15 s after `minidl train ...` started (importing NumPy and minidl) gave a KeyboardInterrupt
-    traceback: `import minidl` runs before anything in the package can catch it."""
-    command = [sys.executable, "-c", CTRL_C_IN_IMPORT, module, "train", *SMALL, "--out", str(tmp_path / "run")]
+def test_ctrl_c_during_a_subcommands_imports_is_one_line(tmp_path):
+    """A Ctrl-C that no subcommand handles yet (in the imports of `minidl train`) gave a traceback."""
+    command = [sys.executable, "-c", CTRL_C_IN_IMPORT, "minidl.training", "train", *SMALL, "--out",
+               str(tmp_path / "run")]
     done = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT)
     assert done.returncode == 130
-    assert done.stderr == message + "\n"
+    assert done.stderr == "minidl: interrupted\n"
     assert not (tmp_path / "run").exists()
 
 
