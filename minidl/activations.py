@@ -31,7 +31,7 @@ import numpy as np
 
 from minidl import _core
 
-__all__ = ["Activation", "register", "get", "names", "REGISTRY"]
+__all__ = ["Activation", "register", "get", "names", "passed_where", "REGISTRY"]
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,21 @@ register(Activation(
     forward=lambda s: s / (1 + np.abs(s)), backward=lambda g, s, z: g / np.square(1 + np.abs(s)),
     value_range=(-1.0, 1.0), slope_at_zero=1.0, moments=_linear_regime(1.0, 0.0), backward_reads=("s",)))
 
+def passed_where(inside: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """g where ``inside``, else 0: the gradient through a cut (ReLU, clamp). 0 even where g is infinite or
+    NaN, as PyTorch selects (g·0 would be NaN there: ``sqrt(relu(x))`` sends inf back where relu gave 0).
+    Computed as g·inside, selecting again only when that made a NaN (np.where over a random mask took 7x
+    as long: 1.8 ms against 0.25 for 256 x 1000 float32)."""
+    with np.errstate(invalid="ignore"):
+        out = g * inside
+    if np.isnan(out).any():
+        out = np.where(inside, g, 0).astype(out.dtype, copy=False)
+    return out
+
+
 register(Activation(
     "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
-    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: np.where(s > 0, g, 0),
+    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: passed_where(s > 0, g),
     value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",),
     keeps_integers=True))
 

@@ -22,7 +22,6 @@ import weakref
 import numpy as np
 
 from minidl import _core
-from minidl.interrupts import signals_held
 from minidl.pending_product import PendingProduct
 
 __all__ = ["DeferredUpdate", "defer"]
@@ -34,8 +33,12 @@ class DeferredUpdate:
     Applying it and clearing the tensor's slot happen under one lock, and the slot is cleared only once W
     has the update: a thread that finds the update pending waits for one that is applying it, so two
     threads reading a parameter (two forward passes at once) neither apply it twice nor see W half done.
-    Ctrl-C waits until both are done (``signals_held``). A process forked while another thread applied it
-    holds W half updated: there every read raises (``torn``)."""
+    ``applied`` is set before the kernel that applies the update starts: Python runs a Ctrl-C's handler
+    between bytecodes, at the latest as that call returns, which left W changed and the update unmarked (it
+    was applied again on the next read: a checkpoint after a second Ctrl-C held W3 + (W3 - W2)); between the
+    mark and the kernel's start no handler runs (a plain store, one call into the compiled core). The
+    tensor's slot is cleared after the kernel, so a reader that comes meanwhile waits for the lock. A
+    process forked while another thread applied it holds W half updated: there every read raises (``torn``)."""
 
     __slots__ = ("product", "alpha", "beta", "applied", "torn")
 
@@ -44,24 +47,25 @@ class DeferredUpdate:
         self.applied = False            # a shallow copy of the tensor shares this object and W's array
         self.torn = False
 
-    def apply(self, w: np.ndarray) -> None:
-        """The update in place, as ``SGD.step`` applies it when it cannot defer it."""
-        self.product.apply(w, alpha=self.alpha, beta=self.beta)
-
     def settle(self, tensor) -> None:
         """Apply this update to ``tensor`` (which holds it) unless another thread already has."""
         global _in_flight
-        with _applying, signals_held():
-            if tensor._update is self:
-                if not self.applied:
-                    self._refuse_if_torn()
-                    _in_flight = self
-                    try:
-                        self.apply(tensor._data)
-                    finally:
-                        _in_flight = None
-                    self.applied = True
-                tensor._update = None
+        with _applying:
+            if tensor._update is not self:
+                return
+            if not self.applied:
+                self._refuse_if_torn()
+                (u, v), = self.product.terms
+                w, alpha, beta, _in_flight = tensor._data, self.alpha, self.beta, self
+                self.applied = True                 # before the kernel: see the class
+                try:
+                    _core.matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)
+                except MemoryError:
+                    self.applied = False
+                    raise
+                finally:
+                    _in_flight = None
+            tensor._update = None
 
     def _refuse_if_torn(self) -> None:
         if self.torn:
@@ -78,7 +82,7 @@ class DeferredUpdate:
         (``_core.matmul_after_update``), and ``weight`` without it; None, and nothing done, when another
         thread applied it meanwhile. After a MemoryError ``weight`` keeps the update only if W is unchanged."""
         global _in_flight
-        with _applying, signals_held():
+        with _applying:
             if weight._update is not self:
                 return None
             if self.applied:                # through a shallow copy of ``weight``
@@ -86,17 +90,17 @@ class DeferredUpdate:
                 return None
             self._refuse_if_torn()
             (u, v), = self.product.terms
-            _in_flight = self
+            w, alpha, beta, _in_flight = weight._data, self.alpha, self.beta, self
+            self.applied = True                     # before the kernel: see the class
             try:
-                out = _core.matmul_after_update(x, weight._data, u, v, self.alpha, self.beta)
+                out = _core.matmul_after_update(x, w, u, v, alpha, beta)
             except MemoryError as error:
-                if error.update_applied:
-                    self.applied = True
+                self.applied = error.update_applied
+                if self.applied:
                     weight._update = None
                 raise
             finally:
                 _in_flight = None
-            self.applied = True
             weight._update = None
             return out
 

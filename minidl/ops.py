@@ -825,10 +825,15 @@ def _index(index):
     if isinstance(index, Tensor):
         return _integral(index.data)
     if isinstance(index, tuple):
-        return tuple(_integral(i.data) if isinstance(i, Tensor) else i for i in index)
+        return tuple(_integral(i.data) if isinstance(i, Tensor) else _list_index(i) if isinstance(i, list) else i
+                     for i in index)
     if isinstance(index, list):
-        return _integral(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
+        return _list_index(index)
     return index
+
+
+def _list_index(index: list) -> np.ndarray:
+    return _integral(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
 
 
 def _integral(index: np.ndarray) -> np.ndarray:
@@ -839,17 +844,26 @@ def _integral(index: np.ndarray) -> np.ndarray:
 
 
 def _is_int(i) -> bool:
+    """An integer index: a Python or NumPy int, or a 0-d integer array (not a bool: that adds an axis)."""
     return (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_))) or \
         (isinstance(i, np.ndarray) and i.ndim == 0 and i.dtype.kind in "iu")
 
 
 def _ints_first(index):
-    """``index`` as (ints, rest) where PyTorch reads it differently from NumPy, else None. PyTorch takes the
-    integers of an index first (a select each) and then the rest; NumPy counts them among the advanced
-    indices when arrays are there too, so ``x[0, :, i]`` put i's axis first: (len(i), n) where PyTorch
-    gives (n, len(i)). ``x[ints][rest]`` is PyTorch's reading."""
-    if not isinstance(index, tuple) or not builtins.any(map(_is_int, index)) or \
-            not builtins.any(isinstance(i, np.ndarray) and i.ndim > 0 for i in index):
+    """``(select, rest)`` where PyTorch reads ``index`` differently from NumPy, else None: ``select`` holds its
+    integers (each other entry a full slice of the axes it indexes), ``rest`` the other entries. PyTorch
+    takes the integers first (a select each) and then the rest; NumPy counts them among the advanced
+    indices when arrays are there too, so ``x[0, :, i]`` put i's axis first: (len(i), n) where PyTorch gives
+    (n, len(i)). ``x[select][rest]`` is PyTorch's reading. An index with a bool scalar is left to NumPy (as
+    PyTorch reads it)."""
+    if type(index) is not tuple:
+        return None
+    for i in index:                         # the usual index has no array: one quick pass
+        if type(i) is np.ndarray and i.ndim:
+            break
+    else:
+        return None
+    if not builtins.any(map(_is_int, index)) or builtins.any(isinstance(i, (bool, np.bool_)) for i in index):
         return None
     ints, rest = [], []
     for i in index:
@@ -1066,7 +1080,7 @@ def clamp(a: Tensor, min=None, max=None) -> Tensor:
         inside = np.ones(ad.shape, dtype=bool) if low is None else ad >= low
         if high is not None:
             inside &= ad <= high
-        return (np.where(inside, g, 0),)         # an infinite g outside stays 0 (g·0 would be NaN), as PyTorch
+        return (_activations.passed_where(inside, g),)
     return record(out, (a,), backward)
 
 
@@ -1124,10 +1138,12 @@ def _comparison(compare):
             except TypeError:
                 return NotImplemented       # t == None is False, as PyTorch; t < None a TypeError
         x = a.data
-        dtype = result_type(x, y)           # as arithmetic: float32 == float64 (0-d) compares in float32
-        x = _cast(x, dtype)
-        if isinstance(y, np.ndarray):
-            y = _cast(y, dtype)
+        if (x.dtype.kind != "f" or isinstance(y, np.ndarray) and y.dtype != x.dtype) and \
+                x.dtype.kind in _CATEGORY and np.asarray(y).dtype.kind in _CATEGORY:
+            dtype = result_type(x, y)       # as arithmetic: float32 == float64 (0-d) compares in float32
+            x = _cast(x, dtype)
+            if isinstance(y, np.ndarray):
+                y = _cast(y, dtype)
         try:
             return Tensor._wrap(np.asarray(compare(x, y)))
         except ValueError as exc:

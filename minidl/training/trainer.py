@@ -335,8 +335,11 @@ class Trainer:
             return
         found = [name for name in (CHECKPOINT_FILE, MODEL_FILE, METRICS_FILE) if (self.out_dir / name).exists()]
         if found:
-            raise ValueError(f"Trainer: {self.out_dir} already holds another run's {', '.join(found)}; continue that "
-                             f"run with Trainer(...).resume(), or choose another out_dir")
+            carry_on = ("continue that run with Trainer(...).resume()" if CHECKPOINT_FILE in found else
+                        "start that run over with Trainer(...).start_over() if it stopped before its first "
+                        "checkpoint")
+            raise ValueError(f"Trainer: {self.out_dir} already holds another run's {', '.join(found)}; {carry_on}, "
+                             f"or choose another out_dir")
         self._owns_out_dir = True
 
     def save_checkpoint(self, path=None) -> Path:
@@ -365,7 +368,7 @@ class Trainer:
             read_records(self.metrics_path)        # a damaged line stops here, before the state changes
         self.load_state_dict(state, source=str(path))
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
-        self._owns_out_dir = self.checkpoint_path is not None and path.resolve() == self.checkpoint_path.resolve()
+        self._owns_out_dir = True           # from any checkpoint: out_dir's run continues from it
         self._trim_metrics()
         return self
 

@@ -264,6 +264,11 @@ def test_nan_coming_back_through_a_zero_base_power_stays_nan():
     assert np.isnan(t.grad[0])
 
 
+def test_a_bool_scalar_in_an_index_with_arrays_is_read_as_pytorch_reads_it():
+    x = mdl.tensor(X4)
+    assert x[True, 0, :, np.array([0, 1])].shape == (2, 3, 5)          # PyTorch 2.13 (as NumPy here)
+
+
 def test_comparisons_promote_as_arithmetic_does():
     """float32 against a 0-d float64 compared in float64 (NumPy's rule): 0.1f == 0.1 was False while
     x - 0.1 gave 0."""
@@ -287,6 +292,7 @@ X4 = np.arange(120.0).reshape(2, 3, 4, 5)
     ((0, slice(None), np.array([[1, 0], [3, 3]]), None), (3, 2, 2, 1, 5)),
     ((0, np.array([True, False, True]), 2), (2, 5)),
     ((0, Ellipsis, np.array([1, 4])), (3, 4, 2)),
+    ((0, slice(None), [0, 2]), (3, 2, 5)),                            # a list is an array index too
 ], ids=str)
 def test_integers_in_an_index_are_taken_first_as_pytorch_does(index, expected_shape):
     """PyTorch selects at each integer, then indexes the rest; NumPy counts an integer among the array

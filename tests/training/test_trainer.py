@@ -167,6 +167,17 @@ def test_a_second_run_in_the_same_out_dir_is_refused(tmp_path, uninterrupted):
     assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(uninterrupted[1])
 
 
+def test_resuming_from_an_earlier_checkpoint_rolls_the_folder_back(tmp_path, uninterrupted):
+    """resume(path) from a copy of an earlier checkpoint removed the later metrics lines and then fit
+    refused the folder as another run's."""
+    _trainer(tmp_path, optimizer="sgd").fit(epochs=1)
+    earlier = tmp_path.parent / f"{tmp_path.name}-epoch1.npz"
+    earlier.write_bytes((tmp_path / "checkpoint.npz").read_bytes())
+    _trainer(tmp_path, optimizer="sgd").resume().fit(epochs=2)
+    _trainer(tmp_path, optimizer="sgd").resume(earlier).fit(epochs=3)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(uninterrupted[1])
+
+
 def test_nan_loss_stops_and_names_update_and_checkpoint(tmp_path):
     calls = {"n": 0}
 
