@@ -67,11 +67,19 @@ class DeferredUpdate:
                     _in_flight = None
             tensor._update = None
 
+    def discard(self, tensor) -> None:
+        """Drop this update from ``tensor``, every value of which is about to be replaced (load_state_dict):
+        W's values no longer matter, half updated or not. A shallow copy sharing it drops it too."""
+        with _applying:
+            if tensor._update is self:
+                self.applied = True
+                tensor._update = None
+
     def _refuse_if_torn(self) -> None:
         if self.torn:
             raise RuntimeError("this parameter's SGD update was being applied by another thread when the process "
-                               "forked: its values here are half updated (give it new ones, param.data = array, "
-                               "or fork while no thread trains)")
+                               "forked: its values here are half updated (give it new ones: load_state_dict, "
+                               "param.data = array; or fork while no thread trains)")
 
     def fusable_with(self, x: np.ndarray, w: np.ndarray) -> bool:
         """Whether ``x @ w`` can apply the update in its own pass over w (same dtype, no shared memory)."""

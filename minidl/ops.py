@@ -1238,6 +1238,8 @@ class _ChangedInPlace:
     def settle(self, tensor) -> None:
         raise RuntimeError(self.message)
 
+    discard = settle                    # replacing its values (load_state_dict) is a read of the old ones too
+
     def fusable_with(self, x, w) -> bool:
         return False
 

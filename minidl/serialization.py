@@ -141,9 +141,10 @@ def load(path) -> dict:
 
     Never unpickles: a file that would need pickle (a pickle, or an .npz holding object arrays) is refused
     with ValueError; a missing file raises FileNotFoundError, a corrupt one ValueError naming it, and so
-    does a member whose header declares more data than it holds or that is compressed (minidl writes
-    stored members only: a compressed one can unpack to far more than the file's size). All of it is checked
-    before anything is allocated, so no member takes more memory than the file's size.
+    does a member whose header declares more data than it holds, checked before anything is allocated: a
+    stored member (np.savez, minidl) takes no more memory than the file's size. A deflated one
+    (np.savez_compressed) can unpack to any size its header declares; more than the process can get is a
+    ValueError too.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -237,11 +238,11 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path, size: in
     if not info.filename.endswith(".npy"):
         raise ValueError(f"load({path!r}): member {info.filename!r} is not an .npy array")
     what = f"member {info.filename!r}"
-    if info.compress_type != zipfile.ZIP_STORED:
-        raise ValueError(f"load({path!r}): {what} is compressed (zip method {info.compress_type}); minidl files "
-                         f"hold stored members only, and a compressed one can unpack to far more than the file's "
-                         f"size")
-    if info.file_size != info.compress_size or info.compress_size > size:
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ValueError(f"load({path!r}): {what} is compressed with zip method {info.compress_type}; .npz files "
+                         f"hold stored members (np.savez, minidl) or deflated ones (np.savez_compressed)")
+    stored = info.compress_type == zipfile.ZIP_STORED
+    if info.compress_size > size or stored and info.file_size != info.compress_size:
         raise ValueError(f"load({path!r}): {what} is listed as {info.compress_size:,} bytes stored and "
                          f"{info.file_size:,} unpacked in a {size:,}-byte file: damaged")
     with archive.open(info) as member:
@@ -251,5 +252,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path, size: in
         if declared != held:
             raise ValueError(f"load({path!r}): {what} declares a {dtype} array of shape {shape} ({declared:,} "
                              f"bytes) but holds {held:,} bytes: damaged")
-    with archive.open(info) as member:
-        return info.filename[:-len(".npy")], np.lib.format.read_array(member, allow_pickle=False)
+    try:
+        with archive.open(info) as member:
+            return info.filename[:-len(".npy")], np.lib.format.read_array(member, allow_pickle=False)
+    except MemoryError:                         # a deflated member unpacks to its declared size, any size
+        raise ValueError(f"load({path!r}): {what} unpacks to {declared:,} bytes, more memory than this process "
+                         f"can get") from None

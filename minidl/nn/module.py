@@ -294,16 +294,18 @@ class Module:
                 continue
             value = state[name]
             value = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if value.shape != t.data.shape:
+            if value.shape != t.shape:
                 raise ValueError(f"load_state_dict: '{name}' has shape {value.shape} in the state dict "
-                                 f"but {t.data.shape} in the model")
-            if not np.can_cast(value.dtype, t.data.dtype, casting="same_kind"):
+                                 f"but {t.shape} in the model")
+            if not np.can_cast(value.dtype, t.dtype, casting="same_kind"):
                 raise TypeError(f"load_state_dict: '{name}' has dtype {value.dtype} in the state dict, which "
-                                f"cannot be stored in the model's {t.data.dtype}")
-            copies.append((t.data, value))
-        for target, value in copies:
-            np.copyto(target, value, casting="same_kind")
-        note_in_place([target for target, _ in copies], "load_state_dict")
+                                f"cannot be stored in the model's {t.dtype}")
+            copies.append((t, value))
+        for t, value in copies:
+            if t._update is not None:           # a pending SGD update of values all replaced now: dropped
+                t._update.discard(t)
+            np.copyto(t._data, value, casting="same_kind")
+        note_in_place([t._data for t, _ in copies], "load_state_dict")
         return IncompatibleKeys(missing, unexpected)
 
     def extra_repr(self) -> str:

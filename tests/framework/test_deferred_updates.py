@@ -323,6 +323,22 @@ def test_a_child_forked_while_a_thread_applies_an_update_neither_hangs_nor_reads
     torn.data                                            # the parent applies it as usual
 
 
+def test_load_state_dict_replaces_a_weight_whose_update_is_pending_or_torn():
+    """A torn update (a fork during its kernel) made every read raise, load_state_dict's too: the one way
+    to give the parameter new values was param.data = array."""
+    model, eager_model = make_model(np.float32), make_model(np.float32)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    step(model, opt, *batches(np.float32, 1)[0])
+    pending, torn = model.linears[0].weight._update, model.linears[1].weight._update
+    torn.torn = True
+    with pytest.raises(RuntimeError, match="half updated"):
+        model.linears[1].weight.data
+    model.load_state_dict(eager_model.state_dict())
+    assert model.linears[0].weight._update is None and pending.applied
+    for p, q in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_array_equal(p.data, q.data)
+
+
 def test_a_weak_reference_to_the_weight_sees_every_update():
     import weakref
 
