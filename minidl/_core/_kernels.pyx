@@ -727,7 +727,7 @@ _pools_open = contextvars.ContextVar("minidl_memory_pools_open", default=((), No
 
 
 cdef tuple _open_here(memory_pool leaving):
-    """The pools open in this context but `leaving` and those left elsewhere."""
+    """The pools listed as open in this context, less `leaving` and less any that ended in another one."""
     cdef memory_pool pool
     still_open = []
     for pool in _pools_open.get()[0]:

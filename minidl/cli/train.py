@@ -150,7 +150,7 @@ def _absolute(folder) -> str | None:
                       f"for it") from None
 
 
-def _refuse_other_optimizers_options(given: dict, optimizer: str) -> None:
+def _refuse_options_of_the_other_optimizer(given: dict, optimizer: str) -> None:
     """Refuse options given for the optimizer not used (see OPTIMIZER_OPTIONS)."""
     for other, keys in OPTIMIZER_OPTIONS.items():
         for key in keys:
@@ -171,7 +171,7 @@ def _new_settings(given: dict) -> dict:
             raise Refused(f"{option} does not apply to {dataset} (" + (
                 "it is generated: no files are read)" if dataset == "shapeset" else
                 "its split sizes are fixed; --val-size sets the validation part)"))
-    _refuse_other_optimizers_options(given, given.get("optimizer", DEFAULTS["optimizer"]))
+    _refuse_options_of_the_other_optimizer(given, given.get("optimizer", DEFAULTS["optimizer"]))
     settings = {key: given.get(key, DEFAULTS[key]) for key in (*RUN_SETTINGS, "epochs")}
     if _nesterov_without_momentum(settings):
         raise Refused("--nesterov needs --momentum > 0 (Nesterov momentum with momentum 0 is plain SGD)")
@@ -377,7 +377,7 @@ class _Session:
             if not self.config.is_file():
                 raise Refused(f"{checkpoint} has no {CONFIG_FILE} beside it, so its settings are unknown")
             settings = _saved_settings(self.config)
-            _refuse_other_optimizers_options(given, settings["optimizer"])
+            _refuse_options_of_the_other_optimizer(given, settings["optimizer"])
             conflicts = _conflicts(given, settings)
             if conflicts:
                 raise Refused(f"--resume continues the run in {out} with the settings in {self.config}; these "

@@ -88,19 +88,18 @@ class Holder:
 class FolderLocked(RuntimeError):
     """The folder is in use by another live process; `holder` names it, `path` is the lock file."""
 
-    def __init__(self, folder: Path, path: Path, holder: Holder):
+    def __init__(self, folder: Path, path: Path, holder: Holder | None, message: str | None = None):
         self.folder, self.path, self.holder = folder, path, holder
-        super().__init__(f"{folder} is in use by {holder}; wait for it to finish or use another folder "
-                         f"(lock file {path})")
+        super().__init__(message or f"{folder} is in use by {holder}; wait for it to finish or use another folder "
+                                    f"(lock file {path})")
 
 
 class NotALockFile(FolderLocked):
     """`<folder>/.lock` is not minidl's lock file (`what` says what it is); it was neither written nor removed."""
 
     def __init__(self, folder: Path, path: Path, what: str):
-        self.folder, self.path, self.holder = folder, path, None
-        RuntimeError.__init__(self, f"{path} is not minidl's lock file ({what}); minidl would overwrite and then "
-                                    f"delete it: move it away, or use another folder")
+        super().__init__(folder, path, None, f"{path} is not minidl's lock file ({what}); minidl would overwrite "
+                                             f"and then delete it: move it away, or use another folder")
 
 
 class FolderLock:

@@ -43,6 +43,18 @@ def deferred_weights(model):
     return [p for p in model.parameters() if p._update is not None]
 
 
+def one_step_each(dtype):
+    """(model, eager_model, x, y): twin models after one SGD step on (x, y), the model's updates left
+    pending, the eager one's applied in step()."""
+    model, eager_model = make_model(dtype), make_model(dtype)
+    x, y = batches(dtype, 1)[0]
+    step(model, optim.SGD(model.parameters(), lr=0.1), x, y)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sgd_module, "defer", lambda *args: False)
+        step(eager_model, optim.SGD(eager_model.parameters(), lr=0.1), x, y)
+    return model, eager_model, x, y
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("sgd", [dict(lr=0.1), dict(lr=0.1, weight_decay=0.01)], ids=["plain", "weight_decay"])
@@ -249,13 +261,7 @@ def test_ctrl_c_as_the_kernel_returns_leaves_the_update_applied_once(path):
     import os
     import signal
 
-    model, eager_model = make_model(np.float32), make_model(np.float32)
-    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
-    x, y = batches(np.float32, 1)[0]
-    step(model, opt, x, y)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sgd_module, "defer", lambda *args: False)
-        step(eager_model, eager_opt, x, y)
+    model, eager_model, x, _ = one_step_each(np.float32)
     weight = model.linears[0].weight
     assert weight._update is not None
     kernel_name = "matmul_after_update" if path == "forward" else "matmul"
@@ -326,9 +332,7 @@ def test_a_child_forked_while_a_thread_applies_an_update_neither_hangs_nor_reads
 def test_load_state_dict_replaces_a_weight_whose_update_is_pending_or_torn():
     """A torn update (a fork during its kernel) made every read raise, load_state_dict's too: the one way
     to give the parameter new values was param.data = array."""
-    model, eager_model = make_model(np.float32), make_model(np.float32)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-    step(model, opt, *batches(np.float32, 1)[0])
+    model, eager_model, _, _ = one_step_each(np.float32)
     pending, torn = model.linears[0].weight._update, model.linears[1].weight._update
     torn.torn = True
     with pytest.raises(RuntimeError, match="half updated"):
@@ -458,13 +462,7 @@ def test_random_programs_see_what_updates_in_step_give(program, dtype, threads):
 @pytest.mark.parametrize("first", ["copy", "original", "forward"])
 def test_a_shallow_copy_shares_the_update_and_it_lands_once(first):
     """copy.copy of a waiting parameter shares W's array and the update: whichever reads first applies it."""
-    model, eager_model = make_model(np.float64), make_model(np.float64)
-    opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
-    x, y = batches(np.float64, 1)[0]
-    step(model, opt, x, y)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sgd_module, "defer", lambda *args: False)
-        step(eager_model, eager_opt, x, y)
+    model, eager_model, x, _ = one_step_each(np.float64)
     weight = model.linears[0].weight
     assert weight._update is not None
     twin = copy.copy(weight)
