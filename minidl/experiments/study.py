@@ -664,11 +664,20 @@ class Study:
 
     def _execute(self, tasks, records: list, data, spec, bar, label: str, todo=None) -> None:
         """Run `todo` (default: all `tasks`; those not yet in `records`) on the runner; `records` follow the
-        order of `tasks`. A record a task left in its folder (finished while no study was there to save it)
-        is taken as is."""
-        from minidl.experiments.tasks import finished_record, forget_record
+        order of `tasks`, and hold only records that fit a task (``record_fits``: a run of other settings, a
+        duplicate or another seed's is dropped and its task run again). A record a task left in its folder
+        (finished while no study was there to save it) is taken if it fits."""
+        from minidl.experiments.tasks import finished_record, forget_record, record_fits
 
-        by_name = {r["execution"]["task"]: r for r in records}
+        named = {task.name: task for task in tasks}
+        by_name = {}
+        for r in records:
+            task = named.get((r.get("execution") or {}).get("task") if isinstance(r, dict) else None)
+            if task is not None and task.name not in by_name and record_fits(task, r):
+                by_name[task.name] = r
+        if len(by_name) != len(records):
+            records[:] = [by_name[t.name] for t in tasks if t.name in by_name]
+            self.save()
         todo = tasks if todo is None else todo
 
         def keep(task, record):
@@ -679,7 +688,7 @@ class Study:
 
         for task in todo:
             left = finished_record(task) if task.name not in by_name else None
-            if left is not None:
+            if left is not None and record_fits(task, left):
                 keep(task, left)
             if task.name in by_name:
                 bar.update(task.updates)

@@ -160,6 +160,17 @@ def finished_record(task: RunTask) -> dict | None:
         return None
 
 
+def record_fits(task: RunTask, record) -> bool:
+    """Whether `record` is a finished run of `task`: its name, activation, scheme, seed, rate, planned updates
+    and net. One written under other settings (a results.json or record file of another study copied in, or
+    edited) is not this task's, and is run again instead of being reported beside the others."""
+    c = task.config
+    own = {"activation": task.activation, "scheme": task.scheme, "seed": task.seed, "lr": float(task.lr),
+           "updates_planned": task.updates, "depth": c.depth, "width": c.width, "batch_size": c.batch_size}
+    return (isinstance(record, dict) and isinstance(record.get("execution"), dict)
+            and record["execution"].get("task") == task.name and all(record.get(k) == v for k, v in own.items()))
+
+
 def started(task: RunTask) -> bool:
     """Whether `task` has left a checkpoint or a finished record in its folder."""
     return task.checkpoint is not None and (Path(task.checkpoint).exists() or _record_path(task).exists())

@@ -217,3 +217,25 @@ def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted
     assert comparable(resumed) == comparable(uninterrupted)
     assert resumed["training"]["runs"][-1]["execution"] == last["execution"]      # the same record, not a new run
     assert not (out / "checkpoints").exists()
+
+
+def test_records_that_do_not_fit_the_study_are_dropped_and_run_again(uninterrupted, tmp_path):
+    """A resumed results.json with a duplicate run, a seed the study does not have and a record of other
+    settings (another study's, copied in) reported them all beside the study's own (n=3 for two seeds)."""
+    out = tmp_path / "study"
+    out.mkdir()
+    results = json.loads(json.dumps(uninterrupted))
+    runs = results["training"]["runs"]
+    stranger = json.loads(json.dumps(runs[0]))
+    stranger["seed"], stranger["execution"]["task"] = 7, "run-tanh-standard-seed7"
+    other_settings = runs.pop()
+    other_settings = dict(other_settings, updates_planned=other_settings["updates_planned"] * 3)
+    runs += [json.loads(json.dumps(runs[1])), stranger, other_settings]
+    results["status"] = "interrupted"
+    (out / "results.json").write_text(json.dumps(results))
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = _results(out)
+    assert comparable(resumed) == comparable(uninterrupted)
+    assert [r["execution"]["task"] for r in resumed["training"]["runs"]] == [
+        r["execution"]["task"] for r in uninterrupted["training"]["runs"]]
+    assert resumed["training"]["runs"][-1]["execution"]["attempts"] == 1        # run again, not the copy
