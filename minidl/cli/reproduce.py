@@ -97,6 +97,27 @@ STUDY_OPTIONS = ("quick", "full", "dataset", "data_dir", "skip_at_init", "skip_t
                  "batch_size", "lr", "lr_search", "lr_grid", "lr_search_updates", "time_budget", "extensions")
 
 
+# Options of one part of the study: given with that part skipped they would be ignored (and never checked).
+TRAINING_OPTIONS = ("depth", "activations", "schemes", "seeds", "updates", "batch_size", "lr", "lr_search", "lr_grid",
+                    "lr_search_updates")
+AT_INIT_OPTIONS = ("init_depths", "init_activations", "init_schemes")
+
+
+def _refuse_options_without_effect(args) -> None:
+    """ValueError for an option that would change nothing: one of a skipped part, a learning-rate search's
+    without --lr-search, or both parts skipped."""
+    if args.skip_at_init and args.skip_training:
+        raise ValueError("--skip-at-init with --skip-training leaves nothing to run")
+    for skipped, flag, options in ((args.skip_training, "--skip-training", TRAINING_OPTIONS),
+                                   (args.skip_at_init, "--skip-at-init", AT_INIT_OPTIONS)):
+        given = [name for name in options if getattr(args, name) not in (None, False)]
+        if skipped and given:
+            raise ValueError(f"--{given[0].replace('_', '-')} does not apply with {flag} (that part is not run)")
+    for name in ("lr_grid", "lr_search_updates"):
+        if getattr(args, name) is not None and not args.lr_search:
+            raise ValueError(f"--{name.replace('_', '-')} applies to the learning-rate search: add --lr-search")
+
+
 def build_config(args):
     """The StudyConfig that `args` describe: a preset, then the overrides."""
     import dataclasses
@@ -107,6 +128,7 @@ def build_config(args):
     config.dataset, config.data_dir = args.dataset or "auto", args.data_dir
     if config.dataset == "shapeset" and args.data_dir is not None:
         raise ValueError("--data-dir does not apply to shapeset (it is generated: no files are read)")
+    _refuse_options_without_effect(args)
     if args.skip_at_init:
         config.at_init = None
     if args.skip_training:

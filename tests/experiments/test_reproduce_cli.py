@@ -82,7 +82,8 @@ def test_data_dir_with_the_generated_dataset_is_refused(tmp_path, capsys):
 def test_a_value_listed_twice_is_refused(tmp_path, capsys, option, value, what):
     """Each run was trained twice under one name: the report said n=2 (\"mean over 2 seeds\") for one seed."""
     out = tmp_path / "run"
-    assert main(["reproduce", "--quick", "--no-progress", option, value, "--out", str(out)]) == 2
+    search = ["--lr-search"] if option == "--lr-grid" else []
+    assert main(["reproduce", "--quick", "--no-progress", *search, option, value, "--out", str(out)]) == 2
     assert f"{what} must be distinct" in capsys.readouterr().err and not out.exists()
 
 

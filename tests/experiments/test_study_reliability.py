@@ -63,6 +63,9 @@ def test_an_occupied_out_is_refused_and_the_old_study_is_untouched(uninterrupted
      "--data-dir /nonexistent/minidl: no such folder"),
     (["--data-dir", "/nonexistent/minidl"], "--data-dir does not apply to shapeset"),
     (["--resume"], "--resume needs --out"),
+    (["--init-depths", "5,0"], "--init-depths does not apply with --skip-at-init (that part is not run)"),
+    (["--skip-training"], "with --skip-training leaves nothing to run"),
+    (["--lr-search-updates", "50"], "--lr-search-updates applies to the learning-rate search: add --lr-search"),
 ])
 def test_bad_options_are_one_line_errors_before_any_work(tmp_path, capsys, options, message):
     out = tmp_path / "study"
