@@ -419,8 +419,8 @@ class Study:
     def _run_locked(self) -> None:
         from tqdm import tqdm
 
+        self.save()             # first: a folder holding anything but results.json is refused by a new run
         (self.out / "figures").mkdir(exist_ok=True)
-        self.save()
         bar = tqdm(total=total_units(self.config), desc="reproduce", unit="upd", disable=not self.progress,
                    dynamic_ncols=True, file=sys.stderr, mininterval=0.5)
         try:

@@ -242,3 +242,24 @@ def test_records_that_do_not_fit_the_study_are_dropped_and_run_again(uninterrupt
     assert [r["execution"]["task"] for r in resumed["training"]["runs"]] == [
         r["execution"]["task"] for r in uninterrupted["training"]["runs"]]
     assert resumed["training"]["runs"][-1]["execution"]["attempts"] == 1        # run again, not the copy
+
+
+def test_a_study_stopped_as_it_starts_can_be_resumed(uninterrupted, tmp_path, monkeypatch):
+    """figures/ was made before the first results.json: a kill in between left a folder that a new run calls
+    not empty and --resume finds nothing in. results.json comes first now."""
+    import pathlib
+
+    out = tmp_path / "study"
+    real_mkdir = pathlib.Path.mkdir
+
+    def stop_at_figures(self, *args, **kwargs):
+        if self.name == "figures" and self.parent == out:
+            raise KeyboardInterrupt
+        return real_mkdir(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pathlib.Path, "mkdir", stop_at_figures)
+        assert main(TINY + ["--out", str(out)]) == 130
+    assert (out / "results.json").exists()
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert comparable(_results(out)) == comparable(uninterrupted)
