@@ -31,9 +31,7 @@ class Adagrad(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        for name in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            if not group[name] >= 0:
-                raise ValueError(f"invalid {name} {group[name]}")
+        self._check_non_negative(group, ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"))
 
     def step(self) -> None:
         changed = []

@@ -87,6 +87,13 @@ class Optimizer:
         if group["lr"] < 0:
             raise ValueError(f"invalid learning rate {group['lr']}")
 
+    @staticmethod
+    def _check_non_negative(group: dict, names) -> None:
+        """ValueError naming the first of ``names`` whose value in ``group`` is negative or NaN."""
+        for name in names:
+            if not group[name] >= 0:
+                raise ValueError(f"invalid {name} {group[name]}")
+
     @property
     def lr(self) -> float:
         """Learning rate of the first group; setting it sets every group's."""

@@ -33,9 +33,7 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        for name in ("alpha", "eps", "weight_decay", "momentum"):
-            if not group[name] >= 0:
-                raise ValueError(f"invalid {name} {group[name]}")
+        self._check_non_negative(group, ("alpha", "eps", "weight_decay", "momentum"))
         if group["alpha"] > 1:
             raise ValueError(f"invalid alpha {group['alpha']}: it must be in [0, 1]")
 

@@ -53,18 +53,6 @@ class Holder:
     since: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "Holder":
-        try:
-            fields = json.loads(text)
-        except json.JSONDecodeError:
-            fields = {}
-        if not isinstance(fields, dict):
-            fields = {}
-        pid = fields.get("pid")
-        return cls(pid if isinstance(pid, int) else None, fields.get("host"), fields.get("purpose"),
-                   fields.get("since"))
-
-    @classmethod
     def from_record(cls, text: str) -> "Holder | None":
         """The holder a lock record written by minidl names, or None when `text` is not such a record."""
         try:
@@ -83,6 +71,9 @@ class Holder:
         what = f"{self.purpose} " if self.purpose else ""
         since = f", since {self.since}" if self.since else ""
         return f"{what}(PID {self.pid} on host {self.host}{since})"
+
+
+UNKNOWN_HOLDER = Holder(None, None, None, None)     # a held lock whose record is not written yet
 
 
 class FolderLocked(RuntimeError):
@@ -214,7 +205,7 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
                 if kernel_lock:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise FolderLocked(folder, path, Holder.parse(_read(fd))) from None
+                raise FolderLocked(folder, path, Holder.from_record(_read(fd)) or UNKNOWN_HOLDER) from None
             except OSError as error:
                 if error.errno not in _NO_FLOCK:
                     raise
