@@ -23,6 +23,11 @@ __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LambdaLR", 
            "ReduceLROnPlateau"]
 
 
+def _count(value) -> bool:
+    """Whether ``value`` is a non-negative integer (a bool is not)."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
+
+
 class LRScheduler:
     """Base class: ``base_lrs`` (each group's ``"initial_lr"``), ``last_epoch``, ``step()``,
     ``get_last_lr()``, and a flat ``state_dict()`` of numbers (ready for ``mdl.save``)."""
@@ -118,7 +123,7 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for milestone in milestones:
-            if isinstance(milestone, bool) or not isinstance(milestone, numbers.Integral) or milestone < 0:
+            if not _count(milestone):
                 raise ValueError(f"MultiStepLR: milestones must be non-negative integers, got {milestone!r}")
         self.milestones = collections.Counter(int(milestone) for milestone in milestones)
         self.gamma = float(gamma)
@@ -222,7 +227,7 @@ class ReduceLROnPlateau:
         if not 0 <= factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor!r}")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            if not _count(value):
                 raise ValueError(f"ReduceLROnPlateau: {name} must be a non-negative integer, got {value!r}")
         groups = optimizer.param_groups
         min_lrs = list(min_lr) if isinstance(min_lr, (list, tuple)) else [min_lr] * len(groups)
