@@ -263,6 +263,14 @@ def lecun_uniform_(t, generator=None):
     return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator)
 
 
+def _kaiming_mode(mode) -> str:
+    """"fan_in" or "fan_out", any case (PyTorch's spelling rule); ValueError otherwise."""
+    mode = mode.lower() if isinstance(mode, str) else mode
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return mode
+
+
 @_logs_its_write
 def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                      generator=None):
@@ -270,9 +278,7 @@ def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
 
     Defaults (leaky_relu with a = 0, i.e. ReLU) give b = √(6/fan_in), Var = 2/fan_in.
     """
-    mode = mode.lower() if isinstance(mode, str) else mode          # PyTorch's spelling rule
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    mode = _kaiming_mode(mode)
     if _empty(t):
         return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
@@ -283,9 +289,7 @@ def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
 def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
                     generator=None):
     """He et al. (2015): N(0, gain²/fan); defaults give N(0, 2/fan_in)."""
-    mode = mode.lower() if isinstance(mode, str) else mode          # PyTorch's spelling rule
-    if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"kaiming mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    mode = _kaiming_mode(mode)
     if _empty(t):
         return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
