@@ -54,14 +54,10 @@ def _arithmetic(operator_method, name: str, takes_alpha: bool):
     return method
 
 
-def _operator(symbol_method: str):
-    return getattr(Tensor, symbol_method)
-
-
-add_ = _arithmetic(_operator("__iadd__"), "add_", takes_alpha=True)
-sub_ = _arithmetic(_operator("__isub__"), "sub_", takes_alpha=True)
-mul_ = _arithmetic(_operator("__imul__"), "mul_", takes_alpha=False)
-div_ = _arithmetic(_operator("__itruediv__"), "div_", takes_alpha=False)
+add_ = _arithmetic(Tensor.__iadd__, "add_", takes_alpha=True)
+sub_ = _arithmetic(Tensor.__isub__, "sub_", takes_alpha=True)
+mul_ = _arithmetic(Tensor.__imul__, "mul_", takes_alpha=False)
+div_ = _arithmetic(Tensor.__itruediv__, "div_", takes_alpha=False)
 
 
 def clamp_(self: Tensor, min=None, max=None) -> Tensor:
