@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["integer", "real", "choice", "integers", "nonempty_path", "one_line_errors"]
+__all__ = ["integer", "real", "choice", "integers", "nonempty_path", "one_line_errors", "repeated"]
 
 
 def integer(minimum: int, maximum: int | None = None):
@@ -63,6 +63,12 @@ def nonempty_path(text) -> str:
     return text
 
 
+def repeated(values) -> list:
+    """The values listed more than once, sorted."""
+    values = list(values)
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 def integers(minimum: int, maximum: int | None = None):
     """A comma-separated, non-empty list of distinct ints, each in [minimum, maximum] ("1,2,4")."""
     one = integer(minimum, maximum)
@@ -72,9 +78,9 @@ def integers(minimum: int, maximum: int | None = None):
         if not parts:
             raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, got {text!r}")
         values = [one(part) for part in parts]
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        if repeated:        # measured twice, a value would appear twice in the tables and their summaries
-            raise argparse.ArgumentTypeError(f"lists {', '.join(map(str, repeated))} more than once: {text!r}")
+        twice = repeated(values)
+        if twice:           # measured twice, a value would appear twice in the tables and their summaries
+            raise argparse.ArgumentTypeError(f"lists {', '.join(map(str, twice))} more than once: {text!r}")
         return values
     parse.__name__ = f"comma-separated integers {one.__name__[len('integer '):]}"
     return parse

@@ -20,7 +20,7 @@ Targets at 2 threads (minidl's throughput over each contender's, batch 10 / 64 /
 from __future__ import annotations
 
 from minidl._core import MAX_THREADS
-from minidl.argtypes import integer, integers, real
+from minidl.argtypes import integer, integers, real, repeated
 
 DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-written NumPy and "
                "PyTorch / JAX (ms/step, samples/s, peak MB)")
@@ -212,10 +212,10 @@ def run(args) -> int:
         return refuse("--profile measures minidl alone and prints its table: drop --json and --contenders")
     contenders = [c.strip() for c in (args.contenders or ",".join(CONTENDERS)).split(",") if c.strip()]
     unknown = sorted(set(contenders) - set(CONTENDERS))
-    repeated = sorted({c for c in contenders if contenders.count(c) > 1})
-    if unknown or not contenders or repeated:
+    twice = repeated(contenders)
+    if unknown or not contenders or twice:
         return refuse(f"--contenders {args.contenders!r}: " + (f"unknown {', '.join(unknown)}; " if unknown else "")
-                      + (f"{', '.join(repeated)} listed twice; " if repeated else "")
+                      + (f"{', '.join(twice)} listed twice; " if twice else "")
                       + f"give some of {', '.join(CONTENDERS)}, each once")
     try:
         report.check_json_destination(args.json)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from minidl import activations as _activations
 from minidl import init as _init
+from minidl.argtypes import repeated
 
 # The presets' choices (any name of minidl.activations and minidl.init is accepted).
 AT_INIT_ACTIVATIONS = ("sigmoid", "tanh", "softsign", "relu")
@@ -202,9 +203,9 @@ def check_batch_size(batch_size: int, examples: int | None) -> None:
 def _refuse_repeats(values, what: str) -> None:
     """A value listed twice would train (or measure) the same thing twice under one name: the report would
     count it as two seeds and two processes would share its checkpoint file."""
-    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
-    if repeated:
-        raise ValueError(f"{what} must be distinct, got {_listed(values)} ({', '.join(repeated)} more than once)")
+    twice = repeated([str(v) for v in values])
+    if twice:
+        raise ValueError(f"{what} must be distinct, got {_listed(values)} ({', '.join(twice)} more than once)")
 
 
 def preset(name: str) -> StudyConfig:
