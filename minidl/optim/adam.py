@@ -41,10 +41,7 @@ class Adam(Optimizer):
         b1, b2 = group["betas"]
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"invalid betas {group['betas']}: each must be in [0, 1)")
-        if group["eps"] < 0:
-            raise ValueError(f"invalid eps {group['eps']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay {group['weight_decay']}")
+        self._check_non_negative(group, ("eps", "weight_decay"))
 
     def step(self) -> None:
         decoupled = self.decoupled_weight_decay

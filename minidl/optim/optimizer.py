@@ -84,7 +84,7 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _check_group(self, group: dict) -> None:
-        if group["lr"] < 0:
+        if not group["lr"] >= 0:                   # NaN too: it would turn every weight into NaN
             raise ValueError(f"invalid learning rate {group['lr']}")
 
     @staticmethod

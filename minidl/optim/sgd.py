@@ -39,10 +39,9 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict) -> None:
         super()._check_group(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"invalid momentum {group['momentum']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay {group['weight_decay']}")
+        self._check_non_negative(group, ("momentum", "weight_decay"))
+        if group["dampening"] != group["dampening"]:    # any other value is PyTorch's (1 - dampening) scale
+            raise ValueError(f"invalid dampening {group['dampening']}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 

@@ -147,6 +147,27 @@ def test_invalid_arguments():
         optim.SGD([], lr=0.1)
 
 
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr=NAN), "invalid learning rate nan"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=NAN), "invalid momentum nan"),
+    (lambda p: optim.SGD(p, lr=0.1, weight_decay=NAN), "invalid weight_decay nan"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=NAN), "invalid dampening nan"),
+    (lambda p: optim.Adam(p, lr=NAN), "invalid learning rate nan"),
+    (lambda p: optim.Adam(p, eps=NAN), "invalid eps nan"),
+    (lambda p: optim.Adam(p, weight_decay=NAN), "invalid weight_decay nan"),
+    (lambda p: optim.Adam(p, betas=(NAN, 0.9)), r"invalid betas \(nan, 0.9\)"),
+    (lambda p: optim.RMSprop(p, lr=NAN), "invalid learning rate nan"),
+    (lambda p: optim.Adagrad(p, lr=NAN), "invalid learning rate nan"),
+])
+def test_a_nan_hyperparameter_is_refused_by_name(make, message):
+    """NaN passes a `< 0` check and then makes every weight NaN on the first step (silent garbage)."""
+    with pytest.raises(ValueError, match=message):
+        make([mdl.tensor([1.0], requires_grad=True)])
+
+
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
                                   lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99)),
                                   lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.9, centered=True),
