@@ -490,16 +490,23 @@ class _Session:
         return 0
 
     def _resume(self, trainer, settings: dict) -> None:
+        """Continue from the checkpoint, refused (every file in --out as it was) unless it fits `settings`."""
         from minidl.training import MetricsError
 
         checkpoint = trainer.checkpoint_path
         try:
-            trainer.resume()
+            trainer.resume(check=lambda loaded: self._refuse_another_run(loaded, settings))
         except MetricsError:
             raise
         except (KeyError, TypeError, ValueError) as error:
             text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
             raise Refused(f"cannot resume: {text if str(checkpoint) in text else f'{checkpoint}: {text}'}") from None
+        print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
+              f"({trainer.epoch} epochs + {trainer.batch} batches done), training to {settings['epochs']} epochs")
+
+    def _refuse_another_run(self, trainer, settings: dict) -> None:
+        """Refused if the loaded checkpoint was trained with other settings than config.json's now, or has done
+        more than --epochs (run before the resume changes anything in --out)."""
         trained = {key: list(value) if isinstance(value, tuple) else value
                    for key, value in trainer.optimizer.param_groups[0].items() if key in trainer.optimizer.hyper}
         changed = [f"{key} {_shown(settings[key])} (the checkpoint's optimizer has {_shown(trained[key])})"
@@ -515,6 +522,4 @@ class _Session:
                                                 if trainer.batch else "")
             raise Refused(f"--epochs {settings['epochs']}: the run in {self.out} has already done {done}; --epochs "
                           f"can only extend a run")
-        print(f"resumed from {trainer.last_checkpoint} after update {trainer.step} "
-              f"({trainer.epoch} epochs + {trainer.batch} batches done), training to {settings['epochs']} epochs")
 

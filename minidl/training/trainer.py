@@ -354,10 +354,14 @@ class Trainer:
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         return path
 
-    def resume(self, path=None) -> "Trainer":
+    def resume(self, path=None, check: Callable[["Trainer"], None] | None = None) -> "Trainer":
         """Load a checkpoint (default out_dir/checkpoint.npz); metrics lines written after it are removed
         (the resumed run writes them again), each removal said through `log`. Intact earlier lines are kept;
-        a damaged one raises MetricsError before anything is loaded or changed."""
+        a damaged one raises MetricsError before anything is loaded or changed.
+
+        `check(trainer)`, if given, runs once the checkpoint is loaded and before out_dir is touched: what it
+        raises refuses the resume with every file in out_dir as it was (the caller compares the checkpoint's
+        settings with its own there, since a refused resume must not cost the metrics lines it would trim)."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.resume: no path given and no out_dir set")
@@ -367,6 +371,8 @@ class Trainer:
         if self.metrics_path is not None:
             read_records(self.metrics_path)        # a damaged line stops here, before the state changes
         self.load_state_dict(state, source=str(path))
+        if check is not None:
+            check(self)
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         self._owns_out_dir = True           # from any checkpoint: out_dir's run continues from it
         self._trim_metrics()

@@ -686,6 +686,45 @@ def test_run_settings_edited_in_config_are_refused_on_resume(tmp_path, three_epo
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+def _snapshot(folder):
+    """Every file under `folder`: {path: (bytes, mtime in ns)}."""
+    return {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _edit_config(key, value):
+    def edit(out):
+        config = json.loads((out / "config.json").read_text())
+        config[key] = value
+        (out / "config.json").write_text(json.dumps(config))
+    return edit
+
+
+@pytest.mark.parametrize("ahead", [
+    b'{"epoch": 4, "step": 20, "complete": true}\n',           # epoch 4's checkpoint failed after its line
+    b'{"epoch": 4, "st',                                       # a torn last line (resume moves it to .bad)
+], ids=["record past the checkpoint", "torn last line"])
+@pytest.mark.parametrize("edit, options, problem", [
+    (_edit_config("activation", "tanh"), [], "was edited after the run started: activation tanh"),
+    (_edit_config("lr", 0.5), [], "was edited after the run started: lr 0.5"),
+    (None, ["--epochs", "2"], "--epochs 2: the run in"),
+    (_edit_config("epochs", 2), [], "--epochs 2: the run in"),
+], ids=["run setting edited", "optimizer setting edited", "--epochs below", "config epochs below"])
+def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, three_epochs, capsys, ahead, edit, options, problem):
+    """The metrics lines past the checkpoint were trimmed (and a torn one moved to metrics.jsonl.bad) by the
+    resume before its settings were compared and it was refused: the refused run had rewritten the folder."""
+    out = _copy(three_epochs, tmp_path)
+    with open(out / "metrics.jsonl", "ab") as metrics:
+        metrics.write(ahead)
+    if edit is not None:
+        edit(out)
+    before = _snapshot(out)
+    status, stdout, err = _train(capsys, "--out", out, "--resume", *options)
+    assert status == 2
+    _one_line_error(err, problem)
+    assert _snapshot(out) == before
+    assert "removed" not in stdout + err and "moved" not in stdout + err
+
+
 def test_a_checkpoint_without_run_settings_still_resumes(tmp_path, three_epochs, straight, capsys):
     """Checkpoints written before the run's settings were recorded resume as before."""
     from minidl.training import load_checkpoint, save_checkpoint

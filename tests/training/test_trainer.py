@@ -141,6 +141,29 @@ def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
     assert len(read_records(tmp_path / "metrics.jsonl")) == 1
 
 
+def test_a_resume_its_check_refuses_changes_no_file(tmp_path):
+    """The caller's check runs before the metrics lines past the checkpoint are trimmed."""
+    trainer = _trainer(tmp_path)
+    trainer.fit(epochs=1)
+    saved = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer.fit(epochs=2)
+    (tmp_path / "checkpoint.npz").write_bytes(saved)     # as if the process died before checkpointing epoch 2
+    with open(tmp_path / "metrics.jsonl", "ab") as metrics:
+        metrics.write(b'{"epoch": 3, "st')                # and a torn line after it
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    seen = []
+
+    def refuse(loaded):
+        seen.append(loaded.step)
+        raise RuntimeError("not this run")
+    resumed = _trainer(tmp_path)
+    with pytest.raises(RuntimeError, match="not this run"):
+        resumed.resume(check=refuse)
+    assert seen == [7] and resumed.last_checkpoint is None
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    assert [r["epoch"] for r in _trainer(tmp_path).resume(check=lambda loaded: None).history] == [1]
+
+
 def test_start_over_refuses_a_folder_whose_run_got_past_its_first_checkpoint(tmp_path):
     _trainer(tmp_path).fit(epochs=2)
     (tmp_path / "checkpoint.npz").unlink()
