@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import reprlib
 import stat
 import tempfile
 import zipfile
@@ -13,10 +14,32 @@ import numpy as np
 
 from minidl.tensor import Tensor
 
-__all__ = ["save", "load", "write_atomically", "remove_temporaries"]
+__all__ = ["save", "load", "write_atomically", "remove_temporaries", "member_name_problem"]
 
 _TEMPORARY_PREFIX = ".tmp-"
 _TEMPORARY = re.compile(r"\.tmp-.+-[a-z0-9_]{8}")      # mkstemp's names: prefix, 8 random characters
+_MAX_NAME_BYTES = 0xFFFF         # a zip header stores a member name's length in 2 bytes (APPNOTE.TXT 4.4.10)
+_KEYS = reprlib.Repr()           # a key in a message: whole unless it is very long
+_KEYS.maxstring = 120
+
+
+def member_name_problem(name: str) -> str | None:
+    """Why the key ``name`` cannot be stored as the archive member ``<name>.npy``, in words, or None if it can.
+
+    zipfile cuts a name at NUL, writes names as UTF-8 (which has no code for a lone surrogate, the character
+    ``os.fsdecode`` makes of an undecodable byte) and gives their length 2 bytes: each would fail mid-write
+    or load as another key.
+    """
+    if "\0" in name:
+        return "contains a NUL character, which ends a name in a zip archive: it would load as another key"
+    try:
+        size = len((name + ".npy").encode("utf-8"))
+    except UnicodeEncodeError as error:
+        return (f"holds {error.object[error.start:error.end]!r} at position {error.start}, a lone surrogate, which "
+                f"UTF-8 (the encoding of names in a zip archive) cannot encode")
+    if size > _MAX_NAME_BYTES:
+        return f"is {size:,} bytes in UTF-8 with its '.npy', more than the {_MAX_NAME_BYTES:,} a zip archive's names hold"
+    return None
 
 
 def _to_array(name, value, path) -> np.ndarray:
@@ -48,7 +71,8 @@ def save(state_dict: dict, path) -> None:
     """Write ``{name: ndarray | Tensor | number | str}`` to ``path`` (exactly that name) as .npz.
 
     The archive is NumPy's (``np.load`` reads it): one member ``<name>.npy`` per key, whatever the key
-    (``np.savez`` would take "file" as its own argument, and give "x.npy" and "x" one member name).
+    (``np.savez`` would take "file" as its own argument, and give "x.npy" and "x" one member name) but one
+    no member can be named by (``member_name_problem``): ValueError naming it, before any file is touched.
     The file is written to a temporary file in the same directory, flushed to disk, then renamed over
     ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind. A failed write
     (full disk, read-only folder) raises OSError naming ``path`` and leaves any previous file intact.
@@ -60,9 +84,9 @@ def save(state_dict: dict, path) -> None:
     for name, value in state_dict.items():
         if not isinstance(name, str):
             raise TypeError(f"save({path!r}): keys must be strings, got {name!r}")
-        if "\0" in name:
-            raise ValueError(f"save({path!r}): key {name!r} contains a NUL character, which ends a name in a zip "
-                             f"archive: it would load as another key")
+        problem = member_name_problem(name)
+        if problem:
+            raise ValueError(f"save({path!r}): key {_KEYS.repr(name)} {problem}")
         arrays[name] = _to_array(name, value, path)
     write_atomically(path, lambda file: _write_npz(file, arrays))
 
@@ -174,6 +198,9 @@ def load(path) -> dict:
             if repeated:
                 raise ValueError(f"load({path!r}): member {repeated[0]!r} appears more than once: damaged")
             return dict(_read_member(archive, info, path, size) for info in members)
+    except UnicodeDecodeError as exc:          # zipfile decodes a name flagged as UTF-8 when it lists or opens it
+        raise ValueError(f"load({path!r}): a member name is not valid UTF-8 ({exc.object[exc.start:exc.end]!r} at "
+                         f"byte {exc.start} of {len(exc.object):,}): damaged") from None
     except _UNREADABLE as exc:
         raise ValueError(f"load({path!r}): corrupt or truncated file ({exc})") from exc
 

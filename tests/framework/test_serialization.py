@@ -115,6 +115,54 @@ def test_a_key_holding_nul_is_refused_on_save(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def _files(folder):
+    """Every file in `folder`: {name: (bytes, mtime in ns)}."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("key, problem", [
+    ("\udcff", r"key '\\udcff' holds '\\udcff' at position 0, a lone surrogate, which UTF-8 .* cannot encode"),
+    ("w.\ud800", r"key 'w.\\ud800' holds '\\ud800' at position 2, a lone surrogate"),
+    ("k" * 65_532, r"key 'kkkk.*kkkk' is 65,536 bytes in UTF-8 with its '.npy', more than the 65,535"),
+], ids=["surrogate", "surrogate-after-text", "too-long"])
+def test_a_key_no_member_name_can_hold_is_named_before_any_file_is_touched(tmp_path, key, problem):
+    """A lone surrogate (what os.fsdecode makes of an undecodable byte) raised UnicodeEncodeError from inside
+    zipfile, naming no key; a name over 65,535 bytes raised struct.error ("ushort format requires ...")."""
+    path = tmp_path / "state.npz"
+    mdl.save({"old": np.ones(2)}, path)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match=rf"save\('{path}'\): {problem}") as info:
+        mdl.save({"fine": np.zeros(2), key: np.ones(2)}, path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+    assert _files(tmp_path) == before
+    with pytest.raises(ValueError, match="lone surrogate|more than the 65,535"):
+        mdl.save({key: np.ones(2)}, tmp_path / "new.npz")
+    assert _files(tmp_path) == before
+
+
+def test_the_longest_key_a_member_name_holds_round_trips(tmp_path):
+    key = "k" * (65_535 - len(".npy"))
+    mdl.save({key: np.arange(3)}, tmp_path / "long.npz")
+    np.testing.assert_array_equal(mdl.load(tmp_path / "long.npz")[key], np.arange(3))
+
+
+@pytest.mark.parametrize("occurrence", [0, 1, None], ids=["local-header", "central-directory", "both"])
+def test_a_member_name_that_is_not_utf8_is_a_value_error_naming_the_file(tmp_path, occurrence):
+    """A damaged name in a member flagged as UTF-8 raised zipfile's UnicodeDecodeError, naming no file."""
+    path = tmp_path / "names.npz"
+    mdl.save({"\u00e9": np.ones(2)}, path)            # non-ASCII: stored as UTF-8, with the flag
+    data = path.read_bytes()
+    name = "\u00e9.npy".encode("utf-8")
+    assert data.count(name) == 2                        # the local header, then the central directory
+    at = [data.find(name), data.rfind(name)]
+    for start in at if occurrence is None else [at[occurrence]]:
+        data = data[:start] + b"\xff\xfe" + data[start + 2:]
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=rf"load\('{path}'\): a member name is not valid UTF-8 .*: damaged") as info:
+        mdl.load(path)
+    assert not isinstance(info.value, UnicodeError)
+
+
 def _npz_with_member(path, name, payload: bytes):
     import zipfile
     with zipfile.ZipFile(path, "w") as archive:
