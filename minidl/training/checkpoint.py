@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.serialization import member_name_problem
+
 __all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
 
 _TREE_KEY = "__tree__"
@@ -44,6 +46,9 @@ def _check_keys(node: dict, key: str) -> None:
 def _pack(node, key: str, arrays: dict):
     """JSON-able description of `node`; arrays are moved into `arrays` under unique keys."""
     if isinstance(node, np.ndarray):
+        problem = member_name_problem(key)
+        if problem:                            # checked here: save_checkpoint makes the folder before save()
+            raise ValueError(f"checkpoint: the array at {key!r} cannot be stored: its name {problem}")
         arrays[key] = np.asarray(node)
         return {"array": key}
     if isinstance(node, np.generic):
@@ -74,7 +79,8 @@ def _unpack(node, arrays):
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write the nested `state` to `path` (.npz) atomically; returns the path. Its dicts' keys are strings
-    without "/", numbers, booleans or None, distinct as strings within a dict (else nothing is written)."""
+    without "/", numbers, booleans or None, distinct as strings within a dict, and an array's path of keys
+    must name an archive member (no NUL, no lone surrogate); else nothing is written."""
     from minidl import save
 
     arrays: dict[str, np.ndarray] = {}

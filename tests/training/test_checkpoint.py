@@ -57,6 +57,21 @@ def test_keys_that_would_not_come_back_are_refused_on_save(tmp_path, state, erro
     assert not list(tmp_path.iterdir())
 
 
+def test_an_array_key_no_member_name_can_hold_is_named_before_anything_is_written(tmp_path):
+    """A lone surrogate (what os.fsdecode makes of an undecodable byte) raised UnicodeEncodeError from inside
+    zipfile, after the checkpoint's folder was made, naming no key."""
+    with pytest.raises(ValueError, match=r"checkpoint: the array at '/model/\\udcff' cannot be stored: its name "
+                                         r"holds '\\udcff' at position 7, a lone surrogate"):
+        save_checkpoint({"model": {"w": np.ones(2), "\udcff": np.ones(2)}}, tmp_path / "run" / "c.npz")
+    assert not list(tmp_path.iterdir())
+    path = save_checkpoint({"step": 1}, tmp_path / "c.npz")
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"'/\\udcff' cannot be stored"):
+        save_checkpoint({"\udcff": np.ones(2)}, path)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert load_checkpoint(save_checkpoint({"\udcff": 1.5}, path)) == {"\udcff": 1.5}   # JSON holds it
+
+
 def test_keys_of_each_kind_round_trip_exactly(tmp_path):
     """A PyTorch-style optimizer state: its "state" dict has int keys; they come back as ints."""
     state = {"optimizer": {"state": {0: {"step": 3, "exp_avg": np.ones(2)}, 1: {"step": 3, "exp_avg": np.zeros(2)}},
