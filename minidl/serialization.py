@@ -127,6 +127,8 @@ def write_atomically(path, write) -> None:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
+        elif isinstance(error, UnicodeEncodeError):   # a surrogate no file name can hold: nothing was created
+            raise ValueError(f"{path!r}: the file system cannot encode this name ({error.reason})") from None
         if isinstance(error, OSError) and error.errno is not None:
             raise OSError(error.errno, error.strerror, path) from error   # name the file, not the temporary
         raise

@@ -146,6 +146,15 @@ def test_the_longest_key_a_member_name_holds_round_trips(tmp_path):
     np.testing.assert_array_equal(mdl.load(tmp_path / "long.npz")[key], np.arange(3))
 
 
+def test_a_path_the_file_system_cannot_encode_is_a_value_error_naming_it(tmp_path):
+    """A lone surrogate no file name can hold raised UnicodeEncodeError from tempfile."""
+    path = str(tmp_path / "w\ud800.npz")
+    with pytest.raises(ValueError, match=r"w\\ud800.npz'.*cannot encode this name") as info:
+        mdl.save({"w": np.ones(2)}, path)
+    assert not isinstance(info.value, UnicodeError)
+    assert not os.listdir(tmp_path)
+
+
 @pytest.mark.parametrize("occurrence", [0, 1, None], ids=["local-header", "central-directory", "both"])
 def test_a_member_name_that_is_not_utf8_is_a_value_error_naming_the_file(tmp_path, occurrence):
     """A damaged name in a member flagged as UTF-8 raised zipfile's UnicodeDecodeError, naming no file."""
