@@ -15,7 +15,7 @@ import numpy as np
 
 from minidl.serialization import member_name_problem
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "pack_checkpoint", "write_checkpoint", "CheckpointError"]
 
 _TREE_KEY = "__tree__"
 FORMAT = "minidl-checkpoint-1"
@@ -46,9 +46,12 @@ def _check_keys(node: dict, key: str) -> None:
 def _pack(node, key: str, arrays: dict):
     """JSON-able description of `node`; arrays are moved into `arrays` under unique keys."""
     if isinstance(node, np.ndarray):
-        problem = member_name_problem(key)
-        if problem:                            # checked here: save_checkpoint makes the folder before save()
+        problem = member_name_problem(key)     # what save() would refuse, refused while packing: before any write
+        if problem:
             raise ValueError(f"checkpoint: the array at {key!r} cannot be stored: its name {problem}")
+        if node.dtype.hasobject:
+            raise ValueError(f"checkpoint: the array at {key!r} holds objects (dtype {node.dtype}), which would need "
+                             f"pickle")
         arrays[key] = np.asarray(node)
         return {"array": key}
     if isinstance(node, np.generic):
@@ -81,14 +84,26 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
     """Write the nested `state` to `path` (.npz) atomically; returns the path. Its dicts' keys are strings
     without "/", numbers, booleans or None, distinct as strings within a dict, and an array's path of keys
     must name an archive member (no NUL, no lone surrogate); else nothing is written."""
-    from minidl import save
+    return write_checkpoint(pack_checkpoint(state), path)
 
+
+def pack_checkpoint(state: dict) -> dict[str, np.ndarray]:
+    """The archive members `save_checkpoint` writes for `state`, every key and value checked (TypeError or
+    ValueError naming the first that cannot be stored). A caller that writes other files with a checkpoint
+    packs it first, so that a state which cannot be stored is refused before anything is written."""
     arrays: dict[str, np.ndarray] = {}
     tree = {"format": FORMAT, "state": _pack(state, "", arrays)}
     arrays[_TREE_KEY] = np.frombuffer(json.dumps(tree).encode("utf-8"), dtype=np.uint8)
+    return arrays
+
+
+def write_checkpoint(members: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
+    """Write `pack_checkpoint`'s members to `path` atomically, making its folder; returns the path."""
+    from minidl import save
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save(arrays, path)
+    save(members, path)
     return path
 
 

@@ -47,7 +47,7 @@ import minidl as mdl
 from minidl.nn import functional
 from minidl.random import generator
 from minidl.data.loader import DataLoader
-from minidl.training.checkpoint import load_checkpoint, save_checkpoint
+from minidl.training.checkpoint import load_checkpoint, pack_checkpoint, write_checkpoint
 from minidl.training.metrics import append_record, keep_until_step, read_records
 
 __all__ = ["Trainer", "Every", "evaluate", "saved_progress", "TrainingDiverged", "TrainingInterrupted"]
@@ -203,8 +203,8 @@ class Trainer:
         log: function taking one line of text per epoch (default print; None for silence).
         resume_hint: how to resume, quoted in the Ctrl-C message (default: Trainer.resume()).
         run_settings: what defines the run (a JSON-able dict, e.g. a command line's settings), saved in every
-            checkpoint; after resume(), `saved_run_settings` is the checkpoint's (None if it has none), for the
-            caller to compare with its own.
+            checkpoint (one that cannot be stored is refused here); after resume(), `saved_run_settings` is the
+            checkpoint's (None if it has none), for the caller to compare with its own.
     Attributes: step (updates done), epoch (epochs completed), batch (batches done in the current
     epoch), last_loss, history (the metrics records), last_checkpoint (path or None),
     last_checkpoint_step (the update count it holds).
@@ -232,6 +232,12 @@ class Trainer:
             if not isinstance(loader, DataLoader) or len(loader) == 0:
                 raise ValueError(f"Trainer: eval_loaders[{name!r}] must be a minidl.data.DataLoader that yields "
                                  f"batches (found only after a whole epoch otherwise)")
+        if not isinstance(run_settings, (dict, type(None))):
+            raise TypeError(f"Trainer: run_settings must be a dict or None, got {type(run_settings).__name__}")
+        try:
+            pack_checkpoint({"run": run_settings})   # refused now, not at the first checkpoint after an epoch
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"Trainer: run_settings cannot be stored in a checkpoint ({error})") from None
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
         self.progress, self.position, self.log = progress, position, log
@@ -349,8 +355,16 @@ class Trainer:
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.save_checkpoint: no path given and no out_dir set")
+        return self._write_checkpoint(self._packed_state(), path)
+
+    def _packed_state(self) -> dict:
+        """The checkpoint's members (pack_checkpoint): a state that is not finite, or that cannot be stored (a
+        custom optimizer's state, say), is refused here, before anything is written."""
         self._check_finite()
-        save_checkpoint(self.state_dict(), path)
+        return pack_checkpoint(self.state_dict())
+
+    def _write_checkpoint(self, members: dict, path: Path) -> Path:
+        write_checkpoint(members, path)
         self.last_checkpoint, self.last_checkpoint_step = path, self.step
         return path
 
@@ -474,11 +488,15 @@ class Trainer:
 
     def _finish_record(self, record: dict, total_epochs: int | None) -> None:
         self._check_finite(record)
+        checkpoint = None
+        if self.checkpoint_path is not None:   # packed before the metrics line: a refusal writes neither
+            self._claim_out_dir()
+            checkpoint = self._packed_state()
         self.history.append(record)
         if self.metrics_path is not None:
             append_record(self.metrics_path, record)
-        if self.checkpoint_path is not None:
-            self.save_checkpoint()
+        if checkpoint is not None:
+            self._write_checkpoint(checkpoint, self.checkpoint_path)
         parts = [f"train loss {record['train_loss']:.4f}", f"train error {100 * record['train_error']:.2f}%"]
         parts += [f"{name} error {100 * record[f'{name}_error']:.2f}%" for name in self.eval_loaders]
         if record["samples_per_s"]:

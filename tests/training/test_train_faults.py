@@ -259,10 +259,10 @@ def test_a_run_whose_checkpoint_is_gone_is_never_started_over(tmp_path, three_ep
 def test_double_ctrl_c_during_the_first_save_leaves_a_restartable_folder(tmp_path, straight, capsys, monkeypatch):
     out = tmp_path / "run"
 
-    def second_ctrl_c(state, path):
+    def second_ctrl_c(members, path):
         raise KeyboardInterrupt
     _ctrl_c_at(monkeypatch, 2)
-    monkeypatch.setattr("minidl.training.trainer.save_checkpoint", second_ctrl_c)
+    monkeypatch.setattr("minidl.training.trainer.write_checkpoint", second_ctrl_c)
     status, _, err = _train(capsys, *SMALL, "--epochs", "4", "--out", out)
     assert status == 130
     _one_line_error(err, "training aborted; no checkpoint has been written")

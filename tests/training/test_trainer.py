@@ -363,6 +363,34 @@ def test_eval_loaders_that_would_overwrite_or_fail_later_are_refused():
     Trainer(model, opt, loader, eval_loaders={"train_eval": evals["test"]}, progress=False, log=None)
 
 
+def test_run_settings_a_checkpoint_cannot_store_are_refused_before_training(tmp_path):
+    """{"data": Path(...)} trained a whole epoch, wrote its metrics line and then failed at the checkpoint,
+    leaving a folder that fit() refused as another run's."""
+    from pathlib import Path
+    for settings, error, problem in [({"data": Path("x")}, TypeError, "cannot store a PosixPath at /run/data"),
+                                     ({"w": np.array([None])}, ValueError, "'/run/w' holds objects"),
+                                     (["lr", 0.1], TypeError, "must be a dict or None, got list")]:
+        with pytest.raises(error, match=f"Trainer: run_settings .*{problem}"):
+            _trainer(tmp_path / "run", run_settings=settings)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("extra, error, problem", [
+    ({1, 2}, TypeError, "cannot store a set at /optimizer/note"),
+    (np.array([object()]), ValueError, "the array at '/optimizer/note' holds objects"),
+], ids=["set", "object-array"])
+def test_a_state_a_checkpoint_cannot_store_is_refused_before_the_metrics_line(tmp_path, extra, error, problem):
+    """A custom optimizer's state that no checkpoint can hold failed at the end of the first epoch after its
+    metrics line was written: the folder then held a metrics record and no checkpoint."""
+    trainer = _trainer(tmp_path / "run")
+    state_dict = trainer.optimizer.state_dict
+    trainer.optimizer.state_dict = lambda: {**state_dict(), "note": extra}
+    with pytest.raises(error, match=problem):
+        trainer.fit(epochs=1)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+    assert trainer.history == []
+
+
 def test_resume_without_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         _trainer(tmp_path).resume()
