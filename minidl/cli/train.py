@@ -306,7 +306,7 @@ def run_command(args) -> int:
             return _refuse(f"--out {out}: is a file, not a folder")
         if given.get("resume") and not (out / CONFIG_FILE).is_file() and not (out / "checkpoint.npz").exists():
             return _refuse(f"nothing to resume in {out}: no {CONFIG_FILE} (start without --resume)")
-        created = not out.exists()
+        made = _missing_folders(out)
     except OSError as error:                 # a name too long, a folder we may not search
         return _refuse(f"--out {out}: {error.strerror or error} [errno {error.errno}]")
     session = _Session(out, given)
@@ -327,8 +327,26 @@ def run_command(args) -> int:
         except OSError as error:
             return _refuse(session.describe_os_error(error))
         finally:
-            if created and out.is_dir() and not any(out.iterdir()):
-                out.rmdir()                   # refused before writing anything: leave no empty folder
+            _remove_while_empty(made)        # refused before writing anything: leave no folder it made
+
+
+def _missing_folders(out: Path) -> list[Path]:
+    """`out` and those of its parents that do not exist yet, innermost first: taking the lock makes them all."""
+    missing = []
+    for folder in (out, *out.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_while_empty(folders: list[Path]) -> None:
+    """Remove `folders` in order, stopping at the first that holds anything (or cannot be removed)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _check_metrics(path: Path) -> None:

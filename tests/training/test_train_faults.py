@@ -565,6 +565,18 @@ def test_validation_set_as_large_as_the_training_set_is_refused(tmp_path, capsys
     _one_line_error(err, "error: --val-size 300: must be smaller than the 300 training examples")
 
 
+def test_a_refused_run_leaves_none_of_the_folders_it_made(tmp_path, capsys):
+    """--out new/deep/run: the lock made new/ and new/deep/ too, and a refusal removed only run/."""
+    (tmp_path / "kept").mkdir()
+    status, _, err = _train(capsys, *SMALL, "--val-size", "300", "--out", tmp_path / "new" / "deep" / "run")
+    assert status == 2
+    _one_line_error(err, "error: --val-size 300: must be smaller")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
+    status, _, err = _train(capsys, *SMALL, "--val-size", "300", "--out", tmp_path / "kept" / "run")
+    assert status == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"] and not any((tmp_path / "kept").iterdir())
+
+
 # --------------------------------------------------------------------- bad checkpoints and config.json
 def _truncated(path):
     path.write_bytes(path.read_bytes()[:1000])
