@@ -720,7 +720,11 @@ def _edit_config(key, value):
     (_edit_config("lr", 0.5), [], "was edited after the run started: lr 0.5"),
     (None, ["--epochs", "2"], "--epochs 2: the run in"),
     (_edit_config("epochs", 2), [], "--epochs 2: the run in"),
-], ids=["run setting edited", "optimizer setting edited", "--epochs below", "config epochs below"])
+    (_edit_config("batch_size", 25), [], "was written with a different training loader: batch_size 50 (now 25)"),
+    (None, ["--hidden", "64"], "these options differ: --hidden 64 (the run has 16)"),
+    (lambda out: (out / "checkpoint.npz").write_bytes(b"not an archive"), [], "cannot resume: load("),
+], ids=["run setting edited", "optimizer setting edited", "--epochs below", "config epochs below", "loader changed",
+        "option differs", "damaged checkpoint"])
 def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, three_epochs, capsys, ahead, edit, options, problem):
     """The metrics lines past the checkpoint were trimmed (and a torn one moved to metrics.jsonl.bad) by the
     resume before its settings were compared and it was refused: the refused run had rewritten the folder."""
