@@ -404,6 +404,10 @@ class _Session:
             if "epochs" in given:
                 settings["epochs"] = given["epochs"]
             _check_metrics(out / "metrics.jsonl")
+            weights = out / "model.npz"
+            if weights.exists() and not weights.is_file():    # written last: found only after all the training
+                raise Refused(f"{weights} is not a file, and the resumed run writes its final weights there; move it "
+                              f"away, then resume")
             if not checkpoint.exists():
                 self._refuse_to_lose_saved_progress()
                 _note(f"{out} has no checkpoint: its run stopped before the first one; starting it again from "

@@ -741,6 +741,19 @@ def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, three_epochs, ca
     assert "removed" not in stdout + err and "moved" not in stdout + err
 
 
+def test_a_folder_where_the_weights_go_is_refused_before_training(tmp_path, three_epochs, capsys):
+    """model.npz made a folder: the resumed run trained to the end, rewrote metrics, config and checkpoint,
+    and only then failed to write the weights."""
+    out = _copy(three_epochs, tmp_path)
+    (out / "model.npz").unlink()
+    (out / "model.npz").mkdir()
+    before = _snapshot(out)
+    status, _, err = _train(capsys, "--out", out, "--resume", "--epochs", "4", "--no-progress")
+    assert status == 2
+    _one_line_error(err, f"error: {out / 'model.npz'} is not a file, and the resumed run writes its final weights")
+    assert _snapshot(out) == before
+
+
 def test_a_checkpoint_without_run_settings_still_resumes(tmp_path, three_epochs, straight, capsys):
     """Checkpoints written before the run's settings were recorded resume as before."""
     from minidl.training import load_checkpoint, save_checkpoint
