@@ -17,13 +17,26 @@ class _Loss(Module):
         return f"reduction={self.reduction!r}"
 
 
+def _check_weighted_arguments(loss: str, weight, size_average, reduce) -> None:
+    """PyTorch's positional order is (weight, size_average, ignore_index, reduce, reduction, ...): a string
+    first is a reduction given where the class weights go, and the two arguments PyTorch deprecated for
+    ``reduction`` are refused rather than half-honoured."""
+    if isinstance(weight, str):
+        raise TypeError(f"{loss}: the first argument is the class weights (as in PyTorch); pass the reduction "
+                        f"by name: {loss}(reduction={weight!r})")
+    if size_average is not None or reduce is not None:
+        raise ValueError(f"{loss}: size_average and reduce are deprecated in PyTorch and not supported; use "
+                         f"reduction='mean', 'sum' or 'none'")
+
+
 class CrossEntropyLoss(_Loss):
     """-log softmax(logits)[target] per example (with ``label_smoothing`` ε: against the target
     distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices. ``weight`` (one per
-    class) and ``ignore_index`` as PyTorch's (keyword arguments here)."""
+    class) and ``ignore_index`` as PyTorch's, in PyTorch's positional order."""
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0, *, weight=None,
-                 ignore_index: int = -100):
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
+        _check_weighted_arguments("CrossEntropyLoss", weight, size_average, reduce)
         super().__init__(reduction)
         self.label_smoothing = float(label_smoothing)
         self.weight, self.ignore_index = weight, int(ignore_index)
@@ -37,7 +50,9 @@ class NLLLoss(_Loss):
     """-log_probs[target] per example, reduced (after a log_softmax: the cross-entropy); ``weight`` and
     ``ignore_index`` as in CrossEntropyLoss."""
 
-    def __init__(self, reduction: str = "mean", *, weight=None, ignore_index: int = -100):
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean"):
+        _check_weighted_arguments("NLLLoss", weight, size_average, reduce)
         super().__init__(reduction)
         self.weight, self.ignore_index = weight, int(ignore_index)
 

@@ -198,6 +198,26 @@ def test_class_weights_and_ignore_index_are_checked_and_an_all_ignored_mean_is_n
     assert nn.NLLLoss(ignore_index=7)(z, y).item() == 0.0
 
 
+@pytest.mark.parametrize("weight", [np.array([1.0, 2.0, 1.0, 4.0]), mdl.tensor([1.0, 2.0, 1.0, 4.0])])
+def test_loss_modules_take_pytorchs_positional_order(weight):
+    """PyTorch's CrossEntropyLoss(w) and NLLLoss(w): class weights first, ignore_index third, reduction fifth
+    (a weight array in the reduction's place crashed in NumPy's truth test)."""
+    rng = np.random.default_rng(3)
+    z = mdl.tensor(rng.normal(size=(5, 4)))
+    y = np.array([0, 3, 1, 3, 2])
+    expected = F.cross_entropy(z, y, weight=weight).item()
+    assert nn.CrossEntropyLoss(weight)(z, y).item() == pytest.approx(expected)
+    assert nn.NLLLoss(weight, None, -100, None, "sum")(F.log_softmax(z), y).item() == pytest.approx(
+        F.nll_loss(F.log_softmax(z), y, "sum", weight=weight).item())
+    assert nn.CrossEntropyLoss(weight, None, 3)(z, y).item() == pytest.approx(
+        F.cross_entropy(z, y, weight=weight, ignore_index=3).item())
+    for loss in (nn.CrossEntropyLoss, nn.NLLLoss):
+        with pytest.raises(TypeError, match=r"pass the reduction by name: \w+\(reduction='sum'\)"):
+            loss("sum")
+        with pytest.raises(ValueError, match="size_average and reduce are deprecated"):
+            loss(size_average=False)
+
+
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
 def test_ignored_targets_get_no_gradient_whatever_comes_back(loss):
     """A batch of padding only (mean: 0/0) and an ignored row's zero loss under a square root (an infinite
