@@ -36,7 +36,7 @@ class Adagrad(Optimizer):
     def step(self) -> None:
         changed = []
         for group, p, g in self._gradients():
-            state = self.state.setdefault(id(p), {})
+            state = self.state.setdefault(p, {})
             if "step" not in state:
                 state["step"] = 0
                 state["sum"] = np.full_like(p.data, group["initial_accumulator_value"])

@@ -50,7 +50,7 @@ class Adam(Optimizer):
             lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
             if decoupled and group["weight_decay"]:
                 p.data *= p.data.dtype.type(1 - lr * group["weight_decay"])
-            state = self.state.setdefault(id(p), {})
+            state = self.state.setdefault(p, {})
             if "step" not in state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(p.data)

@@ -38,7 +38,7 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
-        self.state: dict[int, dict] = {}      # id(param) -> {"step": int, buffers...}
+        self.state: dict = {}                 # param -> {"step": int, buffers...} (PyTorch's: opt.state[p])
         self._scratch: dict[int, dict] = {}   # id(param) -> {name: ndarray}: not state, reused per step
         for group in groups:
             self.add_param_group(group)
@@ -48,14 +48,14 @@ class Optimizer:
         copied optimizer found no state under its new parameters' ids and restarted its momentum and
         moments, silently); scratch arrays are not state."""
         kept = dict(self.__dict__)
-        kept["state"] = [self.state.get(id(p)) for p in self._params()]
+        kept["state"] = [self.state.get(p) for p in self._params()]
         kept["_scratch"] = {}
         return kept
 
     def __setstate__(self, kept: dict) -> None:
         by_position = kept.pop("state")
         self.__dict__.update(kept)
-        self.state = {id(p): state for p, state in zip(self._params(), by_position) if state is not None}
+        self.state = {p: state for p, state in zip(self._params(), by_position) if state is not None}
 
     def add_param_group(self, group: dict) -> None:
         """Add a group ``{"params": [...], <hyperparameter overrides>}`` (PyTorch's: e.g. layers unfrozen
@@ -172,14 +172,21 @@ class Optimizer:
             if "initial_lr" in group:       # set by an LR scheduler; resuming one with last_epoch needs it
                 out[f"param_groups.{g}.initial_lr"] = group["initial_lr"]
         for i, p in enumerate(self._params()):
-            for name, value in self.state.get(id(p), {}).items():
+            for name, value in self.state.get(p, {}).items():
                 out[f"state.{i}.{name}"] = value.copy() if isinstance(value, np.ndarray) else value
         return out
 
     def load_state_dict(self, state: dict) -> None:
         """Restore hyperparameters and buffers saved by ``state_dict`` (values may be 0-d arrays, as
-        ``mdl.load`` returns them). Group count and sizes, and buffer shapes, must match."""
+        ``mdl.load`` returns them). Group count and sizes, and buffer shapes, must match; everything is
+        checked before anything changes."""
         params = self._params()
+        saved_groups = {key.split(".")[1] for key in state
+                        if key.startswith("param_groups.") and key.endswith(".size")}
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"optimizer state dict has {len(saved_groups)} parameter groups, the optimizer "
+                             f"{len(self.param_groups)}")
+        hyperparameters = []
         for g, group in enumerate(self.param_groups):
             size_key = f"param_groups.{g}.size"
             if size_key not in state:
@@ -187,18 +194,20 @@ class Optimizer:
             if int(np.asarray(state[size_key])) != len(group["params"]):
                 raise ValueError(f"optimizer group {g} has {len(group['params'])} parameters, the state "
                                  f"dict has {int(np.asarray(state[size_key]))}")
+            values = {}
             for key, kind in self.hyper.items():
                 name = f"param_groups.{g}.{key}"
                 if name not in state and key in self.hyper_defaults:
-                    group[key] = self.hyper_defaults[key]
+                    values[key] = self.hyper_defaults[key]
                     continue
                 if name not in state:
                     raise KeyError(f"optimizer state dict has no '{name}'")
                 value = np.asarray(state[name])
-                group[key] = tuple(float(v) for v in value) if kind is tuple else kind(value.item())
+                values[key] = tuple(float(v) for v in value) if kind is tuple else kind(value.item())
             if f"param_groups.{g}.initial_lr" in state:
-                group["initial_lr"] = float(np.asarray(state[f"param_groups.{g}.initial_lr"]))
-        new_state: dict[int, dict] = {}
+                values["initial_lr"] = float(np.asarray(state[f"param_groups.{g}.initial_lr"]))
+            hyperparameters.append(values)
+        new_state: dict = {}
         for key, value in state.items():
             if not key.startswith("state."):
                 continue
@@ -210,10 +219,12 @@ class Optimizer:
             p = params[index]
             value = np.asarray(value)
             if name == "step":
-                new_state.setdefault(id(p), {})[name] = int(value)
+                new_state.setdefault(p, {})[name] = int(value)
                 continue
             if value.shape != p.data.shape:
                 raise ValueError(f"optimizer state '{key}' has shape {value.shape}, "
                                  f"parameter has shape {p.data.shape}")
-            new_state.setdefault(id(p), {})[name] = value.astype(p.data.dtype, copy=True)
+            new_state.setdefault(p, {})[name] = value.astype(p.data.dtype, copy=True)
+        for group, values in zip(self.param_groups, hyperparameters):
+            group.update(values)
         self.state = new_state

@@ -41,7 +41,7 @@ class RMSprop(Optimizer):
         changed = []
         for group, p, g in self._gradients():
             lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
-            state = self.state.setdefault(id(p), {})
+            state = self.state.setdefault(p, {})
             if "step" not in state:
                 state["step"] = 0
                 state["square_avg"] = np.zeros_like(p.data)

@@ -54,7 +54,7 @@ class SGD(Optimizer):
                 continue
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             if momentum:
-                state = self.state.setdefault(id(p), {})
+                state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
                 if buf is None:
                     buf = state["momentum_buffer"] = g.copy()     # g is in p's dtype already
@@ -84,7 +84,7 @@ class SGD(Optimizer):
             product.apply(p.data, alpha=alpha, beta=beta)
             return True
         w = p.data
-        state = self.state.setdefault(id(p), {})
+        state = self.state.setdefault(p, {})
         buf = state.get("momentum_buffer")
         if buf is None:
             buf = state["momentum_buffer"] = product.materialize()

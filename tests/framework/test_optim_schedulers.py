@@ -44,7 +44,7 @@ def test_every_optimizer_updates_a_0d_parameter_like_a_1_element_vector(make):
             opt.step()
         assert type(scalar.data) is np.ndarray and scalar.shape == ()
     assert scalar.item() == vector.item()
-    assert all(type(v) is np.ndarray and v.shape == () for k, v in opts[0].state[id(scalar)].items() if k != "step")
+    assert all(type(v) is np.ndarray and v.shape == () for k, v in opts[0].state[scalar].items() if k != "step")
 
 
 # ---- AdamW --------------------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def test_a_copied_optimizer_continues_where_the_original_was(make, copy_of):
     step(p, opt)
     step(p2, opt2)
     np.testing.assert_array_equal(p2.data, p.data)
-    assert list(opt2.state) == [id(p2)] and opt2.state_dict().keys() == opt.state_dict().keys()
+    assert list(opt2.state) == [p2] and opt2.state_dict().keys() == opt.state_dict().keys()
 
 
 def test_a_tensor_assigned_to_grad_is_read_as_its_array():
@@ -266,3 +266,31 @@ def test_a_tensor_assigned_to_grad_is_read_as_its_array():
     assert type(p.grad) is np.ndarray
     optim.SGD([p], lr=1.0, weight_decay=0.1).step()
     np.testing.assert_allclose(p.data, [0.4, 1.3])
+
+
+def test_state_is_keyed_by_the_parameter_as_pytorchs():
+    """opt.state[p] reads a parameter's buffers, and PyTorch's idiom opt.state[p] = {} resets them (keyed by
+    id(p) before: a KeyError, and the reset silently ignored)."""
+    p = mdl.tensor([1.0, -2.0], requires_grad=True)
+    opt = optim.SGD([p], lr=0.1, momentum=0.9)
+    for _ in range(3):
+        p.grad = np.array([1.0, 1.0])
+        opt.step()
+    np.testing.assert_allclose(opt.state[p]["momentum_buffer"], [2.71, 2.71])
+    opt.state[p] = {}
+    before = p.data.copy()
+    p.grad = np.array([1.0, 1.0])
+    opt.step()
+    np.testing.assert_allclose(p.data, before - 0.1)           # a fresh buffer: the gradient alone
+
+
+def test_load_state_dict_refuses_other_group_counts_and_changes_nothing():
+    a, b = (mdl.tensor([1.0], requires_grad=True) for _ in range(2))
+    two_groups = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1).state_dict()
+    opt = optim.SGD([a], lr=0.2, momentum=0.5)
+    with pytest.raises(ValueError, match="state dict has 2 parameter groups, the optimizer 1"):
+        opt.load_state_dict(two_groups)
+    bad = {**optim.SGD([a], lr=0.3).state_dict(), "state.0.momentum_buffer": np.zeros(3)}
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        opt.load_state_dict(bad)
+    assert (opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]) == (0.2, 0.5)
