@@ -11,14 +11,17 @@ __all__ = ["Sequential", "ModuleList", "MLP"]
 
 
 class Sequential(Module):
-    """Applies its modules in order; they are registered as "0", "1", ... (parameter names "0.weight")."""
+    """Applies its modules in order; they are registered as "0", "1", ... (parameter names "0.weight"), or
+    under the keys of one dict given instead (``Sequential(OrderedDict(fc=..., act=...))``, PyTorch's)."""
 
     def __init__(self, *modules: Module):
         super().__init__()
-        for i, m in enumerate(modules):
+        named = modules[0].items() if len(modules) == 1 and isinstance(modules[0], dict) else \
+            ((str(i), m) for i, m in enumerate(modules))
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential expects Modules, argument {i} is a {type(m).__name__}")
-            setattr(self, str(i), m)
+                raise TypeError(f"Sequential expects Modules, {name!r} is a {type(m).__name__}")
+            self.add_module(name, m)
 
     def forward(self, x):
         for m in self._modules.values():
@@ -29,19 +32,25 @@ class Sequential(Module):
         return len(self._modules)
 
     def __getitem__(self, i):
-        """The i-th module, or for a slice a Sequential of those modules (shared, as PyTorch's:
-        ``model[:-1](x)`` runs all but the last)."""
-        modules = list(self._modules.values())
-        return Sequential(*modules[i]) if isinstance(i, slice) else modules[i]
+        """The i-th module, or for a slice a Sequential of those modules under their names here (shared, as
+        PyTorch's: ``model[:-1](x)`` runs all but the last, ``model[2:].state_dict()`` has "2.weight")."""
+        if isinstance(i, slice):
+            return Sequential(dict(list(self._modules.items())[i]))
+        return list(self._modules.values())[i]
 
     def __iter__(self):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> "Sequential":
-        """Add ``module`` at the end (as "<len>"); returns self."""
+        """Add ``module`` at the end (as "<len>", PyTorch's; refused where a module of a slice or a dict
+        holds that name: it would be replaced, not added); returns self."""
         if not isinstance(module, Module):
             raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
-        setattr(self, str(len(self)), module)
+        name = str(len(self))
+        if name in self._modules:
+            raise ValueError(f"Sequential.append: the name {name!r} is taken by {self._modules[name]!r}; add the "
+                             f"module under a name of its own with add_module")
+        self.add_module(name, module)
         return self
 
 

@@ -171,11 +171,16 @@ class Module:
             yield m
 
     def children(self):
-        yield from self._modules.values()
+        for _, m in self.named_children():
+            yield m
 
     def named_children(self):
-        """Yield (name, module) for the direct sub-modules."""
-        yield from self._modules.items()
+        """Yield (name, module) for the direct sub-modules, one registered under two names once (PyTorch's)."""
+        seen = set()
+        for name, m in self._modules.items():
+            if m is not None and id(m) not in seen:
+                seen.add(id(m))
+                yield name, m
 
     def add_module(self, name: str, module) -> None:
         """Register ``module`` (a Module or None) as ``self.<name>`` (PyTorch's; names need not be
@@ -235,8 +240,13 @@ class Module:
 
     # ---- modes and gradients ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
-        for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+        """Set training mode here and call each child's ``train(mode)`` (PyTorch's), so a child that
+        overrides train() (to keep its BatchNorm frozen, say) is obeyed; returns self."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train: mode is expected to be a bool, got {type(mode).__name__}")
+        object.__setattr__(self, "training", mode)
+        for child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> "Module":

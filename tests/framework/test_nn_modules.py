@@ -270,3 +270,65 @@ def test_a_module_that_skipped_super_init_says_so_when_used():
             use()
     with pytest.raises(AttributeError, match="'NoSuper' object has no attribute 'width'"):
         module.width
+
+
+def test_train_calls_each_childs_own_train():
+    """A child that overrides train() to keep its BatchNorm frozen (a fine-tuning idiom) is obeyed by the
+    parent's train(); it was bypassed and the frozen running mean moved (PyTorch: it stays 0)."""
+    class Frozen(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(3)
+
+        def forward(self, x):
+            return self.bn(x)
+
+        def train(self, mode=True):
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+    net = nn.Sequential(nn.Linear(3, 3), Frozen())
+    net.eval()
+    assert net.train() is net and net.training and net[0].training and not net[1].bn.training
+    net(mdl.tensor(np.random.default_rng(0).normal(size=(8, 3)) + 5.0))
+    np.testing.assert_array_equal(net[1].bn.running_mean.data, 0.0)
+    with pytest.raises(ValueError, match="mode is expected to be a bool"):
+        net.train("eval")
+
+
+def test_a_module_under_two_names_is_one_child():
+    """children(), named_children() and so apply() visit a module registered twice once per parent (PyTorch's):
+    apply(halve) on Sequential(shared, Tanh(), shared) halved its weight twice."""
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.Tanh(), shared)
+    assert [name for name, _ in net.named_children()] == ["0", "1"] and len(list(net.children())) == 2
+    before = shared.weight.data.copy()
+
+    def halve(m):
+        if isinstance(m, nn.Linear):
+            m.weight.data[...] *= 0.5
+    net.apply(halve)
+    np.testing.assert_array_equal(shared.weight.data, before * 0.5)
+
+
+def test_sequential_slices_keep_their_names_and_dicts_name_modules():
+    """m[2:] keeps "2.weight" as PyTorch's (renumbered from 0 before, so a slice's state dict loaded back with
+    strict=False went to layer 0 silently); Sequential(OrderedDict) names its modules; append never replaces."""
+    from collections import OrderedDict
+
+    net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 4))
+    tail = net[2:]
+    assert list(tail.state_dict()) == ["2.weight", "2.bias", "4.weight", "4.bias"]
+    assert tail[0] is net[2] and len(tail) == 3
+    x = mdl.tensor(np.ones((1, 3)))
+    np.testing.assert_array_equal(tail(x).data, net[4](net[3](net[2](x))).data)
+    replaced = {k: np.zeros_like(v.data) for k, v in tail.state_dict().items()}
+    net.load_state_dict(replaced, strict=False)
+    assert not net[2].weight.data.any() and net[0].weight.data.any()
+    named = nn.Sequential(OrderedDict([("fc", nn.Linear(2, 2)), ("act", nn.ReLU())]))
+    assert list(named.state_dict()) == ["fc.weight", "fc.bias"] and isinstance(named.act, nn.ReLU)
+    with pytest.raises(ValueError, match="the name '3' is taken"):
+        net[2:].append(nn.Tanh())
+    with pytest.raises(TypeError, match="'act' is a int"):
+        nn.Sequential({"act": 3})
