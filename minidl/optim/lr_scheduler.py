@@ -93,9 +93,10 @@ class LRScheduler:
 
 
 def _positive_int(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """``value`` as an int if it is a positive integer of any integral type (np.int64 too), else ValueError."""
+    if not _count(value) or value == 0:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 class StepLR(LRScheduler):
@@ -236,6 +237,7 @@ class ReduceLROnPlateau:
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, float(factor), int(patience)
         self.threshold, self.threshold_mode, self.cooldown = float(threshold), threshold_mode, int(cooldown)
         self.min_lrs, self.eps = [float(m) for m in min_lrs], float(eps)
+        self._default_min_lr = None if isinstance(min_lr, (list, tuple)) else float(min_lr)
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs, self.cooldown_counter, self.last_epoch = 0, 0, 0
         self._last_lr = [group["lr"] for group in groups]
@@ -258,12 +260,24 @@ class ReduceLROnPlateau:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
         if self.num_bad_epochs > self.patience:
+            self._fit_min_lrs_to_the_groups()
             for group, low in zip(self.optimizer.param_groups, self.min_lrs):
                 new = max(group["lr"] * self.factor, low)
                 if group["lr"] - new > self.eps:
                     group["lr"] = new
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def _fit_min_lrs_to_the_groups(self) -> None:
+        """A group added to the optimizer since (add_param_group) gets the one min_lr given, as PyTorch's;
+        with one per group given, the count must still match (zip would leave the new group unreduced)."""
+        groups = len(self.optimizer.param_groups)
+        if groups == len(self.min_lrs):
+            return
+        if self._default_min_lr is None:
+            raise ValueError(f"ReduceLROnPlateau: the optimizer has {groups} parameter groups, min_lr gave "
+                             f"{len(self.min_lrs)}; set scheduler.min_lrs to one value per group")
+        self.min_lrs = [self._default_min_lr] * groups
 
     def get_last_lr(self) -> list:
         return list(self._last_lr)

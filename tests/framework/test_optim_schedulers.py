@@ -294,3 +294,31 @@ def test_an_adam_state_dict_saved_before_amsgrad_existed_still_loads():
     again = optim.Adam([p], lr=0.1, amsgrad=True)
     again.load_state_dict(state)
     assert again.param_groups[0]["amsgrad"] is False and "state.0.max_exp_avg_sq" in opt.state_dict()
+
+
+def test_reduce_on_plateau_reduces_a_group_added_later():
+    """Progressive unfreezing: a group added with add_param_group after the scheduler got the one min_lr and
+    was reduced with the rest (PyTorch 2.13: [0.0125, 0.0125]); zip skipped it before, leaving 0.05."""
+    a, b = (mdl.tensor([1.0], requires_grad=True) for _ in range(2))
+    opt = optim.SGD([a], lr=0.1)
+    plateau = lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0)
+    plateau.step(1.0)
+    plateau.step(1.0)
+    opt.add_param_group({"params": [b], "lr": 0.05})
+    plateau.step(1.0)
+    plateau.step(1.0)
+    assert plateau.get_last_lr() == [0.0125, 0.0125]
+    listed = lr_scheduler.ReduceLROnPlateau(optim.SGD([a], lr=0.1), patience=0, min_lr=[0.0])
+    listed.optimizer.add_param_group({"params": [b]})
+    listed.step(1.0)
+    with pytest.raises(ValueError, match="2 parameter groups, min_lr gave 1"):
+        listed.step(1.0)
+
+
+def test_schedulers_take_integers_of_any_integral_type():
+    opt = optim.SGD([mdl.tensor([1.0], requires_grad=True)], lr=0.1)
+    assert lr_scheduler.StepLR(opt, np.int64(3)).step_size == 3
+    assert type(lr_scheduler.CosineAnnealingLR(opt, T_max=np.int32(10)).T_max) is int
+    for bad in (2.5, True, np.int64(0)):
+        with pytest.raises(ValueError, match="T_max must be a positive integer"):
+            lr_scheduler.CosineAnnealingLR(opt, T_max=bad)
