@@ -240,6 +240,7 @@ def run(args) -> int:
     import sys
     from pathlib import Path
 
+    from minidl.experiments.runners import SchedulerLost
     from minidl.experiments.study import StudyFolderError, run_study
     from minidl.interrupts import sigterm_as_ctrl_c
     from minidl.training.run_lock import FolderLocked
@@ -265,6 +266,11 @@ def run(args) -> int:
             print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
                   f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
             return 130
+        except SchedulerLost as error:         # the study is fine, its cluster went away: say how to go on
+            where = f"--scheduler {shlex.quote(args.scheduler)}" if args.scheduler else f"--workers {args.workers}"
+            print(f"minidl reproduce: {error} (minidl reproduce --out {shlex.quote(str(out))} --resume {where}); "
+                  f"what finished is in {out}", file=sys.stderr)
+            return 1
         except Exception as error:             # a run failed for good: the study says so in its files
             print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "
                   f"{out}", file=sys.stderr)

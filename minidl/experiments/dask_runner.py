@@ -8,19 +8,26 @@ Only `minidl reproduce --workers/--scheduler` imports this module (and so dask).
 writes its run's checkpoints into `<out>/checkpoints/`, so `out` must be a folder every worker sees (checked
 at start). A task whose worker dies or that raises is submitted again under a fresh key (Dask may return a
 stale result for a key that failed before) and continues from its checkpoint, until the run has been
-started `max_attempts` times. Progress comes from the workers as events on `tasks.PROGRESS_TOPIC`.
+started `max_attempts` times. Progress comes from the workers as events on `tasks.PROGRESS_TOPIC`. A
+scheduler that goes away stops the study with SchedulerLost (Dask cancels every task of a lost
+connection and would leave new ones waiting forever).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import uuid
 from pathlib import Path
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster
 
+from minidl.experiments.runners import SchedulerLost
 from minidl.experiments.tasks import (PROGRESS_TOPIC, TooManyAttempts, check_shared_folder, execute_on_worker,
                                       measure_on_worker, read_attempts)
+
+CHECK_SECONDS = 1.0      # how often a wait for tasks checks that the client still has its scheduler
 
 
 class TaskFailed(RuntimeError):
@@ -37,12 +44,17 @@ class DaskRunner:
         self.cluster = None
         environment = dict(os.environ)
         if scheduler is not None:
-            self.client = Client(scheduler, timeout="30s")
+            try:
+                self.client = Client(scheduler, timeout="30s")
+            except OSError as error:         # gone, or not there yet
+                raise SchedulerLost(f"cannot reach the Dask scheduler at {scheduler} ({error}); --resume continues "
+                                    "the study") from None
         else:
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                         dashboard_address=None, silence_logs=logging.ERROR)
             self.client = Client(self.cluster)
         _restore(environment)       # the Nanny writes its workers' settings into this process's environment
+        self.address = self.client.scheduler.address      # kept: the client forgets it once closed
         try:
             self.workers = self.client.scheduler_info()["workers"]
             self.parallel = max(1, sum(w.get("nthreads", 1) for w in self.workers.values()))
@@ -73,9 +85,16 @@ class DaskRunner:
 
     def seconds_per_update(self, config) -> float:
         """Seconds per training update of the study's nets, measured on a worker."""
+        finished = queue.Queue()
         future = self.client.submit(measure_on_worker, self.spec, config, tuple(config.activations),
                                     key=f"minidl-speed-{uuid.uuid4().hex}", pure=False)
-        return future.result()
+        future.add_done_callback(finished.put)
+        self._next_finished(finished)
+        try:
+            return future.result()
+        except Exception as error:
+            self._check_scheduler(error)
+            raise
 
     def run(self, tasks, on_progress):
         """Yield (task, record) as the tasks finish; resubmit failures (fresh key) up to max_attempts."""
@@ -85,50 +104,92 @@ class DaskRunner:
         tasks = [replace(task, threads=self.threads, max_attempts=self.max_attempts) for task in tasks]
         submitted = {task.name: 0 for task in tasks}
         running = {}                                     # future -> task
-        finished = as_completed()
+        finished = queue.Queue()                         # futures as they finish (put by Dask's callback thread)
         try:
             for task in tasks:
-                future = self._submit(task, submitted)
-                running[future] = task
-                finished.add(future)
-            for future in finished:
+                running[self._submit(task, submitted, finished)] = task
+            while running:
+                future = self._next_finished(finished)
                 task = running.pop(future)
                 try:
                     record = future.result()
                 except TooManyAttempts as error:
                     raise TaskFailed(str(error)) from None
-                except Exception as error:          # the worker died (KilledWorker) or the task raised
+                except Exception as error:          # the worker died (KilledWorker), the task raised, or Dask
+                    self._check_scheduler(error)    # cancelled it when the scheduler went away
                     started = max(submitted[task.name], read_attempts(task)["attempts"])
                     if started >= self.max_attempts:
                         raise TaskFailed(f"{task.name} failed {started} times (--max-attempts "
                                          f"{self.max_attempts}); last error: {type(error).__name__}: {error}") \
                             from None
-                    retry = self._submit(task, submitted)
-                    running[retry] = task
-                    finished.add(retry)
+                    running[self._submit(task, submitted, finished)] = task
                     continue
                 yield task, record
         finally:
             self._on_progress = None
-            if running:
-                self.client.cancel(list(running))
+            self._cancel(running)
 
-    def _submit(self, task, submitted):
+    def _submit(self, task, submitted, finished: queue.Queue):
         submitted[task.name] += 1
         key = f"minidl-{task.name}-{submitted[task.name]}-{uuid.uuid4().hex[:8]}"
-        return self.client.submit(execute_on_worker, task, self.spec, key=key, pure=False, retries=0)
+        future = self.client.submit(execute_on_worker, task, self.spec, key=key, pure=False, retries=0)
+        future.add_done_callback(finished.put)
+        return future
+
+    def _next_finished(self, finished: queue.Queue):
+        """The next future put in `finished`, checking every CHECK_SECONDS that the scheduler is still there."""
+        while True:
+            try:
+                return finished.get(timeout=CHECK_SECONDS)
+            except queue.Empty:
+                self._check_scheduler()
+
+    def _check_scheduler(self, error: BaseException | None = None) -> None:
+        """SchedulerLost if the client lost its scheduler: Dask then cancels every future ("scheduler-connection-
+        lost"), tries to reconnect and closes the client; a task submitted meanwhile would wait forever."""
+        if self.client.status != "running" or getattr(error, "reason", None) == "scheduler-connection-lost":
+            raise SchedulerLost(f"lost the Dask scheduler at {self.address}: the runs under way stopped; "
+                                "--resume continues the study") from None
+
+    def _cancel(self, running: dict) -> None:
+        """Cancel the tasks still running (the study stops). Best effort: on a client that lost its scheduler
+        cancel raises (ClosedClientError, CommClosedError...), which must not hide why the study stops (a
+        Ctrl-C was reported as a failure)."""
+        if running and self.client.status == "running":
+            with contextlib.suppress(Exception):
+                self.client.cancel(list(running))
 
     def describe(self) -> dict:
-        return {"runner": "dask", "scheduler": self.client.scheduler.address, "local_cluster": self.cluster is not None,
+        return {"runner": "dask", "scheduler": self.address, "local_cluster": self.cluster is not None,
                 "workers": len(self.workers), "parallel_runs": self.parallel, "threads_per_run": self.threads,
                 "max_attempts": self.max_attempts}
 
     def close(self) -> None:
+        # a client that lost its scheduler logs the end of its reconnection attempt as an error with a
+        # traceback; the study says what happened in one line
+        lost = self.client.status != "running"
         try:
-            self.client.close()
+            with _silenced("distributed.client") if lost else contextlib.nullcontext():
+                self.client.close()
         finally:
             if self.cluster is not None:
-                self.cluster.close()
+                import dask
+
+                # closing the cluster asks its scheduler to close the workers: a lost one in 2 s, not 30
+                quick = {"distributed.comm.timeouts.connect": "2s"} if lost else {}
+                with dask.config.set(quick):
+                    self.cluster.close()
+
+
+@contextlib.contextmanager
+def _silenced(name: str):
+    """The logger `name` disabled inside the block."""
+    logger = logging.getLogger(name)
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
 
 
 def _restore(environment: dict) -> None:

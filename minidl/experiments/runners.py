@@ -6,11 +6,18 @@
     for task, record in runner.run(tasks, on_progress):   records as they finish (any order)
     runner.describe()                   what results["execution"] records; runner.close()
 
-`on_progress(task_name, done)` is told a task's updates done so far.
+`on_progress(task_name, done)` is told a task's updates done so far. A runner whose Dask scheduler goes
+away raises SchedulerLost from `run` (or `seconds_per_update`).
 """
 from __future__ import annotations
 
 import numpy as np
+
+
+class SchedulerLost(RuntimeError):
+    """The Dask scheduler the study's tasks ran on went away (killed, its allocation ended, its machine gone)
+    or cannot be reached. Nothing is wrong with the study: `--resume` continues it once a scheduler is up.
+    Defined here, not in dask_runner.py, so that the command can catch it without importing Dask."""
 
 
 class SerialRunner:

@@ -1,7 +1,13 @@
 """The study on a Dask LocalCluster: the same results.json as serially (timing aside), also when a worker is
-SIGKILLed in the middle of a run (the run is started again, from its checkpoint)."""
+SIGKILLed in the middle of a run (the run is started again, from its checkpoint); a scheduler that goes
+away stops the study in one line, and it is resumed to the same results."""
+import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -11,7 +17,7 @@ from minidl.cli import main  # noqa: E402
 from minidl.experiments.study import comparable  # noqa: E402
 from minidl.experiments.tasks import RunTask, read_attempts  # noqa: E402
 
-from study_helpers import TINY, results_of, start_study, wait_for_checkpoint  # noqa: E402
+from study_helpers import PACKAGE_PARENT, TINY, results_of, start_study, wait_for_checkpoint  # noqa: E402
 
 
 def test_two_workers_give_the_serial_results(uninterrupted, tmp_path):
@@ -87,3 +93,95 @@ def test_workers_that_do_not_share_the_folder_are_refused(tmp_path):
     assert check_shared_folder(str(tmp_path), "token") == f"{os.uname().nodename} does not see {tmp_path / 'token'}"
     (tmp_path / "token").write_text("")
     assert check_shared_folder(str(tmp_path), "token") is None
+
+
+@contextlib.contextmanager
+def _external_cluster(folder):
+    """(address, scheduler process, worker process): a `dask scheduler` on this machine and one single-threaded
+    `dask worker` without a nanny (one process each, so that a kill takes it down), both killed on exit."""
+    file = folder / "scheduler.json"
+    processes = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                   "--port", "0", "--no-dashboard", "--scheduler-file", str(file)],
+                                  cwd=PACKAGE_PARENT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not file.exists():
+            assert time.monotonic() < deadline and processes[0].poll() is None, "the scheduler did not start"
+            time.sleep(0.05)
+        address = json.loads(file.read_text())["address"]
+        processes.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                           "1", "--no-nanny", "--no-dashboard"], cwd=PACKAGE_PARENT,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address, processes[0], processes[1]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_scheduler_stops_the_study_in_one_line_and_resume_finishes_it(uninterrupted, tmp_path):
+    """The client lost its scheduler and the study hung for ever, saying nothing."""
+    out = tmp_path / "study"
+    with _external_cluster(tmp_path) as (address, scheduler, worker):
+        process = start_study(TINY + ["--out", str(out), "--scheduler", address])
+        try:
+            wait_for_checkpoint(process, out)
+            scheduler.kill()
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        worker.kill()                   # its run went on writing checkpoints: stopped before the resume
+        worker.wait()
+    assert process.returncode == 1, err
+    assert len(err.splitlines()) == 1 and f"lost the Dask scheduler at {address}" in err, err
+    assert f"minidl reproduce --out {out} --resume --scheduler {address}" in err
+    results = results_of(out)
+    assert results["status"] == "failed" and results["error"].startswith(f"SchedulerLost: lost the Dask scheduler "
+                                                                         f"at {address}")
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    resumed = results_of(out)
+    assert resumed["status"] == "complete" and comparable(resumed) == comparable(uninterrupted)
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_is_an_interrupt_even_where_cancelling_the_tasks_fails(tmp_path):
+    """Once the client had lost its scheduler, cancelling the running tasks raised ClosedClientError, and a
+    Ctrl-C was reported as "the study failed"."""
+    from distributed.client import ClosedClientError
+
+    runner, task = _runner_and_long_task(tmp_path)
+
+    def closed(*args, **kwargs):
+        raise ClosedClientError("the client is closed")
+
+    runner.client.cancel = closed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(runner.run([task], _ctrl_c_once()))
+    finally:
+        runner.close()
+
+
+def _runner_and_long_task(folder, max_attempts: int = 3):
+    """A DaskRunner of one worker and a task that trains far longer than a test waits."""
+    from minidl.experiments.config import TrainingConfig
+    from minidl.experiments.dask_runner import DaskRunner
+    from minidl.experiments.data import resolve_data
+
+    _, spec = resolve_data("shapeset", train_examples=200)
+    config = TrainingConfig(depth=1, width=4, updates=10 ** 6, eval_every=10 ** 6, monitor_every=10 ** 6)
+    task = RunTask("run-tanh-standard-seed0", "run", config, "tanh", "standard", 0, 0.1, 10 ** 6,
+                   checkpoint=str(folder / "checkpoints" / "run-tanh-standard-seed0.npz"), checkpoint_every=10 ** 5)
+    return DaskRunner(spec, folder, workers=1, max_attempts=max_attempts), task
+
+
+def _ctrl_c_once():
+    """on_progress that sends this process SIGINT (Ctrl-C) when the first progress arrives: the task runs."""
+    sent = []
+
+    def on_progress(name, done):
+        if not sent:
+            sent.append(done)
+            os.kill(os.getpid(), signal.SIGINT)
+    return on_progress
