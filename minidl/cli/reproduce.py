@@ -83,8 +83,8 @@ def register(subparsers) -> None:
     parser.add_argument("--threads-per-run", type=int, default=None, metavar="T",
                         help="kernel threads of each training run (default: serial all cores, Dask 1)")
     parser.add_argument("--max-attempts", type=int, default=None, metavar="N",
-                        help="starts of one run (its worker died or it raised) before the study fails (Dask; "
-                             "default 3)")
+                        help="failed starts of one run (its worker died or it raised; not those stopped by Ctrl-C, "
+                             "SIGTERM or a lost scheduler) before the study fails (Dask; default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     one_line_errors(parser)
     parser.set_defaults(func=run)

@@ -25,7 +25,7 @@ from distributed import Client, LocalCluster
 
 from minidl.experiments.runners import SchedulerLost
 from minidl.experiments.tasks import (PROGRESS_TOPIC, TooManyAttempts, check_shared_folder, execute_on_worker,
-                                      measure_on_worker, read_attempts)
+                                      failed_attempts, measure_on_worker, read_attempts, release_attempt)
 
 CHECK_SECONDS = 1.0      # how often a wait for tasks checks that the client still has its scheduler
 
@@ -117,22 +117,24 @@ class DaskRunner:
                     raise TaskFailed(str(error)) from None
                 except Exception as error:          # the worker died (KilledWorker), the task raised, or Dask
                     self._check_scheduler(error)    # cancelled it when the scheduler went away
-                    started = max(submitted[task.name], read_attempts(task)["attempts"])
-                    if started >= self.max_attempts:
-                        raise TaskFailed(f"{task.name} failed {started} times (--max-attempts "
+                    failed = max(submitted[task.name], failed_attempts(read_attempts(task)))
+                    if failed >= self.max_attempts:
+                        raise TaskFailed(f"{task.name} failed {failed} times (--max-attempts "
                                          f"{self.max_attempts}); last error: {type(error).__name__}: {error}") \
                             from None
                     running[self._submit(task, submitted, finished)] = task
                     continue
                 yield task, record
-        finally:
+        finally:                        # the study stops (or all is done): what still runs was stopped by it
             self._on_progress = None
             self._cancel(running)
+            for future, task in running.items():
+                release_attempt(task, future.key)
 
     def _submit(self, task, submitted, finished: queue.Queue):
         submitted[task.name] += 1
         key = f"minidl-{task.name}-{submitted[task.name]}-{uuid.uuid4().hex[:8]}"
-        future = self.client.submit(execute_on_worker, task, self.spec, key=key, pure=False, retries=0)
+        future = self.client.submit(execute_on_worker, task, self.spec, key, key=key, pure=False, retries=0)
         future.add_done_callback(finished.put)
         return future
 

@@ -51,7 +51,9 @@ Layout of results.json (format "minidl-reproduce/1"):
             activation, scheme, seed, lr, depth, width, batch_size, updates_planned, updates_done,
             diverged_at (update or null), train_seconds, recording_seconds (of which its curve points and
             snapshots) and updates_per_second (of the last attempt),
-            execution {task, attempts, resumed_from_update, kernels, threads, malloc_tuned, host, pid},
+            execution {task, attempts, attempts_stopped (of which the study stopped: Ctrl-C, SIGTERM, a lost
+                      scheduler; not counted against --max-attempts), resumed_from_update, kernels, threads,
+                      malloc_tuned, host, pid},
             final_test_error (whole test split), final_validation_error,
             curve {updates, train_loss (mean minibatch loss since the previous point), test_error},
             monitor {updates, layers[i] {mean, std, p2, p50, p98}} on the 300 monitored test examples,

@@ -252,7 +252,7 @@ class Execution:
     scheduler: str | None = None         # the address of an existing Dask scheduler
     threads_per_run: int | None = None   # kernel threads of each run (None: serial the process's, Dask 1)
     checkpoint_every: int = CHECKPOINT_EVERY
-    max_attempts: int = 3                # starts of one run before the study gives up (Dask)
+    max_attempts: int = 3                # failed starts of one run before the study gives up (Dask)
 
     @property
     def dask(self) -> bool:
@@ -697,9 +697,11 @@ class Study:
             return
         bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
         runner = self._runner_for(data, spec)
-        for task, record in runner.run(pending, self._progress(bar)):
-            keep(task, record)
-            bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
+        # closed at once when keep() is interrupted, so that the runner stops (and releases) what still runs
+        with contextlib.closing(runner.run(pending, self._progress(bar))) as finished:
+            for task, record in finished:
+                keep(task, record)
+                bar.set_postfix_str(f"{label} {len(by_name)}/{len(tasks)}")
 
     def _search_learning_rates(self, data, spec, plan: TrainingPlan, bar) -> None:
         from minidl.experiments.config import LR_EVIDENCE

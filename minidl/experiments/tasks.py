@@ -13,8 +13,10 @@ the study has saved it in results.json, so a result that never reached the study
 or left a run going on a cluster) is kept rather than trained again.
 
 record["execution"] (excluded, like the timing fields, when studies are compared) says how the record
-came about: attempts (how often the run was started, counted in `<checkpoint>.attempts`), the update it
-resumed from, the kernel build, threads, whether malloc was tuned, host and process.
+came about: attempts (how often the run was started, counted in `<checkpoint>.attempts`), attempts_stopped
+(of those, the starts the study itself stopped: Ctrl-C, SIGTERM, a lost scheduler, another run failing for
+good; they are no failure of the run and do not count against max_attempts), the update it resumed from,
+the kernel build, threads, whether malloc was tuned, host and process.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import os
 import socket
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +71,8 @@ def _attempts_path(task: RunTask) -> Path | None:
 
 
 def read_attempts(task: RunTask) -> dict:
-    """{"attempts": starts so far, "pid", "host"} from the task's attempts file ({"attempts": 0}: none)."""
+    """{"attempts": starts so far, "stopped": of which the study stopped, "start": the latest start's name
+    while it runs, "pid", "host"} from the task's attempts file ({"attempts": 0}: none)."""
     path = _attempts_path(task)
     try:
         return json.loads(path.read_text()) if path is not None else {"attempts": 0}
@@ -76,20 +80,47 @@ def read_attempts(task: RunTask) -> dict:
         return {"attempts": 0}
 
 
-def _count_attempt(task: RunTask) -> int:
-    """Count this start in the attempts file (atomically rewritten); returns the attempt's number."""
+def failed_attempts(attempts: dict) -> int:
+    """Starts (of a `read_attempts` answer) that ended in a failure: the run raised, its worker died, or no
+    one saw it end (its client was killed). Those the study stopped do not count."""
+    return attempts["attempts"] - attempts.get("stopped", 0)
+
+
+def _write_attempts(path: Path, attempts: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(attempts))
+    os.replace(temporary, path)
+
+
+def _count_attempt(task: RunTask, start: str) -> int:
+    """Count this start, named `start`, in the attempts file (atomically rewritten); returns its number.
+    TooManyAttempts if the run has already failed max_attempts times."""
     path = _attempts_path(task)
     if path is None:
         return 1
-    attempt = read_attempts(task)["attempts"] + 1
-    if task.max_attempts is not None and attempt > task.max_attempts:
-        raise TooManyAttempts(f"{task.name} was started {attempt - 1} times already (--max-attempts "
-                              f"{task.max_attempts}); its last checkpoint is {task.checkpoint}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"attempts": attempt, "pid": os.getpid(), "host": socket.gethostname()}))
-    os.replace(temporary, path)
+    attempts = read_attempts(task)
+    failed = failed_attempts(attempts)
+    if task.max_attempts is not None and failed >= task.max_attempts:
+        stopped = attempts["attempts"] - failed
+        not_counted = f", {stopped} of them stopped by the study (not counted)" if stopped else ""
+        raise TooManyAttempts(f"{task.name} was started {attempts['attempts']} times already{not_counted} "
+                              f"(--max-attempts {task.max_attempts}); its last checkpoint is {task.checkpoint}")
+    attempt = attempts["attempts"] + 1
+    _write_attempts(path, {"attempts": attempt, "stopped": attempts.get("stopped", 0), "start": start,
+                           "pid": os.getpid(), "host": socket.gethostname()})
     return attempt
+
+
+def release_attempt(task: RunTask, start: str) -> None:
+    """Record that the study stopped `task`'s start `start` (Ctrl-C, SIGTERM, its scheduler lost, another run
+    failing for good): the run did not fail, so the start does not count against max_attempts (three Ctrl-C
+    left a study that could not be resumed). Nothing if that start never began or has finished."""
+    path = _attempts_path(task)
+    attempts = read_attempts(task)
+    if path is None or attempts.get("start") != start:
+        return
+    _write_attempts(path, dict(attempts, stopped=attempts.get("stopped", 0) + 1, start=None))
 
 
 def undo_dask_malloc_trim() -> bool:
@@ -118,23 +149,30 @@ def undo_dask_malloc_trim() -> bool:
     return tune_malloc()
 
 
-def execute(task: RunTask, data, on_updates=None) -> dict:
+def execute(task: RunTask, data, on_updates=None, start: str | None = None) -> dict:
     """Train `task` on `data` (a StudyData) in this process; returns its record with "execution" filled in.
-    `on_updates(k)` is told of the updates done (every 10, and those a resumed run had already done)."""
+    `on_updates(k)` is told of the updates done (every 10, and those a resumed run had already done).
+    `start` names this start in the attempts file (the Dask key; default a fresh name)."""
     from minidl import _core
     from minidl.allocator import malloc_tuned
     from minidl.experiments.training_study import train_run
 
-    attempt = _count_attempt(task)
-    undo_dask_malloc_trim()
-    if task.threads is not None:
-        _core.set_num_threads(task.threads)
-    with _blas_limits(task.threads):
-        record = train_run(data, task.config, task.activation, task.scheme, task.seed, task.lr, task.updates,
-                           monitor=task.monitor, on_updates=on_updates, checkpoint=task.checkpoint,
-                           checkpoint_every=task.checkpoint_every)
+    start = start or uuid.uuid4().hex
+    attempt = _count_attempt(task, start)
+    try:
+        undo_dask_malloc_trim()
+        if task.threads is not None:
+            _core.set_num_threads(task.threads)
+        with _blas_limits(task.threads):
+            record = train_run(data, task.config, task.activation, task.scheme, task.seed, task.lr, task.updates,
+                               monitor=task.monitor, on_updates=on_updates, checkpoint=task.checkpoint,
+                               checkpoint_every=task.checkpoint_every)
+    except KeyboardInterrupt:           # Ctrl-C or SIGTERM (minidl.interrupts) stopped the study, not the run
+        release_attempt(task, start)
+        raise
     record["execution"].update({
-        "task": task.name, "attempts": attempt, "kernels": _core.kernel_name(),
+        "task": task.name, "attempts": attempt, "attempts_stopped": read_attempts(task).get("stopped", 0),
+        "kernels": _core.kernel_name(),
         "threads": _core.get_num_threads(), "malloc_tuned": malloc_tuned(), "host": socket.gethostname(),
         "pid": os.getpid()})
     if task.checkpoint is not None:
@@ -177,9 +215,11 @@ def started(task: RunTask) -> bool:
 
 
 def forget_record(task: RunTask) -> None:
-    """Remove the record file once the study has saved the record in results.json."""
+    """Remove the record file once the study has saved the record in results.json (and the attempts count,
+    which a start stopped as it finished may have written again)."""
     if task.checkpoint is not None:
         _record_path(task).unlink(missing_ok=True)
+        _attempts_path(task).unlink(missing_ok=True)
 
 
 def _blas_limits(threads):
@@ -211,15 +251,16 @@ class _ProgressSender:
             self.sent, self.last = self.done, time.monotonic()
 
 
-def execute_on_worker(task: RunTask, spec) -> dict:
+def execute_on_worker(task: RunTask, spec, start: str) -> dict:
     """`execute` on a Dask worker: the data loaded here from `spec` (a DataSpec, its fingerprint checked),
-    progress sent to the client as worker events."""
+    progress sent to the client as worker events; `start`: the task's key, by which the client, if it stops
+    the study, releases the start (`release_attempt`)."""
     from distributed import get_worker
 
     from minidl.experiments.data import load_spec
 
     sender = _ProgressSender(task.name, get_worker())
-    record = execute(task, load_spec(spec), on_updates=sender)
+    record = execute(task, load_spec(spec), on_updates=sender, start=start)
     sender.flush()
     return record
 

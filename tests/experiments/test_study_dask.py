@@ -47,6 +47,7 @@ def test_a_run_whose_worker_is_killed_continues_from_its_checkpoint(uninterrupte
     assert results["status"] == "complete" and comparable(results) == comparable(uninterrupted)
     killed = next(r for r in results["training"]["runs"] if r["execution"]["task"] == checkpoint.stem)
     assert killed["execution"]["attempts"] == 2 and killed["execution"]["resumed_from_update"] >= 40
+    assert killed["execution"]["attempts_stopped"] == 0            # a worker that died is a failed start
     assert killed["execution"]["pid"] != attempts["pid"]
     assert not (out / "checkpoints").exists()
 
@@ -161,6 +162,21 @@ def test_ctrl_c_is_an_interrupt_even_where_cancelling_the_tasks_fails(tmp_path):
             list(runner.run([task], _ctrl_c_once()))
     finally:
         runner.close()
+
+
+@pytest.mark.timeout(180)
+def test_starts_stopped_by_ctrl_c_do_not_count_against_max_attempts(tmp_path):
+    """The client's Ctrl-C counted as a failed start of the runs it stopped: after --max-attempts of them
+    the study could not be resumed ("started 3 times already")."""
+    for _ in range(2):
+        runner, task = _runner_and_long_task(tmp_path, max_attempts=1)
+        try:
+            with pytest.raises(KeyboardInterrupt):        # not TaskFailed: the second start is allowed
+                list(runner.run([task], _ctrl_c_once()))
+        finally:
+            runner.close()
+    attempts = read_attempts(task)
+    assert attempts["attempts"] == attempts["stopped"] == 2
 
 
 def _runner_and_long_task(folder, max_attempts: int = 3):

@@ -94,6 +94,26 @@ def test_execute_counts_attempts_and_refuses_more_than_max_attempts(tmp_path):
         execute(task, data)
 
 
+def test_starts_stopped_by_ctrl_c_do_not_count_against_max_attempts(tmp_path):
+    """Every Ctrl-C counted as a failed start: after max_attempts of them the run could never start again."""
+    data = _data()
+    task = RunTask("run-tanh-standard-seed0", "run", _config(), "tanh", "standard", 0, 0.1, 30,
+                   checkpoint=str(tmp_path / "run.npz"), checkpoint_every=5, max_attempts=1)
+
+    def ctrl_c(updates):
+        raise KeyboardInterrupt
+
+    for _ in range(3):
+        with pytest.raises(KeyboardInterrupt):          # not TooManyAttempts: the start is allowed
+            execute(task, data, on_updates=ctrl_c)
+    assert read_attempts(task)["attempts"] == read_attempts(task)["stopped"] == 3
+    record = execute(task, data)
+    assert record["execution"]["attempts"] == 4 and record["execution"]["attempts_stopped"] == 3
+    (tmp_path / "run.npz.attempts").write_text('{"attempts": 3, "stopped": 2}')     # one start failed
+    with pytest.raises(TooManyAttempts, match="started 3 times already, 2 of them stopped by the study"):
+        execute(task, data)
+
+
 def test_a_trial_task_records_no_monitor():
     task = RunTask("trial-tanh-standard-lr0.1", "trial", _config(), "tanh", "standard", 0, 0.1, 10)
     record = execute(task, _data())
