@@ -77,7 +77,7 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="run the training runs on a Dask LocalCluster of N single-run processes "
                              "(needs pip install 'minidl[dask]')")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+    parser.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                         help="run the training runs on an existing Dask cluster, e.g. tcp://host:8786; --out must "
                              "be on a file system every worker shares")
     parser.add_argument("--threads-per-run", type=int, default=None, metavar="T",
@@ -189,6 +189,21 @@ def _dask_installed() -> bool:
     return importlib.util.find_spec("distributed") is not None
 
 
+def scheduler_address(text: str) -> str:
+    """argparse type of --scheduler: an address of the form distributed connects to (without Dask installed,
+    unchecked: build_execution then says Dask is needed)."""
+    import argparse
+
+    if not _dask_installed():
+        return text
+    from minidl.experiments.dask_runner import check_address
+
+    try:
+        return check_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _check_fits_in_memory(config) -> None:
     """ValueError where the nets' weights alone (float64, as the at-init study measures them) exceed this
     machine's memory: --width 10000000000 passed every check, then the study "failed" with a MemoryError."""
@@ -208,7 +223,8 @@ def _check_fits_in_memory(config) -> None:
 
 def _check(args):
     """(config or None, execution, out): every check made before any work, raising ValueError/OSError with
-    one line for bad options, a missing dataset or an --out that cannot be used."""
+    one line for bad options, a missing dataset, an --out that cannot be used or a --scheduler that does not
+    answer (asked last: it may take dask_runner.CONNECT_SECONDS)."""
     from minidl.experiments.data import check_dataset
     from minidl.experiments.study import check_out, default_out_dir
 
@@ -232,6 +248,10 @@ def _check(args):
     out = args.out or default_out_dir()
     if not args.resume:
         check_out(out, resume=False)
+    if execution.scheduler is not None:
+        from minidl.experiments.dask_runner import check_scheduler
+
+        check_scheduler(execution.scheduler)
     return config, execution, out
 
 

@@ -28,6 +28,64 @@ from minidl.experiments.tasks import (PROGRESS_TOPIC, TooManyAttempts, check_sha
                                       failed_attempts, measure_on_worker, read_attempts, release_attempt)
 
 CHECK_SECONDS = 1.0      # how often a wait for tasks checks that the client still has its scheduler
+CONNECT_SECONDS = 10.0   # how long `check_scheduler` waits for a scheduler's answer
+EXPECTED_ADDRESS = "expected [tcp://]host:port as a Dask scheduler prints it, e.g. tcp://10.0.0.5:8786"
+
+
+def check_address(address: str) -> str:
+    """`address` if it has the form of a scheduler address another process connects to: [scheme://]host:port,
+    the scheme one distributed knows (tcp when none); else ValueError saying what is wrong. No connection."""
+    from distributed.comm import parse_address, parse_host_port
+    from distributed.comm.registry import backends, get_backend
+
+    scheme, location = parse_address(address)
+    try:
+        get_backend(scheme)
+    except ValueError:
+        raise ValueError(f"unknown scheme {scheme!r} in {address!r} (distributed knows "
+                         f"{', '.join(sorted(backends))}); {EXPECTED_ADDRESS}") from None
+    if scheme == "inproc":
+        raise ValueError(f"{address!r} lives inside the process that made it; {EXPECTED_ADDRESS}")
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:
+        host, port = "", 0
+    if not host or not port:
+        raise ValueError(f"{EXPECTED_ADDRESS}; got {address!r}")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} of {address!r} is not in 1-65535")
+    return address
+
+
+def check_scheduler(address: str, seconds: float | None = None) -> None:
+    """ValueError (one line) unless a Dask scheduler answers at `address` within `seconds` (default
+    CONNECT_SECONDS). The command asks before it makes the study's folder: an unreachable scheduler failed
+    the study only once it had started, leaving a "failed" folder that a new run refused as not empty."""
+    import asyncio
+
+    from distributed.comm import connect
+    from distributed.core import send_recv
+
+    seconds = CONNECT_SECONDS if seconds is None else seconds
+
+    async def identity():
+        comm = await connect(address)
+        try:
+            return await send_recv(comm, op="identity", reply=True)
+        finally:
+            comm.abort()
+
+    try:            # wait_for: a server that accepts and never speaks kept even Client(timeout=...) waiting
+        answer = asyncio.run(asyncio.wait_for(identity(), seconds))
+    except asyncio.TimeoutError:
+        raise ValueError(f"--scheduler {address}: no Dask scheduler answered within {seconds:g} s (is it running, "
+                         "and is this the address it printed?)") from None
+    except Exception as error:      # reset, or not Dask's protocol (a length read as 3 EiB: MemoryError)
+        raise ValueError(f"--scheduler {address} does not answer as a Dask scheduler ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    kind = answer.get("type") if isinstance(answer, dict) else None
+    if kind != "Scheduler":
+        raise ValueError(f"--scheduler {address} is a Dask {kind or 'endpoint'}, not a scheduler")
 
 
 class TaskFailed(RuntimeError):

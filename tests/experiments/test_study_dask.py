@@ -5,6 +5,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -201,3 +202,36 @@ def _ctrl_c_once():
             sent.append(done)
             os.kill(os.getpid(), signal.SIGINT)
     return on_progress
+
+
+@pytest.mark.parametrize("address", ["tcp://", "tcp://10.0.0.5", "10.0.0.5:port", "tcp://:8786", "tcp://10.0.0.5:0",
+                                     "tcp://10.0.0.5:99999", "foo://10.0.0.5:8786", "inproc://10.0.0.5/1/2"])
+def test_a_malformed_scheduler_address_is_refused_by_argparse_before_any_work(tmp_path, capsys, address):
+    """It failed only once the study had started, leaving a "failed" folder a new run refused as not empty."""
+    out = tmp_path / "study"
+    with pytest.raises(SystemExit) as exit_:
+        main(TINY + ["--out", str(out), "--scheduler", address])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("minidl reproduce: error: argument --scheduler: "), err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("listening", [False, True], ids=["refused", "silent"])
+def test_an_unreachable_scheduler_is_a_one_line_error_that_leaves_no_folder(tmp_path, capsys, monkeypatch,
+                                                                            listening):
+    """Refused: the study started and failed after Client's 30 s; silent (accepts, never answers): it hung."""
+    from minidl.experiments import dask_runner
+
+    monkeypatch.setattr(dask_runner, "CONNECT_SECONDS", 1.0)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        if listening:
+            server.listen()
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        out = tmp_path / "study"
+        assert main(TINY + ["--out", str(out), "--scheduler", address]) == 2
+    err = capsys.readouterr().err
+    assert err == f"minidl reproduce: --scheduler {address}: no Dask scheduler answered within 1 s (is it running, " \
+                  "and is this the address it printed?)\n"
+    assert not out.exists()
