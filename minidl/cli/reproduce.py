@@ -282,7 +282,7 @@ def run(args) -> int:
             return 2
         except KeyboardInterrupt:
             written = "report.md, results.json" if Path(out, "report.md").exists() else \
-                "results.json; report.md was not written: interrupted again while writing it"
+                "results.json; report.md was not written"
             print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
                   f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
             return 130

@@ -5,6 +5,7 @@ returns its path, or None when the run holds no data for it (e.g. an interrupted
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,20 @@ PAIR = ("standard", "xavier_uniform")
 
 
 def _plt():
-    import matplotlib
+    imported = set(sys.modules)
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except BaseException:
+        # an import stopped half-way (Ctrl-C) leaves matplotlib's finished submodules bound to a package that
+        # never finished ("module 'matplotlib' has no attribute 'get_data_path'" at the next try, when the
+        # interrupted study draws what finished): forget those this try added, so the next imports afresh
+        for name in set(sys.modules) - imported:
+            if name.split(".")[0] == "matplotlib":
+                del sys.modules[name]
+        raise
     return plt
 
 

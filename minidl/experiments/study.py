@@ -471,12 +471,17 @@ class Study:
             self._invocation.setdefault("stage_seconds", {})[name] = time.perf_counter() - started
 
     def _stop(self, bar, status: str) -> None:
-        """Record `status` at once (true from now on), then write what finished."""
+        """Record `status` at once (true from now on), then write what finished. Writing it may fail in turn
+        (a module the Ctrl-C left half-imported, a full disk): that is said in one line, and the reason the
+        study stopped stays the one raised (a Ctrl-C was reported as "the study failed")."""
         bar.close()
         self.results["status"] = status
         self.save()
-        self._close_runner()
-        self.finish(status)
+        try:
+            self._close_runner()
+            self.finish(status)
+        except Exception as error:
+            print(f"minidl reproduce: report.md was not written ({type(error).__name__}: {error})", file=sys.stderr)
 
     # ----------------------------------------------------------------------------------------- stages
     def _load_data(self):

@@ -206,6 +206,46 @@ def test_ctrl_c_while_the_report_is_written_leaves_status_interrupted(tmp_path, 
     assert "wrote" not in capsys.readouterr().out
 
 
+def test_ctrl_c_while_the_report_imports_matplotlib_is_an_interrupt_and_the_report_is_written(tmp_path):
+    """The import stopped half-way left matplotlib's submodules behind; drawing what finished imported it again,
+    which raised AttributeError, and the Ctrl-C was reported as "the study failed"."""
+    out = tmp_path / "study"
+    args = [a if a != "300" else "20" for a in TINY]
+    script = (
+        "import importlib.abc, sys\n"
+        "class CtrlCInMatplotlib(importlib.abc.MetaPathFinder):\n"     # Ctrl-C once, amid matplotlib's import
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'matplotlib.colors':\n"
+        "            sys.meta_path.remove(self)\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlCInMatplotlib())\n"
+        "from minidl.cli import main\n"
+        f"sys.exit(main({args + ['--out', str(out)]!r}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=PACKAGE_PARENT)
+    assert done.returncode == 130 and "failed" not in done.stderr, done.stderr
+    assert f"what finished is in {out} (report.md, results.json)" in done.stderr
+    assert _results(out)["status"] == "interrupted" and "The study was interrupted" in (out / "report.md").read_text()
+
+
+def test_a_report_that_cannot_be_written_after_ctrl_c_leaves_the_interrupt_reported(tmp_path, monkeypatch, capsys):
+    from minidl.experiments import figures
+
+    def interrupted_then_broken(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise KeyboardInterrupt
+        raise AttributeError("module 'matplotlib' has no attribute 'get_data_path'")
+
+    calls = []
+    monkeypatch.setattr(figures, "draw_all", interrupted_then_broken)
+    out = tmp_path / "study"
+    assert main([a if a != "300" else "20" for a in TINY] + ["--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "report.md was not written (AttributeError: module 'matplotlib'" in err and "failed" not in err, err
+    assert "interrupted: what finished is in" in err and _results(out)["status"] == "interrupted"
+
+
 def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path):
     # as if the client had been killed after the last run finished on a worker but before it saved the record
     out = tmp_path / "study"
