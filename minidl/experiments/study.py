@@ -23,6 +23,7 @@ import numpy as np
 from minidl import _core
 from minidl.experiments import paper
 from minidl.experiments.config import StudyConfig, TrainingConfig
+from minidl.interrupts import interrupts_held
 
 AT_INIT_UNITS = 40
 MIN_UPDATES = 100
@@ -473,10 +474,12 @@ class Study:
     def _stop(self, bar, status: str) -> None:
         """Record `status` at once (true from now on), then write what finished. Writing it may fail in turn
         (a module the Ctrl-C left half-imported, a full disk): that is said in one line, and the reason the
-        study stopped stays the one raised (a Ctrl-C was reported as "the study failed")."""
+        study stopped stays the one raised (a Ctrl-C was reported as "the study failed"). A second Ctrl-C
+        waits until the status is written (two 30 ms apart left `running`), then stops the rest."""
+        with interrupts_held():
+            self.results["status"] = status
+            self.save()
         bar.close()
-        self.results["status"] = status
-        self.save()
         try:
             self._close_runner()
             self.finish(status)

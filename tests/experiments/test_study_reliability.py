@@ -246,6 +246,42 @@ def test_a_report_that_cannot_be_written_after_ctrl_c_leaves_the_interrupt_repor
     assert "interrupted: what finished is in" in err and _results(out)["status"] == "interrupted"
 
 
+def test_a_second_ctrl_c_while_the_status_is_written_never_leaves_it_running(tmp_path, monkeypatch, capsys):
+    """Two Ctrl-C 30 ms apart: the second cut the write of `interrupted` short, and results.json said `running`."""
+    from minidl.experiments import training_study
+    from minidl.experiments.study import Study
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    save, sent = Study.save, []
+
+    def save_amid_a_second_ctrl_c(self):
+        if self.results["status"] != "running" and not sent:
+            sent.append(self.results["status"])
+            os.kill(os.getpid(), signal.SIGINT)         # a real signal: raised at once where nothing holds it
+        save(self)
+
+    monkeypatch.setattr(training_study, "train_run", ctrl_c)
+    monkeypatch.setattr(Study, "save", save_amid_a_second_ctrl_c)
+    out = tmp_path / "study"
+    assert main(TINY + ["--out", str(out)]) == 130
+    assert sent == ["interrupted"] and _results(out)["status"] == "interrupted"
+    assert "interrupted: what finished is in" in capsys.readouterr().err
+
+
+def test_interrupts_held_leave_an_ignored_ctrl_c_ignored():
+    from minidl.interrupts import interrupts_held
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_held():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path):
     # as if the client had been killed after the last run finished on a worker but before it saved the record
     out = tmp_path / "study"
