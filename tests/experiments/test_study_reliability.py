@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,6 +269,20 @@ def test_a_second_ctrl_c_while_the_status_is_written_never_leaves_it_running(tmp
     assert main(TINY + ["--out", str(out)]) == 130
     assert sent == ["interrupted"] and _results(out)["status"] == "interrupted"
     assert "interrupted: what finished is in" in capsys.readouterr().err
+
+
+def test_interrupts_held_delay_ctrl_c_and_sigterm_to_the_end_of_the_block():
+    from minidl.interrupts import interrupts_held, sigterm_as_ctrl_c
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        done = []
+        with sigterm_as_ctrl_c(), pytest.raises(KeyboardInterrupt):
+            with interrupts_held():
+                os.kill(os.getpid(), signum)
+                time.sleep(0.05)                    # the handler runs here, in the block, and is held
+                done.append(True)
+        assert done == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_interrupts_held_leave_an_ignored_ctrl_c_ignored():
