@@ -7,8 +7,8 @@ Only `minidl reproduce --workers/--scheduler` imports this module (and so dask).
 `tasks.execute_on_worker`: the worker loads the data itself from the DataSpec (fingerprint checked) and
 writes its run's checkpoints into `<out>/checkpoints/`, so `out` must be a folder every worker sees (checked
 at start). A task whose worker dies or that raises is submitted again under a fresh key (Dask may return a
-stale result for a key that failed before) and continues from its checkpoint, until the run has been
-started `max_attempts` times. Progress comes from the workers as events on `tasks.PROGRESS_TOPIC`. A
+stale result for a key that failed before) and continues from its checkpoint, until the run has failed
+`max_attempts` times (starts the study stopped do not count: tasks.py). Progress comes from the workers as events on `tasks.PROGRESS_TOPIC`. A
 scheduler that goes away stops the study with SchedulerLost (Dask cancels every task of a lost
 connection and would leave new ones waiting forever).
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from minidl.experiments.runners import SchedulerLost
+from minidl.interrupts import interrupts_held
 from minidl.experiments.tasks import (PROGRESS_TOPIC, TooManyAttempts, check_shared_folder, execute_on_worker,
                                       failed_attempts, measure_on_worker, read_attempts, release_attempt)
 
@@ -65,11 +66,12 @@ def check_scheduler(address: str, seconds: float | None = None) -> None:
 
     from distributed.comm import connect
     from distributed.core import send_recv
+    from distributed.security import Security
 
     seconds = CONNECT_SECONDS if seconds is None else seconds
 
-    async def identity():
-        comm = await connect(address)
+    async def identity():        # with the cluster's TLS settings from the Dask config, as Client uses them
+        comm = await connect(address, **Security().get_connection_args("client"))
         try:
             return await send_recv(comm, op="identity", reply=True)
         finally:
@@ -168,13 +170,15 @@ class DaskRunner:
                 running[self._submit(task, submitted, finished)] = task
             while running:
                 future = self._next_finished(finished)
-                task = running.pop(future)
+                task = running[future]          # dropped only once it is known not stopped by a lost scheduler
                 try:
                     record = future.result()
                 except TooManyAttempts as error:
+                    del running[future]
                     raise TaskFailed(str(error)) from None
                 except Exception as error:          # the worker died (KilledWorker), the task raised, or Dask
                     self._check_scheduler(error)    # cancelled it when the scheduler went away
+                    del running[future]
                     failed = max(submitted[task.name], failed_attempts(read_attempts(task)))
                     if failed >= self.max_attempts:
                         raise TaskFailed(f"{task.name} failed {failed} times (--max-attempts "
@@ -182,12 +186,14 @@ class DaskRunner:
                             from None
                     running[self._submit(task, submitted, finished)] = task
                     continue
+                del running[future]
                 yield task, record
         finally:                        # the study stops (or all is done): what still runs was stopped by it
             self._on_progress = None
             self._cancel(running)
-            for future, task in running.items():
-                release_attempt(task, future.key)
+            with interrupts_held():     # a second Ctrl-C here would leave a stopped start counted as failed
+                for future, task in running.items():
+                    release_attempt(task, future.key)
 
     def _submit(self, task, submitted, finished: queue.Queue):
         submitted[task.name] += 1

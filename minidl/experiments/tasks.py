@@ -47,7 +47,7 @@ class RunTask:
     checkpoint: str | None = None         # path of the checkpoint file (None: no checkpoints)
     checkpoint_every: int | None = None   # updates between checkpoints
     threads: int | None = None            # kernel threads (None: leave the process's setting)
-    max_attempts: int | None = None       # refuse to start more often than this (None: no limit)
+    max_attempts: int | None = None       # refuse to start after this many failed starts (None: no limit)
 
     @property
     def monitor(self) -> bool:
@@ -63,7 +63,7 @@ def trial_name(activation: str, scheme: str, lr: float) -> str:
 
 
 class TooManyAttempts(RuntimeError):
-    """A task was started more often than its max_attempts allow."""
+    """A task has failed as often as its max_attempts allow (starts the study stopped not counted)."""
 
 
 def _attempts_path(task: RunTask) -> Path | None:

@@ -235,3 +235,94 @@ def test_an_unreachable_scheduler_is_a_one_line_error_that_leaves_no_folder(tmp_
     assert err == f"minidl reproduce: --scheduler {address}: no Dask scheduler answered within 1 s (is it running, " \
                   "and is this the address it printed?)\n"
     assert not out.exists()
+
+
+def test_every_start_a_lost_scheduler_stopped_is_released(tmp_path):
+    """Dask cancels every future when the connection drops: the first one taken from the queue made the
+    SchedulerLost, and its start stayed counted as failed (--max-attempts 1: --resume refused that run)."""
+    from dataclasses import replace
+
+    from minidl.experiments import dask_runner, tasks
+    from minidl.experiments.runners import SchedulerLost
+
+    class Cancelled(Exception):
+        reason = "scheduler-connection-lost"
+
+    class Future:
+        def __init__(self, key):
+            self.key, self.callbacks = key, []
+
+        def add_done_callback(self, callback):
+            self.callbacks.append(callback)
+
+        def result(self):
+            raise Cancelled("lost")
+
+    class LosingClient:
+        """Starts each task on 'a worker' (its attempt counted); lose() is what distributed does on a drop."""
+        status = "running"
+
+        def __init__(self):
+            self.futures = []
+
+        def submit(self, fn, task, spec, start, key, **options):
+            tasks._count_attempt(task, start)
+            self.futures.append(Future(key))
+            return self.futures[-1]
+
+        def lose(self):
+            self.status = "connecting"
+            for future in self.futures:
+                for callback in future.callbacks:
+                    callback(future)
+
+        def cancel(self, futures):
+            pass
+
+    runs = [RunTask(f"run-tanh-standard-seed{seed}", "run", None, "tanh", "standard", seed, 0.1, 100,
+                    checkpoint=str(tmp_path / f"run{seed}.npz")) for seed in range(2)]
+    runner = object.__new__(dask_runner.DaskRunner)
+    runner.client, runner.address, runner.threads, runner.max_attempts, runner.spec = \
+        LosingClient(), "tcp://lost:1", 1, 1, None
+    submit = runner._submit
+
+    def submit_then_lose_after_the_last(task, submitted, finished):
+        future = submit(task, submitted, finished)
+        if len(runner.client.futures) == len(runs):
+            runner.client.lose()
+        return future
+    runner._submit = submit_then_lose_after_the_last
+    with pytest.raises(SchedulerLost, match="tcp://lost:1"):
+        next(runner.run(runs, lambda *args: None))
+    for run in runs:
+        assert tasks.failed_attempts(read_attempts(run)) == 0
+        tasks._count_attempt(replace(run, max_attempts=1), "resumed")       # no TooManyAttempts
+
+
+def test_the_scheduler_check_connects_with_the_clusters_tls_settings(monkeypatch):
+    """Client takes its TLS settings from the Dask config (Security()); the check connected without them, so
+    `--scheduler tls://...` that Client reaches was refused (checked by hand against a real TLS scheduler)."""
+    import distributed.comm
+    import distributed.core
+    from distributed.security import Security
+
+    from minidl.experiments import dask_runner
+
+    settings, used = {"ssl_context": "the cluster's", "require_encryption": True, "extra_conn_args": {}}, []
+
+    class Comm:
+        def abort(self):
+            pass
+
+    async def connect(address, **kwargs):
+        used.append(kwargs)
+        return Comm()
+
+    async def send_recv(comm, **message):
+        return {"type": "Scheduler"}
+
+    monkeypatch.setattr(Security, "get_connection_args", lambda self, role: settings)
+    monkeypatch.setattr(distributed.comm, "connect", connect)
+    monkeypatch.setattr(distributed.core, "send_recv", send_recv)
+    dask_runner.check_scheduler("tls://10.0.0.5:8786", 5)
+    assert used == [settings]
