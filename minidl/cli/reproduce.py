@@ -189,6 +189,14 @@ def _dask_installed() -> bool:
     return importlib.util.find_spec("distributed") is not None
 
 
+def _written_since(path, started: float) -> bool:
+    """Whether `path` was written at or after `started` (a resumed study's report.md may be the last run's)."""
+    try:
+        return path.stat().st_mtime >= started - 1.0      # a coarse file-system clock rounds down
+    except OSError:
+        return False
+
+
 def scheduler_address(text: str) -> str:
     """argparse type of --scheduler: an address of the form distributed connects to (without Dask installed,
     unchecked: build_execution then says Dask is needed)."""
@@ -258,6 +266,7 @@ def _check(args):
 def run(args) -> int:
     import shlex
     import sys
+    import time
     from pathlib import Path
 
     from minidl.experiments.runners import SchedulerLost
@@ -273,6 +282,7 @@ def run(args) -> int:
     command = "minidl " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "minidl reproduce"
     # SIGTERM as Ctrl-C: the study records `interrupted`; inside a run the trainer's own handler stops it
     # after its current update and saves a checkpoint
+    started = time.time()
     with sigterm_as_ctrl_c():
         try:
             study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,
@@ -281,7 +291,7 @@ def run(args) -> int:
             print(f"minidl reproduce: {error}", file=sys.stderr)
             return 2
         except KeyboardInterrupt:
-            written = "report.md, results.json" if Path(out, "report.md").exists() else \
+            written = "report.md, results.json" if _written_since(Path(out, "report.md"), started) else \
                 "results.json; report.md was not written"
             print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
                   f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)

@@ -50,6 +50,9 @@ def _check_name(name, kind: str) -> None:
         raise KeyError(f"{kind} name must be a non-empty string without '.', got {name!r}")
 
 
+_in_train: set = set()      # ids of the modules whose train() is running
+
+
 _INTERNALS = ("_parameters", "_buffers", "_non_persistent", "_modules", "_forward_hooks", "training")
 
 
@@ -188,6 +191,8 @@ class Module:
         _check_name(name, "module")
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        if hasattr(self, name) and name not in self._modules:     # 'forward' would replace the method
+            raise KeyError(f"add_module: attribute {name!r} already exists in {type(self).__name__}")
         setattr(self, name, module)
 
     def register_parameter(self, name: str, param) -> None:
@@ -244,9 +249,15 @@ class Module:
         overrides train() (to keep its BatchNorm frozen, say) is obeyed; returns self."""
         if not isinstance(mode, bool):
             raise ValueError(f"train: mode is expected to be a bool, got {type(mode).__name__}")
-        object.__setattr__(self, "training", mode)
-        for child in self.children():
-            child.train(mode)
+        if id(self) in _in_train:           # a module inside itself (named_modules allows it): set once
+            return self
+        _in_train.add(id(self))
+        try:
+            object.__setattr__(self, "training", mode)
+            for child in self.children():
+                child.train(mode)
+        finally:
+            _in_train.discard(id(self))
         return self
 
     def eval(self) -> "Module":

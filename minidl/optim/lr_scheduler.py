@@ -275,7 +275,7 @@ class ReduceLROnPlateau:
         if groups == len(self.min_lrs):
             return
         if self._default_min_lr is None:
-            raise ValueError(f"ReduceLROnPlateau: the optimizer has {groups} parameter groups, min_lr gave "
+            raise RuntimeError(f"ReduceLROnPlateau: the optimizer has {groups} parameter groups, min_lr gave "
                              f"{len(self.min_lrs)}; set scheduler.min_lrs to one value per group")
         self.min_lrs = [self._default_min_lr] * groups
 

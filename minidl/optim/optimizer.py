@@ -1,6 +1,8 @@
 """``Optimizer`` base: parameter groups, per-parameter state, zero_grad, flat pickle-free state dicts."""
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 
 from minidl.pending_product import PendingProduct
@@ -38,7 +40,7 @@ class Optimizer:
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
-        self.state: dict = {}                 # param -> {"step": int, buffers...} (PyTorch's: opt.state[p])
+        self.state = defaultdict(dict)       # param -> {"step": int, buffers...}: opt.state[p], PyTorch's
         self._scratch: dict[int, dict] = {}   # id(param) -> {name: ndarray}: not state, reused per step
         for group in groups:
             self.add_param_group(group)
@@ -55,7 +57,7 @@ class Optimizer:
     def __setstate__(self, kept: dict) -> None:
         by_position = kept.pop("state")
         self.__dict__.update(kept)
-        self.state = {p: state for p, state in zip(self._params(), by_position) if state is not None}
+        self.state = defaultdict(dict, {p: state for p, state in zip(self._params(), by_position) if state})
 
     def add_param_group(self, group: dict) -> None:
         """Add a group ``{"params": [...], <hyperparameter overrides>}`` (PyTorch's: e.g. layers unfrozen
@@ -207,7 +209,7 @@ class Optimizer:
             if f"param_groups.{g}.initial_lr" in state:
                 values["initial_lr"] = float(np.asarray(state[f"param_groups.{g}.initial_lr"]))
             hyperparameters.append(values)
-        new_state: dict = {}
+        new_state = defaultdict(dict)
         for key, value in state.items():
             if not key.startswith("state."):
                 continue

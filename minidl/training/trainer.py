@@ -375,7 +375,9 @@ class Trainer:
 
         `check(trainer)`, if given, runs once the checkpoint is loaded and before out_dir is touched: what it
         raises refuses the resume with every file in out_dir as it was (the caller compares the checkpoint's
-        settings with its own there, since a refused resume must not cost the metrics lines it would trim)."""
+        settings with its own there, since a refused resume must not cost the metrics lines it would trim);
+        this trainer's model, optimizer and the global RNG then hold the checkpoint's state (loaded for the
+        check): make a new trainer to start over."""
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             raise ValueError("Trainer.resume: no path given and no out_dir set")

@@ -245,6 +245,31 @@ def test_a_report_that_cannot_be_written_after_ctrl_c_leaves_the_interrupt_repor
     err = capsys.readouterr().err
     assert "report.md was not written (AttributeError: module 'matplotlib'" in err and "failed" not in err, err
     assert "interrupted: what finished is in" in err and _results(out)["status"] == "interrupted"
+    assert "(results.json; report.md was not written)" in err
+
+
+def test_an_old_report_is_not_called_written_by_a_resumed_study_that_could_not_write_its_own(tmp_path,
+                                                                                            monkeypatch, capsys):
+    """--resume finds the last run's report.md: the message took it for the one just written."""
+    from minidl.experiments import figures
+
+    out = tmp_path / "study"
+    calls = []
+
+    def interrupted_then_broken(*args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise KeyboardInterrupt
+        raise OSError("disk full")
+    monkeypatch.setattr(figures, "draw_all", interrupted_then_broken)
+    tiny = [a if a != "300" else "20" for a in TINY]
+    assert main(tiny + ["--out", str(out)]) == 130
+    (out / "report.md").write_text("the last run's report\n")
+    os.utime(out / "report.md", (time.time() - 60, time.time() - 60))
+    calls.clear()
+    capsys.readouterr()
+    assert main(["reproduce", "--out", str(out), "--resume"]) == 130
+    assert "(results.json; report.md was not written)" in capsys.readouterr().err
 
 
 def test_a_second_ctrl_c_while_the_status_is_written_never_leaves_it_running(tmp_path, monkeypatch, capsys):

@@ -332,3 +332,15 @@ def test_sequential_slices_keep_their_names_and_dicts_name_modules():
         net[2:].append(nn.Tanh())
     with pytest.raises(TypeError, match="'act' is a int"):
         nn.Sequential({"act": 3})
+
+
+def test_train_of_a_module_inside_itself_and_names_taken_by_attributes():
+    """train() recursing through children looped forever on a module holding itself (named_modules and
+    state_dict allow it); add_module('forward') replaced the method (PyTorch: KeyError)."""
+    net = nn.Sequential(nn.Linear(2, 2))
+    object.__getattribute__(net, "_modules")["self"] = net
+    assert net.eval() is net and not net.training and not net[0].training
+    with pytest.raises(KeyError, match="attribute 'forward' already exists"):
+        nn.Sequential({"forward": nn.Linear(2, 2)})
+    with pytest.raises(KeyError, match="attribute 'training' already exists"):
+        nn.Sequential(nn.Tanh()).add_module("training", nn.Tanh())

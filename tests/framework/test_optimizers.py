@@ -294,3 +294,13 @@ def test_load_state_dict_refuses_other_group_counts_and_changes_nothing():
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         opt.load_state_dict(bad)
     assert (opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]) == (0.2, 0.5)
+
+
+def test_state_of_a_parameter_without_any_is_empty():
+    """PyTorch's state is a defaultdict(dict): opt.state[p] is {} before p's first step."""
+    p = mdl.tensor([1.0], requires_grad=True)
+    opt = optim.Adam([p])
+    assert opt.state[p] == {} and opt.state_dict().keys() == optim.Adam([p]).state_dict().keys()
+    p.grad = np.array([1.0])
+    opt.step()
+    assert opt.state[p]["step"] == 1
