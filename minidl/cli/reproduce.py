@@ -189,6 +189,15 @@ def _dask_installed() -> bool:
     return importlib.util.find_spec("distributed") is not None
 
 
+def _where(args) -> str:
+    """The options that put the study on Dask, for the command that resumes it (without them it runs serially)."""
+    import shlex
+
+    if args.scheduler:
+        return f" --scheduler {shlex.quote(args.scheduler)}"
+    return f" --workers {args.workers}" if args.workers else ""
+
+
 def _written_since(path, started: float) -> bool:
     """Whether `path` was written at or after `started` (a resumed study's report.md may be the last run's)."""
     try:
@@ -294,12 +303,11 @@ def run(args) -> int:
             written = "report.md, results.json" if _written_since(Path(out, "report.md"), started) else \
                 "results.json; report.md was not written"
             print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
-                  f"minidl reproduce --out {shlex.quote(str(out))} --resume", file=sys.stderr)
+                  f"minidl reproduce --out {shlex.quote(str(out))} --resume{_where(args)}", file=sys.stderr)
             return 130
         except SchedulerLost as error:         # the study is fine, its cluster went away: say how to go on
-            where = f"--scheduler {shlex.quote(args.scheduler)}" if args.scheduler else f"--workers {args.workers}"
-            print(f"minidl reproduce: {error} (minidl reproduce --out {shlex.quote(str(out))} --resume {where}); "
-                  f"what finished is in {out}", file=sys.stderr)
+            print(f"minidl reproduce: {error} (minidl reproduce --out {shlex.quote(str(out))} --resume"
+                  f"{_where(args)}); what finished is in {out}", file=sys.stderr)
             return 1
         except Exception as error:             # a run failed for good: the study says so in its files
             print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "

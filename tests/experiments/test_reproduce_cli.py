@@ -172,6 +172,18 @@ def test_the_interrupted_message_says_whether_report_md_exists(tmp_path, monkeyp
     assert f"what finished is in {out} (report.md, results.json)" in capsys.readouterr().err
 
 
+def test_the_interrupted_message_resumes_on_dask_where_the_study_ran_there(tmp_path, monkeypatch, capsys):
+    """The command it gave dropped --workers, so following it literally resumed the study serially."""
+    pytest.importorskip("distributed", reason="Dask is not installed (pip install 'minidl[dask]')")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("minidl.experiments.study.run_study", interrupted)
+    out = tmp_path / "study"
+    assert main(["reproduce", "--quick", "--no-progress", "--workers", "2", "--out", str(out)]) == 130
+    assert f"continue with: minidl reproduce --out {out} --resume --workers 2\n" in capsys.readouterr().err
+
+
 def test_an_out_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     """--out a file said "is not empty"; --out under a file or an unwritable folder said "the study failed
     (PermissionError...); what finished is in OUT" though nothing ran there."""
