@@ -7,10 +7,10 @@ Only `minidl reproduce --workers/--scheduler` imports this module (and so dask).
 `tasks.execute_on_worker`: the worker loads the data itself from the DataSpec (fingerprint checked) and
 writes its run's checkpoints into `<out>/checkpoints/`, so `out` must be a folder every worker sees (checked
 at start). A task whose worker dies or that raises is submitted again under a fresh key (Dask may return a
-stale result for a key that failed before) and continues from its checkpoint, until the run has failed
-`max_attempts` times (starts the study stopped do not count: tasks.py). Progress comes from the workers as events on `tasks.PROGRESS_TOPIC`. A
-scheduler that goes away stops the study with SchedulerLost (Dask cancels every task of a lost
-connection and would leave new ones waiting forever).
+stale result for a key that failed before) and continues from its checkpoint, until the run has
+failed `max_attempts` times (starts the study stopped do not count: tasks.py). Progress comes from the
+workers as events on `tasks.PROGRESS_TOPIC`. A scheduler that goes away stops the study with SchedulerLost
+(Dask cancels every task of a lost connection and would leave new ones waiting forever).
 """
 from __future__ import annotations
 

@@ -561,6 +561,14 @@ class Trainer:
                 raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
         if epochs is None and updates is None:
             raise ValueError("Trainer.fit: give epochs, updates or both")
+        past_epochs = epochs is not None and (self.epoch > epochs or self.epoch == epochs and self.batch > 0)
+        if past_epochs or updates is not None and self.step > updates:
+            done = (f"{self.epoch} epochs" + (f" + {self.batch} batches" if self.batch else "")
+                    + f" ({self.step} updates)")
+            asked = " and ".join(f"{name}={value}" for name, value in (("epochs", epochs), ("updates", updates))
+                                 if value is not None)
+            raise ValueError(f"Trainer.fit: this run has already done {done}, past {asked}; fit can only extend "
+                             f"a run (nothing was written)")
         self._claim_out_dir()
         with _StopSignals() as stop:
             try:

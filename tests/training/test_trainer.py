@@ -274,6 +274,20 @@ def test_updates_mode_and_callbacks(tmp_path):
     assert history[-1]["complete"] and history[-1]["step"] == 14
 
 
+def test_fit_to_a_point_the_run_has_passed_is_refused_before_anything_is_written(tmp_path):
+    """From a mid-epoch checkpoint (1 epoch + 3 batches), fit(epochs=1) wrote a "complete: false" record, a
+    checkpoint and model.npz for a target already behind it (the command refuses this; the library did not)."""
+    _trainer(tmp_path).fit(updates=10)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    for target, said in ((dict(epochs=1), "past epochs=1"), (dict(updates=9), "past updates=9"),
+                         (dict(epochs=3, updates=5), "past epochs=3 and updates=5")):
+        trainer = _trainer(tmp_path).resume()
+        with pytest.raises(ValueError, match=r"already done 1 epochs \+ 3 batches \(10 updates\), " + said):
+            trainer.fit(**target)
+        assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert _trainer(tmp_path).resume().fit(updates=10)[-1]["step"] == 10      # exactly where it is: no refusal
+
+
 def test_updates_mode_equals_epochs_mode(tmp_path):
     a = _trainer(None)
     a.fit(updates=14)
