@@ -60,14 +60,33 @@ class ArrayDataset:
         return int(self.labels.max()) + 1 if self.labels.size else 0
 
     def subset(self, indices) -> "ArrayDataset":
-        """A view of examples `indices` (positions in this dataset) sharing the same arrays."""
-        indices = np.asarray(indices, dtype=np.int64)
-        base = indices if self.indices is None else self.indices[indices]
+        """A view of the examples `indices` selects, sharing the same arrays: positions in this dataset
+        (negative ones count from the end) or a boolean mask of its length, as NumPy indexes (a mask was read
+        as positions 0 and 1, and 2.9 as 2)."""
+        base = self._positions(indices, "subset")
+        if self.indices is not None:
+            base = self.indices[base]
         return ArrayDataset(self.images, self.labels, base, flatten=self.flatten)
 
+    def _positions(self, selection, func: str) -> np.ndarray:
+        """`selection` (integers or a boolean mask) as int64 positions in this dataset; IndexError if it
+        selects outside it or holds other numbers."""
+        selection = np.asarray(selection)
+        if selection.size == 0 and selection.dtype.kind not in "biu":
+            selection = selection.astype(np.int64)           # [] is float64 to NumPy
+        if selection.ndim != 1 or selection.dtype.kind not in "biu":
+            raise IndexError(f"{func}: expected a 1-D array of integer positions or a boolean mask, got "
+                             f"{selection.dtype} of shape {selection.shape}")
+        try:
+            return np.arange(len(self), dtype=np.int64)[selection]
+        except IndexError as error:
+            raise IndexError(f"{func}: {error} (a dataset of {len(self)} examples)") from None
+
     def batch(self, positions) -> tuple[np.ndarray, np.ndarray]:
-        """(x float32, y int64) for the examples at `positions` (positions in this dataset)."""
-        positions = np.asarray(positions, dtype=np.int64)
+        """(x float32, y int64) for the examples at `positions` (positions in this dataset, or a mask)."""
+        positions = np.asarray(positions)
+        if positions.dtype.kind != "i":                     # the loader's own int64 batches skip this
+            positions = self._positions(positions, "batch")
         rows = positions if self.indices is None else self.indices[positions]
         x = self.images[rows]
         if x.dtype == np.uint8:
@@ -132,10 +151,10 @@ class DataLoader:
             dataset = ArrayDataset(*dataset)
         if not isinstance(dataset, ArrayDataset):
             raise TypeError(f"DataLoader: expected an ArrayDataset or (images, labels), got {type(dataset).__name__}")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         seed = _seed_or_draw(seed)
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")
         if drop_last and len(dataset) < batch_size:
             raise ValueError(f"DataLoader: drop_last with batch_size {batch_size} > {len(dataset)} examples "
@@ -149,6 +168,8 @@ class DataLoader:
 
     def order(self, epoch: int) -> np.ndarray:
         """The example order of `epoch` (the identity when shuffle is off)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+            raise ValueError(f"DataLoader: epoch must be a non-negative int, got {epoch!r}")
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n)

@@ -148,3 +148,29 @@ def test_a_start_outside_the_epoch_is_refused(start):
     with pytest.raises(ValueError, match=f"start must be a batch index from 0 to {len(loader)}"):
         next(loader.batches(0, start=start))
     assert list(loader.batches(0, start=len(loader))) == []
+
+
+def test_subset_and_batch_take_a_boolean_mask_and_refuse_other_numbers():
+    """subset(y == 2) read the mask as positions 0 and 1 (six examples labelled 0/1 for two labelled 2), and
+    subset([2.9]) as position 2."""
+    images = np.arange(6 * 4, dtype=np.float32).reshape(6, 4)
+    labels = np.array([0, 2, 1, 2, 0, 1])
+    data = ArrayDataset(images, labels)
+    twos = data.subset(labels == 2)
+    assert len(twos) == 2 and list(twos.batch(np.arange(2))[1]) == [2, 2]
+    np.testing.assert_array_equal(twos.subset([True, False]).batch([0])[0], images[[1]])
+    assert list(data.subset([-1, 0]).batch([0, 1])[1]) == [1, 0] and len(data.subset([])) == 0
+    np.testing.assert_array_equal(data.batch(labels == 1)[0], images[[2, 5]])
+    for bad, said in (([2.9], "integer positions or a boolean mask"), ([6], "out of bounds"),
+                      (labels[:5] == 2, "boolean index did not match"), ([[0, 1]], "1-D")):
+        with pytest.raises(IndexError, match=said):
+            data.subset(bad)
+
+
+def test_loader_refuses_bools_and_negative_epochs():
+    data = ArrayDataset(np.zeros((4, 2), np.float32), np.zeros(4, np.int64))
+    for bad in (dict(batch_size=True), dict(batch_size=2, seed=True)):
+        with pytest.raises(ValueError, match="must be a"):
+            DataLoader(data, **bad)
+    with pytest.raises(ValueError, match="epoch must be a non-negative int, got -1"):
+        next(DataLoader(data, 2, seed=0).batches(-1))
