@@ -242,6 +242,8 @@ def _datasets(settings: dict):
 
     name, seed = settings["dataset"], settings["seed"]
     if name == "shapeset":
+        if seed == SHAPESET_TEST_SEED:      # the test set would be the first of the training images
+            raise ValueError(f"--seed {seed} is the seed of the shapeset test set; choose another")
         train = ArrayDataset(*shapeset(settings["train_size"], seed=seed, dtype=np.uint8))
         test = ArrayDataset(*shapeset(settings["test_size"], seed=SHAPESET_TEST_SEED, dtype=np.uint8))
         files, said = [], (f"data: shapeset generated in memory ({settings['train_size']} train images from seed "
@@ -457,8 +459,9 @@ class _Session:
         except ValueError as error:          # a damaged or foreign data file; the message names it
             raise Refused(str(error)) from None
         except MemoryError:
-            raise Refused(f"not enough memory for the data ({settings['train_size']:,} train and "
-                          f"{settings['test_size']:,} test images asked)") from None
+            asked = (f" ({settings['train_size']:,} train and {settings['test_size']:,} test images asked)"
+                     if settings["dataset"] == "shapeset" else "")      # the sizes of the others are fixed
+            raise Refused(f"not enough memory for the {settings['dataset']} data{asked}") from None
         if resuming:
             _same_data(settings.get("data_files"), files, self.config)
         settings["data_files"] = files

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minidl.serialization import write_atomically
+
 __all__ = ["IDXFormatError", "read_idx", "write_idx", "IDX_DTYPES"]
 
 #: IDX dtype code -> NumPy dtype (big-endian as stored on disk).
@@ -126,8 +128,12 @@ def _read_payload(path: Path, stream, dtype: np.dtype, shape: tuple[int, ...], m
                           f"of data, more than {container} can hold ({max_bytes} bytes at most)")
     try:
         values = np.empty(shape, dtype=dtype)
-    except ValueError as error:     # more dimensions than NumPy allows (64; 32 before NumPy 2)
-        raise _fail(path, f"the header declares {len(shape)} dimensions, which NumPy cannot hold ({error})") from None
+    except ValueError as error:     # more dimensions than NumPy allows (64; 32 before NumPy 2), sizes too large
+        raise _fail(path, f"the header declares {len(shape)} dimensions, {shape_text} {dtype.str[1:]} values, "
+                          f"an array NumPy cannot make ({error})") from None
+    except MemoryError:             # within what the file can hold, but not in this machine's memory
+        raise _fail(path, f"the header declares {shape_text} {dtype.str[1:]} values = {declared:,} bytes of data, "
+                          f"more than this machine's free memory") from None
     filled = _readinto_exactly(stream, memoryview(values.reshape(-1)).cast("B"))
     if filled < declared:
         raise _fail(path, f"truncated: header declares {shape_text} {dtype.str[1:]} values = {declared} bytes "
@@ -166,7 +172,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """Write `array` as an IDX file; gzip-compressed when `path` ends in ``.gz``. Returns the path.
+    """Write `array` as an IDX file; gzip-compressed when `path` ends in ``.gz``. Returns the path. Atomic
+    (minidl.serialization.write_atomically): an interrupted write leaves the previous file as it was.
 
     The dtype must be one IDX can hold (uint8, int8, int16, int32, float32, float64), else TypeError.
     """
@@ -181,8 +188,13 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
         raise ValueError(f"write_idx: IDX needs 1 to 255 dimensions, got shape {array.shape}")
     header = bytes([0, 0, codes[native], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[codes[native]]).tobytes()
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "wb") as out:
+
+    def write(file) -> None:
+        out = gzip.GzipFile(filename=str(path), mode="wb", fileobj=file) if path.name.endswith(".gz") else file
         out.write(header)
         out.write(payload)
+        if out is not file:
+            out.close()                 # the gzip trailer; `file` itself stays open for write_atomically
+
+    write_atomically(path, write)      # a killed write leaves the old file, never a torn one
     return path

@@ -1,5 +1,6 @@
 """IDX reader/writer: round trips and every kind of damaged file (error names the file and the defect)."""
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -57,7 +58,7 @@ CORRUPTIONS = {
     "huge declared size": (b"\x00\x00\x0e\x02" + struct.pack(">II", 2**32 - 1, 2**32 - 1), "truncated"),
     # NumPy's limit, 64 dimensions: the bare "maximum supported dimension for an ndarray" named no file
     "too many dimensions": (b"\x00\x00\x08\x41" + struct.pack(">65I", *[1] * 65) + b"\x07",
-                            "declares 65 dimensions, which NumPy cannot hold"),
+                            "declares 65 dimensions, 1x1x1"),
 }
 
 
@@ -113,4 +114,34 @@ def test_a_long_tail_after_the_data_is_not_counted_to_its_end(tmp_path):
         read_idx(path)
     path.write_bytes(gzip.compress(_valid_bytes() + bytes(1000)))
     with pytest.raises(IDXFormatError, match="wrong length: 1000 bytes follow"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("name", ["labels-idx1-ubyte", "labels-idx1-ubyte.gz"])
+def test_an_interrupted_write_leaves_the_previous_file(tmp_path, monkeypatch, name):
+    """write_idx opened the target itself: a process killed mid-write left a good file empty or torn."""
+    path = tmp_path / name
+    write_idx(path, np.arange(10, dtype=np.uint8))
+    before = path.read_bytes()
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", killed)            # killed before the data reached the disk
+    monkeypatch.setattr(gzip.GzipFile, "write", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_idx(path, np.arange(20, dtype=np.uint8))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_a_header_within_the_file_bound_but_beyond_memory_names_the_file(tmp_path, monkeypatch):
+    """np.empty's MemoryError came out as a NumPy traceback naming no file."""
+    path = write_idx(tmp_path / "images-idx3-ubyte", np.zeros((2, 3, 4), dtype=np.uint8))
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(np, "empty", no_memory)
+    with pytest.raises(IDXFormatError, match=r"images-idx3-ubyte.*2x3x4 u1 values = 24 bytes of data, more than "
+                                             r"this machine's free memory"):
         read_idx(path)

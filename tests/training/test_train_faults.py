@@ -474,7 +474,7 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, capsys, options, 
 @pytest.mark.parametrize("options, problem", [
     (["--hidden", "100000000000"], "cannot build a 1024 -> 100000000000 -> 9 MLP here: not enough memory"),
     (["--hidden", "99999999999999999999999"], "cannot build a 1024 -> 99999999999999999999999 -> 9 MLP here: Maximum"),
-    (["--train-size", "100000000000"], "not enough memory for the data (100,000,000,000 train"),
+    (["--train-size", "100000000000"], "not enough memory for the shapeset data (100,000,000,000 train"),
 ])
 def test_sizes_beyond_memory_are_one_line_errors(tmp_path, capsys, options, problem):
     """Each gave a MemoryError or ValueError traceback."""
@@ -482,6 +482,15 @@ def test_sizes_beyond_memory_are_one_line_errors(tmp_path, capsys, options, prob
                             "--out", tmp_path / "run")
     assert status == 2
     _one_line_error(err, f"error: {problem}")
+
+
+def test_the_shapeset_test_seed_is_refused_as_a_training_seed(tmp_path, capsys):
+    """--seed 2147483647 generated the training set from the test set's seed: all 500 test images were the
+    first training images, and the test error was measured on training data."""
+    status, _, err = _train(capsys, "shapeset", "--seed", "2147483647", "--out", tmp_path / "run")
+    assert status == 2
+    _one_line_error(err, "error: --seed 2147483647 is the seed of the shapeset test set; choose another")
+    assert not (tmp_path / "run").exists()
 
 
 def test_an_out_that_is_a_file_is_named_as_such(tmp_path, capsys):
