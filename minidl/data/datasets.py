@@ -1,7 +1,7 @@
 """MNIST and Fashion-MNIST from their four standard IDX files, found without a network connection.
 
-Lookup order for a dataset named NAME ("mnist" or "fashion-mnist"), first folder holding the split's two
-files wins:
+Lookup order for a dataset named NAME ("mnist" or "fashion-mnist"); the first folder holding all four files
+wins, so both splits always come from the same copy (a folder holding only some of them is passed over):
   1. the `root` argument: `root` itself, then `root/NAME` (and the aliases below);
   2. `$MINIDL_DATA`: `$MINIDL_DATA/NAME` (and aliases), then `$MINIDL_DATA` itself;
   3. well-known places: `~/.cache/minidl/NAME`, `/usr/share/datasets/NAME` (Debian's `dataset-fashion-mnist`
@@ -81,24 +81,15 @@ def _find_file(folder: Path, stem: str, ndim: int) -> Path | None:
 def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Return the (images, labels) file paths of `split` for dataset `name`, searched in the documented order.
 
-    Raises DatasetNotFoundError listing every folder searched and how to get the files.
+    The folder is the first holding all four files (`dataset_files`), whichever split is asked for, so the
+    train and test files of a dataset always come from the same copy. Raises DatasetNotFoundError listing
+    every folder searched and how to get the files.
     """
     if name not in _ALIASES:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
     if split not in _PREFIX:
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
-    searched = []
-    for folder in _candidate_folders(name, root):
-        images = _find_file(folder, f"{_PREFIX[split]}-images", 3)
-        labels = _find_file(folder, f"{_PREFIX[split]}-labels", 1)
-        if images is not None and labels is not None:
-            return images, labels
-        searched.append(folder)
-    where = "\n".join(f"  {folder}" for folder in searched)
-    raise DatasetNotFoundError(
-        f"{name} ({split} split) not found: no folder holds {_PREFIX[split]}-images-idx3-ubyte[.gz] and "
-        f"{_PREFIX[split]}-labels-idx1-ubyte[.gz].\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}"
-    )
+    return dataset_files(name, root)[split]
 
 
 def _split_files(folder: Path, split: str) -> tuple[Path | None, Path | None]:
@@ -181,7 +172,8 @@ def _load(name: str, root, split: str) -> tuple[np.ndarray, np.ndarray]:
 def load_mnist(root: str | os.PathLike | None = None, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits: (images uint8 (N, 28, 28), labels int64 (N,)), N = 60,000 (train) or 10,000 (test).
 
-    `root` is searched first, then $MINIDL_DATA, then well-known folders (see the module docstring).
+    `root` is searched first, then $MINIDL_DATA, then well-known folders (see the module docstring); the
+    first folder holding all four files is used, for either split.
     """
     return _load("mnist", root, split)
 
@@ -190,6 +182,7 @@ def load_fashion_mnist(root: str | os.PathLike | None = None, split: str = "trai
     """Fashion-MNIST (Zalando): (images uint8 (N, 28, 28), labels int64 (N,)), N = 60,000 or 10,000.
 
     `root` is searched first, then $MINIDL_DATA, then well-known folders including Debian's
-    /usr/share/datasets/fashion-mnist/ (package `dataset-fashion-mnist`).
+    /usr/share/datasets/fashion-mnist/ (package `dataset-fashion-mnist`); the first folder holding all four
+    files is used, for either split.
     """
     return _load("fashion-mnist", root, split)

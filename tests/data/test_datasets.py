@@ -24,8 +24,15 @@ def _write_split(folder, prefix, n, gz=True, labels=None):
     return images, labels
 
 
+def _write_dataset(folder, gz=True, label=None):
+    """All four files: 5 training and 3 test images (labels all `label` when given)."""
+    train = _write_split(folder, "train", 5, gz, None if label is None else [label] * 5)
+    test = _write_split(folder, "t10k", 3, gz, None if label is None else [label] * 3)
+    return train, test
+
+
 def test_root_argument_is_used(tmp_path, small_splits):
-    images, labels = _write_split(tmp_path, "t10k", 3, gz=False)
+    _, (images, labels) = _write_dataset(tmp_path, gz=False)
     got_images, got_labels = load_mnist(tmp_path, split="test")
     np.testing.assert_array_equal(got_images, images)
     np.testing.assert_array_equal(got_labels, labels)
@@ -33,14 +40,14 @@ def test_root_argument_is_used(tmp_path, small_splits):
 
 
 def test_env_variable_with_dataset_subfolder(tmp_path, small_splits, monkeypatch):
-    images, _ = _write_split(tmp_path / "fashion-mnist", "train", 5)
+    (images, _), _ = _write_dataset(tmp_path / "fashion-mnist")
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path))
     np.testing.assert_array_equal(load_fashion_mnist()[0], images)
 
 
 def test_root_wins_over_env(tmp_path, small_splits, monkeypatch):
-    _write_split(tmp_path / "env" / "mnist", "train", 5, labels=[1] * 5)
-    _write_split(tmp_path / "arg" / "mnist", "train", 5, labels=[2] * 5)
+    _write_dataset(tmp_path / "env" / "mnist", label=1)
+    _write_dataset(tmp_path / "arg" / "mnist", label=2)
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "env"))
     assert set(load_mnist(tmp_path / "arg")[1]) == {2}
     assert set(load_mnist()[1]) == {1}
@@ -59,6 +66,18 @@ def test_not_found_lists_places_and_how_to_get(tmp_path, small_splits, monkeypat
     assert isinstance(info.value, FileNotFoundError)
 
 
+def test_both_splits_come_from_one_folder(tmp_path, small_splits, monkeypatch):
+    """$MINIDL_DATA/fashion-mnist holding only the training files gave load_fashion_mnist(split="train")
+    from there and split="test" from the next folder: a model trained on one copy, tested on another."""
+    _write_split(tmp_path / "env" / "fashion-mnist", "train", 5, labels=[7] * 5)
+    _write_dataset(tmp_path / "share" / "fashion-mnist", label=1)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "env"))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    assert set(load_fashion_mnist(split="train")[1]) == {1} and set(load_fashion_mnist(split="test")[1]) == {1}
+    folder = tmp_path / "share" / "fashion-mnist"
+    assert [path.parent for split in ("train", "test") for path in find_dataset("fashion-mnist", split)] == [folder] * 4
+
+
 def test_half_present_split_is_not_found(tmp_path, small_splits):
     _write_split(tmp_path, "train", 5)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
@@ -68,12 +87,14 @@ def test_half_present_split_is_not_found(tmp_path, small_splits):
 
 def test_wrong_count_names_the_file(tmp_path, small_splits):
     _write_split(tmp_path, "train", 4)
+    _write_split(tmp_path, "t10k", 3)
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz: expected 5 28x28 uint8 images"):
         load_mnist(tmp_path)
 
 
 def test_label_out_of_range_names_the_file(tmp_path, small_splits):
     _write_split(tmp_path, "train", 5, labels=[0, 1, 2, 3, 12])
+    _write_split(tmp_path, "t10k", 3)
     with pytest.raises(ValueError, match="train-labels-idx1-ubyte.gz: labels must lie in 0..9, found 12"):
         load_mnist(tmp_path)
 
