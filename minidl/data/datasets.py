@@ -13,8 +13,10 @@ Xiao, Rasul & Vollgraf 2017).
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +71,55 @@ def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[Path]:
     return list(dict.fromkeys(folders))  # drop duplicates, keep order
 
 
-def _find_file(folder: Path, stem: str, ndim: int) -> Path | None:
+def _what_is(path: Path) -> str | None:
+    """None when `path` is a regular file (symbolic links followed), "" when nothing is there, else what it
+    is instead ("is a folder, not a file", "is a symbolic link loop", ...): said rather than "missing"."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "is a broken symbolic link" if path.is_symlink() else ""
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    return "is a folder, not a file" if stat.S_ISDIR(mode) else "is not a regular file"
+
+
+def _find_file(folder: Path, stem: str, ndim: int) -> tuple[Path | None, str | None]:
+    """(path, None) for the first accepted name that is a regular file; else (None, what is wrong with the
+    first name present, e.g. "t10k-images-idx3-ubyte.gz is a folder, not a file"), (None, None) if none is."""
+    problem = None
     for base in (f"{stem}-idx{ndim}-ubyte", f"{stem}.idx{ndim}-ubyte"):
         for suffix in (".gz", ""):
             path = folder / (base + suffix)
-            if path.is_file():
-                return path
-    return None
+            what = _what_is(path)
+            if what is None:
+                return path, None
+            if what and problem is None:
+                problem = f"{path.name} {what}"
+    return None, problem
+
+
+_NEEDED = [(split, kind, ndim) for split in _PREFIX for kind, ndim in (("images", 3), ("labels", 1))]
+
+
+def _folder_files(folder: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], list[str], list[str]]:
+    """(files found by split, names missing, what is wrong with the entries present that are not files)."""
+    paths, missing, problems = {}, [], []
+    if folder.is_dir():
+        for split, kind, ndim in _NEEDED:
+            path, problem = _find_file(folder, f"{_PREFIX[split]}-{kind}", ndim)
+            paths[split, kind] = path
+            if path is None and problem is None:
+                missing.append(f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]")
+            elif problem is not None:
+                problems.append(problem)
+    else:
+        missing = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
+    found = {split: (paths.get((split, "images")), paths.get((split, "labels"))) for split in _PREFIX}
+    return found, missing, problems
 
 
 def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Path, Path]:
@@ -92,10 +136,6 @@ def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     return dataset_files(name, root)[split]
 
 
-def _split_files(folder: Path, split: str) -> tuple[Path | None, Path | None]:
-    return _find_file(folder, f"{_PREFIX[split]}-images", 3), _find_file(folder, f"{_PREFIX[split]}-labels", 1)
-
-
 def dataset_files(name: str, root: str | os.PathLike | None = None, *,
                   search: bool = True) -> dict[str, tuple[Path, Path]]:
     """The four files of dataset `name`, all from one folder: {"train": (images, labels), "test": (...)}.
@@ -103,7 +143,8 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
     Folders are tried in the documented order (only `root` and its dataset subfolders when `search` is
     False: an explicit folder is used or refused, never mixed with another); the first holding all four
     wins, so the two splits always come from the same copy. DatasetNotFoundError otherwise: with
-    search=False a one-line message naming `root` and the files missing there.
+    search=False a one-line message naming `root` and the files missing there, or what an entry bearing a
+    file's name is instead (a folder, a symbolic link loop, ...).
     """
     if name not in _ALIASES:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
@@ -118,18 +159,17 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
         folders = _candidate_folders(name, root)
     partial = None
     for folder in folders:
-        found = {split: _split_files(folder, split) for split in _PREFIX}
-        if all(path is not None for pair in found.values() for path in pair):
+        found, missing, problems = _folder_files(folder)
+        if not missing and not problems:
             return found
-        if partial is None and any(path is not None for pair in found.values() for path in pair):
-            partial = (folder, found)
-    needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split in _PREFIX
-              for kind, ndim in (("images", 3), ("labels", 1))]
+        if partial is None and (len(missing) < len(_NEEDED) or problems):
+            partial = (folder, missing, problems)
     if partial is not None:
-        folder, found = partial
-        missing = [want for want, have in zip(needed, [p for pair in found.values() for p in pair]) if have is None]
-        problem = f"{folder} holds only some of the {name} files: {', '.join(missing)} missing"
+        folder, missing, problems = partial
+        parts = ([f"{', '.join(missing)} missing"] if missing else []) + problems
+        problem = f"{folder} holds only some of the {name} files: {'; '.join(parts)}"
     else:
+        needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
         problem = f"no folder holds the {name} files ({', '.join(needed)})"
     if not search:
         looked = ", ".join(str(folder) for folder in folders)

@@ -85,6 +85,24 @@ def test_half_present_split_is_not_found(tmp_path, small_splits):
         find_dataset("mnist", "train", root=tmp_path)
 
 
+@pytest.mark.parametrize("make,what", [
+    (lambda path: path.mkdir(), "is a folder, not a file"),
+    (lambda path: path.symlink_to(path.name), "is a symbolic link loop"),
+    (lambda path: path.symlink_to("elsewhere.gz"), "is a broken symbolic link"),
+])
+def test_an_entry_that_is_not_a_file_is_named_not_called_missing(tmp_path, small_splits, make, what):
+    _write_dataset(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").unlink()
+    make(tmp_path / "t10k-images-idx3-ubyte.gz")
+    with pytest.raises(DatasetNotFoundError) as info:
+        datasets.dataset_files("mnist", tmp_path, search=False)
+    message = str(info.value)
+    assert f"{tmp_path} holds only some of the mnist files: t10k-images-idx3-ubyte.gz {what};" in message
+    assert "missing" not in message and len(message.splitlines()) == 1
+    with pytest.raises(DatasetNotFoundError, match=f"t10k-images-idx3-ubyte.gz {what}"):
+        load_mnist(tmp_path)
+
+
 def test_wrong_count_names_the_file(tmp_path, small_splits):
     _write_split(tmp_path, "train", 4)
     _write_split(tmp_path, "t10k", 3)
