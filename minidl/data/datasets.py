@@ -3,20 +3,27 @@
 Lookup order for a dataset named NAME ("mnist" or "fashion-mnist"); the first folder holding all four files
 wins, so both splits always come from the same copy (a folder holding only some of them is passed over):
   1. the `root` argument: `root` itself, then `root/NAME` (and the aliases below);
-  2. `$MINIDL_DATA`: `$MINIDL_DATA/NAME` (and aliases), then `$MINIDL_DATA` itself;
+  2. `$MINIDL_DATA`: `$MINIDL_DATA/NAME` (and aliases), then `$MINIDL_DATA` itself, which is read as NAME
+     only if it is named for NAME or its label files begin as NAME's official ones do: both datasets use
+     the same file names, so a bare folder holding the other dataset (or files of one's own) is passed
+     over, with a RuntimeWarning when the data then comes from a later folder and in the not-found error;
   3. well-known places: `~/.cache/minidl/NAME`, `/usr/share/datasets/NAME` (Debian's `dataset-fashion-mnist`
      package installs Fashion-MNIST there), `/usr/local/share/datasets/NAME`.
 File names: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 `t10k-labels-idx1-ubyte`, each optionally ending in `.gz` (also accepted: `.idx3-ubyte` with a dot).
+Folders named for the dataset and `root` are taken as they are.
 Both datasets: 60,000 training and 10,000 test images, 28x28 uint8, labels 0-9 (LeCun et al. 1998;
 Xiao, Rasul & Vollgraf 2017).
 """
 from __future__ import annotations
 
 import errno
+import gzip
 import hashlib
 import os
 import stat
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -58,17 +65,86 @@ class DatasetNotFoundError(FileNotFoundError):
     """No folder holds the dataset's files; the message lists where minidl looked and how to get them."""
 
 
-def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[Path]:
-    folders: list[Path] = []
+#: How the official label files begin: the IDX header (uint8, one dimension of 60,000 or 10,000) and the first
+#: ten labels, by dataset and split. MNIST: LeCun's files (train 5 0 4 1 9 ..., test 7 2 1 0 4 ...);
+#: Fashion-MNIST: Zalando's, as Debian's dataset-fashion-mnist installs them. They tell which dataset a bare
+#: $MINIDL_DATA folder holds: both datasets use the same four file names.
+_LABELS_BEGIN = {
+    name: {split: b"\x00\x00\x08\x01" + count.to_bytes(4, "big") + bytes(first)
+           for split, count, first in (("train", 60_000, train), ("test", 10_000, test))}
+    for name, train, test in (("mnist", (5, 0, 4, 1, 9, 2, 1, 3, 1, 4), (7, 2, 1, 0, 4, 1, 4, 9, 5, 9)),
+                              ("fashion-mnist", (9, 0, 0, 3, 0, 2, 7, 2, 5, 5), (9, 2, 1, 1, 6, 1, 4, 6, 5, 7)))
+}
+_TITLE = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+
+
+def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[tuple[Path, bool]]:
+    """(folder, bare) in the documented order; `bare` marks $MINIDL_DATA itself, a folder that is not named
+    for a dataset and may hold either (`_bare_folder_problem`)."""
+    folders: list[tuple[Path, bool]] = []
     if root is not None:
         root = Path(root).expanduser()
-        folders += [root] + [root / alias for alias in _ALIASES[name]]
+        folders += [(folder, False) for folder in [root] + [root / alias for alias in _ALIASES[name]]]
     env = os.environ.get("MINIDL_DATA")
     if env:
         base = Path(env).expanduser()
-        folders += [base / alias for alias in _ALIASES[name]] + [base]
-    folders += [base / name for base in WELL_KNOWN_ROOTS]
-    return list(dict.fromkeys(folders))  # drop duplicates, keep order
+        folders += [(base / alias, False) for alias in _ALIASES[name]] + [(base, not _named_for(base, name))]
+    folders += [(base / name, False) for base in WELL_KNOWN_ROOTS]
+    unique: dict[Path, bool] = {}
+    for folder, bare in folders:
+        unique.setdefault(folder, bare)       # a folder met twice keeps its first place and role
+    return list(unique.items())
+
+
+def _named_for(folder: Path, name: str) -> bool:
+    """Whether `folder` is named for dataset `name` (ends in one of its folder names, e.g. .../fashion-mnist)."""
+    return any(folder.parts[-len(Path(alias).parts):] == Path(alias).parts for alias in _ALIASES[name])
+
+
+def _head(path: Path, size: int) -> bytes:
+    """The first `size` bytes of a file's content (gunzipped if it is gzip); b"" if it cannot be read."""
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":
+                raw.seek(0)
+                return raw.read(size)
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) as stream:
+                return stream.read(size)
+    except (OSError, EOFError, zlib.error):
+        return b""
+
+
+def _holds(found: dict[str, tuple[Path, Path]]) -> str | None:
+    """The dataset whose official label files (both splits) these are, by their first bytes; None if neither."""
+    heads = {split: _head(found[split][1], len(_LABELS_BEGIN["mnist"][split])) for split in _PREFIX}
+    return next((name for name, begin in _LABELS_BEGIN.items() if heads == begin), None)
+
+
+def _bare_folder_problem(name: str, folder: Path, found: dict[str, tuple[Path, Path]]) -> str | None:
+    """Why the bare $MINIDL_DATA folder, which holds four files, is not read as `name`; None if it is.
+
+    Both datasets use the same file names, so a folder not named for one is read as `name` only if its
+    label files are `name`'s official ones: never one dataset for the other, nor other files for either.
+    """
+    holds = _holds(found)
+    if holds == name:
+        return None
+    if holds is not None:
+        return (f"MINIDL_DATA={folder} holds {_TITLE[holds]}, not {_TITLE[name]} (its label files are "
+                f"{_TITLE[holds]}'s), so it is not read as {name}")
+    return (f"MINIDL_DATA={folder} holds IDX files that are not the official {_TITLE[name]} (their labels begin "
+            f"otherwise), so they are not read as {name}: files of your own go in {folder / name}/")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A RuntimeWarning, once per process for a given message (a script loads both splits, a study twice)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def _what_is(path: Path) -> str | None:
@@ -154,14 +230,20 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetNotFoundError(f"{root}: no such folder")
-        folders = [root] + [root / alias for alias in _ALIASES[name]]
+        folders = [(folder, False) for folder in [root] + [root / alias for alias in _ALIASES[name]]]
     else:
         folders = _candidate_folders(name, root)
-    partial = None
-    for folder in folders:
+    partial, notes = None, []
+    for folder, bare in folders:
         found, missing, problems = _folder_files(folder)
         if not missing and not problems:
-            return found
+            note = _bare_folder_problem(name, folder, found) if bare else None
+            if note is None:
+                if notes:           # $MINIDL_DATA was passed over: the data comes from elsewhere, say so
+                    _warn_once(f"{'; '.join(notes)}; reading {name} from {folder}")
+                return found
+            notes.append(note)
+            continue
         if partial is None and (len(missing) < len(_NEEDED) or problems):
             partial = (folder, missing, problems)
     if partial is not None:
@@ -171,10 +253,11 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
     else:
         needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
         problem = f"no folder holds the {name} files ({', '.join(needed)})"
+    problem = "; ".join([problem] + notes)
     if not search:
-        looked = ", ".join(str(folder) for folder in folders)
+        looked = ", ".join(str(folder) for folder, _ in folders)
         raise DatasetNotFoundError(f"{problem}; looked in {looked} and nowhere else")
-    where = "\n".join(f"  {folder}" for folder in folders)
+    where = "\n".join(f"  {folder}" for folder, _ in folders)
     raise DatasetNotFoundError(f"{problem}.\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}")
 
 

@@ -12,6 +12,7 @@ def small_splits(monkeypatch):
     monkeypatch.setitem(datasets.SPLIT_SIZES, "train", 5)
     monkeypatch.setitem(datasets.SPLIT_SIZES, "test", 3)
     monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.setattr(datasets, "_WARNED", set(), raising=False)   # each test sees its warnings
 
 
 def _write_split(folder, prefix, n, gz=True, labels=None):
@@ -76,6 +77,62 @@ def test_both_splits_come_from_one_folder(tmp_path, small_splits, monkeypatch):
     assert set(load_fashion_mnist(split="train")[1]) == {1} and set(load_fashion_mnist(split="test")[1]) == {1}
     folder = tmp_path / "share" / "fashion-mnist"
     assert [path.parent for split in ("train", "test") for path in find_dataset("fashion-mnist", split)] == [folder] * 4
+
+
+# How the official label files begin (LeCun's MNIST; Zalando's Fashion-MNIST, checked against the installed
+# files by test_the_installed_fashion_mnist_is_recognized)
+FIRST_LABELS = {"mnist": ([5, 0, 4, 1, 9, 2, 1, 3, 1, 4], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]),
+                "fashion-mnist": ([9, 0, 0, 3, 0, 2, 7, 2, 5, 5], [9, 2, 1, 1, 6, 1, 4, 6, 5, 7])}
+
+
+def _labelled_as(folder, name):
+    """Four files whose label files begin as `name`'s official ones (other labels: any `name` not listed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, n, first in zip(("train", "t10k"), (60_000, 10_000), FIRST_LABELS.get(name, ([1] * 10,) * 2)):
+        labels = np.zeros(n, np.uint8)
+        labels[:10] = first
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.zeros((1, 28, 28), np.uint8))  # never read here
+    return folder
+
+
+def test_a_bare_minidl_data_folder_is_read_only_as_the_dataset_it_holds(tmp_path, small_splits, monkeypatch):
+    """$MINIDL_DATA holding MNIST's four files (the same names as Fashion-MNIST's) was read as Fashion-MNIST
+    although Fashion-MNIST was installed."""
+    env, share = _labelled_as(tmp_path / "env", "mnist"), _labelled_as(tmp_path / "share" / "fashion-mnist",
+                                                                        "fashion-mnist")
+    monkeypatch.setenv("MINIDL_DATA", str(env))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    with pytest.warns(RuntimeWarning, match=f"MINIDL_DATA={env} holds MNIST, not Fashion-MNIST .*; reading "
+                                            f"fashion-mnist from {share}$"):
+        assert find_dataset("fashion-mnist", "test")[0].parent == share
+    assert find_dataset("mnist", "test")[0].parent == env
+    assert datasets.dataset_files("fashion-mnist", env)["train"][0].parent == env      # an explicit root: as it is
+
+    share.rename(tmp_path / "gone")
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset("fashion-mnist")
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("no folder holds the fashion-mnist files") and f"MINIDL_DATA={env} holds MNIST" in first
+
+    other = _labelled_as(tmp_path / "other", "neither")             # files of one's own: neither dataset's
+    monkeypatch.setenv("MINIDL_DATA", str(other))
+    for name in ("mnist", "fashion-mnist"):
+        with pytest.raises(DatasetNotFoundError, match=f"not the official .*go in {other / name}/"):
+            find_dataset(name)
+    monkeypatch.setenv("MINIDL_DATA", str(other.rename(tmp_path / "fashion-mnist")))  # named for the dataset
+    assert find_dataset("fashion-mnist")[0].parent == tmp_path / "fashion-mnist"
+
+
+def test_the_installed_fashion_mnist_is_recognized():
+    folder = datasets.Path("/usr/share/datasets/fashion-mnist")
+    try:
+        found = datasets.dataset_files("fashion-mnist", folder, search=False)
+    except DatasetNotFoundError as error:
+        pytest.skip(f"Fashion-MNIST is not installed in {folder}: {error}")
+    labels = {split: load_fashion_mnist(folder, split)[1][:10].tolist() for split in ("train", "test")}
+    assert (labels["train"], labels["test"]) == FIRST_LABELS["fashion-mnist"]
+    assert datasets._holds(found) == "fashion-mnist"
 
 
 def test_half_present_split_is_not_found(tmp_path, small_splits):
