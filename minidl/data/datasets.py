@@ -5,10 +5,12 @@ wins, so both splits always come from the same copy (a folder holding only some 
   1. the `root` argument: `root` itself, then `root/NAME` (and the aliases below);
   2. `$MINIDL_DATA`: `$MINIDL_DATA/NAME` (and aliases), then `$MINIDL_DATA` itself, which is read as NAME
      only if it is named for NAME or its label files begin as NAME's official ones do: both datasets use
-     the same file names, so a bare folder holding the other dataset (or files of one's own) is passed
-     over, with a RuntimeWarning when the data then comes from a later folder and in the not-found error;
+     the same file names, so a bare folder holding the other dataset (or files of one's own) is passed over;
   3. well-known places: `~/.cache/minidl/NAME`, `/usr/share/datasets/NAME` (Debian's `dataset-fashion-mnist`
      package installs Fashion-MNIST there), `/usr/local/share/datasets/NAME`.
+A place the user named (`root`, `$MINIDL_DATA`) that is no folder, holds only some of the files or holds
+other data is never passed over in silence: the not-found error says so, and when the data comes from a
+later folder a RuntimeWarning (once per process) names it and the folder read instead.
 File names: `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte`,
 `t10k-labels-idx1-ubyte`, each optionally ending in `.gz` (also accepted: `.idx3-ubyte` with a dot).
 Folders named for the dataset and `root` are taken as they are.
@@ -62,7 +64,11 @@ WELL_KNOWN_ROOTS = [
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """No folder holds the dataset's files; the message lists where minidl looked and how to get them."""
+    """No folder holds the dataset's files; the message lists where minidl looked and how to get them.
+
+    `notes`: why places the user named (`root`, $MINIDL_DATA) were passed over; empty when none was.
+    """
+    notes: tuple[str, ...] = ()
 
 
 #: How the official label files begin: the IDX header (uint8, one dimension of 60,000 or 10,000) and the first
@@ -78,22 +84,34 @@ _LABELS_BEGIN = {
 _TITLE = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
-def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[tuple[Path, bool]]:
-    """(folder, bare) in the documented order; `bare` marks $MINIDL_DATA itself, a folder that is not named
-    for a dataset and may hold either (`_bare_folder_problem`)."""
-    folders: list[tuple[Path, bool]] = []
+def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[tuple[Path, str]]:
+    """(folder, role) in the documented order. Roles: "given" (`root` and its dataset subfolders), "env"
+    ($MINIDL_DATA/NAME and aliases, or $MINIDL_DATA named for NAME), "bare" ($MINIDL_DATA itself, which may
+    hold either dataset: `_bare_folder_problem`), "known" (the well-known places)."""
+    folders: list[tuple[Path, str]] = []
     if root is not None:
         root = Path(root).expanduser()
-        folders += [(folder, False) for folder in [root] + [root / alias for alias in _ALIASES[name]]]
+        folders += [(folder, "given") for folder in [root] + [root / alias for alias in _ALIASES[name]]]
     env = os.environ.get("MINIDL_DATA")
     if env:
         base = Path(env).expanduser()
-        folders += [(base / alias, False) for alias in _ALIASES[name]] + [(base, not _named_for(base, name))]
-    folders += [(base / name, False) for base in WELL_KNOWN_ROOTS]
-    unique: dict[Path, bool] = {}
-    for folder, bare in folders:
-        unique.setdefault(folder, bare)       # a folder met twice keeps its first place and role
+        folders += [(base / alias, "env") for alias in _ALIASES[name]]
+        folders += [(base, "env" if _named_for(base, name) else "bare")]
+    folders += [(base / name, "known") for base in WELL_KNOWN_ROOTS]
+    unique: dict[Path, str] = {}
+    for folder, role in folders:
+        unique.setdefault(folder, role)       # a folder met twice keeps its first place and role
     return list(unique.items())
+
+
+def _no_such_folders(root) -> list[str]:
+    """"root=... does not exist", "MINIDL_DATA=... is not a folder": the places named that are no folder."""
+    notes = []
+    for label, value in (("root", root), ("MINIDL_DATA", os.environ.get("MINIDL_DATA") or None)):
+        if value is not None and not Path(value).expanduser().is_dir():
+            what = "is not a folder" if Path(value).expanduser().exists() else "does not exist"
+            notes.append(f"{label}={value} {what}")
+    return notes
 
 
 def _named_for(folder: Path, name: str) -> bool:
@@ -198,6 +216,11 @@ def _folder_files(folder: Path) -> tuple[dict[str, tuple[Path | None, Path | Non
     return found, missing, problems
 
 
+def _partial(name: str, folder: Path, missing: list[str], problems: list[str]) -> str:
+    parts = ([f"{', '.join(missing)} missing"] if missing else []) + problems
+    return f"{folder} holds only some of the {name} files: {'; '.join(parts)}"
+
+
 def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """Return the (images, labels) file paths of `split` for dataset `name`, searched in the documented order.
 
@@ -230,26 +253,30 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetNotFoundError(f"{root}: no such folder")
-        folders = [(folder, False) for folder in [root] + [root / alias for alias in _ALIASES[name]]]
+        folders = [(folder, "given") for folder in [root] + [root / alias for alias in _ALIASES[name]]]
     else:
         folders = _candidate_folders(name, root)
-    partial, notes = None, []
-    for folder, bare in folders:
+    # notes: why `root` or $MINIDL_DATA was not used, said in the not-found error and (with `passed`: those of
+    # their folders holding only some files) in a warning when the data comes from a folder after them
+    partial, passed = None, []
+    notes = _no_such_folders(root) if search else []
+    for folder, role in folders:
         found, missing, problems = _folder_files(folder)
         if not missing and not problems:
-            note = _bare_folder_problem(name, folder, found) if bare else None
+            note = _bare_folder_problem(name, folder, found) if role == "bare" else None
             if note is None:
-                if notes:           # $MINIDL_DATA was passed over: the data comes from elsewhere, say so
-                    _warn_once(f"{'; '.join(notes)}; reading {name} from {folder}")
+                if (notes or passed) and role != "given":
+                    _warn_once(f"{'; '.join(notes + passed)}; reading {name} from {folder}")
                 return found
             notes.append(note)
             continue
-        if partial is None and (len(missing) < len(_NEEDED) or problems):
+        some = len(missing) < len(_NEEDED) or problems
+        if some and role != "known":
+            passed.append(("MINIDL_DATA: " if role != "given" else "") + _partial(name, folder, missing, problems))
+        if some and partial is None:
             partial = (folder, missing, problems)
     if partial is not None:
-        folder, missing, problems = partial
-        parts = ([f"{', '.join(missing)} missing"] if missing else []) + problems
-        problem = f"{folder} holds only some of the {name} files: {'; '.join(parts)}"
+        problem = _partial(name, *partial)
     else:
         needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
         problem = f"no folder holds the {name} files ({', '.join(needed)})"
@@ -258,7 +285,9 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
         looked = ", ".join(str(folder) for folder, _ in folders)
         raise DatasetNotFoundError(f"{problem}; looked in {looked} and nowhere else")
     where = "\n".join(f"  {folder}" for folder, _ in folders)
-    raise DatasetNotFoundError(f"{problem}.\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}")
+    error = DatasetNotFoundError(f"{problem}.\nSearched, in order:\n{where}\n{_HOW_TO_GET[name]}")
+    error.notes = tuple(notes + passed)
+    raise error
 
 
 def fingerprint(path: str | os.PathLike) -> dict:

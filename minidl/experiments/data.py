@@ -11,6 +11,7 @@ with `load_spec` and refuses data whose fingerprint differs, never falling back 
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,9 +107,11 @@ def load_study_data(dataset: str = "auto", data_dir=None, train_examples: int | 
     except DatasetNotFoundError as error:
         if data_dir is not None:
             raise
-        first_line = str(error).splitlines()[0] if str(error) else "not found"
-        return _load_shapeset("Fashion-MNIST was not found (" + first_line + "), so the default falls back "
-                              "to the built-in Shapeset-3x2", train_examples)
+        first_line = str(error).splitlines()[0].rstrip(".") if str(error) else "not found"
+        reason = f"Fashion-MNIST was not found ({first_line}), so the default falls back to the built-in Shapeset-3x2"
+        if error.notes:         # MINIDL_DATA or root was passed over (see datasets): said now, not only in the report
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
+        return _load_shapeset(reason, train_examples)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
 """MNIST / Fashion-MNIST lookup and validation, on small fake files and on the real installed files."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,9 @@ def test_both_splits_come_from_one_folder(tmp_path, small_splits, monkeypatch):
     _write_dataset(tmp_path / "share" / "fashion-mnist", label=1)
     monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "env"))
     monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
-    assert set(load_fashion_mnist(split="train")[1]) == {1} and set(load_fashion_mnist(split="test")[1]) == {1}
+    with pytest.warns(RuntimeWarning, match="env/fashion-mnist holds only some of the fashion-mnist files"):
+        assert set(load_fashion_mnist(split="train")[1]) == {1}
+    assert set(load_fashion_mnist(split="test")[1]) == {1}
     folder = tmp_path / "share" / "fashion-mnist"
     assert [path.parent for split in ("train", "test") for path in find_dataset("fashion-mnist", split)] == [folder] * 4
 
@@ -133,6 +137,46 @@ def test_the_installed_fashion_mnist_is_recognized():
     labels = {split: load_fashion_mnist(folder, split)[1][:10].tolist() for split in ("train", "test")}
     assert (labels["train"], labels["test"]) == FIRST_LABELS["fashion-mnist"]
     assert datasets._holds(found) == "fashion-mnist"
+
+
+@pytest.mark.parametrize("kind", ["does not exist", "is not a folder"])
+def test_minidl_data_naming_no_folder_is_said(tmp_path, small_splits, monkeypatch, kind):
+    """MINIDL_DATA set to a folder that does not exist was skipped without a word: the data came from
+    elsewhere, or the not-found error did not mention it."""
+    typo = tmp_path / "typo"
+    if kind == "is not a folder":
+        typo.write_text("not a folder")
+    share = tmp_path / "share" / "fashion-mnist"
+    _write_dataset(share, label=1)
+    monkeypatch.setenv("MINIDL_DATA", str(typo))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    with pytest.warns(RuntimeWarning, match=f"^MINIDL_DATA={typo} {kind}; reading fashion-mnist from {share}$"):
+        assert set(load_fashion_mnist(split="train")[1]) == {1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_fashion_mnist(split="test")                        # said once, not for every load
+        assert set(load_fashion_mnist(share, split="test")[1]) == {1}     # an explicit root is used first
+    with pytest.raises(DatasetNotFoundError) as info:
+        find_dataset("mnist")
+    assert str(info.value).splitlines()[0].endswith(f"; MINIDL_DATA={typo} {kind}.")
+
+
+def test_a_root_or_minidl_data_holding_only_some_files_is_said(tmp_path, small_splits, monkeypatch):
+    share = tmp_path / "share" / "mnist"
+    _write_dataset(share, label=1)
+    _write_split(tmp_path / "env" / "mnist", "train", 5)
+    _write_split(tmp_path / "arg", "t10k", 3)
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "env"))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    with pytest.warns(RuntimeWarning) as caught:
+        assert set(load_mnist(tmp_path / "arg")[1]) == {1}
+    assert len(caught) == 1 and str(caught[0].message) == (
+        f"{tmp_path / 'arg'} holds only some of the mnist files: train-images-idx3-ubyte[.gz], "
+        "train-labels-idx1-ubyte[.gz] missing; "
+        f"MINIDL_DATA: {tmp_path / 'env' / 'mnist'} holds only some of the mnist files: t10k-images-idx3-ubyte[.gz], "
+        f"t10k-labels-idx1-ubyte[.gz] missing; reading mnist from {share}")
+    with pytest.warns(RuntimeWarning, match=f"^root={tmp_path / 'nowhere'} does not exist; MINIDL_DATA: "):
+        load_mnist(tmp_path / "nowhere")
 
 
 def test_half_present_split_is_not_found(tmp_path, small_splits):

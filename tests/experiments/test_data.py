@@ -19,6 +19,17 @@ def test_auto_falls_back_to_shapeset_and_says_why(monkeypatch):
     assert data.majority_error == pytest.approx(1 - np.mean(data.y_test == np.bincount(data.y_train).argmax()))
 
 
+def test_auto_fallback_says_that_minidl_data_names_no_folder(tmp_path, monkeypatch):
+    """MINIDL_DATA set to a folder that does not exist: the study fell back to Shapeset with a reason that
+    did not mention it."""
+    typo = tmp_path / "typo"
+    monkeypatch.setenv("MINIDL_DATA", str(typo))
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [tmp_path / "share"])
+    with pytest.warns(RuntimeWarning, match=f"MINIDL_DATA={typo} does not exist\\), so the default falls back"):
+        data = load_study_data("auto", train_examples=100)
+    assert data.name == "shapeset" and f"; MINIDL_DATA={typo} does not exist), so the default" in data.reason
+
+
 def test_explicit_missing_dataset_raises(tmp_path):
     with pytest.raises(datasets.DatasetNotFoundError):      # an empty folder: no silent fallback
         load_study_data("mnist", data_dir=tmp_path / "empty")
@@ -62,6 +73,8 @@ def test_an_explicit_data_dir_is_used_or_refused_never_mixed(tiny_copies):
 def test_the_search_takes_all_four_files_from_one_folder(tiny_copies, monkeypatch):
     full, partial = tiny_copies
     monkeypatch.setenv("MINIDL_DATA", str(partial))      # searched first, but holds only half the files
-    check_dataset("fashion-mnist")
+    with pytest.warns(RuntimeWarning, match=f"MINIDL_DATA: {partial} holds only some .*; reading fashion-mnist "
+                                            f"from {full}"):
+        check_dataset("fashion-mnist")
     data = load_study_data("auto")
     assert data.name == "fashion-mnist" and data.source == str(full) and set(data.y_valid) == {1}
