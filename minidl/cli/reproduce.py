@@ -240,8 +240,9 @@ def _check_fits_in_memory(config) -> None:
 
 def _check(args):
     """(config or None, execution, out): every check made before any work, raising ValueError/OSError with
-    one line for bad options, a missing dataset, an --out that cannot be used or a --scheduler that does not
-    answer (asked last: it may take dask_runner.CONNECT_SECONDS)."""
+    one line for bad options, a missing dataset or a damaged data file (the files are read in full), an --out
+    that cannot be used or a --scheduler that does not answer (asked last: it may take
+    dask_runner.CONNECT_SECONDS)."""
     from minidl.experiments.data import check_dataset
     from minidl.experiments.study import check_out, default_out_dir
 

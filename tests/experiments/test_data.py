@@ -78,3 +78,15 @@ def test_the_search_takes_all_four_files_from_one_folder(tiny_copies, monkeypatc
         check_dataset("fashion-mnist")
     data = load_study_data("auto")
     assert data.name == "fashion-mnist" and data.source == str(full) and set(data.y_valid) == {1}
+
+
+def test_the_check_reads_the_files_the_default_found(tiny_copies, monkeypatch):
+    """check_dataset("auto") looked at nothing: an installed but damaged Fashion-MNIST started the study."""
+    full, _ = tiny_copies
+    check_dataset("auto")
+    labels = full / "train-labels-idx1-ubyte.gz"
+    write_idx(labels, np.array([0, 1, 2, 3, 12], np.uint8))
+    with pytest.raises(ValueError, match=f"^{labels}: labels must lie in 0..9, found 12$"):
+        check_dataset("auto")
+    monkeypatch.setattr(datasets, "WELL_KNOWN_ROOTS", [])
+    check_dataset("auto")                           # nothing found: the study uses Shapeset-3x2

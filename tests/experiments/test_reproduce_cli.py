@@ -1,6 +1,7 @@
 """`minidl reproduce --quick` end to end (small widths: ~10-30 s) and an interrupted study."""
 import json
 
+import numpy as np
 import pytest
 
 from minidl.cli import main
@@ -74,6 +75,36 @@ def test_data_dir_with_the_generated_dataset_is_refused(tmp_path, capsys):
     assert main(["reproduce", "--quick", "--no-progress", "--dataset", "shapeset", "--data-dir", str(tmp_path),
                  "--out", str(out)]) == 2
     assert "--data-dir does not apply to shapeset" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize("damage,message", [
+    ("truncated", "t10k-images-idx3-ubyte.gz: not a valid IDX file: corrupt or truncated gzip data"),
+    ("too few images", "train-images-idx3-ubyte.gz: expected 5 28x28 uint8 images for the fashion-mnist train "
+                       "split, found uint8 of shape (4, 28, 28)")])
+def test_a_damaged_data_file_is_a_one_line_error_before_any_work(tmp_path, capsys, monkeypatch, damage, message):
+    """Only the files' presence was checked: a truncated file started the study, which failed and left a
+    "failed" --out (its report said "Data: **None**") that a rerun refused as not empty."""
+    from minidl.data import datasets, write_idx
+    from minidl.experiments import data as study_data
+
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "train", 5)            # tiny files: 5 train, 3 test images
+    monkeypatch.setitem(datasets.SPLIT_SIZES, "test", 3)
+    monkeypatch.setattr(study_data, "VALIDATION_SIZE", 2)
+    data = tmp_path / "data"
+    data.mkdir()
+    for prefix, n in (("train", 4 if damage == "too few images" else 5), ("t10k", 3)):
+        write_idx(data / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28), np.uint8))
+        write_idx(data / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n if prefix == "t10k" else 5, dtype=np.uint8))
+    if damage == "truncated":
+        damaged = data / "t10k-images-idx3-ubyte.gz"
+        damaged.write_bytes(damaged.read_bytes()[:-12])
+    out = tmp_path / "study"
+    for dataset in ("fashion-mnist", "auto"):
+        assert main(["reproduce", "--quick", "--no-progress", "--dataset", dataset, "--data-dir", str(data),
+                     "--skip-at-init", "--batch-size", "1", "--out", str(out)]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"minidl reproduce: {data / message}") and len(error.strip().splitlines()) == 1
+        assert not out.exists()
 
 
 @pytest.mark.parametrize("option,value,what", [
