@@ -160,8 +160,9 @@ def passed_where(inside: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 register(Activation(
-    "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, as PyTorch)", "Nair & Hinton 2010; He et al. 2015",
-    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: passed_where(s > 0, g),
+    "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, and 1 at NaN, as PyTorch)",
+    "Nair & Hinton 2010; He et al. 2015",
+    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: passed_where(~(s <= 0), g),
     value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",),
     keeps_integers=True))
 
@@ -231,9 +232,9 @@ def _elu_forward(s):
 
 
 register(Activation(
-    "elu", "s where s > 0, else eˢ - 1 (α = 1)", "1 where s > 0, else eˢ",
+    "elu", "s where s > 0, else eˢ - 1 (α = 1)", "1 where s > 0, else eˢ (1 at NaN, as PyTorch)",
     "Clevert, Unterthiner & Hochreiter 2016 (ICLR), PyTorch's default α = 1",
-    forward=_elu_forward, backward=lambda g, s, z: g * np.exp(np.minimum(s, 0)),
+    forward=_elu_forward, backward=lambda g, s, z: g * np.exp(np.fmin(s, 0)),
     value_range=(-1.0, None), slope_at_zero=1.0, moments=_elu_moments(1.0), backward_reads=("s",)))
 
 register(Activation(

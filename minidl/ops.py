@@ -1054,10 +1054,18 @@ def sqrt(a: Tensor) -> Tensor:
     return record(out, (a,), backward)
 
 
+def _sign_or_zero(values: np.ndarray) -> np.ndarray:
+    """sign(values) with 0 at NaN (PyTorch's sgn; NumPy's sign is NaN there)."""
+    sign = np.asarray(np.sign(values))         # of a 0-d array NumPy gives a scalar, not writable in place
+    if sign.dtype.kind == "f":
+        np.nan_to_num(sign, copy=False, nan=0.0)
+    return sign
+
+
 def abs(a: Tensor) -> Tensor:
-    """|a|;  d/da = sign(a) (0 at 0, as PyTorch)."""
+    """|a|;  d/da = sign(a) (0 at 0 and at NaN, as PyTorch)."""
     ad = a.data
-    return record(np.abs(ad), (a,), lambda g: (g * np.sign(ad),))
+    return record(np.abs(ad), (a,), lambda g: (g * _sign_or_zero(ad),))
 
 
 def clamp(a: Tensor, min=None, max=None) -> Tensor:
@@ -1116,7 +1124,7 @@ def tanh(a: Tensor) -> Tensor:
 
 
 def relu(a: Tensor) -> Tensor:
-    """max(a, 0);  d/da = 1 where a > 0 else 0 (0 at a = 0, as PyTorch)."""
+    """max(a, 0);  d/da = 1 where a > 0 else 0 (0 at a = 0, 1 at NaN, as PyTorch)."""
     return activation(a, _RELU)
 
 

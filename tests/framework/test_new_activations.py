@@ -62,3 +62,15 @@ def test_moments_are_exact(name, v):
 def test_erfcx_on_both_sides_of_its_switch_to_the_asymptotic_series():
     for x in (0.0, 1.0, 24.9, 25.0, 25.5, 26.0):
         assert activations._erfcx(x) == pytest.approx(math.exp(x * x) * math.erfc(x), rel=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradients_at_nan_inputs_are_pytorchs(dtype):
+    """PyTorch 2.13 at x = [nan, 1, -1]: relu [1, 1, 0], elu [1, 1, e^-1], abs [0, 1, -1], leaky_relu
+    [0.01, 1, 0.01] (minidl gave relu 0, elu NaN and abs NaN at the NaN)."""
+    expected = {"relu": [1.0, 1.0, 0.0], "elu": [1.0, 1.0, math.exp(-1.0)], "abs": [0.0, 1.0, -1.0],
+                "leaky_relu": [0.01, 1.0, 0.01]}
+    for name, grad in expected.items():
+        x = mdl.tensor(np.array([np.nan, 1.0, -1.0], dtype=dtype), requires_grad=True)
+        (ops.abs(x) if name == "abs" else ops.activation(x, name)).sum().backward()
+        np.testing.assert_allclose(x.grad, grad, rtol=1e-6, err_msg=name)
