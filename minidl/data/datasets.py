@@ -88,10 +88,7 @@ def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[tuple[
     """(folder, role) in the documented order. Roles: "given" (`root` and its dataset subfolders), "env"
     ($MINIDL_DATA/NAME and aliases, or $MINIDL_DATA named for NAME), "bare" ($MINIDL_DATA itself, which may
     hold either dataset: `_bare_folder_problem`), "known" (the well-known places)."""
-    folders: list[tuple[Path, str]] = []
-    if root is not None:
-        root = Path(root).expanduser()
-        folders += [(folder, "given") for folder in [root] + [root / alias for alias in _ALIASES[name]]]
+    folders = _given_folders(name, Path(root).expanduser()) if root is not None else []
     env = os.environ.get("MINIDL_DATA")
     if env:
         base = Path(env).expanduser()
@@ -102,6 +99,11 @@ def _candidate_folders(name: str, root: str | os.PathLike | None) -> list[tuple[
     for folder, role in folders:
         unique.setdefault(folder, role)       # a folder met twice keeps its first place and role
     return list(unique.items())
+
+
+def _given_folders(name: str, root: Path) -> list[tuple[Path, str]]:
+    """`root` itself, then its subfolders named for dataset `name`: the folders a given root stands for."""
+    return [(folder, "given") for folder in [root] + [root / alias for alias in _ALIASES[name]]]
 
 
 def _no_such_folders(root) -> list[str]:
@@ -253,7 +255,7 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
         root = Path(root).expanduser()
         if not root.is_dir():
             raise DatasetNotFoundError(f"{root}: no such folder")
-        folders = [(folder, "given") for folder in [root] + [root / alias for alias in _ALIASES[name]]]
+        folders = _given_folders(name, root)
     else:
         folders = _candidate_folders(name, root)
     # notes: why `root` or $MINIDL_DATA was not used, said in the not-found error and (with `passed`: those of
