@@ -76,10 +76,16 @@ class LayerProbe:
     def attach(self) -> "LayerProbe":
         if self._handles:
             return self
+        # One hook per activation module, however many layers it serves: a module reused after several
+        # Linears (``act = nn.Tanh()`` twice in a Sequential) fires once per use, and each of its hooks
+        # would record every use, leaving the last layer's z in every slot.
+        layers_of = {}
         for index, (linear, activation) in enumerate(zip(self.linears, self.activation_modules)):
             self._handles.append(linear.register_forward_hook(self._pre_activation_hook(index)))
             if activation is not None:
-                self._handles.append(activation.register_forward_hook(self._activation_hook(index)))
+                layers_of.setdefault(id(activation), (activation, []))[1].append(index)
+        for activation, indices in layers_of.values():
+            self._handles.append(activation.register_forward_hook(self._activation_hook(indices)))
         return self
 
     def detach(self) -> None:
@@ -99,9 +105,11 @@ class LayerProbe:
         self.activations: list = [None] * count
         self.pre_activation_grads: list = [None] * count
         self.inputs: list = [None] * count
+        self._last_linear = None     # index of the Linear that ran last: whose output an activation sees
 
     def _pre_activation_hook(self, index: int):
         def hook(module, inputs, output):
+            self._last_linear = index
             self.inputs[index] = _array(inputs[0] if isinstance(inputs, (tuple, list)) else inputs)
             self.pre_activations[index] = _array(output)
             self.pre_activation_grads[index] = None
@@ -111,8 +119,12 @@ class LayerProbe:
                 output.register_hook(grad_hook)
         return hook
 
-    def _activation_hook(self, index: int):
+    def _activation_hook(self, indices: list):
+        """Records z into the slot of the layer this call belongs to: the last of `indices` (the layers
+        this module serves) at or before the Linear that ran last."""
         def hook(module, inputs, output):
+            last = self._last_linear
+            index = max((i for i in indices if last is not None and i <= last), default=indices[0])
             self.activations[index] = _array(output)
         return hook
 

@@ -91,3 +91,20 @@ def test_probe_on_mlp_and_bad_input():
         LayerProbe(mlp.linears[:2], mlp.activations[:1])
     with pytest.raises(TypeError, match="no 2-D .weight"):
         LayerProbe([nn.Tanh()], [None])
+
+
+def test_probe_with_one_activation_module_reused_after_each_linear():
+    """``act = nn.Tanh()`` used twice in a Sequential fires once per use; each layer keeps its own z (the
+    per-layer hooks used to record every use, leaving the top layer's z in both slots)."""
+    act = nn.Tanh()
+    w2 = np.array([[0.4, -0.2, 0.1], [0.3, 0.5, -0.6], [-0.8, 0.2, 0.7]])
+    model = nn.Sequential(nn.Linear(2, 3, dtype=np.float64), act, nn.Linear(3, 3, dtype=np.float64), act,
+                          nn.Linear(3, 2, dtype=np.float64))
+    model[0].weight.data[...], model[2].weight.data[...], model[4].weight.data[...] = W1, w2, W2
+    probe = LayerProbe.from_modules(list(model))
+    assert probe.activation_names == ["tanh", "tanh", None]
+    with probe:
+        model(mdl.tensor(X))
+    z1 = np.tanh(X @ W1)
+    np.testing.assert_allclose(probe.activations[0], z1, rtol=1e-12)
+    np.testing.assert_allclose(probe.activations[1], np.tanh(z1 @ w2), rtol=1e-12)
