@@ -17,7 +17,7 @@ from minidl.serialization import write_atomically
 from minidl.experiments.config import TrainingConfig
 from minidl.experiments.study import CUT_FLOOR
 from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _group,
-                                         escape_update, fraction_beyond, saturation_order, snapshot_at)
+                                         _number, escape_update, fraction_beyond, saturation_order, snapshot_at)
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
 
@@ -29,7 +29,7 @@ def _fmt(value, digits=3):
 
 
 def _pct(value):
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
 def _trend(ratio):
@@ -142,7 +142,7 @@ def at_init_section(results) -> list[str]:
 
 
 def _gradient_words(ratio):
-    if ratio is None or not math.isfinite(ratio):
+    if ratio is None or not math.isfinite(ratio) or not ratio > 0:
         return "not measurable"
     if ratio > LEVEL[1] ** 2:
         return f"it shrinks ×{ratio:.1f} on the way down"
@@ -154,8 +154,10 @@ def _gradient_words(ratio):
 def _worst_factor(record, measured_key, predicted_key):
     factors = []
     for layer in record["layers"]:
-        measured = layer[measured_key]["std"] ** 2
-        predicted = layer["predicted"][predicted_key]
+        std, predicted = layer[measured_key]["std"], layer["predicted"][predicted_key]
+        if std is None or predicted is None:      # a NaN in the run, null in results.json
+            continue
+        measured = std ** 2
         if measured > 0 and predicted > 0:
             factors.append(max(measured / predicted, predicted / measured))
     return max(factors) if factors else float("nan")
@@ -348,17 +350,17 @@ def _saturation_sentences(runs):
             k = snapshot_at(run, EARLY_UPDATE)
             layers = run["monitor"]["layers"]
             at.append(run["monitor"]["updates"][k])
-            tops.append(layers[-1]["mean"][k])
-            lowers.append(min(layer["mean"][k] for layer in layers[:-1]) if len(layers) > 1 else float("nan"))
+            tops.append(_number(layers[-1]["mean"][k]))
+            lowers.append(min(_number(layer["mean"][k]) for layer in layers[:-1]) if len(layers) > 1 else float("nan"))
         top = float(np.mean(tops))
         state = ("sits saturated near 0" if top < SIGMOID_LOW else
-                 "is not saturated at 0")
+                 "is not saturated at 0" if math.isfinite(top) else "is not a number (a run diverged)")
         lines.append(f"- sigmoid, {init.get(scheme).label}: after {at[0]} updates the top hidden layer's mean activation is "
-                     f"{top:.3f} (mean over {len(group)} seeds): it {state} (threshold {SIGMOID_LOW}); the lowest "
-                     f"mean among the layers below is {float(np.mean(lowers)):.2f}.")
-        final_tops = [run["monitor"]["layers"][-1]["mean"][-1] for run in group]
+                     f"{_fmt(top)} (mean over {len(group)} seeds): it {state} (threshold {SIGMOID_LOW}); the lowest "
+                     f"mean among the layers below is {_fmt(float(np.mean(lowers)), 2)}.")
+        final_tops = [_number(run["monitor"]["layers"][-1]["mean"][-1]) for run in group]
         lines.append(f"  At the end ({group[0]['monitor']['updates'][-1]} updates) the top layer's mean is "
-                     f"{float(np.mean(final_tops)):.3f}.")
+                     f"{_fmt(float(np.mean(final_tops)))}.")
     for activation in ("tanh", "softsign"):
         for scheme in ("standard", "xavier_uniform"):
             group = [r for r in _group(runs, activation, scheme) if r.get("final_histograms")]
@@ -378,9 +380,10 @@ def _saturation_sentences(runs):
                              f"±{SATURATED} (saturation) in this order: {text}; "
                              f"{len(order) - len(reached)} of {len(order)} layers never did.")
             else:
-                peak = max(max(abs(v) for v in layer["p98"] + layer["p2"]) for layer in run["monitor"]["layers"])
+                peak = float(np.max([abs(_number(v)) for layer in run["monitor"]["layers"]
+                                     for v in layer["p98"] + layer["p2"]]))
                 lines.append(f"- {activation}, {init.get(scheme).label} (seed {run['seed']}): no layer's 2nd/98th percentile "
-                             f"reached ±{SATURATED} (largest |percentile| {peak:.2f}): no saturation in this run.")
+                             f"reached ±{SATURATED} (largest |percentile| {_fmt(peak, 2)}): no saturation in this run.")
     return lines
 
 

@@ -59,7 +59,17 @@ def matches(measured: float, own: float, other: float) -> bool:
 
 
 def _pct(value) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
+
+
+def _number(value) -> float:
+    """A statistic read from the results as a float: NaN for a missing one (results.json stores a NaN, e.g.
+    of a run that diverged, as null), so that it fails every threshold instead of stopping the verdict."""
+    return float("nan") if value is None else float(value)
+
+
+def _fixed(value, digits: int) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _group(runs, activation, scheme):
@@ -118,7 +128,7 @@ def fraction_beyond(histograms, threshold):
     for h in histograms:
         edges = np.array(h["edges"], dtype=float)
         low, high = edges[:-1], edges[1:]
-        mass = np.array(h["density"]) * (high - low)
+        mass = np.array(h["density"], dtype=float) * (high - low)
         above = np.clip(high - np.maximum(low, threshold), 0, None)
         below = np.clip(np.minimum(high, -threshold) - low, 0, None)
         fractions.append(float((mass * (above + below) / (high - low)).sum()))
@@ -130,7 +140,7 @@ def saturation_order(run):
     order = []
     for i, layer in enumerate(run["monitor"]["layers"]):
         hit = next((u for u, hi, lo in zip(run["monitor"]["updates"], layer["p98"], layer["p2"])
-                    if max(abs(hi), abs(lo)) >= SATURATED), None)
+                    if max(abs(_number(hi)), abs(_number(lo))) >= SATURATED), None)
         order.append((i + 1, hit))
     return order
 
@@ -214,13 +224,15 @@ def fig2(results) -> Verdict:
         escape = escape_update(run, threshold) if run.get("curve") else None
         window = layers[-1]["mean"][k:k + 1] + [m for u, m in zip(updates[k + 1:], layers[-1]["mean"][k + 1:])
                                                  if escape is None or u < escape]
-        tops.append(layers[-1]["mean"][k])
-        lowers.append(min(L["mean"][k] for L in layers[:-1]))
-        stays.append(max(window))
+        # np.max/np.min, unlike max/min, let a NaN snapshot through to fail the test
+        tops.append(_number(layers[-1]["mean"][k]))
+        lowers.append(float(np.min([_number(L["mean"][k]) for L in layers[:-1]])))
+        stays.append(float(np.max([_number(m) for m in window])))
         good &= stays[-1] < SIGMOID_LOW and lowers[-1] >= LOWER_LAYERS_ABOVE
     at = runs[0]["monitor"]["updates"][snapshot_at(runs[0], EARLY_UPDATE)]
-    measured = (f"top-layer mean {np.mean(tops):.3f} after {at} updates, at most {max(stays):.3f} from there on "
-                f"(to update {runs[0]['monitor']['updates'][-1]}); lowest layer below it {min(lowers):.2f}")
+    measured = (f"top-layer mean {_fixed(np.mean(tops), 3)} after {at} updates, at most {_fixed(np.max(stays), 3)} "
+                f"from there on (to update {runs[0]['monitor']['updates'][-1]}); lowest layer below it "
+                f"{_fixed(np.min(lowers), 2)}")
     return Verdict(claim, said, measured, REPRODUCED if good else NOT_REPRODUCED, rule)
 
 
@@ -242,7 +254,7 @@ def figs3_4(results) -> Verdict:
     reached = [(layer, u) for layer, u in order if u is not None]
     piled_tanh = fraction_beyond(tanh[0]["final_histograms"], PILED)
     piled_softsign = fraction_beyond(softsign[0]["final_histograms"], PILED)
-    pile = (f"beyond ±{PILED} at the end: tanh {100 * piled_tanh:.1f}%, softsign {100 * piled_softsign:.1f}% "
+    pile = (f"beyond ±{PILED} at the end: tanh {_pct(piled_tanh)}, softsign {_pct(piled_softsign)} "
             f"(seed {tanh[0]['seed']})")
     text = ", ".join(f"layer {layer} at {u}" for layer, u in sorted(reached, key=lambda p: (p[1], p[0])))
     measured = f"tanh saturated {text} ({len(order) - len(reached)} of {len(order)} never); {pile}"
@@ -304,7 +316,7 @@ def eq17(results) -> Verdict:
     j = [r["summary"]["jacobian_mean_singular_value"] for r in pair]
     good = matches(j[0], values["standard"], values["xavier_uniform"]) and \
         matches(j[1], values["xavier_uniform"], values["standard"])
-    return Verdict(claim, said, f"{j[0]:.2f} vs {j[1]:.2f} ({pair[0]['depth']} layers)",
+    return Verdict(claim, said, f"{_fixed(_number(j[0]), 2)} vs {_fixed(_number(j[1]), 2)} ({pair[0]['depth']} layers)",
                    REPRODUCED if good else NOT_REPRODUCED, rule)
 
 

@@ -87,3 +87,19 @@ def test_training_sentences_follow_the_numbers():
     assert "is not saturated at 0" in text
     assert "the runs of the two inits overlap: no init effect on how fast the nets learn" in text
     assert "majority-class error: they did not learn" not in text
+
+
+def test_sentences_survive_the_nulls_results_json_holds_for_nan():
+    """results.json stores a NaN statistic (an overflowing init, a diverged run) as null; a resumed study
+    writes its report from there, which stopped on None ** 2 and np.mean of None."""
+    records = [at_init_record("standard", 0.58, 9.5, 0.49), at_init_record("xavier_uniform", 0.98, 1.7, 0.81)]
+    records[0]["layers"][3]["backprop_gradient"]["std"] = None
+    records[1]["layers"][2]["predicted"]["activation_var"] = None
+    records[1]["summary"]["backprop_gradient_std_top_over_bottom"] = 0.0
+    text = "\n".join(at_init_section({"at_init": records}))
+    assert "×0 under Xavier (it shrinks ×9.5 on the way down vs not measurable)" in text
+    results = training_results([0.90, 0.90], [0.30, 0.32], 0.004)
+    for run in results["training"]["runs"]:
+        run["monitor"]["layers"][-1]["mean"][-1] = None
+    text = "\n".join(training_section(results))
+    assert "the top layer's mean is n/a" in text

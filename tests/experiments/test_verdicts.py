@@ -224,3 +224,22 @@ def test_the_verdict_table_has_one_row_per_claim():
     assert len(table) == 2 + len(verdicts.CLAIMS)
     assert [row.split(" | ")[0] for row in table[2:]] == [
         "| Fig. 2", "| Figs. 3/4", "| Figs. 6–8", "| Eq. 17", "| Figs. 11–12", "| Table 1"]
+
+
+def test_a_nan_or_missing_statistic_fails_a_verdict_and_does_not_stop_it():
+    """A run that diverged can leave a NaN snapshot (null in results.json). max() skipped a NaN after a
+    number (Fig. 2 passed on it) and stopped at a null; the verdicts now fail such a run and go on."""
+    for missing in (float("nan"), None):
+        results = training_results([0.9, 0.9], [0.3, 0.32], 0.004)
+        for run in results["training"]["runs"]:
+            run["monitor"]["layers"][-1]["mean"][-1] = missing
+        verdict = verdicts.fig2(results)
+        assert verdict.outcome == NOT_REPRODUCED and "at most n/a" in verdict.measured and "nan" not in verdict.measured
+        saturating = _saturating((100, 200, None), 0.3, 0.1)
+        saturating["training"]["runs"][0]["monitor"]["layers"][2]["p98"][-1] = missing
+        saturating["training"]["runs"][1]["final_histograms"][0]["density"][0] = missing
+        verdict = verdicts.figs3_4(saturating)
+        assert verdict.outcome == NOT_REPRODUCED and "softsign n/a" in verdict.measured
+    no_jacobian = _at_init((0.57, 9.7, float("nan")), (0.91, 1.4, 0.81))
+    verdict = verdicts.eq17(no_jacobian)
+    assert verdict.outcome == NOT_REPRODUCED and verdict.measured.startswith("n/a vs 0.81")
