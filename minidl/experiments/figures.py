@@ -234,8 +234,9 @@ def variance_propagation(results, folder):
             layers = np.arange(1, depth + 1)
             for row, (measured_key, predicted_key) in enumerate(
                     (("activation", "activation_var"), ("backprop_gradient", "backprop_gradient_var"))):
-                measured = [L[measured_key]["std"] ** 2 for L in record["layers"]]
-                predicted = [L["predicted"][predicted_key] for L in record["layers"]]
+                # float arrays: a NaN statistic, null in results.json, is a gap in the line, not a TypeError
+                measured = np.array([L[measured_key]["std"] for L in record["layers"]], dtype=float) ** 2
+                predicted = np.array([L["predicted"][predicted_key] for L in record["layers"]], dtype=float)
                 axes[row][col].semilogy(layers, measured, "o-", color=color, label=init.get(record["scheme"]).label)
                 axes[row][col].semilogy(layers, predicted, "--", color=color)
         for ax in axes[:, col]:
