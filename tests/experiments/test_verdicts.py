@@ -243,3 +243,18 @@ def test_a_nan_or_missing_statistic_fails_a_verdict_and_does_not_stop_it():
     no_jacobian = _at_init((0.57, 9.7, float("nan")), (0.91, 1.4, 0.81))
     verdict = verdicts.eq17(no_jacobian)
     assert verdict.outcome == NOT_REPRODUCED and verdict.measured.startswith("n/a vs 0.81")
+
+
+def test_fig2_is_not_refuted_by_runs_that_ended_before_the_update_it_is_read_at():
+    """The quick preset's 150-update runs read the top layer at update 150 (0.247) and called the collapse
+    'within a few hundred updates' not reproduced; a run that collapsed early still counts."""
+    def short(top):
+        results = training_results([0.9, 0.9], [0.3, 0.32], top)
+        for run in results["training"]["runs"]:
+            run["monitor"]["updates"] = [0, 75, 150]
+        return results
+    verdict = verdicts.fig2(short(0.247))
+    assert verdict.outcome == NOT_TESTABLE and "top-layer mean 0.247 after 150 updates" in verdict.measured
+    assert "ended before update 200" in verdict.rule and "minidl reproduce" in verdict.rule
+    assert verdicts.fig2(short(0.004)).outcome == REPRODUCED
+    assert verdicts.fig2(training_results([0.9, 0.9], [0.3, 0.32], 0.247)).outcome == NOT_REPRODUCED
