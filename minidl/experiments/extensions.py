@@ -23,7 +23,7 @@ import numpy as np
 
 from minidl.experiments.training_study import RunRecorder
 from minidl.experiments.verdicts import (EARLY_UPDATE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED, SIGMOID_LOW, Verdict,
-                                         escape_update, matches, plateau_threshold, snapshot_at)
+                                         _fixed, _number, escape_update, matches, plateau_threshold, snapshot_at)
 
 HE_RATIO = {"xavier_uniform": math.sqrt(0.5), "kaiming_normal": 1.0}    # predicted std ratio per layer
 SWEEP_LEARNING_RATES = {"sigmoid": 0.5, "tanh": 0.1, "softsign": 0.1, "relu": 0.01}
@@ -322,8 +322,8 @@ def batchnorm_verdict(results) -> Verdict:
             ("never" if not done else f"{len(done)} of {len(values)} runs")
     r = arms[True][0]
     measured = (f"{r['depth']}×{r['width']}, lr {r['lr']:g}, {r['updates_done']} updates: top-layer mean "
-                f"{top[False]:.3f} plain vs {top[True]:.3f} with batch norm; off the plateau (test error below "
-                f"{100 * threshold:.0f}%) {words(escapes[False])} plain vs {words(escapes[True])} with batch norm; "
+                f"{_fixed(top[False], 3)} plain vs {_fixed(top[True], 3)} with batch norm; off the plateau "
+                f"(test error below {100 * threshold:.0f}%) {words(escapes[False])} plain vs {words(escapes[True])} with batch norm; "
                 f"final {_pct(arms[False])} vs {_pct(arms[True])}")
     plain = [never if v is None else v for v in escapes[False]]
     normed = [never if v is None else v for v in escapes[True]]
@@ -332,7 +332,7 @@ def batchnorm_verdict(results) -> Verdict:
 
 
 def _top_mean_at(run, update):
-    return run["monitor"]["layers"][-1]["mean"][snapshot_at(run, update)]
+    return _number(run["monitor"]["layers"][-1]["mean"][snapshot_at(run, update)])
 
 
 def _pct(group):

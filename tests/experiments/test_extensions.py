@@ -169,3 +169,9 @@ def test_the_estimate_scales_the_deep_nets_width_by_layers_and_counts_every_eval
     unmeasured = extensions.seconds(config, free_eval, 1000, 5, 0.05, 1000, 10_000)      # weights scale instead
     assert unmeasured["deep_relu"] == pytest.approx(2 * 1000 * 0.01 * (30 * 256 ** 2 + 794 * 256)
                                                     / (5 * 1000 ** 2 + 794 * 1000))
+
+
+def test_batchnorm_verdict_fails_a_null_top_layer_mean_and_does_not_stop():
+    """A NaN snapshot is null in results.json: np.mean([None]) raised TypeError in the report."""
+    verdict = extensions.batchnorm_verdict(_batchnorm(0.004, None, [0.9, 0.9, 0.9], [0.9, 0.5, 0.3]))
+    assert verdict.outcome == NOT_REPRODUCED and "0.004 plain vs n/a with batch norm" in verdict.measured
