@@ -1096,6 +1096,8 @@ def activation(a: Tensor, act) -> Tensor:
     """z = f(a) for an entry (or name) of the activation registry ``minidl.activations``;
     d/da = f'(a), computed by the entry's ``backward(g, a, z)`` (sigmoid: fused in minidl._core)."""
     act = _activations.get(act)
+    if not isinstance(a, Tensor):       # an ndarray's .data is a memoryview: nn.ReLU()(array) failed on it
+        a = as_tensor(a)
     ad = a.data
     if ad.dtype != _F32 and ad.dtype != _F64 and not (act.keeps_integers and ad.dtype.kind in "iu"):
         ad = ad.astype(_F32)

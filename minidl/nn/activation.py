@@ -52,6 +52,12 @@ class Activation(Module):
             object.__setattr__(self, "activation", self._entry())
 
 
+def _inplace(inplace) -> bool:
+    """PyTorch's ``inplace=`` flag, taken so that PyTorch code (``nn.ReLU(inplace=True)``) runs: minidl
+    always computes out of place, which gives the same values and gradients (the input is left as it was)."""
+    return bool(inplace)
+
+
 class Sigmoid(Activation):
     """σ(x) = 1/(1+e⁻ˣ), computed by minidl._core."""
 
@@ -65,9 +71,16 @@ class Tanh(Activation):
 
 
 class ReLU(Activation):
-    """max(x, 0)."""
+    """max(x, 0). ``inplace`` as PyTorch's, computed out of place (``_inplace``)."""
 
     name = "relu"
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = _inplace(inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Softsign(Activation):
@@ -85,9 +98,10 @@ class LeakyReLU(Activation):
 
     name = "leaky_relu"
 
-    def __init__(self, negative_slope: float = 0.01):
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         Module.__init__(self)
         self.negative_slope = float(negative_slope)
+        self.inplace = _inplace(inplace)
         self.activation = self._entry()
 
     def _entry(self) -> activations.Activation:
@@ -101,7 +115,7 @@ class LeakyReLU(Activation):
         return entry
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ELU(Activation):
@@ -113,9 +127,10 @@ class ELU(Activation):
 
     name = "elu"
 
-    def __init__(self, alpha: float = 1.0):
+    def __init__(self, alpha: float = 1.0, inplace: bool = False):
         Module.__init__(self)
         self.alpha = float(alpha)
+        self.inplace = _inplace(inplace)
         self.activation = self._entry()
 
     def _entry(self) -> activations.Activation:
@@ -132,7 +147,7 @@ class ELU(Activation):
         return entry
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
 
 
 class GELU(Activation):

@@ -33,8 +33,8 @@ def tanh(x: Tensor) -> Tensor:
     return ops.tanh(x)
 
 
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0)."""
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0). ``inplace`` is taken for PyTorch code and computed out of place (same values and gradients)."""
     return ops.relu(x)
 
 
@@ -316,12 +316,16 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     return record(out, (x, y), backward)
 
 
-def dropout(x, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *, generator=None) -> Tensor:
     """Zero each element with probability p and scale the rest by 1/(1-p) while ``training``
     (Srivastava et al. 2014, "inverted" as in PyTorch, so evaluation needs no rescaling); the
-    identity otherwise. dx = g · mask/(1-p). Draws from ``minidl.random.generator()`` by default."""
+    identity otherwise. dx = g · mask/(1-p). Draws from ``minidl.random.generator()`` by default.
+    ``inplace`` is PyTorch's (4th, as there), taken for PyTorch code and computed out of place."""
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p!r}")
+    if not isinstance(inplace, (bool, np.bool_)):        # the 4th argument was the generator before
+        raise TypeError(f"dropout: inplace must be a bool (PyTorch's 4th argument); pass the generator by "
+                        f"name (generator=...), got {inplace!r}")
     x = as_tensor(x)
     if not training or p == 0:
         return x

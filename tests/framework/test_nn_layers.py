@@ -454,3 +454,43 @@ def test_dropout_and_kaiming_take_numpy_numbers_and_pytorch_spellings():
     w = mdl.zeros(300, 200)
     init.kaiming_normal_(w, mode="FAN_OUT")
     assert abs(w.data.var() / (2 / 200) - 1) < 0.05     # 60,000 draws: sd of the variance √(2/60000) = 0.6%
+
+
+# ---- PyTorch spellings of module arguments, and inputs other than Tensors ------------------------------
+@pytest.mark.parametrize("make,expected_repr", [
+    (lambda: nn.ReLU(inplace=True), "ReLU(inplace=True)"), (lambda: nn.ReLU(False), "ReLU()"),
+    (lambda: nn.LeakyReLU(0.2, inplace=True), "LeakyReLU(negative_slope=0.2, inplace=True)"),
+    (lambda: nn.LeakyReLU(inplace=False), "LeakyReLU(negative_slope=0.01)"),
+    (lambda: nn.ELU(0.5, inplace=True), "ELU(alpha=0.5, inplace=True)"),
+    (lambda: nn.Dropout(0.0, inplace=True), "Dropout(p=0.0, inplace=True)")])
+def test_inplace_flag_is_taken_and_computed_out_of_place(make, expected_repr):
+    """nn.ReLU(inplace=True) is everywhere in PyTorch code: it raised TypeError. The result is computed
+    out of place: the same values and gradients, the input unchanged."""
+    module = make()
+    assert repr(module) == expected_repr
+    x = mdl.tensor(X, requires_grad=True)
+    plain = type(module)(*[getattr(module, a) for a in ("negative_slope", "alpha", "p") if hasattr(module, a)])
+    y = module(x)
+    np.testing.assert_array_equal(y.data, plain(mdl.tensor(X)).data)
+    np.testing.assert_array_equal(x.data, X)
+    y.sum().backward()
+    assert x.grad.shape == X.shape
+    assert F.relu(mdl.tensor(X), inplace=True).data.min() == 0
+    assert F.dropout(mdl.tensor(X), 0.5, True, False).shape == X.shape
+
+
+def test_dropouts_fourth_argument_is_inplace_as_in_pytorch():
+    with pytest.raises(TypeError, match="generator="):
+        F.dropout(mdl.tensor(X), 0.5, True, np.random.default_rng(0))
+    a = F.dropout(mdl.tensor(X), 0.5, generator=np.random.default_rng(0)).data
+    np.testing.assert_array_equal(a, F.dropout(mdl.tensor(X), 0.5, generator=np.random.default_rng(0)).data)
+
+
+@pytest.mark.parametrize("module", [nn.ReLU(), nn.Sigmoid(), nn.Tanh(), nn.Softsign(), nn.LeakyReLU(0.2),
+                                    nn.ELU(), nn.GELU(), nn.Activation("relu")])
+def test_activations_take_arrays_and_lists_as_the_other_layers_do(module):
+    """nn.ReLU()(ndarray) raised AttributeError: 'memoryview' object has no attribute 'dtype' (an ndarray's
+    .data); Linear, Softmax and Dropout take arrays."""
+    want = module(mdl.tensor(X)).data
+    np.testing.assert_array_equal(module(X).data, want)
+    np.testing.assert_array_equal(module(list(X)).data, module(mdl.tensor(list(X))).data)
