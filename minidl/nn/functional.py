@@ -9,6 +9,8 @@ integer logits (TypeError), mismatched shapes and out-of-range class indices (Va
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from minidl import ops
@@ -112,30 +114,61 @@ def _reduce(losses: np.ndarray, reduction: str):
     if reduction == "sum":
         return np.asarray(losses.sum(), dtype=dtype), lambda g: np.broadcast_to(g, shape)
     n = losses.size
-    return np.asarray(losses.mean(), dtype=dtype), lambda g: np.broadcast_to(g / n, shape)
+
+    def expand(g):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.broadcast_to(g / n, shape)
+    with np.errstate(invalid="ignore", divide="ignore"):      # the mean of nothing is NaN, as PyTorch's
+        return np.asarray(losses.sum() / n, dtype=dtype), expand
 
 
 def _check_targets(logits: np.ndarray, targets, name: str, ignore_index: int = -100) -> np.ndarray:
-    """Integer class indices of shape (batch,), each in [0, classes) or ``ignore_index``, for (batch, classes)
-    logits."""
+    """Integer class indices, each in [0, classes) or ``ignore_index``, of the shape PyTorch pairs with the
+    logits: () for (classes,), (N,) for (N, classes), (N, d₁, …) for (N, classes, d₁, …)."""
     if isinstance(targets, Tensor):
         targets = targets.data
     targets = np.asarray(targets)
-    if logits.ndim != 2:
-        raise ValueError(f"{name} expects logits of shape (batch, classes), got {logits.shape}")
-    if targets.dtype.kind == "f" and np.array_equal(targets, np.floor(targets)):
-        targets = targets.astype(np.int64)     # mdl.tensor([0, 2]) is float32: whole numbers are indices
-    if targets.dtype.kind not in "iu":
+    if logits.ndim == 0:
+        raise ValueError(f"{name} expects logits of shape (classes,), (batch, classes) or "
+                         f"(batch, classes, d1, ...), got {logits.shape}")
+    # mdl.tensor([0, 2]) is float32: whole numbers are indices (cast once checked: 1e20 or inf is no int64)
+    whole = targets.dtype.kind == "f" and np.isfinite(targets).all() and np.array_equal(targets, np.floor(targets))
+    if targets.dtype.kind not in "iu" and not whole:
         raise TypeError(f"{name} expects integer class indices, got dtype {targets.dtype} "
                         f"with non-integer values")
-    if targets.shape != (logits.shape[0],):
+    expected = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
+    if targets.shape != expected:
+        probabilities = " (class probabilities, targets of the logits' shape, are floating point)"
         raise ValueError(f"{name}: targets of shape {targets.shape} do not match logits of "
-                         f"shape {logits.shape} (expected ({logits.shape[0]},))")
+                         f"shape {logits.shape} (expected {expected})"
+                         f"{probabilities if targets.shape == logits.shape and name == 'cross_entropy' else ''}")
+    classes = logits.shape[1] if logits.ndim > 1 else logits.shape[0]
     kept = targets[targets != ignore_index]
-    if kept.size and (kept.min() < 0 or kept.max() >= logits.shape[1]):
-        raise ValueError(f"{name}: class indices must lie in [0, {logits.shape[1]}), got range "
-                         f"[{kept.min()}, {kept.max()}] (targets equal to ignore_index={ignore_index} are skipped)")
-    return targets
+    if kept.size and (kept.min() < 0 or kept.max() >= classes):
+        raise ValueError(f"{name}: class indices must lie in [0, {classes}), got range "
+                         f"[{int(kept.min())}, {int(kept.max())}] (targets equal to ignore_index={ignore_index} "
+                         f"are skipped)")
+    return targets.astype(np.int64, copy=False) if whole else targets
+
+
+def _classes_last(t: Tensor) -> Tensor:
+    """``t`` as (rows, classes): (C,) -> (1, C), (N, C) as is, (N, C, d₁, …) -> (N·d₁·…, C) with the
+    class axis moved last (PyTorch's unbatched and K-dimensional forms of a classification loss, brought
+    to the (batch, classes) core; the gradient flows back through the reshape)."""
+    shape = t.data.shape
+    if len(shape) == 2:
+        return t
+    if len(shape) == 1:
+        return ops.reshape(t, (1, shape[0]))
+    moved = ops.transpose(t, (0,) + tuple(range(2, len(shape))) + (1,))
+    return ops.reshape(moved, (math.prod(shape[:1] + shape[2:]), shape[1]))
+
+
+def _per_element(loss: Tensor, logits_shape: tuple, reduction: str) -> Tensor:
+    """A (rows,) loss of ``reduction="none"`` in the shape of the targets (() for unbatched logits)."""
+    if reduction != "none" or len(logits_shape) == 2:
+        return loss
+    return ops.reshape(loss, logits_shape[:1] + logits_shape[2:] if len(logits_shape) > 1 else ())
 
 
 def _class_weights(weight, classes: int, dtype, name: str):
@@ -181,16 +214,21 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
     lossₙ = -(1-ε)·w[yₙ]·log pₙ[yₙ] - (ε/C)·Σ_c w[c]·log pₙ[c], log p = log_softmax(zₙ); 0 where
     yₙ = ``ignore_index``; "mean" divides the sum by Σ w[yₙ] over the kept targets.
     dzₙ = (1-ε)·w[yₙ]·(pₙ - onehot(yₙ)) + (ε/C)·(Σw·pₙ - w) — fused and stable.
+    PyTorch's forms: logits (N, C) with targets (N,); (C,) with a 0-d target (unbatched); (N, C, d₁, …) with
+    (N, d₁, …) (class axis 1); float targets of the logits' shape are class probabilities
+    (``_soft_cross_entropy``). "none" gives the targets' shape; the mean of nothing is NaN, as PyTorch's.
     """
     logits = _floating(as_tensor(logits), "cross_entropy")
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}")
+    if _are_probabilities(targets, logits.shape):
+        return _soft_cross_entropy(logits, targets, reduction, label_smoothing, weight)
+    full_shape = logits.shape
+    targets = _check_targets(logits.data, targets, "cross_entropy", ignore_index).reshape(-1)
+    logits = _classes_last(logits)
     z = logits.data
-    targets = _check_targets(z, targets, "cross_entropy", ignore_index)
     n, classes = z.shape
-    if n == 0 and reduction == "mean":
-        raise ValueError("cross_entropy of an empty batch (its mean is undefined)")
     w = _class_weights(weight, classes, z.dtype, "cross_entropy")
     shifted, exps, total = _shifted(z, 1)
     rows = np.arange(n)
@@ -225,20 +263,55 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
                 grad += spread * (label_smoothing / classes) * kept[:, None]
         grad *= expand(g)[:, None]
         return (grad,)
-    return record(out, (logits,), backward)
+    return _per_element(record(out, (logits,), backward), full_shape, reduction)
+
+
+def _are_probabilities(targets, logits_shape: tuple) -> bool:
+    """PyTorch's rule: floating-point targets of the logits' own shape are class probabilities."""
+    data = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    return data.dtype.kind == "f" and data.shape == logits_shape != ()
+
+
+def _soft_cross_entropy(logits: Tensor, targets, reduction: str, label_smoothing: float, weight) -> Tensor:
+    """Cross-entropy against class probabilities t (PyTorch's form for targets of the logits' shape):
+    lossₙ = -Σ_c w[c]·t'ₙ[c]·log pₙ[c], t' = (1-ε)·t + ε/C, "mean" dividing by the number of rows;
+    dzₙ = pₙ·Σ_c w[c]·t'ₙ[c] - w·t'ₙ,  dtₙ = -(1-ε)·w·log pₙ."""
+    full_shape = logits.shape
+    logits, targets = _classes_last(logits), _classes_last(as_tensor(targets))
+    z = logits.data
+    classes = z.shape[1]
+    w = _class_weights(weight, classes, z.dtype, "cross_entropy")
+    shifted, exps, total = _shifted(z, 1)
+    log_p = shifted - np.log(total)
+    t = targets.data.astype(z.dtype, copy=False)
+    if label_smoothing:
+        t = (1 - label_smoothing) * t + label_smoothing / classes
+    wt = t if w is None else t * w
+    out, expand = _reduce(-(wt * log_p).sum(axis=1), reduction)
+
+    def backward(g):
+        scale = expand(g)[:, None]
+        gz = (exps / total * wt.sum(axis=1, keepdims=True) - wt) * scale if logits.requires_grad else None
+        gt = None
+        if targets.requires_grad:
+            gt = (-(1 - label_smoothing) * (log_p if w is None else log_p * w) * scale).astype(
+                targets.data.dtype, copy=False)
+        return gz, gt
+    return _per_element(record(out, (logits, targets), backward), full_shape, reduction)
 
 
 def nll_loss(log_probs, targets, reduction: str = "mean", *, weight=None, ignore_index: int = -100) -> Tensor:
     """Negative log-likelihood of (batch, classes) log-probabilities at integer class ``targets``:
     lossₙ = -w[yₙ]·log_probsₙ[yₙ] (w: ``weight=``, all 1 without it; 0 where yₙ = ``ignore_index``), then
     ``reduction`` ("mean" divides by Σ w[yₙ] over the kept targets);  d/dlog_probsₙ[c] = -[c = yₙ]·w[yₙ]·
-    ∂loss/∂lossₙ. ``nll_loss(log_softmax(z), y)`` equals ``cross_entropy(z, y)`` (PyTorch ``F.nll_loss``)."""
+    ∂loss/∂lossₙ. ``nll_loss(log_softmax(z), y)`` equals ``cross_entropy(z, y)`` (PyTorch ``F.nll_loss``);
+    the unbatched and K-dimensional forms as ``cross_entropy``'s."""
     log_probs = _floating(as_tensor(log_probs), "nll_loss")
     _check_reduction(reduction, "nll_loss")
+    full_shape = log_probs.shape
+    targets = _check_targets(log_probs.data, targets, "nll_loss", ignore_index).reshape(-1)
+    log_probs = _classes_last(log_probs)
     lp = log_probs.data
-    targets = _check_targets(lp, targets, "nll_loss", ignore_index)
-    if lp.shape[0] == 0 and reduction == "mean":
-        raise ValueError("nll_loss of an empty batch (its mean is undefined)")
     w = _class_weights(weight, lp.shape[1], lp.dtype, "nll_loss")
     rows, kept = np.arange(lp.shape[0]), targets != ignore_index
     safe, target_weights = _target_weights(targets, kept, w, lp.dtype)
@@ -248,7 +321,7 @@ def nll_loss(log_probs, targets, reduction: str = "mean", *, weight=None, ignore
         grad = np.zeros_like(lp)
         grad[rows, safe] = -expand(g) * target_weights
         return (grad,)
-    return record(out, (log_probs,), backward)
+    return _per_element(record(out, (log_probs,), backward), full_shape, reduction)
 
 
 def _input_and_target(input, target, reduction: str, name: str) -> tuple:

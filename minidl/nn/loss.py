@@ -31,8 +31,9 @@ def _check_weighted_arguments(loss: str, weight, size_average, reduce) -> None:
 
 class CrossEntropyLoss(_Loss):
     """-log softmax(logits)[target] per example (with ``label_smoothing`` ε: against the target
-    distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices. ``weight`` (one per
-    class) and ``ignore_index`` as PyTorch's, in PyTorch's positional order."""
+    distribution (1-ε)·onehot + ε/C), reduced; targets are integer class indices, or class probabilities
+    of the logits' shape. ``weight`` (one per class) and ``ignore_index`` as PyTorch's, in PyTorch's
+    positional order."""
 
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):

@@ -2,6 +2,8 @@
 reductions, dropout and the normalization functions as graph ops: formulas written out here, float64
 central differences for every gradient, and the bad inputs of issue 11 (integer logits, mismatched
 shapes, out-of-range classes). (Numbers from PyTorch itself: test_torch_goldens.py.)"""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -67,13 +69,18 @@ def test_bad_targets_name_the_values_and_shapes(fn):
         fn(z, np.array([0, 9, 2]))
     with pytest.raises(ValueError, match=rf"{name}: targets of shape \(3, 1\) do not match logits of shape \(3, 4\)"):
         fn(z, np.array([[0], [1], [2]]))
-    with pytest.raises(ValueError, match=r"\(batch, classes\), got \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=rf"{name}: targets of shape \(2,\) do not match logits of shape "
+                                         r"\(2, 3, 4\) \(expected \(2, 4\)\)"):
         fn(mdl.tensor(np.zeros((2, 3, 4))), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"\(classes,\), \(batch, classes\) or \(batch, classes, d1, ...\), got \(\)"):
+        fn(mdl.tensor(np.zeros(())), np.array(0))
     with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none', got 'avg'"):
         fn(z, np.array([0, 1, 2]), reduction="avg")
-    with pytest.raises(ValueError, match="empty batch"):
-        fn(mdl.tensor(np.zeros((0, 4))), np.array([], dtype=np.int64))
-    assert fn(mdl.tensor(np.zeros((0, 4))), np.array([], dtype=np.int64), reduction="sum").item() == 0.0
+    for bad in ([0.0, np.inf, 1.0], [0.0, np.nan, 1.0]):        # inf was cast to int64: "range [-9223372036854775808, 1]"
+        with pytest.raises(TypeError, match="integer class indices"):
+            fn(z, np.array(bad))
+    with pytest.raises(ValueError, match=r"\[0, 4\), got range \[0, 100000000000000000000\]"):
+        fn(z, np.array([0.0, 1e20, 1.0]))
 
 
 def test_label_smoothing_must_lie_in_0_1():
@@ -229,3 +236,94 @@ def test_ignored_targets_get_no_gradient_whatever_comes_back(loss):
     z = mdl.tensor(np.array([[0.5, -1.0], [2.0, 0.0]]), requires_grad=True)
     (fn(z, np.array([0, -100]), reduction="none") ** 0.5).sum().backward()
     np.testing.assert_allclose(z.grad, [[-0.20324111, 0.20324111], [0, 0]], rtol=1e-7)    # PyTorch 2.13
+
+
+# ---- PyTorch's other input forms: unbatched, K-dimensional, class probabilities, an empty batch -----------
+def rows_of(z):
+    """(N, C, d...) logits as (N·d..., C) rows, the class axis last."""
+    return np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("fn", ["cross_entropy", "nll_loss"])
+def test_unbatched_and_k_dimensional_logits_are_pytorchs_forms(fn, reduction):
+    """Logits (C,) with a 0-d target (PyTorch's unbatched form) and (N, C, d₁, d₂) with (N, d₁, d₂) targets
+    (the K-dimensional form: class axis 1) raised "expects logits of shape (batch, classes)"; they are the
+    (batch, classes) loss of the rows, its "none" in the targets' shape."""
+    rng = np.random.default_rng(4)
+    kwargs = dict(reduction=reduction, weight=np.array([1.0, 2.0, 0.5, 1.5]))
+    if fn == "cross_entropy":
+        kwargs["label_smoothing"] = 0.1
+    loss = getattr(F, fn)
+    z, y = rng.normal(size=(2, 4, 3, 2)), rng.integers(0, 4, size=(2, 3, 2))
+    y[0, 1, 1] = -100
+    got = loss(mdl.tensor(z), y, **kwargs).data
+    want = loss(mdl.tensor(rows_of(z)), y.reshape(-1), **kwargs).data
+    np.testing.assert_allclose(got, want if reduction != "none" else want.reshape(2, 3, 2), rtol=1e-12)
+    check_gradients(lambda t: loss(t, y, **kwargs), z)
+    z1 = rng.normal(size=4)
+    one = loss(mdl.tensor(z1), np.array(2), **kwargs)
+    assert one.shape == ()
+    assert one.item() == pytest.approx(loss(mdl.tensor(z1[None]), np.array([2]), **kwargs).data.sum(), rel=1e-12)
+    check_gradients(lambda t: loss(t, np.array(2), **kwargs), z1)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_takes_class_probabilities_as_pytorch(reduction, smoothing):
+    """Float targets of the logits' shape are class probabilities (PyTorch's rule; a TypeError "non-integer
+    values" before): lossₙ = -Σ_c w[c]·t'ₙ[c]·log pₙ[c], t' = (1-ε)t + ε/C, "mean" over the rows."""
+    rng = np.random.default_rng(5)
+    z, t, w = rng.normal(size=(3, 4)), rng.dirichlet(np.ones(4), size=3), np.array([1.0, 2.0, 0.5, 1.5])
+    smoothed = (1 - smoothing) * t + smoothing / 4
+    expected = reduce(-(smoothed * w * log_softmax(z)).sum(1), reduction)
+    got = F.cross_entropy(mdl.tensor(z), t, reduction=reduction, label_smoothing=smoothing, weight=w)
+    np.testing.assert_allclose(got.data, expected, rtol=1e-12)
+    check_gradients(lambda a, b: F.cross_entropy(a, b, reduction=reduction, label_smoothing=smoothing, weight=w),
+                    z, t)
+    one_hot = np.eye(4)[[2, 0, 3]]          # probabilities 0/1 are the class indices' loss
+    np.testing.assert_allclose(F.cross_entropy(mdl.tensor(z), one_hot, reduction=reduction).data,
+                               F.cross_entropy(mdl.tensor(z), np.array([2, 0, 3]), reduction=reduction).data)
+    k_dim = rng.normal(size=(2, 4, 3))
+    probabilities = rng.dirichlet(np.ones(4), size=(2, 3)).transpose(0, 2, 1)
+    check_gradients(lambda a, b: F.cross_entropy(a, b, reduction=reduction, label_smoothing=smoothing), k_dim,
+                    probabilities)
+    assert F.cross_entropy(mdl.tensor(z[0]), t[0], reduction=reduction).shape == ()
+    assert nn.CrossEntropyLoss(reduction=reduction)(mdl.tensor(z), t).shape == got.shape
+
+
+def test_cross_entropy_with_probabilities_matches_pytorch():
+    z = mdl.tensor([[0.5, -1.0, 2.0], [0.0, 1.0, -0.5]], dtype=np.float64, requires_grad=True)
+    t = mdl.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], dtype=np.float64, requires_grad=True)
+    loss = F.cross_entropy(z, t, weight=np.array([1.0, 2.0, 0.5]), label_smoothing=0.1)
+    loss.backward()
+    assert loss.item() == pytest.approx(1.913316878563713, rel=1e-12)                  # PyTorch 2.13
+    np.testing.assert_allclose(z.grad, [[-0.0136166835, -0.2825710757, 0.2961877592],
+                                        [-0.3491278520, 0.2861702906, 0.0629575614]], rtol=1e-9)
+    np.testing.assert_allclose(t.grad, [[0.7835900835, 2.9171801670, 0.0542950417],
+                                        [0.6589659528, 0.4179319057, 0.4419829764]], rtol=1e-9)
+    with pytest.raises(ValueError, match="class probabilities, targets of the logits' shape, are floating point"):
+        F.cross_entropy(z, np.eye(2, 3, dtype=np.int64))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss", "soft", "mse_loss", "bce"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_an_empty_batch_is_nan_for_mean_and_0_for_sum(loss, dtype):
+    """PyTorch's: the mean of no losses is NaN, the sum 0, "none" empty, the gradient empty; cross_entropy
+    and nll_loss raised "an empty batch (its mean is undefined)" where mse_loss and BCE gave NaN (with
+    NumPy's "Mean of empty slice" warning, which is gone)."""
+    fns = {"cross_entropy": lambda z, **kw: F.cross_entropy(z, np.zeros(0, np.int64), **kw),
+           "nll_loss": lambda z, **kw: F.nll_loss(z, np.zeros(0, np.int64), **kw),
+           "soft": lambda z, **kw: F.cross_entropy(z, np.zeros((0, 4), dtype), label_smoothing=0.1, **kw),
+           "mse_loss": lambda z, **kw: F.mse_loss(z, np.zeros((0, 4), dtype), **kw),
+           "bce": lambda z, **kw: F.binary_cross_entropy_with_logits(z, np.zeros((0, 4), dtype), **kw)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for reduction, expected in (("mean", np.nan), ("sum", 0.0)):
+            z = mdl.tensor(np.zeros((0, 4), dtype), requires_grad=True)
+            out = fns[loss](z, reduction=reduction)
+            assert out.shape == () and out.dtype == dtype
+            np.testing.assert_equal(out.item(), expected)
+            out.backward()
+            assert z.grad.shape == (0, 4)
+        assert fns[loss](mdl.tensor(np.zeros((0, 4), dtype)), reduction="none").shape[0] == 0
