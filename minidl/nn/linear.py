@@ -6,7 +6,7 @@ import numpy as np
 from minidl import init as _init
 from minidl._core import memory_pool
 from minidl.ops import linear
-from minidl.nn.module import Module, Parameter
+from minidl.nn.module import Module, Parameter, parameter_dtype
 
 __all__ = ["Linear"]
 
@@ -19,13 +19,15 @@ class Linear(Module):
         bias: add a bias vector of shape (out_features,), initialized to 0 (Glorot & Bengio 2010).
         init: a scheme name from ``minidl.init.SCHEMES`` (default "xavier_uniform") or a callable
             ``fn(weight_tensor)`` that fills the weight in place.
-        dtype: parameter dtype (float32 by default).
+        dtype: parameter dtype, float32 (also for None, as PyTorch) or float64.
         generator: numpy Generator for the weight draw (default: ``minidl.random.generator()``).
+        device: PyTorch's, None or "cpu".
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 init="xavier_uniform", dtype=np.float32, generator=None):
+                 init="xavier_uniform", dtype=np.float32, generator=None, *, device=None):
         super().__init__()
+        dtype = parameter_dtype(dtype, device, "Linear")
         for size in (in_features, out_features):
             if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
                 raise TypeError(f"Linear sizes must be ints, got ({in_features!r}, {out_features!r})")

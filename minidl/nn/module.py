@@ -25,6 +25,18 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+def parameter_dtype(dtype, device, owner: str) -> np.dtype:
+    """The dtype of a layer's parameters from PyTorch's factory arguments ``dtype=``/``device=``: None is
+    float32 (PyTorch's default dtype; NumPy would make float64), float32 or float64 otherwise (ValueError);
+    ``device`` None or "cpu" (minidl computes on the CPU), anything else a ValueError naming it."""
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"{owner}: minidl computes on the CPU only, got device={device!r}")
+    dt = np.dtype(np.float32 if dtype is None else dtype)
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"{owner}: parameters are float32 or float64, got dtype={dt}")
+    return dt
+
+
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict`` found: model keys absent from the state dict, and the reverse."""
 

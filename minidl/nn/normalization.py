@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from minidl.nn import functional as F
-from minidl.nn.module import Module, Parameter
+from minidl.nn.module import Module, Parameter, parameter_dtype
 
 __all__ = ["BatchNorm1d", "LayerNorm"]
 
@@ -24,12 +24,14 @@ class BatchNorm1d(Module):
         eps: added to the variance. momentum: factor of the running update (or None).
         affine: learn ``weight`` (1) and ``bias`` (0) of shape (C,).
         track_running_stats: keep the running estimates.
-        dtype: of the parameters and running estimates.
+        dtype: of the parameters and running estimates, float32 (also for None, as PyTorch) or float64.
+        device: PyTorch's, None or "cpu".
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
-                 track_running_stats: bool = True, dtype=np.float32):
+                 track_running_stats: bool = True, device=None, dtype=np.float32):
         super().__init__()
+        dtype = parameter_dtype(dtype, device, "BatchNorm1d")
         if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)) or num_features <= 0:
             raise ValueError(f"BatchNorm1d needs a positive integer num_features, got {num_features!r}")
         self.num_features = int(num_features)
@@ -86,11 +88,12 @@ class LayerNorm(Module):
     """Layer normalization (Ba et al. 2016) over the trailing ``normalized_shape`` axes, as PyTorch's:
     y = (x - μ)/√(σ² + eps)·weight + bias with each sample's own mean and biased variance, the same in
     training and evaluation. ``weight`` (1) and ``bias`` (0) have shape ``normalized_shape``
-    (``elementwise_affine=False``: none; ``bias=False``: no bias)."""
+    (``elementwise_affine=False``: none; ``bias=False``: no bias). ``device``/``dtype`` as Linear's."""
 
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
-                 dtype=np.float32):
+                 device=None, dtype=np.float32):
         super().__init__()
+        dtype = parameter_dtype(dtype, device, "LayerNorm")
         shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
         if not shape or any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0 for n in shape):
             raise ValueError(f"LayerNorm needs a normalized_shape of positive ints, got {normalized_shape!r}")

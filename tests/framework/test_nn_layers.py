@@ -494,3 +494,18 @@ def test_activations_take_arrays_and_lists_as_the_other_layers_do(module):
     want = module(mdl.tensor(X)).data
     np.testing.assert_array_equal(module(X).data, want)
     np.testing.assert_array_equal(module(list(X)).data, module(mdl.tensor(list(X))).data)
+
+
+@pytest.mark.parametrize("make", [lambda **kw: nn.Linear(3, 2, **kw), lambda **kw: nn.BatchNorm1d(3, **kw),
+                                  lambda **kw: nn.LayerNorm(3, **kw)])
+def test_layers_take_pytorchs_device_and_dtype_arguments(make):
+    """device= raised TypeError (PyTorch code passes device=None or "cpu"), and dtype=None made float64
+    parameters (NumPy's default) where PyTorch makes its default float32; float16 became float32 silently."""
+    for kwargs in ({"device": None, "dtype": None}, {"device": "cpu"}, {"device": "cpu:0"}, {}):
+        assert {t.dtype for t in make(**kwargs).state_dict().values() if t.dtype.kind == "f"} == {np.dtype(np.float32)}
+    assert {p.dtype for p in make(dtype="float64").parameters()} == {np.dtype(np.float64)}
+    with pytest.raises(ValueError, match=r"CPU only, got device='cuda'"):
+        make(device="cuda")
+    for bad in (np.float16, np.int64):
+        with pytest.raises(ValueError, match="float32 or float64"):
+            make(dtype=bad)
