@@ -483,7 +483,10 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     if not training and running_mean is not None and running_var is not None:
         return _normalize(x, axes, param_shape, weight, bias, eps, (running_mean.data, running_var.data))[0]
     count = xd.size // channels if channels else 0
-    if count <= 1:
+    if count == 0:      # an empty batch: an empty result, the running estimates untouched (PyTorch's)
+        stats = (np.zeros(channels, dtype=xd.dtype), np.ones(channels, dtype=xd.dtype))
+        return _normalize(x, axes, param_shape, weight, bias, eps, stats)[0]
+    if count == 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got input of "
                          f"shape {xd.shape}")
     out, mean, var = _normalize(x, axes, param_shape, weight, bias, eps)

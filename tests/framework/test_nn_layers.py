@@ -509,3 +509,22 @@ def test_layers_take_pytorchs_device_and_dtype_arguments(make):
     for bad in (np.float16, np.int64):
         with pytest.raises(ValueError, match="float32 or float64"):
             make(dtype=bad)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 4), (2, 3, 0)])
+@pytest.mark.parametrize("track", [True, False])
+def test_batchnorm1d_of_an_empty_batch_is_empty_as_in_pytorch(shape, track):
+    """PyTorch gives an empty result and leaves the running estimates (counting the batch); minidl raised
+    "expected more than 1 value per channel when training" (a batch of 1 still raises, as PyTorch)."""
+    bn = nn.BatchNorm1d(3, track_running_stats=track)
+    x = mdl.tensor(np.zeros(shape, dtype=np.float32), requires_grad=True)
+    y = bn(x)
+    assert y.shape == shape and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == shape and not bn.weight.grad.any() and not bn.bias.grad.any()
+    if track:
+        assert int(bn.num_batches_tracked.data) == 1
+        np.testing.assert_array_equal(bn.running_mean.data, 0)
+        np.testing.assert_array_equal(bn.running_var.data, 1)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(mdl.tensor(np.zeros((1, 3), dtype=np.float32)))
