@@ -367,15 +367,20 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str 
     w = None if weight is None else np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype)
     pw = None if pos_weight is None else np.asarray(
         pos_weight.data if isinstance(pos_weight, Tensor) else pos_weight, dtype)
+    try:                # checked first: NumPy's own broadcast error named neither argument
+        loss_shape = np.broadcast_shapes(xd.shape, *(a.shape for a in (w, pw) if a is not None))
+    except ValueError:
+        loss_shape = None
+    if loss_shape != xd.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: weight/pos_weight of shapes "
+                         f"{None if w is None else w.shape}/{None if pw is None else pw.shape} "
+                         f"{'do not broadcast against' if loss_shape is None else f'broadcast the loss to {loss_shape}, not'}"
+                         f" the input's {xd.shape}")
     softplus_neg = np.logaddexp(0, -xd)                    # log(1 + e⁻ˣ)
     c = 1 if pw is None else 1 + (pw - 1) * yd
     losses = (1 - yd) * xd + c * softplus_neg
     if w is not None:
         losses = losses * w
-    if losses.shape != xd.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: weight/pos_weight of shapes "
-                         f"{None if w is None else w.shape}/{None if pw is None else pw.shape} broadcast the "
-                         f"loss to {losses.shape}, not the input's {xd.shape}")
     out, expand = _reduce(losses.astype(dtype, copy=False), reduction)
 
     def backward(g):

@@ -8,8 +8,9 @@ __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss"]
 
 
 class _Loss(Module):
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", *, size_average=None, reduce=None):
         super().__init__()
+        _check_weighted_arguments(type(self).__name__, None, size_average, reduce)
         F._check_reduction(reduction, type(self).__name__)
         self.reduction = reduction
 
@@ -62,7 +63,8 @@ class NLLLoss(_Loss):
 
 
 class MSELoss(_Loss):
-    """(input - target)² per element, reduced; the shapes must match."""
+    """(input - target)² per element, reduced; the shapes must match. ``size_average``/``reduce`` (PyTorch's
+    deprecated pair) only by name, and only None."""
 
     def forward(self, input, target):
         return F.mse_loss(input, target, self.reduction)
@@ -72,7 +74,8 @@ class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of σ(input) against targets in [0, 1], from the logits (stable), reduced;
     ``weight`` rescales each element, ``pos_weight`` the positive term per class."""
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None):
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None, *, size_average=None, reduce=None):
+        _check_weighted_arguments("BCEWithLogitsLoss", weight, size_average, reduce)
         super().__init__(reduction)
         self.weight = weight
         self.pos_weight = pos_weight

@@ -137,6 +137,11 @@ def test_bce_with_logits_checks_shapes_and_dtypes():
         F.binary_cross_entropy_with_logits(mdl.tensor(np.zeros(3, dtype=np.int64)), np.zeros(3))
     with pytest.raises(ValueError, match=r"broadcast the loss to \(2, 4\)"):
         F.binary_cross_entropy_with_logits(mdl.tensor(np.zeros(4)), np.zeros(4), weight=np.ones((2, 4)))
+    # NumPy's "operands could not be broadcast together with shapes (3,) (2,)" named neither argument
+    for kwargs in ({"weight": np.ones(2)}, {"pos_weight": np.ones(2)}, {"weight": np.ones((3, 1)), "pos_weight": [1.0, 2.0]}):
+        with pytest.raises(ValueError, match=r"binary_cross_entropy_with_logits: weight/pos_weight of shapes .* "
+                                             r"do not broadcast against the input's \(3, 3\)"):
+            nn.BCEWithLogitsLoss(**kwargs)(mdl.tensor(np.zeros((3, 3))), np.zeros((3, 3)))
     # integer 0/1 targets are read in the input's dtype
     loss = F.binary_cross_entropy_with_logits(mdl.tensor([0.0, 0.0]), np.array([0, 1]))
     assert loss.dtype == np.float32 and loss.item() == pytest.approx(np.log(2))
@@ -218,11 +223,13 @@ def test_loss_modules_take_pytorchs_positional_order(weight):
         F.nll_loss(F.log_softmax(z), y, "sum", weight=weight).item())
     assert nn.CrossEntropyLoss(weight, None, 3)(z, y).item() == pytest.approx(
         F.cross_entropy(z, y, weight=weight, ignore_index=3).item())
-    for loss in (nn.CrossEntropyLoss, nn.NLLLoss):
+    for loss in (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss):
         with pytest.raises(TypeError, match=r"pass the reduction by name: \w+\(reduction='sum'\)"):
-            loss("sum")
+            loss("sum")         # BCEWithLogitsLoss: "could not convert string to float: 'sum'" when called
+    for loss in (nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss, nn.MSELoss):
         with pytest.raises(ValueError, match="size_average and reduce are deprecated"):
             loss(size_average=False)
+        assert loss(size_average=None, reduce=None, reduction="sum").reduction == "sum"    # MSELoss: TypeError
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
