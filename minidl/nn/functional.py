@@ -408,7 +408,9 @@ def dropout(x, p: float = 0.5, training: bool = True, inplace: bool = False, *, 
     if not training or p == 0:
         return x
     xd = x.data
-    dtype = xd.dtype if xd.dtype.kind == "f" else np.dtype(np.float32)
+    if xd.dtype.kind != "f":      # integers and bools are computed in float32, as the activations do
+        xd = xd.astype(np.float32)  # (int64 · a float32 mask made float64)
+    dtype = xd.dtype
     if p == 1:
         scaled_mask = np.zeros(xd.shape, dtype=dtype)
     else:

@@ -80,6 +80,16 @@ def test_dropout_edge_probabilities_and_errors():
             F.dropout(x, bad)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_dropout_of_integers_is_float32_as_the_activations(dtype):
+    """int64 times the float32 mask made float64 (bool and uint8 gave float32: the intent)."""
+    x = mdl.tensor(np.ones((4, 5), dtype=dtype))
+    for p in (0.5, 1.0):
+        y = F.dropout(x, p)
+        assert y.dtype == np.float32 and set(np.unique(y.data)) <= {0.0, 1 / (1 - p) if p < 1 else 0.0}
+    assert nn.Dropout(0.3)(x).dtype == np.float32
+
+
 def test_dropout_is_repeatable_with_manual_seed():
     x = mdl.tensor(np.ones(100))
     mdl.manual_seed(7)
