@@ -1,6 +1,6 @@
 """Activation modules: ``Activation(name)`` for any entry of the activation registry, and PyTorch's
 names for the classic ones (Sigmoid, Tanh, ReLU, Softsign, LeakyReLU, ELU, GELU, Identity), plus
-``Softmax`` (not elementwise, so no registry entry).
+``Softmax`` and ``LogSoftmax`` (not elementwise, so no registry entry).
 
 A new entry in ``minidl.activations`` is usable at once as ``nn.Activation("name")`` and in
 ``nn.MLP(activation="name")``; a class here only gives it a PyTorch-style name. LeakyReLU and ELU
@@ -18,7 +18,7 @@ from minidl.nn import functional as F
 from minidl.nn.module import Module
 
 __all__ = ["Activation", "Sigmoid", "Tanh", "ReLU", "Softsign", "LeakyReLU", "ELU", "GELU", "Identity",
-           "Softmax", "make_activation"]
+           "Softmax", "LogSoftmax", "make_activation"]
 
 
 class Activation(Module):
@@ -175,6 +175,14 @@ class Softmax(Module):
 
     def extra_repr(self) -> str:
         return f"axis={self.axis}"
+
+
+class LogSoftmax(Softmax):
+    """log softmax along ``axis`` (``dim``): x - m - log Σⱼ e^{xⱼ - m}, stable; before ``NLLLoss`` it gives
+    the cross-entropy (PyTorch ``nn.LogSoftmax``)."""
+
+    def forward(self, x):
+        return F.log_softmax(x, axis=self.axis)
 
 
 class Identity(Activation):

@@ -317,6 +317,19 @@ def test_softmax_module_takes_axis_or_dim(kwargs, axis):
         nn.Softmax(0, dim=1)
 
 
+@pytest.mark.parametrize("kwargs,axis", [({}, -1), ({"dim": 0}, 0), ({"axis": 1}, 1)])
+def test_log_softmax_module_before_nll_loss_is_the_cross_entropy(kwargs, axis):
+    """nn.LogSoftmax(dim=1) + nn.NLLLoss, PyTorch's classic classifier head, had no LogSoftmax module."""
+    x = np.random.default_rng(9).normal(size=(3, 4))
+    module = nn.LogSoftmax(**kwargs)
+    np.testing.assert_allclose(module(mdl.tensor(x)).data, F.log_softmax(mdl.tensor(x), axis=axis).data)
+    check_module_gradients(module, x)
+    y = np.array([0, 3, 1])
+    assert nn.NLLLoss()(nn.LogSoftmax(dim=1)(mdl.tensor(x)), y).item() == pytest.approx(
+        F.cross_entropy(mdl.tensor(x), y).item(), rel=1e-12)
+    assert repr(nn.LogSoftmax(dim=1)) == "LogSoftmax(axis=1)"
+
+
 def test_identity_and_flatten():
     x = mdl.tensor(np.arange(24.0).reshape(2, 3, 4), requires_grad=True)
     assert nn.Identity(5, unused=True)(x) is x
