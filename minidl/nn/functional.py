@@ -75,10 +75,20 @@ def _axis(axis, dim) -> int:
     return dim
 
 
+def _one_axis(x: Tensor, axis, dim, name: str) -> int:
+    """The one axis of x a softmax runs along: an int (TypeError else), in range for x's shape (NumPy's
+    AxisError, an IndexError as PyTorch's, naming the shape; it was "tuple index out of range")."""
+    axis = _axis(axis, dim)
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: axis must be an int, got {axis!r}")
+    ops._norm_axes(axis, x.shape)
+    return axis
+
+
 def softmax(x, axis: int = -1, dim=None) -> Tensor:
     """softmax(x)ᵢ = e^{xᵢ - m} / Σⱼ e^{xⱼ - m}, m = max x;  dx = y ⊙ (g - Σ g⊙y)."""
-    axis = _axis(axis, dim)
     x = _floating(as_tensor(x), "softmax")
+    axis = _one_axis(x, axis, dim, "softmax")
     _, exps, total = _shifted(x.data, axis)
     out = exps / total
 
@@ -89,8 +99,8 @@ def softmax(x, axis: int = -1, dim=None) -> Tensor:
 
 def log_softmax(x, axis: int = -1, dim=None) -> Tensor:
     """log_softmax(x) = x - m - log Σ e^{x - m};  dx = g - softmax(x) · Σ g."""
-    axis = _axis(axis, dim)
     x = _floating(as_tensor(x), "log_softmax")
+    axis = _one_axis(x, axis, dim, "log_softmax")
     shifted, exps, total = _shifted(x.data, axis)
     out = shifted - np.log(total)
 

@@ -119,3 +119,19 @@ def test_softmax_over_an_axis_of_length_zero_is_empty(fn):
     y.sum().backward()
     assert y.shape == (3, 0) and x.grad.shape == (3, 0)
     assert fn(mdl.tensor(np.zeros((0, 4))), dim=1).shape == (0, 4)
+
+
+@pytest.mark.parametrize("fn", [F.softmax, F.log_softmax])
+def test_softmax_axis_out_of_range_or_not_an_int_is_named(fn):
+    """dim=3 of a 2-D tensor raised IndexError 'tuple index out of range' from inside; None/1.0 a TypeError
+    about tuple indices."""
+    x = mdl.tensor(np.ones((2, 3)))
+    for axis in (2, -3):
+        with pytest.raises(IndexError, match=rf"axis {axis} is out of range for a tensor of shape \(2, 3\)"):
+            fn(x, dim=axis)
+    for axis in (None, 1.0, True):
+        with pytest.raises(TypeError, match="axis must be an int"):
+            fn(x, axis=axis)
+    with pytest.raises(IndexError, match="out of range"):
+        nn.Softmax(dim=2)(x)
+    assert fn(mdl.tensor(1.5), 0).shape == () and fn(x, np.int64(0)).shape == (2, 3)
