@@ -3,6 +3,7 @@ Module.apply, train()/eval() and load_state_dict(strict=False): PyTorch's behavi
 formulas written out here and every gradient against float64 central differences.
 (Numbers from PyTorch itself: test_torch_goldens.py.)"""
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -302,8 +303,35 @@ def test_gelu_is_x_times_the_normal_cdf():
     cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in X])
     np.testing.assert_allclose(y.data, X * cdf, rtol=1e-12, atol=1e-15)
     check_module_gradients(nn.GELU(), X)
-    with pytest.raises(ValueError, match="approximate"):
-        nn.GELU(approximate="tanh")
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'erf'"):
+        nn.GELU(approximate="erf")
+    assert repr(nn.GELU()) == "GELU(approximate='none')"
+
+
+def test_gelu_tanh_approximation_is_pytorchs():
+    """GELU(approximate="tanh") (GPT-2's) raised ValueError; values and gradients of PyTorch 2.13 (float64),
+    exact moments, finite at any input, a derived entry that pickles."""
+    module = nn.GELU(approximate="tanh")
+    assert repr(module) == "GELU(approximate='tanh')"
+    x = mdl.tensor(X, requires_grad=True)
+    y = module(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.data, [-0.003637392081773, -0.158808009391723, -0.100324649298315, 0.0,
+                                        0.345714009825144, 1.954597694087775], rtol=1e-13, atol=1e-16)
+    np.testing.assert_allclose(x.grad, [-0.011584166630970, -0.082964083845783, 0.304645904848940, 0.5,
+                                        0.867369903534642, 1.086099256623618], rtol=1e-12)
+    check_module_gradients(module, X)
+    for v in (0.1, 1.0, 4.0):
+        np.testing.assert_allclose(module.activation.moments(v), gaussian_moments(module, v), rtol=1e-6)
+    huge = np.array([-1e30, 1e30, -12.0, 12.0], dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = module(mdl.tensor(huge, requires_grad=True))
+        y.backward(np.ones(4, dtype=np.float32))
+    np.testing.assert_array_equal(y.data, huge * (huge > 0))
+    assert y.dtype == np.float32
+    low = module.activation.value_range[0]
+    assert low < module(mdl.tensor(np.linspace(-2, 0, 20001))).data.min()
+    assert repr(pickle.loads(pickle.dumps(module))) == "GELU(approximate='tanh')"
 
 
 @pytest.mark.parametrize("kwargs,axis", [({}, -1), ({"dim": 0}, 0), ({"axis": 1}, 1), ({"dim": 1}, 1)])
