@@ -81,7 +81,10 @@ def _one_axis(x: Tensor, axis, dim, name: str) -> int:
     axis = _axis(axis, dim)
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name}: axis must be an int, got {axis!r}")
-    ops._norm_axes(axis, x.shape)
+    rank = max(x.ndim, 1)                   # a 0-d tensor takes axis 0 or -1, as PyTorch's
+    if not -rank <= axis < rank:
+        raise np.exceptions.AxisError(f"{name}: axis {axis} is out of range for a tensor of shape {x.shape} "
+                                      f"(expected in [{-rank}, {rank - 1}])")
     return axis
 
 
