@@ -126,7 +126,8 @@ def _float_array(t) -> np.ndarray:
 def _empty(t) -> bool:
     """True (with PyTorch's warning) for a zero-element tensor: nothing to fill, and no fan to divide by."""
     if _array(t).size == 0:
-        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        # 4 = the caller of the initializer (here < initializer < its _logs_its_write wrapper < caller)
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=4)
         return True
     return False
 

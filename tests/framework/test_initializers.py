@@ -241,6 +241,14 @@ def test_zero_element_tensors_warn_and_are_returned_as_pytorch_does(fill, shape)
         assert fill(t) is t
 
 
+@pytest.mark.parametrize("fill", [init.kaiming_normal_, init.xavier_uniform_, init.lecun_normal_])
+def test_the_zero_element_warning_points_at_the_callers_line(fill):
+    """It pointed into minidl/init.py (the logging wrapper); PyTorch's points at the line that called."""
+    with pytest.warns(UserWarning, match="zero-element") as record:
+        fill(np.empty((0, 5)))
+    assert record[0].filename == __file__
+
+
 @pytest.mark.parametrize("shape", [(6, 6), (4, 9), (9, 4), (3, 2, 5), (1, 7)])
 @pytest.mark.parametrize("gain", [1.0, 5 / 3])
 def test_orthogonal_has_every_singular_value_equal_to_the_gain(shape, gain):
