@@ -132,30 +132,49 @@ def _empty(t) -> bool:
     return False
 
 
-def _fill_uniform(t, bound: float, generator):
+def _check_uniform(low, high, what: str) -> None:
+    """PyTorch's rule for U[low, high): finite bounds, low <= high. NumPy would draw from U(high, low] for
+    low > high and answer NaN or inf with an OverflowError about "high - low"."""
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"{what}: U[a, b) needs finite a <= b, got a={low}, b={high}")
+
+
+def _check_std(std, what: str) -> None:
+    """PyTorch's rule for N(mean, std²): std >= 0 (a NaN std would fill NaN; NumPy says only "scale < 0")."""
+    if not std >= 0:
+        raise ValueError(f"{what}: std must be >= 0, got {std}")
+
+
+def _fill_uniform(t, bound: float, generator, what: str):
+    """U[-bound, bound] for a bound computed from a gain or slope (``what`` names them for the error)."""
     a = _float_array(t)
+    if not (math.isfinite(bound) and bound >= 0):
+        raise ValueError(f"{what}: the bound of U[-bound, bound] must be finite and >= 0, got {bound}")
     a[...] = _rng(generator).uniform(-bound, bound, size=a.shape)
     return t
 
 
-def _fill_normal(t, std: float, generator, mean: float = 0.0):
+def _fill_normal(t, std: float, generator, what: str, mean: float = 0.0):
+    """N(mean, std²); ``what`` names the initializer and its arguments for the error."""
     a = _float_array(t)
+    _check_std(std, what)
     a[...] = _rng(generator).normal(mean, std, size=a.shape)
     return t
 
 
 @_logs_its_write
 def uniform_(t, a: float = 0.0, b: float = 1.0, generator=None):
-    """Fill with U[a, b)."""
+    """Fill with U[a, b); a and b finite, a <= b (ValueError otherwise, as PyTorch refuses them)."""
     arr = _float_array(t)
+    _check_uniform(a, b, "uniform_")
     arr[...] = _rng(generator).uniform(a, b, size=arr.shape)
     return t
 
 
 @_logs_its_write
 def normal_(t, mean: float = 0.0, std: float = 1.0, generator=None):
-    """Fill with N(mean, std²)."""
-    return _fill_normal(t, std, generator, mean)
+    """Fill with N(mean, std²); std >= 0 (ValueError otherwise, as PyTorch refuses it)."""
+    return _fill_normal(t, std, generator, "normal_", mean)
 
 
 @_logs_its_write
@@ -164,8 +183,10 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
     multiples of std): draws outside are drawn again. ValueError when [a, b] holds under 0.1% of the
     Gaussian's mass (the redraws would not end)."""
     arr = _float_array(t)
-    if not (std > 0 and a < b):
-        raise ValueError(f"trunc_normal_ needs std > 0 and a < b, got std={std}, a={a}, b={b}")
+    if not (std > 0 and a < b and math.isfinite(mean)):
+        # a NaN mean passed the bounds test below (NaN < a is False) and filled NaN
+        raise ValueError(f"trunc_normal_ needs std > 0, a < b and a finite mean, got mean={mean}, std={std}, "
+                         f"a={a}, b={b}")
     mass = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2))) - math.erf((a - mean) / (std * math.sqrt(2))))
     if mass < 1e-3:
         raise ValueError(f"trunc_normal_: [{a}, {b}] holds {mass:.2g} of N({mean}, {std}²); choose bounds "
@@ -221,7 +242,8 @@ def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None)
     """
     if _empty(t):
         return t
-    return _fill_uniform(t, gain * math.sqrt(3.0 / _fan(_array(t).shape, mode)), generator)
+    return _fill_uniform(t, gain * math.sqrt(3.0 / _fan(_array(t).shape, mode)), generator,
+                         f"xavier_uniform_(gain={gain!r})")
 
 
 @_logs_its_write
@@ -230,7 +252,8 @@ def xavier_normal_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     ``xavier_uniform_`` (fan_avg: Var = 2/(fan_in+fan_out))."""
     if _empty(t):
         return t
-    return _fill_normal(t, gain * math.sqrt(1.0 / _fan(_array(t).shape, mode)), generator)
+    return _fill_normal(t, gain * math.sqrt(1.0 / _fan(_array(t).shape, mode)), generator,
+                        f"xavier_normal_(gain={gain!r})")
 
 
 @_logs_its_write
@@ -242,7 +265,7 @@ def standard_(t, generator=None):
     if _empty(t):
         return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
-    return _fill_uniform(t, 1.0 / math.sqrt(fan_in), generator)
+    return _fill_uniform(t, 1.0 / math.sqrt(fan_in), generator, "standard_")
 
 
 @_logs_its_write
@@ -251,7 +274,7 @@ def lecun_normal_(t, generator=None):
     if _empty(t):
         return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
-    return _fill_normal(t, math.sqrt(1.0 / fan_in), generator)
+    return _fill_normal(t, math.sqrt(1.0 / fan_in), generator, "lecun_normal_")
 
 
 @_logs_its_write
@@ -261,7 +284,7 @@ def lecun_uniform_(t, generator=None):
     if _empty(t):
         return t
     fan_in, _ = fan_in_and_fan_out(_array(t).shape)
-    return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator)
+    return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator, "lecun_uniform_")
 
 
 def _kaiming_mode(mode) -> str:
@@ -283,7 +306,7 @@ def kaiming_uniform_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = 
     if _empty(t):
         return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
-    return _fill_uniform(t, math.sqrt(3.0) * std, generator)
+    return _fill_uniform(t, math.sqrt(3.0) * std, generator, f"kaiming_uniform_(a={a!r}, {nonlinearity!r})")
 
 
 @_logs_its_write
@@ -294,7 +317,7 @@ def kaiming_normal_(t, a: float = 0, mode: str = "fan_in", nonlinearity: str = "
     if _empty(t):
         return t
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(_array(t).shape, mode))
-    return _fill_normal(t, std, generator)
+    return _fill_normal(t, std, generator, f"kaiming_normal_(a={a!r}, {nonlinearity!r})")
 
 
 @_logs_its_write
@@ -341,7 +364,7 @@ class Scheme:
 
 
 def _normal_scheme(std: float, name: str) -> Scheme:
-    return Scheme(name, lambda t, generator=None: _fill_normal(t, std, generator),
+    return Scheme(name, lambda t, generator=None: _fill_normal(t, std, generator, name),
                   lambda fan_in, fan_out: std * std, f"N(0, {std:g}²)", f"N(0, {std:g}²)",
                   "a fixed Gaussian, independent of the layer's size (Glorot & Bengio 2010, Sec. 4.2: "
                   "too small and signals vanish with depth; too large and sigmoid/tanh units saturate)")

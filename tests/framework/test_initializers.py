@@ -306,3 +306,37 @@ def test_an_initializer_after_the_forward_pass_stops_backward(fill):
     fill(w)
     with pytest.raises(RuntimeError, match=r"modified by init\."):
         y.backward()
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("fill,match", [
+    (lambda t: init.uniform_(t, 1.0, 0.0), r"uniform_: U\[a, b\) needs finite a <= b, got a=1.0, b=0.0"),
+    (lambda t: init.uniform_(t, NAN, 1.0), "a=nan"), (lambda t: init.uniform_(t, 0.0, INF), "b=inf"),
+    (lambda t: init.normal_(t, 0.0, -1.0), "normal_: std must be >= 0, got -1.0"),
+    (lambda t: init.normal_(t, 0.0, NAN), "std must be >= 0, got nan"),
+    (lambda t: init.xavier_uniform_(t, gain=-1.0), r"xavier_uniform_\(gain=-1.0\): the bound"),
+    (lambda t: init.xavier_uniform_(t, gain=NAN), r"gain=nan"),
+    (lambda t: init.xavier_normal_(t, gain=-1.0), r"xavier_normal_\(gain=-1.0\): std must be >= 0"),
+    (lambda t: init.xavier_normal_(t, gain=NAN), r"gain=nan"),
+    (lambda t: init.kaiming_uniform_(t, a=NAN), r"kaiming_uniform_\(a=nan, 'leaky_relu'\)"),
+    (lambda t: init.kaiming_normal_(t, a=NAN), r"kaiming_normal_\(a=nan, 'leaky_relu'\)"),
+    (lambda t: init.trunc_normal_(t, mean=NAN), "a finite mean, got mean=nan")])
+def test_bad_spreads_are_refused_before_anything_is_written(fill, match):
+    """uniform_ with a > b drew from U(b, a] silently; a NaN std (or gain, or kaiming slope) filled NaN, as
+    did trunc_normal_ with a NaN mean (NaN fails both bound tests); the rest raised NumPy's "high - low < 0",
+    "scale < 0" or an OverflowError. PyTorch refuses all of these (RuntimeError); minidl says which
+    argument, and leaves the tensor as it was."""
+    t = mdl.tensor(np.full((4, 5), 7.0, np.float32))
+    with pytest.raises(ValueError, match=match):
+        fill(t)
+    assert (t.data == 7).all()
+
+
+def test_degenerate_but_valid_spreads_are_accepted_as_pytorch_does():
+    assert (init.uniform_(np.empty(3), 2.0, 2.0) == 2).all()
+    assert (init.normal_(np.empty(3), 1.5, 0.0) == 1.5).all()
+    assert (init.xavier_normal_(np.empty((3, 3)), gain=0.0) == 0).all()
+    assert (init.kaiming_uniform_(np.empty((3, 3)), a=INF) == 0).all()           # gain √(2/(1+∞)) = 0
+    assert np.isinf(init.normal_(np.empty(3), 0.0, INF)).all()
