@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -227,7 +228,13 @@ def eye_(t):
 
 @_logs_its_write
 def constant_(t, value: float):
-    """Fill with ``value``."""
+    """Fill with ``value``: a number, or a 0-d Tensor/ndarray (as PyTorch's ``constant_``)."""
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
+        value = _array(value)[()]
+    if not isinstance(value, numbers.Number):
+        # NumPy's fill would take None as NaN and "1.5" as 1.5; PyTorch raises a TypeError
+        shape = f" of shape {value.shape}" if isinstance(value, (Tensor, np.ndarray)) else ""
+        raise TypeError(f"constant_ fills with a number or a 0-d tensor, got {type(value).__name__}{shape}")
     _array(t).fill(value)
     return t
 

@@ -340,3 +340,22 @@ def test_degenerate_but_valid_spreads_are_accepted_as_pytorch_does():
     assert (init.xavier_normal_(np.empty((3, 3)), gain=0.0) == 0).all()
     assert (init.kaiming_uniform_(np.empty((3, 3)), a=INF) == 0).all()           # gain √(2/(1+∞)) = 0
     assert np.isinf(init.normal_(np.empty(3), 0.0, INF)).all()
+
+
+@pytest.mark.parametrize("value", [None, "1.5", "abc", [1.0], np.array([1.0, 2.0]), mdl.tensor([1.0, 2.0])])
+def test_constant_refuses_what_is_not_a_number(value):
+    """NumPy's fill took None as NaN and "1.5" as 1.5, silently; PyTorch raises a TypeError (and a
+    RuntimeError for a tensor of more than 0 dims)."""
+    t = mdl.tensor(np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="constant_ fills with a number or a 0-d tensor, got"):
+        init.constant_(t, value)
+    assert not t.data.any()
+
+
+@pytest.mark.parametrize("value,dtype,expected", [
+    (True, np.float32, 1.0), (2, np.float64, 2.0), (2.7, np.int64, 2), (NAN, np.float32, NAN),
+    (np.float64(0.5), np.float32, 0.5), (mdl.tensor(3.0), np.float32, 3.0), (np.array(4.0), np.float64, 4.0), (NAN, np.bool_, True)])
+def test_constant_fills_numbers_and_0d_tensors_as_pytorch_does(value, dtype, expected):
+    t = mdl.tensor(np.zeros((2, 3), dtype))
+    assert init.constant_(t, value) is t and t.dtype == dtype
+    np.testing.assert_array_equal(t.data, np.full((2, 3), expected, dtype))
