@@ -43,10 +43,11 @@ class Linear(Module):
 
     def reset_parameters(self, generator=None) -> None:
         """Redraw the weight with ``self.init`` and zero the bias."""
-        if callable(self.init):
-            self.init(self.weight)
-        else:
-            _init.get(self.init)(self.weight, generator=generator)
+        fill = _init.get(self.init)
+        if isinstance(fill, _init.Scheme):      # a name, or a registry entry passed as is: it takes generator=
+            fill(self.weight, generator=generator)
+        else:                                   # the user's fn(weight)
+            fill(self.weight)
         if self.bias is not None:
             self.bias.data.fill(0)
 

@@ -359,3 +359,13 @@ def test_constant_fills_numbers_and_0d_tensors_as_pytorch_does(value, dtype, exp
     t = mdl.tensor(np.zeros((2, 3), dtype))
     assert init.constant_(t, value) is t and t.dtype == dtype
     np.testing.assert_array_equal(t.data, np.full((2, 3), expected, dtype))
+
+
+def test_linear_passes_its_generator_to_a_scheme_given_as_an_object():
+    """nn.Linear(init=init.SCHEMES[name], generator=g) drew from the global generator, ignoring g (only a name
+    got it); a plain callable is still called as fn(weight)."""
+    def draw(scheme):
+        return nn.Linear(30, 20, init=scheme, generator=np.random.default_rng(4)).weight.data
+    for name in ("xavier_normal", "orthogonal", "normal_0.1"):
+        np.testing.assert_array_equal(draw(init.get(name)), draw(name))
+    assert (draw(lambda w: init.constant_(w, 0.25)) == 0.25).all()
