@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -403,18 +404,17 @@ FIXED_NORMAL = "normal_<std>"   # any other fixed Gaussian by name, e.g. "normal
 
 
 def get(name) -> Scheme:
-    """The scheme for a name of ``SCHEMES`` or ``normal_<std>`` (std > 0, finite); a callable is
+    """The scheme for a name of ``SCHEMES`` or ``normal_<std>`` (std a positive finite decimal); a callable is
     returned as is. Anything else raises ValueError listing the names."""
     if callable(name):
         return name
     if isinstance(name, str):
         if name in SCHEMES:
             return SCHEMES[name]
-        if name.startswith("normal_"):
-            try:
-                std = float(name[len("normal_"):])
-            except ValueError:
-                std = -1.0
+        # a plain decimal only: Python's float() also reads "1_0" as 10 and " 0.5" as 0.5
+        number = re.fullmatch(r"normal_((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)", name)
+        if number:
+            std = float(number.group(1))
             if std > 0 and math.isfinite(std):
                 return _normal_scheme(std, name)
     raise ValueError(f"unknown init scheme {name!r}; choose one of {', '.join(SCHEMES)} or {FIXED_NORMAL} "
