@@ -248,9 +248,10 @@ def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None)
     fan_in or fan_out for the other modes (mode="fan_in" is Caffe's "xavier" filler).
     Example: ``init.xavier_uniform_(layer.weight, gain=init.calculate_gain("tanh"))``.
     """
+    fan = _fan(_array(t).shape, mode)   # first: < 2 dims is a ValueError even when empty (PyTorch)
     if _empty(t):
         return t
-    return _fill_uniform(t, gain * math.sqrt(3.0 / _fan(_array(t).shape, mode)), generator,
+    return _fill_uniform(t, gain * math.sqrt(3.0 / fan), generator,
                          f"xavier_uniform_(gain={gain!r})")
 
 
@@ -258,9 +259,10 @@ def xavier_uniform_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None)
 def xavier_normal_(t, gain: float = 1.0, mode: str = "fan_avg", generator=None):
     """Gaussian Glorot init (PyTorch ``xavier_normal_``, not truncated): N(0, gain²/fan), fan as in
     ``xavier_uniform_`` (fan_avg: Var = 2/(fan_in+fan_out))."""
+    fan = _fan(_array(t).shape, mode)   # first: < 2 dims is a ValueError even when empty (PyTorch)
     if _empty(t):
         return t
-    return _fill_normal(t, gain * math.sqrt(1.0 / _fan(_array(t).shape, mode)), generator,
+    return _fill_normal(t, gain * math.sqrt(1.0 / fan), generator,
                         f"xavier_normal_(gain={gain!r})")
 
 
@@ -270,18 +272,18 @@ def standard_(t, generator=None):
 
     Also PyTorch's ``nn.Linear`` default weight (which, unlike here, draws the bias from it too).
     """
+    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     if _empty(t):
         return t
-    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_uniform(t, 1.0 / math.sqrt(fan_in), generator, "standard_")
 
 
 @_logs_its_write
 def lecun_normal_(t, generator=None):
     """LeCun et al. (1998) / Caffe's Gaussian "variance 1/N" init: N(0, 1/fan_in), not truncated."""
+    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     if _empty(t):
         return t
-    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_normal(t, math.sqrt(1.0 / fan_in), generator, "lecun_normal_")
 
 
@@ -289,9 +291,9 @@ def lecun_normal_(t, generator=None):
 def lecun_uniform_(t, generator=None):
     """U[-√(3/fan_in), √(3/fan_in)] (Var = 1/fan_in): Caffe's default "xavier" filler and Keras'
     ``lecun_uniform`` — 3× the variance of the paper's standard init."""
+    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     if _empty(t):
         return t
-    fan_in, _ = fan_in_and_fan_out(_array(t).shape)
     return _fill_uniform(t, math.sqrt(3.0 / fan_in), generator, "lecun_uniform_")
 
 

@@ -233,12 +233,23 @@ def test_random_initializers_refuse_integer_tensors(fill):
 
 @pytest.mark.parametrize("fill", [init.kaiming_normal_, init.kaiming_uniform_, init.xavier_uniform_,
                                   init.standard_, init.lecun_normal_])
-@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0,)])
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
 def test_zero_element_tensors_warn_and_are_returned_as_pytorch_does(fill, shape):
     """Issue 11: kaiming_normal_ on a (0, 5) tensor raised ZeroDivisionError."""
     t = mdl.Tensor(np.zeros(shape, dtype=np.float32))
     with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
         assert fill(t) is t
+
+
+@pytest.mark.parametrize("fill", [init.xavier_uniform_, init.xavier_normal_, init.standard_, init.lecun_normal_,
+                                  init.lecun_uniform_])
+def test_an_empty_1d_tensor_has_no_fans_either(fill):
+    """xavier_uniform_ on shape (0,) warned and returned where (5,) raises; PyTorch's xavier_* compute the fans
+    first and raise for both. (kaiming_* check emptiness first in PyTorch, and so in minidl: (0,) warns.)"""
+    with pytest.raises(ValueError, match="at least 2 dimensions, got shape \\(0,\\)"):
+        fill(mdl.Tensor(np.zeros(0, np.float32)))
+    with pytest.warns(UserWarning, match="zero-element"):
+        init.kaiming_normal_(np.zeros(0))
 
 
 @pytest.mark.parametrize("fill", [init.kaiming_normal_, init.xavier_uniform_, init.lecun_normal_])
