@@ -170,6 +170,11 @@ def uniform_(t, a: float = 0.0, b: float = 1.0, generator=None):
     arr = _float_array(t)
     _check_uniform(a, b, "uniform_")
     arr[...] = _rng(generator).uniform(a, b, size=arr.shape)
+    if a < b:   # a float64 draw just below b can round to b in float32: keep b out, as PyTorch does
+        top = arr.dtype.type(b)
+        if top >= b:
+            top = np.nextafter(top, arr.dtype.type(a))
+        np.minimum(arr, top, out=arr)
     return t
 
 

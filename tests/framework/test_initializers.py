@@ -380,3 +380,15 @@ def test_linear_passes_its_generator_to_a_scheme_given_as_an_object():
     for name in ("xavier_normal", "orthogonal", "normal_0.1"):
         np.testing.assert_array_equal(draw(init.get(name)), draw(name))
     assert (draw(lambda w: init.constant_(w, 0.25)) == 0.25).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_uniform_never_draws_b(dtype):
+    """uniform_ is U[a, b): float64 draws just below b rounded to b in float32 (2 in 10⁸ on U[0, 1); half
+    the draws when b is the next float after a). PyTorch never returns b."""
+    a = 1.0
+    b = float(np.nextafter(dtype(a), dtype(2)))
+    w = init.uniform_(np.empty(10000, dtype), a, b, generator=np.random.default_rng(0))
+    assert (w == a).all()
+    w = init.uniform_(np.empty(10000, dtype), -2.0, 0.5, generator=np.random.default_rng(1))
+    assert w.dtype == dtype and w.min() >= -2 and w.max() < 0.5 and w.max() > 0.49
