@@ -184,27 +184,58 @@ def normal_(t, mean: float = 0.0, std: float = 1.0, generator=None):
     return _fill_normal(t, std, generator, "normal_", mean)
 
 
+def _normal_mass(mean: float, std: float, a: float, b: float) -> float:
+    """P(a <= X <= b) for X ~ N(mean, std²), by erfc on the far side of the mean so tails keep their digits."""
+    lo, hi = (a - mean) / (std * math.sqrt(2)), (b - mean) / (std * math.sqrt(2))
+    if lo >= 0:
+        return 0.5 * (math.erfc(lo) - math.erfc(hi))
+    if hi <= 0:
+        return 0.5 * (math.erfc(-hi) - math.erfc(-lo))
+    return 1.0 - 0.5 * (math.erfc(-lo) + math.erfc(hi))
+
+
 @_logs_its_write
 def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """Fill with N(mean, std²) truncated to [a, b] (PyTorch's ``trunc_normal_``; a and b are values, not
-    multiples of std): draws outside are drawn again. ValueError when [a, b] holds under 0.1% of the
-    Gaussian's mass (the redraws would not end)."""
+    multiples of std). As PyTorch: where [a, b] holds over 30% of the mass, draws outside are drawn again;
+    else x ~ U[a, b] is kept with probability pdf(x)/pdf(c), c the point of [a, b] nearest the mean, which
+    also samples far tails (a = 10, b = 11); a == b fills a. ValueError where the chosen method would keep
+    under 0.1% of its draws (it would hardly end: e.g. [5, ∞) or [10, 10⁶] for N(0, 1))."""
     arr = _float_array(t)
-    if not (std > 0 and a < b and math.isfinite(mean)):
+    if not (std > 0 and math.isfinite(std) and a <= b and math.isfinite(mean)):
         # a NaN mean passed the bounds test below (NaN < a is False) and filled NaN
-        raise ValueError(f"trunc_normal_ needs std > 0, a < b and a finite mean, got mean={mean}, std={std}, "
-                         f"a={a}, b={b}")
-    mass = 0.5 * (math.erf((b - mean) / (std * math.sqrt(2))) - math.erf((a - mean) / (std * math.sqrt(2))))
-    if mass < 1e-3:
-        raise ValueError(f"trunc_normal_: [{a}, {b}] holds {mass:.2g} of N({mean}, {std}²); choose bounds "
-                         f"nearer the mean")
+        raise ValueError(f"trunc_normal_ needs 0 < std < inf, a <= b and a finite mean, got mean={mean}, "
+                         f"std={std}, a={a}, b={b}")
+    if a == b:
+        arr[...] = a
+        return t
+    mass = _normal_mass(mean, std, a, b)
+    by_uniform = mass <= 0.3 and math.isfinite(a) and math.isfinite(b)
+    if by_uniform:      # the share of U[a, b] draws kept: mass / ((b - a)·pdf(c)), in logs (pdf(c) underflows)
+        c = min(max(mean, a), b)
+        kept = math.exp(min(0.0, math.log(mass) + math.log(std * math.sqrt(2 * math.pi) / (b - a))
+                            + 0.5 * ((c - mean) / std) ** 2)) if mass > 0 else 0.0
+    else:
+        kept = mass
+    if kept < 1e-3:
+        raise ValueError(f"trunc_normal_: [{a}, {b}] holds {mass:.2g} of N({mean}, {std}²), too little to sample "
+                         f"(under 0.1% of the draws would be kept); choose bounds nearer the mean")
     rng = _rng(generator)
-    values = rng.normal(mean, std, size=arr.shape)
-    outside = (values < a) | (values > b)
-    while outside.any():
-        values[outside] = rng.normal(mean, std, size=int(outside.sum()))
-        outside = (values < a) | (values > b)
-    arr[...] = values
+    if by_uniform:
+        def draw(n):    # x ~ U[a, b], accepted with probability pdf(x)/pdf(c) <= 1
+            x = rng.uniform(a, b, size=n)
+            return x, rng.random(n) < np.exp(-0.5 * (((x - mean) / std) ** 2 - ((c - mean) / std) ** 2))
+    else:
+        def draw(n):
+            x = rng.normal(mean, std, size=n)
+            return x, (x >= a) & (x <= b)
+    values, accepted = draw(arr.size)
+    pending = np.flatnonzero(~accepted)
+    while pending.size:     # redraw only the rejected (a test of the whole array per round cost ~1 min at 10⁶)
+        x, accepted = draw(pending.size)
+        values[pending[accepted]] = x[accepted]
+        pending = pending[~accepted]
+    arr[...] = values.reshape(arr.shape)
     return t
 
 

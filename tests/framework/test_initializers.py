@@ -292,9 +292,22 @@ def test_trunc_normal_stays_in_bounds_with_the_truncated_moments():
     assert np.var(w) == pytest.approx(1 - 4 * phi / math.erf(2 / math.sqrt(2)), rel=0.01)
     shifted = init.trunc_normal_(np.empty(10000), mean=3.0, std=0.5, a=2.5, b=3.2, generator=np.random.default_rng(3))
     assert shifted.min() >= 2.5 and shifted.max() <= 3.2
-    for bad in (dict(std=0), dict(a=1, b=1), dict(a=10, b=11)):
+    for bad in (dict(std=0), dict(std=INF), dict(a=1, b=0), dict(a=10, b=1e6), dict(a=5, b=INF)):
         with pytest.raises(ValueError):
             init.trunc_normal_(np.empty(3), **bad)
+
+
+@pytest.mark.parametrize("mean,std,a,b", [(0.0, 1.0, 10.0, 11.0), (0.0, 1.0, 5.0, 6.0), (5.0, 1.0, -1.0, 1.0),
+                                          (0.0, 1.0, -0.2, 0.1), (1.0, 3.0, 0.0, 0.5)])
+def test_trunc_normal_samples_narrow_and_far_intervals_as_pytorch_does(mean, std, a, b):
+    """[10, 11] of N(0, 1) (mass 8e-24) was a ValueError; PyTorch 2.13 samples it (x ~ U[a, b] kept with
+    probability pdf(x)/pdf(c)), and so does minidl: KS against the truncated CDF (Φ(x) − Φ(a))/(Φ(b) − Φ(a))."""
+    mass = init._normal_mass(mean, std, a, b)
+    w = init.trunc_normal_(np.empty((200, 500)), mean, std, a, b, generator=np.random.default_rng(5))
+    assert a <= w.min() and w.max() <= b
+    d = ks_statistic(w, lambda x: np.array([init._normal_mass(mean, std, a, v) for v in x]) / mass)
+    assert d < KS_C / math.sqrt(w.size)
+    assert (init.trunc_normal_(np.empty(4, np.float32), a=1.0, b=1.0) == 1).all()      # a == b: PyTorch fills a
 
 
 def test_ones_and_eye():
