@@ -307,7 +307,7 @@ def test_trunc_normal_samples_narrow_and_far_intervals_as_pytorch_does(mean, std
     assert a <= w.min() and w.max() <= b
     d = ks_statistic(w, lambda x: np.array([init._normal_mass(mean, std, a, v) for v in x]) / mass)
     assert d < KS_C / math.sqrt(w.size)
-    assert (init.trunc_normal_(np.empty(4, np.float32), a=1.0, b=1.0) == 1).all()      # a == b: PyTorch fills a
+    assert (init.trunc_normal_(np.empty(4, np.float32), a=1.0, b=1.0) == 1).all()   # a == b: PyTorch fills a
 
 
 def test_ones_and_eye():
@@ -378,7 +378,8 @@ def test_constant_refuses_what_is_not_a_number(value):
 
 @pytest.mark.parametrize("value,dtype,expected", [
     (True, np.float32, 1.0), (2, np.float64, 2.0), (2.7, np.int64, 2), (NAN, np.float32, NAN),
-    (np.float64(0.5), np.float32, 0.5), (mdl.tensor(3.0), np.float32, 3.0), (np.array(4.0), np.float64, 4.0), (NAN, np.bool_, True)])
+    (np.float64(0.5), np.float32, 0.5), (mdl.tensor(3.0), np.float32, 3.0), (np.array(4.0), np.float64, 4.0),
+    (NAN, np.bool_, True)])
 def test_constant_fills_numbers_and_0d_tensors_as_pytorch_does(value, dtype, expected):
     t = mdl.tensor(np.zeros((2, 3), dtype))
     assert init.constant_(t, value) is t and t.dtype == dtype
