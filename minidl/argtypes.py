@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["integer", "real", "choice", "integers", "nonempty_path", "one_line_errors", "repeated"]
+__all__ = ["MAX_SECONDS", "integer", "real", "choice", "comma_list", "integers", "nonempty_path", "one_line_errors", "repeated"]
 
 
 def integer(minimum: int, maximum: int | None = None):
@@ -45,6 +45,11 @@ def real(low: float, high: float = math.inf, *, low_open: bool = False, high_ope
     return parse
 
 
+# The longest pause or timed block a benchmark option may ask for: they are meant to be fractions of a second,
+# and time.sleep overflows (a traceback after the measurements) past about 9.2e9 s.
+MAX_SECONDS = 3600.0
+
+
 def choice(choices):
     """One of ``choices`` (a string)."""
     def parse(text) -> str:
@@ -69,21 +74,31 @@ def repeated(values) -> list:
     return sorted({v for v in values if values.count(v) > 1})
 
 
-def integers(minimum: int, maximum: int | None = None):
-    """A comma-separated, non-empty list of distinct ints, each in [minimum, maximum] ("1,2,4")."""
-    one = integer(minimum, maximum)
-
-    def parse(text) -> list[int]:
-        parts = [part.strip() for part in str(text).split(",") if part.strip()]
-        if not parts:
-            raise argparse.ArgumentTypeError(f"must be a comma-separated list of integers, got {text!r}")
-        values = [one(part) for part in parts]
-        twice = repeated(values)
+def comma_list(kind, *, distinct: bool = True):
+    """A comma-separated, non-empty list ("1,2,4"), each item parsed by ``kind`` (an argparse type, or a
+    function raising ValueError); with ``distinct``, no value listed twice. An empty item ("1,,2", "1,") is
+    refused, not skipped: it is most often a value deleted by mistake."""
+    def parse(text) -> list:
+        parts = [part.strip() for part in str(text).split(",")]
+        if not any(parts):
+            raise argparse.ArgumentTypeError(f"must be a comma-separated list, got {text!r}")
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"has an empty item: {text!r}")
+        try:
+            values = [kind(part) for part in parts]
+        except (ValueError, TypeError) as error:     # a plain function (int, float); ArgumentTypeError passes
+            raise argparse.ArgumentTypeError(f"{error}: {text!r}") from None
+        twice = repeated(values) if distinct else []
         if twice:           # measured twice, a value would appear twice in the tables and their summaries
             raise argparse.ArgumentTypeError(f"lists {', '.join(map(str, twice))} more than once: {text!r}")
         return values
-    parse.__name__ = f"comma-separated integers {one.__name__[len('integer '):]}"
+    parse.__name__ = f"comma-separated {getattr(kind, '__name__', 'values')}s"
     return parse
+
+
+def integers(minimum: int, maximum: int | None = None):
+    """A comma-separated, non-empty list of distinct ints, each in [minimum, maximum] ("1,2,4")."""
+    return comma_list(integer(minimum, maximum))
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from minidl._core import MAX_THREADS
-from minidl.argtypes import integer, integers, real
+from minidl.argtypes import MAX_SECONDS, integer, integers, nonempty_path, real
 
 
 def add_kernel_arguments(parser, quick_help: str) -> None:
@@ -12,8 +12,9 @@ def add_kernel_arguments(parser, quick_help: str) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64", "both"), default="float32")
     parser.add_argument("--quick", action="store_true", help=quick_help)
     parser.add_argument("--rounds", type=integer(1), default=None, help="interleaved rounds per case (default 5)")
-    parser.add_argument("--pause", type=real(0), default=0.15, help="seconds between libraries (default 0.15)")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+    parser.add_argument("--pause", type=real(0, MAX_SECONDS, high_open=False), default=0.15,
+                        help="seconds between libraries (default 0.15)")
+    parser.add_argument("--json", nargs="?", type=nonempty_path, const="-", default=None, metavar="PATH",
                         help="write JSON results to PATH (or stdout with no PATH) instead of the table")
 
 

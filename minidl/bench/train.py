@@ -20,7 +20,7 @@ Targets at 2 threads (minidl's throughput over each contender's, batch 10 / 64 /
 from __future__ import annotations
 
 from minidl._core import MAX_THREADS
-from minidl.argtypes import integer, integers, real, repeated
+from minidl.argtypes import MAX_SECONDS, choice, comma_list, integer, integers, nonempty_path, real
 
 DESCRIPTION = ("training step of the 784-1000x5-10 sigmoid MLP: minidl vs hand-written NumPy and "
                "PyTorch / JAX (ms/step, samples/s, peak MB)")
@@ -43,24 +43,26 @@ def add_arguments(parser) -> None:
                         help="comma-separated thread counts (default 1,2; --quick: 1)")
     parser.add_argument("--batches", type=integers(1), default=None,
                         help="comma-separated batch sizes (default 10,64,256; --quick: 10)")
-    parser.add_argument("--contenders", default=None,
+    parser.add_argument("--contenders", type=comma_list(choice(CONTENDERS)), default=None,
                         help="comma-separated subset of minidl,numpy,torch,jax (default all; torch and jax are "
                              "skipped when absent)")
     parser.add_argument("--rounds", type=integer(1), default=None,
                         help="rounds of alternating blocks (default 5; --quick: 2)")
-    parser.add_argument("--block-seconds", type=real(0, low_open=True), default=0.4,
+    parser.add_argument("--block-seconds", type=real(0, MAX_SECONDS, low_open=True, high_open=False),
+                        default=0.4,
                         help="timed steps per block: about this long, at least 3 (default 0.4)")
     parser.add_argument("--warmup", type=integer(0), default=5, help="untimed steps before timing (default 5)")
     parser.add_argument("--verify-steps", type=integer(1), default=3, help="steps compared across contenders")
     parser.add_argument("--growth-steps", type=integer(0), default=0,
                         help="extra untimed steps before the memory check, e.g. 10000 (default 0)")
-    parser.add_argument("--pause", type=real(0), default=0.2, help="seconds between blocks (default 0.2)")
+    parser.add_argument("--pause", type=real(0, MAX_SECONDS, high_open=False), default=0.2,
+                        help="seconds between blocks (default 0.2)")
     parser.add_argument("--quick", action="store_true",
                         help="1 thread, batch 10, 2 rounds unless given (a smoke test)")
     parser.add_argument("--profile", action="store_true",
                         help="instead: where minidl's step spends its time (kernels, update, Python), per "
                              "thread count and batch, in this process")
-    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
+    parser.add_argument("--json", nargs="?", type=nonempty_path, const="-", default=None, metavar="PATH",
                         help="write JSON results to PATH (or stdout with no PATH) instead of the table")
 
 
@@ -210,13 +212,7 @@ def run(args) -> int:
     batch_sizes = args.batches or ([10] if args.quick else [10, 64, 256])
     if args.profile and (args.json is not None or args.contenders is not None):
         return refuse("--profile measures minidl alone and prints its table: drop --json and --contenders")
-    contenders = [c.strip() for c in (args.contenders or ",".join(CONTENDERS)).split(",") if c.strip()]
-    unknown = sorted(set(contenders) - set(CONTENDERS))
-    twice = repeated(contenders)
-    if unknown or not contenders or twice:
-        return refuse(f"--contenders {args.contenders!r}: " + (f"unknown {', '.join(unknown)}; " if unknown else "")
-                      + (f"{', '.join(twice)} listed twice; " if twice else "")
-                      + f"give some of {', '.join(CONTENDERS)}, each once")
+    contenders = list(args.contenders or CONTENDERS)
     try:
         report.check_json_destination(args.json)
     except ValueError as error:

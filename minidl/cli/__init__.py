@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from minidl.argtypes import one_line_errors
+
 SUBCOMMANDS = ("train", "reproduce", "bench")
 
 
@@ -17,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="minidl",
         description="minidl: a tiny deep-learning framework with a Cython core.",
     )
+    one_line_errors(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"minidl.cli.{name}").register(subparsers)

@@ -13,6 +13,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench", help="kernel and training-step benchmarks against NumPy",
         description="Benchmarks: minidl and NumPy side by side in one process (interleaved, verified).")
+    one_line_errors(parser)
     group = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK")
     for name in BENCHMARKS:
         if importlib.util.find_spec(f"minidl.bench.{name}") is None:

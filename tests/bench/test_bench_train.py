@@ -221,13 +221,20 @@ def test_quick_fills_in_only_what_was_not_given():
 
 
 @pytest.mark.parametrize("args,said", [
-    (["--contenders", "minidl,numpy,minidl"], "minidl listed twice"), (["--contenders", ",,"], "give some of"),
+    (["--contenders", "minidl,numpy,minidl"], "--contenders: lists minidl more than once"),
+    (["--contenders", ",,"], "--contenders: must be a comma-separated list"),
+    (["--contenders", "minidl,,numpy"], "--contenders: has an empty item"), (["--contenders", ""], "--contenders"),
+    (["--batches", "10,,64"], "--batches: has an empty item"), (["--json", ""], "--json: must be a path"),
+    (["--pause", "1e30"], "--pause: must be a finite number in [0, 3600]"),
+    (["--block-seconds", "1e308"], "--block-seconds: must be a finite number in (0, 3600]"),
     (["--threads", "1,1"], "lists 1 more than once"), (["--batches", "10,64,10"], "lists 10 more than once"),
     (["--json", "/nonexistent-folder/x.json"], "no folder /nonexistent-folder"),
     (["--profile", "--json"], "--profile measures minidl alone")])
 def test_arguments_that_would_skew_or_lose_results_are_refused_up_front(args, said):
     """Duplicates were measured twice (the per-round ratios then paired the wrong blocks); a --json path
-    that could not be written failed with a traceback after the whole run; --profile ignored --json."""
+    that could not be written failed with a traceback after the whole run; --profile ignored --json; an empty
+    item ("10,,64") was dropped in silence and an empty --contenders meant all; --pause 1e30 crashed time.sleep
+    (OverflowError) and --block-seconds 1e308 round() after the worker processes had started."""
     assert said in bench_refused(*args)
 
 

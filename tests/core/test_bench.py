@@ -59,11 +59,26 @@ def test_bad_options_are_one_line_errors():
                         (("gemm", "--threads", "abc"), "--threads: must be an integer"),
                         (("sigmoid", "--threads", "1,0"), "--threads: must be an integer"),
                         (("gemm", "--rounds", "-1"), "--rounds: must be an integer >= 1"),
-                        (("sigmoid", "--pause", "nan"), "--pause: must be a finite number >= 0"),
+                        (("sigmoid", "--pause", "nan"), "--pause: must be a finite number in [0, 3600]"),
                         (("train", "--batches", "10,0"), "--batches: must be an integer >= 1"),
                         (("train", "--rounds", "0"), "--rounds: must be an integer >= 1"),
-                        (("train", "--block-seconds", "0"), "--block-seconds: must be a finite number > 0")]:
+                        (("train", "--block-seconds", "0"), "--block-seconds: must be a finite number in (0, 3600]")]:
         command = [sys.executable, "-m", "minidl", "bench", *args]
         result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=120)
         assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_nonsense_bounds_and_lists_are_one_line_errors():
+    """--pause 1e30 crashed time.sleep (OverflowError, a traceback after the warm-up); "1,,2" dropped the empty
+    item in silence; --json '' was "--json : is a folder"; an unknown benchmark printed the usage block too."""
+    for args, words in [(("gemm", "--quick", "--threads", "1", "--pause", "1e30"),
+                         "argument --pause: must be a finite number in [0, 3600], got '1e30'"),
+                        (("sigmoid", "--threads", "1,,2"), "argument --threads: has an empty item: '1,,2'"),
+                        (("gemm", "--threads", "1,"), "argument --threads: has an empty item: '1,'"),
+                        (("sigmoid", "--json", ""), "argument --json: must be a path, got an empty one"),
+                        (("fft",), "argument BENCHMARK: invalid choice: 'fft'")]:
+        command = [sys.executable, "-m", "minidl", "bench", *args]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=120)
+        assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == "", (args, result.stderr)
