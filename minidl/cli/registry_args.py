@@ -25,19 +25,6 @@ def scheme_name(text: str) -> str:
     return text
 
 
-def csv(kind):
-    """argparse type: a comma-separated list, each item parsed by ``kind``."""
-    def parse(text: str):
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError("expected a comma-separated list")
-        try:
-            return tuple(kind(item) for item in items)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-    return parse
-
-
 def activation_help() -> str:
     """'sigmoid (σ(s) = 1/(1+e⁻ˢ)), tanh (tanh s), ...'"""
     return ", ".join(f"{a.name} ({a.formula})" for a in activations.REGISTRY.values())

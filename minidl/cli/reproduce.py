@@ -1,8 +1,15 @@
 """`minidl reproduce`: the Glorot & Bengio (2010) study end to end (see minidl.experiments)."""
 from __future__ import annotations
 
-from minidl.argtypes import one_line_errors
-from minidl.cli.registry_args import activation_help, activation_name, csv, scheme_help, scheme_name
+from minidl.argtypes import comma_list, integer, nonempty_path, one_line_errors, real
+from minidl.cli.registry_args import activation_help, activation_name, scheme_help, scheme_name
+
+
+def _listed(kind):
+    """A comma-separated list of ``kind``; a value listed twice is refused by StudyConfig.validate, which
+    names the part of the study (it checks a resumed study's settings too)."""
+    parse = comma_list(kind, distinct=False)
+    return lambda text: tuple(parse(text))
 
 
 def register(subparsers) -> None:
@@ -30,7 +37,7 @@ def register(subparsers) -> None:
                              "and a 30x256 ReLU net trained under both, a depth sweep (2-20) of every activation x "
                              "scheme, the standard-init 5x1000 sigmoid net with and without batch norm; a few more "
                              "minutes (the progress bar gives the estimate); with --quick at toy size")
-    parser.add_argument("--out", default=None,
+    parser.add_argument("--out", type=nonempty_path, default=None,
                         help="output folder, new or empty (default: a new folder under runs/); an existing study "
                              "is never overwritten")
     parser.add_argument("--resume", action="store_true",
@@ -38,51 +45,53 @@ def register(subparsers) -> None:
                              "kept, unfinished runs continue from their checkpoints")
     parser.add_argument("--dataset", default=None, choices=("auto", "fashion-mnist", "mnist", "shapeset"),
                         help="auto (default) = Fashion-MNIST when installed, else the built-in Shapeset-3x2")
-    parser.add_argument("--data-dir", default=None, help="folder holding the dataset's IDX files")
+    parser.add_argument("--data-dir", type=nonempty_path, default=None,
+                        help="folder holding the dataset's IDX files")
     parser.add_argument("--skip-at-init", action="store_true", help="skip the at-initialization study")
     parser.add_argument("--skip-training", action="store_true", help="skip the training study")
-    parser.add_argument("--depth", type=int, default=None, help="hidden layers of the trained nets")
-    parser.add_argument("--width", type=int, default=None, help="units per hidden layer (both studies)")
-    parser.add_argument("--init-depths", type=csv(int), default=None,
+    parser.add_argument("--depth", type=integer(1), default=None, help="hidden layers of the trained nets")
+    parser.add_argument("--width", type=integer(1), default=None, help="units per hidden layer (both studies)")
+    parser.add_argument("--init-depths", type=_listed(integer(2)), default=None,
                         help="depths of the at-init nets, e.g. 5,10")
-    parser.add_argument("--activations", type=csv(activation_name), default=None, metavar="NAMES",
+    parser.add_argument("--activations", type=_listed(activation_name), default=None, metavar="NAMES",
                         help="activations of the training study, e.g. sigmoid,tanh,softsign; any of: "
                              + activation_help())
-    parser.add_argument("--init-activations", type=csv(activation_name), default=None, metavar="NAMES",
+    parser.add_argument("--init-activations", type=_listed(activation_name), default=None, metavar="NAMES",
                         help="activations of the at-init study, e.g. sigmoid,tanh,softsign,relu (names as for "
                              "--activations)")
-    parser.add_argument("--schemes", type=csv(scheme_name), default=None, metavar="SCHEMES",
+    parser.add_argument("--schemes", type=_listed(scheme_name), default=None, metavar="SCHEMES",
                         help="init schemes of the training study, e.g. standard,xavier_uniform; any of: "
                              + scheme_help())
-    parser.add_argument("--init-schemes", type=csv(scheme_name), default=None, metavar="SCHEMES",
+    parser.add_argument("--init-schemes", type=_listed(scheme_name), default=None, metavar="SCHEMES",
                         help="init schemes of the at-init study (names as for --schemes)")
-    parser.add_argument("--seeds", type=csv(int), default=None, help="training seeds, e.g. 0,1")
-    parser.add_argument("--updates", type=int, default=None,
+    parser.add_argument("--seeds", type=_listed(integer(0)), default=None, help="training seeds, e.g. 0,1")
+    parser.add_argument("--updates", type=integer(1), default=None,
                         help="SGD updates of every training run (default: sigmoid 6000, tanh and softsign "
                              "1000, cut to fit the time budget)")
-    parser.add_argument("--batch-size", type=int, default=None, help="minibatch size")
-    parser.add_argument("--lr", type=float, default=None, help="one learning rate for every training run")
+    parser.add_argument("--batch-size", type=integer(1), default=None, help="minibatch size")
+    parser.add_argument("--lr", type=real(0, low_open=True), default=None,
+                        help="one learning rate for every training run")
     parser.add_argument("--lr-search", action="store_true",
                         help="choose each configuration's lr on validation error (short runs over a grid)")
-    parser.add_argument("--lr-grid", type=csv(float), default=None,
+    parser.add_argument("--lr-grid", type=_listed(real(0, low_open=True)), default=None,
                         help="learning rates tried by --lr-search (default 0.01,0.03,0.1,0.3,1)")
-    parser.add_argument("--lr-search-updates", type=int, default=None,
+    parser.add_argument("--lr-search-updates", type=integer(1), default=None,
                         help="updates per trial of --lr-search")
-    parser.add_argument("--time-budget", type=float, default=None,
+    parser.add_argument("--time-budget", type=real(0), default=None,
                         help="seconds the whole study may take: training updates per run are cut to fit, from the "
                              "measured speed (the activations with fewer updates first, down to 300; default "
                              "preset: 570; 0 = no limit)")
-    parser.add_argument("--checkpoint-every", type=int, default=None, metavar="UPDATES",
+    parser.add_argument("--checkpoint-every", type=integer(1), default=None, metavar="UPDATES",
                         help="updates between a run's checkpoints in OUT/checkpoints/ (default 2000)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", type=integer(1), default=None, metavar="N",
                         help="run the training runs on a Dask LocalCluster of N single-run processes "
                              "(needs pip install 'minidl[dask]')")
     parser.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                         help="run the training runs on an existing Dask cluster, e.g. tcp://host:8786; --out must "
                              "be on a file system every worker shares")
-    parser.add_argument("--threads-per-run", type=int, default=None, metavar="T",
+    parser.add_argument("--threads-per-run", type=integer(1), default=None, metavar="T",
                         help="kernel threads of each training run (default: serial all cores, Dask 1)")
-    parser.add_argument("--max-attempts", type=int, default=None, metavar="N",
+    parser.add_argument("--max-attempts", type=integer(1), default=None, metavar="N",
                         help="failed starts of one run (its worker died or it raised; not those stopped by Ctrl-C, "
                              "SIGTERM or a lost scheduler) before the study fails (Dask; default 3)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -49,22 +49,13 @@ def test_an_occupied_out_is_refused_and_the_old_study_is_untouched(uninterrupted
 
 
 @pytest.mark.parametrize("options,message", [
-    (["--lr", "nan"], "learning rate must be a positive finite number, got nan"),
-    (["--lr", "-1"], "learning rate must be a positive finite number, got -1.0"),
-    (["--lr-search", "--lr-grid", "0.1,inf"], "--lr-grid must be a positive finite number, got inf"),
-    (["--time-budget", "-1"], "--time-budget must be a number of seconds >= 0"),
-    (["--time-budget", "nan"], "--time-budget must be a number of seconds >= 0"),
-    (["--seeds=-1"], "seeds must be distinct non-negative integers, got -1"),
     (["--seeds", "1,1"], "seeds must be distinct non-negative integers, got 1,1"),
-    (["--updates", "0"], "training needs depth, width, updates"),
-    (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
-    (["--threads-per-run", "0"], "--threads-per-run must be at least 1"),
     (["--workers", "2", "--scheduler", "tcp://localhost:1"], "not both"),
     (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/minidl"],
      "--data-dir /nonexistent/minidl: no such folder"),
     (["--data-dir", "/nonexistent/minidl"], "--data-dir does not apply to shapeset"),
     (["--resume"], "--resume needs --out"),
-    (["--init-depths", "5,0"], "--init-depths does not apply with --skip-at-init (that part is not run)"),
+    (["--init-depths", "5,10"], "--init-depths does not apply with --skip-at-init (that part is not run)"),
     (["--skip-training"], "with --skip-training leaves nothing to run"),
     (["--lr-search-updates", "50"], "--lr-search-updates applies to the learning-rate search: add --lr-search"),
 ])
@@ -77,6 +68,42 @@ def test_bad_options_are_one_line_errors_before_any_work(tmp_path, capsys, optio
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1 and error.startswith("minidl reproduce: ")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("options,message", [
+    (["--lr", "nan"], "argument --lr: must be a finite number > 0, got 'nan'"),
+    (["--lr", "-1"], "argument --lr: must be a finite number > 0, got '-1'"),
+    (["--lr-search", "--lr-grid", "0.1,inf"], "argument --lr-grid: must be a finite number > 0, got 'inf'"),
+    (["--lr-search", "--lr-grid", "0.1,,0.3"], "argument --lr-grid: has an empty item: '0.1,,0.3'"),
+    (["--time-budget", "-1"], "argument --time-budget: must be a finite number >= 0, got '-1'"),
+    (["--time-budget", "nan"], "argument --time-budget: must be a finite number >= 0, got 'nan'"),
+    (["--seeds=-1"], "argument --seeds: must be an integer >= 0, got '-1'"),
+    (["--seeds", "0,,1"], "argument --seeds: has an empty item: '0,,1'"),
+    (["--updates", "0"], "argument --updates: must be an integer >= 1, got '0'"),
+    (["--depth", "0"], "argument --depth: must be an integer >= 1, got '0'"),
+    (["--width", "-3"], "argument --width: must be an integer >= 1, got '-3'"),
+    (["--batch-size", "0"], "argument --batch-size: must be an integer >= 1, got '0'"),
+    (["--init-depths", "1"], "argument --init-depths: must be an integer >= 2, got '1'"),
+    (["--init-depths", "5,,10"], "argument --init-depths: has an empty item: '5,,10'"),
+    (["--activations", "tanh,,relu"], "argument --activations: has an empty item: 'tanh,,relu'"),
+    (["--checkpoint-every", "0"], "argument --checkpoint-every: must be an integer >= 1, got '0'"),
+    (["--threads-per-run", "0"], "argument --threads-per-run: must be an integer >= 1, got '0'"),
+    (["--workers", "0"], "argument --workers: must be an integer >= 1, got '0'"),
+    (["--max-attempts", "0"], "argument --max-attempts: must be an integer >= 1, got '0'"),
+    (["--out", ""], "argument --out: must be a path, got an empty one"),
+    (["--data-dir", ""], "argument --data-dir: must be a path, got an empty one"),
+])
+def test_bad_values_are_argparse_errors_naming_the_option_and_value(tmp_path, capsys, options, message):
+    """Bounds were checked after parsing, in words naming neither ("training needs depth, width, updates, batch
+    size >= 1 and at least one seed" for --depth 0); an empty item ("5,,10") was dropped in silence; --out ''
+    wrote the study to a default folder under runs/."""
+    out = tmp_path / "study"
+    args = [a for a in TINY if a != "--no-progress"] + ["--no-progress", "--out", str(out)] + options
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in error and len(error.strip().splitlines()) == 1, error
+    assert error.startswith("minidl reproduce: error: ") and not out.exists()
 
 
 def test_a_missing_dataset_is_a_one_line_error_before_any_work(tmp_path, capsys, monkeypatch):
