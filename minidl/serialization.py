@@ -106,9 +106,13 @@ def write_atomically(path, write) -> None:
     ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one; a killed process
     can also leave its temporary beside it (``remove_temporaries`` deletes those). A failure (full disk,
     read-only folder) removes the temporary and raises OSError naming ``path``. The new file keeps the
-    mode of the one it replaces.
+    mode of the one it replaces. A device or pipe (``/dev/null``, a FIFO) is written in place, not replaced.
     """
     path = os.fspath(path)
+    if _is_device_or_pipe(path):      # /dev/null, /dev/stdout, a FIFO: a rename would replace it by a file
+        with open(path, "wb") as file:
+            write(file)
+        return
     directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
@@ -132,6 +136,16 @@ def write_atomically(path, write) -> None:
         if isinstance(error, OSError) and error.errno is not None:
             raise OSError(error.errno, error.strerror, path) from error   # name the file, not the temporary
         raise
+
+
+def _is_device_or_pipe(path: str) -> bool:
+    """Whether ``path`` (its link followed) is neither missing, nor a regular file, nor a folder: written in
+    place, as ``torch.save`` and the shell do (as root, ``--json /dev/null`` replaced /dev/null by a file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def _fsync_directory(directory: str) -> None:

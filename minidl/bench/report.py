@@ -35,7 +35,9 @@ def check_json_destination(destination: str | None) -> None:
         raise ValueError(f"--json {destination}: is a folder; give a file name")
     if not folder.is_dir():
         raise ValueError(f"--json {destination}: no folder {folder}")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    in_place = path.exists() and not path.is_file()      # /dev/null, a pipe: written in place (write_atomically)
+    if not os.access(path if in_place else folder, os.W_OK | (0 if in_place else os.X_OK)) or (
+            path.exists() and not os.access(path, os.W_OK)):
         raise ValueError(f"--json {destination}: not writable here")
 
 

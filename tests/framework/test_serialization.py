@@ -311,3 +311,21 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_lock_holder(tmp_path)
     with acquire(folder, "test") as lock:
         assert lock.stale is not None and ".tmp-checkpoint.npz-ab12_x9z" in lock.stale
     assert sorted(p.name for p in folder.iterdir()) == [".tmp-notes"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_or_device_is_written_in_place_not_replaced_by_a_file(tmp_path):
+    """write_atomically renamed its temporary over the path: `minidl bench gemm --json /dev/null` (or
+    mdl.save(state, "/dev/null")) run as root replaced /dev/null by a regular file. torch.save writes into it."""
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)       # a reader, so that opening it to write succeeds
+    try:
+        serialization.write_atomically(fifo, lambda file: file.write(b"{}\n"))
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+        assert os.read(reader, 100) == b"{}\n"
+    finally:
+        os.close(reader)
+    assert os.listdir(tmp_path) == ["pipe"]                   # no temporary left beside it
