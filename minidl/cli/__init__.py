@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         from minidl.allocator import tune_malloc
 
         tune_malloc()       # this process is ours: keep the training step's large buffers mapped (see allocator.py)
+        _print_names_as_given()
         if not getattr(args, "func", None):
             parser.print_help()
             return 0
@@ -41,3 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("minidl: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_names_as_given() -> None:
+    """A path given in bytes that are not UTF-8 (``--out $'run\\xff'``) reaches Python as a lone surrogate;
+    printed to a strict standard output (a UTF-8 locale such as en_US.UTF-8, unlike C.UTF-8) it raised
+    UnicodeEncodeError mid-run. Such a name is printed back as the bytes given, as Python does in the C locale."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
+        reconfigure(errors="surrogateescape")

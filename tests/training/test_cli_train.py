@@ -105,3 +105,22 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "no folder holds the mnist files" in err and "Searched, in order" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_an_out_folder_named_in_bytes_that_are_not_utf8_is_printed_as_given(tmp_path):
+    """Under a UTF-8 locale with strict output (en_US.UTF-8), `--out $'run\\xff'` ended in a UnicodeEncodeError
+    traceback after the data was made: the folder's name held a surrogate that stdout refused."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import minidl
+
+    out = os.fsencode(tmp_path) + b"/run\xff"
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict",
+               PYTHONPATH=str(Path(minidl.__file__).resolve().parents[1]))
+    result = subprocess.run([sys.executable, "-m", "minidl", "train", *SMALL, "--epochs", "1",
+                             "--out", out], capture_output=True, env=env, timeout=300)
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
+    assert b"output in " + out in result.stdout and os.path.isfile(out + b"/model.npz")
