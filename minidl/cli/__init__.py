@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 def _print_names_as_given() -> None:
     """A path given in bytes that are not UTF-8 (``--out $'run\\xff'``) reaches Python as a lone surrogate;
     printed to a strict standard output (a UTF-8 locale such as en_US.UTF-8, unlike C.UTF-8) it raised
-    UnicodeEncodeError mid-run. Such a name is printed back as the bytes given, as Python does in the C locale."""
+    UnicodeEncodeError mid-run. It is printed as standard error prints it, ``run\\udcff`` (backslashreplace)."""
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None and getattr(sys.stdout, "errors", None) == "strict":
-        reconfigure(errors="surrogateescape")
+        reconfigure(errors="backslashreplace")
