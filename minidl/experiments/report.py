@@ -496,7 +496,9 @@ def write_report(results: dict, figures: dict, path: Path) -> Path:
     lines += ["Raw numbers: `results.json` (layout in minidl/experiments/results.py) and the CSV files beside "
               "this report.", ""]
     path = Path(path)
-    text = "\n".join(lines).encode()
+    # the command and paths may hold a name given in bytes that are not UTF-8 (a lone surrogate): keep the
+    # report UTF-8 and write it as Python shows it (\udcff)
+    text = "\n".join(lines).encode(errors="backslashreplace")
     write_atomically(path, lambda file: file.write(text))     # a second Ctrl-C never leaves half a report
     return path
 

@@ -257,3 +257,14 @@ def test_an_out_that_is_a_dangling_link_is_refused_before_any_work(tmp_path, cap
     link.symlink_to(tmp_path / "nowhere" / "x")
     assert main(["reproduce", "--quick", "--no-progress", "--out", str(link)]) == 2
     assert f"--out {link} is a link to" in capsys.readouterr().err and not (tmp_path / "nowhere").exists()
+
+
+def test_an_out_folder_named_in_bytes_that_are_not_utf8_gets_its_report(tmp_path, monkeypatch, capsys):
+    """The command line in report.md held the name's lone surrogate ('\udcff', from the byte 0xff): encoding
+    the report raised UnicodeEncodeError, and the study "failed" without report.md, exit status 1."""
+    out = str(tmp_path / "study\udcff")
+    args = ["reproduce", "--quick", "--dataset", "shapeset", "--skip-at-init", "--width", "8", "--depth", "1",
+            "--updates", "20", "--no-progress", "--out", out]
+    monkeypatch.setattr("sys.argv", ["minidl", *args])
+    assert main(args) == 0, capsys.readouterr().err
+    assert "--out " in (tmp_path / "study\udcff" / "report.md").read_text(encoding="utf-8")
