@@ -244,6 +244,8 @@ def _datasets(settings: dict):
     if name == "shapeset":
         if seed == SHAPESET_TEST_SEED:      # the test set would be the first of the training images
             raise ValueError(f"--seed {seed} is the seed of the shapeset test set; choose another")
+        if max(settings["train_size"], settings["test_size"]) * 32 * 32 > np.iinfo(np.intp).max:
+            raise MemoryError       # NumPy's "Maximum allowed dimension exceeded": no memory could hold it either
         train = ArrayDataset(*shapeset(settings["train_size"], seed=seed, dtype=np.uint8))
         test = ArrayDataset(*shapeset(settings["test_size"], seed=SHAPESET_TEST_SEED, dtype=np.uint8))
         files, said = [], (f"data: shapeset generated in memory ({settings['train_size']} train images from seed "

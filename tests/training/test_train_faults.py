@@ -475,9 +475,13 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, capsys, options, 
     (["--hidden", "100000000000"], "cannot build a 1024 -> 100000000000 -> 9 MLP here: not enough memory"),
     (["--hidden", "99999999999999999999999"], "cannot build a 1024 -> 99999999999999999999999 -> 9 MLP here: Maximum"),
     (["--train-size", "100000000000"], "not enough memory for the shapeset data (100,000,000,000 train"),
+    (["--train-size", str(10**20)], "not enough memory for the shapeset data (100,000,000,000,000,000,000 train"),
+    (["--test-size", str(10**20)], "not enough memory for the shapeset data (50,000 train and "
+                                   "100,000,000,000,000,000,000 test images asked)"),
 ])
 def test_sizes_beyond_memory_are_one_line_errors(tmp_path, capsys, options, problem):
-    """Each gave a MemoryError or ValueError traceback."""
+    """Each gave a MemoryError or ValueError traceback; sizes past NumPy's largest dimension then said only
+    "error: Maximum allowed dimension exceeded", naming no option."""
     status, _, err = _train(capsys, "shapeset", "--val-size", "50", "--no-progress", *options,
                             "--out", tmp_path / "run")
     assert status == 2
