@@ -148,6 +148,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int, *, shuffle: bool = True, seed: int | None = None, drop_last: bool = False):
         if isinstance(dataset, tuple):
+            if len(dataset) != 2:           # a third item would become ArrayDataset's `indices`: a silent subset
+                raise TypeError(f"DataLoader: a tuple dataset must be (images, labels), got {len(dataset)} items")
             dataset = ArrayDataset(*dataset)
         if not isinstance(dataset, ArrayDataset):
             raise TypeError(f"DataLoader: expected an ArrayDataset or (images, labels), got {type(dataset).__name__}")

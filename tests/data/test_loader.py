@@ -174,3 +174,12 @@ def test_loader_refuses_bools_and_negative_epochs():
             DataLoader(data, **bad)
     with pytest.raises(ValueError, match="epoch must be a non-negative int, got -1"):
         next(DataLoader(data, 2, seed=0).batches(-1))
+
+
+@pytest.mark.parametrize("items", [1, 3])
+def test_a_tuple_dataset_must_be_a_pair(items):
+    """(images, labels, labels) was read as ArrayDataset(images, labels, indices=labels): a silent subset
+    (examples repeated or left out); (images,) failed inside ArrayDataset with a missing argument."""
+    images, labels = np.zeros((6, 2), np.float32), np.arange(6) % 2
+    with pytest.raises(TypeError, match=f"must be \\(images, labels\\), got {items} items"):
+        DataLoader((images, labels, labels)[:items], batch_size=2)
