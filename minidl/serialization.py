@@ -106,23 +106,25 @@ def write_atomically(path, write) -> None:
     ``path`` (``os.replace``): a crash leaves the old file or the new one, never a torn one; a killed process
     can also leave its temporary beside it (``remove_temporaries`` deletes those). A failure (full disk,
     read-only folder) removes the temporary and raises OSError naming ``path``. The new file keeps the
-    mode of the one it replaces. A device or pipe (``/dev/null``, a FIFO) is written in place, not replaced.
+    mode of the one it replaces. Like open(), it writes through a symbolic link to its target, and into
+    a device or FIFO (``/dev/null``) directly: renaming over either would replace it by a regular file.
     """
     path = os.fspath(path)
-    if _is_device_or_pipe(path):      # /dev/null, /dev/stdout, a FIFO: a rename would replace it by a file
-        with open(path, "wb") as file:
-            write(file)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX + os.path.basename(path) + "-", dir=directory)
+        target = os.path.realpath(path)           # the file open() would write: the link stays a link
+        if _is_special(target):
+            with open(target, "wb") as file:
+                write(file)
+            return
+        directory = os.path.dirname(target)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX + os.path.basename(target) + "-", dir=directory)
         with os.fdopen(fd, "wb") as file:
-            os.chmod(tmp, _file_mode(path))       # mkstemp creates 0600
+            os.chmod(tmp, _file_mode(target))     # mkstemp creates 0600
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
         tmp = None
         _fsync_directory(directory)               # the rename itself survives a power loss
     except BaseException as error:
@@ -138,12 +140,11 @@ def write_atomically(path, write) -> None:
         raise
 
 
-def _is_device_or_pipe(path: str) -> bool:
-    """Whether ``path`` (its link followed) is neither missing, nor a regular file, nor a folder: written in
-    place, as ``torch.save`` and the shell do (as root, ``--json /dev/null`` replaced /dev/null by a file)."""
+def _is_special(path: str) -> bool:
+    """Whether ``path`` exists and is neither a regular file nor a folder (a device, a FIFO, a socket)."""
     try:
         mode = os.stat(path).st_mode
-    except (OSError, ValueError):
+    except (OSError, ValueError):             # ValueError: a NUL in the name (open() then names it)
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 

@@ -1,6 +1,7 @@
 """mdl.save / mdl.load: .npz round trip, atomic writes, no pickle ever."""
 import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -313,19 +314,34 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_lock_holder(tmp_path)
     assert sorted(p.name for p in folder.iterdir()) == [".tmp-notes"]
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-def test_a_pipe_or_device_is_written_in_place_not_replaced_by_a_file(tmp_path):
-    """write_atomically renamed its temporary over the path: `minidl bench gemm --json /dev/null` (or
-    mdl.save(state, "/dev/null")) run as root replaced /dev/null by a regular file. torch.save writes into it."""
-    import stat
+def test_saving_through_a_symbolic_link_writes_its_target(tmp_path):
+    """os.replace over the link replaced the link itself by a regular file and left its target as it was;
+    np.savez and torch.save write through the link, as open() does."""
+    (tmp_path / "run").mkdir()
+    target = tmp_path / "run" / "model.npz"
+    mdl.save({"w": np.zeros(2)}, target)
+    link = tmp_path / "latest.npz"
+    link.symlink_to(os.path.join("run", "model.npz"))
+    mdl.save({"w": np.ones(2)}, link)
+    assert link.is_symlink()
+    np.testing.assert_array_equal(mdl.load(target)["w"], np.ones(2))
+    dangling = tmp_path / "next.npz"
+    dangling.symlink_to(os.path.join("run", "next.npz"))
+    mdl.save({"w": np.ones(3)}, dangling)
+    assert dangling.is_symlink() and mdl.load(tmp_path / "run" / "next.npz")["w"].shape == (3,)
+    assert sorted(os.listdir(tmp_path / "run")) == ["model.npz", "next.npz"]
 
+
+def test_saving_to_a_fifo_writes_into_it(tmp_path):
+    """A device or FIFO (saving to /dev/null) was replaced by a regular file (the rename needs only write
+    access to its folder); np.savez and torch.save write into it."""
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)       # a reader, so that opening it to write succeeds
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)      # a reader, so that opening for writing returns
     try:
-        serialization.write_atomically(fifo, lambda file: file.write(b"{}\n"))
-        assert stat.S_ISFIFO(os.stat(fifo).st_mode)
-        assert os.read(reader, 100) == b"{}\n"
+        mdl.save({"w": np.arange(3)}, fifo)
+        data = os.read(reader, 1 << 16)
     finally:
         os.close(reader)
-    assert os.listdir(tmp_path) == ["pipe"]                   # no temporary left beside it
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
+    assert data.startswith(b"PK\x03\x04")
