@@ -77,7 +77,7 @@ def save(state_dict: dict, path) -> None:
     ``path`` (``os.replace``), so an interrupted save never leaves a truncated file behind. A failed write
     (full disk, read-only folder) raises OSError naming ``path`` and leaves any previous file intact.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)                  # bytes too, as open() takes them
     if not isinstance(state_dict, dict):
         raise TypeError(f"save({path!r}) expects a dict of arrays, got {type(state_dict).__name__}")
     arrays = {}
@@ -109,7 +109,7 @@ def write_atomically(path, write) -> None:
     mode of the one it replaces. Like open(), it writes through a symbolic link to its target, and into
     a device or FIFO (``/dev/null``) directly: renaming over either would replace it by a regular file.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     tmp = None
     try:
         target = os.path.realpath(path)           # the file open() would write: the link stays a link
@@ -187,7 +187,7 @@ def load(path) -> dict:
     (np.savez_compressed) can unpack to any size its header declares; more than the process can get is a
     ValueError too.
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no such file {path!r}")
     if os.path.isdir(path):

@@ -153,7 +153,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     the defect for a bad magic number, unknown dtype code, truncated header or payload, trailing bytes, or a
     corrupt gzip stream.
     """
-    path = Path(path)
+    path = Path(os.fsdecode(path))            # bytes too, as open() takes them
     with open(path, "rb") as raw:
         file_size = os.fstat(raw.fileno()).st_size
         if raw.read(2) != _GZIP_MAGIC:
@@ -177,7 +177,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 
     The dtype must be one IDX can hold (uint8, int8, int16, int32, float32, float64), else TypeError.
     """
-    path = Path(path)
+    path = Path(os.fsdecode(path))            # bytes too, as open() takes them
     array = np.asarray(array)
     codes = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
     native = array.dtype.newbyteorder("=")

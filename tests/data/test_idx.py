@@ -145,3 +145,12 @@ def test_a_header_within_the_file_bound_but_beyond_memory_names_the_file(tmp_pat
     with pytest.raises(IDXFormatError, match=r"images-idx3-ubyte.*2x3x4 u1 values = 24 bytes of data, more than "
                                              r"this machine's free memory"):
         read_idx(path)
+
+
+def test_a_bytes_path_is_a_path(tmp_path):
+    """Path(b"...") raised "argument should be a str object or an os.PathLike object returning str"; open() and
+    np.load take a bytes path."""
+    path = os.fsencode(tmp_path / "a.idx.gz")
+    write_idx(path, np.arange(4, dtype=np.int16))
+    np.testing.assert_array_equal(read_idx(path), np.arange(4))
+

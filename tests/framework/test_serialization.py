@@ -345,3 +345,13 @@ def test_saving_to_a_fifo_writes_into_it(tmp_path):
         os.close(reader)
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
     assert data.startswith(b"PK\x03\x04")
+
+
+def test_a_bytes_path_is_a_path(tmp_path):
+    """save(b"...") failed on "can only concatenate str (not "bytes") to str", load(b"...") on "'bytes' object
+    has no attribute 'seek'"; open() and np.load take a bytes path."""
+    path = os.fsencode(tmp_path / "w.npz")
+    mdl.save({"w": np.arange(3)}, path)
+    np.testing.assert_array_equal(mdl.load(path)["w"], np.arange(3))
+    with pytest.raises(TypeError, match="NoneType"):
+        mdl.save({"w": np.arange(3)}, None)
