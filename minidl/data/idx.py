@@ -186,6 +186,9 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
                         f"int32, float32, float64)")
     if array.ndim == 0 or array.ndim > 255:
         raise ValueError(f"write_idx: IDX needs 1 to 255 dimensions, got shape {array.shape}")
+    if max(array.shape) > 0xFFFFFFFF:
+        raise ValueError(f"write_idx: IDX stores each dimension size in 4 bytes (at most {0xFFFFFFFF:,}), "
+                         f"got shape {array.shape}")
     header = bytes([0, 0, codes[native], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[codes[native]]).tobytes()
 

@@ -154,3 +154,10 @@ def test_a_bytes_path_is_a_path(tmp_path):
     write_idx(path, np.arange(4, dtype=np.int16))
     np.testing.assert_array_equal(read_idx(path), np.arange(4))
 
+
+def test_a_dimension_longer_than_4_bytes_can_count_is_refused_by_name(tmp_path):
+    """struct.error "'I' format requires 0 <= number <= 4294967295" came from inside the header packing."""
+    long = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (2**32,), (0,))   # 4 GiB, one byte of memory
+    with pytest.raises(ValueError, match=r"at most 4,294,967,295\), got shape \(4294967296,\)"):
+        write_idx(tmp_path / "long.idx", long)
+    assert not os.listdir(tmp_path)
