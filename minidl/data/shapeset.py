@@ -24,6 +24,8 @@ so the output is deterministic for a seed and shapeset(n, s)[:m] equals shapeset
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = ["shapeset", "SHAPESET_CLASSES", "SHAPESET_CLASS_PROBABILITIES"]
@@ -165,7 +167,7 @@ def shapeset(n: int, seed: int = 0, *, image_size: int = 32, max_overlap: float 
         seed: non-negative int; the same seed gives the same images, prefixes agree across `n`.
         image_size: S, the side in pixels (32 in the paper); shape sizes scale with it.
         max_overlap: largest fraction of the first shape's pixels the second may cover (paper: 0.5).
-        dtype: float32 (default) or float64 for values in [0, 1]; uint8 for round(255 * value).
+        dtype: float32 (default, also for None) or float64 for values in [0, 1]; uint8 for round(255 * value).
         return_masks: also return the two shapes' boolean masks (n, S, S) (the second all False for
             one-shape images), for inspection and tests.
     """
@@ -175,9 +177,11 @@ def shapeset(n: int, seed: int = 0, *, image_size: int = 32, max_overlap: float 
         raise ValueError(f"shapeset: seed must be a non-negative int, got {seed!r}")
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
         raise ValueError(f"shapeset: image_size must be an int >= 16, got {image_size!r}")
+    if isinstance(max_overlap, bool) or not isinstance(max_overlap, numbers.Real):
+        raise TypeError(f"shapeset: max_overlap must be a number in (0, 1], got {max_overlap!r}")
     if not 0.0 < max_overlap <= 1.0:
         raise ValueError(f"shapeset: max_overlap must lie in (0, 1], got {max_overlap!r}")
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(np.float32 if dtype is None else dtype)     # np.dtype(None) is float64, not the default
     if dtype not in (np.float32, np.float64, np.uint8):
         raise TypeError(f"shapeset: dtype must be float32, float64 or uint8, got {dtype}")
     size = int(image_size)

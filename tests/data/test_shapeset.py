@@ -110,3 +110,18 @@ def test_bad_arguments(kwargs, error):
     """A bool n, seed or image size ('an integer is required' from deep inside) is refused by name."""
     with pytest.raises(error, match=None if error is TypeError else "shapeset: "):
         shapeset(**kwargs)
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, True, np.array([0.5, 0.6])])
+def test_a_max_overlap_that_is_no_number_is_refused_by_name(bad):
+    """"0.5" and None raised "'<' not supported between instances of 'float' and 'str'", an array NumPy's
+    "truth value ... is ambiguous", and True was taken as 1.0."""
+    with pytest.raises(TypeError, match="shapeset: max_overlap must be a number in \\(0, 1\\]"):
+        shapeset(3, max_overlap=bad)
+
+
+def test_dtype_none_is_the_default_float32():
+    """np.dtype(None) is float64: dtype=None gave float64 images where the default is float32."""
+    images, _ = shapeset(2, seed=1, dtype=None)
+    assert images.dtype == np.float32
+    np.testing.assert_array_equal(images, shapeset(2, seed=1)[0])
