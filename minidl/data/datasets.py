@@ -230,9 +230,9 @@ def find_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     train and test files of a dataset always come from the same copy. Raises DatasetNotFoundError listing
     every folder searched and how to get the files.
     """
-    if name not in _ALIASES:
+    if not isinstance(name, str) or name not in _ALIASES:      # a list is unhashable: no TypeError from `in`
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
-    if split not in _PREFIX:
+    if not isinstance(split, str) or split not in _PREFIX:
         raise ValueError(f"unknown split {split!r}; expected 'train' or 'test'")
     return dataset_files(name, root)[split]
 
@@ -247,7 +247,7 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
     search=False a one-line message naming `root` and the files missing there, or what an entry bearing a
     file's name is instead (a folder, a symbolic link loop, ...).
     """
-    if name not in _ALIASES:
+    if not isinstance(name, str) or name not in _ALIASES:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(_ALIASES)}")
     if not search:
         if root is None:

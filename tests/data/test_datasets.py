@@ -229,6 +229,14 @@ def test_bad_arguments():
         find_dataset("cifar10")
 
 
+def test_an_unhashable_split_or_name_is_refused_by_name():
+    """split=["train"] raised "unhashable type: 'list'" from the lookup in the table of splits."""
+    with pytest.raises(ValueError, match=r"unknown split \['train'\]"):
+        load_mnist(split=["train"])
+    with pytest.raises(ValueError, match=r"unknown dataset \['mnist'\]"):
+        datasets.dataset_files(["mnist"])
+
+
 def test_real_fashion_mnist_files():
     try:
         find_dataset("fashion-mnist", "test")
