@@ -91,7 +91,7 @@ class ArrayDataset:
         x = self.images[rows]
         if x.dtype == np.uint8:
             x = x.astype(np.float32)
-            x *= np.float32(1.0 / 255.0)
+            x /= np.float32(255.0)      # x * (1/255) is 1 ulp off x / 255 for 126 of the 256 values
         else:
             x = x.astype(np.float32, copy=False)
         if self.flatten:

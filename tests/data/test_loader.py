@@ -183,3 +183,11 @@ def test_a_tuple_dataset_must_be_a_pair(items):
     images, labels = np.zeros((6, 2), np.float32), np.arange(6) % 2
     with pytest.raises(TypeError, match=f"must be \\(images, labels\\), got {items} items"):
         DataLoader((images, labels, labels)[:items], batch_size=2)
+
+
+def test_uint8_images_are_scaled_exactly_by_255():
+    """x * float32(1/255) is 1 ulp off x / 255 for 126 of the 256 values; torchvision's ToTensor
+    (x.float().div(255)) and minidl.experiments' own loading divide."""
+    values = np.arange(256, dtype=np.uint8)
+    x, _ = next(iter(DataLoader((values[:, None], np.zeros(256, np.int64)), batch_size=256, shuffle=False)))
+    np.testing.assert_array_equal(x[:, 0], values.astype(np.float32) / np.float32(255))
