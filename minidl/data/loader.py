@@ -138,7 +138,7 @@ class DataLoader:
         batch_size: examples per batch.
         shuffle: reshuffle every epoch with a permutation from SeedSequence((seed, epoch)).
         seed: non-negative int seed of the shuffling; None (default) draws one from
-            minidl.random.generator(), so `mdl.manual_seed` decides the order.
+            minidl.random.generator(), so `mdl.manual_seed` decides the order (without shuffle: 0, no draw).
         drop_last: drop the final partial batch (default False: keep it).
 
     Each ``iter()`` gives the batches of epoch `self.epoch` and advances `epoch` by one at once, so a loop
@@ -155,6 +155,8 @@ class DataLoader:
             raise TypeError(f"DataLoader: expected an ArrayDataset or (images, labels), got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if seed is None and not shuffle:    # no order to draw: leave the global generator as it was, as PyTorch's
+            seed = 0                        # SequentialSampler does (a test loader made after the model moved it)
         seed = _seed_or_draw(seed)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"DataLoader: seed must be a non-negative int, got {seed!r}")

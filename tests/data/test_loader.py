@@ -191,3 +191,18 @@ def test_uint8_images_are_scaled_exactly_by_255():
     values = np.arange(256, dtype=np.uint8)
     x, _ = next(iter(DataLoader((values[:, None], np.zeros(256, np.int64)), batch_size=256, shuffle=False)))
     np.testing.assert_array_equal(x[:, 0], values.astype(np.float32) / np.float32(255))
+
+
+def test_a_loader_without_shuffle_leaves_the_global_generator_alone():
+    """DataLoader(test, 1000, shuffle=False) drew an unused seed from minidl's generator, so a test loader
+    made between manual_seed and the model changed the model's weights; PyTorch's SequentialSampler draws
+    nothing."""
+    import minidl as mdl
+    from minidl import random
+
+    mdl.manual_seed(5)
+    expected = random.generator().random(3)
+    mdl.manual_seed(5)
+    loader = DataLoader(_data(), batch_size=4, shuffle=False)
+    np.testing.assert_array_equal(random.generator().random(3), expected)
+    assert loader.seed == 0 and [y.tolist() for _, y in loader][0] == [0, 1, 2, 3]
