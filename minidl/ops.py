@@ -833,6 +833,8 @@ def _index(index):
 
 
 def _list_index(index: list) -> np.ndarray:
+    if not index:               # NumPy's empty array is float64; PyTorch's t[[]] selects nothing (shape (0, ...))
+        return np.zeros(0, dtype=np.intp)
     return _integral(np.asarray([i.data if isinstance(i, Tensor) else i for i in index]))
 
 

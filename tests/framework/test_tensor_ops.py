@@ -339,3 +339,15 @@ def test_non_contiguous_views_through_the_core(m, k, n, seed):
     np.testing.assert_allclose(mdl.Tensor(a_view).sigmoid().data, 1 / (1 + np.exp(-a_view)), rtol=1e-12)
     check_gradients(lambda x, w: (x @ w).sigmoid(), a_view, big_b)
     check_gradients(lambda x, w: F.linear(x.T.T, w), a_view, big_b)
+
+
+def test_an_empty_list_index_selects_nothing_as_pytorch():
+    """t[[]] was refused ('tensors used as indices must be integer or bool, got float64': NumPy's empty array
+    is float64); PyTorch selects nothing, shape (0, ...), and t[[]] = v writes nothing."""
+    t = mdl.tensor(X4, requires_grad=True)
+    assert t[[]].shape == (0, 3, 4, 5) and t[:, []].shape == (2, 0, 4, 5)
+    t[[]].sum().backward()
+    np.testing.assert_array_equal(t.grad, np.zeros_like(X4))
+    u = mdl.tensor(X4)
+    u[[]] = 7.0
+    np.testing.assert_array_equal(u.data, X4)
