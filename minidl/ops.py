@@ -1355,7 +1355,10 @@ def _transpose_method(self: Tensor, *axes) -> Tensor:
     ``t.transpose(perm)`` or ``t.permute(*perm)``: any permutation (NumPy)."""
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
-    elif len(axes) == 2 and self.data.ndim:
+    elif len(axes) == 2 and not self.data.ndim:      # a 0-d tensor swaps dims 0/-1 with themselves (PyTorch)
+        _norm_axes(axes[0], ()), _norm_axes(axes[1], ())
+        return transpose(self, None)
+    elif len(axes) == 2:
         shape = self.data.shape
         (i,), (j,) = _norm_axes(axes[0], shape), _norm_axes(axes[1], shape)
         order = list(range(len(shape)))

@@ -351,3 +351,14 @@ def test_an_empty_list_index_selects_nothing_as_pytorch():
     u = mdl.tensor(X4)
     u[[]] = 7.0
     np.testing.assert_array_equal(u.data, X4)
+
+
+def test_a_0d_tensor_transposes_its_dims_0_and_minus_1_with_themselves_as_pytorch():
+    """PyTorch's t.transpose(0, -1) of a 0-d tensor is t; minidl raised 'axes (0, -1) do not fit'."""
+    t = mdl.tensor(2.0, requires_grad=True)
+    out = t.transpose(0, -1)
+    assert out.shape == () and out.item() == 2.0
+    (3 * out).backward()
+    assert t.grad == 3.0
+    with pytest.raises(IndexError, match="out of range"):
+        t.transpose(0, 1)
