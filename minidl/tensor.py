@@ -187,6 +187,26 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        """A one-element integer (or bool) tensor as an index: ``labels[logits.argmax()]``, ``range(n)``
+        (PyTorch's; a float tensor is refused, as there)."""
+        if self._data.dtype.kind not in "biu" or self._data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an index (got dtype "
+                            f"{self._data.dtype}, shape {self._data.shape})")
+        return int(self.data.item())
+
+    def tolist(self):
+        """The values as (nested lists of) Python numbers; a 0-d tensor gives one number (PyTorch's)."""
+        return self.data.tolist()
+
+    def numel(self) -> int:
+        """The number of elements (PyTorch's ``numel()``: ``sum(p.numel() for p in model.parameters())``)."""
+        return self._data.size
+
+    def dim(self) -> int:
+        """The number of dimensions (PyTorch's ``dim()``; ``ndim`` as a property)."""
+        return self._data.ndim
+
     def __format__(self, spec: str) -> str:
         """A 0-d tensor formats as its number (``f"{loss:.3f}"``), as in PyTorch."""
         if self._data.ndim == 0:

@@ -74,3 +74,23 @@ def test_numpy_scalars_do_not_promote_float32():
     (t * np.float64(3)).sum().backward()
     assert t.grad.dtype == np.float32
     np.testing.assert_array_equal(t.grad, [3.0, 3.0])
+
+
+def test_a_one_element_integer_tensor_is_an_index_as_in_pytorch():
+    """``classes[logits.argmax()]`` and ``range(n)`` take a one-element integer tensor (PyTorch's __index__);
+    minidl raised 'list indices must be integers or slices, not Tensor'."""
+    logits = mdl.tensor([0.1, 2.0, -1.0])
+    assert ["cat", "dog", "car"][logits.argmax()] == "dog"
+    assert list(range(mdl.arange(3).sum())) == [0, 1, 2]
+    assert np.arange(10)[mdl.tensor(np.array([4]))] == 4                      # NumPy reads it as an int too
+    assert ["no", "yes"][mdl.tensor(np.array(True))] == "yes"
+    for bad in (mdl.tensor(1.0), mdl.arange(2)):
+        with pytest.raises(TypeError, match="only integer tensors of a single element"):
+            [1, 2][bad]
+
+
+def test_tolist_numel_and_dim_as_pytorch():
+    t = mdl.tensor(np.arange(6).reshape(2, 3))
+    assert t.tolist() == [[0, 1, 2], [3, 4, 5]] and type(t.tolist()[0][0]) is int
+    assert mdl.tensor(2.5).tolist() == 2.5
+    assert t.numel() == 6 and t.dim() == 2 and mdl.tensor(1.0).dim() == 0 and mdl.zeros(0, 3).numel() == 0
