@@ -162,8 +162,10 @@ class Tensor:
             return f"tensor(<{error}>)"
         body = np.array2string(data, separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
-        if self.data.dtype != np.float32:
-            extra = f", dtype={self.data.dtype}" + extra
+        if data.dtype != np.float32:
+            extra = f", dtype={data.dtype}" + extra
+        if data.size == 0 and data.ndim != 1:          # `[]` alone does not say (2, 0) or (0, 3), as PyTorch's
+            extra = f", size={data.shape}" + extra
         return f"tensor({body}{extra})"
 
     def __array__(self, dtype=None, copy=None):

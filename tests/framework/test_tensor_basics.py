@@ -94,3 +94,10 @@ def test_tolist_numel_and_dim_as_pytorch():
     assert t.tolist() == [[0, 1, 2], [3, 4, 5]] and type(t.tolist()[0][0]) is int
     assert mdl.tensor(2.5).tolist() == 2.5
     assert t.numel() == 6 and t.dim() == 2 and mdl.tensor(1.0).dim() == 0 and mdl.zeros(0, 3).numel() == 0
+
+
+def test_repr_of_an_empty_tensor_names_its_shape():
+    """``tensor([])`` was printed for shapes (2, 0) and (0, 3) alike; PyTorch adds ``size=``."""
+    assert repr(mdl.zeros(2, 0)) == "tensor([], size=(2, 0))"
+    assert repr(mdl.zeros(0, 3, dtype=np.float64)) == "tensor([], size=(0, 3), dtype=float64)"
+    assert repr(mdl.zeros(0)) == "tensor([])"
