@@ -255,9 +255,24 @@ class Tensor:
 
     @grad.setter
     def grad(self, value) -> None:
-        """An ndarray (optimizers check its shape and read it in the parameter's dtype), or None; a Tensor,
-        as PyTorch assigns gradients, gives its array."""
-        self._grad = value.data if isinstance(value, Tensor) else value
+        """An ndarray of this tensor's shape with a floating dtype (optimizers read it in the parameter's
+        dtype; backward adds into it), or None; a Tensor, as PyTorch assigns gradients, gives its array.
+        Anything else is refused, as in PyTorch: backward would add into it (a list, a wrong shape: silently
+        wrong values or shapes; an integer array: an error from inside)."""
+        if value is None:
+            self._grad = None
+            return
+        if isinstance(value, Tensor):
+            value = value.data
+        elif isinstance(value, np.generic):
+            value = np.asarray(value)
+        if type(value) is not np.ndarray:
+            raise TypeError(f"a .grad is an ndarray or Tensor (or None), got {type(value).__name__}")
+        if value.dtype.kind != "f":
+            raise TypeError(f"a .grad holds floating-point values, got dtype {value.dtype}")
+        if value.shape != self._data.shape:
+            raise ValueError(f"a tensor of shape {self._data.shape} cannot take a .grad of shape {value.shape}")
+        self._grad = value if value.flags.writeable else value.copy()     # backward adds into it in place
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate the gradient of this tensor into the ``.grad`` of every leaf it depends on.

@@ -101,3 +101,24 @@ def test_repr_of_an_empty_tensor_names_its_shape():
     assert repr(mdl.zeros(2, 0)) == "tensor([], size=(2, 0))"
     assert repr(mdl.zeros(0, 3, dtype=np.float64)) == "tensor([], size=(0, 3), dtype=float64)"
     assert repr(mdl.zeros(0)) == "tensor([])"
+
+
+def test_an_assigned_grad_is_checked_as_in_pytorch():
+    """``t.grad = x`` kept anything: a list became [1, 2, 3] + the next gradient as a float64 array, a
+    (1, 3) array took the next backward by broadcasting and kept its shape, an integer array failed inside
+    backward. PyTorch refuses them at the assignment; so does minidl."""
+    t = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    with pytest.raises(TypeError, match="ndarray or Tensor"):
+        t.grad = [1.0, 2.0, 3.0]
+    with pytest.raises(TypeError, match="floating-point"):
+        t.grad = np.zeros(3, np.int64)
+    with pytest.raises(ValueError, match=r"shape \(3,\) cannot take a .grad of shape \(1, 3\)"):
+        t.grad = np.zeros((1, 3), np.float32)
+    assert t.grad is None
+    t.grad = np.broadcast_to(np.float32(1.0), (3,))              # read-only: kept as a copy backward adds into
+    (2 * t).sum().backward()
+    np.testing.assert_array_equal(t.grad, [3.0, 3.0, 3.0])
+    t.grad = mdl.zeros(3)
+    assert type(t.grad) is np.ndarray
+    t.grad = None
+    assert t.grad is None
