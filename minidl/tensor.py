@@ -12,6 +12,8 @@ dtype (class indices) but cannot require grad.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from minidl import autograd
@@ -251,6 +253,11 @@ class Tensor:
         g = self._grad
         if type(g) is PendingProduct:
             g = self._grad = g.materialize()
+        elif g is None and self._backward is not None and not self._retains_grad:
+            warnings.warn("the .grad of a tensor that is not a leaf (the result of an op) is being read: backward() "
+                          "fills only the .grad of leaves, so it is None. Call .retain_grad() on it before "
+                          "backward() to keep its gradient, or read the .grad of the leaf (as PyTorch warns)",
+                          UserWarning, stacklevel=2)
         return g
 
     @grad.setter

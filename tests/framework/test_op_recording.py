@@ -99,7 +99,7 @@ def test_without_a_parent_that_requires_grad_every_op_returns_a_plain_tensor(fn)
 def test_with_a_parent_that_requires_grad_every_op_records_the_graph(fn):
     inputs = _inputs(requires_grad=True)
     out = fn(*inputs)
-    assert out.requires_grad and not out.is_leaf and out.grad is None and type(out.data) is np.ndarray
+    assert out.requires_grad and not out.is_leaf and out._grad is None and type(out.data) is np.ndarray
     assert out._parents and all(isinstance(p, mdl.Tensor) for p in out._parents)
     assert any(p is t for p in out._parents for t in inputs)
     out.backward(np.ones_like(out.data))
