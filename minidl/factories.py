@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from minidl import random
-from minidl.tensor import Tensor
+from minidl.tensor import Tensor, _tensor_dtype
 
 __all__ = ["zeros", "ones", "rand", "randn", "arange"]
 
@@ -27,18 +27,23 @@ def _shape(shape: tuple, name: str) -> tuple:
     return tuple(int(n) for n in shape)
 
 
+def _default(dtype) -> np.dtype:
+    """``dtype`` as a Tensor dtype; None is the default float32, as PyTorch's (NumPy's None is float64)."""
+    return _tensor_dtype(np.float32 if dtype is None else dtype)
+
+
 def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of the given shape."""
-    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=_default(dtype)), requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of the given shape."""
-    return Tensor(np.ones(_shape(shape, "ones"), dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.ones(_shape(shape, "ones"), dtype=_default(dtype)), requires_grad=requires_grad)
 
 
 def _float_dtype(dtype, name: str) -> np.dtype:
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(np.float32 if dtype is None else dtype)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise TypeError(f"{name}() draws float32 or float64, not {dtype}")
     return dtype
@@ -74,5 +79,6 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
     if dtype is None:
         integral = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = np.int64 if integral else np.float32
-    values = np.arange(start, end, step, dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
+    dtype = _tensor_dtype(dtype)
+    values = np.arange(start, end, step, dtype=np.float64 if dtype.kind == "f" else None)
     return Tensor(values.astype(dtype), requires_grad=requires_grad)

@@ -8,7 +8,8 @@ The engine that runs ``backward`` lives in ``minidl.autograd``.
 
 dtype rules (the public contract): float32/float64 ndarrays keep their dtype, other floating dtypes
 become float32; Python numbers, lists and tuples become float32; integer and bool ndarrays keep their
-dtype (class indices) but cannot require grad.
+dtype (class indices) but cannot require grad. Those are the only dtypes: a ``dtype=`` naming another
+(float16, complex) and complex, str or object arrays are refused (TypeError).
 """
 from __future__ import annotations
 
@@ -24,23 +25,30 @@ __all__ = ["Tensor", "tensor"]
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _tensor_dtype(dtype) -> np.dtype:
+    """``dtype`` (a NumPy type, dtype or name) as a dtype a Tensor can hold: bool, an integer type, float32 or
+    float64. Another one asked for by name (float16, complex, str) is a TypeError: no op computes in it."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "biuf" or (dtype.kind == "f" and dtype not in _FLOAT_DTYPES):
+        raise TypeError(f"minidl tensors hold bool, integer, float32 or float64 values, not {dtype}")
+    return dtype
+
+
 def _to_array(data, dtype=None, copy=False) -> np.ndarray:
     """Apply the dtype rules above to ``data`` (copying only when ``copy`` or a conversion needs it)."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.array(data, dtype=dtype, copy=True if copy else None)
+        return np.array(data, dtype=_tensor_dtype(dtype), copy=True if copy else None)
+    if isinstance(data, np.generic):
+        data = np.asarray(data)
     if isinstance(data, np.ndarray):
         if data.dtype.kind == "f" and data.dtype not in _FLOAT_DTYPES:
             return data.astype(np.float32)
-        if data.dtype.kind == "O":
-            raise TypeError("cannot make a Tensor from an object array")
+        if data.dtype.kind not in "biuf":       # complex, str, dates, objects: every op would fail inside
+            raise TypeError(f"cannot make a Tensor from an array of dtype {data.dtype} (minidl tensors hold bool, "
+                            f"integer, float32 or float64 values)")
         return data.copy() if copy else data
-    if isinstance(data, np.generic):
-        arr = np.asarray(data)
-        if arr.dtype.kind == "f" and arr.dtype not in _FLOAT_DTYPES:
-            arr = arr.astype(np.float32)
-        return arr.copy() if copy else arr
     arr = np.asarray(data)
     if arr.dtype.kind in "iufb":
         return arr.astype(np.float32)

@@ -122,3 +122,21 @@ def test_an_assigned_grad_is_checked_as_in_pytorch():
     assert type(t.grad) is np.ndarray
     t.grad = None
     assert t.grad is None
+
+
+@pytest.mark.parametrize("make", [
+    lambda: mdl.Tensor(np.array([1 + 2j])), lambda: mdl.tensor(np.complex64(1)), lambda: mdl.Tensor(np.array(["a"])),
+    lambda: mdl.tensor([1.0], dtype=np.float16), lambda: mdl.tensor([1.0], dtype=complex), lambda: mdl.tensor([1], dtype=str),
+    lambda: mdl.zeros(2, dtype=np.float16), lambda: mdl.ones(2, dtype=complex), lambda: mdl.arange(3, dtype=np.float16)])
+def test_dtypes_no_op_computes_in_are_refused(make):
+    """A complex or str array made a Tensor whose every binary op failed with KeyError 'c' / 'U'; an explicit
+    dtype=float16 gave float32 silently (``astype(np.float16)`` is refused)."""
+    with pytest.raises(TypeError, match="minidl tensors hold bool, integer, float32 or float64"):
+        make()
+
+
+def test_factories_read_dtype_none_as_float32_as_pytorch():
+    """NumPy reads dtype=None as float64: mdl.zeros(2, dtype=None) was float64, PyTorch's is float32."""
+    for make in (mdl.zeros, mdl.ones, mdl.rand, mdl.randn):
+        assert make(2, dtype=None).dtype == np.float32
+    assert mdl.zeros(2, dtype="float64").dtype == np.float64 and mdl.ones(2, dtype=bool).dtype == np.bool_
