@@ -333,6 +333,10 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
                 raise RuntimeError(f"the backward of an op gave a gradient of shape {pg.shape} for an input "
                                    f"of shape {pdata.shape} (a bug in that op's chain rule)")
             if pg.dtype != pdata.dtype:
+                if pdata.dtype.kind != "f":         # `t.requires_grad = True` on integers: its gradient truncated
+                    raise RuntimeError(f"only floating-point tensors can require grad, but a tensor of dtype "
+                                       f"{pdata.dtype} (shape {pdata.shape}) has requires_grad=True; make it float "
+                                       f"(t.float()) or leave requires_grad off")
                 pg = pg.astype(pdata.dtype)
                 p_owned = True
             key = id(parent)

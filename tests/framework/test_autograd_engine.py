@@ -304,3 +304,13 @@ def test_matmul_and_sigmoid_run_through_the_core_without_materialized_transposes
         ([(5, 3), (5, 4)], True, False)]       # dW = Xᵀ @ G
     assert all(all(flags) for _, _, _, _, flags in matmuls)
     assert [c[0] for c in calls if "sigmoid" in c[0]] == ["sigmoid_forward", "sigmoid_backward"]
+
+
+def test_an_integer_tensor_made_to_require_grad_by_assignment_is_refused_in_backward():
+    """``t.requires_grad = True`` on an int64 tensor (the constructor refuses it) gave t.grad = [2, 2] for
+    d(2.5·t)/dt, the gradient truncated to t's dtype; PyTorch refuses integers that require grad."""
+    t = mdl.Tensor(np.array([1, 2]))
+    t.requires_grad = True
+    with pytest.raises(RuntimeError, match="only floating-point tensors can require grad.*int64"):
+        (t * 2.5).sum().backward()
+    assert t.grad is None
