@@ -157,6 +157,13 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(len(self.data)))
 
+    def __contains__(self, element) -> bool:
+        """``x in t``: whether some element of t equals x, a number or a tensor (PyTorch's ``(t == x).any()``;
+        without it Python iterated, comparing x with whole rows: ambiguous for a matrix, refused for 0-d)."""
+        if not isinstance(element, (Tensor, int, float, np.number, np.bool_)):
+            raise TypeError(f"`x in tensor` takes a number or a Tensor, got {type(element).__name__}")
+        return bool((self == element).any())
+
     def __bool__(self) -> bool:
         """The truth of a one-element tensor; other sizes are ambiguous (RuntimeError, as PyTorch)."""
         if self.data.size != 1:

@@ -140,3 +140,13 @@ def test_factories_read_dtype_none_as_float32_as_pytorch():
     for make in (mdl.zeros, mdl.ones, mdl.rand, mdl.randn):
         assert make(2, dtype=None).dtype == np.float32
     assert mdl.zeros(2, dtype="float64").dtype == np.float64 and mdl.ones(2, dtype=bool).dtype == np.bool_
+
+
+def test_in_looks_for_an_element_as_in_pytorch():
+    """``2.0 in matrix`` raised 'Boolean value of a tensor with more than one value is ambiguous' (Python
+    compared 2.0 with each row) and ``2.0 in t`` of a 0-d t 'not iterable'; PyTorch reads it as (t == x).any()."""
+    m = mdl.tensor([[1.0, 2.0], [3.0, 4.0]])
+    assert 2.0 in m and 5.0 not in m and mdl.tensor(4.0) in m and np.float64(3.0) in m
+    assert 2.0 in mdl.tensor(2.0) and 0.1 in mdl.tensor(np.array([0.1], np.float32))     # compared as t - 0.1 is
+    with pytest.raises(TypeError, match="number or a Tensor"):
+        "a" in m
