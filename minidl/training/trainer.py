@@ -25,6 +25,9 @@ Failure handling:
 - Ctrl-C (SIGINT) or SIGTERM (what `kill`, `timeout`, Slurm and systemd send) stops after the current
   update, writes a checkpoint and raises TrainingInterrupted (a KeyboardInterrupt) whose message says how
   to resume; a second signal aborts at once. A KeyboardInterrupt raised by a callback is handled the same way;
+  one raised in an update's forward or backward pass (the second signal, say) first undoes what that pass
+  changed (BatchNorm's running statistics, Dropout's draws from minidl's RNG), so the checkpoint holds the
+  state after the update before it (one in the optimizer step saves nothing: half an update is not a state);
 - overflow in a diverging update or evaluation prints no NumPy warning: the loss check above reports it.
 Resuming restores everything the run depends on, so a resumed run produces the same numbers as an
 uninterrupted one with the same seed (same threads, same machine: the kernels are deterministic).
@@ -442,18 +445,39 @@ class Trainer:
                 "checkpoints are off (no out_dir)"
         return f"last good checkpoint: {self.last_checkpoint} (after update {self.last_checkpoint_step})"
 
+    def _restore_point(self) -> tuple:
+        """What a forward pass changes besides the graph: minidl's RNG (Dropout's draws) and the model's
+        buffers (BatchNorm's running statistics), for `_undo_forward`."""
+        named_buffers = getattr(self.model, "named_buffers", None)
+        buffers = {name: b.data.copy() for name, b in named_buffers()} if named_buffers else {}
+        return generator().bit_generator.state, buffers
+
+    def _undo_forward(self, saved: tuple) -> None:
+        """Put back what the forward pass of an update that was not applied changed: a checkpoint holding
+        its running statistics and RNG draws with the update count before it would make a resumed run
+        (which redoes that update) differ from an uninterrupted one."""
+        rng_state, buffers = saved
+        generator().bit_generator.state = rng_state
+        if buffers:
+            self.model.load_state_dict(buffers, strict=False)
+
     @_quiet_overflow
     def _update(self, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-        self.optimizer.zero_grad()
-        logits = self.model(mdl.Tensor(x))
-        loss = self.loss_fn(logits, y)
-        value = float(loss.item())
-        if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"loss is {value} at update {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1}); "
-                f"training stopped before applying it; {self.checkpoint_note()}. Try a smaller learning rate.",
-                self.step + 1, self.last_checkpoint)
-        loss.backward()
+        saved = self._restore_point()
+        try:
+            self.optimizer.zero_grad()
+            logits = self.model(mdl.Tensor(x))
+            loss = self.loss_fn(logits, y)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"loss is {value} at update {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1}); "
+                    f"training stopped before applying it; {self.checkpoint_note()}. Try a smaller learning rate.",
+                    self.step + 1, self.last_checkpoint)
+            loss.backward()
+        except BaseException:    # Ctrl-C in the forward pass, a NaN loss, a shape error: the update never was
+            self._undo_forward(saved)
+            raise
         self._in_optimizer_step = True   # cleared by the caller once the counters include this update
         self.optimizer.step()
         correct = int((np.asarray(logits.data).argmax(axis=1) == y).sum())

@@ -8,6 +8,7 @@ import pytest
 from training_setup import make_setup
 
 import minidl as mdl
+from minidl import nn, optim
 from minidl.nn import functional
 from minidl.data import DataLoader
 from minidl.random import generator
@@ -114,6 +115,56 @@ def test_interrupt_during_end_of_epoch_evaluation_resumes_exactly(tmp_path, unin
     resumed.fit(epochs=3)
     _assert_same_params(_params(resumed), params)
     assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
+
+
+class _BatchNormDropoutNet(nn.Module):
+    """Running statistics and random draws in every forward pass; `interrupt_at` raises KeyboardInterrupt
+    (a second Ctrl-C, say) in the n-th training forward, after both have changed."""
+
+    def __init__(self, interrupt_at=None):
+        super().__init__()
+        self.hidden, self.norm = nn.Linear(12, 16), nn.BatchNorm1d(16)
+        self.drop, self.out = nn.Dropout(0.3), nn.Linear(16, 3)
+        self.calls, self.interrupt_at = 0, interrupt_at
+
+    def forward(self, x):
+        h = self.drop(self.norm(self.hidden(x)).relu())
+        self.calls += self.training
+        if self.training and self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return self.out(h)
+
+
+def _bn_trainer(out_dir, interrupt_at=None):
+    _, _, loader, evals = make_setup()
+    model = _BatchNormDropoutNet(interrupt_at)
+    return Trainer(model, optim.Adam(model.parameters(), lr=0.01), loader, eval_loaders=evals, out_dir=out_dir,
+                   progress=False, log=None)
+
+
+@pytest.mark.parametrize("interrupt_at", [3, 8])
+def test_interrupt_inside_the_forward_pass_saves_the_state_before_that_update(tmp_path, interrupt_at):
+    mdl.manual_seed(0)
+    straight = _bn_trainer(tmp_path / "straight")
+    history = straight.fit(epochs=2)
+    mdl.manual_seed(0)
+    with pytest.raises(TrainingInterrupted, match=f"after update {interrupt_at - 1} "):
+        _bn_trainer(tmp_path / "run", interrupt_at).fit(epochs=2)
+    mdl.manual_seed(1)                     # the checkpoint's RNG state, not this one, must count
+    resumed = _bn_trainer(tmp_path / "run").resume()
+    resumed.fit(epochs=2)
+    _assert_same_params(_params(resumed), _params(straight))     # running statistics included
+    assert _numbers(read_records(tmp_path / "run" / "metrics.jsonl")) == _numbers(history)
+
+
+def test_a_nan_loss_leaves_the_running_statistics_and_rng_of_the_update_before(tmp_path):
+    trainer, seen = _bn_trainer(None), {}
+    trainer.callbacks = [Every(1, lambda t: seen.update(state=_params(t), rng=generator().bit_generator.state))]
+    trainer.loss_fn = lambda logits, y: functional.cross_entropy(logits, y) * (np.nan if trainer.step == 2 else 1)
+    with pytest.raises(TrainingDiverged, match="at update 3 "):
+        trainer.fit(epochs=1)
+    _assert_same_params(_params(trainer), seen["state"])
+    assert generator().bit_generator.state == seen["rng"]
 
 
 def test_real_sigint_stops_after_the_update(tmp_path):
