@@ -131,11 +131,13 @@ def _default_loss(logits, targets):
 def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
     """Mean loss and error rate (fraction misclassified, argmax of the outputs) of `model` over `loader`.
 
-    Runs under `mdl.no_grad()` in eval mode and restores the model's previous mode.
+    Runs under `mdl.no_grad()` in eval mode and restores each submodule's previous mode (a BatchNorm kept
+    in eval mode inside a training model stays frozen, as Lightning's evaluation loop keeps it).
     Returns {"loss": float, "error": float, "examples": int}.
     """
     loss_fn = loss_fn or _default_loss
     was_training = getattr(model, "training", True)
+    modes = [(module, module.training) for module in model.modules()] if hasattr(model, "modules") else None
     model.eval()
     total_loss, wrong, count = 0.0, 0, 0
     try:
@@ -146,7 +148,10 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
                 wrong += int((np.asarray(logits.data).argmax(axis=1) != y).sum())
                 count += len(y)
     finally:
-        if was_training:
+        if modes is not None:
+            for module, mode in modes:
+                object.__setattr__(module, "training", mode)    # as train() sets it, children untouched
+        elif was_training:
             model.train()
     if count == 0:
         raise ValueError("evaluate: the loader yields no examples")
@@ -544,7 +549,8 @@ class Trainer:
         self._bar = tqdm(total=total, initial=min(self.batch * per_batch, total), unit="samples", unit_scale=True,
                          desc=f"epoch {self.epoch + 1}{of}", disable=not self.progress, position=self.position,
                          leave=self.position in (None, 0), dynamic_ncols=True)
-        self.model.train()
+        if not getattr(self.model, "training", False):
+            self.model.train()   # only when off: train() would also unfreeze a submodule the user put in eval mode
         try:
             for x, y in loader.batches(self.epoch, start=self.batch):
                 if stop.requested:

@@ -473,6 +473,24 @@ def test_evaluate_matches_a_direct_computation():
     assert result["loss"] == pytest.approx(loss, rel=1e-5)
 
 
+def test_evaluate_and_fit_keep_a_frozen_batchnorm_frozen():
+    _, _, loader, evals = make_setup()
+    model = _BatchNormDropoutNet()
+    model.norm.eval()                    # fine-tuning: the running statistics stay as they are
+    frozen = model.norm.running_mean.data.copy()
+    evaluate(model, evals["test"])
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    model.eval()
+    evaluate(model, evals["test"])
+    assert not any(m.training for m in model.modules())
+    model.train()
+    model.norm.eval()
+    Trainer(model, optim.SGD(model.parameters(), lr=0.1), loader, eval_loaders=evals, progress=False,
+            log=None).fit(epochs=2)
+    assert [m.training for m in model.modules()] == [True, True, False, True, True]
+    np.testing.assert_array_equal(model.norm.running_mean.data, frozen)
+
+
 def test_bad_arguments(tmp_path):
     model, opt, loader, _ = make_setup()
     with pytest.raises(TypeError):
