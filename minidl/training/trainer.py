@@ -7,9 +7,10 @@
 
 One update = zero_grad, forward, loss, backward, optimizer.step on one minibatch. After each update the
 callbacks whose `every` divides the update count run (also once before the first update, at step 0).
-At the end of each epoch: evaluation on every eval loader (mean loss and error rate), one JSON line
-appended to out_dir/metrics.jsonl, and out_dir/checkpoint.npz rewritten atomically (model, optimizer,
-loader position, minidl's global RNG, running sums of the epoch). The final weights go to out_dir/model.npz.
+At the end of each epoch: evaluation on every eval loader (mean loss and error rate), `scheduler.step()`
+(`scheduler.step(record[monitor])` for ReduceLROnPlateau), one JSON line appended to out_dir/metrics.jsonl,
+and out_dir/checkpoint.npz rewritten atomically (model, optimizer, scheduler, loader position, minidl's
+global RNG, running sums of the epoch). The final weights go to out_dir/model.npz.
 
 A metrics record: {"epoch", "step" (updates so far), "complete" (false for the partial epoch a run
 stopped in by `updates`), "train_loss", "train_error" (means over the epoch's minibatches, each measured
@@ -48,6 +49,7 @@ import numpy as np
 
 import minidl as mdl
 from minidl.nn import functional
+from minidl.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from minidl.random import generator
 from minidl.data.loader import DataLoader
 from minidl.training.checkpoint import load_checkpoint, pack_checkpoint, write_checkpoint
@@ -208,6 +210,11 @@ class Trainer:
             fit refuses a folder holding another run's files unless this trainer resumed it (or started over).
         callbacks: objects with `every` and `__call__(trainer)` (see Every), run after updates.
         progress: show a tqdm bar (loss, samples/s); `position` places it (for nested bars).
+        scheduler: an optim.lr_scheduler schedule of `optimizer`, stepped once at the end of every complete
+            epoch, after its evaluation (PyTorch's loop; a callback at every len(train_loader) updates would
+            also step it at update 0, before any training, and leave it out of the checkpoints).
+        monitor: the metrics key a ReduceLROnPlateau scheduler is stepped with, e.g. "val_loss" (required
+            for it, as in Lightning; refused for other schedulers).
         log: function taking one line of text per epoch (default print; None for silence).
         resume_hint: how to resume, quoted in the Ctrl-C message (default: Trainer.resume()).
         run_settings: what defines the run (a JSON-able dict, e.g. a command line's settings), saved in every
@@ -219,7 +226,8 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, train_loader: DataLoader, *, loss_fn=None, eval_loaders=None,
-                 out_dir=None, callbacks=(), progress: bool = True, position: int | None = None,
+                 out_dir=None, callbacks=(), scheduler=None, monitor: str | None = None,
+                 progress: bool = True, position: int | None = None,
                  log: Callable[[str], None] | None = print, resume_hint: str | None = None,
                  run_settings: dict | None = None):
         if not isinstance(train_loader, DataLoader):
@@ -240,6 +248,8 @@ class Trainer:
             if not isinstance(loader, DataLoader) or len(loader) == 0:
                 raise ValueError(f"Trainer: eval_loaders[{name!r}] must be a minidl.data.DataLoader that yields "
                                  f"batches (found only after a whole epoch otherwise)")
+        self.scheduler, self.monitor = scheduler, monitor
+        self._check_scheduler()
         if not isinstance(run_settings, (dict, type(None))):
             raise TypeError(f"Trainer: run_settings must be a dict or None, got {type(run_settings).__name__}")
         try:
@@ -261,6 +271,27 @@ class Trainer:
         self._bar = None
         self._owns_out_dir = False     # its files are this run's: resumed or started over there, or written by it
 
+    def _check_scheduler(self) -> None:
+        scheduler, monitor = self.scheduler, self.monitor
+        if scheduler is None:
+            if monitor is not None:
+                raise ValueError("Trainer: monitor is for a ReduceLROnPlateau scheduler, and no scheduler was given")
+            return
+        if not isinstance(scheduler, (LRScheduler, ReduceLROnPlateau)):
+            raise TypeError(f"Trainer: scheduler must be an optim.lr_scheduler schedule, got "
+                            f"{type(scheduler).__name__}")
+        if scheduler.optimizer is not self.optimizer:
+            raise ValueError("Trainer: the scheduler belongs to another optimizer than the trainer's, so its steps "
+                             "would not change the learning rate the trainer uses")
+        keys = ["train_loss", "train_error"] + [f"{name}_{kind}" for name in self.eval_loaders
+                                                for kind in ("loss", "error")]
+        if isinstance(scheduler, ReduceLROnPlateau) and monitor not in keys:
+            raise ValueError(f"Trainer: a ReduceLROnPlateau scheduler needs monitor=, one of {', '.join(keys)}; "
+                             f"got {monitor!r}")
+        if not isinstance(scheduler, ReduceLROnPlateau) and monitor is not None:
+            raise ValueError(f"Trainer: monitor is for ReduceLROnPlateau; {type(scheduler).__name__}.step() "
+                             f"takes no metric")
+
     # ----------------------------------------------------------------------------------------- files
     @property
     def checkpoint_path(self) -> Path | None:
@@ -280,11 +311,12 @@ class Trainer:
                 "drop_last": bool(loader.drop_last), "examples": len(loader.dataset)}
 
     def state_dict(self) -> dict:
-        """Everything a resumed run needs: model, optimizer, position, running sums, global RNG; and the run's
-        settings (run_settings) for the caller's check."""
+        """Everything a resumed run needs: model, optimizer, scheduler (None without one), position, running
+        sums, global RNG; and the run's settings (run_settings) for the caller's check."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "trainer": {"step": self.step, "epoch": self.epoch, "batch": self.batch, "sums": dict(self._sums)},
             "loader": self._loader_signature(),
             "rng": generator().bit_generator.state,
@@ -322,7 +354,13 @@ class Trainer:
         if not isinstance(run_settings, (dict, type(None))):
             raise ValueError(f"{source}: its run settings, {reprlib.repr(run_settings)}, are not a dict; nothing was "
                              f"changed")
+        scheduler_state = state.get("scheduler")               # absent from checkpoints before schedulers
+        if (scheduler_state is None) != (self.scheduler is None):
+            raise ValueError(f"{source} was written {'without' if scheduler_state is None else 'with'} a learning-"
+                             f"rate scheduler, this trainer has {'one' if self.scheduler else 'none'}: resume with "
+                             f"the scheduler it was written with; nothing was changed")
         model_before, optimizer_before = self.model.state_dict(), self.optimizer.state_dict()
+        scheduler_before = self.scheduler.state_dict() if self.scheduler is not None else None
         try:
             self.model.load_state_dict(state["model"])        # checks everything before the first copy
         except (KeyError, ValueError, TypeError, AttributeError) as error:
@@ -337,6 +375,16 @@ class Trainer:
             raise ValueError(f"{source}: its optimizer state does not fit this trainer's "
                              f"{type(self.optimizer).__name__} ({error}); resume with the optimizer it was "
                              f"written with; nothing was changed") from None
+        if self.scheduler is not None:
+            try:
+                self.scheduler.load_state_dict(scheduler_state)
+            except (KeyError, ValueError, TypeError, AttributeError) as error:   # another schedule's state
+                self.scheduler.load_state_dict(scheduler_before)
+                self.model.load_state_dict(model_before)
+                self.optimizer.load_state_dict(optimizer_before)
+                raise ValueError(f"{source}: its scheduler state does not fit this trainer's "
+                                 f"{type(self.scheduler).__name__} ({error}); resume with the scheduler it was "
+                                 f"written with; nothing was changed") from None
         self.step, self.epoch, self.batch = int(step), int(epoch), int(batch)
         self._sums = dict(sums)
         self.saved_run_settings = run_settings
@@ -576,6 +624,10 @@ class Trainer:
                 # and redoes only this bookkeeping.
                 record = self._epoch_record(complete=True)
                 self.epoch, self.batch, self._sums = self.epoch + 1, 0, self._empty_sums()
+                if isinstance(self.scheduler, ReduceLROnPlateau):
+                    self.scheduler.step(record[self.monitor])
+                elif self.scheduler is not None:
+                    self.scheduler.step()
                 self._finish_record(record, epochs)
         finally:
             self._bar.close()

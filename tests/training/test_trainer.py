@@ -461,6 +461,55 @@ def test_resume_without_checkpoint(tmp_path):
         _trainer(tmp_path).resume()
 
 
+def _scheduled(out_dir, schedule, monitor=None, interrupt_at=None):
+    """A trainer (SGD, lr 0.1) with `schedule(optimizer)` and `lrs`, the learning rate of every update."""
+    model, opt, loader, evals = make_setup(optimizer="sgd")
+    lrs = []
+
+    def watch(trainer):
+        lrs.append(opt.param_groups[0]["lr"])
+        if trainer.step == interrupt_at:
+            raise KeyboardInterrupt
+    trainer = Trainer(model, opt, loader, eval_loaders=evals, out_dir=out_dir, progress=False, log=None,
+                      scheduler=schedule(opt), monitor=monitor, callbacks=[Every(1, watch)])
+    return trainer, lrs
+
+
+@pytest.mark.parametrize("schedule, monitor, per_epoch", [
+    (lambda opt: optim.lr_scheduler.StepLR(opt, 1, gamma=0.5), None, [0.1, 0.05, 0.025]),       # PyTorch's
+    (lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, 2), None, [0.1, 0.05, 0.0]),
+    # mode "max" on a falling loss: no improvement after the first epoch, so every later epoch halves lr
+    (lambda opt: optim.lr_scheduler.ReduceLROnPlateau(opt, "max", 0.5, patience=0), "test_loss", [0.1, 0.1, 0.05]),
+])
+def test_a_scheduler_steps_once_per_epoch_and_resumes_exactly(tmp_path, schedule, monitor, per_epoch):
+    straight, lrs = _scheduled(tmp_path / "straight", schedule, monitor)
+    history = straight.fit(epochs=3)
+    assert lrs[1::7] == pytest.approx(per_epoch) and lrs[1:8] == [lrs[1]] * 7     # one lr per epoch's updates
+    with pytest.raises(TrainingInterrupted):
+        _scheduled(tmp_path / "run", schedule, monitor, interrupt_at=10)[0].fit(epochs=3)
+    resumed, resumed_lrs = _scheduled(tmp_path / "run", schedule, monitor)
+    resumed.resume().fit(epochs=3)
+    assert resumed_lrs == lrs[11:]                        # updates 11, 12, ... at the same rates
+    assert resumed.scheduler.state_dict() == straight.scheduler.state_dict()
+    assert _numbers(read_records(tmp_path / "run" / "metrics.jsonl")) == _numbers(history)
+
+
+def test_scheduler_arguments_and_resume_without_it_are_refused(tmp_path):
+    model, opt, loader, evals = make_setup()
+    other = optim.SGD(model.parameters(), lr=0.1)
+    plateau = optim.lr_scheduler.ReduceLROnPlateau(opt)
+    for kwargs, problem in [({"scheduler": plateau}, "needs monitor="), ({"scheduler": plateau, "monitor": "val_loss"},
+                            "one of train_loss, train_error, test_loss, test_error"),
+                            ({"scheduler": optim.lr_scheduler.StepLR(opt, 1), "monitor": "test_loss"}, "takes no metric"),
+                            ({"monitor": "test_loss"}, "no scheduler"), ({"scheduler": opt}, "must be an optim.lr_sch"),
+                            ({"scheduler": optim.lr_scheduler.StepLR(other, 1)}, "another optimizer")]:
+        with pytest.raises((ValueError, TypeError), match=problem):
+            Trainer(model, opt, loader, eval_loaders=evals, progress=False, log=None, **kwargs)
+    _trainer(tmp_path).fit(epochs=1)
+    with pytest.raises(ValueError, match="written without a learning-rate scheduler"):
+        _scheduled(tmp_path, lambda opt: optim.lr_scheduler.StepLR(opt, 1))[0].resume()
+
+
 def test_evaluate_matches_a_direct_computation():
     model, _, loader, evals = make_setup()
     result = evaluate(model, evals["test"])
