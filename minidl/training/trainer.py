@@ -268,6 +268,7 @@ class Trainer:
         self.last_checkpoint_step: int | None = None   # the update count saved in last_checkpoint
         self._sums = self._empty_sums()
         self._in_optimizer_step = False
+        self._called_back_at_0 = False
         self._bar = None
         self._owns_out_dir = False     # its files are this run's: resumed or started over there, or written by it
 
@@ -654,8 +655,9 @@ class Trainer:
         self._claim_out_dir()
         with _StopSignals() as stop:
             try:
-                if self.step == 0:
+                if self.step == 0 and not self._called_back_at_0:   # once, however many fit calls start at 0
                     self._run_callbacks()
+                    self._called_back_at_0 = True
                 while not self._done(epochs, updates):
                     self._run_epoch(epochs, updates, stop)
             except TrainingInterrupted:

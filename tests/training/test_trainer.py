@@ -325,6 +325,15 @@ def test_updates_mode_and_callbacks(tmp_path):
     assert history[-1]["complete"] and history[-1]["step"] == 14
 
 
+def test_callbacks_run_once_at_update_0_however_many_fits_start_there():
+    seen = []
+    trainer = _trainer(None, callbacks=[Every(7, lambda t: seen.append(t.step))])
+    trainer.fit(epochs=0)
+    trainer.fit(updates=0)
+    trainer.fit(epochs=2)
+    assert seen == [0, 7, 14]
+
+
 def test_fit_to_a_point_the_run_has_passed_is_refused_before_anything_is_written(tmp_path):
     """From a mid-epoch checkpoint (1 epoch + 3 batches), fit(epochs=1) wrote a "complete: false" record, a
     checkpoint and model.npz for a target already behind it (the command refuses this; the library did not)."""
@@ -498,11 +507,12 @@ def test_scheduler_arguments_and_resume_without_it_are_refused(tmp_path):
     model, opt, loader, evals = make_setup()
     other = optim.SGD(model.parameters(), lr=0.1)
     plateau = optim.lr_scheduler.ReduceLROnPlateau(opt)
-    for kwargs, problem in [({"scheduler": plateau}, "needs monitor="), ({"scheduler": plateau, "monitor": "val_loss"},
-                            "one of train_loss, train_error, test_loss, test_error"),
-                            ({"scheduler": optim.lr_scheduler.StepLR(opt, 1), "monitor": "test_loss"}, "takes no metric"),
+    step_lr = optim.lr_scheduler.StepLR
+    for kwargs, problem in [({"scheduler": plateau}, "needs monitor="),
+                            ({"scheduler": plateau, "monitor": "val_loss"}, "one of train_loss, train_error"),
+                            ({"scheduler": step_lr(opt, 1), "monitor": "test_loss"}, "takes no metric"),
                             ({"monitor": "test_loss"}, "no scheduler"), ({"scheduler": opt}, "must be an optim.lr_sch"),
-                            ({"scheduler": optim.lr_scheduler.StepLR(other, 1)}, "another optimizer")]:
+                            ({"scheduler": step_lr(other, 1)}, "another optimizer")]:
         with pytest.raises((ValueError, TypeError), match=problem):
             Trainer(model, opt, loader, eval_loaders=evals, progress=False, log=None, **kwargs)
     _trainer(tmp_path).fit(epochs=1)
