@@ -96,7 +96,7 @@ class Every:
     """A callback: call `fn(trainer)` after every `every`-th update (and once at update 0)."""
 
     def __init__(self, every: int, fn: Callable[["Trainer"], None]):
-        if not isinstance(every, int) or every < 1:
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"Every: `every` must be a positive int, got {every!r}")
         self.every, self.fn = every, fn
 
@@ -640,7 +640,8 @@ class Trainer:
         Counts include what a resumed checkpoint already did. Returns the metrics records (history).
         """
         for name, value in (("epochs", epochs), ("updates", updates)):
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+            if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                                      or value < 0):
                 raise ValueError(f"Trainer.fit: {name} must be a non-negative int, got {value!r}")
         if epochs is None and updates is None:
             raise ValueError("Trainer.fit: give epochs, updates or both")

@@ -563,6 +563,11 @@ def test_bad_arguments(tmp_path):
         trainer.fit(epochs=-1)
     with pytest.raises(ValueError):
         Every(0, print)
+    with pytest.raises(ValueError, match="positive int, got True"):
+        Every(True, print)
+    for bad in ({"epochs": True}, {"updates": False}):    # not read as 1 or 0
+        with pytest.raises(ValueError, match="must be a non-negative int, got"):
+            trainer.fit(**bad)
 
 
 def test_log_lines_with_and_without_progress_bar(tmp_path, capsys):
