@@ -33,7 +33,7 @@ def main():
     mdl.manual_seed(0)
     model = nn.MLP([784, 256, 256, 10], activation="relu", init="xavier_uniform")
     optimizer = optim.Adam(model.parameters(), lr=5e-4)   # measured: 88.1-89.2% test accuracy, 10 epochs
-    #                                                       (88.1 with the AVX-512 kernels: each build sums in its own order)
+    # (2026-12-02: 88.38 / 88.34 / 88.26% with the AVX-512 / AVX2 / generic kernels: each sums in its own order)
 
     # 3. Train: progress bar, metrics.jsonl, a checkpoint every epoch, model.npz at the end.
     #    A folder holds one run: when this script ran before, continue that run (to --epochs).
