@@ -1,8 +1,9 @@
 """Choosing an initializer: how each scheme changes activation spread in a deep tanh net at init.
 
 Glorot & Bengio (2010) show that with the "standard" init U[±1/√fan_in] the activations shrink by
-≈√(1/3) per layer, while the normalized ("Xavier") init keeps them level. This prints the measured
-standard deviation of each hidden layer's output for a few schemes.
+≈√(1/3) per layer, while the normalized ("Xavier") init keeps them nearly level. This prints the measured
+standard deviation of each hidden layer's output for a few schemes (this N(0, 1) input drives tanh further
+from its linear regime than images do: under Xavier the std falls ×0.77 from layer 1 to 2, ×0.9 deeper).
 
     python examples/initializers.py
 """
