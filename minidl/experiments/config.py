@@ -1,11 +1,12 @@
 """Configuration of the Glorot & Bengio (2010) study: dataclasses and the quick/default/full presets.
 
 The presets (measured on a 2-core CPU; see the README):
-- quick:   small widths, a few hundred updates: the whole pipeline in under a minute (what the tests run).
+- quick:   small widths, 150 updates per run: the whole pipeline in under a minute (what the tests run).
 - default: the paper's 1000-unit nets: at-init study on 5- and 10-layer nets, training of 5x1000 nets for
            {sigmoid, tanh, softsign} x {standard, xavier_uniform} x 2 seeds, within 10 minutes on 2 cores;
            sigmoid runs 6000 updates, tanh and softsign 1000 (DEFAULT_UPDATE_SHARES, UPDATE_SHARE_REASON).
-- full:    the paper's scale: batch 10, 5 million updates per run, 3 seeds (many hours: see `expected_hours`).
+- full:    the paper's scale: batch 10, 5 million updates per run, lr search, 3 seeds (days of CPU time: see
+           `study.plan_training`'s `expected_training_hours`).
 """
 from __future__ import annotations
 
