@@ -7,7 +7,7 @@ Layout of results.json (format "minidl-reproduce/1"):
     command           the command that started the study
     config            the StudyConfig (preset, dataset, at_init, training), training's updates and
                       intervals as planned
-    environment       python, numpy, platform, cpu_count, minidl version
+    environment       python, numpy, platform, cpu_count, minidl version, threads (the kernels')
     execution         config (the StudyConfig as given, what --resume continues with), checkpoint_every,
                       invocations [{started, command, environment, wall_seconds, runner {runner: serial|dask, ...},
                       stage_seconds {data, speed, at_init, speed_before_runs, lr_search, short_runs, runs,
@@ -43,8 +43,8 @@ Layout of results.json (format "minidl-reproduce/1"):
                           come when planned), parallel_runs, pace_factor (null, or the time the shorter runs'
                           updates took over their updates x the measured seconds per update: the longest runs
                           were re-planned at that pace), final (the plan the runs follow)
-        learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", search?: {grid, validation_error,
-                           updates, chosen}}}
+        learning_rates    {"activation/scheme": {lr, source: "fixed"|"search", evidence (fixed: why this rate),
+                           search?: {grid, validation_error, updates, chosen}}}
         lr_trials         the --lr-search trials' records (as runs, without monitor/histograms), serial order
         runs              list, one record per (activation, scheme, seed), in serial order (seed, activation,
                           scheme) however they ran (the shorter runs run first):
