@@ -680,9 +680,10 @@ mdl_pool_use_huge_pages(_switched_on("MINIDL_HUGE_PAGES"))
 
 cdef class memory_pool:
     """``with memory_pool(): ...`` -- NumPy arrays allocated inside take their data from minidl's caching
-    allocator (csrc/memory_pool.c): a freed block of 64 KiB or more is kept (up to ``memory_pool_cap()``
-    bytes, oldest dropped first) and given to the next array it fits, so a training step's large arrays
-    reuse the previous step's memory instead of page-faulting in fresh pages. Arrays keep the allocator
+    allocator (csrc/memory_pool.c): a freed block of 64 KiB or more is kept (up to
+    ``memory_pool_stats()["cap_bytes"]`` bytes, ``set_memory_pool_cap``; oldest dropped first) and given to
+    the next array it fits, so a training step's large arrays reuse the previous step's memory instead of
+    page-faulting in fresh pages. Arrays keep the allocator
     they were made with wherever they go. Scoped to the current thread's context (NumPy's handler is a
     context variable); the autograd engine, module calls and a pending weight gradient's materialization
     enter it, and ``nn.Linear`` makes its weight in it. Blocks of a transparent huge page or more (Linux
