@@ -357,12 +357,21 @@ def _real(value, str name, str func):
     return float(value)
 
 
+cdef int _flag(object value, str name, str func) except -1:
+    """value, a bool (Python's or NumPy's), as 0 or 1; else a TypeError naming it. PyTorch's bool arguments
+    take bools only: truthiness would read trans_a="no" or "False" as True and transpose silently."""
+    if value is True or value is False or isinstance(value, np.bool_):
+        return 1 if value else 0
+    raise TypeError(f"{func}: {name} must be a bool, got {value!r}")
+
+
 def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
     """alpha * op(a) @ op(b) + beta * out, where op(x) is x.T if its trans flag is set, else x (BLAS gemm).
 
-    Both arrays are 2-D with the same dtype, float32 or float64. Transposed, strided and Fortran-ordered
-    inputs are read in place through their strides (the packing absorbs them). `out`, if given, must
-    have shape (rows of op(a), columns of op(b)) and the same dtype; it is overwritten and returned.
+    Both arrays are 2-D with the same dtype, float32 or float64; trans_a and trans_b are bools. Transposed,
+    strided and Fortran-ordered inputs are read in place through their strides (the packing absorbs them).
+    `out`, if given, must have shape (rows of op(a), columns of op(b)) and the same dtype; it is overwritten
+    and returned.
     alpha and beta are rounded to that dtype. As in BLAS, out is not read when beta == 0 (NaN or Inf
     there is ignored), and beta != 0 needs out. The scaling happens where the micro-kernel stores its
     tile, so e.g. SGD's W <- W - lr * X^T dY is one pass over W: matmul(x, dy, trans_a=True, out=w,
@@ -381,7 +390,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
         raise ValueError(f"matmul expects 2-D arrays, got a.shape={a.shape} and b.shape={b.shape}")
     if A.dtype != B.dtype:
         raise TypeError(f"matmul: a and b must have the same dtype, got {a.dtype} and {b.dtype}")
-    cdef bint ta = bool(trans_a), tb = bool(trans_b)
+    cdef bint ta = _flag(trans_a, "trans_a", "matmul"), tb = _flag(trans_b, "trans_b", "matmul")
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(A)
     cdef Py_ssize_t m, k, k2, n, rsa, csa, rsb, csb, ldc
     m, k = (A.shape[1], A.shape[0]) if ta else (A.shape[0], A.shape[1])

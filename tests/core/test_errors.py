@@ -1,5 +1,6 @@
 """Every bad input raises the documented ValueError/TypeError, naming the shapes, and never crashes."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -43,6 +44,21 @@ def test_matmul_rejects_read_only_out():
     out.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         _core.matmul(arr(3, 4), arr(4, 5), out=out)
+
+
+@pytest.mark.parametrize("flag", ["trans_a", "trans_b"])
+@pytest.mark.parametrize("value", ["no", "False", 0, 1, None, [], 0.0])
+def test_matmul_transposes_must_be_bools(flag, value):
+    """bool("no") is True: a non-bool flag transposed a square operand silently (PyTorch: bools only)."""
+    with pytest.raises(TypeError, match=re.escape(f"{flag} must be a bool, got {value!r}")):
+        _core.matmul(arr(3, 3), arr(3, 3), **{flag: value})
+
+
+@pytest.mark.parametrize("value", [True, False, np.True_, np.False_])
+def test_matmul_takes_python_and_numpy_bools(value):
+    a = np.arange(9, dtype=F32).reshape(3, 3)
+    expected = a.T @ a if value else a @ a
+    np.testing.assert_array_equal(_core.matmul(a, a, trans_a=value), expected)
 
 
 def test_matmul_transposes_are_keyword_only():
