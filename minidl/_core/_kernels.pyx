@@ -638,7 +638,11 @@ def axpby(alpha, x, beta, y):
         raise TypeError(f"axpby: x has dtype {x.dtype} but y has dtype {y.dtype}")
     if not Y.flags.writeable:
         raise ValueError("axpby: y is read-only")
-    cdef double a = alpha, b = beta
+    cdef double a, b
+    try:
+        a, b = alpha, beta
+    except TypeError:
+        raise TypeError(f"axpby: alpha and beta must be real numbers, got {alpha!r} and {beta!r}") from None
     if not (cnp.PyArray_IS_C_CONTIGUOUS(Y) and cnp.PyArray_ISALIGNED(Y) and cnp.PyArray_ISNOTSWAPPED(Y)):
         scaled_x = Y.dtype.type(a) * X        # before y changes: x may share memory with y
         if b != 1.0:

@@ -108,6 +108,15 @@ def test_bad_input_is_rejected_before_any_work():
     np.testing.assert_array_equal(y, 0)
 
 
+@pytest.mark.parametrize("alpha, beta", [(1j, 1.0), (None, 1.0), ("2", 1.0), (1.0, [1.0])])
+def test_non_real_scalars_are_refused_by_name(alpha, beta):
+    """The message was Cython's bare 'must be real number, not complex', naming neither axpby nor the argument."""
+    y = np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match="axpby: alpha and beta must be real numbers"):
+        _core.axpby(alpha, np.ones(4, np.float32), beta, y)
+    np.testing.assert_array_equal(y, 0)
+
+
 def test_scalars_are_rounded_to_the_arrays_dtype():
     """beta = 7.17e-45 is 5 float32 subnormal spacings (7.006e-45): the kernel scales y by that."""
     y = np.array(40.0, np.float32)
