@@ -13,6 +13,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.pycapsule cimport PyCapsule_New
 from libc.math cimport M_SQRT2, erfc
+from libc.stdint cimport SIZE_MAX
 
 cnp.import_array()
 
@@ -760,12 +761,13 @@ def memory_pool_stats():
 
 
 def set_memory_pool_cap(nbytes):
-    """Keep at most `nbytes` of freed blocks (default 256 MiB; 0 keeps none); frees what is over it now."""
+    """Keep at most `nbytes` of freed blocks (default 256 MiB; 0 keeps none; more than the address space: no
+    cap); frees what is over it now."""
     if isinstance(nbytes, bool) or not isinstance(nbytes, (int, np.integer)):
         raise TypeError(f"set_memory_pool_cap expects an int, got {type(nbytes).__name__}")
     if nbytes < 0:
         raise ValueError(f"set_memory_pool_cap expects nbytes >= 0, got {nbytes}")
-    mdl_pool_set_cap(<size_t>nbytes)
+    mdl_pool_set_cap(<size_t>min(nbytes, SIZE_MAX))      # 2**70 would not fit a size_t: no cap is its meaning
 
 
 def release_memory_pool():

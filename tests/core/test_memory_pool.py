@@ -265,6 +265,12 @@ def test_bad_caps_are_refused(bad, error):
         _core.set_memory_pool_cap(bad)
 
 
+def test_a_cap_beyond_the_address_space_means_no_cap():
+    """2**70 raised Cython's OverflowError (not naming the function); now it keeps everything, as SIZE_MAX does."""
+    _core.set_memory_pool_cap(2**70)
+    assert _core.memory_pool_stats()["cap_bytes"] == np.iinfo(np.uintp).max
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), st.integers(1, 3 << 20)), min_size=1, max_size=40))
 def test_no_block_is_handed_out_twice(ops):
