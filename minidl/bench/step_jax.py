@@ -7,6 +7,7 @@ multithreading off for one thread; the other contenders set their pools' sizes t
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -22,14 +23,28 @@ def _limit_threads(threads: int | None) -> None:
         os.sched_setaffinity(0, cpus[:threads])
 
 
+_imported = False      # import_library ran: the threads are limited, jax is imported
+
+
 class JaxStep:
     """One SGD step of the MLP on a batch: ``loss = step(x, y)`` (waits for XLA to finish the step)."""
 
     name = "jax"
 
-    def __init__(self, layers, lr: float, threads: int | None = None):
+    @staticmethod
+    def import_library(threads: int | None = None) -> None:
+        """Limit the threads and import jax (once): the worker calls this before it reads the process's
+        memory after imports, as torch and minidl are imported with their step modules."""
+        global _imported
+        if _imported:
+            return
         _limit_threads(threads)
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        importlib.import_module("jax")
+        _imported = True
+
+    def __init__(self, layers, lr: float, threads: int | None = None):
+        self.import_library(threads)
         import jax
         import jax.numpy as jnp
 

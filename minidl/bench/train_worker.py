@@ -79,6 +79,8 @@ class Worker:
 
         self.np = np
         step_class = load_step_class(contender)
+        if hasattr(step_class, "import_library"):   # JAX imports its library only after limiting its threads
+            step_class.import_library(threads)
         self.import_memory = memory_mb()
         layers = train_problem.initial_weights(seed)
         self.initial_probes = probes([a for layer in layers for a in layer])

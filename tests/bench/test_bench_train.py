@@ -113,6 +113,35 @@ def test_contenders_match_the_numpy_step_parameter_by_parameter(name):
         assert not np.array_equal(want, start)          # every parameter was updated
 
 
+def test_import_memory_is_read_after_the_step_class_imports_its_library(monkeypatch):
+    """JAX's step imports jax in its constructor (after limiting its threads), so "imports MB" was read before
+    jax was imported: 25 MB (Python and NumPy) beside PyTorch's 220. The worker now has a step class import
+    its library before it reads that memory."""
+    from minidl.bench import train_worker
+
+    events = []
+
+    class Step(step_numpy.NumpyStep):
+        @staticmethod
+        def import_library(threads):
+            events.append(("import", threads))
+    real_memory_mb = train_worker.memory_mb
+    monkeypatch.setattr(train_worker, "load_step_class", lambda contender: Step)
+    monkeypatch.setattr(train_worker, "memory_mb", lambda: events.append("memory") or real_memory_mb())
+    train_worker.Worker("jax", 2, 3, 0, 0.01)
+    assert events[:2] == [("import", 2), "memory"]
+
+
+@NO_JAX
+def test_jax_imports_memory_includes_jax():
+    def imports_mb(contender):
+        worker = subprocess.run([sys.executable, str(Path(train_problem.__file__).with_name("train_worker.py")),
+                                 contender, "1", "2"], input='{"cmd": "memory"}\n', capture_output=True, text=True,
+                                cwd=PACKAGE_PARENT, timeout=120)
+        return json.loads(worker.stdout.splitlines()[1])["after_imports"]["rss_mb"]
+    assert imports_mb("jax") > imports_mb("numpy") + 50          # jax and jaxlib: ~150 MB here
+
+
 def test_numpy_step_gradient_matches_finite_differences():
     """The hand-written backprop is the reference the others are checked against: check it too."""
     sizes = (5, 4, 3)
