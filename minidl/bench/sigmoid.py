@@ -63,6 +63,13 @@ def measure(direction: str, size: int, dtype, threads: int, rounds: int, pause: 
     )
 
 
+def missed_targets(rows: list[dict]) -> list[str]:
+    """The target cases that miss: too slow, or a result that differs from NumPy's (its speed meets nothing)."""
+    return [f"{r['case']} {r['threads']}T " + (f"{r['ratio']:.2f}x < {r['target']}x" if r["verified"] else
+                                               "result differs from NumPy's")
+            for r in rows if r["target"] and (r["ratio"] < r["target"] or not r["verified"])]
+
+
 def run(args) -> int:
     import sys
 
@@ -104,10 +111,9 @@ def run(args) -> int:
             ("ratio", "ratio", ".2f"), ("best_ratio", "best ratio", ".2f"), ("target", "target", ".1f"),
             ("minidl_backoffs", "backoffs", "d"), ("verified", "ok", ""),
         ]))
-        missed = [r for r in rows if r["target"] and r["ratio"] < r["target"]]
+        missed = missed_targets(rows)
         print("\ntargets at 1e6 float32 (forward >= 3x, backward >= 2x): "
-              + ("all met" if not missed else "missed: " + ", ".join(
-                  f"{r['case']} {r['threads']}T {r['ratio']:.2f}x < {r['target']}x" for r in missed)))
+              + ("all met" if not missed else "missed: " + ", ".join(missed)))
     if failed:
         print(f"RESULT MISMATCH against NumPy: {', '.join(failed)}", file=sys.stderr)
         return 1

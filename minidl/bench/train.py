@@ -150,7 +150,8 @@ def summarize(rows: list[dict]) -> list[dict]:
         if "minidl" not in group:
             continue
         mine = group["minidl"]
-        entry = dict(threads=key[0], batch=key[1], targets=key[0] == TARGET_THREADS)
+        entry = dict(threads=key[0], batch=key[1], targets=key[0] == TARGET_THREADS,
+                     disagree=[name for name, r in group.items() if r.get("verified") is False])
         for name in TARGETS:
             if name in group:
                 entry[f"vs_{name}"] = group[name]["ms"] / mine["ms"]
@@ -187,6 +188,9 @@ def missed_targets(summary: list[dict]) -> list[str]:
         if not s["targets"]:
             continue
         where = f"batch {s['batch']}"
+        # a step that takes other steps than the NumPy step's meets no target
+        missed += [f"{where}: {NAMES.get(name, name)}'s step disagrees with the reference"
+                   for name in s["disagree"]]
         for name in TARGETS:
             target = s.get(f"{name}_target")
             if target and s[f"vs_{name}"] < target:

@@ -223,6 +223,18 @@ def test_targets_are_checked_per_contender_and_batch_at_two_threads_only():
     assert missed == ["batch 10: 2.90x PyTorch < 3.0x", "batch 256: peak memory 1.40x NumPy's > 1.3x"]
 
 
+def test_a_contender_that_disagrees_meets_no_target():
+    """With minidl's step wrong (its losses and updates off the NumPy step's) the table still said "targets at 2
+    threads: all met" above the CONTENDERS DISAGREE line."""
+    from minidl.bench.train import missed_targets, summarize
+
+    rows = [dict(contender="minidl", threads=2, batch=10, ms=1.0, peak_mb=100.0, verified=False),
+            dict(contender="numpy", threads=2, batch=10, ms=2.0, peak_mb=100.0, verified=True),
+            dict(contender="torch", threads=1, batch=10, ms=2.0, peak_mb=100.0, verified=False),
+            dict(contender="minidl", threads=1, batch=10, ms=1.0, peak_mb=100.0, verified=True)]
+    assert missed_targets(summarize(rows)) == ["batch 10: minidl's step disagrees with the reference"]
+
+
 def test_per_round_ratios_pair_the_blocks_of_each_round_and_show_their_spread():
     from minidl.bench.train import missed_targets, summarize
 

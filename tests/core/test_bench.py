@@ -82,3 +82,22 @@ def test_nonsense_bounds_and_lists_are_one_line_errors():
         result = subprocess.run(command, capture_output=True, text=True, cwd=PACKAGE_PARENT, timeout=120)
         assert result.returncode == 2 and words in result.stderr, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == "", (args, result.stderr)
+
+
+def _kernel_row(case, ratio, verified, target=True):
+    return dict(case=case, dtype="float32", threads=2, target=target, ratio=ratio, best_ratio=ratio,
+                verified=verified)
+
+
+def test_a_wrong_result_meets_no_target():
+    """A case whose result differed from NumPy's still counted: the table ended "-> meets the target" (gemm)
+    and "targets ...: all met" (sigmoid) above the RESULT MISMATCH line."""
+    from minidl.bench import gemm, sigmoid
+
+    (summary,) = gemm.summarize([_kernel_row("square 256", 1.5, True), _kernel_row("square 512", 1.4, False)])
+    assert summary["unverified"] == ["square 512"] and not summary["meets_target"]
+    (summary,) = gemm.summarize([_kernel_row("square 256", 1.5, True), _kernel_row("square 512", 1.4, True)])
+    assert summary["meets_target"]
+    rows = [_kernel_row("forward", 3.5, False, target=3.0), _kernel_row("backward", 1.5, True, target=2.0),
+            _kernel_row("forward", 9.0, False, target=None)]
+    assert sigmoid.missed_targets(rows) == ["forward 2T result differs from NumPy's", "backward 2T 1.50x < 2.0x"]
