@@ -29,6 +29,7 @@ def test_bench_gemm_json():
         assert row["minidl_gflops"] > 0 and row["numpy_gflops"] > 0 and row["ratio"] > 0
     (summary,) = report["summary"]
     assert summary["cases"] == sum(r["target"] for r in report["results"])
+    assert summary["squares"] == [256, 512]     # --quick measures no 1024 (the table said "squares 256-1024")
 
 
 def test_bench_gemm_header_says_what_was_detected():
@@ -37,6 +38,7 @@ def test_bench_gemm_header_says_what_was_detected():
     tile = _core.gemm_blocking("float32")
     assert f"detected caches: L1d {l1} KiB" in text
     assert f"micro-tile {tile['mr']}x{tile['nr']}, MC {tile['mc']}, KC {tile['kc']}" in text
+    assert "target set (squares 256, 512 + 6 MLP products)" in text
 
 
 def test_bench_sigmoid_table():
@@ -86,7 +88,7 @@ def test_nonsense_bounds_and_lists_are_one_line_errors():
 
 def _kernel_row(case, ratio, verified, target=True):
     return dict(case=case, dtype="float32", threads=2, target=target, ratio=ratio, best_ratio=ratio,
-                verified=verified)
+                verified=verified, m=int(case.split()[-1]) if case.startswith("square") else 10)
 
 
 def test_a_wrong_result_meets_no_target():
