@@ -9,9 +9,10 @@ gradients applied in the epilogue), sigmoid forward and backward, SGD's axpby (b
 what remains is Python and NumPy (graph building, the backward sweep, loss, bias sums). Each kernel call
 also counts the bytes it must move (every operand read once, its output written once; read too when
 accumulated into) and its flops, and its bound is max(bytes ÷ bandwidth, flops ÷ GEMM peak), both measured
-here first: axpby streaming over a working set the size of the model's parameters (19 MB, the weights the
-step reads and writes: it stays in a large L3), and a 1000³ float32 GEMM. The "x bound" column is
-measured ms ÷ bound ms. Then prints cProfile's top functions by own time.
+here first: axpby y ← x + y/2 streaming over two arrays the size of the model's parameters (2 × 19 MB,
+3 × 19 MB moved: x read, y read and written; the weights the step reads and writes are 19 MB, which stays in
+a large L3), and a 1000³ float32 GEMM. The "x bound" column is measured ms ÷ bound ms; the rows (kernels,
+SGD.step's own Python, the rest) add up to the step. Then prints cProfile's top functions by own time.
 """
 from __future__ import annotations
 
@@ -184,17 +185,19 @@ def profile(batch: int, threads: int, steps: int = 30, top: int = 12) -> dict:
 
 
 def _table(parts: dict, split: dict) -> str:
-    header = f"{'part':<38} {'calls':>5} {'ms':>7} {'bound ms':>8} {'x bound':>7} {'MB':>7} {'GFLOP':>7}"
+    header = f"{'part':<39} {'calls':>5} {'ms':>7} {'bound ms':>8} {'x bound':>7} {'MB':>7} {'GFLOP':>7}"
     lines = [header, "-" * len(header)]
     for key, label in PARTS.items():
         p = parts[key]
         if not p["calls"]:
             continue
         ratio = p["seconds"] / p["bound"] if p["bound"] else float("nan")
-        lines.append(f"{label:<38} {p['calls']:>5.0f} {p['seconds']:>7.2f} {p['bound']:>8.2f} {ratio:>7.1f} "
+        lines.append(f"{label:<39} {p['calls']:>5.0f} {p['seconds']:>7.2f} {p['bound']:>8.2f} {ratio:>7.1f} "
                      f"{p['bytes'] / 1e6:>7.1f} {p['flops'] / 1e9:>7.3f}")
-    rest = split["total"] - sum(p["seconds"] for p in parts.values())
-    lines.append(f"{'rest: Python, NumPy (graph, loss, sums)':<38} {'':>5} {rest:>7.2f}")
-    lines.append(f"{'step':<38} {'':>5} {split['total']:>7.2f} {split['bound']:>8.2f} "
+    # the rows add up to the step, and "rest" is the header's: SGD.step's own Python is not in it
+    in_update = parts["update_gemm"]["seconds"] + parts["axpby"]["seconds"]
+    lines.append(f"{'SGD.step: Python around its kernels':<39} {'':>5} {split['update'] - in_update:>7.2f}")
+    lines.append(f"{'rest: Python, NumPy (graph, loss, sums)':<39} {'':>5} {split['rest']:>7.2f}")
+    lines.append(f"{'step':<39} {'':>5} {split['total']:>7.2f} {split['bound']:>8.2f} "
                  f"{split['total'] / split['bound']:>7.1f}")
     return "\n".join(lines)

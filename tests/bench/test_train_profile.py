@@ -38,3 +38,16 @@ def test_profile_files_every_kernel_call_and_bounds_it(capsys):
     assert split["bandwidth_gb_s"] > 0 and split["gemm_gflop_s"] > 0
     out = capsys.readouterr().out
     assert "bound ms" in out and "X·W applying the last SGD update" in out
+
+
+def test_profile_table_rest_is_the_headers_rest(capsys):
+    """The header said "rest (Python, NumPy) 1.99" and the table's rest row 2.09 ms for the same step: the
+    table's took SGD.step's own Python time in too. It now has a row of its own, and the rows add up."""
+    split = train_profile.profile(batch=10, threads=1, steps=3, top=1)
+    lines = capsys.readouterr().out.splitlines()
+    value = {label.strip(): float(ms) for label, ms in (line.rsplit(None, 1) for line in lines
+                                                         if line.startswith(("rest:", "SGD.step:")))}
+    assert value["rest: Python, NumPy (graph, loss, sums)"] == round(split["rest"], 2)
+    parts = split["parts"]
+    in_update = parts["update_gemm"]["seconds"] + parts["axpby"]["seconds"]
+    assert value["SGD.step: Python around its kernels"] == round(split["update"] - in_update, 2)
