@@ -27,8 +27,9 @@ def cpu_model() -> str:
 
 
 def describe(threads: int | None = None) -> dict:
-    """Machine and library facts printed with (and stored in) every benchmark result; the thread thresholds
-    are those of a team of `threads` (default: minidl's thread count)."""
+    """Machine and library facts printed with (and stored in) every benchmark result; the GEMM blocking (NC
+    shares L3 among the threads) and the thread thresholds are those of a team of `threads` (default:
+    minidl's thread count)."""
     import numpy as np
 
     from minidl import _core
@@ -51,7 +52,7 @@ def describe(threads: int | None = None) -> dict:
         "minidl_kernels": _core.kernel_name(),
         "minidl_openmp": _core.openmp_enabled(),
         "minidl_cache_sizes": _core.cache_sizes(),
-        "minidl_blocking_float32": _core.gemm_blocking("float32"),
+        "minidl_blocking_float32": _core.gemm_blocking("float32", threads),
         "minidl_thread_thresholds": thread_thresholds(threads),
         "minidl_malloc_tuned": malloc_tuned(),
     }
@@ -79,9 +80,11 @@ def describe_line(info: dict) -> str:
 def describe_blocking(info: dict) -> str:
     """What the GEMM detected and derived: cache sizes and the float32 blocking of the kernels in use."""
     caches, b = info["minidl_cache_sizes"], info["minidl_blocking_float32"]
+    team = info["minidl_thread_thresholds"]["float32"]["threads"]
     return (f"detected caches: L1d {_bytes(caches['l1d'])}, L2 {_bytes(caches['l2'])} per core, L3 "
             f"{_bytes(caches['l3'])}; float32 GEMM ({info['minidl_kernels']}): micro-tile {b['mr']}x{b['nr']}, "
-            f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']}, B read in place up to {b['skinny_m']} rows")
+            f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']} (team of {team}), B read in place up to {b['skinny_m']} "
+            f"rows")
 
 
 def _count(n: float) -> str:

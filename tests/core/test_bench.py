@@ -21,7 +21,7 @@ def test_bench_gemm_json():
     assert report["benchmark"] == "gemm"
     assert report["environment"]["minidl_kernels"] == _core.kernel_name()
     assert report["environment"]["minidl_cache_sizes"] == _core.cache_sizes()     # what was detected
-    assert report["environment"]["minidl_blocking_float32"] == _core.gemm_blocking("float32")
+    assert report["environment"]["minidl_blocking_float32"] == _core.gemm_blocking("float32", 1)
     cases = {r["case"] for r in report["results"]}
     assert {"square 256", "X@W b10 784x1000", "X^T@dY b10 784x1000", "dY@W^T b10 784x1000"} <= cases
     for row in report["results"]:
@@ -35,10 +35,23 @@ def test_bench_gemm_json():
 def test_bench_gemm_header_says_what_was_detected():
     text = bench("gemm", "--quick", "--threads", "1", "--rounds", "1", "--pause", "0")
     l1 = _core.cache_sizes()["l1d"] >> 10
-    tile = _core.gemm_blocking("float32")
+    tile = _core.gemm_blocking("float32", 1)
     assert f"detected caches: L1d {l1} KiB" in text
     assert f"micro-tile {tile['mr']}x{tile['nr']}, MC {tile['mc']}, KC {tile['kc']}" in text
     assert "target set (squares 256, 512 + 6 MLP products)" in text
+
+
+def test_header_blocking_is_that_of_the_measured_team(monkeypatch):
+    """The header showed the blocking of minidl's default team (NC shares L3 among the threads), not of the
+    team the benchmark measured: on a 16-core machine `--threads 1` printed the NC of 16 threads."""
+    from minidl.bench import environment
+
+    real = _core.gemm_blocking
+    monkeypatch.setattr(_core, "gemm_blocking",
+                        lambda dtype="float32", threads=None: {**real(dtype, threads), "nc": 1000 + (threads or 0)})
+    info = environment.describe(threads=1)
+    assert info["minidl_blocking_float32"]["nc"] == 1001
+    assert "NC 1001 (team of 1)" in environment.describe_blocking(info)
 
 
 def test_bench_sigmoid_table():
