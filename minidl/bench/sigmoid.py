@@ -2,7 +2,9 @@
 
 forward: minidl.sigmoid_forward(x) vs 1/(1+np.exp(-x)); backward: minidl.sigmoid_backward(y, dy) vs
 dy*y*(1-y). GB/s counts the bytes a single fused pass must move (forward: read x, write y; backward: read
-y and dy, write dx). Targets at 1e6 float32 elements: forward >= 3x, backward >= 2x.
+y and dy, write dx), for both (NumPy's expressions make several passes). NumPy's ufuncs run on one thread
+at every --threads: a ratio at 2 threads is minidl's 2 threads against NumPy's one. Targets at 1e6 float32
+elements: forward >= 3x, backward >= 2x.
 """
 from __future__ import annotations
 
@@ -100,7 +102,8 @@ def run(args) -> int:
         print(f"minidl bench sigmoid - {environment.describe_line(info)}")
         print(environment.describe_threads(info))
         print(f"interleaved rounds: {rounds}, pause between libraries: {args.pause} s; times are medians; "
-              f"ratio = NumPy time / minidl time; NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y);\nbackoffs: times "
+              f"ratio = NumPy time / minidl time; NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y), one thread at every "
+              f"thread count; GB/s: bytes of one fused pass;\nbackoffs: times "
               f"minidl fell back to one thread for 10-500 ms because a worker thread started or ran late (busy "
               f"machine)\n")
         print(report.table(rows, [

@@ -59,6 +59,7 @@ def test_bench_sigmoid_table():
                  "--dtype", "float64")
     assert "forward" in text and "backward" in text and "float64" in text
     assert "True" in text and "False" not in text  # every result verified against NumPy
+    assert "NumPy: 1/(1+np.exp(-x)) and dy*y*(1-y), one thread at every thread count" in text  # not minidl's count
 
 
 def test_bench_without_a_name_prints_help():
