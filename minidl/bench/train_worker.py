@@ -28,7 +28,7 @@ else:                                   # run by path: siblings are top-level mo
 
 def memory_mb() -> dict:
     """Peak (VmHWM) and current (VmRSS) resident set of this process in MB, from /proc/self/status;
-    ru_maxrss (the peak) where /proc is missing."""
+    ru_maxrss (the peak: KiB, on macOS bytes) where /proc is missing."""
     found = {}
     try:
         with open("/proc/self/status") as status:
@@ -39,7 +39,7 @@ def memory_mb() -> dict:
     except OSError:
         pass
     if "VmHWM" not in found:
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == "darwin" else 1)
         found = {"VmHWM": peak_kb / 1024, "VmRSS": peak_kb / 1024}
     return {"peak_mb": round(found["VmHWM"], 1), "rss_mb": round(found["VmRSS"], 1)}
 

@@ -142,6 +142,23 @@ def test_jax_imports_memory_includes_jax():
     assert imports_mb("jax") > imports_mb("numpy") + 50          # jax and jaxlib: ~150 MB here
 
 
+def test_peak_memory_without_proc_is_in_mb_on_macos(monkeypatch):
+    """Without /proc the peak came from ru_maxrss as KiB, which macOS gives in bytes: 1024x too many MB."""
+    import builtins
+    import resource
+
+    from minidl.bench import train_worker
+
+    def no_proc(path, *args, **kwargs):
+        raise FileNotFoundError(path)
+    monkeypatch.setattr(builtins, "open", no_proc)
+    monkeypatch.setattr(resource, "getrusage", lambda who: type("Usage", (), {"ru_maxrss": 300 << 20})())
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert train_worker.memory_mb()["peak_mb"] == 300.0
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert train_worker.memory_mb()["peak_mb"] == 300.0 * 1024
+
+
 def test_numpy_step_gradient_matches_finite_differences():
     """The hand-written backprop is the reference the others are checked against: check it too."""
     sizes = (5, 4, 3)
