@@ -26,6 +26,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def physical_cores(cpus, root: str = "/sys/devices/system/cpu") -> int | None:
+    """How many physical cores the logical CPUs ``cpus`` are on (SMT siblings share a core: the same
+    package and core id in sysfs); None where the topology cannot be read."""
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"{root}/cpu{cpu}/topology/physical_package_id") as package, \
+                    open(f"{root}/cpu{cpu}/topology/core_id") as core:
+                cores.add((package.read().strip(), core.read().strip()))
+        except OSError:
+            return None
+    return len(cores) or None
+
+
 def describe(threads: int | None = None) -> dict:
     """Machine and library facts printed with (and stored in) every benchmark result; the GEMM blocking (NC
     shares L3 among the threads) and the thread thresholds are those of a team of `threads` (default:
@@ -42,9 +56,11 @@ def describe(threads: int | None = None) -> dict:
         blas = f"{dep.get('name', '?')} {dep.get('version', '')}".strip()
     except Exception:
         pass
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     return {
         "cpu": cpu_model(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": len(cpus),                          # logical CPUs this process may run on
+        "physical_cores": physical_cores(cpus),      # fewer with SMT (hyper-threads)
         "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -71,7 +87,10 @@ def _bytes(n: int) -> str:
 
 
 def describe_line(info: dict) -> str:
-    return (f"{info['cpu']}, {info['cores']} cores, load {info['load_average_1min']}; "
+    physical = info.get("physical_cores")
+    cores = (f"{info['cores']} cores" if physical in (None, info["cores"]) else
+             f"{info['cores']} CPUs on {physical} cores (SMT)")
+    return (f"{info['cpu']}, {cores}, load {info['load_average_1min']}; "
             f"NumPy {info['numpy']} ({info['numpy_blas']}); minidl kernels: {info['minidl_kernels']}"
             f"{' + OpenMP' if info['minidl_openmp'] else ' (no OpenMP)'}"
             f"{'; glibc malloc tuned (minidl.tune_malloc)' if info.get('minidl_malloc_tuned') else ''}")

@@ -54,6 +54,24 @@ def test_header_blocking_is_that_of_the_measured_team(monkeypatch):
     assert "NC 1001 (team of 1)" in environment.describe_blocking(info)
 
 
+def test_header_counts_hyperthreads_as_cpus_not_cores(tmp_path):
+    """The header's "N cores" was the number of logical CPUs: a 16-core Xeon with SMT read as 32 cores."""
+    from minidl.bench import environment
+
+    for cpu, core in enumerate([0, 1, 0, 1]):               # two cores, two hyper-threads each
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text("0\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    assert environment.physical_cores(range(4), root=str(tmp_path)) == 2
+    assert environment.physical_cores(range(5), root=str(tmp_path)) is None     # cpu4 unreadable
+    info = environment.describe(threads=1)
+    assert info["physical_cores"] in (None, *range(1, info["cores"] + 1))
+    line = environment.describe_line({**info, "cores": 4, "physical_cores": 2})
+    assert ", 4 CPUs on 2 cores (SMT), load" in line
+    assert ", 2 cores, load" in environment.describe_line({**info, "cores": 2, "physical_cores": 2})
+
+
 def test_bench_sigmoid_table():
     text = bench("sigmoid", "--quick", "--threads", "1", "--rounds", "1", "--pause", "0",
                  "--dtype", "float64")
