@@ -41,15 +41,30 @@ def _ends_unterminated(path: Path) -> bool:
 
 
 def append_record(path: str | os.PathLike, record: dict) -> None:
-    """Append `record` as one JSON line (flushed and fsynced, so a crash loses at most this line), on a
-    line of its own even when the file's last line lacks its newline."""
+    """Append `record` as one JSON line (fsynced, so a crash loses at most this line), on a line of its own
+    even when the file's last line lacks its newline. A failed write (full disk, read-only or failing file
+    system) cuts the file back to its length before (a full disk had left half a line) and raises OSError
+    naming `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({key: _clean(value) for key, value in record.items()}) + "\n"
-    with open(path, "a", encoding="utf-8") as out:
-        out.write("\n" + line if _ends_unterminated(path) else line)
-        out.flush()
-        os.fsync(out.fileno())
+    data = (("\n" + line) if _ends_unterminated(path) else line).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:                       # a write may take part of the line (the last free bytes)
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError as error:
+            try:
+                os.ftruncate(fd, size)        # takes no space: the intact lines stay as they were
+            except OSError:
+                pass                          # a torn last line then: readers skip it, resume sets it aside
+            raise OSError(error.errno, error.strerror, str(path)) from error
+    finally:
+        os.close(fd)
 
 
 def _parse(path: Path) -> tuple[list[tuple[bytes, dict]], bytes]:

@@ -82,3 +82,36 @@ def test_a_record_whose_step_is_not_a_count_is_damaged(tmp_path, step):
     path.write_text(path.read_text() + f'{{"epoch": 2, "step": {step}}}\n' + '{"epoch": 3, "step": 15}\n')
     with pytest.raises(MetricsError, match=r"line 2: damaged metrics record \(its step is .*not an update count"):
         keep_until_step(path, 15)
+
+
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_full_disk_while_appending_names_the_file_and_leaves_it_as_it_was(tmp_path, monkeypatch, fails):
+    """A full disk takes the first bytes of a line and refuses the rest (os.write returns short, then ENOSPC):
+    the half line stayed, and the error (from the file object's flush) named no file."""
+    import errno
+    import os
+
+    from minidl.training import metrics
+
+    path = tmp_path / "metrics.jsonl"
+    _write(path, [5, 10])
+    intact = path.read_bytes()
+    real_write, real_fsync = os.write, os.fsync
+
+    def disk_fills(fd, data):
+        if len(data) > 7:
+            return real_write(fd, bytes(data[:7]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def sync_fails(fd):
+        raise OSError(errno.EIO, "Input/output error")
+    monkeypatch.setattr(metrics.os, "write", disk_fills if fails == "write" else real_write)
+    monkeypatch.setattr(metrics.os, "fsync", sync_fails if fails == "fsync" else real_fsync)
+    with pytest.raises(OSError) as info:
+        _write(path, [15])
+    monkeypatch.undo()
+    assert info.value.filename == str(path)
+    assert info.value.errno == (errno.ENOSPC if fails == "write" else errno.EIO)
+    assert path.read_bytes() == intact
+    _write(path, [15])
+    assert [r["step"] for r in read_records(path)] == [5, 10, 15]
