@@ -108,10 +108,7 @@ class FolderLock:
         if self._fd is None:
             return
         try:
-            if _same_file(self._fd, self.path):
-                os.unlink(self.path)
-        except OSError:
-            pass          # a read-only or vanished folder: the kernel lock still goes with the descriptor
+            _remove_if_ours(self._fd, self.path)   # a read-only folder keeps it: the kernel lock goes anyway
         finally:
             os.close(self._fd)
             self._fd = None
@@ -130,6 +127,16 @@ def _same_file(fd: int, path: Path) -> bool:
     except FileNotFoundError:
         return False
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _remove_if_ours(fd: int, path: Path) -> None:
+    """Unlink `path` if it is still the file `fd` holds locked (as `release` does); an unlink that fails stays
+    silent: an empty lock file is one not yet written, taken by the next run."""
+    try:
+        if _same_file(fd, path):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _pid_alive(pid: int) -> bool:
@@ -192,7 +199,8 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
     `purpose` (e.g. "minidl train") is written to the lock file for other processes' messages. A lock
     left by a process that has ended is taken over; the returned lock's `stale` then says whose it was.
     A `.lock` that is not minidl's raises NotALockFile, untouched.
-    Use as a context manager or call `release()`; OSError (read-only or full file system) propagates.
+    Use as a context manager or call `release()`; OSError (read-only or full file system) propagates, naming
+    the lock file, which is not left behind when its record could not be written.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -219,7 +227,11 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
                 raise NotALockFile(folder, path, "it holds no minidl lock record")
             if not kernel_lock and previous is not None and _held_by_live_process(previous):
                 raise FolderLocked(folder, path, previous)
-            _write(fd, purpose)
+            try:
+                _write(fd, purpose)
+            except OSError as error:          # a full disk: the record does not fit, the file is ours and empty
+                _remove_if_ours(fd, path)
+                raise OSError(error.errno, error.strerror, str(path)) from error
         except BaseException:
             os.close(fd)
             raise

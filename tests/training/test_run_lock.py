@@ -155,3 +155,22 @@ def test_an_empty_lock_file_is_one_not_yet_written_and_is_taken(tmp_path):
     with acquire(tmp_path, "minidl train") as lock:
         assert lock.stale is None
     assert not (tmp_path / ".lock").exists()
+
+
+@pytest.mark.parametrize("before", ["none", "stale"])
+def test_a_full_disk_names_the_lock_file_and_leaves_none_behind(tmp_path, monkeypatch, before):
+    """A full disk still creates the empty file but refuses its record: the error named no file ("No space
+    left on device [errno 28]") and an empty `.lock` stayed in the folder."""
+    if before == "stale":
+        _leave_lock(tmp_path, _dead_pid())
+
+    def disk_full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(run_lock.os, "write", disk_full)
+    with pytest.raises(OSError) as info:
+        acquire(tmp_path, "minidl train")
+    monkeypatch.undo()
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(tmp_path / ".lock"))
+    assert not (tmp_path / ".lock").exists()
+    with acquire(tmp_path, "minidl train") as lock:
+        assert lock.stale is None
