@@ -320,8 +320,13 @@ def run(args) -> int:
                   f"{_where(args)}); what finished is in {out}", file=sys.stderr)
             return 1
         except Exception as error:             # a run failed for good: the study says so in its files
+            again = ""
+            if isinstance(error, OSError):     # a full disk, a read-only folder: once fixed, the study goes on
+                again = (f"; fix this, then continue with: minidl reproduce --out {shlex.quote(str(out))} --resume"
+                         f"{_where(args)}" if Path(out, "results.json").is_file() else
+                         "; fix this, then run the same command again")
             print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "
-                  f"{out}", file=sys.stderr)
+                  f"{out}{again}", file=sys.stderr)
             return 1
     print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
           f"{study.results['wall_seconds']:.0f} s)")

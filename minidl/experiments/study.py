@@ -478,7 +478,13 @@ class Study:
         waits until the status is written (two 30 ms apart left `running`), then stops the rest."""
         with interrupts_held():
             self.results["status"] = status
-            self.save()
+            try:
+                self.save()
+            except OSError as error:            # a full disk: said here, the reason it stopped raised after
+                bar.close()
+                print(f"minidl reproduce: results.json was not updated ({error}); report.md was not written",
+                      file=sys.stderr)
+                return
         bar.close()
         try:
             self._close_runner()

@@ -299,6 +299,39 @@ def test_an_old_report_is_not_called_written_by_a_resumed_study_that_could_not_w
     assert "(results.json; report.md was not written)" in capsys.readouterr().err
 
 
+def test_a_full_disk_is_named_where_it_struck_and_the_study_resumes(uninterrupted, tmp_path, monkeypatch, capsys):
+    """The figures fill the disk, then results.json cannot take the status `failed` either: that second error
+    replaced the first, so the message named results.json (whatever had filled the disk) and said nothing of
+    how to go on."""
+    import errno
+
+    from minidl.experiments import figures
+    from minidl.experiments.study import Study
+
+    out = tmp_path / "study"
+    figure = out / "figures" / "fig11_12_learning_curves.png"
+    save = Study.save
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(figure))
+
+    def save_until_full(self):
+        if self.results["status"] != "running":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out / "results.json"))
+        save(self)
+    monkeypatch.setattr(figures, "draw_all", disk_full)
+    monkeypatch.setattr(Study, "save", save_until_full)
+    assert main(TINY + ["--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"the study failed (OSError: [Errno 28] No space left on device: '{figure}')" in err, err
+    assert f"fix this, then continue with: minidl reproduce --out {out} --resume" in err
+    assert "results.json was not updated" in err and "Traceback" not in err
+    assert _results(out)["status"] == "running"             # the last status it could write
+    monkeypatch.undo()
+    assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert comparable(_results(out)) == comparable(uninterrupted)
+
+
 def test_a_second_ctrl_c_while_the_status_is_written_never_leaves_it_running(tmp_path, monkeypatch, capsys):
     """Two Ctrl-C 30 ms apart: the second cut the write of `interrupted` short, and results.json said `running`."""
     from minidl.experiments import training_study
