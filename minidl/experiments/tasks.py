@@ -87,10 +87,13 @@ def failed_attempts(attempts: dict) -> int:
 
 
 def _write_attempts(path: Path, attempts: dict) -> None:
+    """The attempts file, replaced atomically (a full disk leaves the old one, no temporary, and an OSError
+    naming it)."""
+    from minidl.serialization import write_atomically
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(attempts))
-    os.replace(temporary, path)
+    text = json.dumps(attempts).encode("utf-8")
+    write_atomically(path, lambda file: file.write(text))
 
 
 def _count_attempt(task: RunTask, start: str) -> int:

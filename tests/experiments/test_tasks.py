@@ -145,3 +145,40 @@ def test_a_data_spec_loads_the_same_data_or_refuses(monkeypatch):
 def test_the_malloc_undo_does_nothing_outside_a_dask_worker(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
     assert undo_dask_malloc_trim() is False and os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+
+
+def test_a_full_disk_at_the_attempts_count_names_it_and_leaves_no_temporary(tmp_path, monkeypatch):
+    """The count went to `run.npz.attempts.<pid>.tmp` through write_text: on a full disk that file stayed (no
+    lock holder removes it: not a write_atomically temporary) and the OSError named no file."""
+    import errno
+    import io
+
+    real_open = io.open
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    def disk_full(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        return FullDisk(opened) if "w" in mode else opened
+    task = RunTask("run-tanh-standard-seed0", "run", _config(), "tanh", "standard", 0, 0.1, 12,
+                   checkpoint=str(tmp_path / "run.npz"), checkpoint_every=5)
+    monkeypatch.setattr(io, "open", disk_full)
+    with pytest.raises(OSError) as info:
+        execute(task, _data())
+    monkeypatch.undo()
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(tmp_path / "run.npz.attempts"))
+    assert os.listdir(tmp_path) == []
