@@ -476,19 +476,21 @@ class Study:
         (a module the Ctrl-C left half-imported, a full disk): that is said in one line, and the reason the
         study stopped stays the one raised (a Ctrl-C was reported as "the study failed"). A second Ctrl-C
         waits until the status is written (two 30 ms apart left `running`), then stops the rest."""
+        unsaved = None
         with interrupts_held():
             self.results["status"] = status
             try:
                 self.save()
             except OSError as error:            # a full disk: said here, the reason it stopped raised after
-                bar.close()
-                print(f"minidl reproduce: results.json was not updated ({error}); report.md was not written",
-                      file=sys.stderr)
-                return
+                unsaved = error
         bar.close()
+        if unsaved is not None:
+            print(f"minidl reproduce: results.json was not updated ({unsaved}); report.md was not written",
+                  file=sys.stderr)
         try:
-            self._close_runner()
-            self.finish(status)
+            self._close_runner()                # the Dask cluster's workers stop either way
+            if unsaved is None:
+                self.finish(status)
         except Exception as error:
             print(f"minidl reproduce: report.md was not written ({type(error).__name__}: {error})", file=sys.stderr)
 

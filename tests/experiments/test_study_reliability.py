@@ -317,11 +317,21 @@ def test_a_full_disk_is_named_where_it_struck_and_the_study_resumes(uninterrupte
 
     def save_until_full(self):
         if self.results["status"] != "running":
+            events.append("status not saved")
             raise OSError(errno.ENOSPC, "No space left on device", str(out / "results.json"))
         save(self)
+    events = []
+    close_runner = Study._close_runner
+
+    def close_and_note(self):
+        events.append("runner closed")
+        close_runner(self)
     monkeypatch.setattr(figures, "draw_all", disk_full)
     monkeypatch.setattr(Study, "save", save_until_full)
+    monkeypatch.setattr(Study, "_close_runner", close_and_note)
     assert main(TINY + ["--out", str(out)]) == 1
+    # the runner is closed (again: idempotent) after the failed status write, as a Dask cluster's workers must be
+    assert events[-2:] == ["status not saved", "runner closed"], events
     err = capsys.readouterr().err
     assert f"the study failed (OSError: [Errno 28] No space left on device: '{figure}')" in err, err
     assert f"fix this, then continue with: minidl reproduce --out {out} --resume" in err
