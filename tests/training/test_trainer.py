@@ -520,6 +520,38 @@ def test_scheduler_arguments_and_resume_without_it_are_refused(tmp_path):
         _scheduled(tmp_path, lambda opt: optim.lr_scheduler.StepLR(opt, 1))[0].resume()
 
 
+def test_an_unshuffled_loaders_seed_is_not_compared_on_resume(tmp_path):
+    """DataLoader(shuffle=False) without a seed drew one it never reads, and checkpoints hold it; it now
+    draws none (seed 0), and such a checkpoint resumed as "written with a different training loader"."""
+    from minidl.training.checkpoint import load_checkpoint, pack_checkpoint, write_checkpoint
+
+    def unshuffled():
+        model, opt, loader, evals = make_setup()
+        loader = DataLoader(loader.dataset, batch_size=32, shuffle=False)
+        return Trainer(model, opt, loader, eval_loaders=evals, out_dir=tmp_path, progress=False, log=None)
+    unshuffled().fit(epochs=1)
+    state = load_checkpoint(tmp_path / "checkpoint.npz")
+    state["loader"]["seed"] = 1234567            # what the old loader drew
+    write_checkpoint(pack_checkpoint(state), tmp_path / "checkpoint.npz")
+    assert unshuffled().resume().fit(epochs=2)[-1]["epoch"] == 2
+    state["loader"]["shuffle"] = True            # a shuffled one's seed still counts
+    write_checkpoint(pack_checkpoint(state), tmp_path / "checkpoint.npz")
+    with pytest.raises(ValueError, match="different training loader: seed 1234567 \\(now 0\\), shuffle True"):
+        unshuffled().resume()
+
+
+def test_a_checkpoint_of_another_schedule_is_refused(tmp_path):
+    """StepLR's and CosineAnnealingLR's states have the same keys: a StepLR checkpoint resumed under a
+    cosine schedule went through and trained on at a rate neither schedule gives."""
+    _scheduled(tmp_path, lambda opt: optim.lr_scheduler.StepLR(opt, 1, gamma=0.5))[0].fit(epochs=1)
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    trainer = _scheduled(tmp_path, lambda opt: optim.lr_scheduler.CosineAnnealingLR(opt, 10))[0]
+    with pytest.raises(ValueError, match="written with a StepLR schedule, this trainer has a CosineAnnealingLR"):
+        trainer.resume()
+    assert trainer.step == 0 and trainer.scheduler.last_epoch == 0
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before
+
+
 def test_evaluate_matches_a_direct_computation():
     model, _, loader, evals = make_setup()
     result = evaluate(model, evals["test"])
