@@ -194,6 +194,29 @@ def _normal_mass(mean: float, std: float, a: float, b: float) -> float:
     return 1.0 - 0.5 * (math.erfc(-lo) + math.erfc(hi))
 
 
+def _log_upper_tail(z: float) -> float:
+    """log P(Z > z) for Z ~ N(0, 1): by erfc up to z = 8, beyond by the asymptotic series of Mills' ratio
+    (Abramowitz & Stegun 26.2.12; four terms: relative error under 1e-6 there), which never underflows."""
+    if z < 8:
+        return math.log(0.5 * math.erfc(z / math.sqrt(2)))
+    if math.isinf(z):
+        return -math.inf
+    w = 1 / (z * z)
+    return -0.5 * z * z - math.log(z * math.sqrt(2 * math.pi)) + math.log1p(w * (-1 + w * (3 + w * (-15 + 105 * w))))
+
+
+def _log_normal_mass(mean: float, std: float, a: float, b: float) -> float:
+    """log P(a <= X <= b) for X ~ N(mean, std²), finite for intervals far in a tail (a = 40σ: the mass is
+    below the smallest float)."""
+    lo, hi = (a - mean) / std, (b - mean) / std
+    if lo < 0 < hi:
+        return math.log(_normal_mass(mean, std, a, b))
+    if hi <= 0:
+        lo, hi = -hi, -lo
+    near, far = _log_upper_tail(lo), _log_upper_tail(hi)
+    return near + math.log1p(-math.exp(far - near)) if far < near else -math.inf
+
+
 @_logs_its_write
 def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, generator=None):
     """Fill with N(mean, std²) truncated to [a, b] (PyTorch's ``trunc_normal_``; a and b are values, not
@@ -211,10 +234,10 @@ def trunc_normal_(t, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: fl
         return t
     mass = _normal_mass(mean, std, a, b)
     by_uniform = mass <= 0.3 and math.isfinite(a) and math.isfinite(b)
-    if by_uniform:      # the share of U[a, b] draws kept: mass / ((b - a)·pdf(c)), in logs (pdf(c) underflows)
+    if by_uniform:      # the share of U[a, b] draws kept: mass / ((b - a)·pdf(c)), in logs (both underflow)
         c = min(max(mean, a), b)
-        kept = math.exp(min(0.0, math.log(mass) + math.log(std * math.sqrt(2 * math.pi) / (b - a))
-                            + 0.5 * ((c - mean) / std) ** 2)) if mass > 0 else 0.0
+        kept = math.exp(min(0.0, _log_normal_mass(mean, std, a, b) + math.log(std * math.sqrt(2 * math.pi) / (b - a))
+                            + 0.5 * ((c - mean) / std) ** 2))
     else:
         kept = mass
     if kept < 1e-3:
@@ -268,7 +291,7 @@ def constant_(t, value: float):
     """Fill with ``value``: a number, or a 0-d Tensor/ndarray (as PyTorch's ``constant_``)."""
     if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
         value = _array(value)[()]
-    if not isinstance(value, numbers.Number):
+    if not isinstance(value, (numbers.Real, np.bool_)):       # complex too: NumPy's error named nothing
         # NumPy's fill would take None as NaN and "1.5" as 1.5; PyTorch raises a TypeError
         shape = f" of shape {value.shape}" if isinstance(value, (Tensor, np.ndarray)) else ""
         raise TypeError(f"constant_ fills with a number or a 0-d tensor, got {type(value).__name__}{shape}")
@@ -450,7 +473,7 @@ def get(name) -> Scheme:
         if name in SCHEMES:
             return SCHEMES[name]
         # a plain decimal only: Python's float() also reads "1_0" as 10 and " 0.5" as 0.5
-        number = re.fullmatch(r"normal_((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)", name)
+        number = re.fullmatch(r"normal_((\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)", name, flags=re.ASCII)
         if number:
             std = float(number.group(1))
             if std > 0 and math.isfinite(std):

@@ -290,8 +290,8 @@ class Tensor:
             value = np.asarray(value)
         if type(value) is not np.ndarray:
             raise TypeError(f"a .grad is an ndarray or Tensor (or None), got {type(value).__name__}")
-        if value.dtype.kind != "f":
-            raise TypeError(f"a .grad holds floating-point values, got dtype {value.dtype}")
+        if value.dtype not in _FLOAT_DTYPES:   # float16 would take every later gradient at its precision
+            raise TypeError(f"a .grad holds float32 or float64 values, got dtype {value.dtype}")
         if value.shape != self._data.shape:
             raise ValueError(f"a tensor of shape {self._data.shape} cannot take a .grad of shape {value.shape}")
         self._grad = value if value.flags.writeable else value.copy()     # backward adds into it in place

@@ -127,12 +127,10 @@ def _reduce(losses: np.ndarray, reduction: str):
     if reduction == "sum":
         return np.asarray(losses.sum(), dtype=dtype), lambda g: np.broadcast_to(g, shape)
     n = losses.size
-
-    def expand(g):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.broadcast_to(g / n, shape)
-    with np.errstate(invalid="ignore", divide="ignore"):      # the mean of nothing is NaN, as PyTorch's
-        return np.asarray(losses.sum() / n, dtype=dtype), expand
+    if n:
+        return np.asarray(losses.sum() / n, dtype=dtype), lambda g: np.broadcast_to(g / n, shape)
+    with np.errstate(invalid="ignore"):      # the mean of nothing is NaN, as PyTorch's (0/0, no warning)
+        return np.asarray(losses.sum() / np.float64(0), dtype=dtype), lambda g: np.broadcast_to(g, shape)
 
 
 def _check_targets(logits: np.ndarray, targets, name: str, ignore_index: int = -100) -> np.ndarray:
@@ -236,6 +234,9 @@ def cross_entropy(logits, targets, reduction: str = "mean", label_smoothing: flo
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must lie in [0, 1], got {label_smoothing}")
     if _are_probabilities(targets, logits.shape):
+        if ignore_index != -100:        # no class to ignore in a distribution: PyTorch refuses it too
+            raise ValueError(f"cross_entropy: ignore_index ({ignore_index}) is not supported for class-probability "
+                             f"targets")
         return _soft_cross_entropy(logits, targets, reduction, label_smoothing, weight)
     full_shape = logits.shape
     targets = _check_targets(logits.data, targets, "cross_entropy", ignore_index).reshape(-1)

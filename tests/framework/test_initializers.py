@@ -298,7 +298,7 @@ def test_trunc_normal_stays_in_bounds_with_the_truncated_moments():
 
 
 @pytest.mark.parametrize("mean,std,a,b", [(0.0, 1.0, 10.0, 11.0), (0.0, 1.0, 5.0, 6.0), (5.0, 1.0, -1.0, 1.0),
-                                          (0.0, 1.0, -0.2, 0.1), (1.0, 3.0, 0.0, 0.5)])
+                                          (0.0, 1.0, -0.2, 0.1), (1.0, 3.0, 0.0, 0.5), (0.0, 1.0, 8.5, 9.0)])
 def test_trunc_normal_samples_narrow_and_far_intervals_as_pytorch_does(mean, std, a, b):
     """[10, 11] of N(0, 1) (mass 8e-24) was a ValueError; PyTorch 2.13 samples it (x ~ U[a, b] kept with
     probability pdf(x)/pdf(c)), and so does minidl: KS against the truncated CDF (Φ(x) − Φ(a))/(Φ(b) − Φ(a))."""
@@ -308,6 +308,17 @@ def test_trunc_normal_samples_narrow_and_far_intervals_as_pytorch_does(mean, std
     d = ks_statistic(w, lambda x: np.array([init._normal_mass(mean, std, a, v) for v in x]) / mass)
     assert d < KS_C / math.sqrt(w.size)
     assert (init.trunc_normal_(np.empty(4, np.float32), a=1.0, b=1.0) == 1).all()   # a == b: PyTorch fills a
+
+
+def test_trunc_normal_samples_intervals_whose_mass_underflows():
+    """[40, 41] of N(0, 1) holds about 1e-350, below the smallest float: the share the uniform method keeps
+    (about 2.5%) was computed from log(0) and the interval refused; PyTorch samples it. Near a, the truncated
+    density is a·e^(-a(x-a)): mean a + 1/a."""
+    w = init.trunc_normal_(np.empty(20000), a=40.0, b=41.0, generator=np.random.default_rng(6))
+    assert 40 <= w.min() and w.max() <= 41
+    assert w.mean() == pytest.approx(40 + 1 / 40, abs=5 * (1 / 40) / math.sqrt(w.size))
+    assert init._log_normal_mass(0.0, 1.0, 10.0, 11.0) == pytest.approx(math.log(init._normal_mass(0.0, 1.0, 10.0, 11.0)),
+                                                                       abs=1e-6)
 
 
 def test_ones_and_eye():
@@ -366,7 +377,7 @@ def test_degenerate_but_valid_spreads_are_accepted_as_pytorch_does():
     assert np.isinf(init.normal_(np.empty(3), 0.0, INF)).all()
 
 
-@pytest.mark.parametrize("value", [None, "1.5", "abc", [1.0], np.array([1.0, 2.0]), mdl.tensor([1.0, 2.0])])
+@pytest.mark.parametrize("value", [None, "1.5", "abc", [1.0], np.array([1.0, 2.0]), mdl.tensor([1.0, 2.0]), 1 + 2j])
 def test_constant_refuses_what_is_not_a_number(value):
     """NumPy's fill took None as NaN and "1.5" as 1.5, silently; PyTorch raises a TypeError (and a
     RuntimeError for a tensor of more than 0 dims)."""
@@ -379,7 +390,7 @@ def test_constant_refuses_what_is_not_a_number(value):
 @pytest.mark.parametrize("value,dtype,expected", [
     (True, np.float32, 1.0), (2, np.float64, 2.0), (2.7, np.int64, 2), (NAN, np.float32, NAN),
     (np.float64(0.5), np.float32, 0.5), (mdl.tensor(3.0), np.float32, 3.0), (np.array(4.0), np.float64, 4.0),
-    (NAN, np.bool_, True)])
+    (NAN, np.bool_, True), (np.bool_(True), np.float32, 1.0)])
 def test_constant_fills_numbers_and_0d_tensors_as_pytorch_does(value, dtype, expected):
     t = mdl.tensor(np.zeros((2, 3), dtype))
     assert init.constant_(t, value) is t and t.dtype == dtype

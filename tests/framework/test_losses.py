@@ -299,6 +299,12 @@ def test_cross_entropy_takes_class_probabilities_as_pytorch(reduction, smoothing
     assert nn.CrossEntropyLoss(reduction=reduction)(mdl.tensor(z), t).shape == got.shape
 
 
+def test_class_probability_targets_refuse_ignore_index():
+    """PyTorch 2.13: "ignore_index is not supported for floating point target"; minidl ignored it silently."""
+    with pytest.raises(ValueError, match="ignore_index \\(0\\) is not supported for class-probability targets"):
+        F.cross_entropy(mdl.tensor(np.zeros((2, 3))), np.full((2, 3), 1 / 3), ignore_index=0)
+
+
 def test_cross_entropy_with_probabilities_matches_pytorch():
     z = mdl.tensor([[0.5, -1.0, 2.0], [0.0, 1.0, -0.5]], dtype=np.float64, requires_grad=True)
     t = mdl.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]], dtype=np.float64, requires_grad=True)

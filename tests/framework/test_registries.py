@@ -17,7 +17,8 @@ from minidl.experiments.networks import weight_variances
 ACTIVATIONS = activations.names()
 SCHEMES = init.names() + ("normal_0.5", "normal_.5", "normal_1e-2")
 NOT_SCHEMES = ("glorot", "Xavier_uniform", "normal_", "normal_0", "normal_-1", "normal_nan", "normal_inf",
-               "normal_x", "lecun", "", "normal_1_0", "normal_ 0.5", "normal_1e999")
+               "normal_x", "lecun", "", "normal_1_0", "normal_ 0.5", "normal_1e999",
+               "normal_\u0660.5")         # an Arabic-Indic zero: a Unicode digit, no plain decimal
 
 
 def reproduce_args(*extra):

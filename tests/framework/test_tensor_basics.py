@@ -110,8 +110,9 @@ def test_an_assigned_grad_is_checked_as_in_pytorch():
     t = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
     with pytest.raises(TypeError, match="ndarray or Tensor"):
         t.grad = [1.0, 2.0, 3.0]
-    with pytest.raises(TypeError, match="floating-point"):
-        t.grad = np.zeros(3, np.int64)
+    for dtype in (np.int64, np.float16):     # float16: every later gradient kept at its precision
+        with pytest.raises(TypeError, match="float32 or float64"):
+            t.grad = np.zeros(3, dtype)
     with pytest.raises(ValueError, match=r"shape \(3,\) cannot take a .grad of shape \(1, 3\)"):
         t.grad = np.zeros((1, 3), np.float32)
     assert t.grad is None
