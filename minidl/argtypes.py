@@ -92,7 +92,7 @@ def comma_list(kind, *, distinct: bool = True):
         if twice:           # measured twice, a value would appear twice in the tables and their summaries
             raise argparse.ArgumentTypeError(f"lists {', '.join(map(str, twice))} more than once: {text!r}")
         return values
-    parse.__name__ = f"comma-separated {getattr(kind, '__name__', 'values')}s"
+    parse.__name__ = f"comma-separated list of {getattr(kind, '__name__', 'values')}"
     return parse
 
 

@@ -17,7 +17,7 @@ from minidl.serialization import write_atomically
 from minidl.experiments.config import TrainingConfig
 from minidl.experiments.study import CUT_FLOOR
 from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _group,
-                                         _number, escape_update, fraction_beyond, saturation_order, snapshot_at)
+                                         _number, _pct, escape_update, fraction_beyond, saturation_order, snapshot_at)
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
 
@@ -26,10 +26,6 @@ def _fmt(value, digits=3):
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.{digits}g}"
-
-
-def _pct(value):
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
 def _trend(ratio):

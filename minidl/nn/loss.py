@@ -72,9 +72,10 @@ class MSELoss(_Loss):
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of σ(input) against targets in [0, 1], from the logits (stable), reduced;
-    ``weight`` rescales each element, ``pos_weight`` the positive term per class."""
+    ``weight`` rescales each element, ``pos_weight`` the positive term per class. PyTorch's positional order
+    (weight, size_average, reduce, reduction, pos_weight)."""
 
-    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None, *, size_average=None, reduce=None):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):
         _check_weighted_arguments("BCEWithLogitsLoss", weight, size_average, reduce)
         super().__init__(reduction)
         self.weight = weight

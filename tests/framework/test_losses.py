@@ -230,6 +230,9 @@ def test_loss_modules_take_pytorchs_positional_order(weight):
         with pytest.raises(ValueError, match="size_average and reduce are deprecated"):
             loss(size_average=False)
         assert loss(size_average=None, reduce=None, reduction="sum").reduction == "sum"    # MSELoss: TypeError
+    pos_weight = np.array([2.0, 0.5])          # PyTorch's order: (weight, size_average, reduce, reduction, pos_weight)
+    bce = nn.BCEWithLogitsLoss(None, None, None, "sum", pos_weight)
+    assert bce.reduction == "sum" and bce.pos_weight is pos_weight
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
