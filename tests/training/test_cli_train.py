@@ -118,9 +118,11 @@ def test_an_out_folder_named_in_bytes_that_are_not_utf8_is_printed_as_stderr_pri
     import minidl
 
     out = os.fsencode(tmp_path) + b"/run\xff"
-    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict",
-               PYTHONPATH=str(Path(minidl.__file__).resolve().parents[1]))
+    package_parent = str(Path(minidl.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", PYTHONPATH=package_parent)
+    # run from the tested package's parent: `-m` puts the working folder first on sys.path, and CI's checkout
+    # holds the sources without the compiled core (the package tested is the installed one)
     result = subprocess.run([sys.executable, "-m", "minidl", "train", *SMALL, "--epochs", "1",
-                             "--out", out], capture_output=True, env=env, timeout=300)
+                             "--out", out], capture_output=True, env=env, timeout=300, cwd=package_parent)
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     assert b"/run\\udcff/model.npz" in result.stdout and os.path.isfile(out + b"/model.npz")
