@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["MAX_SECONDS", "integer", "real", "choice", "comma_list", "integers", "nonempty_path", "one_line_errors", "repeated"]
+__all__ = ["MAX_SECONDS", "integer", "real", "choice", "comma_list", "integers", "nonempty_path", "one_line_errors",
+           "repeated"]
 
 
 def integer(minimum: int, maximum: int | None = None):

@@ -323,7 +323,8 @@ def batchnorm_verdict(results) -> Verdict:
     r = arms[True][0]
     measured = (f"{r['depth']}×{r['width']}, lr {r['lr']:g}, {r['updates_done']} updates: top-layer mean "
                 f"{_fixed(top[False], 3)} plain vs {_fixed(top[True], 3)} with batch norm; off the plateau "
-                f"(test error below {100 * threshold:.0f}%) {words(escapes[False])} plain vs {words(escapes[True])} with batch norm; "
+                f"(test error below {100 * threshold:.0f}%) {words(escapes[False])} plain vs {words(escapes[True])} "
+                f"with batch norm; "
                 f"final {_pct(arms[False])} vs {_pct(arms[True])}")
     plain = [never if v is None else v for v in escapes[False]]
     normed = [never if v is None else v for v in escapes[True]]
