@@ -199,21 +199,22 @@ def _find_file(folder: Path, stem: str, ndim: int) -> tuple[Path | None, str | N
 
 
 _NEEDED = [(split, kind, ndim) for split in _PREFIX for kind, ndim in (("images", 3), ("labels", 1))]
+_NEEDED_NAMES = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]   # as said
 
 
 def _folder_files(folder: Path) -> tuple[dict[str, tuple[Path | None, Path | None]], list[str], list[str]]:
     """(files found by split, names missing, what is wrong with the entries present that are not files)."""
     paths, missing, problems = {}, [], []
     if folder.is_dir():
-        for split, kind, ndim in _NEEDED:
+        for (split, kind, ndim), said in zip(_NEEDED, _NEEDED_NAMES):
             path, problem = _find_file(folder, f"{_PREFIX[split]}-{kind}", ndim)
             paths[split, kind] = path
             if path is None and problem is None:
-                missing.append(f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]")
+                missing.append(said)
             elif problem is not None:
                 problems.append(problem)
     else:
-        missing = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
+        missing = list(_NEEDED_NAMES)
     found = {split: (paths.get((split, "images")), paths.get((split, "labels"))) for split in _PREFIX}
     return found, missing, problems
 
@@ -280,8 +281,7 @@ def dataset_files(name: str, root: str | os.PathLike | None = None, *,
     if partial is not None:
         problem = _partial(name, *partial)
     else:
-        needed = [f"{_PREFIX[split]}-{kind}-idx{ndim}-ubyte[.gz]" for split, kind, ndim in _NEEDED]
-        problem = f"no folder holds the {name} files ({', '.join(needed)})"
+        problem = f"no folder holds the {name} files ({', '.join(_NEEDED_NAMES)})"
     problem = "; ".join([problem] + notes)
     if not search:
         looked = ", ".join(str(folder) for folder, _ in folders)
