@@ -198,13 +198,14 @@ def _dask_installed() -> bool:
     return importlib.util.find_spec("distributed") is not None
 
 
-def _where(args) -> str:
-    """The options that put the study on Dask, for the command that resumes it (without them it runs serially)."""
+def _resume_command(args, out) -> str:
+    """The command that continues the study in `out`, with the options that put it on Dask (without them it
+    would run serially)."""
     import shlex
 
-    if args.scheduler:
-        return f" --scheduler {shlex.quote(args.scheduler)}"
-    return f" --workers {args.workers}" if args.workers else ""
+    where = (f" --scheduler {shlex.quote(args.scheduler)}" if args.scheduler else
+             f" --workers {args.workers}" if args.workers else "")
+    return f"minidl reproduce --out {shlex.quote(str(out))} --resume{where}"
 
 
 def _written_since(path, started: float) -> bool:
@@ -313,18 +314,17 @@ def run(args) -> int:
             written = "report.md, results.json" if _written_since(Path(out, "report.md"), started) else \
                 "results.json; report.md was not written"
             print(f"\ninterrupted: what finished is in {out} ({written}); continue with: "
-                  f"minidl reproduce --out {shlex.quote(str(out))} --resume{_where(args)}", file=sys.stderr)
+                  f"{_resume_command(args, out)}", file=sys.stderr)
             return 130
         except SchedulerLost as error:         # the study is fine, its cluster went away: say how to go on
-            print(f"minidl reproduce: {error} (minidl reproduce --out {shlex.quote(str(out))} --resume"
-                  f"{_where(args)}); what finished is in {out}", file=sys.stderr)
+            print(f"minidl reproduce: {error} ({_resume_command(args, out)}); what finished is in {out}",
+                  file=sys.stderr)
             return 1
         except Exception as error:             # a run failed for good: the study says so in its files
             again = ""
             if isinstance(error, OSError):     # a full disk, a read-only folder: once fixed, the study goes on
-                again = (f"; fix this, then continue with: minidl reproduce --out {shlex.quote(str(out))} --resume"
-                         f"{_where(args)}" if Path(out, "results.json").is_file() else
-                         "; fix this, then run the same command again")
+                again = (f"; fix this, then continue with: {_resume_command(args, out)}"
+                         if Path(out, "results.json").is_file() else "; fix this, then run the same command again")
             print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "
                   f"{out}{again}", file=sys.stderr)
             return 1
