@@ -16,8 +16,9 @@ from minidl.experiments import paper
 from minidl.serialization import write_atomically
 from minidl.experiments.config import TrainingConfig
 from minidl.experiments.study import CUT_FLOOR
-from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _group,
-                                         _number, _pct, escape_update, fraction_beyond, saturation_order, snapshot_at)
+from minidl.experiments.verdicts import (EARLY_UPDATE, PLATEAU_MARGIN, SATURATED, SIGMOID_LOW, _final_errors, _fixed,
+                                         _group, _number, _pct, escape_update, fraction_beyond, saturation_order,
+                                         snapshot_at)
 
 LEVEL = (0.9, 1.1)          # a per-layer ratio inside this band counts as "level"
 
@@ -352,11 +353,11 @@ def _saturation_sentences(runs):
         state = ("sits saturated near 0" if top < SIGMOID_LOW else
                  "is not saturated at 0" if math.isfinite(top) else "is not a number (a run diverged)")
         lines.append(f"- sigmoid, {init.get(scheme).label}: after {at[0]} updates the top hidden layer's mean activation is "
-                     f"{_fmt(top)} (mean over {len(group)} seeds): it {state} (threshold {SIGMOID_LOW}); the lowest "
-                     f"mean among the layers below is {_fmt(float(np.mean(lowers)), 2)}.")
+                     f"{_fixed(top, 3)} (mean over {len(group)} seeds): it {state} (threshold {SIGMOID_LOW}); the lowest "
+                     f"mean among the layers below is {_fixed(float(np.mean(lowers)), 2)}.")
         final_tops = [_number(run["monitor"]["layers"][-1]["mean"][-1]) for run in group]
         lines.append(f"  At the end ({group[0]['monitor']['updates'][-1]} updates) the top layer's mean is "
-                     f"{_fmt(float(np.mean(final_tops)))}.")
+                     f"{_fixed(float(np.mean(final_tops)), 3)}.")
     for activation in ("tanh", "softsign"):
         for scheme in ("standard", "xavier_uniform"):
             group = [r for r in _group(runs, activation, scheme) if r.get("final_histograms")]
@@ -379,7 +380,7 @@ def _saturation_sentences(runs):
                 peak = float(np.max([abs(_number(v)) for layer in run["monitor"]["layers"]
                                      for v in layer["p98"] + layer["p2"]]))
                 lines.append(f"- {activation}, {init.get(scheme).label} (seed {run['seed']}): no layer's 2nd/98th percentile "
-                             f"reached ±{SATURATED} (largest |percentile| {_fmt(peak, 2)}): no saturation in this run.")
+                             f"reached ±{SATURATED} (largest |percentile| {_fixed(peak, 2)}): no saturation in this run.")
     return lines
 
 
