@@ -169,6 +169,29 @@ def test_random_shapes_and_layouts(m, k, n, trans_a, trans_b, dtype, step, fortr
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_few_rows_times_a_transposed_b(kernels, rng, dtype):
+    """A @ B.T with few rows of A, read along both operands' rows (the AVX-512 build takes dot products there,
+    with no packing, up to 24 rows: gemm_template.h): every row count to 30, across the tile's edges (5 rows,
+    4 columns, one vector of k), with alpha/beta, reversed and gapped rows; the same bits on 1 and 2 threads
+    (each element is one kernel's sum whatever the split)."""
+    _core._kernels._set_test_fork_join(1e-12)          # two threads even for the smallest products
+    for m, n, k in itertools.product(range(1, 31), (1, 3, 4, 9), (1, 15, 16, 17, 100)):
+        a, b = operands(rng, 2 * m, k, 2 * n, dtype, False, True)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        for a_view, b_view in ((a[:m], b[:n]), (a[::-2], b[::2])):
+            results = []
+            for threads in (1, 2):
+                _core.set_num_threads(threads)
+                results.append(_core.matmul(a_view, b_view, trans_b=True))
+                out = _core.matmul(a_view, b_view, trans_b=True, out=c0.copy(), alpha=-0.5, beta=2.0)
+                ref = -0.5 * (a_view.astype(np.float64) @ b_view.T.astype(np.float64)) + 2.0 * c0
+                scale = np.abs(a_view.astype(np.float64)) @ np.abs(b_view.T.astype(np.float64)) + np.abs(c0)
+                assert np.all(np.abs(out - ref) <= 4 * (k + 2) * np.finfo(dtype).eps * scale), (m, n, k)
+            assert_matmul_close(results[0], a_view, b_view.T)
+            np.testing.assert_array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
 def test_in_place_and_packed_paths_give_the_same_bits(kernels, threads, rng, dtype, trans_b):
     """The last row count that reads B in place and the first that packs it run the same FMAs in the same

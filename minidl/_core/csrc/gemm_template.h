@@ -41,6 +41,13 @@
  *   GENERIC_KERNEL: this file writes that function in plain C (an MR x NR tile of accumulators).
  * Optional, faster packing of full panels: PACK_B_PANEL_TRANS(kc, B, csb, dst) when rsb == 1,
  * PACK_A_PANEL_ROWS(kc, A, rsa, dst) when csa == 1.
+ * Optional, dot products for A B^T with few rows (the input gradient dY W^T at small batch): DOT_KERNEL, a
+ * function
+ *     static void DOT_KERNEL(int mr, int nr, mdl_index k, const T *a, mdl_index lda, const T *b,
+ *                            mdl_index ldb, T *c, mdl_index ldc, T alpha, T beta);
+ * which computes c[i*ldc + j] = alpha * sum_p a[i*lda + p] b[j*ldb + p] + beta * c[i*ldc + j] for i < mr <=
+ * DOT_MR, j < nr <= DOT_NR (c not read when beta == 0), with DOT_MR, DOT_NR and DOT_MAX_M (the most rows
+ * of op(A) it is used for) defined beside it. See gemm_dot_block.
  */
 #if !defined(T) || !defined(SFX) || !defined(MR) || !defined(NR)
 #error "gemm_template.h: define T, SFX, MR and NR before including it"
@@ -132,15 +139,38 @@ static void FN(pack_b_panel)(int nr, mdl_index kc, const T *B, mdl_index rsb, md
     }
 }
 
+#ifdef DOT_KERNEL
+/* C[0:m, 0:n] = alpha op(A) op(B) + beta C for op(A) read along its rows (csa == 1) and op(B) = B^T read
+ * along B's rows (rsb == 1), as in the input gradient dY W^T with W laid out (fan_in, fan_out): each
+ * element of C is the dot product of two rows that lie contiguous in memory, so nothing is packed. The
+ * kernel keeps a DOT_MR x DOT_NR tile of C as vectors of partial sums along k and reduces them at the end;
+ * the rows of op(A) are cut into tiles of even height, which stay in L1 while B^T's rows stream past once
+ * per tile. The packed path instead transposes every panel of B^T before use (24 shuffles per 64 floats
+ * on AVX-512, as many as the micro-kernel's FMAs at 10 rows): 10x1000 @ (1000x1000)^T on the 2-core Xeon
+ * took 0.48 ns per element of B on one thread and 0.23 on two that way, 0.28 and 0.14-0.16 this way.
+ * With more rows the packing pays for itself (at 40 and 64 rows the packed path was 7-20% faster). */
+static void FN(gemm_dot_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, const T *B,
+                               mdl_index csb, T *C, mdl_index ldc, T alpha, T beta)
+{
+    const mdl_index tiles = FN(ceil_div)(m, DOT_MR), rows = FN(ceil_div)(m, tiles);
+    for (mdl_index j = 0; j < n; j += DOT_NR)
+        for (mdl_index i = 0; i < m; i += rows)
+            DOT_KERNEL((int)FN(min_index)(rows, m - i), (int)FN(min_index)(DOT_NR, n - j), k, A + i * rsa, rsa,
+                       B + j * csb, csb, C + i * ldc + j, ldc, alpha, beta);
+}
+#endif
+
 /* One thread's block sizes: even K blocks (K = 257 becomes 129 + 128, not 256 + 1), at most blk's sizes. */
 typedef struct {
     mdl_index mc, kc, nc;
     int skinny;
+    int dot; /* gemm_dot_block instead of packing */
 } FN(block_sizes);
 
-static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, const mdl_blocking *blk)
+static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, const mdl_blocking *blk, int dot)
 {
     FN(block_sizes) s;
+    s.dot = dot;
     s.kc = FN(ceil_div)(k, FN(ceil_div)(k, blk->kc));
     s.mc = FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
     s.nc = FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
@@ -169,6 +199,12 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                            FN(block_sizes) s, T *pa, T *pb, const mdl_weight_update *update, mdl_index j0,
                            T *pu)
 {
+#ifdef DOT_KERNEL
+    if (s.dot) {
+        FN(gemm_dot_block)(m, n, k, A, rsa, B, csb, C, ldc, alpha, beta);
+        return;
+    }
+#endif
     const int direct_b = s.skinny && csb == 1;
     for (mdl_index jc = 0; jc < n; jc += s.nc) {
         const mdl_index nc = FN(min_index)(s.nc, n - jc);
@@ -233,7 +269,13 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
     }
 }
 
-/* Split the output into tm x tn thread blocks; the cost counts padded micro-tiles and packing. */
+/* Split the output into tm x tn thread blocks; the cost counts padded micro-tiles, packing, and the rows of C
+ * cut by a column boundary. SGD's W <- W - lr X^T dY (1000x1000, K = 10) split into column halves took
+ * 0.24-0.27 ns per element of W on the 2-core Xeon, into row halves 0.12-0.17, though the packing and padding
+ * are the same; rows padded to whole cache lines (no line written by both threads) changed neither. Each
+ * thread walking half rows instead of whole rows costs that. MDL_SHARED_ROW_COST is the difference per row
+ * cut, ~90 ns, in the cost's units (about 400 FMA instructions of two cores). */
+#define MDL_SHARED_ROW_COST 400.0
 static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm, int *tn)
 {
     double best = -1.0;
@@ -242,7 +284,7 @@ static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm
         const int cols = nt / rows;
         const double mb = (double)(FN(ceil_div)(FN(ceil_div)(m, MR), rows) * MR);
         const double nb = (double)(FN(ceil_div)(FN(ceil_div)(n, NR), cols) * NR);
-        const double cost = mb * nb * (double)k / 16.0 + (mb + nb) * (double)k;
+        const double cost = mb * nb * (double)k / 16.0 + (mb + nb) * (double)k + (cols - 1) * mb * MDL_SHARED_ROW_COST;
         if (best < 0.0 || cost < best) {
             best = cost;
             *tm = rows;
@@ -279,6 +321,13 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         return 0;
     }
     const mdl_index update_rows = update != NULL ? update->rows : 0;
+#ifdef DOT_KERNEL
+    /* csb != 1: B^T is no vector (rsb == csb == 1 only when n or k is 1), so SGD's own update GEMM of a
+     * 1-column weight stays on the micro-kernel the fused update runs, bit for bit. */
+    const int dot = update == NULL && csa == 1 && rsb == 1 && csb != 1 && m <= DOT_MAX_M; /* whole rows of C per thread */
+#else
+    const int dot = 0;
+#endif
     /* A thread gets a block only above the least work per thread derived from the machine (blocking.c). */
     int nt = team_size;
     if (team_size > 1) {
@@ -288,7 +337,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         if (nt < 1) nt = 1;
     }
     if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
-        const FN(block_sizes) s = FN(sizes_for)(m, n, k, &blk);
+        const FN(block_sizes) s = FN(sizes_for)(m, n, k, &blk, dot);
         T *pa, *pb, *pu;
         if (FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0) return out_of_memory;
         FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb, update, 0, pu);
@@ -310,7 +359,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         tid = omp_get_thread_num();
 #endif
         mdl_index i0 = 0, i1 = 0, j0 = 0, j1 = 0;
-        FN(block_sizes) s = {0, 0, 0, 0};
+        FN(block_sizes) s = {0, 0, 0, 0, 0};
         T *pa = NULL, *pb = NULL, *pu = NULL;
         if (tid < team) {
 #ifdef _OPENMP
@@ -318,7 +367,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             last_start = omp_get_wtime();
 #endif
             int tm = 1, tn = team; /* an update: whole columns of B per thread, each strip updated once */
-            if (update == NULL) FN(partition)(m, n, k, team, &tm, &tn);
+            if (update == NULL && !dot) FN(partition)(m, n, k, team, &tm, &tn);
             const int rb = tid / tn, cb = tid % tn;
             const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
             i0 = FN(min_index)(m, mp * rb / tm * MR);
@@ -326,7 +375,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             j0 = FN(min_index)(n, np_ * cb / tn * NR);
             j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
             if (i1 > i0 && j1 > j0) {
-                s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk);
+                s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk, dot);
                 failed = FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0;
             }
         }
@@ -367,7 +416,12 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #undef GENERIC_KERNEL
 #undef PACK_B_PANEL_TRANS
 #undef PACK_A_PANEL_ROWS
+#undef DOT_KERNEL
+#undef DOT_MR
+#undef DOT_NR
+#undef DOT_MAX_M
 #undef MDL_MICRO_KERNEL
+#undef MDL_SHARED_ROW_COST
 #undef FN
 #undef MDL_CAT
 #undef MDL_CAT_
