@@ -65,6 +65,33 @@ def test_smallest_blocks(kernels, threads, caches, dtype, rng):
         _kernels._override_cache_sizes()
 
 
+@pytest.mark.parametrize("caches", [(1, 1, 1), None], ids=["tiny", "detected"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
+    """The fused path gives each thread strips of a wave of K blocks, the wave's other blocks summing apart
+    and added in block order: on 2, 3 and 4 threads (teams even for these small products), the same bits as
+    on one thread and as the two GEMMs, over one wave, several, a last wave of one block, and splits of a
+    block between threads."""
+    _kernels._set_test_fork_join(1e-12)
+    if caches:
+        _kernels._override_cache_sizes(*caches)
+    try:
+        kc = _core.gemm_blocking(np.dtype(dtype).name)["kc"]
+        for m, k, n, r in [(10, 5 * kc, 70, 10), (3, 3 * kc + 1, 33, 1), (14, 2 * kc, 1, 7), (1, 7 * kc - 3, 130, 16)]:
+            x, w, u, v = problem(rng, m, k, n, r, dtype)
+            results = []
+            for threads in (1, 2, 3, 4):
+                _core.set_num_threads(threads)
+                w_t = w.copy()
+                assert_same_as_update_then_product(x, w_t, u, v, -0.25, 0.5)
+                results.append((w_t, _core.matmul(x, w_t)))
+            for w_t, y_t in results[1:]:
+                np.testing.assert_array_equal(w_t, results[0][0])
+                np.testing.assert_array_equal(y_t, results[0][1])
+    finally:
+        _kernels._override_cache_sizes()
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_nan_in_the_update_reaches_w_and_the_product(threads, rng, dtype):
     x, w, u, v = problem(rng, 10, 50, 40, 10, dtype)

@@ -9,7 +9,7 @@
 #endif
 #include "kernels.h"
 
-#define MDL_BUFFER_SLOTS 3
+#define MDL_BUFFER_SLOTS 4
 
 typedef struct {
     void *ptr[MDL_BUFFER_SLOTS];

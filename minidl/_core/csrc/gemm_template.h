@@ -178,26 +178,19 @@ static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, cons
     return s;
 }
 
-/* The calling thread's packing buffers for a block (pa, pb; pu for a pending update's U^T panels): 0, or
- * -1 when out of memory. */
-static int FN(block_buffers)(FN(block_sizes) s, mdl_index update_rows, T **pa, T **pb, T **pu)
+/* The calling thread's packing buffers for a block (pa, pb): 0, or -1 when out of memory. */
+static int FN(block_buffers)(FN(block_sizes) s, T **pa, T **pb)
 {
-    const mdl_index b_rows = s.kc > update_rows ? s.kc : update_rows; /* pb also packs V's edge strip */
     *pa = (T *)mdl_thread_buffer(0, (size_t)(s.mc * s.kc) * sizeof(T));
-    *pb = (T *)mdl_thread_buffer(1, (size_t)(s.skinny ? b_rows * NR : s.nc * s.kc) * sizeof(T));
-    *pu = update_rows ? (T *)mdl_thread_buffer(2, (size_t)(FN(ceil_div)(s.kc, MR) * MR * update_rows) * sizeof(T))
-                      : NULL;
-    return *pa == NULL || *pb == NULL || (update_rows && *pu == NULL) ? -1 : 0;
+    *pb = (T *)mdl_thread_buffer(1, (size_t)(s.skinny ? s.kc * NR : s.nc * s.kc) * sizeof(T));
+    return *pa == NULL || *pb == NULL ? -1 : 0;
 }
 
 /* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1), with
- * the buffers of block_buffers. With `update` (skinny, B row-major, the block's first column j0 of W in
- * the update's V): each B strip gets the update right before the micro-kernels read it; the thread must
- * hold all rows of C (the partition gives it whole columns of W). */
+ * the buffers of block_buffers. */
 static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                            const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
-                           FN(block_sizes) s, T *pa, T *pb, const mdl_weight_update *update, mdl_index j0,
-                           T *pu)
+                           FN(block_sizes) s, T *pa, T *pb)
 {
 #ifdef DOT_KERNEL
     if (s.dot) {
@@ -215,10 +208,6 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                 for (mdl_index jr = 0; jr < nc; jr += NR)
                     FN(pack_b_panel)((int)FN(min_index)(NR, nc - jr), kc, B + pc * rsb + (jc + jr) * csb,
                                      rsb, csb, pb + jr * kc);
-            if (update != NULL) /* U^T rows pc..pc+kc in MR-row panels, as the update's own GEMM packs them */
-                for (mdl_index pi = 0; pi < kc; pi += MR)
-                    FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), update->rows, (const T *)update->u + pc + pi,
-                                     1, update->ldu, pu + pi * update->rows);
             for (mdl_index ic = 0; ic < m; ic += s.mc) {
                 const mdl_index mc = FN(min_index)(s.mc, m - ic);
                 for (mdl_index ir = 0; ir < mc; ir += MR)
@@ -235,19 +224,6 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                 }
                 for (mdl_index jr = 0; jr < nc; jr += NR) { /* skinny: each B panel serves every row panel */
                     const int nr = (int)FN(min_index)(NR, nc - jr);
-                    if (update != NULL && ic == 0) { /* B[pc:pc+kc, strip] = beta_u B + alpha_u U^T V */
-                        const T *v = (const T *)update->v + j0 + jc + jr;
-                        mdl_index v_step = update->ldv;
-                        if (nr < NR) { /* the kernel reads NR columns of V */
-                            FN(pack_b_panel)(nr, update->rows, v, update->ldv, 1, pb);
-                            v = pb;
-                            v_step = NR;
-                        }
-                        for (mdl_index pi = 0; pi < kc; pi += MR)
-                            MDL_MICRO_KERNEL((int)FN(min_index)(MR, kc - pi), nr, update->rows, pu + pi * update->rows,
-                                             v, v_step, (T *)B + (pc + pi) * rsb + jc + jr, rsb, (T)update->alpha,
-                                             (T)update->beta);
-                    }
                     const T *b_panel;
                     mdl_index b_step;
                     if (direct_b && nr == NR) {
@@ -293,10 +269,175 @@ static void FN(partition)(mdl_index m, mdl_index n, mdl_index k, int nt, int *tm
     }
 }
 
+/* The least work per thread derived from the machine (blocking.c): how many of team_size threads get some. */
+static int FN(threads_for)(double flops, int team_size)
+{
+    if (team_size <= 1) return 1;
+    const double min_flops = mdl_thresholds_for(team_size, (int)sizeof(T)).min_per_thread[MDL_WORK_GEMM];
+    const int nt = flops / (double)team_size < min_flops ? (int)(flops / min_flops) : team_size;
+    return nt < 1 ? 1 : nt;
+}
+
+/* Rows [pc, pc+kc) of W (the K block) for columns [j_lo, j_hi): W <- beta_u W + alpha_u U^T V there, then
+ * out[0:m, j_lo:j_hi] = alpha A[:, pc:pc+kc] @ W[pc:pc+kc, j_lo:j_hi] + beta_out out (see gemm_fused). The
+ * columns go in chunks whose kc rows stay in L2 (as the packed A block, MC x KC, does), so the product reads
+ * back from L2 what the update has just written. pb holds kc x NR (an edge strip of W) + rows x NR (of V). */
+static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc, mdl_index j_lo, mdl_index j_hi,
+                            const T *A, mdl_index rsa, mdl_index csa, T *W, mdl_index ldw, T *out, mdl_index ldo,
+                            T alpha, T beta_out, const mdl_weight_update *update, mdl_index chunk, T *pa, T *pb,
+                            T *pu)
+{
+    const mdl_index rows = update->rows;
+    const T *V = (const T *)update->v;
+    T *pv = pb + kc * NR;
+    for (mdl_index ir = 0; ir < m; ir += MR)
+        FN(pack_a_panel)((int)FN(min_index)(MR, m - ir), kc, A + ir * rsa + pc * csa, rsa, csa, pa + ir * kc);
+    for (mdl_index pi = 0; pi < kc; pi += MR) /* U^T rows pc..pc+kc in MR-row panels, as the update's GEMM packs them */
+        FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), rows, (const T *)update->u + pc + pi, 1, update->ldu,
+                         pu + pi * rows);
+    for (mdl_index c0 = j_lo; c0 < j_hi; c0 += chunk) {
+        const mdl_index c1 = FN(min_index)(j_hi, c0 + chunk);
+        for (mdl_index pi = 0; pi < kc; pi += MR) /* the update, row panel by row panel: rows left to right */
+            for (mdl_index j = c0; j < c1; j += NR) {
+                const int nr = (int)FN(min_index)(NR, n - j);
+                const T *v = V + j;
+                mdl_index v_step = update->ldv;
+                if (nr < NR) { /* the kernel reads NR columns of V */
+                    FN(pack_b_panel)(nr, rows, v, update->ldv, 1, pv);
+                    v = pv;
+                    v_step = NR;
+                }
+                MDL_MICRO_KERNEL((int)FN(min_index)(MR, kc - pi), nr, rows, pu + pi * rows, v, v_step,
+                                 W + (pc + pi) * ldw + j, ldw, (T)update->alpha, (T)update->beta);
+            }
+        for (mdl_index j = c0; j < c1; j += NR) { /* the product over the block, as the skinny path runs it */
+            const int nr = (int)FN(min_index)(NR, n - j);
+            const T *b_panel = W + pc * ldw + j;
+            mdl_index b_step = ldw;
+            if (nr < NR) {
+                FN(pack_b_panel)(nr, kc, b_panel, ldw, 1, pb);
+                b_panel = pb;
+                b_step = NR;
+            }
+            for (mdl_index ir = 0; ir < m; ir += MR)
+                MDL_MICRO_KERNEL((int)FN(min_index)(MR, m - ir), nr, kc, pa + ir * kc, b_panel, b_step,
+                                 out + ir * ldo + j, ldo, alpha, beta_out);
+        }
+    }
+}
+
+/* C = alpha A @ W + beta C after W <- beta_u W + alpha_u U^T V, in one pass over W (few rows of A: the
+ * skinny path; the update's rows fit a K block). W is cut into the product's K blocks; in each, the update
+ * runs row panel by row panel (as its own GEMM does), then the product's partial sum over the block reads
+ * those rows back from L2. The threads share a wave of as many blocks as threads, in strips of NR columns
+ * (even shares whatever the number of blocks, and whole rows of W where a thread's share allows): the wave's
+ * first block adds to C, each other to a partial sum of its own, and after the wave the partial sums are
+ * added to C in block order. So every element of C gets the sums, order and roundings of the two GEMMs
+ * (the product's epilogue c + alpha acc per K block), on any number of threads, and W those of the update's
+ * GEMM. Before, each thread took a column range of W and walked each 32-column strip down a K block,
+ * updating and reading it: on the 2-core Xeon at 10 x 1000 @ 1000 x 1000 (update of 10 rows) that took
+ * 0.34-0.46 ns per element of W on two threads, more than the update's GEMM and the product one after the
+ * other (0.30-0.36). Returns 0, or -1 when out of memory (W unchanged). */
+static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa, T *W,
+                          mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
+                          int team_size, const mdl_blocking *blk)
+{
+    const FN(block_sizes) s = FN(sizes_for)(m, n, k, blk, 0);
+    const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
+    const mdl_index chunk = blk->mc > NR ? blk->mc / NR * NR : NR;
+    const size_t pa_size = (size_t)(FN(ceil_div)(m, MR) * MR * s.kc), pb_size = (size_t)((s.kc + rows) * NR),
+                 pu_size = (size_t)(FN(ceil_div)(s.kc, MR) * MR * rows);
+    const int nt = FN(threads_for)(2.0 * ((double)m + (double)rows) * (double)n * (double)k, team_size);
+    if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
+        T *pa = (T *)mdl_thread_buffer(0, pa_size * sizeof(T)), *pb = (T *)mdl_thread_buffer(1, pb_size * sizeof(T)),
+          *pu = (T *)mdl_thread_buffer(2, pu_size * sizeof(T));
+        if (pa == NULL || pb == NULL || pu == NULL) return -1;
+        for (mdl_index b = 0; b < blocks; b++)
+            FN(fused_block)(m, n, b * s.kc, FN(min_index)(s.kc, k - b * s.kc), 0, n, A, rsa, csa, W, ldw, C, ldc, alpha,
+                            b == 0 ? beta : (T)1, update, chunk, pa, pb, pu);
+        return 0;
+    }
+    const mdl_index wave = FN(min_index)(blocks, nt);
+    T *partial = (T *)mdl_thread_buffer(3, (size_t)(wave - 1) * (size_t)m * (size_t)n * sizeof(T) + 1);
+    if (partial == NULL) return -1;
+    int failed = 0, any_failed = 0;
+#ifdef _OPENMP
+    const double forked_at = omp_get_wtime();
+    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
+    int ran = 0;
+#pragma omp parallel num_threads(team_size) reduction(| : failed) reduction(max : last_start, last_end) \
+    reduction(min : first_end) reduction(+ : ran)
+#endif
+    {
+        int team = 1, tid = 0;
+#ifdef _OPENMP
+        team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
+        tid = omp_get_thread_num();
+#endif
+        T *pa = NULL, *pb = NULL, *pu = NULL;
+        if (tid < team) {
+#ifdef _OPENMP
+            ran = 1;
+            last_start = omp_get_wtime();
+#endif
+            pa = (T *)mdl_thread_buffer(0, pa_size * sizeof(T));
+            pb = (T *)mdl_thread_buffer(1, pb_size * sizeof(T));
+            pu = (T *)mdl_thread_buffer(2, pu_size * sizeof(T));
+            if (pa == NULL || pb == NULL || pu == NULL) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                any_failed = 1;
+            }
+        }
+#ifdef _OPENMP
+#pragma omp barrier /* every thread has its buffers before any row of W changes */
+#pragma omp atomic read
+#endif
+        failed = any_failed;
+        for (mdl_index first = 0; first < blocks && !failed; first += wave) {
+            const mdl_index in_wave = FN(min_index)(wave, blocks - first), units = in_wave * strips;
+            if (tid < team)
+                for (mdl_index u = units * tid / team, u_end = units * (tid + 1) / team; u < u_end;) {
+                    const mdl_index b = u / strips, s0 = u % strips, s1 = FN(min_index)(strips, s0 + (u_end - u));
+                    const mdl_index pc = (first + b) * s.kc;
+                    FN(fused_block)(m, n, pc, FN(min_index)(s.kc, k - pc), s0 * NR, FN(min_index)(n, s1 * NR), A, rsa,
+                                    csa, W, ldw, b == 0 ? C : partial + (size_t)(b - 1) * (size_t)(m * n),
+                                    b == 0 ? ldc : n, alpha, b > 0 ? (T)0 : first == 0 ? beta : (T)1, update, chunk,
+                                    pa, pb, pu);
+                    u += s1 - s0;
+                }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+            if (in_wave > 1 && tid < team) { /* C += the wave's partial sums, in block order */
+                const mdl_index j0 = n * tid / team, j1 = n * (tid + 1) / team;
+                for (mdl_index i = 0; i < m; i++)
+                    for (mdl_index b = 1; b < in_wave; b++) {
+                        const T *p = partial + (size_t)(b - 1) * (size_t)(m * n) + i * n;
+                        T *c = C + i * ldc;
+                        for (mdl_index j = j0; j < j1; j++) c[j] += p[j];
+                    }
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
+#ifdef _OPENMP
+        if (tid < team) last_end = first_end = omp_get_wtime();
+#endif
+    }
+#ifdef _OPENMP
+    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
+#endif
+    return failed ? -1 : 0;
+}
+
 /* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
  * alpha == 0 or k == 0, so NaN there is ignored). With `update` (kernels.h; B row-major, csb == 1), B gets
- * that update first: fused into the skinny path's pass over B, else as a GEMM of its own beforehand.
- * Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update ran, or ran in part). */
+ * that update first: fused into the product's pass over B (gemm_fused) for few rows of A, else as a GEMM of
+ * its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update
+ * ran, or ran in part). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                     const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
                     const mdl_weight_update *update, int nthreads)
@@ -304,13 +445,14 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     const int team_size = nthreads < 1 ? 1 : nthreads;
     const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
     int updated = 0;
-    if (update != NULL && !(m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
-                            update->rows <= blk.kc && (T)update->alpha != (T)0)) {
+    if (update != NULL) {
+        if (m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
+            update->rows <= blk.kc && (T)update->alpha != (T)0)
+            return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, update, team_size, &blk);
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
         if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
                      1, (T *)B, rsb, (T)update->alpha, (T)update->beta, NULL, nthreads) != 0)
             return -2; /* a thread ran out of memory: the others may have updated their blocks */
-        update = NULL;
         updated = 1;
     }
     const int out_of_memory = updated ? -2 : -1;
@@ -320,30 +462,22 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = beta == (T)0 ? (T)0 : beta * C[i * ldc + j];
         return 0;
     }
-    const mdl_index update_rows = update != NULL ? update->rows : 0;
 #ifdef DOT_KERNEL
     /* csb != 1: B^T is no vector (rsb == csb == 1 only when n or k is 1), so SGD's own update GEMM of a
      * 1-column weight stays on the micro-kernel the fused update runs, bit for bit. */
-    const int dot = update == NULL && csa == 1 && rsb == 1 && csb != 1 && m <= DOT_MAX_M; /* whole rows of C per thread */
+    const int dot = csa == 1 && rsb == 1 && csb != 1 && m <= DOT_MAX_M; /* whole rows of C per thread */
 #else
     const int dot = 0;
 #endif
-    /* A thread gets a block only above the least work per thread derived from the machine (blocking.c). */
-    int nt = team_size;
-    if (team_size > 1) {
-        const double flops = 2.0 * ((double)m + (double)update_rows) * (double)n * (double)k;
-        const double min_flops = mdl_thresholds_for(team_size, (int)sizeof(T)).min_per_thread[MDL_WORK_GEMM];
-        if (flops / (double)nt < min_flops) nt = (int)(flops / min_flops);
-        if (nt < 1) nt = 1;
-    }
+    const int nt = FN(threads_for)(2.0 * (double)m * (double)n * (double)k, team_size);
     if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
         const FN(block_sizes) s = FN(sizes_for)(m, n, k, &blk, dot);
-        T *pa, *pb, *pu;
-        if (FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0) return out_of_memory;
-        FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb, update, 0, pu);
+        T *pa, *pb;
+        if (FN(block_buffers)(s, &pa, &pb) != 0) return out_of_memory;
+        FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb);
         return 0;
     }
-    int failed = 0, any_failed = 0;
+    int failed = 0;
 #ifdef _OPENMP
     const double forked_at = omp_get_wtime();
     double last_start = forked_at, first_end = 1e300, last_end = forked_at;
@@ -358,44 +492,25 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
         tid = omp_get_thread_num();
 #endif
-        mdl_index i0 = 0, i1 = 0, j0 = 0, j1 = 0;
-        FN(block_sizes) s = {0, 0, 0, 0, 0};
-        T *pa = NULL, *pb = NULL, *pu = NULL;
         if (tid < team) {
 #ifdef _OPENMP
             ran = 1;
             last_start = omp_get_wtime();
 #endif
-            int tm = 1, tn = team; /* an update: whole columns of B per thread, each strip updated once */
-            if (update == NULL && !dot) FN(partition)(m, n, k, team, &tm, &tn);
+            int tm = 1, tn = team;
+            if (!dot) FN(partition)(m, n, k, team, &tm, &tn);
             const int rb = tid / tn, cb = tid % tn;
             const mdl_index mp = FN(ceil_div)(m, MR), np_ = FN(ceil_div)(n, NR);
-            i0 = FN(min_index)(m, mp * rb / tm * MR);
-            i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
-            j0 = FN(min_index)(n, np_ * cb / tn * NR);
-            j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
+            const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR), i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
+            const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR), j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
             if (i1 > i0 && j1 > j0) {
-                s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk, dot);
-                failed = FN(block_buffers)(s, update_rows, &pa, &pb, &pu) != 0;
+                const FN(block_sizes) s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk, dot);
+                T *pa, *pb;
+                failed = FN(block_buffers)(s, &pa, &pb) != 0;
+                if (!failed)
+                    FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
+                                   C + i0 * ldc + j0, ldc, alpha, beta, s, pa, pb);
             }
-        }
-        if (update != NULL) { /* every thread has its buffers before any strip of B changes */
-            if (failed) {
-#ifdef _OPENMP
-#pragma omp atomic write
-#endif
-                any_failed = 1;
-            }
-#ifdef _OPENMP
-#pragma omp barrier
-#pragma omp atomic read
-#endif
-            failed = any_failed;
-        }
-        if (tid < team) {
-            if (i1 > i0 && j1 > j0 && !failed)
-                FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb, C + i0 * ldc + j0,
-                               ldc, alpha, beta, s, pa, pb, update, j0, pu);
 #ifdef _OPENMP
             last_end = first_end = omp_get_wtime();
 #endif
