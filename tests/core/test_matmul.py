@@ -170,12 +170,12 @@ def test_random_shapes_and_layouts(m, k, n, trans_a, trans_b, dtype, step, fortr
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_few_rows_times_a_transposed_b(kernels, rng, dtype):
-    """A @ B.T with few rows of A, read along both operands' rows (the AVX-512 build takes dot products there,
-    with no packing, up to 24 rows: gemm_template.h): every row count to 30, across the tile's edges (5 rows,
-    4 columns, one vector of k), with alpha/beta, reversed and gapped rows; the same bits on 1 and 2 threads
-    (each element is one kernel's sum whatever the split)."""
+    """A @ B.T with few rows of A, read along both operands' rows (the AVX-512 and AVX2 builds take dot products
+    there, with no packing, up to 32 and 16 rows: gemm_template.h): every row count to 34, across the tiles'
+    edges (5 x 4 and 4 x 3, one vector of k), with alpha/beta, reversed and gapped rows; the same bits on 1 and
+    2 threads (each element is one kernel's sum whatever the split)."""
     _core._kernels._set_test_fork_join(1e-12)          # two threads even for the smallest products
-    for m, n, k in itertools.product(range(1, 31), (1, 3, 4, 9), (1, 15, 16, 17, 100)):
+    for m, n, k in itertools.product(range(1, 35), (1, 3, 4, 9), (1, 7, 15, 16, 17, 100)):
         a, b = operands(rng, 2 * m, k, 2 * n, dtype, False, True)
         c0 = rng.standard_normal((m, n)).astype(dtype)
         for a_view, b_view in ((a[:m], b[:n]), (a[::-2], b[::2])):
