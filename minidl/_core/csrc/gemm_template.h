@@ -329,15 +329,15 @@ static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc
 /* C = alpha A @ W + beta C after W <- beta_u W + alpha_u U^T V, in one pass over W (few rows of A: the
  * skinny path; the update's rows fit a K block). W is cut into the product's K blocks; in each, the update
  * runs row panel by row panel (as its own GEMM does), then the product's partial sum over the block reads
- * those rows back from L2. The threads share a wave of as many blocks as threads, in strips of NR columns
- * (even shares whatever the number of blocks, and whole rows of W where a thread's share allows): the wave's
+ * those rows back from L2. The threads share a wave of blocks (below), in strips of NR columns (even
+ * shares whatever the number of blocks, and whole rows of W where a thread's share allows): the wave's
  * first block adds to C, each other to a partial sum of its own, and after the wave the partial sums are
  * added to C in block order. So every element of C gets the sums, order and roundings of the two GEMMs
  * (the product's epilogue c + alpha acc per K block), on any number of threads, and W those of the update's
  * GEMM. Before, each thread took a column range of W and walked each 32-column strip down a K block,
  * updating and reading it: on the 2-core Xeon at 10 x 1000 @ 1000 x 1000 (update of 10 rows) that took
  * 0.34-0.46 ns per element of W on two threads, more than the update's GEMM and the product one after the
- * other (0.30-0.36). Returns 0, or -1 when out of memory (W unchanged). */
+ * other (0.30-0.36); this way 0.29-0.33. Returns 0, or -1 when out of memory (W unchanged). */
 static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa, T *W,
                           mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
                           int team_size, const mdl_blocking *blk)
@@ -357,7 +357,11 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                             b == 0 ? beta : (T)1, update, chunk, pa, pb, pu);
         return 0;
     }
-    const mdl_index wave = FN(min_index)(blocks, nt);
+    /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share (the
+     * packed A block's MC x KC) hold: each wave ends in two barriers, and all five K blocks of a 1000-row W
+     * in one wave were 15% faster than waves of two (batch 10, 2 threads), as fast at batch 64. */
+    const mdl_index in_l2 = (mdl_index)((size_t)(blk->mc * blk->kc) / ((size_t)m * (size_t)n));
+    const mdl_index wave = FN(min_index)(blocks, nt > 1 + in_l2 ? nt : 1 + in_l2);
     T *partial = (T *)mdl_thread_buffer(3, (size_t)(wave - 1) * (size_t)m * (size_t)n * sizeof(T) + 1);
     if (partial == NULL) return -1;
     int failed = 0, any_failed = 0;
