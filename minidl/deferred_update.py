@@ -4,12 +4,13 @@ SGD changes a weight W (fan_in × fan_out) by ``W ← β·W + α·Xᵀ·dY`` (α
 the gradient Xᵀ·dY kept pending by backward, ``minidl.pending_product``). Applied in ``step()`` that is a pass
 over W, and the next forward product X'·W makes another. When nothing outside the parameter can see W's
 array, ``optim.SGD`` leaves the update on the parameter instead (``defer``) and ``ops.linear`` hands it to
-``_core.matmul_after_update``, which updates each strip of W right before the product reads it: one pass
-over W instead of two, the same numbers bit for bit. Every other read of the parameter (``.data``,
-``numpy()``, ``state_dict``, any other op) applies the update first (``Tensor.data``), so no reader sees
-W without it. The 784-1000×5-10 step at batch 10 on the 2-core AVX-512 VM (alternating blocks in one
-process, five A/Bs): 4-19% faster on 2 threads, where the passes over W share the memory bandwidth; 2-5%
-slower on 1 thread, where they do not; at batch 64 and 256 the same. ``MINIDL_DEFERRED_UPDATES=0`` in the
+``_core.matmul_after_update``, which updates each block of W's rows right before the product reads it
+back from L2: one pass over W from memory instead of two, the same numbers bit for bit. Every other read of
+the parameter (``.data``, ``numpy()``, ``state_dict``, any other op) applies the update first
+(``Tensor.data``), so no reader sees W without it. The 784-1000×5-10 step on the 2-core AVX-512 VM
+(alternating blocks of steps in one process, ``ENABLED`` switched between them, median of 12 ratios per
+run): batch 10 on 2 threads 4% and 9% faster than updating in ``step()``; batch 10 on 1 thread and batch 64
+on 2 threads 4% slower by those ratios, as fast by the medians of the times. ``MINIDL_DEFERRED_UPDATES=0`` in the
 environment turns deferring off (read at import): every update is applied in ``step()``, for comparison.
 """
 from __future__ import annotations

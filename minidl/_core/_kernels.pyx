@@ -380,7 +380,8 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
     place: not row-major with unit column stride) is computed in a temporary and copied over: correct, one
     extra pass.
     GEMM after Goto & van de Geijn (2008): packed panels, blocking for this machine's caches, an AVX-512 or
-    AVX2/FMA micro-kernel where the CPU has one.
+    AVX2/FMA micro-kernel where the CPU has one; a @ b.T with few rows of a (up to 32 on AVX-512, 16 on AVX2)
+    as dot products of rows instead, with nothing packed.
     """
     cdef double alpha_ = _real(alpha, "alpha", "matmul"), beta_ = _real(beta, "beta", "matmul")
     if beta_ != 0.0 and out is None:
@@ -450,9 +451,10 @@ def matmul_after_update(x, w, u, v, alpha, beta):
 
     The update is SGD's ``W <- (1 - lr wd) W - lr X^T dY`` left pending by the optimizer; applying it
     where the next forward product reads W makes one pass over W instead of two: with few rows of x (the
-    GEMM's skinny path, which reads W in place) each strip of W is updated right before the product reads
-    it; otherwise the update runs first as its own GEMM. Either way w and the product are bitwise what
-    ``matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)`` followed by ``matmul(x, w)`` give.
+    GEMM's skinny path, which reads W in place) each block of W's rows is updated right before the product
+    reads it back from L2; otherwise the update runs first as its own GEMM. Either way w and the product are
+    bitwise what ``matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)`` followed by ``matmul(x, w)``
+    give, on any number of threads.
     x (m x k), w (k x n), u (r x k), v (r x n): 2-D, one dtype (float32 or float64); w C-contiguous,
     writable and sharing no memory with x, u or v. A MemoryError's ``update_applied`` says whether w was
     changed (then the update must not be applied again).

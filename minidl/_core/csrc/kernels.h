@@ -18,8 +18,9 @@ typedef ptrdiff_t mdl_index;
 
 /* A weight update pending on op(B) = W (K x N, row-major, writable): W <- beta W + alpha U^T V, with U
  * (rows x K) and V (rows x N) row-major. A product that reads W in place (gemm_template.h: the skinny path)
- * applies it to each strip of W right before reading the strip, so the update and the product make one
- * pass over W; elsewhere (or with more rows than a K block) the update runs first as a GEMM of its own.
+ * applies it to each K block of W right before reading the block back from L2 (gemm_fused), so the update and
+ * the product make one pass over W; elsewhere (or with more rows than a K block) the update runs first as a
+ * GEMM of its own.
  * Either way the results are bitwise those of the update followed by the product. */
 typedef struct {
     const void *u, *v;
