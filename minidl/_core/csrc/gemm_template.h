@@ -469,7 +469,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #ifdef DOT_KERNEL
     /* csb != 1: B^T is no vector (rsb == csb == 1 only when n or k is 1), so SGD's own update GEMM of a
      * 1-column weight stays on the micro-kernel the fused update runs, bit for bit. */
-    const int dot = csa == 1 && rsb == 1 && csb != 1 && m <= DOT_MAX_M; /* whole rows of C per thread */
+    const int dot = csa == 1 && rsb == 1 && csb != 1 && m <= DOT_MAX_M; /* the threads split C by columns */
 #else
     const int dot = 0;
 #endif

@@ -137,8 +137,11 @@ MDL_INLINE float sum_ps(__m256 v)
 static void dot_f32_avx2(int mr, int nr, mdl_index k, const float *a, mdl_index lda, const float *b, mdl_index ldb,
                          float *c, mdl_index ldc, float alpha, float beta)
 {
+    mdl_index a_off[4], b_off[3];
+    dot_rows(mr, nr, 4, 3, lda, ldb, a_off, b_off);
     const float *ar[4], *br[3];
-    dot_rows(mr, nr, 4, 3, (const char **)ar, (const char **)br, (const char *)a, lda, (const char *)b, ldb, sizeof(float));
+    for (int i = 0; i < 4; i++) ar[i] = a + a_off[i];
+    for (int j = 0; j < 3; j++) br[j] = b + b_off[j];
     __m256 acc[4][3];
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
         _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_setzero_ps();
@@ -262,8 +265,11 @@ MDL_INLINE double sum_pd(__m256d v)
 static void dot_f64_avx2(int mr, int nr, mdl_index k, const double *a, mdl_index lda, const double *b,
                          mdl_index ldb, double *c, mdl_index ldc, double alpha, double beta)
 {
+    mdl_index a_off[4], b_off[3];
+    dot_rows(mr, nr, 4, 3, lda, ldb, a_off, b_off);
     const double *ar[4], *br[3];
-    dot_rows(mr, nr, 4, 3, (const char **)ar, (const char **)br, (const char *)a, lda, (const char *)b, ldb, sizeof(double));
+    for (int i = 0; i < 4; i++) ar[i] = a + a_off[i];
+    for (int j = 0; j < 3; j++) br[j] = b + b_off[j];
     __m256d acc[4][3];
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
         _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_setzero_pd();

@@ -118,8 +118,11 @@ static void kernel_f32_avx512(int mr, int nr, mdl_index kc, const float *a, cons
 static void dot_f32_avx512(int mr, int nr, mdl_index k, const float *a, mdl_index lda, const float *b,
                            mdl_index ldb, float *c, mdl_index ldc, float alpha, float beta)
 {
+    mdl_index a_off[5], b_off[4];
+    dot_rows(mr, nr, 5, 4, lda, ldb, a_off, b_off);
     const float *ar[5], *br[4];
-    dot_rows(mr, nr, 5, 4, (const char **)ar, (const char **)br, (const char *)a, lda, (const char *)b, ldb, sizeof(float));
+    for (int i = 0; i < 5; i++) ar[i] = a + a_off[i];
+    for (int j = 0; j < 4; j++) br[j] = b + b_off[j];
     __m512 acc[5][4];
     _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
         _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
@@ -216,8 +219,11 @@ static void kernel_f64_avx512(int mr, int nr, mdl_index kc, const double *a, con
 static void dot_f64_avx512(int mr, int nr, mdl_index k, const double *a, mdl_index lda, const double *b,
                            mdl_index ldb, double *c, mdl_index ldc, double alpha, double beta)
 {
+    mdl_index a_off[5], b_off[4];
+    dot_rows(mr, nr, 5, 4, lda, ldb, a_off, b_off);
     const double *ar[5], *br[4];
-    dot_rows(mr, nr, 5, 4, (const char **)ar, (const char **)br, (const char *)a, lda, (const char *)b, ldb, sizeof(double));
+    for (int i = 0; i < 5; i++) ar[i] = a + a_off[i];
+    for (int j = 0; j < 4; j++) br[j] = b + b_off[j];
     __m512d acc[5][4];
     _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
         _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_pd();

@@ -65,13 +65,14 @@ MDL_INLINE void store_first_pd(double *dst, __m256d v, int count)
         _mm256_maskstore_pd(dst, _mm256_loadu_si256((const __m256i *)(mdl_lane_mask64 + 4 - count)), v);
 }
 
-/* The rows a dot-product tile reads (gemm_template.h: DOT_KERNEL): rows past mr of A (nr of B^T) repeat the
- * last one, so the kernel runs at full size and drops their sums. */
-MDL_INLINE void dot_rows(int mr, int nr, int tile_m, int tile_n, const char **a_rows, const char **b_rows,
-                         const char *a, mdl_index lda, const char *b, mdl_index ldb, size_t item)
+/* Where the rows of a dot-product tile start, in elements from its first row (gemm_template.h: DOT_KERNEL;
+ * strides may be negative): rows past mr of A (nr of B^T) repeat the last one, so the kernel runs at full
+ * size and drops their sums. */
+MDL_INLINE void dot_rows(int mr, int nr, int tile_m, int tile_n, mdl_index lda, mdl_index ldb, mdl_index *a_off,
+                         mdl_index *b_off)
 {
-    for (int i = 0; i < tile_m; i++) a_rows[i] = a + (size_t)(i < mr ? i : mr - 1) * lda * item;
-    for (int j = 0; j < tile_n; j++) b_rows[j] = b + (size_t)(j < nr ? j : nr - 1) * ldb * item;
+    for (int i = 0; i < tile_m; i++) a_off[i] = (mdl_index)(i < mr ? i : mr - 1) * lda;
+    for (int j = 0; j < tile_n; j++) b_off[j] = (mdl_index)(j < nr ? j : nr - 1) * ldb;
 }
 
 MDL_INLINE void pack_b_trans_ps(mdl_index kc, const float *B, mdl_index csb, float *dst, const int nr)

@@ -1,0 +1,84 @@
+"""The GEMM calls of a small-batch training step, this minidl's compiled core against another build's, in one
+process: blocks of calls alternate between the two, so a noisy machine slows both alike.
+
+    python tools/ab_kernels.py OTHER_SO [--batch 10] [--threads 2] [--dtype float32] [--rounds 25]
+
+OTHER_SO is another checkout's ``minidl/_core/_kernels*.so`` (``git worktree add /tmp/base <rev>`` and
+``python setup.py build_ext --inplace`` there). Per call kind of the 784-1000x5-10 MLP's 1000x1000 layers,
+over five weights in turn: the forward product X·W, the input gradient dY·Wᵀ, SGD's update
+W ← W − lr·XᵀdY as a GEMM, and the product after the update (``matmul_after_update``). Prints the medians
+in ns per weight element and the median of the per-round ratios other/this (above 1: this build is faster).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+
+import numpy as np
+
+from minidl._core import _kernels as this_build
+
+CALLS = ("forward X·W", "input gradient dY·Wᵀ", "update W += a·XᵀdY", "update, then X·W")
+
+
+def load_other(path: str):
+    """Another build's extension module, under a package name of its own (its init function is the same)."""
+    spec = importlib.util.spec_from_file_location("minidl_other_build._kernels", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"ab_kernels: {path} is not a loadable extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def calls(core, x, dy, u, v):
+    return {CALLS[0]: lambda w: core.matmul(x, w), CALLS[1]: lambda w: core.matmul(dy, w, trans_b=True),
+            CALLS[2]: lambda w: core.matmul(u, v, trans_a=True, out=w, alpha=-1e-4, beta=1.0),
+            CALLS[3]: lambda w: core.matmul_after_update(x, w, u, v, -1e-4, 1.0)}
+
+
+def block_seconds(fn, weights, count: int) -> float:
+    start = time.perf_counter()
+    for i in range(count):
+        fn(weights[i % len(weights)])
+    return (time.perf_counter() - start) / count
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("other_so")
+    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--calls", type=int, default=20, help="calls per block")
+    parser.add_argument("--size", type=int, default=1000, help="the weights' fan_in = fan_out")
+    args = parser.parse_args(argv)
+    other = load_other(args.other_so)
+    for core in (this_build, other):
+        core.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    dtype, n, b = np.dtype(args.dtype), args.size, args.batch
+    weights = [(rng.standard_normal((n, n)) * 0.03).astype(dtype) for _ in range(5)]
+    x, dy, u = (rng.standard_normal((b, n)).astype(dtype) for _ in range(3))
+    v = (rng.standard_normal((b, n)) * 0.01).astype(dtype)
+    mine, theirs = calls(this_build, x, dy, u, v), calls(other, x, dy, u, v)
+    print(f"batch {b}, {args.threads} thread(s), {dtype}, {n}x{n} weights; {args.rounds} rounds of {args.calls} calls "
+          f"each; ns per weight element (medians); ratio = other / this (median of per-round ratios)")
+    for name in CALLS:
+        block_seconds(mine[name], weights, 2)           # warm-up: buffers, teams
+        block_seconds(theirs[name], weights, 2)
+        other_s, this_s = [], []
+        for _ in range(args.rounds):
+            other_s.append(block_seconds(theirs[name], weights, args.calls))
+            this_s.append(block_seconds(mine[name], weights, args.calls))
+        per_element = 1e9 / (n * n)
+        ratio = float(np.median(np.array(other_s) / np.array(this_s)))
+        print(f"  {name:24s} other {np.median(other_s) * per_element:.3f}  this {np.median(this_s) * per_element:.3f}"
+              f"  ratio {ratio:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
