@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from minidl import argtypes
 from minidl._core import _kernels as this_build
 
 CALLS = ("forward X·W", "input gradient dY·Wᵀ", "update W += a·XᵀdY", "update, then X·W")
@@ -27,8 +28,11 @@ def load_other(path: str):
     spec = importlib.util.spec_from_file_location("minidl_other_build._kernels", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"ab_kernels: {path} is not a loadable extension module")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    except (ImportError, OSError) as error:
+        raise SystemExit(f"ab_kernels: cannot load {path} as minidl's compiled core: {error}") from None
     return module
 
 
@@ -48,12 +52,13 @@ def block_seconds(fn, weights, count: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other_so")
-    parser.add_argument("--batch", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=argtypes.integer(1, 100_000), default=10)
+    parser.add_argument("--threads", type=argtypes.integer(1, this_build.MAX_THREADS), default=2)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--calls", type=int, default=20, help="calls per block")
-    parser.add_argument("--size", type=int, default=1000, help="the weights' fan_in = fan_out")
+    parser.add_argument("--rounds", type=argtypes.integer(1, 10_000), default=25)
+    parser.add_argument("--calls", type=argtypes.integer(1, 10_000), default=20, help="calls per block")
+    parser.add_argument("--size", type=argtypes.integer(1, 20_000), default=1000,
+                        help="the weights' fan_in = fan_out")
     args = parser.parse_args(argv)
     other = load_other(args.other_so)
     for core in (this_build, other):

@@ -30,4 +30,5 @@ def test_a_file_that_is_no_extension_is_refused(tmp_path):
     bogus.write_text("not an extension")
     result = subprocess.run([sys.executable, str(SCRIPT), str(bogus)], capture_output=True, text=True, timeout=60,
                             cwd=Path(_kernels.__file__).resolve().parents[2])
-    assert result.returncode != 0
+    assert result.returncode == 1
+    assert f"cannot load {bogus}" in result.stderr and "Traceback" not in result.stderr
