@@ -106,8 +106,8 @@ extension = Extension(
              f"{CSRC}/memory_pool.c", f"{CSRC}/kernels_generic.c", *(source for source, _, _, _ in ISA_BUILDS)],
     # depends also puts these in the sdist (cythonize replaces the .pyx source by its generated .c).
     depends=[f"{CORE}/_kernels.pyx", f"{CSRC}/kernels.h", f"{CSRC}/gemm_template.h",
-             f"{CSRC}/sigmoid_template.h", f"{CSRC}/axpby_template.h", f"{CSRC}/x86_pack.h",
-             f"{CSRC}/memory_pool.h"],
+             f"{CSRC}/dot_template.h", f"{CSRC}/sigmoid_template.h", f"{CSRC}/axpby_template.h",
+             f"{CSRC}/x86_pack.h", f"{CSRC}/memory_pool.h"],
     include_dirs=[numpy.get_include(), CSRC],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     extra_compile_args=unix_flags,

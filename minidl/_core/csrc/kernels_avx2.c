@@ -121,12 +121,10 @@ static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const 
     MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 
-/* Dot products (gemm_template.h: DOT_KERNEL): a 4 x 3 tile of C = 12 ymm of partial sums along k, with the
- * 3 vectors of B^T's rows and one of A's: all 16 ymm registers. This build on the 2-core Xeon, dY @ W^T with
- * a 1000x1000 W against the packed path: 5 rows 30-37% faster, 10 rows 20-26%, 16 rows 14%, 24 rows as fast
- * on two threads and 9% faster on one: DOT_MAX_M 16. */
-#define DOT_PREFETCH 128 /* elements of B^T's rows fetched ahead */
-
+/* Dot products (gemm_template.h: DOT_KERNEL; dot_template.h): a 4 x 3 tile of C = 12 ymm of partial sums
+ * along k, with the 3 vectors of B^T's rows and one of A's: all 16 ymm registers. This build on the 2-core
+ * Xeon, dY @ W^T with a 1000x1000 W against the packed path: 5 rows 30-37% faster, 10 rows 20-26%, 16 rows
+ * 14%, 24 rows as fast on two threads and 9% faster on one: DOT_MAX_M 16. */
 MDL_INLINE float sum_ps(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -134,54 +132,25 @@ MDL_INLINE float sum_ps(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-static void dot_f32_avx2(int mr, int nr, mdl_index k, const float *a, mdl_index lda, const float *b, mdl_index ldb,
-                         float *c, mdl_index ldc, float alpha, float beta)
-{
-    mdl_index a_off[4], b_off[3];
-    dot_rows(mr, nr, 4, 3, lda, ldb, a_off, b_off);
-    const float *ar[4], *br[3];
-    for (int i = 0; i < 4; i++) ar[i] = a + a_off[i];
-    for (int j = 0; j < 3; j++) br[j] = b + b_off[j];
-    __m256 acc[4][3];
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_setzero_ps();
-    mdl_index p = 0;
-    for (; p + 8 <= k; p += 8) { /* plain loads: vmaskmovps in this loop made the kernel ~20% slower */
-        __m256 bv[3];
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) {
-            _mm_prefetch((const char *)(br[j] + p + DOT_PREFETCH), _MM_HINT_T0);
-            bv[j] = _mm256_loadu_ps(br[j] + p);
-        }
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-            const __m256 av = _mm256_loadu_ps(ar[i] + p);
-            _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
-        }
-    }
-    if (p < k) {
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(mdl_lane_mask32 + 8 - (k - p)));
-        __m256 bv[3];
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) bv[j] = _mm256_maskload_ps(br[j] + p, m);
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-            const __m256 av = _mm256_maskload_ps(ar[i] + p, m);
-            _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_fmadd_ps(av, bv[j], acc[i][j]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++)
-            if (i < mr && j < nr) { /* the micro-kernel's epilogue: c not read when beta == 0 */
-                const float sum = alpha * sum_ps(acc[i][j]);
-                c[i * ldc + j] = beta == 0.0f ? sum : sum + beta * c[i * ldc + j];
-            }
-}
-
 #define T float
+#define DOT_MR 4
+#define DOT_NR 3
+#define DOT_NAME dot_f32_avx2
+#define V __m256
+#define LANES 8
+#define V_ZERO() _mm256_setzero_ps()
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_LOAD_FIRST(p, count) \
+    _mm256_maskload_ps(p, _mm256_loadu_si256((const __m256i *)(mdl_lane_mask32 + 8 - (count))))
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define V_SUM(v) sum_ps(v)
+#include "dot_template.h"
+
 #define SFX f32_avx2
 #define MR 6
 #define NR 16
 #define KERNEL_NAME kernel_f32_avx2
 #define DOT_KERNEL dot_f32_avx2
-#define DOT_MR 4
-#define DOT_NR 3
 #define DOT_MAX_M 16
 #define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_ps(kc, B, csb, dst, 16)
 #define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_ps(kc, A, rsa, dst, 6)
@@ -262,54 +231,26 @@ MDL_INLINE double sum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-static void dot_f64_avx2(int mr, int nr, mdl_index k, const double *a, mdl_index lda, const double *b,
-                         mdl_index ldb, double *c, mdl_index ldc, double alpha, double beta)
-{
-    mdl_index a_off[4], b_off[3];
-    dot_rows(mr, nr, 4, 3, lda, ldb, a_off, b_off);
-    const double *ar[4], *br[3];
-    for (int i = 0; i < 4; i++) ar[i] = a + a_off[i];
-    for (int j = 0; j < 3; j++) br[j] = b + b_off[j];
-    __m256d acc[4][3];
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_setzero_pd();
-    mdl_index p = 0;
-    for (; p + 4 <= k; p += 4) {
-        __m256d bv[3];
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) {
-            _mm_prefetch((const char *)(br[j] + p + DOT_PREFETCH / 2), _MM_HINT_T0);
-            bv[j] = _mm256_loadu_pd(br[j] + p);
-        }
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-            const __m256d av = _mm256_loadu_pd(ar[i] + p);
-            _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_fmadd_pd(av, bv[j], acc[i][j]);
-        }
-    }
-    if (p < k) {
-        const __m256i m = _mm256_loadu_si256((const __m256i *)(mdl_lane_mask64 + 4 - (k - p)));
-        __m256d bv[3];
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) bv[j] = _mm256_maskload_pd(br[j] + p, m);
-        _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) {
-            const __m256d av = _mm256_maskload_pd(ar[i] + p, m);
-            _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++) acc[i][j] = _mm256_fmadd_pd(av, bv[j], acc[i][j]);
-        }
-    }
-    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++)
-        _Pragma("GCC unroll 3") for (int j = 0; j < 3; j++)
-            if (i < mr && j < nr) {
-                const double sum = alpha * sum_pd(acc[i][j]);
-                c[i * ldc + j] = beta == 0.0 ? sum : sum + beta * c[i * ldc + j];
-            }
-}
 
 #define T double
+#define DOT_MR 4
+#define DOT_NR 3
+#define DOT_NAME dot_f64_avx2
+#define V __m256d
+#define LANES 4
+#define V_ZERO() _mm256_setzero_pd()
+#define V_LOAD(p) _mm256_loadu_pd(p)
+#define V_LOAD_FIRST(p, count) \
+    _mm256_maskload_pd(p, _mm256_loadu_si256((const __m256i *)(mdl_lane_mask64 + 4 - (count))))
+#define V_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define V_SUM(v) sum_pd(v)
+#include "dot_template.h"
+
 #define SFX f64_avx2
 #define MR 6
 #define NR 8
 #define KERNEL_NAME kernel_f64_avx2
 #define DOT_KERNEL dot_f64_avx2
-#define DOT_MR 4
-#define DOT_NR 3
 #define DOT_MAX_M 16
 #define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_pd(kc, B, csb, dst, 8)
 #define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_pd(kc, A, rsa, dst, 6)

@@ -107,53 +107,30 @@ static void kernel_f32_avx512(int mr, int nr, mdl_index kc, const float *a, cons
     MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 
-/* Dot products (gemm_template.h: DOT_KERNEL): a 5 x 4 tile of C = 20 zmm of partial sums along k, each
- * step loading 5 vectors of A's rows and 4 of B^T's for 20 FMAs. Rows past mr (nr) repeat the last one and
- * their sums are dropped. Of the tiles tried on the 2-core Xeon (10x1000 @ (1000x1000)^T), 5x4 and 5x5 ran
- * at 0.13-0.17 ns per element on two threads; 10x2, 4x6, 5x6 and 2x10 at 0.14-0.24. Against the packed path
- * (1000x1000 B^T): 16 and 24 rows 25-50% faster on one thread, 7-30% on two; 32 rows as fast on one thread
- * and 14% faster on two; 40 rows 8% slower, 64 rows 20% slower: DOT_MAX_M 32. */
-#define DOT_PREFETCH 128 /* elements of B^T's rows fetched ahead (their lines stream from L2 or L3) */
-
-static void dot_f32_avx512(int mr, int nr, mdl_index k, const float *a, mdl_index lda, const float *b,
-                           mdl_index ldb, float *c, mdl_index ldc, float alpha, float beta)
-{
-    mdl_index a_off[5], b_off[4];
-    dot_rows(mr, nr, 5, 4, lda, ldb, a_off, b_off);
-    const float *ar[5], *br[4];
-    for (int i = 0; i < 5; i++) ar[i] = a + a_off[i];
-    for (int j = 0; j < 4; j++) br[j] = b + b_off[j];
-    __m512 acc[5][4];
-    _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_ps();
-    for (mdl_index p = 0; p < k; p += 16) {
-        const __mmask16 m = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1);
-        __m512 bv[4];
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-            _mm_prefetch((const char *)(br[j] + p + DOT_PREFETCH), _MM_HINT_T0);
-            bv[j] = _mm512_maskz_loadu_ps(m, br[j] + p);
-        }
-        _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++) {
-            const __m512 av = _mm512_maskz_loadu_ps(m, ar[i] + p);
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
-        }
-    }
-    _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-            if (i < mr && j < nr) { /* the micro-kernel's epilogue: c not read when beta == 0 */
-                const float sum = alpha * _mm512_reduce_add_ps(acc[i][j]);
-                c[i * ldc + j] = beta == 0.0f ? sum : sum + beta * c[i * ldc + j];
-            }
-}
-
+/* Dot products (gemm_template.h: DOT_KERNEL; dot_template.h): a 5 x 4 tile of C = 20 zmm of partial sums
+ * along k, each step loading 5 vectors of A's rows and 4 of B^T's for 20 FMAs. Of the tiles tried on the
+ * 2-core Xeon (10x1000 @ (1000x1000)^T), 5x4 and 5x5 ran at 0.13-0.17 ns per element on two threads; 10x2,
+ * 4x6, 5x6 and 2x10 at 0.14-0.24. Against the packed path (1000x1000 B^T): 16 and 24 rows 25-50% faster on
+ * one thread, 7-30% on two; 32 rows as fast on one thread and 14% faster on two; 40 rows 8% slower, 64 rows
+ * 20% slower: DOT_MAX_M 32. */
 #define T float
+#define DOT_MR 5
+#define DOT_NR 4
+#define DOT_NAME dot_f32_avx512
+#define V __m512
+#define LANES 16
+#define V_ZERO() _mm512_setzero_ps()
+#define V_LOAD(p) _mm512_loadu_ps(p)
+#define V_LOAD_FIRST(p, count) _mm512_maskz_loadu_ps((__mmask16)((1u << (count)) - 1), p)
+#define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define V_SUM(v) _mm512_reduce_add_ps(v)
+#include "dot_template.h"
+
 #define SFX f32_avx512
 #define MR 14
 #define NR 32
 #define KERNEL_NAME kernel_f32_avx512
 #define DOT_KERNEL dot_f32_avx512
-#define DOT_MR 5
-#define DOT_NR 4
 #define DOT_MAX_M 32
 #define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_ps(kc, B, csb, dst, 32)
 #define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_ps(kc, A, rsa, dst, 14)
@@ -216,45 +193,24 @@ static void kernel_f64_avx512(int mr, int nr, mdl_index kc, const double *a, con
 }
 #undef MDL_MR_CASES
 
-static void dot_f64_avx512(int mr, int nr, mdl_index k, const double *a, mdl_index lda, const double *b,
-                           mdl_index ldb, double *c, mdl_index ldc, double alpha, double beta)
-{
-    mdl_index a_off[5], b_off[4];
-    dot_rows(mr, nr, 5, 4, lda, ldb, a_off, b_off);
-    const double *ar[5], *br[4];
-    for (int i = 0; i < 5; i++) ar[i] = a + a_off[i];
-    for (int j = 0; j < 4; j++) br[j] = b + b_off[j];
-    __m512d acc[5][4];
-    _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_setzero_pd();
-    for (mdl_index p = 0; p < k; p += 8) {
-        const __mmask8 m = k - p >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (k - p)) - 1);
-        __m512d bv[4];
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-            _mm_prefetch((const char *)(br[j] + p + DOT_PREFETCH / 2), _MM_HINT_T0);
-            bv[j] = _mm512_maskz_loadu_pd(m, br[j] + p);
-        }
-        _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++) {
-            const __m512d av = _mm512_maskz_loadu_pd(m, ar[i] + p);
-            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) acc[i][j] = _mm512_fmadd_pd(av, bv[j], acc[i][j]);
-        }
-    }
-    _Pragma("GCC unroll 5") for (int i = 0; i < 5; i++)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-            if (i < mr && j < nr) {
-                const double sum = alpha * _mm512_reduce_add_pd(acc[i][j]);
-                c[i * ldc + j] = beta == 0.0 ? sum : sum + beta * c[i * ldc + j];
-            }
-}
-
 #define T double
+#define DOT_MR 5
+#define DOT_NR 4
+#define DOT_NAME dot_f64_avx512
+#define V __m512d
+#define LANES 8
+#define V_ZERO() _mm512_setzero_pd()
+#define V_LOAD(p) _mm512_loadu_pd(p)
+#define V_LOAD_FIRST(p, count) _mm512_maskz_loadu_pd((__mmask8)((1u << (count)) - 1), p)
+#define V_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define V_SUM(v) _mm512_reduce_add_pd(v)
+#include "dot_template.h"
+
 #define SFX f64_avx512
 #define MR 14
 #define NR 16
 #define KERNEL_NAME kernel_f64_avx512
 #define DOT_KERNEL dot_f64_avx512
-#define DOT_MR 5
-#define DOT_NR 4
 #define DOT_MAX_M 32
 #define PACK_B_PANEL_TRANS(kc, B, csb, dst) pack_b_trans_pd(kc, B, csb, dst, 16)
 #define PACK_A_PANEL_ROWS(kc, A, rsa, dst) pack_a_rows_pd(kc, A, rsa, dst, 14)
