@@ -295,20 +295,17 @@ static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc
     for (mdl_index pi = 0; pi < kc; pi += MR) /* U^T rows pc..pc+kc in MR-row panels, as the update's GEMM packs them */
         FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), rows, (const T *)update->u + pc + pi, 1, update->ldu,
                          pu + pi * rows);
+    const mdl_index edge = n - n % NR; /* the first column of a partial last strip (n when there is none) */
     for (mdl_index c0 = j_lo; c0 < j_hi; c0 += chunk) {
         const mdl_index c1 = FN(min_index)(j_hi, c0 + chunk);
+        if (edge < n && edge >= c0 && edge < c1) /* the kernel reads NR columns of V: pad that strip's once */
+            FN(pack_b_panel)((int)(n - edge), rows, V + edge, update->ldv, 1, pv);
         for (mdl_index pi = 0; pi < kc; pi += MR) /* the update, row panel by row panel: rows left to right */
             for (mdl_index j = c0; j < c1; j += NR) {
                 const int nr = (int)FN(min_index)(NR, n - j);
-                const T *v = V + j;
-                mdl_index v_step = update->ldv;
-                if (nr < NR) { /* the kernel reads NR columns of V */
-                    FN(pack_b_panel)(nr, rows, v, update->ldv, 1, pv);
-                    v = pv;
-                    v_step = NR;
-                }
-                MDL_MICRO_KERNEL((int)FN(min_index)(MR, kc - pi), nr, rows, pu + pi * rows, v, v_step,
-                                 W + (pc + pi) * ldw + j, ldw, (T)update->alpha, (T)update->beta);
+                MDL_MICRO_KERNEL((int)FN(min_index)(MR, kc - pi), nr, rows, pu + pi * rows, nr < NR ? pv : V + j,
+                                 nr < NR ? NR : update->ldv, W + (pc + pi) * ldw + j, ldw, (T)update->alpha,
+                                 (T)update->beta);
             }
         for (mdl_index j = c0; j < c1; j += NR) { /* the product over the block, as the skinny path runs it */
             const int nr = (int)FN(min_index)(NR, n - j);
