@@ -9,8 +9,9 @@
  * masked loads cost nothing either way), the last partial vector of k is masked.
  * Parameters: DOT_NAME, T, DOT_MR, DOT_NR and the vector operations V (the type), LANES, V_ZERO(),
  * V_LOAD(p), V_LOAD_FIRST(p, count) (the first count < LANES lanes, the rest 0), V_FMA(a, b, c) (a b + c),
- * V_SUM(v) (the lanes' sum, a T). This file #undefs DOT_NAME, V and the V_ macros and LANES; T, DOT_MR and
- * DOT_NR stay for gemm_template.h, which #undefs them. */
+ * V_SUM(v) (the lanes' sum, a T), and optionally, for DOT_NR 4, V_SUM4(out, a, b, c, d) (out[0..3] = the sums
+ * of a, b, c and d: four reductions sharing their shuffles). This file #undefs DOT_NAME, V and the V_ macros
+ * and LANES; T, DOT_MR and DOT_NR stay for gemm_template.h, which #undefs them. */
 #if !defined(DOT_NAME) || !defined(T) || !defined(DOT_MR) || !defined(DOT_NR) || !defined(V) || !defined(LANES)
 #error "dot_template.h: define DOT_NAME, T, DOT_MR, DOT_NR, V, LANES and the V_ operations before including it"
 #endif
@@ -48,12 +49,23 @@ static void DOT_NAME(int mr, int nr, mdl_index k, const T *a, mdl_index lda, con
             _Pragma("GCC unroll 8") for (int j = 0; j < DOT_NR; j++) acc[i][j] = V_FMA(av, bv[j], acc[i][j]);
         }
     }
-    _Pragma("GCC unroll 8") for (int i = 0; i < DOT_MR; i++)
+    _Pragma("GCC unroll 8") for (int i = 0; i < DOT_MR; i++) {
+        if (i >= mr) break;
+        T sums[DOT_NR];
+#ifdef V_SUM4
+#if DOT_NR != 4
+#error "dot_template.h: V_SUM4 needs DOT_NR 4"
+#endif
+        V_SUM4(sums, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+#else
+        _Pragma("GCC unroll 8") for (int j = 0; j < DOT_NR; j++) sums[j] = j < nr ? V_SUM(acc[i][j]) : (T)0;
+#endif
         _Pragma("GCC unroll 8") for (int j = 0; j < DOT_NR; j++)
-            if (i < mr && j < nr) {
-                const T sum = alpha * V_SUM(acc[i][j]);
+            if (j < nr) {
+                const T sum = alpha * sums[j];
                 c[i * ldc + j] = beta == (T)0 ? sum : sum + beta * c[i * ldc + j];
             }
+    }
 }
 
 #undef DOT_PREFETCH_BYTES
@@ -65,3 +77,4 @@ static void DOT_NAME(int mr, int nr, mdl_index k, const T *a, mdl_index lda, con
 #undef V_LOAD_FIRST
 #undef V_FMA
 #undef V_SUM
+#undef V_SUM4
