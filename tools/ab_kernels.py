@@ -1,13 +1,19 @@
 """The GEMM calls of a small-batch training step, this minidl's compiled core against another build's, in one
 process: blocks of calls alternate between the two, so a noisy machine slows both alike.
 
-    python tools/ab_kernels.py OTHER_SO [--batch 10] [--threads 2] [--dtype float32] [--rounds 25]
+    python tools/ab_kernels.py OTHER_SO [--batch 10] [--threads 2] [--dtype float32] [--rounds 25] [--step]
 
 OTHER_SO is another checkout's ``minidl/_core/_kernels*.so`` (``git worktree add /tmp/base <rev>`` and
 ``python setup.py build_ext --inplace`` there). Per call kind of the 784-1000x5-10 MLP's 1000x1000 layers,
 over five weights in turn: the forward product X·W, the input gradient dY·Wᵀ, SGD's update
 W ← W − lr·XᵀdY as a GEMM, and the product after the update (``matmul_after_update``). Prints the medians
 in ns per weight element and the median of the per-round ratios other/this (above 1: this build is faster).
+
+``--step``: the whole training step of ``minidl bench train`` instead (the user's plain loop, float32), with
+the other build's ``ops.KERNELS`` swapped in for its blocks (``ops.wrap_kernels``): the Python is the same,
+only those compiled kernels differ (SGD's ``axpby`` for the biases and the memory pool stay this build's).
+Two processes, one per build, are no substitute on a shared machine: on the 2-core VM, eight pairs of
+processes running the same two builds one after the other gave old/new ratios from 0.82 to 1.22 at batch 10.
 """
 from __future__ import annotations
 
@@ -49,6 +55,35 @@ def block_seconds(fn, weights, count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
+def step_rounds(other, batch: int, threads: int, rounds: int, steps: int):
+    """(other's, this build's) seconds per training step, one pair per round (module docstring, --step)."""
+    from minidl import ops
+    from minidl.bench import train_problem
+    from minidl.bench.step_minidl import MinidlStep
+
+    step = MinidlStep(train_problem.initial_weights(), train_problem.LEARNING_RATE, threads=threads)
+    data = [step.prepare(x, y) for x, y in train_problem.batches(batch)]
+
+    def block(count: int) -> float:
+        start = time.perf_counter()
+        for i in range(count):
+            step(*data[i % len(data)])
+        return (time.perf_counter() - start) / count
+
+    def theirs(name, kernel):
+        return getattr(other, name)
+
+    block(2)                                            # warm-up: buffers, teams, the pool
+    with ops.wrap_kernels(theirs):
+        block(2)
+    other_s, this_s = [], []
+    for _ in range(rounds):
+        with ops.wrap_kernels(theirs):
+            other_s.append(block(steps))
+        this_s.append(block(steps))
+    return other_s, this_s
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("other_so")
@@ -56,13 +91,27 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=argtypes.integer(1, this_build.MAX_THREADS), default=2)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--rounds", type=argtypes.integer(1, 10_000), default=25)
-    parser.add_argument("--calls", type=argtypes.integer(1, 10_000), default=20, help="calls per block")
-    parser.add_argument("--size", type=argtypes.integer(1, 20_000), default=1000,
-                        help="the weights' fan_in = fan_out")
+    parser.add_argument("--calls", type=argtypes.integer(1, 10_000), default=20,
+                        help="calls per block (with --step: training steps per block)")
+    parser.add_argument("--size", type=argtypes.integer(1, 20_000), default=None,
+                        help="the weights' fan_in = fan_out (default 1000)")
+    parser.add_argument("--step", action="store_true",
+                        help="time the whole training step of `minidl bench train` (784-1000x5-10, float32)")
     args = parser.parse_args(argv)
+    if args.step and (args.size is not None or args.dtype != "float32"):
+        parser.error("--step runs the benchmark's own 784-1000x5-10 float32 step: no --size or --dtype")
     other = load_other(args.other_so)
     for core in (this_build, other):
         core.set_num_threads(args.threads)
+    if args.step:
+        other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls)
+        ratio = float(np.median(np.array(other_s) / np.array(this_s)))
+        print(f"training step, batch {args.batch}, {args.threads} thread(s); {args.rounds} rounds of {args.calls} steps "
+              f"each; ms per step (medians); ratio = other / this (median of per-round ratios)")
+        print(f"  {'step':24s} other {np.median(other_s) * 1e3:.3f}  this {np.median(this_s) * 1e3:.3f}"
+              f"  ratio {ratio:.2f}")
+        return 0
+    args.size = 1000 if args.size is None else args.size
     rng = np.random.default_rng(0)
     dtype, n, b = np.dtype(args.dtype), args.size, args.batch
     weights = [(rng.standard_normal((n, n)) * 0.03).astype(dtype) for _ in range(5)]

@@ -1,8 +1,12 @@
-"""tools/ab_kernels.py, the in-process A/B of two builds' GEMM calls: it loads another build's extension beside
-this one and prints a line per call kind; a build compared with itself gives ratios near 1."""
+"""tools/ab_kernels.py, the in-process A/B of two builds' GEMM calls (or, --step, of the whole training step): it
+loads another build's extension beside this one and prints a line per call kind; a build compared with itself
+gives ratios near 1."""
+import collections
+import importlib.util
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +36,54 @@ def test_a_file_that_is_no_extension_is_refused(tmp_path):
                             cwd=Path(_kernels.__file__).resolve().parents[2])
     assert result.returncode == 1
     assert f"cannot load {bogus}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_whole_step_against_itself():
+    """--step: the benchmark's training step, the other build's kernels swapped in for its blocks."""
+    result = subprocess.run([sys.executable, str(SCRIPT), _kernels.__file__, "--step", "--batch", "2", "--rounds", "2",
+                             "--calls", "1", "--threads", "1"], capture_output=True, text=True, timeout=120,
+                            cwd=Path(_kernels.__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("  ")]
+    assert len(lines) == 1 and lines[0].split()[0] == "step", result.stdout
+    ratio = float(re.search(r"ratio (\d+\.\d+)", lines[0]).group(1))
+    assert 0.2 < ratio < 5.0, lines[0]
+
+
+@pytest.mark.parametrize("extra", [["--size", "64"], ["--dtype", "float64"]])
+def test_the_step_takes_no_size_or_dtype(extra):
+    result = subprocess.run([sys.executable, str(SCRIPT), _kernels.__file__, "--step", *extra], capture_output=True,
+                            text=True, timeout=60, cwd=Path(_kernels.__file__).resolve().parents[2])
+    assert result.returncode == 2
+    assert "--step runs the benchmark's own" in result.stderr
+
+
+def test_the_other_builds_kernels_run_in_its_blocks_only():
+    """step_rounds swaps the other build in for its own blocks: a stand-in build counting its calls sees the
+    sigmoids of exactly its steps (2 warm-up + 1 per round, 5 sigmoid layers each), its blocks are the ones
+    timed as "other" (each of its calls sleeps 5 ms), and nothing stays swapped."""
+    spec = importlib.util.spec_from_file_location("ab_kernels_tool", SCRIPT)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from minidl import _core, ops
+    calls = collections.Counter()
+
+    class Counting:
+        def __getattr__(self, name):
+            kernel = getattr(_kernels, name)        # the compiled module's own, never a swapped-in wrapper
+
+            def counted(*args, **kwargs):
+                calls[name] += 1
+                time.sleep(0.005)
+                return kernel(*args, **kwargs)
+            return counted
+
+    threads = _core.get_num_threads()
+    try:
+        other_s, this_s = tool.step_rounds(Counting(), batch=2, threads=1, rounds=3, steps=1)
+    finally:
+        _core.set_num_threads(threads)
+    assert len(other_s) == len(this_s) == 3 and min(other_s) > 0.05 > max(this_s)
+    assert calls["sigmoid_forward"] == calls["sigmoid_backward"] == 5 * (2 + 3)
+    assert calls["matmul_after_update"] > 0
+    assert all(getattr(_core, name) is getattr(_kernels, name) for name in ops.KERNELS)
