@@ -27,8 +27,8 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     }
     /* Fetch the C tile while the k loop runs. Not also the next 32-column strip of its rows for a short k
      * loop, as the AVX2 kernel does (measured on an EPYC): on the 2-core Xeon that made the SGD update at
-     * batch 10 (1000x10 @ 10x1000 into W) 6-11% slower, and the fused update + product 6-8%; batch 32 and
-     * 64 as fast either way (alternating in one process, median ratios of 25 rounds). */
+     * batch 10 (1000x10 @ 10x1000 into W) 8-12% slower, and the fused update + product 6-8%; batch 32 and
+     * 64 0-4% (alternating in one process, median ratios of 25 rounds). */
     _Pragma("GCC unroll 14")
     for (int r = 0; r < mr; r++) {
         _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
@@ -103,7 +103,7 @@ static void kernel_f32_avx512(int mr, int nr, mdl_index kc, const float *a, cons
 
 /* out[0..3] = the lane sums of a, b, c, d: pairs of them added lane-interleaved, then the 128-bit lanes, 12
  * instructions where four _mm512_reduce_add_ps take 32. For the dot-product kernel's 20 reductions per tile:
- * the input gradient 10 x 1000 @ (1000 x 1000)^T 2-3% faster on 1 and 2 threads, 32 rows 3% (tools/ab_kernels.py;
+ * the input gradient 10 x 1000 @ (1000 x 1000)^T 2-4% faster on 1 and 2 threads, 32 rows 3% (tools/ab_kernels.py;
  * 6% in a C loop over the kernel alone). */
 static inline void sum4_ps(float *out, __m512 a, __m512 b, __m512 c, __m512 d)
 {
