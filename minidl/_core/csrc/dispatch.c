@@ -391,25 +391,21 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_wor
         return;
     }
 #ifdef _OPENMP
-    const double forked_at = omp_get_wtime();
-    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
-    int ran = 0;
+    MDL_TEAM_RECORD;
     /* The whole team starts (kernels.h: a shrinking team makes the runtime replace threads); nt work. */
-#pragma omp parallel num_threads(team_size) reduction(max : last_start, last_end) reduction(min : first_end) \
-    reduction(+ : ran)
+#pragma omp parallel num_threads(team_size) MDL_TEAM_REDUCTIONS
     {
         const mdl_index team = omp_get_num_threads() < nt ? omp_get_num_threads() : nt;
         const mdl_index tid = omp_get_thread_num();
         if (tid < team) {
-            ran = 1;
-            last_start = omp_get_wtime();
+            MDL_TEAM_THREAD_STARTED();
             const mdl_index lo = n * tid / team / 16 * 16;
             const mdl_index hi = tid == team - 1 ? n : n * (tid + 1) / team / 16 * 16;
             fn(args, lo, hi);
-            last_end = first_end = omp_get_wtime();
+            MDL_TEAM_THREAD_ENDED();
         }
     }
-    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
+    MDL_TEAM_NOTE();
 #else
     fn(args, 0, n);
 #endif

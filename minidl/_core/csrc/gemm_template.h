@@ -363,11 +363,8 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
     if (partial == NULL) return -1;
     int failed = 0, any_failed = 0;
 #ifdef _OPENMP
-    const double forked_at = omp_get_wtime();
-    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
-    int ran = 0;
-#pragma omp parallel num_threads(team_size) reduction(| : failed) reduction(max : last_start, last_end) \
-    reduction(min : first_end) reduction(+ : ran)
+    MDL_TEAM_RECORD;
+#pragma omp parallel num_threads(team_size) reduction(| : failed) MDL_TEAM_REDUCTIONS
 #endif
     {
         int team = 1, tid = 0;
@@ -378,8 +375,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
         T *pa = NULL, *pb = NULL, *pu = NULL;
         if (tid < team) {
 #ifdef _OPENMP
-            ran = 1;
-            last_start = omp_get_wtime();
+            MDL_TEAM_THREAD_STARTED();
 #endif
             pa = (T *)mdl_thread_buffer(0, pa_size * sizeof(T));
             pb = (T *)mdl_thread_buffer(1, pb_size * sizeof(T));
@@ -425,11 +421,11 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 #endif
         }
 #ifdef _OPENMP
-        if (tid < team) last_end = first_end = omp_get_wtime();
+        if (tid < team) MDL_TEAM_THREAD_ENDED();
 #endif
     }
 #ifdef _OPENMP
-    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
+    MDL_TEAM_NOTE();
 #endif
     return failed ? -1 : 0;
 }
@@ -480,12 +476,9 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     }
     int failed = 0;
 #ifdef _OPENMP
-    const double forked_at = omp_get_wtime();
-    double last_start = forked_at, first_end = 1e300, last_end = forked_at;
-    int ran = 0;
+    MDL_TEAM_RECORD;
     /* The whole team starts (kernels.h: a shrinking team makes the runtime replace threads); nt work. */
-#pragma omp parallel num_threads(team_size) reduction(| : failed) reduction(max : last_start, last_end) \
-    reduction(min : first_end) reduction(+ : ran)
+#pragma omp parallel num_threads(team_size) reduction(| : failed) MDL_TEAM_REDUCTIONS
 #endif
     {
         int team = 1, tid = 0;
@@ -495,8 +488,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #endif
         if (tid < team) {
 #ifdef _OPENMP
-            ran = 1;
-            last_start = omp_get_wtime();
+            MDL_TEAM_THREAD_STARTED();
 #endif
             int tm = 1, tn = team;
             if (!dot) FN(partition)(m, n, k, team, &tm, &tn);
@@ -513,12 +505,12 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
                                    C + i0 * ldc + j0, ldc, alpha, beta, s, pa, pb);
             }
 #ifdef _OPENMP
-            last_end = first_end = omp_get_wtime();
+            MDL_TEAM_THREAD_ENDED();
 #endif
         }
     }
 #ifdef _OPENMP
-    mdl_note_team(ran, last_start - forked_at, last_end - first_end, last_end - forked_at);
+    MDL_TEAM_NOTE();
 #endif
     return failed ? out_of_memory : 0;
 }

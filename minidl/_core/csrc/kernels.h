@@ -120,6 +120,22 @@ int mdl_threads_for_call(void);          /* the above, or 1 while backing off (o
  * the threads finished, and how long it took; a stalled thread makes the kernels use one thread for a
  * while (see dispatch.c). */
 void mdl_note_team(int team, double start_delay, double finish_spread, double duration);
+/* That record, kept the same way by every parallel region (dispatch.c, gemm_template.h; files that include
+ * omp.h): MDL_TEAM_RECORD before the region declares its clocks, MDL_TEAM_REDUCTIONS goes in the region's
+ * pragma (OpenMP macro-expands its directives), a thread with work brackets it with MDL_TEAM_THREAD_STARTED()
+ * and MDL_TEAM_THREAD_ENDED(), and MDL_TEAM_NOTE() after the region reports it. Macros, not a struct:
+ * OpenMP reduces plain variables only. */
+#define MDL_TEAM_RECORD                                                                                    \
+    const double mdl_forked_at = omp_get_wtime();                                                          \
+    double mdl_last_start = mdl_forked_at, mdl_first_end = 1e300, mdl_last_end = mdl_forked_at;            \
+    int mdl_ran = 0
+#define MDL_TEAM_REDUCTIONS                                                                                \
+    reduction(max : mdl_last_start, mdl_last_end) reduction(min : mdl_first_end) reduction(+ : mdl_ran)
+#define MDL_TEAM_THREAD_STARTED() (mdl_ran = 1, mdl_last_start = omp_get_wtime())
+#define MDL_TEAM_THREAD_ENDED() (mdl_last_end = mdl_first_end = omp_get_wtime())
+#define MDL_TEAM_NOTE()                                                                                    \
+    mdl_note_team(mdl_ran, mdl_last_start - mdl_forked_at, mdl_last_end - mdl_first_end,                   \
+                  mdl_last_end - mdl_forked_at)
 long mdl_backoff_count(void);
 int mdl_take_largest_team(void);         /* most threads one region ran on since the last call; 0: none */
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
