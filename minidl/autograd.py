@@ -9,7 +9,8 @@ scalar, so sums go through ``out=`` arrays). Every gradient is checked to have i
 
 A matmul's weight gradient may arrive as a ``PendingProduct`` (``minidl.pending_product``): a plain leaf
 keeps it so in its gradient slot (``Tensor.grad`` materializes it on first read), sums with it go through
-``add_gradients``, and any other node materializes it before use.
+``add_gradients``, and any other node materializes it before use. Its factors are the graph's arrays
+until the sweep ends; then each leaf's pending product claims them (copying those still referenced).
 
 The sweep runs inside ``minidl._core.memory_pool()``: its arrays take their memory from the blocks the
 previous step freed (no page faults on every step's fresh gradients).
@@ -274,12 +275,19 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(f"backward(grad): grad has shape {seed.shape}, tensor has shape {data.shape}")
         owned = False
 
+    left_pending = []               # leaves whose gradient the sweep left a PendingProduct
     with memory_pool():             # the gradients' large arrays reuse the last step's memory
-        _sweep(root, seed, owned, retain_graph)
+        try:
+            _sweep(root, seed, owned, retain_graph, left_pending)
+        finally:                    # the sweep's frame and the graph are gone: their references with them
+            for leaf in left_pending:
+                if type(leaf._grad) is PendingProduct:
+                    leaf._grad.claim_factors()
 
 
-def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
-    """The reverse sweep of ``backward`` from ``root`` with gradient ``seed`` (``owned``: the engine's)."""
+def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending: list) -> None:
+    """The reverse sweep of ``backward`` from ``root`` with gradient ``seed`` (``owned``: the engine's);
+    appends to ``left_pending`` each leaf whose gradient it leaves pending."""
     order = _topological_order(root)
     grads = {id(root): (seed, owned)}
     for node in reversed(order):
@@ -307,6 +315,8 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool) -> None:
                 node._grad = add_gradients(current, True, g)
             else:
                 node._grad += g
+            if type(node._grad) is PendingProduct:
+                left_pending.append(node)
             continue
         if node._retains_grad:
             if node._grad is None:

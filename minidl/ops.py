@@ -440,7 +440,7 @@ def _weight_gradient(xd: np.ndarray, g: np.ndarray, weight: Tensor):
     dt = xd.dtype
     if (weight._backward is None and not weight._hooks and (dt == _F32 or dt == _F64) and g.dtype == dt
             and weight._data.dtype == dt and PendingProduct.worth_deferring(xd.shape[0], xd.shape[1], g.shape[1])):
-        return PendingProduct(xd, g)
+        return PendingProduct(xd, g, copy=False)         # the engine claims its factors as backward ends
     return _mm(xd, g, trans_a=True)
 
 

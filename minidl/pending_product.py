@@ -11,10 +11,21 @@ the product (``worth_deferring``: batch·(fan_in + fan_out) < fan_in·fan_out), 
 (``minidl.autograd``) keeps it in the leaf's gradient slot, ``Tensor.grad`` materializes it on first
 read (so every reader sees an ndarray as before), and ``optim.SGD`` applies it in place with ``apply``.
 A second backward before the step adds its factors as another term while they stay smaller than the
-product, and materializes otherwise. The factors are private copies: writing to the layer's input or
-to a gradient array after backward cannot change the gradient.
+product, and materializes otherwise.
+
+The factors are the product's own, so that writing to the layer's input or to a gradient array after
+backward cannot change the gradient. Backward shares them with its graph while it runs (``copy=False``)
+and the engine calls ``claim_factors`` when it ends: by then the graph is gone, and an array that nothing
+else references (the hidden layers' inputs, every dY) is kept as it is; one that something else can still
+reach (the network's input batch, an activation the caller kept, a graph kept by ``retain_graph=True``)
+is copied. Against copying every factor, the 784-1000×5-10 MLP's step on the 2-core VM (alternating
+blocks in one process, median of 15 per-round ratios, two runs) ran 1.4-3.8% faster at batch 256 and
+3.2-3.9% at batch 64.
 """
 from __future__ import annotations
+
+import sys
+import weakref
 
 import numpy as np
 
@@ -28,8 +39,10 @@ class PendingProduct:
 
     __slots__ = ("terms", "shape", "dtype", "_rows")
 
-    def __init__(self, x: np.ndarray, dy: np.ndarray):
-        self.terms = [(np.array(x, order="C"), np.array(dy, order="C"))]     # private copies
+    def __init__(self, x: np.ndarray, dy: np.ndarray, copy: bool = True):
+        if copy:
+            x, dy = np.array(x, order="C"), np.array(dy, order="C")
+        self.terms = [(x, dy)]                      # shared until claim_factors when not copied
         self.shape = (x.shape[1], dy.shape[1])
         self.dtype = x.dtype
         self._rows = x.shape[0]
@@ -53,6 +66,25 @@ class PendingProduct:
             out = np.empty(self.shape, dtype=self.dtype)
         return self.apply(out, beta=0.0)
 
+    def claim_factors(self) -> None:
+        """Make every factor this product's own: an array that only its term references (not a view, no
+        weak reference, C-contiguous) is kept, any other one replaced by a copy."""
+        terms = self.terms
+        for i in range(len(terms)):
+            keep_x, keep_dy = self._unshared(i, 0), self._unshared(i, 1)
+            if not (keep_x and keep_dy):
+                x, dy = terms[i]
+                terms[i] = (x if keep_x else np.array(x, order="C"), dy if keep_dy else np.array(dy, order="C"))
+
+    def _unshared(self, i: int, j: int) -> bool:
+        if self._references(i, j) != _ONLY_ITS_TERM:
+            return False
+        a = self.terms[i][j]
+        return a.base is None and a.flags.c_contiguous and not weakref.getweakrefcount(a)
+
+    def _references(self, i: int, j: int) -> int:
+        return sys.getrefcount(self.terms[i][j])
+
     def plus(self, other: "PendingProduct"):
         """self + other: a PendingProduct with both terms while the factors stay smaller than the
         product, else the sum materialized (an ndarray)."""
@@ -63,6 +95,11 @@ class PendingProduct:
             total.shape, total.dtype, total._rows = self.shape, self.dtype, rows
             return total
         return other.apply(self.materialize())
+
+
+# what ``_references`` says of an array that only its term holds (measured: the interpreter's own
+# references to an argument differ between Python versions)
+_ONLY_ITS_TERM = PendingProduct(np.empty((1, 1)), np.empty((1, 1)))._references(0, 0)
 
 
 def add_gradients(current, current_owned: bool, g):

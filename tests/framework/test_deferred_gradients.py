@@ -164,7 +164,18 @@ def test_pending_terms_stay_smaller_than_the_product():
     np.testing.assert_allclose(weight.grad, total, rtol=1e-10)
 
 
-def test_factors_are_copies():
+def _address(array) -> int:
+    return array.__array_interface__["data"][0]
+
+
+def _fresh_gradient(layer: int) -> np.ndarray:
+    model = make_model(np.float64)
+    x, y = batches(np.float64, 1)[0]
+    F.cross_entropy(model(x), y).backward()
+    return model.linears[layer].weight.grad
+
+
+def test_factors_are_copies_where_the_caller_can_still_write_them():
     """Writing to the input or reusing its buffer after backward does not change the gradient."""
     model = make_model(np.float64)
     x, y = batches(np.float64, 1)[0]
@@ -172,9 +183,82 @@ def test_factors_are_copies():
     pending = model.linears[0].weight._grad
     assert type(pending) is PendingProduct
     x.data[...] = 1e6
-    want = make_model(np.float64)
-    F.cross_entropy(want(batches(np.float64, 1)[0][0]), y).backward()
-    np.testing.assert_array_equal(model.linears[0].weight.grad, want.linears[0].weight.grad)
+    np.testing.assert_array_equal(model.linears[0].weight.grad, _fresh_gradient(0))
+
+
+def test_factors_only_the_graph_held_are_kept_without_a_copy():
+    """The hidden layer's input (an activation) and both dY reach the pending products as they are."""
+    model = make_model(np.float64)
+    x, y = batches(np.float64, 1)[0]
+    inputs = []            # addresses only: a reference to the arrays would make them shared
+    handles = [lin.register_forward_hook(lambda mod, args, out: inputs.append(_address(args[0].data)))
+               for lin in model.linears[:2]]
+    F.cross_entropy(model(x), y).backward()
+    for handle in handles:
+        handle.remove()
+    first, second = (model.linears[i].weight._grad for i in (0, 1))
+    assert type(first) is PendingProduct and type(second) is PendingProduct
+    assert _address(first.terms[0][0]) != inputs[0]      # the caller's batch: copied
+    assert _address(second.terms[0][0]) == inputs[1]     # the activation, which only the graph held
+    np.testing.assert_array_equal(model.linears[1].weight.grad, _fresh_gradient(1))
+
+
+@pytest.mark.parametrize("retain_graph", [False, True])
+def test_an_activation_the_caller_kept_is_copied(retain_graph):
+    model = make_model(np.float64)
+    x, y = batches(np.float64, 1)[0]
+    kept = []
+    handle = model.linears[1].register_forward_hook(lambda mod, args, out: kept.append(args[0]))
+    loss = F.cross_entropy(model(x), y)
+    handle.remove()
+    loss.backward(retain_graph=retain_graph)
+    if retain_graph:
+        kept[0].data.ctypes                     # the graph still holds it, and so does the caller
+    kept[0].data[...] = -3.0
+    np.testing.assert_array_equal(model.linears[1].weight.grad, _fresh_gradient(1))
+
+
+def test_a_gradient_a_hook_kept_is_copied():
+    """A tensor hook that stores dY and writes into it after backward cannot change a weight's gradient."""
+    rng = np.random.default_rng(5)
+    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
+
+    def gradient_of_w2(stash):
+        w2.grad = None
+        z = x @ w1 @ w2
+        z.register_hook(lambda g: stash.append(g))
+        z.sigmoid().sum().backward()
+        assert type(w2._grad) is PendingProduct
+        return w2
+
+    kept = []
+    gradient_of_w2(kept)
+    kept[0][...] = 7.0
+    got = w2.grad
+    np.testing.assert_array_equal(got, gradient_of_w2([]).grad)
+
+
+def test_a_backward_that_fails_midway_still_claims_the_factors():
+    """A hook raising after a weight got its pending gradient: the product still claims its factors,
+    copying the activation the caller holds; writing to it then changes nothing."""
+    rng = np.random.default_rng(6)
+    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
+    scale = mdl.tensor(2.0, dtype=np.float64, requires_grad=True)     # the last leaf the sweep reaches
+    h = (x @ w1).sigmoid()
+    z = h @ w2
+    s = 1 / (1 + np.exp(-z.data))
+    want = h.data.T @ (2.0 * s * (1 - s))
+
+    def fail(g):
+        assert type(w2._grad) is PendingProduct        # w2's gradient is already in its slot
+        raise KeyError("stop")
+    scale.register_hook(fail)
+    with pytest.raises(KeyError, match="stop"):
+        (z.sigmoid().sum() * scale).backward()
+    h.data[...] = 9.0
+    np.testing.assert_allclose(w2.grad, want, rtol=1e-12)
 
 
 def test_hooks_clip_grad_norm_and_hand_set_grads_see_ndarrays():
