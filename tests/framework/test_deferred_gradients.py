@@ -4,6 +4,8 @@ pending products: the same training with ``PendingProduct.worth_deferring`` patc
 backward materializes every weight gradient at once, as it did before pending products existed."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import minidl as mdl
 from minidl import nn, optim
@@ -314,3 +316,59 @@ def test_zero_grad_without_none_gives_zero_arrays():
         assert type(p._grad) is np.ndarray and not p.grad.any() and p.grad.dtype == np.float32
     opt.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+_copying_init = PendingProduct.__init__
+
+
+def _always_copying(self, x, dy, copy=True):
+    _copying_init(self, x, dy, True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(1, 12),                      # batch: 1-8 keep both layers pending
+                                st.sets(st.integers(0, 2)),              # the layers whose input the caller keeps
+                                st.booleans(),                           # a hook keeps dL/d(logits)
+                                st.integers(1, 2),                       # backward passes before the step
+                                st.booleans()),                          # retain_graph on the first one
+                      min_size=1, max_size=5),
+       dtype=st.sampled_from(DTYPES))
+def test_random_steps_give_the_gradients_of_copied_factors(steps, dtype):
+    """Differential: whatever the caller keeps (layer inputs, a hook's gradient, a retained graph) and then
+    overwrites after backward, every gradient equals, bit for bit, that of a model whose pending products
+    copy every factor at once."""
+    models = [make_model(dtype, seed=9), make_model(dtype, seed=9)]
+    optimizers = [optim.SGD(m.parameters(), lr=0.05) for m in models]
+    rng = np.random.default_rng(len(steps))
+    for batch, kept_layers, keep_gradient, backwards, retain in steps:
+        x = rng.standard_normal((batch, SIZES[0])).astype(dtype)
+        y = rng.integers(0, SIZES[-1], batch)
+        grads = []
+        for side, (model, opt) in enumerate(zip(models, optimizers)):
+            with pytest.MonkeyPatch.context() as patch:
+                if side == 1:
+                    patch.setattr(PendingProduct, "__init__", _always_copying)
+                opt.zero_grad()
+                kept = []
+                handles = [model.linears[i].register_forward_hook(lambda mod, args, out: kept.append(args[0]))
+                           for i in sorted(kept_layers)]
+                inputs = mdl.Tensor(x.copy())
+                logits = model(inputs)
+                for handle in handles:
+                    handle.remove()
+                if keep_gradient:
+                    logits.register_hook(lambda g: kept.append(g))
+                loss = F.cross_entropy(logits, y)
+                for b in range(backwards):
+                    loss.backward(retain_graph=retain and b == 0 and backwards == 2)
+                    if b == 0 and backwards == 2:
+                        loss = F.cross_entropy(model(inputs), y)
+                inputs.data[...] = 123.0                     # the caller reuses every buffer it holds
+                for held in kept:
+                    (held.data if isinstance(held, mdl.Tensor) else held)[...] = -7.0
+                grads.append([p.grad.copy() for p in model.parameters()])
+                opt.step()
+        for got, want in zip(*grads):
+            np.testing.assert_array_equal(got, want)
+    for p, q in zip(*(m.parameters() for m in models)):
+        np.testing.assert_array_equal(p.data, q.data)
