@@ -275,19 +275,34 @@ def backward(root, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(f"backward(grad): grad has shape {seed.shape}, tensor has shape {data.shape}")
         owned = False
 
-    left_pending = []               # leaves whose gradient the sweep left a PendingProduct
+    left_pending = []               # (leaf, PendingProduct) for each gradient the sweep left pending
     with memory_pool():             # the gradients' large arrays reuse the last step's memory
         try:
             _sweep(root, seed, owned, retain_graph, left_pending)
         finally:                    # the sweep's frame and the graph are gone: their references with them
-            for leaf in left_pending:
-                if type(leaf._grad) is PendingProduct:
-                    leaf._grad.claim_factors()
+            _claim_factors(left_pending)
+
+
+def _claim_factors(left_pending: list) -> None:
+    """Every pending gradient the sweep made claims its factors, wherever it is now (its leaf's slot, or an
+    SGD update that a hook's ``step()`` left on the parameter). One that cannot (out of memory, Ctrl-C) is
+    dropped from its leaf rather than left sharing the caller's arrays; the first such error is raised once
+    the others have claimed theirs."""
+    error = None
+    for leaf, product in left_pending:
+        try:
+            product.claim_factors()
+        except BaseException as exc:
+            if leaf._grad is product:
+                leaf._grad = None
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending: list) -> None:
     """The reverse sweep of ``backward`` from ``root`` with gradient ``seed`` (``owned``: the engine's);
-    appends to ``left_pending`` each leaf whose gradient it leaves pending."""
+    appends (leaf, product) to ``left_pending`` for each leaf whose gradient it leaves pending."""
     order = _topological_order(root)
     grads = {id(root): (seed, owned)}
     for node in reversed(order):
@@ -316,7 +331,7 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending
             else:
                 node._grad += g
             if type(node._grad) is PendingProduct:
-                left_pending.append(node)
+                left_pending.append((node, node._grad))
             continue
         if node._retains_grad:
             if node._grad is None:

@@ -67,20 +67,25 @@ class PendingProduct:
         return self.apply(out, beta=0.0)
 
     def claim_factors(self) -> None:
-        """Make every factor this product's own: an array that only its term references (not a view, no
-        weak reference, C-contiguous) is kept, any other one replaced by a copy."""
-        terms = self.terms
+        """Make every factor this product's own: an array that nothing but its term can reach is kept, any
+        other one replaced by a C-ordered copy (all terms at once: an error leaves them as they were)."""
+        terms = list(self.terms)
         for i in range(len(terms)):
             keep_x, keep_dy = self._unshared(i, 0), self._unshared(i, 1)
             if not (keep_x and keep_dy):
                 x, dy = terms[i]
                 terms[i] = (x if keep_x else np.array(x, order="C"), dy if keep_dy else np.array(dy, order="C"))
+        self.terms[:] = terms
 
     def _unshared(self, i: int, j: int) -> bool:
+        """Whether only term i holds factor j: no other reference (a NumPy view holds one to its base), no
+        weak one, and memory of its own (not a view, whose base others may reach, nor an array over a
+        buffer another object owns); C-ordered too, as the kernels read it fastest."""
         if self._references(i, j) != _ONLY_ITS_TERM:
             return False
         a = self.terms[i][j]
-        return a.base is None and a.flags.c_contiguous and not weakref.getweakrefcount(a)
+        flags = a.flags
+        return flags.owndata and flags.c_contiguous and not weakref.getweakrefcount(a)
 
     def _references(self, i: int, j: int) -> int:
         return sys.getrefcount(self.terms[i][j])

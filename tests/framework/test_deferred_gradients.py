@@ -326,24 +326,26 @@ def _always_copying(self, x, dy, copy=True):
 
 
 @settings(max_examples=40, deadline=None)
-@given(steps=st.lists(st.tuples(st.integers(1, 12),                      # batch: 1-8 keep both layers pending
+@given(steps=st.lists(st.tuples(st.integers(1, 12),                      # batch: 1-12 keep two or three layers pending
                                 st.sets(st.integers(0, 2)),              # the layers whose input the caller keeps
                                 st.booleans(),                           # a hook keeps dL/d(logits)
                                 st.integers(1, 2),                       # backward passes before the step
-                                st.booleans()),                          # retain_graph on the first one
+                                st.booleans(),                           # retain_graph on the first one
+                                st.booleans()),                          # .grad read before the step
                       min_size=1, max_size=5),
        dtype=st.sampled_from(DTYPES))
 def test_random_steps_give_the_gradients_of_copied_factors(steps, dtype):
     """Differential: whatever the caller keeps (layer inputs, a hook's gradient, a retained graph) and then
-    overwrites after backward, every gradient equals, bit for bit, that of a model whose pending products
-    copy every factor at once."""
+    overwrites after backward, every gradient and every step (SGD applying the pending products itself when
+    .grad is not read first, and leaving them on the weights for the next forward) equals, bit for bit, that
+    of a model whose pending products copy every factor at once."""
     models = [make_model(dtype, seed=9), make_model(dtype, seed=9)]
     optimizers = [optim.SGD(m.parameters(), lr=0.05) for m in models]
     rng = np.random.default_rng(len(steps))
-    for batch, kept_layers, keep_gradient, backwards, retain in steps:
+    for batch, kept_layers, keep_gradient, backwards, retain, read_grads in steps:
         x = rng.standard_normal((batch, SIZES[0])).astype(dtype)
         y = rng.integers(0, SIZES[-1], batch)
-        grads = []
+        observed = []
         for side, (model, opt) in enumerate(zip(models, optimizers)):
             with pytest.MonkeyPatch.context() as patch:
                 if side == 1:
@@ -366,9 +368,86 @@ def test_random_steps_give_the_gradients_of_copied_factors(steps, dtype):
                 inputs.data[...] = 123.0                     # the caller reuses every buffer it holds
                 for held in kept:
                     (held.data if isinstance(held, mdl.Tensor) else held)[...] = -7.0
-                grads.append([p.grad.copy() for p in model.parameters()])
+                observed.append([p.grad.copy() for p in model.parameters()] if read_grads else [])
                 opt.step()
-        for got, want in zip(*grads):
+                inputs.data[...] = -123.0                    # and again before the next forward applies it
+                observed[-1] += [p.data.copy() for p in model.parameters()]
+        for got, want in zip(*observed):
             np.testing.assert_array_equal(got, want)
-    for p, q in zip(*(m.parameters() for m in models)):
-        np.testing.assert_array_equal(p.data, q.data)
+
+
+def test_a_hook_that_steps_inside_backward_leaves_no_shared_factor():
+    """A tensor hook calling ``opt.step()`` after a weight got its pending gradient: SGD leaves the product
+    on the weight for its next forward, and that product still claims its factors as backward ends."""
+    rng = np.random.default_rng(7)
+    w = mdl.tensor(rng.standard_normal((300, 200)) * 0.01, requires_grad=True, dtype=np.float64)
+    c = mdl.tensor(rng.standard_normal(5), requires_grad=True, dtype=np.float64)
+    opt = optim.SGD([w], lr=0.1)
+    x = rng.standard_normal((4, 300))
+    want = w.data - 0.1 * x.T @ np.ones((4, 200))
+    doubled = c * 2.0
+    doubled.register_hook(lambda g: (opt.step(), opt.zero_grad()) and None)   # runs after w's leaf
+    ((mdl.Tensor(x) @ w).sum() + doubled.sum()).backward()
+    assert w._update is not None                     # the update waits for w's next forward product
+    x[...] = 100.0                                   # the caller refills its batch buffer
+    np.testing.assert_allclose(w.data, want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_claim_that_fails_drops_that_gradient_and_claims_the_others(monkeypatch):
+    """Out of memory while one pending gradient copies its factors: backward raises it, that weight's
+    gradient is dropped, and the other weight's gradient is claimed all the same."""
+    rng = np.random.default_rng(8)
+    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
+    h = (x @ w1).sigmoid()
+    want = _sigmoid_gradient(h.data, w2.data)
+    real_claim, calls = PendingProduct.claim_factors, []
+
+    def claim_once_out_of_memory(self):
+        calls.append(self)
+        if len(calls) == 1:
+            raise MemoryError("no memory for the copies")
+        real_claim(self)
+    monkeypatch.setattr(PendingProduct, "claim_factors", claim_once_out_of_memory)
+    with pytest.raises(MemoryError, match="no memory"):
+        (h @ w2).sigmoid().sum().backward()
+    assert len(calls) == 2
+    assert [type(w._grad) for w in (w1, w2)].count(type(None)) == 1      # the one whose claim failed
+    kept = w1 if w1._grad is not None else w2
+    assert type(kept._grad) is PendingProduct
+    x.data[...] = 5.0                                # what the caller holds changes nothing
+    h.data[...] = 5.0
+    if kept is w2:
+        np.testing.assert_allclose(w2.grad, want, rtol=1e-12)
+    else:
+        assert not any(np.shares_memory(f, a) for f in kept._grad.terms[0] for a in (x.data, h.data))
+
+
+def _sigmoid_gradient(h, w2):
+    """d/dw2 of sum(sigmoid(h @ w2))."""
+    s = 1 / (1 + np.exp(-(h @ w2)))
+    return h.T @ (s * (1 - s))
+
+
+def test_a_view_or_a_weak_reference_is_no_sole_owner():
+    """A factor that is a view (of an array the caller keeps) or that the caller reaches by a weak reference
+    is copied, though no other strong reference to it remains."""
+    rng = np.random.default_rng(9)
+    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    big = rng.standard_normal((10, 30))
+    (mdl.Tensor(big[:4]) @ w1).sum().backward()       # the Tensor and its view die with the graph
+    want = big[:4].T @ np.ones((4, 50))
+    big[...] = 3.0
+    np.testing.assert_array_equal(w1.grad, want)
+    import weakref
+    h = (mdl.Tensor(big[:4]) @ w1).sigmoid()
+    reference = weakref.ref(h.data)
+    want = _sigmoid_gradient(h.data, w2.data)
+    loss = (h @ w2).sigmoid().sum()
+    del h
+    w2.grad = None
+    loss.backward()
+    held = reference()                               # None once the factor was copied: nothing held it
+    if held is not None:
+        held[...] = -2.0
+    np.testing.assert_allclose(w2.grad, want, rtol=1e-12)
