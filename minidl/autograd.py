@@ -10,7 +10,8 @@ scalar, so sums go through ``out=`` arrays). Every gradient is checked to have i
 A matmul's weight gradient may arrive as a ``PendingProduct`` (``minidl.pending_product``): a plain leaf
 keeps it so in its gradient slot (``Tensor.grad`` materializes it on first read), sums with it go through
 ``add_gradients``, and any other node materializes it before use. Its factors are the graph's arrays
-until the sweep ends; then each leaf's pending product claims them (copying those still referenced).
+until the sweep ends; then every pending product the sweep made claims them (``_claim_factors``: those
+still referenced elsewhere are copied).
 
 The sweep runs inside ``minidl._core.memory_pool()``: its arrays take their memory from the blocks the
 previous step freed (no page faults on every step's fresh gradients).

@@ -19,8 +19,8 @@ and the engine calls ``claim_factors`` when it ends: by then the graph is gone, 
 else references (the hidden layers' inputs, every dY) is kept as it is; one that something else can still
 reach (the network's input batch, an activation the caller kept, a graph kept by ``retain_graph=True``)
 is copied. Against copying every factor, the 784-1000×5-10 MLP's step on the 2-core VM (alternating
-blocks in one process, median of 15 per-round ratios, two runs) ran 1.4-3.8% faster at batch 256 and
-3.2-3.9% at batch 64.
+blocks in one process, median of 15-21 per-round ratios, three runs) ran 1.4-3.8% faster at batch 256
+and 1.7-3.9% at batch 64.
 """
 from __future__ import annotations
 
