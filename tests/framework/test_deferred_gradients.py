@@ -2,6 +2,8 @@
 materializes it, SGD applies it as a GEMM epilogue. The training tests compare against the path without
 pending products: the same training with ``PendingProduct.worth_deferring`` patched to say no, so that
 backward materializes every weight gradient at once, as it did before pending products existed."""
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -439,7 +441,6 @@ def test_a_view_or_a_weak_reference_is_no_sole_owner():
     want = big[:4].T @ np.ones((4, 50))
     big[...] = 3.0
     np.testing.assert_array_equal(w1.grad, want)
-    import weakref
     h = (mdl.Tensor(big[:4]) @ w1).sigmoid()
     reference = weakref.ref(h.data)
     want = _sigmoid_gradient(h.data, w2.data)
