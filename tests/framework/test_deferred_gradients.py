@@ -179,6 +179,18 @@ def _fresh_gradient(layer: int) -> np.ndarray:
     return model.linears[layer].weight.grad
 
 
+def _two_weights(rng):
+    """w1 (30 x 50) and w2 (50 x 40), float64 leaves: with 4 rows, both gradients stay pending."""
+    return (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64)
+            for shape in ((30, 50), (50, 40)))
+
+
+def _sigmoid_gradient(h, w2):
+    """d/dw2 of sum(sigmoid(h @ w2))."""
+    s = 1 / (1 + np.exp(-(h @ w2)))
+    return h.T @ (s * (1 - s))
+
+
 def test_factors_are_copies_where_the_caller_can_still_write_them():
     """Writing to the input or reusing its buffer after backward does not change the gradient."""
     model = make_model(np.float64)
@@ -215,9 +227,7 @@ def test_an_activation_the_caller_kept_is_copied(retain_graph):
     handle = model.linears[1].register_forward_hook(lambda mod, args, out: kept.append(args[0]))
     loss = F.cross_entropy(model(x), y)
     handle.remove()
-    loss.backward(retain_graph=retain_graph)
-    if retain_graph:
-        kept[0].data.ctypes                     # the graph still holds it, and so does the caller
+    loss.backward(retain_graph=retain_graph)       # retained: the graph holds it too
     kept[0].data[...] = -3.0
     np.testing.assert_array_equal(model.linears[1].weight.grad, _fresh_gradient(1))
 
@@ -225,7 +235,7 @@ def test_an_activation_the_caller_kept_is_copied(retain_graph):
 def test_a_gradient_a_hook_kept_is_copied():
     """A tensor hook that stores dY and writes into it after backward cannot change a weight's gradient."""
     rng = np.random.default_rng(5)
-    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    w1, w2 = _two_weights(rng)
     x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
 
     def gradient_of_w2(stash):
@@ -247,13 +257,12 @@ def test_a_backward_that_fails_midway_still_claims_the_factors():
     """A hook raising after a weight got its pending gradient: the product still claims its factors,
     copying the activation the caller holds; writing to it then changes nothing."""
     rng = np.random.default_rng(6)
-    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    w1, w2 = _two_weights(rng)
     x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
     scale = mdl.tensor(2.0, dtype=np.float64, requires_grad=True)     # the last leaf the sweep reaches
     h = (x @ w1).sigmoid()
     z = h @ w2
-    s = 1 / (1 + np.exp(-z.data))
-    want = h.data.T @ (2.0 * s * (1 - s))
+    want = 2.0 * _sigmoid_gradient(h.data, w2.data)
 
     def fail(g):
         assert type(w2._grad) is PendingProduct        # w2's gradient is already in its slot
@@ -388,7 +397,11 @@ def test_a_hook_that_steps_inside_backward_leaves_no_shared_factor():
     x = rng.standard_normal((4, 300))
     want = w.data - 0.1 * x.T @ np.ones((4, 200))
     doubled = c * 2.0
-    doubled.register_hook(lambda g: (opt.step(), opt.zero_grad()) and None)   # runs after w's leaf
+
+    def step_inside_backward(g):                     # runs after w's leaf got its gradient
+        opt.step()
+        opt.zero_grad()
+    doubled.register_hook(step_inside_backward)
     ((mdl.Tensor(x) @ w).sum() + doubled.sum()).backward()
     assert w._update is not None                     # the update waits for w's next forward product
     x[...] = 100.0                                   # the caller refills its batch buffer
@@ -399,7 +412,7 @@ def test_a_claim_that_fails_drops_that_gradient_and_claims_the_others(monkeypatc
     """Out of memory while one pending gradient copies its factors: backward raises it, that weight's
     gradient is dropped, and the other weight's gradient is claimed all the same."""
     rng = np.random.default_rng(8)
-    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    w1, w2 = _two_weights(rng)
     x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
     h = (x @ w1).sigmoid()
     want = _sigmoid_gradient(h.data, w2.data)
@@ -425,17 +438,11 @@ def test_a_claim_that_fails_drops_that_gradient_and_claims_the_others(monkeypatc
         assert not any(np.shares_memory(f, a) for f in kept._grad.terms[0] for a in (x.data, h.data))
 
 
-def _sigmoid_gradient(h, w2):
-    """d/dw2 of sum(sigmoid(h @ w2))."""
-    s = 1 / (1 + np.exp(-(h @ w2)))
-    return h.T @ (s * (1 - s))
-
-
 def test_a_view_or_a_weak_reference_is_no_sole_owner():
     """A factor that is a view (of an array the caller keeps) or that the caller reaches by a weak reference
     is copied, though no other strong reference to it remains."""
     rng = np.random.default_rng(9)
-    w1, w2 = (mdl.tensor(rng.standard_normal(shape), requires_grad=True, dtype=np.float64) for shape in ((30, 50), (50, 40)))
+    w1, w2 = _two_weights(rng)
     big = rng.standard_normal((10, 30))
     (mdl.Tensor(big[:4]) @ w1).sum().backward()       # the Tensor and its view die with the graph
     want = big[:4].T @ np.ones((4, 50))

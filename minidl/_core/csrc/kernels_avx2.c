@@ -231,7 +231,6 @@ MDL_INLINE double sum_pd(__m256d v)
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-
 #define T double
 #define DOT_MR 4
 #define DOT_NR 3
