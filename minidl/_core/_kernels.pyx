@@ -169,7 +169,7 @@ def contention_backoffs():
 # ------------------------------------------------------------------ cache blocking
 def cache_sizes():
     """The cache sizes the GEMM blocks for, in bytes: {'l1d', 'l2' (per core), 'l3' (shared)}, read at import
-    (sysconf; where the system does not say, 32 KiB / 512 KiB / 32 MiB)."""
+    (cpu0's caches in Linux's sysfs, else sysconf; where neither says, 32 KiB / 512 KiB / 32 MiB)."""
     cdef mdl_cache_sizes c = mdl_cache_sizes_in_use()
     return {"l1d": c.l1d, "l2": c.l2, "l3": c.l3}
 

@@ -2,6 +2,7 @@
 import itertools
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +71,30 @@ def test_detected_cache_sizes_are_positive():
     sizes = _kernels.cache_sizes()
     assert set(sizes) == {"l1d", "l2", "l3"} and all(v > 0 for v in sizes.values())
     assert sizes["l1d"] <= sizes["l2"] <= sizes["l3"]
+
+
+def _sysfs_caches() -> dict:
+    """cpu0's data and unified caches as Linux's sysfs lists them: {(level, type): bytes}."""
+    caches = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level, kind, size = ((index / name).read_text().strip() for name in ("level", "type", "size"))
+        except OSError:
+            continue
+        caches[int(level), kind] = int(size[:-1]) << {"K": 10, "M": 20, "G": 30}[size[-1]]
+    return caches
+
+
+def test_detected_cache_sizes_are_the_kernels_where_sysfs_lists_them():
+    """sysfs, not sysconf: on the 2-core EPYC glibc's sysconf says L3 256 MiB, sysfs 32 MiB."""
+    listed = _sysfs_caches()
+    wanted = {"l1d": (1, "Data"), "l2": (2, "Unified"), "l3": (3, "Unified")}
+    if not any(key in listed for key in wanted.values()):
+        pytest.skip("this system's sysfs lists no caches of cpu0")
+    sizes = _kernels.cache_sizes()
+    for name, key in wanted.items():
+        if key in listed:
+            assert sizes[name] == listed[key], (name, sizes, listed)
 
 
 SHAPES = [(1, 1, 1), (7, 33, 5), (13, 200, 70), (100, 37, 129), (64, 300, 40), (150, 90, 300)]

@@ -19,9 +19,14 @@
  * Every size is clamped, so the packing buffers stay bounded for any reported cache size (0, 1 byte, 1 TB):
  *   KC in [MDL_KC_MIN, MDL_KC_MAX] (a multiple of 8), MC in [MR, MDL_MC_MAX] and NC in [NR, MDL_NC_MAX]
  *   (multiples of MR and NR). A buffer <= MC x KC and B buffer <= KC x NC elements per thread, reused.
- * Unknown sizes (sysconf gives 0 or -1, or no sysconf) fall back to the 2-core EPYC's 32 KiB / 512 KiB /
- * 32 MiB, for which the rules give what was tuned there by hand. */
+ * The sizes are cpu0's as Linux's sysfs gives them (the kernel's own reading of CPUID), else sysconf's: on
+ * the 2-core EPYC, glibc 2.36's sysconf says L3 256 MiB where sysfs says 32 MiB shared by the two cores.
+ * Unknown sizes (neither says, or no sysconf) fall back to the 2-core EPYC's 32 KiB / 512 KiB / 32 MiB, for
+ * which the rules give what was tuned there by hand. */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include "kernels.h"
 
@@ -40,22 +45,56 @@
 static mdl_cache_sizes detected = {0, 0, 0};
 static mdl_cache_sizes override = {0, 0, 0};
 
-static long sysconf_or(int name, long fallback)
+/* The first line of a sysfs file, without its newline: 0, or -1 when it cannot be read. */
+static int read_line(const char *path, char *line, int size)
 {
-    const long value = sysconf(name);
-    return value > 0 ? value : fallback;
+    FILE *file = fopen(path, "r");
+    if (file == NULL) return -1;
+    const int ok = fgets(line, size, file) != NULL;
+    fclose(file);
+    if (!ok) return -1;
+    line[strcspn(line, "\n")] = '\0';
+    return 0;
+}
+
+/* cpu0's cache of this level and type ("Data" or "Unified") in bytes, from
+ * /sys/devices/system/cpu/cpu0/cache/index<i>/{level,type,size} (size as "32K", or "32M"); 0 if not there. */
+static long sysfs_cache_size(int level, const char *type)
+{
+    for (int index = 0; index < 16; index++) {
+        char path[80], line[32];
+        long size;
+        char unit = '\0';
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
+        if (read_line(path, line, sizeof line) != 0) return 0; /* no more caches */
+        if (atoi(line) != level) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", index);
+        if (read_line(path, line, sizeof line) != 0 || strcmp(line, type) != 0) continue;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+        if (read_line(path, line, sizeof line) != 0 || sscanf(line, "%ld%c", &size, &unit) < 1 || size <= 0) return 0;
+        return unit == 'K' ? size << 10 : unit == 'M' ? size << 20 : unit == 'G' ? size << 30 : size;
+    }
+    return 0;
+}
+
+static long cache_size(int level, const char *type, int sysconf_name, long fallback)
+{
+    const long from_sysfs = sysfs_cache_size(level, type);
+    if (from_sysfs > 0) return from_sysfs;
+    const long from_sysconf = sysconf_name >= 0 ? sysconf(sysconf_name) : 0;
+    return from_sysconf > 0 ? from_sysconf : fallback;
 }
 
 void mdl_detect_cache_sizes(void)
 {
 #if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
-    detected.l1d = sysconf_or(_SC_LEVEL1_DCACHE_SIZE, MDL_L1_DEFAULT);
-    detected.l2 = sysconf_or(_SC_LEVEL2_CACHE_SIZE, MDL_L2_DEFAULT);
-    detected.l3 = sysconf_or(_SC_LEVEL3_CACHE_SIZE, MDL_L3_DEFAULT);
+    detected.l1d = cache_size(1, "Data", _SC_LEVEL1_DCACHE_SIZE, MDL_L1_DEFAULT);
+    detected.l2 = cache_size(2, "Unified", _SC_LEVEL2_CACHE_SIZE, MDL_L2_DEFAULT);
+    detected.l3 = cache_size(3, "Unified", _SC_LEVEL3_CACHE_SIZE, MDL_L3_DEFAULT);
 #else
-    detected.l1d = MDL_L1_DEFAULT;
-    detected.l2 = MDL_L2_DEFAULT;
-    detected.l3 = MDL_L3_DEFAULT;
+    detected.l1d = cache_size(1, "Data", -1, MDL_L1_DEFAULT);
+    detected.l2 = cache_size(2, "Unified", -1, MDL_L2_DEFAULT);
+    detected.l3 = cache_size(3, "Unified", -1, MDL_L3_DEFAULT);
 #endif
 }
 

@@ -65,7 +65,7 @@ typedef struct {
 typedef struct {
     mdl_index mc, kc, nc, skinny_m;
 } mdl_blocking;
-void mdl_detect_cache_sizes(void);        /* once at import: sysconf, else the fallback sizes */
+void mdl_detect_cache_sizes(void);        /* once at import: sysfs, else sysconf, else the fallback sizes */
 mdl_cache_sizes mdl_cache_sizes_detected(void);
 void mdl_override_cache_sizes(long l1d, long l2, long l3); /* tests, benchmarks; all <= 0: detected */
 mdl_cache_sizes mdl_cache_sizes_in_use(void);
