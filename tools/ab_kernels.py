@@ -43,9 +43,17 @@ def load_other(path: str):
 
 
 def calls(core, x, dy, u, v):
-    return {CALLS[0]: lambda w: core.matmul(x, w), CALLS[1]: lambda w: core.matmul(dy, w, trans_b=True),
-            CALLS[2]: lambda w: core.matmul(u, v, trans_a=True, out=w, alpha=-1e-4, beta=1.0),
-            CALLS[3]: lambda w: core.matmul_after_update(x, w, u, v, -1e-4, 1.0)}
+    """Each call forgets the build's earlier stalls first: each build keeps its own back-off state (dispatch.c),
+    so one build's stall on a busy machine would run it on one thread for up to 0.5 s while the other runs on
+    all of them (seen on the 2-core EPYC: one call kind 1.9x slower in one A/B run, even in the next)."""
+    def fresh(call):
+        def run(w):
+            core._reset_contention_state()
+            return call(w)
+        return run
+    return {CALLS[0]: fresh(lambda w: core.matmul(x, w)), CALLS[1]: fresh(lambda w: core.matmul(dy, w, trans_b=True)),
+            CALLS[2]: fresh(lambda w: core.matmul(u, v, trans_a=True, out=w, alpha=-1e-4, beta=1.0)),
+            CALLS[3]: fresh(lambda w: core.matmul_after_update(x, w, u, v, -1e-4, 1.0))}
 
 
 def block_seconds(fn, weights, count: int) -> float:

@@ -118,6 +118,31 @@ def test_matmul_is_right_with_extreme_blocking(kernels, threads, caches, dtype, 
         _kernels._override_cache_sizes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_both_loop_orders_give_the_same_bits(kernels, threads, dtype, rng):
+    """The packed path runs row panels outside column panels while the B block fits in L2 as the A block does,
+    BLIS's order otherwise (gemm_template.h). The L1 share alone sets KC, so an L2 of 16 KiB (BLIS's order)
+    and of 1 TiB (rows outside) sum every element in the same order: the same bits, and NumPy's product."""
+    results = []
+    for l2 in (16 << 10, 1 << 40):
+        _kernels._override_cache_sizes(32 << 10, l2, 32 << 20)
+        try:
+            runs = []
+            for ta, tb in itertools.product((False, True), (False, True)):
+                a = np.random.default_rng(1).standard_normal((600, 200) if ta else (200, 600)).astype(dtype)
+                b = np.random.default_rng(2).standard_normal((520, 600) if tb else (600, 520)).astype(dtype)
+                out = np.random.default_rng(3).standard_normal((200, 520)).astype(dtype)
+                want = 0.5 * (a.T if ta else a).astype(np.float64) @ (b.T if tb else b) - 2.0 * out
+                _core.matmul(a, b, trans_a=ta, trans_b=tb, out=out, alpha=0.5, beta=-2.0)
+                np.testing.assert_allclose(out, want, rtol=0, atol=8 * 600 * np.finfo(dtype).eps * np.abs(want).max())
+                runs.append(out)
+            results.append(runs)
+        finally:
+            _kernels._override_cache_sizes()
+    for blis_order, rows_outside in zip(*results):
+        np.testing.assert_array_equal(blis_order, rows_outside)
+
+
 def test_packing_memory_follows_the_threads_alive(rng):
     """Kernels of every size (teams of 1 to 4 working threads) start no new threads once the team exists,
     and a Python thread's packing buffers are freed when it ends."""

@@ -7,14 +7,20 @@
  *         for ir in mc step MR:     one A panel (MR x kc) stays in L1
  *           for jr in nc step NR:   micro-kernel: C[MR x NR] (+)= A panel @ B panel (from L2)
  *
- * The two inner loops run in this order (BLIS has jr outside ir) so that consecutive micro-kernels write
- * consecutive tiles of the same MR rows of C: each row is read and written left to right, the hardware
- * prefetchers follow it, and the micro-kernel's prefetch of the next tile is the one it needs. With jr
- * outside, C was walked down 32-column strips, a 4 KiB stride for a 1000-wide float32 C. That matters
- * where C's traffic does, as in SGD's W <- W - lr X^T dY (beta = 1, K = the batch): on the 2-core
- * AVX-512 VM, 1000x1000 with K = 10 / 64 / 128 / 256 on 2 threads took 0.27-0.38 / 0.83-0.99 / 1.30-1.62
- * / 2.63-2.90 ms before and 0.26-0.31 / 0.73-0.78 / 1.00-1.43 / 2.08-2.53 after (8 W's in turn, medians
- * of 41, three runs); the forward and input-gradient products at batch 256 and 1000 were as fast or faster.
+ * The two inner loops run in this order (BLIS has jr outside ir) while the packed KC x NC block of B fits
+ * in L2 as the MC x KC block of A does: consecutive micro-kernels then write consecutive tiles of the same MR
+ * rows of C, so each row is read and written left to right, the hardware prefetchers follow it, and the
+ * micro-kernel's prefetch of the next tile is the one it needs. With jr outside, C was walked down 32-column
+ * strips, a 4 KiB stride for a 1000-wide float32 C. That matters where C's traffic does, as in SGD's
+ * W <- W - lr X^T dY (beta = 1, K = the batch): on the 2-core AVX-512 VM, 1000x1000 with K = 10 / 64 / 128
+ * / 256 on 2 threads took 0.27-0.38 / 0.83-0.99 / 1.30-1.62 / 2.63-2.90 ms before and 0.26-0.31 /
+ * 0.73-0.78 / 1.00-1.43 / 2.08-2.53 after (8 W's in turn, medians of 41, three runs); the forward and
+ * input-gradient products at batch 256 and 1000 were as fast or faster (B blocks of 200 x 1000 floats
+ * there, within the L2 share). A larger B block (the 2-core EPYC's 512 KiB L2: 272 x 512 floats per thread)
+ * is reread from L3 for every row panel; then the loops run BLIS's way (the B panel stays in L1, the A block
+ * streams from L2): there, on two threads, the 1000x1000 layers' products at batch 128 and 256 took 2-9%
+ * less, the training step at batch 128 / 256 6% / 3% less, and 1000 x 1000 x 1000 1% more (151 and 51
+ * alternating calls, two or three runs; see tools/ab_kernels.py).
  *
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
  * zero-padded so the micro-kernel always runs at full width (it masks its stores to the valid columns).
@@ -183,7 +189,8 @@ static void FN(gemm_dot_block)(mdl_index m, mdl_index n, mdl_index k, const T *A
 typedef struct {
     mdl_index mc, kc, nc;
     int skinny;
-    int dot; /* gemm_dot_block instead of packing */
+    int dot;        /* gemm_dot_block instead of packing */
+    int rows_outer; /* the packed path's row panels outside its column panels (see gemm_block) */
 } FN(block_sizes);
 
 static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, const mdl_blocking *blk, int dot)
@@ -194,6 +201,7 @@ static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, cons
     s.mc = FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
     s.nc = FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
     s.skinny = m <= blk->skinny_m;
+    s.rows_outer = s.kc * s.nc <= blk->mc * blk->kc;
     return s;
 }
 
@@ -230,13 +238,21 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                 for (mdl_index ir = 0; ir < mc; ir += MR)
                     FN(pack_a_panel)((int)FN(min_index)(MR, mc - ir), kc, A + (ic + ir) * rsa + pc * csa,
                                      rsa, csa, pa + ir * kc);
-                if (!s.skinny) { /* row panels outer: each row of C is written left to right (see above) */
+                if (!s.skinny && s.rows_outer) { /* each row of C is written left to right (see above) */
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
                         for (mdl_index jr = 0; jr < nc; jr += NR)
                             MDL_MICRO_KERNEL(mr, (int)FN(min_index)(NR, nc - jr), kc, pa + ir * kc, pb + jr * kc, NR,
                                              C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
                     }
+                    continue;
+                }
+                if (!s.skinny) { /* BLIS's order: the B panel stays in L1, the A block streams from L2 */
+                    for (mdl_index jr = 0; jr < nc; jr += NR)
+                        for (mdl_index ir = 0; ir < mc; ir += MR)
+                            MDL_MICRO_KERNEL((int)FN(min_index)(MR, mc - ir), (int)FN(min_index)(NR, nc - jr), kc,
+                                             pa + ir * kc, pb + jr * kc, NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha,
+                                             beta_pc);
                     continue;
                 }
                 for (mdl_index jr = 0; jr < nc; jr += NR) { /* skinny: each B panel serves every row panel */
