@@ -45,7 +45,8 @@ def load_other(path: str):
 def calls(core, x, dy, u, v):
     """Each call forgets the build's earlier stalls first: each build keeps its own back-off state (dispatch.c),
     so one build's stall on a busy machine would run it on one thread for up to 0.5 s while the other runs on
-    all of them (seen on the 2-core EPYC: one call kind 1.9x slower in one A/B run, even in the next)."""
+    all of them (seen on the 2-core EPYC: one build's call 1.7x slower than the other's over 151 alternating calls,
+    1.0x in the next run)."""
     def fresh(call):
         def run(w):
             core._reset_contention_state()

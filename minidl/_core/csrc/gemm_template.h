@@ -19,7 +19,7 @@
  * there, within the L2 share). A larger B block (the 2-core EPYC's 512 KiB L2: 272 x 512 floats per thread)
  * is reread from L3 for every row panel; then the loops run BLIS's way (the B panel stays in L1, the A block
  * streams from L2): there, on two threads, the 1000x1000 layers' products at batch 128 and 256 took 2-9%
- * less, the training step at batch 128 / 256 6% / 3% less, and 1000 x 1000 x 1000 1% more (151 and 51
+ * less, the training step at batch 128 / 256 6% / 3% less, and 1000 x 1000 x 1000 1-3% more (151 and 51
  * alternating calls, two or three runs; see tools/ab_kernels.py).
  *
  * Transposes and strided views are absorbed by the packing (it reads through strides); edge panels are
