@@ -119,7 +119,7 @@ def test_matmul_is_right_with_extreme_blocking(kernels, threads, caches, dtype, 
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_both_loop_orders_give_the_same_bits(kernels, threads, dtype, rng):
+def test_both_loop_orders_give_the_same_bits(kernels, threads, dtype):
     """The packed path runs row panels outside column panels while the B block fits in L2 as the A block does,
     BLIS's order otherwise (gemm_template.h). The L1 share alone sets KC, so an L2 of 16 KiB (BLIS's order)
     and of 1 TiB (rows outside) sum every element in the same order: the same bits, and NumPy's product."""

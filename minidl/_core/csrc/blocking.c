@@ -77,6 +77,13 @@ static long sysfs_cache_size(int level, const char *type)
     return 0;
 }
 
+/* sysconf's name for a cache size where the C library has one (glibc), else -1: sysfs or the fallback only. */
+#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
+#define MDL_SYSCONF_NAME(name) (name)
+#else
+#define MDL_SYSCONF_NAME(name) (-1)
+#endif
+
 static long cache_size(int level, const char *type, int sysconf_name, long fallback)
 {
     const long from_sysfs = sysfs_cache_size(level, type);
@@ -87,15 +94,9 @@ static long cache_size(int level, const char *type, int sysconf_name, long fallb
 
 void mdl_detect_cache_sizes(void)
 {
-#if defined(_SC_LEVEL1_DCACHE_SIZE) && defined(_SC_LEVEL2_CACHE_SIZE) && defined(_SC_LEVEL3_CACHE_SIZE)
-    detected.l1d = cache_size(1, "Data", _SC_LEVEL1_DCACHE_SIZE, MDL_L1_DEFAULT);
-    detected.l2 = cache_size(2, "Unified", _SC_LEVEL2_CACHE_SIZE, MDL_L2_DEFAULT);
-    detected.l3 = cache_size(3, "Unified", _SC_LEVEL3_CACHE_SIZE, MDL_L3_DEFAULT);
-#else
-    detected.l1d = cache_size(1, "Data", -1, MDL_L1_DEFAULT);
-    detected.l2 = cache_size(2, "Unified", -1, MDL_L2_DEFAULT);
-    detected.l3 = cache_size(3, "Unified", -1, MDL_L3_DEFAULT);
-#endif
+    detected.l1d = cache_size(1, "Data", MDL_SYSCONF_NAME(_SC_LEVEL1_DCACHE_SIZE), MDL_L1_DEFAULT);
+    detected.l2 = cache_size(2, "Unified", MDL_SYSCONF_NAME(_SC_LEVEL2_CACHE_SIZE), MDL_L2_DEFAULT);
+    detected.l3 = cache_size(3, "Unified", MDL_SYSCONF_NAME(_SC_LEVEL3_CACHE_SIZE), MDL_L3_DEFAULT);
 }
 
 mdl_cache_sizes mdl_cache_sizes_detected(void) { return detected; }

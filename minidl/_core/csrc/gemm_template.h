@@ -238,21 +238,21 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                 for (mdl_index ir = 0; ir < mc; ir += MR)
                     FN(pack_a_panel)((int)FN(min_index)(MR, mc - ir), kc, A + (ic + ir) * rsa + pc * csa,
                                      rsa, csa, pa + ir * kc);
-                if (!s.skinny && s.rows_outer) { /* each row of C is written left to right (see above) */
-                    for (mdl_index ir = 0; ir < mc; ir += MR) {
-                        const int mr = (int)FN(min_index)(MR, mc - ir);
-                        for (mdl_index jr = 0; jr < nc; jr += NR)
-                            MDL_MICRO_KERNEL(mr, (int)FN(min_index)(NR, nc - jr), kc, pa + ir * kc, pb + jr * kc, NR,
-                                             C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
-                    }
-                    continue;
-                }
-                if (!s.skinny) { /* BLIS's order: the B panel stays in L1, the A block streams from L2 */
-                    for (mdl_index jr = 0; jr < nc; jr += NR)
-                        for (mdl_index ir = 0; ir < mc; ir += MR)
-                            MDL_MICRO_KERNEL((int)FN(min_index)(MR, mc - ir), (int)FN(min_index)(NR, nc - jr), kc,
-                                             pa + ir * kc, pb + jr * kc, NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha,
-                                             beta_pc);
+                if (!s.skinny) {
+                    if (s.rows_outer) /* each row of C is written left to right (see above) */
+                        for (mdl_index ir = 0; ir < mc; ir += MR) {
+                            const int mr = (int)FN(min_index)(MR, mc - ir);
+                            for (mdl_index jr = 0; jr < nc; jr += NR)
+                                MDL_MICRO_KERNEL(mr, (int)FN(min_index)(NR, nc - jr), kc, pa + ir * kc, pb + jr * kc,
+                                                 NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
+                        }
+                    else /* BLIS's order: the B panel stays in L1, the A block streams from L2 */
+                        for (mdl_index jr = 0; jr < nc; jr += NR) {
+                            const int nr = (int)FN(min_index)(NR, nc - jr);
+                            for (mdl_index ir = 0; ir < mc; ir += MR)
+                                MDL_MICRO_KERNEL((int)FN(min_index)(MR, mc - ir), nr, kc, pa + ir * kc, pb + jr * kc,
+                                                 NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
+                        }
                     continue;
                 }
                 for (mdl_index jr = 0; jr < nc; jr += NR) { /* skinny: each B panel serves every row panel */
