@@ -317,17 +317,19 @@ static int FN(threads_for)(double flops, int team_size)
  * back from L2 what the update has just written. pb holds kc x NR (an edge strip of W) + rows x NR (of V). */
 static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc, mdl_index j_lo, mdl_index j_hi,
                             const T *A, mdl_index rsa, mdl_index csa, T *W, mdl_index ldw, T *out, mdl_index ldo,
-                            T alpha, T beta_out, const mdl_weight_update *update, mdl_index chunk, T *pa, T *pb,
-                            T *pu)
+                            T alpha, T beta_out, const mdl_weight_update *update, mdl_index chunk, int pack, T *pa,
+                            T *pb, T *pu)
 {
     const mdl_index rows = update->rows;
     const T *V = (const T *)update->v;
     T *pv = pb + kc * NR;
-    for (mdl_index ir = 0; ir < m; ir += MR)
-        FN(pack_a_panel)((int)FN(min_index)(MR, m - ir), kc, A + ir * rsa + pc * csa, rsa, csa, pa + ir * kc);
-    for (mdl_index pi = 0; pi < kc; pi += MR) /* U^T rows pc..pc+kc in MR-row panels, as the update's GEMM packs them */
-        FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), rows, (const T *)update->u + pc + pi, 1, update->ldu,
-                         pu + pi * rows);
+    if (pack) { /* else pa and pu hold this block's panels already (the thread's previous columns were in it) */
+        for (mdl_index ir = 0; ir < m; ir += MR)
+            FN(pack_a_panel)((int)FN(min_index)(MR, m - ir), kc, A + ir * rsa + pc * csa, rsa, csa, pa + ir * kc);
+        for (mdl_index pi = 0; pi < kc; pi += MR) /* U^T rows pc..pc+kc in MR-row panels, as the update's GEMM packs them */
+            FN(pack_a_panel)((int)FN(min_index)(MR, kc - pi), rows, (const T *)update->u + pc + pi, 1, update->ldu,
+                             pu + pi * rows);
+    }
     const mdl_index edge = n - n % NR; /* the first column of a partial last strip (n when there is none) */
     for (mdl_index c0 = j_lo; c0 < j_hi; c0 += chunk) {
         const mdl_index c1 = FN(min_index)(j_hi, c0 + chunk);
@@ -359,8 +361,8 @@ static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc
 /* C = alpha A @ W + beta C after W <- beta_u W + alpha_u U^T V, in one pass over W (few rows of A: the
  * skinny path; the update's rows fit a K block). W is cut into the product's K blocks; in each, the update
  * runs row panel by row panel (as its own GEMM does), then the product's partial sum over the block reads
- * those rows back from L2. The threads share a wave of blocks (below), in strips of NR columns (even
- * shares whatever the number of blocks, and whole rows of W where a thread's share allows): the wave's
+ * those rows back from L2. The threads share a wave of blocks (below), in grains of NR-column strips
+ * of one block (any thread may take any grain: the results do not depend on who does which): the wave's
  * first block adds to C, each other to a partial sum of its own, and after the wave the partial sums are
  * added to C in block order. So every element of C gets the sums, order and roundings of the two GEMMs
  * (the product's epilogue c + alpha acc per K block), on any number of threads, and W those of the update's
@@ -368,6 +370,7 @@ static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc
  * updating and reading it: on the 2-core Xeon at 10 x 1000 @ 1000 x 1000 (update of 10 rows) that took
  * 0.34-0.46 ns per element of W on two threads, more than the update's GEMM and the product one after the
  * other (0.30-0.36); this way 0.29-0.33. Returns 0, or -1 when out of memory (W unchanged). */
+#define MDL_FUSED_GRAINS 16 /* grains per thread and wave: 8 and 32 measured the same */
 static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa, T *W,
                           mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
                           int team_size, const mdl_blocking *blk)
@@ -384,7 +387,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
         if (pa == NULL || pb == NULL || pu == NULL) return -1;
         for (mdl_index b = 0; b < blocks; b++)
             FN(fused_block)(m, n, b * s.kc, FN(min_index)(s.kc, k - b * s.kc), 0, n, A, rsa, csa, W, ldw, C, ldc, alpha,
-                            b == 0 ? beta : (T)1, update, chunk, pa, pb, pu);
+                            b == 0 ? beta : (T)1, update, chunk, 1, pa, pb, pu);
         return 0;
     }
     /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share (the
@@ -392,8 +395,22 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
      * in one wave were 15% faster than waves of two (batch 10, 2 threads), as fast at batch 64. */
     const mdl_index in_l2 = (mdl_index)((size_t)(blk->mc * blk->kc) / ((size_t)m * (size_t)n));
     const mdl_index wave = FN(min_index)(blocks, nt > 1 + in_l2 ? nt : 1 + in_l2);
-    T *partial = (T *)mdl_thread_buffer(3, (size_t)(wave - 1) * (size_t)m * (size_t)n * sizeof(T) + 1);
+    /* A wave's work goes in grains of `grain` strips of one block, about MDL_FUSED_GRAINS per thread. Each
+     * thread takes its own share's grains in turn (an atomic counter per share, one cache line each), then
+     * what is left of the others', and packs A and U^T again only when its next grain is in another block.
+     * With fixed equal shares, the halves took up to 10% different times from wave to wave on the 2-core
+     * EPYC (one thread reads C back, the other writes a partial sum), and py-spy found the main thread
+     * waiting at the barrier in 24% (batch 64) and 31% (batch 10) of its samples. Taking grains, the fused
+     * call took 3-15% less at batch 10, 32 and 64 (2 threads; tools/ab_kernels.py, 301 alternating calls,
+     * four runs), the whole step 2-5% less (--step, three runs). */
+    const int team_max = nt < team_size ? nt : team_size;
+    const mdl_index grain = FN(ceil_div)(wave * strips, (mdl_index)team_max * MDL_FUSED_GRAINS);
+    const mdl_index per_block = FN(ceil_div)(strips, grain);
+    const size_t partial_bytes = ((size_t)(wave - 1) * (size_t)m * (size_t)n * sizeof(T) + 63) / 64 * 64;
+    T *partial = (T *)mdl_thread_buffer(3, partial_bytes + (size_t)team_max * 64);
     if (partial == NULL) return -1;
+    mdl_index *next_grain = (mdl_index *)((char *)partial + partial_bytes); /* share t's at [t * LINE] */
+    enum { LINE = 64 / sizeof(mdl_index) };
     int failed = 0, any_failed = 0;
 #ifdef _OPENMP
     MDL_TEAM_RECORD;
@@ -419,6 +436,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 #endif
                 any_failed = 1;
             }
+            next_grain[tid * LINE] = FN(min_index)(wave, blocks) * per_block * tid / team; /* the first wave's */
         }
 #ifdef _OPENMP
 #pragma omp barrier /* every thread has its buffers before any row of W changes */
@@ -426,17 +444,27 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 #endif
         failed = any_failed;
         for (mdl_index first = 0; first < blocks && !failed; first += wave) {
-            const mdl_index in_wave = FN(min_index)(wave, blocks - first), units = in_wave * strips;
-            if (tid < team)
-                for (mdl_index u = units * tid / team, u_end = units * (tid + 1) / team; u < u_end;) {
-                    const mdl_index b = u / strips, s0 = u % strips, s1 = FN(min_index)(strips, s0 + (u_end - u));
-                    const mdl_index pc = (first + b) * s.kc;
+            const mdl_index in_wave = FN(min_index)(wave, blocks - first), grains = in_wave * per_block;
+            mdl_index packed_pc = -1; /* the block whose panels pa and pu hold */
+            for (int v = 0; tid < team && v < team; v++) { /* its own share, then the others' in turn */
+                const int owner = (tid + v) % team;
+                const mdl_index g_end = grains * (owner + 1) / team;
+                for (;;) {
+                    mdl_index g;
+#ifdef _OPENMP
+#pragma omp atomic capture
+#endif
+                    g = next_grain[owner * LINE]++;
+                    if (g >= g_end) break;
+                    const mdl_index b = g / per_block, s0 = g % per_block * grain;
+                    const mdl_index s1 = FN(min_index)(strips, s0 + grain), pc = (first + b) * s.kc;
                     FN(fused_block)(m, n, pc, FN(min_index)(s.kc, k - pc), s0 * NR, FN(min_index)(n, s1 * NR), A, rsa,
                                     csa, W, ldw, b == 0 ? C : partial + (size_t)(b - 1) * (size_t)(m * n),
                                     b == 0 ? ldc : n, alpha, b > 0 ? (T)0 : first == 0 ? beta : (T)1, update, chunk,
-                                    pa, pb, pu);
-                    u += s1 - s0;
+                                    pc != packed_pc, pa, pb, pu);
+                    packed_pc = pc;
                 }
+            }
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -449,6 +477,8 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                         for (mdl_index j = j0; j < j1; j++) c[j] += p[j];
                     }
             }
+            if (tid < team) /* the next wave's start; no thread takes a grain before the barrier */
+                next_grain[tid * LINE] = FN(min_index)(wave, blocks - first - wave) * per_block * tid / team;
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
