@@ -12,6 +12,7 @@ in ns per weight element and the median of the per-round ratios other/this (abov
 ``--step``: the whole training step of ``minidl bench train`` instead (the user's plain loop, float32), with
 the other build's ``ops.KERNELS`` swapped in for its blocks (``ops.wrap_kernels``): the Python is the same,
 only those compiled kernels differ (SGD's ``axpby`` for the biases and the memory pool stay this build's).
+Every kernel call, in either mode, first resets its build's contention guard (``fresh``).
 Two processes, one per build, are no substitute on a shared machine: on the 2-core VM, eight pairs of
 processes running the same two builds one after the other gave old/new ratios from 0.82 to 1.22 at batch 10.
 """
@@ -42,19 +43,22 @@ def load_other(path: str):
     return module
 
 
-def calls(core, x, dy, u, v):
-    """Each call forgets the build's earlier stalls first: each build keeps its own back-off state (dispatch.c),
+def fresh(core, call):
+    """``call``, forgetting ``core``'s earlier stalls first: each build keeps its own back-off state (dispatch.c),
     so one build's stall on a busy machine would run it on one thread for up to 0.5 s while the other runs on
     all of them (seen on the 2-core EPYC: one build's call 1.7x slower than the other's over 151 alternating calls,
     1.0x in the next run)."""
-    def fresh(call):
-        def run(w):
-            core._reset_contention_state()
-            return call(w)
-        return run
-    return {CALLS[0]: fresh(lambda w: core.matmul(x, w)), CALLS[1]: fresh(lambda w: core.matmul(dy, w, trans_b=True)),
-            CALLS[2]: fresh(lambda w: core.matmul(u, v, trans_a=True, out=w, alpha=-1e-4, beta=1.0)),
-            CALLS[3]: fresh(lambda w: core.matmul_after_update(x, w, u, v, -1e-4, 1.0))}
+    def run(*args, **kwargs):
+        core._reset_contention_state()
+        return call(*args, **kwargs)
+    return run
+
+
+def calls(core, x, dy, u, v):
+    return {CALLS[0]: fresh(core, lambda w: core.matmul(x, w)),
+            CALLS[1]: fresh(core, lambda w: core.matmul(dy, w, trans_b=True)),
+            CALLS[2]: fresh(core, lambda w: core.matmul(u, v, trans_a=True, out=w, alpha=-1e-4, beta=1.0)),
+            CALLS[3]: fresh(core, lambda w: core.matmul_after_update(x, w, u, v, -1e-4, 1.0))}
 
 
 def block_seconds(fn, weights, count: int) -> float:
@@ -80,16 +84,21 @@ def step_rounds(other, batch: int, threads: int, rounds: int, steps: int):
         return (time.perf_counter() - start) / count
 
     def theirs(name, kernel):
-        return getattr(other, name)
+        return fresh(other, getattr(other, name))
 
-    block(2)                                            # warm-up: buffers, teams, the pool
+    def mine(name, kernel):
+        return fresh(this_build, kernel)
+
+    with ops.wrap_kernels(mine):
+        block(2)                                        # warm-up: buffers, teams, the pool
     with ops.wrap_kernels(theirs):
         block(2)
     other_s, this_s = [], []
     for _ in range(rounds):
         with ops.wrap_kernels(theirs):
             other_s.append(block(steps))
-        this_s.append(block(steps))
+        with ops.wrap_kernels(mine):
+            this_s.append(block(steps))
     return other_s, this_s
 
 

@@ -87,3 +87,36 @@ def test_the_other_builds_kernels_run_in_its_blocks_only():
     assert calls["sigmoid_forward"] == calls["sigmoid_backward"] == 5 * (2 + 3)
     assert calls["matmul_after_update"] > 0
     assert all(getattr(_core, name) is getattr(_kernels, name) for name in ops.KERNELS)
+    assert calls["_reset_contention_state"] == sum(calls[name] for name in ops.KERNELS)
+
+
+def test_each_kernel_call_of_the_step_starts_with_its_builds_guard_reset(monkeypatch):
+    """--step: this build's kernel calls too forget its earlier stalls first (a back-off of one build would
+    otherwise skew the ratio: tools/ab_kernels.py, fresh)."""
+    spec = importlib.util.spec_from_file_location("ab_kernels_tool", SCRIPT)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from minidl import _core, ops
+    resets, kernel_calls = [], []
+
+    class ResetCounting:
+        def __getattr__(self, name):
+            return getattr(_kernels, name)
+
+        def _reset_contention_state(self):
+            resets.append(1)
+
+    def count(name, kernel):
+        def call(*args, **kwargs):
+            kernel_calls.append(name)
+            return kernel(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(tool, "this_build", ResetCounting())
+    threads = _core.get_num_threads()
+    try:
+        with ops.wrap_kernels(count):
+            tool.step_rounds(_kernels, batch=2, threads=1, rounds=2, steps=1)
+    finally:
+        _core.set_num_threads(threads)
+    assert kernel_calls and len(resets) == len(kernel_calls)    # the other build is not counted here
