@@ -58,13 +58,22 @@ def test_the_step_takes_no_size_or_dtype(extra):
     assert "--step runs the benchmark's own" in result.stderr
 
 
-def test_the_other_builds_kernels_run_in_its_blocks_only():
+@pytest.fixture
+def tool():
+    """tools/ab_kernels.py as a module, for its step_rounds; the thread count it sets is restored after."""
+    from minidl import _core
+    spec = importlib.util.spec_from_file_location("ab_kernels_tool", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    threads = _core.get_num_threads()
+    yield module
+    _core.set_num_threads(threads)
+
+
+def test_the_other_builds_kernels_run_in_its_blocks_only(tool):
     """step_rounds swaps the other build in for its own blocks: a stand-in build counting its calls sees the
     sigmoids of exactly its steps (2 warm-up + 1 per round, 5 sigmoid layers each), its blocks are the ones
     timed as "other" (each of its calls sleeps 5 ms), and nothing stays swapped."""
-    spec = importlib.util.spec_from_file_location("ab_kernels_tool", SCRIPT)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     from minidl import _core, ops
     calls = collections.Counter()
 
@@ -78,11 +87,7 @@ def test_the_other_builds_kernels_run_in_its_blocks_only():
                 return kernel(*args, **kwargs)
             return counted
 
-    threads = _core.get_num_threads()
-    try:
-        other_s, this_s = tool.step_rounds(Counting(), batch=2, threads=1, rounds=3, steps=1)
-    finally:
-        _core.set_num_threads(threads)
+    other_s, this_s = tool.step_rounds(Counting(), batch=2, threads=1, rounds=3, steps=1)
     assert len(other_s) == len(this_s) == 3 and min(other_s) > 0.05 > max(this_s)
     assert calls["sigmoid_forward"] == calls["sigmoid_backward"] == 5 * (2 + 3)
     assert calls["matmul_after_update"] > 0
@@ -90,13 +95,10 @@ def test_the_other_builds_kernels_run_in_its_blocks_only():
     assert calls["_reset_contention_state"] == sum(calls[name] for name in ops.KERNELS)
 
 
-def test_each_kernel_call_of_the_step_starts_with_its_builds_guard_reset(monkeypatch):
+def test_each_kernel_call_of_the_step_starts_with_its_builds_guard_reset(tool, monkeypatch):
     """--step: this build's kernel calls too forget its earlier stalls first (a back-off of one build would
     otherwise skew the ratio: tools/ab_kernels.py, fresh)."""
-    spec = importlib.util.spec_from_file_location("ab_kernels_tool", SCRIPT)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    from minidl import _core, ops
+    from minidl import ops
     resets, kernel_calls = [], []
 
     class ResetCounting:
@@ -113,10 +115,6 @@ def test_each_kernel_call_of_the_step_starts_with_its_builds_guard_reset(monkeyp
         return call
 
     monkeypatch.setattr(tool, "this_build", ResetCounting())
-    threads = _core.get_num_threads()
-    try:
-        with ops.wrap_kernels(count):
-            tool.step_rounds(_kernels, batch=2, threads=1, rounds=2, steps=1)
-    finally:
-        _core.set_num_threads(threads)
+    with ops.wrap_kernels(count):
+        tool.step_rounds(_kernels, batch=2, threads=1, rounds=2, steps=1)
     assert kernel_calls and len(resets) == len(kernel_calls)    # the other build is not counted here
