@@ -69,7 +69,8 @@ def test_smallest_blocks(kernels, threads, caches, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
     """The fused path gives each thread strips of a wave of K blocks, the wave's other blocks summing apart
-    and added in block order: on 2, 3 and 4 threads (teams even for these small products), the same bits as
+    and added in block order: on 2, 3, 4 and 16 threads (teams even for these small products; 16 as on a
+    16-core server, more threads than grains or strips for some), the same bits as
     on one thread and as the two GEMMs, over one wave, several, a last wave of one block, and splits of a
     block between threads."""
     _kernels._set_test_fork_join(1e-12)
@@ -80,7 +81,7 @@ def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
         for m, k, n, r in [(10, 5 * kc, 70, 10), (3, 3 * kc + 1, 33, 1), (14, 2 * kc, 1, 7), (1, 7 * kc - 3, 130, 16)]:
             x, w, u, v = problem(rng, m, k, n, r, dtype)
             results = []
-            for threads in (1, 2, 3, 4):
+            for threads in (1, 2, 3, 4, 16):
                 _core.set_num_threads(threads)
                 w_t = w.copy()
                 assert_same_as_update_then_product(x, w_t, u, v, -0.25, 0.5)
