@@ -2,6 +2,7 @@
 
 Shapes are given as ``zeros(2, 3)`` or ``zeros((2, 3))``; the dtype is float32 unless given (``arange``
 of ints only: int64, as PyTorch). Random draws come from minidl's one generator (``mdl.manual_seed``).
+The values live in memory aligned to 64 bytes, as PyTorch's CPU tensors (see ``minidl.tensor``).
 The differentiable joins ``cat``, ``stack`` and ``where`` are ops (``minidl.ops``).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 import numpy as np
 
 from minidl import random
+from minidl._core import memory_pool
 from minidl.tensor import Tensor, _tensor_dtype
 
 __all__ = ["zeros", "ones", "rand", "randn", "arange"]
@@ -34,12 +36,16 @@ def _default(dtype) -> np.dtype:
 
 def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of the given shape."""
-    return Tensor(np.zeros(_shape(shape, "zeros"), dtype=_default(dtype)), requires_grad=requires_grad)
+    with memory_pool():
+        values = np.zeros(_shape(shape, "zeros"), dtype=_default(dtype))
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of the given shape."""
-    return Tensor(np.ones(_shape(shape, "ones"), dtype=_default(dtype)), requires_grad=requires_grad)
+    with memory_pool():
+        values = np.ones(_shape(shape, "ones"), dtype=_default(dtype))
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def _float_dtype(dtype, name: str) -> np.dtype:
@@ -52,14 +58,17 @@ def _float_dtype(dtype, name: str) -> np.dtype:
 def rand(*shape, dtype=np.float32, requires_grad: bool = False, generator=None) -> Tensor:
     """Uniform draws from [0, 1) (minidl's generator unless ``generator`` is given)."""
     gen = generator if generator is not None else random.generator()
-    return Tensor(gen.random(_shape(shape, "rand"), dtype=_float_dtype(dtype, "rand")), requires_grad=requires_grad)
+    with memory_pool():
+        values = gen.random(_shape(shape, "rand"), dtype=_float_dtype(dtype, "rand"))
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad: bool = False, generator=None) -> Tensor:
     """Standard normal draws (minidl's generator unless ``generator`` is given)."""
     gen = generator if generator is not None else random.generator()
-    return Tensor(gen.standard_normal(_shape(shape, "randn"), dtype=_float_dtype(dtype, "randn")),
-                  requires_grad=requires_grad)
+    with memory_pool():
+        values = gen.standard_normal(_shape(shape, "randn"), dtype=_float_dtype(dtype, "randn"))
+    return Tensor(values, requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -81,4 +90,6 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
         dtype = np.int64 if integral else np.float32
     dtype = _tensor_dtype(dtype)
     values = np.arange(start, end, step, dtype=np.float64 if dtype.kind == "f" else None)
-    return Tensor(values.astype(dtype), requires_grad=requires_grad)
+    with memory_pool():
+        values = values.astype(dtype)
+    return Tensor(values, requires_grad=requires_grad)

@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from minidl import autograd
+from minidl._core import memory_pool
 from minidl.pending_product import PendingProduct
 
 __all__ = ["Tensor", "tensor"]
@@ -361,6 +362,10 @@ class _RemovableHandle:
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    """Create a Tensor holding a *copy* of ``data`` (dtype rules in the module docstring)."""
-    t = Tensor(_to_array(data, dtype, copy=True), requires_grad=requires_grad)
-    return t
+    """Create a Tensor holding a *copy* of ``data`` (dtype rules in the module docstring), in memory aligned to
+    64 bytes as PyTorch's CPU tensors are (``minidl._core.memory_pool``: a weight's rows then start on whole
+    vectors for the GEMM, which reads a weight in place at small batch; ``Tensor(ndarray)`` keeps the
+    ndarray's memory, as ``torch.from_numpy``)."""
+    with memory_pool():
+        array = _to_array(data, dtype, copy=True)
+    return Tensor(array, requires_grad=requires_grad)

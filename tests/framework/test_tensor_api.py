@@ -325,6 +325,34 @@ def test_arange():
         mdl.arange(3, 0)
 
 
+# 1000 float32 per row: rows 4000 bytes apart, so with the first row on a 64-byte boundary every row starts on
+# a 32-byte one (a whole AVX vector), and NumPy's own allocations start 16 bytes past one.
+ALIGNMENT_SHAPES = [(), (3,), (5, 7), (1000, 1000), (300, 1000)]
+
+
+@pytest.mark.parametrize("shape", ALIGNMENT_SHAPES, ids=str)
+@pytest.mark.parametrize("make", [
+    lambda shape: mdl.zeros(shape), lambda shape: mdl.ones(shape, dtype=np.float64), lambda shape: mdl.rand(shape),
+    lambda shape: mdl.randn(shape, dtype=np.float64), lambda shape: mdl.tensor(np.ones(shape)),
+    lambda shape: mdl.tensor(np.ones(shape[::-1], np.float32).T, dtype=np.float64),
+    lambda shape: mdl.tensor(mdl.Tensor(np.ones(shape, np.float32))),
+], ids=["zeros", "ones", "rand", "randn", "tensor", "tensor_dtype", "tensor_of_tensor"])
+def test_tensors_made_by_minidl_are_64_byte_aligned(make, shape):
+    """As PyTorch's CPU allocator: the GEMM reads a weight in place at small batch, and a weight 16 bytes
+    past a line made X @ W 5-13% and SGD's fused update 6-8% slower (10-64 rows, 1000x1000, 2 threads)."""
+    t = make(shape)
+    assert t.shape == shape and t.data.ctypes.data % 64 == 0 and t.data.flags.owndata
+
+
+def test_tensor_copies_into_aligned_memory_and_Tensor_keeps_the_arrays():
+    source = np.arange(12, dtype=np.float32).reshape(3, 4)
+    copy = mdl.tensor(source)
+    source[0, 0] = 100.0
+    assert copy.data[0, 0] == 0.0 and not np.shares_memory(copy.data, source)
+    assert np.array_equal(copy.data[1:], source[1:]) and copy.data.ctypes.data % 64 == 0
+    assert mdl.Tensor(source).data is source and mdl.arange(1000).data.ctypes.data % 64 == 0
+
+
 # ---- bad input names what is wrong -----------------------------------------------------------------
 @pytest.mark.parametrize("call,error,match", [
     (lambda: mdl.tensor(np.ones((2, 3))) + mdl.tensor(np.ones(4)), ValueError, r"\(2, 3\).*\(4,\)"),
