@@ -5,7 +5,8 @@ the gradient Xᵀ·dY kept pending by backward, ``minidl.pending_product``). App
 over W, and the next forward product X'·W makes another. When nothing outside the parameter can see W's
 array, ``optim.SGD`` leaves the update on the parameter instead (``defer``) and ``ops.linear`` hands it to
 ``_core.matmul_after_update``, which updates each block of W's rows right before the product reads it
-back from L2: one pass over W from memory instead of two, the same numbers bit for bit. Every other read of
+back from L2: one pass over W from memory instead of two, the same numbers bit for bit (or, where that measured
+slower, as its own GEMM right before the product: ``fusion``, ``minidl.timed_choice``). Every other read of
 the parameter (``.data``, ``numpy()``, ``state_dict``, any other op) applies the update first
 (``Tensor.data``), so no reader sees W without it. The 784-1000×5-10 step on the 2-core AVX-512 VM
 (alternating blocks of steps in one process, ``ENABLED`` switched between them, median of 12 ratios per
@@ -18,12 +19,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import weakref
 
 import numpy as np
 
 from minidl import _core
 from minidl.pending_product import PendingProduct
+from minidl.timed_choice import TimedChoice
 
 __all__ = ["DeferredUpdate", "defer"]
 
@@ -88,7 +91,8 @@ class DeferredUpdate:
 
     def take_product(self, weight, x: np.ndarray):
         """``x @ W`` for the Tensor ``weight`` holding this update, applied in the same pass over W
-        (``_core.matmul_after_update``), and ``weight`` without it; None, and nothing done, when another
+        (``_core.matmul_after_update``) or as its own GEMM first, whichever ``fusion`` found faster for these
+        shapes here (the same bits either way), and ``weight`` without it; None, and nothing done, when another
         thread applied it meanwhile. After a MemoryError ``weight`` keeps the update only if W is unchanged."""
         global _in_flight
         with _applying:
@@ -99,10 +103,15 @@ class DeferredUpdate:
                 return None
             self._refuse_if_torn()
             (u, v), = self.product.terms
+            key = (x.shape, weight._data.shape, u.shape[0], weight._data.dtype.char, _core.get_num_threads())
+            way = fusion.pick(key)
+            fuse = way == FUSED
             w, alpha, beta, _in_flight = weight._data, self.alpha, self.beta, self
+            start = time.perf_counter()
             self.applied = True                     # before the kernel: see the class
             try:
-                out = _core.matmul_after_update(x, w, u, v, alpha, beta)
+                out = _core.matmul_after_update(x, w, u, v, alpha, beta, fuse=fuse)
+                fusion.took(key, way, time.perf_counter() - start)
             except MemoryError as error:
                 self.applied = error.update_applied
                 if self.applied:
@@ -113,6 +122,9 @@ class DeferredUpdate:
             weight._update = None
             return out
 
+
+FUSED, SEPARATE = 0, 1
+fusion = TimedChoice()     # take_product's: the update fused into the product's pass over W, or its own GEMM first
 
 _applying = threading.RLock()
 _in_flight: DeferredUpdate | None = None     # the update a thread is applying now (under _applying)

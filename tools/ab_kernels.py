@@ -12,7 +12,9 @@ in ns per weight element and the median of the per-round ratios other/this (abov
 ``--step``: the whole training step of ``minidl bench train`` instead (the user's plain loop, float32), with
 the other build's ``ops.KERNELS`` swapped in for its blocks (``ops.wrap_kernels``): the Python is the same,
 only those compiled kernels differ (SGD's ``axpby`` for the biases and the memory pool stay this build's).
-Every kernel call, in either mode, first resets its build's contention guard (``fresh``).
+Every kernel call, in either mode, first resets its build's contention guard (``fresh``). In the step, SGD's
+update is fused into the next product for both builds (``--separate``: as its own GEMM first), not chosen by
+timing (``deferred_update.fusion``), which would mix the two builds' times.
 Two processes, one per build, are no substitute on a shared machine: on the 2-core VM, eight pairs of
 processes running the same two builds one after the other gave old/new ratios from 0.82 to 1.22 at batch 10.
 """
@@ -68,8 +70,20 @@ def block_seconds(fn, weights, count: int) -> float:
     return (time.perf_counter() - start) / count
 
 
-def step_rounds(other, batch: int, threads: int, rounds: int, steps: int):
+def step_rounds(other, batch: int, threads: int, rounds: int, steps: int, separate: bool = False):
     """(other's, this build's) seconds per training step, one pair per round (module docstring, --step)."""
+    from minidl import deferred_update
+    from minidl.timed_choice import FixedChoice
+
+    chooser, deferred_update.fusion = deferred_update.fusion, FixedChoice(
+        deferred_update.SEPARATE if separate else deferred_update.FUSED)
+    try:
+        return _step_rounds(other, batch, threads, rounds, steps)
+    finally:
+        deferred_update.fusion = chooser
+
+
+def _step_rounds(other, batch: int, threads: int, rounds: int, steps: int):
     from minidl import ops
     from minidl.bench import train_problem
     from minidl.bench.step_minidl import MinidlStep
@@ -84,7 +98,12 @@ def step_rounds(other, batch: int, threads: int, rounds: int, steps: int):
         return (time.perf_counter() - start) / count
 
     def theirs(name, kernel):
-        return fresh(other, getattr(other, name))
+        theirs_kernel = getattr(other, name)
+        if name == "matmul_after_update":       # a build from before fuse= was added takes the fused path only
+            def kernel_of_other(*args, fuse=True, **kwargs):
+                return theirs_kernel(*args, **kwargs) if fuse else theirs_kernel(*args, fuse=False, **kwargs)
+            return fresh(other, kernel_of_other)
+        return fresh(other, theirs_kernel)
 
     def mine(name, kernel):
         return fresh(this_build, kernel)
@@ -115,14 +134,18 @@ def main(argv=None) -> int:
                         help="the weights' fan_in = fan_out (default 1000)")
     parser.add_argument("--step", action="store_true",
                         help="time the whole training step of `minidl bench train` (784-1000x5-10, float32)")
+    parser.add_argument("--separate", action="store_true",
+                        help="with --step: SGD's update as its own GEMM before the next product (default: fused)")
     args = parser.parse_args(argv)
     if args.step and (args.size is not None or args.dtype != "float32"):
         parser.error("--step runs the benchmark's own 784-1000x5-10 float32 step: no --size or --dtype")
+    if args.separate and not args.step:
+        parser.error("--separate chooses how the step applies SGD's update: it needs --step")
     other = load_other(args.other_so)
     for core in (this_build, other):
         core.set_num_threads(args.threads)
     if args.step:
-        other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls)
+        other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls, args.separate)
         ratio = float(np.median(np.array(other_s) / np.array(this_s)))
         print(f"training step, batch {args.batch}, {args.threads} thread(s); {args.rounds} rounds of {args.calls} steps "
               f"each; ms per step (medians); ratio = other / this (median of per-round ratios)")

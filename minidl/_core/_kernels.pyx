@@ -67,6 +67,7 @@ cdef extern from "kernels.h" nogil:
         const void *v
         mdl_index rows, ldu, ldv
         double alpha, beta
+        int fuse
     int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda,
                                   float *W, mdl_index ldw, float *C, mdl_index ldc,
                                   const mdl_weight_update *update)
@@ -446,13 +447,14 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
     return result
 
 
-def matmul_after_update(x, w, u, v, alpha, beta):
+def matmul_after_update(x, w, u, v, alpha, beta, *, fuse=True):
     """x @ w after the update w <- beta * w + alpha * u.T @ v in place (returns the product, a new array).
 
     The update is SGD's ``W <- (1 - lr wd) W - lr X^T dY`` left pending by the optimizer; applying it
     where the next forward product reads W makes one pass over W instead of two: with few rows of x (the
-    GEMM's skinny path, which reads W in place) each block of W's rows is updated right before the product
-    reads it back from L2; otherwise the update runs first as its own GEMM. Either way w and the product are
+    GEMM's skinny path, which reads W in place) and ``fuse`` true, each block of W's rows is updated right
+    before the product reads it back from L2; otherwise the update runs first as its own GEMM (which is
+    faster depends on the machine and the batch: minidl/timed_choice.py). Either way w and the product are
     bitwise what ``matmul(u, v, trans_a=True, out=w, alpha=alpha, beta=beta)`` followed by ``matmul(x, w)``
     give, on any number of threads.
     x (m x k), w (k x n), u (r x k), v (r x n): 2-D, one dtype (float32 or float64); w C-contiguous,
@@ -492,6 +494,7 @@ def matmul_after_update(x, w, u, v, alpha, beta):
     update.ldv = n
     update.alpha = alpha_
     update.beta = beta_
+    update.fuse = 1 if fuse else 0
     cdef int rc = 0
     cdef void *px = cnp.PyArray_DATA(X)
     cdef void *pw = cnp.PyArray_DATA(W)

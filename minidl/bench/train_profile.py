@@ -3,9 +3,10 @@ time the machine needs at least for the same work.
 
 Every compiled kernel call of the step (minidl._core matmul and sigmoid, through ``minidl.ops.wrap_kernels``;
 SGD's axpby) is timed and filed under a part of the step: the forward GEMMs X·W, those that apply the last
-step's SGD update W ← W − lr·XᵀdY in their pass over W (``minidl.deferred_update``), the input gradients
-dY·Wᵀ, the weight gradients XᵀdY materialized in backward, the GEMMs inside SGD.step (pending weight
-gradients applied in the epilogue), sigmoid forward and backward, SGD's axpby (biases, momentum);
+step's SGD update W ← W − lr·XᵀdY in their pass over W or just before it, whichever was timed faster here
+(``minidl.deferred_update``), the input gradients dY·Wᵀ, the weight gradients XᵀdY materialized in backward,
+the GEMMs inside SGD.step (pending weight gradients applied in the epilogue), sigmoid forward and backward,
+SGD's axpby (biases, momentum);
 what remains is Python and NumPy (graph building, the backward sweep, loss, bias sums). Each kernel call
 also counts the bytes it must move (every operand read once, its output written once; read too when
 accumulated into) and its flops, and its bound is max(bytes ÷ bandwidth, flops ÷ GEMM peak), both measured

@@ -1,7 +1,8 @@
 """matmul_after_update(x, w, u, v, alpha, beta) = x @ w after w <- beta w + alpha uᵀv: bitwise what the update
 as its own GEMM (SGD's call) followed by the plain product gives, whether the update is fused into the
-product's pass over w (few rows of x: the skinny path) or runs first (more rows, or more update rows than a
-K block); every kernel build, both dtypes, awkward shapes, the smallest blocks; bad arguments leave w alone."""
+product's pass over w (few rows of x: the skinny path) or runs first (more rows, more update rows than a
+K block, or fuse=False); every kernel build, both dtypes, awkward shapes, the smallest blocks; bad arguments
+leave w alone."""
 import itertools
 
 import numpy as np
@@ -22,14 +23,17 @@ def problem(rng, m, k, n, r, dtype):
 
 
 def assert_same_as_update_then_product(x, w, u, v, alpha, beta):
-    """Both results bitwise equal to the two separate calls' (w is updated in place by both)."""
-    w_ref = w.copy()
+    """Both results bitwise equal to the two separate calls' (w is updated in place by both), whether the
+    update may be fused (the default) or must run as its own GEMM first (fuse=False, on a copy of w)."""
+    w_ref, w_separate = w.copy(), w.copy()
     _core.matmul(u, v, trans_a=True, out=w_ref, alpha=alpha, beta=beta)
     y_ref = _core.matmul(x, w_ref)
     y = _core.matmul_after_update(x, w, u, v, alpha, beta)
+    y_separate = _core.matmul_after_update(x, w_separate, u, v, alpha, beta, fuse=False)
     assert y.shape == y_ref.shape and y.dtype == w.dtype and y.flags.c_contiguous
-    np.testing.assert_array_equal(w, w_ref)
-    np.testing.assert_array_equal(y, y_ref)
+    for w_out, y_out in ((w, y), (w_separate, y_separate)):
+        np.testing.assert_array_equal(w_out, w_ref)
+        np.testing.assert_array_equal(y_out, y_ref)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -3,6 +3,7 @@ gives bitwise the parameters and losses of the update applied in step(); every w
 sees it updated; a parameter whose array something else holds is updated in step() as before."""
 import copy
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -10,9 +11,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import minidl as mdl
+import minidl.deferred_update as du
 import minidl.optim.sgd as sgd_module
 from minidl import _core, nn, optim
 from minidl.nn import functional as F
+from minidl.timed_choice import FixedChoice, TimedChoice
 
 from test_deferred_gradients import DTYPES, batches, make_model   # the 30-50-40-7 MLP, batches of 6
 
@@ -70,6 +73,59 @@ def test_training_is_bitwise_the_update_in_step(dtype, sgd, threads):
     assert losses == losses_eager
     for got, want in zip(params, params_eager):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_training_is_bitwise_the_same_with_the_update_fused_or_as_its_own_gemm(dtype):
+    """take_product runs the way deferred_update.fusion picks; both ways give the same bits, so the losses and
+    parameters of training do not depend on the machine's choice (nor on the choice changing mid-run)."""
+    results = []
+    for fixed in (du.FUSED, du.SEPARATE, None):
+        with pytest.MonkeyPatch.context() as patch:
+            if fixed is not None:
+                patch.setattr(du, "fusion", FixedChoice(fixed))
+            else:                   # choosing: measures both ways in the first steps, then keeps one
+                patch.setattr(du, "fusion", TimedChoice(trials=3, warmup=1, recheck=7))
+            results.append(train(dtype, True, steps=30, lr=0.1))
+    for losses, params, deferred in results[1:]:
+        assert losses == results[0][0] and deferred == results[0][2] == 2 * 30
+        for got, want in zip(params, results[0][1]):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("slow", [du.FUSED, du.SEPARATE], ids=["fused_slow", "separate_slow"])
+def test_the_forward_product_finds_the_slower_way_and_avoids_it(slow):
+    """With one way made 3 ms slower, the first calls of each weight's product try both, and every later call
+    passes the kernel the other (``fuse=``), per weight shape; the parameters are those of either way."""
+    model, eager_model, x, y = one_step_each(np.float32)
+    ways = []
+
+    def timed_way(name, kernel):
+        if name != "matmul_after_update":
+            return kernel
+
+        def call(*args, fuse=True, **kwargs):
+            ways.append((args[1].shape, du.FUSED if fuse else du.SEPARATE))
+            if ways[-1][1] == slow:
+                time.sleep(0.003)
+            return kernel(*args, fuse=fuse, **kwargs)
+        return call
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(du, "fusion", TimedChoice(trials=3, warmup=1, recheck=1000))
+        opt, eager_opt = optim.SGD(model.parameters(), lr=0.1), optim.SGD(eager_model.parameters(), lr=0.1)
+        with mdl.ops.wrap_kernels(timed_way):
+            for _ in range(12):
+                step(model, opt, x, y)
+        patch.setattr(sgd_module, "defer", lambda *args: False)
+        for _ in range(12):
+            step(eager_model, eager_opt, x, y)
+    for shape in {shape for shape, _ in ways}:
+        of_shape = [way for s, way in ways if s == shape]
+        assert of_shape[:8].count(du.FUSED) == of_shape[:8].count(du.SEPARATE) == 4     # (1 + 3) of each
+        assert set(of_shape[8:]) == {1 - slow} and len(of_shape) == 12
+    for got, want in zip(model.parameters(), eager_model.parameters()):
+        np.testing.assert_array_equal(got.data, want.data)
 
 
 @pytest.mark.parametrize("sgd", [dict(lr=0.1, momentum=0.9), dict(lr=0.1, momentum=0.5, nesterov=True)])
@@ -241,7 +297,7 @@ def test_a_memory_error_in_the_fused_product(changed):
     weight = model.linears[0].weight
     update = weight._update
 
-    def out_of_memory(*args):
+    def out_of_memory(*args, **kwargs):
         error = MemoryError("matmul_after_update: could not allocate packing buffers")
         error.update_applied = changed
         raise error

@@ -118,3 +118,39 @@ def test_each_kernel_call_of_the_step_starts_with_its_builds_guard_reset(tool, m
     with ops.wrap_kernels(count):
         tool.step_rounds(_kernels, batch=2, threads=1, rounds=2, steps=1)
     assert kernel_calls and len(resets) == len(kernel_calls)    # the other build is not counted here
+
+
+@pytest.mark.parametrize("separate", [False, True], ids=["fused", "separate"])
+def test_the_step_pins_how_sgds_update_is_applied_for_both_builds(tool, separate):
+    """--step does not let deferred_update.fusion time the two builds' calls together: every product after an
+    update, of either build, runs the way asked (the fused way is passed to the other build without fuse=,
+    which builds from before it take), and the choice in use comes back afterwards."""
+    from minidl import deferred_update, ops
+    seen = []
+
+    class Recording:
+        def __getattr__(self, name):
+            kernel = getattr(_kernels, name)
+            if name != "matmul_after_update":
+                return kernel
+
+            def recorded(*args, **kwargs):
+                seen.append(("other", kwargs.get("fuse", "absent")))
+                return kernel(*args, **kwargs)
+            return recorded
+
+    def record_this(name, kernel):
+        if name != "matmul_after_update":
+            return kernel
+
+        def recorded(*args, **kwargs):
+            seen.append(("this", kwargs["fuse"]))
+            return kernel(*args, **kwargs)
+        return recorded
+
+    chooser = deferred_update.fusion
+    with ops.wrap_kernels(record_this):
+        tool.step_rounds(Recording(), batch=2, threads=1, rounds=2, steps=1, separate=separate)
+    assert deferred_update.fusion is chooser
+    expected = {("other", False), ("this", False)} if separate else {("other", "absent"), ("this", True)}
+    assert set(seen) == expected

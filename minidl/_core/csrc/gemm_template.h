@@ -495,8 +495,8 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 
 /* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
  * alpha == 0 or k == 0, so NaN there is ignored). With `update` (kernels.h; B row-major, csb == 1), B gets
- * that update first: fused into the product's pass over B (gemm_fused) for few rows of A, else as a GEMM of
- * its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update
+ * that update first: fused into the product's pass over B (gemm_fused) for few rows of A where update->fuse,
+ * else as a GEMM of its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update
  * ran, or ran in part). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                     const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
@@ -506,7 +506,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     const mdl_blocking blk = mdl_blocking_for(team_size, MR, NR, (int)sizeof(T));
     int updated = 0;
     if (update != NULL) {
-        if (m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
+        if (update->fuse && m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
             update->rows <= blk.kc && (T)update->alpha != (T)0)
             return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, update, team_size, &blk);
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */

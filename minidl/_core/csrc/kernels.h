@@ -20,12 +20,14 @@ typedef ptrdiff_t mdl_index;
  * (rows x K) and V (rows x N) row-major. A product that reads W in place (gemm_template.h: the skinny path)
  * applies it to each K block of W right before reading the block back from L2 (gemm_fused), so the update and
  * the product make one pass over W; elsewhere (or with more rows than a K block) the update runs first as a
- * GEMM of its own.
+ * GEMM of its own, and so it does where `fuse` is 0 (which of the two is faster depends on the machine and the
+ * shapes: minidl/timed_choice.py).
  * Either way the results are bitwise those of the update followed by the product. */
 typedef struct {
     const void *u, *v;
     mdl_index rows, ldu, ldv;
     double alpha, beta;
+    int fuse;
 } mdl_weight_update;
 
 typedef struct {
