@@ -145,7 +145,8 @@ def main(argv=None) -> int:
     for core in (this_build, other):
         core.set_num_threads(args.threads)
     if args.step:
-        other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls, args.separate)
+        other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls,
+                                      separate=args.separate)
         ratio = float(np.median(np.array(other_s) / np.array(this_s)))
         print(f"training step, batch {args.batch}, {args.threads} thread(s); {args.rounds} rounds of {args.calls} steps "
               f"each; ms per step (medians); ratio = other / this (median of per-round ratios)")

@@ -58,6 +58,12 @@ def test_the_step_takes_no_size_or_dtype(extra):
     assert "--step runs the benchmark's own" in result.stderr
 
 
+def test_separate_belongs_to_the_step():
+    result = subprocess.run([sys.executable, str(SCRIPT), _kernels.__file__, "--separate"], capture_output=True,
+                            text=True, timeout=60, cwd=Path(_kernels.__file__).resolve().parents[2])
+    assert result.returncode == 2 and "--separate chooses how the step applies" in result.stderr
+
+
 @pytest.fixture
 def tool():
     """tools/ab_kernels.py as a module, for its step_rounds; the thread count it sets is restored after."""

@@ -496,8 +496,8 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 /* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
  * alpha == 0 or k == 0, so NaN there is ignored). With `update` (kernels.h; B row-major, csb == 1), B gets
  * that update first: fused into the product's pass over B (gemm_fused) for few rows of A where update->fuse,
- * else as a GEMM of its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed: the separate update
- * ran, or ran in part). */
+ * else as a GEMM of its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed:
+ * the separate update ran, or ran in part). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                     const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
                     const mdl_weight_update *update, int nthreads)
