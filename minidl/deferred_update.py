@@ -103,10 +103,11 @@ class DeferredUpdate:
                 return None
             self._refuse_if_torn()
             (u, v), = self.product.terms
-            key = (x.shape, weight._data.shape, u.shape[0], weight._data.dtype.char, _core.get_num_threads())
+            w, alpha, beta = weight._data, self.alpha, self.beta
+            key = (x.shape, w.shape, u.shape[0], w.dtype.char, _core.get_num_threads())
             way = fusion.pick(key)
             fuse = way == FUSED
-            w, alpha, beta, _in_flight = weight._data, self.alpha, self.beta, self
+            _in_flight = self
             start = time.perf_counter()
             self.applied = True                     # before the kernel: see the class
             try:

@@ -29,6 +29,13 @@ def _shape(shape: tuple, name: str) -> tuple:
     return tuple(int(n) for n in shape)
 
 
+def _aligned(make, requires_grad: bool) -> Tensor:
+    """A Tensor of the array ``make()`` allocates, in 64-byte aligned memory (the memory pool)."""
+    with memory_pool():
+        values = make()
+    return Tensor(values, requires_grad=requires_grad)
+
+
 def _default(dtype) -> np.dtype:
     """``dtype`` as a Tensor dtype; None is the default float32, as PyTorch's (NumPy's None is float64)."""
     return _tensor_dtype(np.float32 if dtype is None else dtype)
@@ -36,16 +43,12 @@ def _default(dtype) -> np.dtype:
 
 def zeros(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros of the given shape."""
-    with memory_pool():
-        values = np.zeros(_shape(shape, "zeros"), dtype=_default(dtype))
-    return Tensor(values, requires_grad=requires_grad)
+    return _aligned(lambda: np.zeros(_shape(shape, "zeros"), dtype=_default(dtype)), requires_grad)
 
 
 def ones(*shape, dtype=np.float32, requires_grad: bool = False) -> Tensor:
     """A tensor of ones of the given shape."""
-    with memory_pool():
-        values = np.ones(_shape(shape, "ones"), dtype=_default(dtype))
-    return Tensor(values, requires_grad=requires_grad)
+    return _aligned(lambda: np.ones(_shape(shape, "ones"), dtype=_default(dtype)), requires_grad)
 
 
 def _float_dtype(dtype, name: str) -> np.dtype:
@@ -58,17 +61,14 @@ def _float_dtype(dtype, name: str) -> np.dtype:
 def rand(*shape, dtype=np.float32, requires_grad: bool = False, generator=None) -> Tensor:
     """Uniform draws from [0, 1) (minidl's generator unless ``generator`` is given)."""
     gen = generator if generator is not None else random.generator()
-    with memory_pool():
-        values = gen.random(_shape(shape, "rand"), dtype=_float_dtype(dtype, "rand"))
-    return Tensor(values, requires_grad=requires_grad)
+    return _aligned(lambda: gen.random(_shape(shape, "rand"), dtype=_float_dtype(dtype, "rand")), requires_grad)
 
 
 def randn(*shape, dtype=np.float32, requires_grad: bool = False, generator=None) -> Tensor:
     """Standard normal draws (minidl's generator unless ``generator`` is given)."""
     gen = generator if generator is not None else random.generator()
-    with memory_pool():
-        values = gen.standard_normal(_shape(shape, "randn"), dtype=_float_dtype(dtype, "randn"))
-    return Tensor(values, requires_grad=requires_grad)
+    return _aligned(lambda: gen.standard_normal(_shape(shape, "randn"), dtype=_float_dtype(dtype, "randn")),
+                    requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -90,6 +90,4 @@ def arange(start, end=None, step=1, dtype=None, requires_grad: bool = False) -> 
         dtype = np.int64 if integral else np.float32
     dtype = _tensor_dtype(dtype)
     values = np.arange(start, end, step, dtype=np.float64 if dtype.kind == "f" else None)
-    with memory_pool():
-        values = values.astype(dtype)
-    return Tensor(values, requires_grad=requires_grad)
+    return _aligned(lambda: values.astype(dtype), requires_grad)
