@@ -102,8 +102,8 @@ def describe_blocking(info: dict) -> str:
     team = info["minidl_thread_thresholds"]["float32"]["threads"]
     return (f"detected caches: L1d {_bytes(caches['l1d'])}, L2 {_bytes(caches['l2'])} per core, L3 "
             f"{_bytes(caches['l3'])}; float32 GEMM ({info['minidl_kernels']}): micro-tile {b['mr']}x{b['nr']}, "
-            f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']} (team of {team}), B read in place up to {b['skinny_m']} "
-            f"rows")
+            f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']} (team of {team}); up to {b['skinny_m']} rows B read in place, "
+            f"KC {b['skinny_kc']}")
 
 
 def _count(n: float) -> str:

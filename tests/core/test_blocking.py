@@ -18,14 +18,18 @@ EXTREME = [0, 1, 4 << 10, 32 << 10, 48 << 10, 2 << 20, 300 << 20, 1 << 40]      
 def test_blocking_stays_within_its_bounds_for_any_cache_sizes(mr, nr, item):
     for l1, l2, l3, threads in itertools.product(EXTREME, EXTREME, EXTREME, [1, 2, 16, 1024]):
         b = _kernels.derive_blocking(l1, l2, l3, threads, mr, nr, item)
-        assert 16 <= b["kc"] <= 1024 and b["kc"] % 8 == 0, b
-        assert mr <= b["mc"] <= 2048 and b["mc"] % mr == 0, b
+        for kc, mc in ((b["kc"], b["mc"]), (b["skinny_kc"], b["skinny_mc"])):
+            assert 16 <= kc <= 1024 and kc % 8 == 0, b
+            assert mr <= mc <= 2048 and mc % mr == 0, b
+        assert b["skinny_kc"] <= b["kc"], b        # a fused update that fits the skinny K block fits its GEMM's
         assert nr <= b["nc"] <= 4096 and b["nc"] % nr == 0, b
-        assert 1 <= b["skinny_m"] <= b["mc"], b
-        if l1 >= 4 << 10:                  # the B and A panels fit the L1 share they were sized for
-            assert b["kc"] * (mr + nr) * item <= 0.75 * l1 or b["kc"] == 16
+        assert 1 <= b["skinny_m"] <= b["skinny_mc"], b
+        if l1 >= 4 << 10:                  # the panels reused from L1 fit the share they were sized for
+            assert b["kc"] * mr * item <= 0.75 * l1 or b["kc"] == 16                   # packed: A's
+            assert b["skinny_kc"] * (mr + nr) * item <= 0.75 * l1 or b["skinny_kc"] == 16   # skinny: B's and A's
         if l2 >= 1 << 20 and l1 <= 48 << 10:
             assert b["mc"] * b["kc"] * item <= 0.5 * l2    # the packed A block within half of L2
+            assert b["skinny_mc"] * b["skinny_kc"] * item <= 0.5 * l2
         if l3 >= 1 << 20 and l1 <= 48 << 10 and threads <= 16:
             assert b["kc"] * b["nc"] * item <= 0.5 * l3 / threads or b["nc"] == nr
 
@@ -48,8 +52,11 @@ def test_thread_counts_of_the_blocking_queries_are_checked(threads):
 def test_blocking_follows_the_caches():
     small = _kernels.derive_blocking(32 << 10, 512 << 10, 32 << 20, 2, 6, 16, 4)
     large = _kernels.derive_blocking(48 << 10, 2 << 20, 105 << 20, 2, 6, 16, 4)
-    assert small == {"kc": 272, "mc": 240, "nc": 4096, "skinny_m": 66}     # the 2-core EPYC's caches
-    assert large["kc"] > small["kc"] and large["mc"] > small["mc"]
+    assert small == {"kc": 1024, "mc": 60, "nc": 2048, "skinny_m": 66,    # the 2-core Zen 3 EPYC's caches
+                     "skinny_kc": 272, "skinny_mc": 240}                 # (its hand-tuned KC and MC)
+    assert large["skinny_kc"] > small["skinny_kc"] and large["skinny_mc"] > small["skinny_mc"]
+    zen4 = _kernels.derive_blocking(32 << 10, 1 << 20, 32 << 20, 2, 14, 32, 4)   # the avx512 float32 tile
+    assert (zen4["kc"], zen4["mc"], zen4["skinny_kc"], zen4["skinny_mc"]) == (432, 294, 128, 1022)
     assert _kernels.derive_blocking(32 << 10, 512 << 10, 8 << 20, 16, 6, 16, 4)["nc"] < 4096  # L3 shared by 16
 
 

@@ -193,15 +193,52 @@ def test_few_rows_times_a_transposed_b(kernels, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
-def test_in_place_and_packed_paths_give_the_same_bits(kernels, threads, rng, dtype, trans_b):
+def test_in_place_and_packed_paths_give_the_same_bits_within_one_k_block(kernels, threads, rng, dtype, trans_b):
     """The last row count that reads B in place and the first that packs it run the same FMAs in the same
-    order for every element (same K blocks, same micro-kernel), so their common rows agree bit for bit."""
+    order for every element (same micro-kernel) when K fits one block of each, so their common rows agree bit
+    for bit (beta != 0: the epilogue's c = alpha acc + beta c too)."""
     blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
-    s, k = blk["skinny_m"], blk["kc"] + 3                    # two K blocks: the epilogue's beta path too
-    n = 3 * blk["nr"] + 5
+    s, k, n = blk["skinny_m"], blk["skinny_kc"], 3 * blk["nr"] + 5
     a, b = operands(rng, s + 1, k, n, dtype, False, trans_b)
     c0 = rng.standard_normal((s + 1, n)).astype(dtype)
     skinny = _core.matmul(a[:s], b, trans_b=trans_b, out=c0[:s].copy(), alpha=-0.75, beta=0.5)
     packed = _core.matmul(a, b, trans_b=trans_b, out=c0.copy(), alpha=-0.75, beta=0.5)
     np.testing.assert_array_equal(packed[:s], skinny)
     assert_matmul_close(_core.matmul(a, b, trans_b=trans_b), a, b, trans_b=trans_b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
+def test_each_path_sums_k_in_its_own_blocks(kernels, threads, rng, dtype, trans_b):
+    """Products of at most skinny_m rows sum K in blocks of skinny_kc, longer ones in blocks of kc
+    (blocking.c), cut evenly: K three more than a block is two halves. So each product is, bit for bit, its
+    first half's product with the second half's added by a second call with beta 1 (the epilogue's
+    c = acc + c, one rounding, as between K blocks)."""
+    blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
+    n = 3 * blk["nr"] + 5
+    for m, kc in ((blk["skinny_m"], blk["skinny_kc"]), (blk["skinny_m"] + 1, blk["kc"])):
+        k = kc + 3
+        h = (k + 1) // 2
+        a, b = operands(rng, m, k, n, dtype, False, trans_b)
+        part = (lambda lo, hi: b[:, lo:hi]) if trans_b else (lambda lo, hi: b[lo:hi])
+        halves = _core.matmul(a[:, :h], part(0, h), trans_b=trans_b)
+        _core.matmul(a[:, h:], part(h, k), trans_b=trans_b, out=halves, beta=1.0)
+        np.testing.assert_array_equal(_core.matmul(a, b, trans_b=trans_b), halves, err_msg=f"{m} rows, K {k}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_the_products_rows_choose_the_k_blocks_on_any_number_of_threads(kernels, rng, dtype):
+    """A product a little taller than skinny_m, one strip wide, is split by rows: on 2 to 16 threads each
+    share reads B in place, yet sums over the packed path's K blocks as the whole product does on one
+    thread (README: a run gives the same numbers at any thread count)."""
+    _core._kernels._set_test_fork_join(1e-12)                     # teams even for this small product
+    blk = _core.gemm_blocking(np.dtype(dtype).name)
+    m, k, n = blk["skinny_m"] + blk["mr"], 3 * blk["kc"] + 5, blk["nr"]
+    a, b = operands(rng, m, k, n, dtype, False, False)
+    results = []
+    for threads in (1, 2, 3, 4, 16):
+        _core.set_num_threads(threads)
+        results.append(_core.matmul(a, b))
+    for got in results[1:]:
+        np.testing.assert_array_equal(got, results[0])
+    assert_matmul_close(results[0], a, b)

@@ -49,8 +49,8 @@ def test_awkward_shapes(kernels, threads, rng, m, k, n, dtype):
 @pytest.mark.parametrize("m", [10, 64, 71])
 def test_the_training_step_shapes(kernels, threads, rng, m, r, dtype):
     """The MLP's 784 x 1000 weight (several K blocks, an 8-column edge strip); batches 10 and 64 take the
-    fused path, 71 rows and more update rows than a K block (r 300) the update-first path; SGD's (alpha,
-    beta) with and without weight decay."""
+    fused path, 71 rows the update-first path, r 300 either (it is more than some builds' K block); SGD's
+    (alpha, beta) with and without weight decay."""
     for alpha, beta in [(-0.1, 1.0), (-0.01, 0.99)]:
         x, w, u, v = problem(rng, m, 784, 1000, r, dtype)
         assert_same_as_update_then_product(x, w, u, v, alpha, beta)
@@ -69,6 +69,17 @@ def test_smallest_blocks(kernels, threads, caches, dtype, rng):
         _kernels._override_cache_sizes()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_update_rows_at_the_edges_of_both_k_blocks(kernels, threads, rng, dtype):
+    """The update fuses only while its rows fit one K block of its own GEMM, whose rows are w's: the packed
+    path's KC for a w of more than skinny_m rows, the skinny path's for fewer (blocking.c)."""
+    blk = _core.gemm_blocking(np.dtype(dtype).name)
+    for k in (blk["skinny_m"] - 3, blk["skinny_m"] + 5):
+        for r in sorted({blk["skinny_kc"], blk["skinny_kc"] + 1, blk["kc"], blk["kc"] + 1}):
+            x, w, u, v = problem(rng, 9, k, 45, r, dtype)
+            assert_same_as_update_then_product(x, w, u, v, -0.05, 1.0)
+
+
 @pytest.mark.parametrize("caches", [(1, 1, 1), None], ids=["tiny", "detected"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
@@ -81,7 +92,7 @@ def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
     if caches:
         _kernels._override_cache_sizes(*caches)
     try:
-        kc = _core.gemm_blocking(np.dtype(dtype).name)["kc"]
+        kc = _core.gemm_blocking(np.dtype(dtype).name)["skinny_kc"]      # the fused products have few rows
         for m, k, n, r in [(10, 5 * kc, 70, 10), (3, 3 * kc + 1, 33, 1), (14, 2 * kc, 1, 7), (1, 7 * kc - 3, 130, 16)]:
             x, w, u, v = problem(rng, m, k, n, r, dtype)
             results = []

@@ -1,9 +1,18 @@
 /* Cache blocking from the machine: the cache sizes read at run time, and the GEMM block sizes derived from
  * them by the BLIS rules (Low, Igual, Smith & Quintana-Orti 2016, "Analytical modeling is enough for
  * high-performance BLIS"), for any micro-tile MR x NR and element size:
- *   KC: one KC x NR panel of B and one MR x KC panel of A fill at most MDL_L1_SHARE of L1d together (the
- *       one reused from L1 is the A panel in the packed path, which runs row panels outside column panels,
- *       and the B panel in the skinny path: gemm_template.h);
+ *   KC: the packed path's K block: one MR x KC panel of A fills at most MDL_L1_SHARE of L1d (row panels run
+ *       outside column panels, so that A panel is the one reused from L1 while the B panels stream from L2).
+ *       Counting a KC x NR panel of B beside it, as BLIS's rule for its own loop order does (and as this
+ *       file did), gave KC 128 for the 14 x 32 float32 tile on a 32 KiB L1d: on the 2-core AVX-512 EPYC
+ *       (Zen 4, 1 MiB L2) the products at 256 x 1000 x 1000 then took 10-30% longer on two threads than
+ *       with KC 432 (this rule), 2-6% on one; KC 528-1000 measured as 432 (kc sweeps, five 1000x1000 weights
+ *       in turn, medians in one process); the training step at batch 256 took 9-16% less, at 64 6%.
+ *   skinny_kc, skinny_mc: the K block and the rows of the L2 block (as MC, below) of products of at most
+ *       skinny_m rows, which reuse the KC x NR panel of B from L1 with the MR x KC panel of A: one of each
+ *       fills at most MDL_L1_SHARE of L1d. There the longer K block of the packed path made SGD's update
+ *       fused into the next product 7-15% slower at batch 10 (the same machine). The whole product's rows
+ *       choose its K block (gemm_template.h), so every thread sums in the same blocks, whatever its share;
  *   MC: the packed MC x KC block of A fills at most MDL_L2_SHARE of L2 (per core);
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
  *       thread packs its own block). With row panels outside, that block is reread once per row panel; past
@@ -15,14 +24,16 @@
  *       (avx2); 64-100 rows of 14-row tiles on the 2-core Xeon (avx512, 2 threads, X W and dY W^T with
  *       1000 x 1000 weights, medians of 21 over six weights, four runs each way: packed 8-15% faster at
  *       100, 128 and 150 rows, even at 84, B read in place faster at 64). So MDL_SKINNY_ROWS, rounded down
- *       to whole tiles (at least one), and the m x KC block of A stays within the L2 share.
+ *       to whole tiles (at least one), and the m x skinny_kc block of A stays within the L2 share.
  * Every size is clamped, so the packing buffers stay bounded for any reported cache size (0, 1 byte, 1 TB):
  *   KC in [MDL_KC_MIN, MDL_KC_MAX] (a multiple of 8), MC in [MR, MDL_MC_MAX] and NC in [NR, MDL_NC_MAX]
  *   (multiples of MR and NR). A buffer <= MC x KC and B buffer <= KC x NC elements per thread, reused.
  * The sizes are cpu0's as Linux's sysfs gives them (the kernel's own reading of CPUID), else sysconf's: on
  * the 2-core EPYC, glibc 2.36's sysconf says L3 256 MiB where sysfs says 32 MiB shared by the two cores.
- * Unknown sizes (neither says, or no sysconf) fall back to the 2-core EPYC's 32 KiB / 512 KiB / 32 MiB, for
- * which the rules give what was tuned there by hand. */
+ * Unknown sizes (neither says, or no sysconf) fall back to the 2-core Zen 3 EPYC's 32 KiB / 512 KiB / 32 MiB,
+ * for which the skinny rule gives the KC 272 and MC 240 tuned there by hand for the avx2 build (then one KC
+ * for both paths); its packed KC, 1024, was measured only on the Zen 4: the avx2 build there took 5-18%
+ * less at 256 x 1000 x 1000 with KC 1000 than with 272. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,17 +129,27 @@ static mdl_index clamp_index(double value, mdl_index lo, mdl_index hi)
     return value < (double)lo ? lo : value > (double)hi ? hi : (mdl_index)value;
 }
 
+static mdl_index k_block(double kc) { return clamp_index(kc, MDL_KC_MIN, MDL_KC_MAX) / 8 * 8; }
+
+/* The rows (a multiple of MR) of an MC x KC block of A that fills at most MDL_L2_SHARE of L2. */
+static mdl_index l2_rows(double l2, mdl_index kc, int mr, int item)
+{
+    return clamp_index(MDL_L2_SHARE * l2 / ((double)kc * item), mr, MDL_MC_MAX) / mr * mr;
+}
+
 mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, int nr, int item)
 {
     mdl_blocking b;
     const double l1 = caches.l1d > 0 ? (double)caches.l1d : 0.0, l2 = caches.l2 > 0 ? (double)caches.l2 : 0.0;
     const double l3 = caches.l3 > 0 ? (double)caches.l3 : 0.0;
     const int t = threads < 1 ? 1 : threads;
-    b.kc = clamp_index(MDL_L1_SHARE * l1 / ((double)(mr + nr) * item), MDL_KC_MIN, MDL_KC_MAX) / 8 * 8;
-    b.mc = clamp_index(MDL_L2_SHARE * l2 / ((double)b.kc * item), mr, MDL_MC_MAX) / mr * mr;
+    b.kc = k_block(MDL_L1_SHARE * l1 / ((double)mr * item));
+    b.mc = l2_rows(l2, b.kc, mr, item);
     b.nc = clamp_index(MDL_L3_SHARE * l3 / t / ((double)b.kc * item), nr, MDL_NC_MAX) / nr * nr;
+    b.skinny_kc = k_block(MDL_L1_SHARE * l1 / ((double)(mr + nr) * item));
+    b.skinny_mc = l2_rows(l2, b.skinny_kc, mr, item);
     const mdl_index skinny_tiles = MDL_SKINNY_ROWS / mr > 0 ? MDL_SKINNY_ROWS / mr : 1;
-    b.skinny_m = (mdl_index)mr * skinny_tiles < b.mc ? (mdl_index)mr * skinny_tiles : b.mc;
+    b.skinny_m = (mdl_index)mr * skinny_tiles < b.skinny_mc ? (mdl_index)mr * skinny_tiles : b.skinny_mc;
     return b;
 }
 

@@ -185,7 +185,7 @@ static void FN(gemm_dot_block)(mdl_index m, mdl_index n, mdl_index k, const T *A
 }
 #endif
 
-/* One thread's block sizes: even K blocks (K = 257 becomes 129 + 128, not 256 + 1), at most blk's sizes. */
+/* One thread's block sizes (sizes_for). */
 typedef struct {
     mdl_index mc, kc, nc;
     int skinny;
@@ -193,15 +193,26 @@ typedef struct {
     int rows_outer; /* the packed path's row panels outside its column panels (see gemm_block) */
 } FN(block_sizes);
 
-static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, const mdl_blocking *blk, int dot)
+/* The K block of a product of `rows` rows: the packed path's, or the skinny path's for few rows (blocking.c). */
+static inline mdl_index FN(k_block)(mdl_index rows, const mdl_blocking *blk)
+{
+    return rows <= blk->skinny_m ? blk->skinny_kc : blk->kc;
+}
+
+/* One thread's block sizes for its m x n share of a product of `rows` rows: even K blocks (K = 257 becomes
+ * 129 + 128, not 256 + 1), at most blk's sizes. The whole product's rows choose the K block, so every thread
+ * sums over the same blocks whatever its share (a share of few rows still reads B in place). */
+static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, mdl_index rows, const mdl_blocking *blk,
+                                     int dot)
 {
     FN(block_sizes) s;
+    const mdl_index kc = FN(k_block)(rows, blk), mc = rows <= blk->skinny_m ? blk->skinny_mc : blk->mc;
     s.dot = dot;
-    s.kc = FN(ceil_div)(k, FN(ceil_div)(k, blk->kc));
-    s.mc = FN(min_index)(blk->mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, blk->mc)), MR) * MR);
+    s.kc = FN(ceil_div)(k, FN(ceil_div)(k, kc));
+    s.mc = FN(min_index)(mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, mc)), MR) * MR);
     s.nc = FN(min_index)(blk->nc, FN(ceil_div)(FN(ceil_div)(n, FN(ceil_div)(n, blk->nc)), NR) * NR);
     s.skinny = m <= blk->skinny_m;
-    s.rows_outer = s.kc * s.nc <= blk->mc * blk->kc;
+    s.rows_outer = s.kc * s.nc <= mc * kc;
     return s;
 }
 
@@ -313,8 +324,8 @@ static int FN(threads_for)(double flops, int team_size)
 
 /* Rows [pc, pc+kc) of W (the K block) for columns [j_lo, j_hi): W <- beta_u W + alpha_u U^T V there, then
  * out[0:m, j_lo:j_hi] = alpha A[:, pc:pc+kc] @ W[pc:pc+kc, j_lo:j_hi] + beta_out out (see gemm_fused). The
- * columns go in chunks whose kc rows stay in L2 (as the packed A block, MC x KC, does), so the product reads
- * back from L2 what the update has just written. pb holds kc x NR (an edge strip of W) + rows x NR (of V). */
+ * columns go in chunks whose kc rows stay in L2 (skinny_mc x skinny_kc elements: blocking.c), so the product
+ * reads back from L2 what the update has just written. pb holds kc x NR (an edge strip of W) + rows x NR (of V). */
 static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc, mdl_index j_lo, mdl_index j_hi,
                             const T *A, mdl_index rsa, mdl_index csa, T *W, mdl_index ldw, T *out, mdl_index ldo,
                             T alpha, T beta_out, const mdl_weight_update *update, mdl_index chunk, int pack, T *pa,
@@ -375,9 +386,9 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                           mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
                           int team_size, const mdl_blocking *blk)
 {
-    const FN(block_sizes) s = FN(sizes_for)(m, n, k, blk, 0);
+    const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, blk, 0); /* m <= skinny_m: the skinny K blocks */
     const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
-    const mdl_index chunk = blk->mc > NR ? blk->mc / NR * NR : NR;
+    const mdl_index chunk = blk->skinny_mc > NR ? blk->skinny_mc / NR * NR : NR;
     const size_t pa_size = (size_t)(FN(ceil_div)(m, MR) * MR * s.kc), pb_size = (size_t)((s.kc + rows) * NR),
                  pu_size = (size_t)(FN(ceil_div)(s.kc, MR) * MR * rows);
     const int nt = FN(threads_for)(2.0 * ((double)m + (double)rows) * (double)n * (double)k, team_size);
@@ -393,7 +404,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
     /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share (the
      * packed A block's MC x KC) hold: each wave ends in two barriers, and all five K blocks of a 1000-row W
      * in one wave were 15% faster than waves of two (batch 10, 2 threads), as fast at batch 64. */
-    const mdl_index in_l2 = (mdl_index)((size_t)(blk->mc * blk->kc) / ((size_t)m * (size_t)n));
+    const mdl_index in_l2 = (mdl_index)((size_t)(blk->skinny_mc * blk->skinny_kc) / ((size_t)m * (size_t)n));
     const mdl_index wave = FN(min_index)(blocks, nt > 1 + in_l2 ? nt : 1 + in_l2);
     /* A wave's work goes in grains of `grain` strips of one block, about MDL_FUSED_GRAINS per thread. Each
      * thread takes its own share's grains in turn (an atomic counter per share, one cache line each), then
@@ -507,7 +518,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     int updated = 0;
     if (update != NULL) {
         if (update->fuse && m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
-            update->rows <= blk.kc && (T)update->alpha != (T)0)
+            update->rows <= FN(k_block)(k, &blk) && (T)update->alpha != (T)0) /* the update's GEMM: one K block */
             return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, update, team_size, &blk);
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
         if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
@@ -531,7 +542,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #endif
     const int nt = FN(threads_for)(2.0 * (double)m * (double)n * (double)k, team_size);
     if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
-        const FN(block_sizes) s = FN(sizes_for)(m, n, k, &blk, dot);
+        const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, &blk, dot);
         T *pa, *pb;
         if (FN(block_buffers)(s, &pa, &pb) != 0) return out_of_memory;
         FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb);
@@ -560,7 +571,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR), i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
             const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR), j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
             if (i1 > i0 && j1 > j0) {
-                const FN(block_sizes) s = FN(sizes_for)(i1 - i0, j1 - j0, k, &blk, dot);
+                const FN(block_sizes) s = FN(sizes_for)(i1 - i0, j1 - j0, k, m, &blk, dot);
                 T *pa, *pb;
                 failed = FN(block_buffers)(s, &pa, &pb) != 0;
                 if (!failed)

@@ -65,7 +65,8 @@ typedef struct {
     long l1d, l2, l3;
 } mdl_cache_sizes;
 typedef struct {
-    mdl_index mc, kc, nc, skinny_m;
+    mdl_index mc, kc, nc;                   /* the packed path */
+    mdl_index skinny_m, skinny_kc, skinny_mc; /* products of at most skinny_m rows (and SGD's fused update) */
 } mdl_blocking;
 void mdl_detect_cache_sizes(void);        /* once at import: sysfs, else sysconf, else the fallback sizes */
 mdl_cache_sizes mdl_cache_sizes_detected(void);
