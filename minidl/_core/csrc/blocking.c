@@ -7,12 +7,14 @@
  *       file did), gave KC 128 for the 14 x 32 float32 tile on a 32 KiB L1d: on the 2-core AVX-512 EPYC
  *       (Zen 4, 1 MiB L2) the products at 256 x 1000 x 1000 then took 10-30% longer on two threads than
  *       with KC 432 (this rule), 2-6% on one; KC 528-1000 measured as 432 (kc sweeps, five 1000x1000 weights
- *       in turn, medians in one process); the training step at batch 256 took 9-16% less, at 64 6%.
+ *       in turn, medians in one process). The whole training step took 4-5% less at batch 256 and 7% at 128
+ *       (this build against the one before, steps alternating in one process), up to 16% in slow phases.
  *   skinny_kc, skinny_mc: the K block and the rows of the L2 block (as MC, below) of products of at most
  *       skinny_m rows, which reuse the KC x NR panel of B from L1 with the MR x KC panel of A: one of each
- *       fills at most MDL_L1_SHARE of L1d. There the longer K block of the packed path made SGD's update
- *       fused into the next product 7-15% slower at batch 10 (the same machine). The whole product's rows
- *       choose its K block (gemm_template.h), so every thread sums in the same blocks, whatever its share;
+ *       fills at most MDL_L1_SHARE of L1d. There the packed path's longer K block made SGD's update fused
+ *       into the next product 1-15% slower at batch 10 (the step 5%), though products of 24-64 rows gained
+ *       3-20% (the step at batch 64 4-5%): the paper's batch decided. The whole product's rows choose its K
+ *       block (gemm_template.h), so every thread sums in the same blocks, whatever its share;
  *   MC: the packed MC x KC block of A fills at most MDL_L2_SHARE of L2 (per core);
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
  *       thread packs its own block). With row panels outside, that block is reread once per row panel; past

@@ -401,8 +401,8 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                             b == 0 ? beta : (T)1, update, chunk, 1, pa, pb, pu);
         return 0;
     }
-    /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share (the
-     * packed A block's MC x KC) hold: each wave ends in two barriers, and all five K blocks of a 1000-row W
+    /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share
+     * (skinny_mc x skinny_kc elements) hold: each wave ends in two barriers, and all five K blocks of a 1000-row W
      * in one wave were 15% faster than waves of two (batch 10, 2 threads), as fast at batch 64. */
     const mdl_index in_l2 = (mdl_index)((size_t)(blk->skinny_mc * blk->skinny_kc) / ((size_t)m * (size_t)n));
     const mdl_index wave = FN(min_index)(blocks, nt > 1 + in_l2 ? nt : 1 + in_l2);
