@@ -191,7 +191,7 @@ def gemm_blocking(dtype="float32", threads=None):
 def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
     """The GEMM block sizes the BLIS rules give for these cache sizes (bytes), thread count, micro-tile
     MR x NR and element size: {'mc', 'kc', 'nc'} for the packed path, {'skinny_kc', 'skinny_mc'} for products of
-    at most 'skinny_m' rows (csrc/blocking.c states the rules)."""
+    at most 'skinny_m' rows that read B in place (csrc/blocking.c states the rules)."""
     for name, value, least in (("l1d", l1d, 0), ("l2", l2, 0), ("l3", l3, 0), ("threads", threads, 1),
                                ("mr", mr, 1), ("nr", nr, 1), ("itemsize", itemsize, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:

@@ -210,13 +210,14 @@ def test_in_place_and_packed_paths_give_the_same_bits_within_one_k_block(kernels
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
 def test_each_path_sums_k_in_its_own_blocks(kernels, threads, rng, dtype, trans_b):
-    """Products of at most skinny_m rows sum K in blocks of skinny_kc, longer ones in blocks of kc
-    (blocking.c), cut evenly: K three more than a block is two halves. So each product is, bit for bit, its
-    first half's product with the second half's added by a second call with beta 1 (the epilogue's
-    c = acc + c, one rounding, as between K blocks)."""
+    """Products of at most skinny_m rows that read B in place (row-major op(B)) sum K in blocks of skinny_kc,
+    the others (more rows, or a transposed B packed panel by panel) in blocks of kc (blocking.c), cut
+    evenly: K three more than a block is two halves. So each product is, bit for bit, its first half's
+    product with the second half's added by a second call with beta 1 (the epilogue's c = acc + c, one
+    rounding, as between K blocks)."""
     blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
     n = 3 * blk["nr"] + 5
-    for m, kc in ((blk["skinny_m"], blk["skinny_kc"]), (blk["skinny_m"] + 1, blk["kc"])):
+    for m, kc in ((blk["skinny_m"], blk["kc"] if trans_b else blk["skinny_kc"]), (blk["skinny_m"] + 1, blk["kc"])):
         k = kc + 3
         h = (k + 1) // 2
         a, b = operands(rng, m, k, n, dtype, False, trans_b)

@@ -9,12 +9,15 @@
  *       with KC 432 (this rule), 2-6% on one; KC 528-1000 measured as 432 (kc sweeps, five 1000x1000 weights
  *       in turn, medians in one process). The whole training step took 4-5% less at batch 256 and 7% at 128
  *       (this build against the one before, steps alternating in one process), up to 16% in slow phases.
- *   skinny_kc, skinny_mc: the K block and the rows of the L2 block (as MC, below) of products of at most
- *       skinny_m rows, which reuse the KC x NR panel of B from L1 with the MR x KC panel of A: one of each
- *       fills at most MDL_L1_SHARE of L1d. There the packed path's longer K block made SGD's update fused
- *       into the next product 1-15% slower at batch 10 (the step 5%), though products of 24-64 rows gained
- *       3-20% (the step at batch 64 4-5%): the paper's batch decided. The whole product's rows choose its K
- *       block (gemm_template.h), so every thread sums in the same blocks, whatever its share;
+ *   skinny_kc, skinny_mc: the K block and the rows of the L2 block (as MC, below) of the products that read
+ *       B in place (at most skinny_m rows, op(B) row-major), SGD's update fused into the next product among
+ *       them: the update writes a KC x NR strip of W that the product reads right back, from L1 while that
+ *       strip and the A panel fit there together (at most MDL_L1_SHARE of L1d). With the packed path's KC
+ *       the fused update was 1-15% slower at batch 10 (the step 5%), though at 24-64 rows those products
+ *       gained 3-20%: the paper's batch decided. Few rows with a transposed B (packed panel by panel, never
+ *       fused) take the packed KC: dY W^T at 48-64 rows 2-5% faster, the step at batch 64 1-4% (one KC for
+ *       every product: 4-5%). The whole product chooses its K block (gemm_template.h), so every thread sums
+ *       in the same blocks, whatever its share;
  *   MC: the packed MC x KC block of A fills at most MDL_L2_SHARE of L2 (per core);
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
  *       thread packs its own block). With row panels outside, that block is reread once per row panel; past

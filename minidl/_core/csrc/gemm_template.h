@@ -193,20 +193,27 @@ typedef struct {
     int rows_outer; /* the packed path's row panels outside its column panels (see gemm_block) */
 } FN(block_sizes);
 
-/* The K block of a product of `rows` rows: the packed path's, or the skinny path's for few rows (blocking.c). */
-static inline mdl_index FN(k_block)(mdl_index rows, const mdl_blocking *blk)
+/* Whether a product of `rows` rows with op(B)'s column step csb takes the skinny path's K block (blocking.c):
+ * few rows of A and B read in place, the products SGD's update can be fused into. */
+static inline int FN(skinny_k)(mdl_index rows, mdl_index csb, const mdl_blocking *blk)
 {
-    return rows <= blk->skinny_m ? blk->skinny_kc : blk->kc;
+    return rows <= blk->skinny_m && csb == 1;
+}
+
+static inline mdl_index FN(k_block)(mdl_index rows, mdl_index csb, const mdl_blocking *blk)
+{
+    return FN(skinny_k)(rows, csb, blk) ? blk->skinny_kc : blk->kc;
 }
 
 /* One thread's block sizes for its m x n share of a product of `rows` rows: even K blocks (K = 257 becomes
- * 129 + 128, not 256 + 1), at most blk's sizes. The whole product's rows choose the K block, so every thread
- * sums over the same blocks whatever its share (a share of few rows still reads B in place). */
-static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, mdl_index rows, const mdl_blocking *blk,
-                                     int dot)
+ * 129 + 128, not 256 + 1), at most blk's sizes. The whole product chooses the K block, so every thread sums
+ * over the same blocks whatever its share (a share of few rows still reads B in place). */
+static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, mdl_index rows, mdl_index csb,
+                                     const mdl_blocking *blk, int dot)
 {
     FN(block_sizes) s;
-    const mdl_index kc = FN(k_block)(rows, blk), mc = rows <= blk->skinny_m ? blk->skinny_mc : blk->mc;
+    const int skinny_k = FN(skinny_k)(rows, csb, blk);
+    const mdl_index kc = skinny_k ? blk->skinny_kc : blk->kc, mc = skinny_k ? blk->skinny_mc : blk->mc;
     s.dot = dot;
     s.kc = FN(ceil_div)(k, FN(ceil_div)(k, kc));
     s.mc = FN(min_index)(mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, mc)), MR) * MR);
@@ -386,7 +393,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                           mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
                           int team_size, const mdl_blocking *blk)
 {
-    const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, blk, 0); /* m <= skinny_m: the skinny K blocks */
+    const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, 1, blk, 0); /* m <= skinny_m: the skinny K blocks */
     const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
     const mdl_index chunk = blk->skinny_mc > NR ? blk->skinny_mc / NR * NR : NR;
     const size_t pa_size = (size_t)(FN(ceil_div)(m, MR) * MR * s.kc), pb_size = (size_t)((s.kc + rows) * NR),
@@ -518,7 +525,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     int updated = 0;
     if (update != NULL) {
         if (update->fuse && m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
-            update->rows <= FN(k_block)(k, &blk) && (T)update->alpha != (T)0) /* the update's GEMM: one K block */
+            update->rows <= FN(k_block)(k, 1, &blk) && (T)update->alpha != (T)0) /* the update's GEMM: one K block */
             return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, update, team_size, &blk);
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
         if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
@@ -542,7 +549,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
 #endif
     const int nt = FN(threads_for)(2.0 * (double)m * (double)n * (double)k, team_size);
     if (nt == 1) { /* no OpenMP construct at all: safe in a fork()ed child too */
-        const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, &blk, dot);
+        const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, csb, &blk, dot);
         T *pa, *pb;
         if (FN(block_buffers)(s, &pa, &pb) != 0) return out_of_memory;
         FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb);
@@ -571,7 +578,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
             const mdl_index i0 = FN(min_index)(m, mp * rb / tm * MR), i1 = FN(min_index)(m, mp * (rb + 1) / tm * MR);
             const mdl_index j0 = FN(min_index)(n, np_ * cb / tn * NR), j1 = FN(min_index)(n, np_ * (cb + 1) / tn * NR);
             if (i1 > i0 && j1 > j0) {
-                const FN(block_sizes) s = FN(sizes_for)(i1 - i0, j1 - j0, k, m, &blk, dot);
+                const FN(block_sizes) s = FN(sizes_for)(i1 - i0, j1 - j0, k, m, csb, &blk, dot);
                 T *pa, *pb;
                 failed = FN(block_buffers)(s, &pa, &pb) != 0;
                 if (!failed)
