@@ -22,7 +22,7 @@ cdef extern from "kernels.h" nogil:
     ctypedef struct mdl_cache_sizes:
         long l1d, l2, l3
     ctypedef struct mdl_blocking:
-        mdl_index mc, kc, nc, skinny_m, skinny_kc, skinny_mc
+        mdl_index mc, kc, nc, skinny_m, skinny_kc, skinny_mc, skinny_kc_m
     mdl_cache_sizes mdl_cache_sizes_detected()
     mdl_cache_sizes mdl_cache_sizes_in_use()
     void mdl_override_cache_sizes(long l1d, long l2, long l3)
@@ -177,7 +177,8 @@ def cache_sizes():
 
 def gemm_blocking(dtype="float32", threads=None):
     """The blocking the active kernel build uses for `dtype` on this machine with `threads` threads (default:
-    get_num_threads()): {'mr', 'nr' (its micro-tile), 'mc', 'kc', 'nc', 'skinny_m', 'skinny_kc', 'skinny_mc'}."""
+    get_num_threads()): {'mr', 'nr' (its micro-tile), 'mc', 'kc', 'nc', 'skinny_m', 'skinny_kc', 'skinny_mc',
+    'skinny_kc_m'}."""
     cdef int item = np.dtype(dtype).itemsize, mr = 0, nr = 0
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise TypeError(f"gemm_blocking: dtype must be float32 or float64, got {np.dtype(dtype)}")
@@ -191,7 +192,8 @@ def gemm_blocking(dtype="float32", threads=None):
 def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
     """The GEMM block sizes the BLIS rules give for these cache sizes (bytes), thread count, micro-tile
     MR x NR and element size: {'mc', 'kc', 'nc'} for the packed path, {'skinny_kc', 'skinny_mc'} for products of
-    at most 'skinny_m' rows that read B in place (csrc/blocking.c states the rules)."""
+    at most 'skinny_kc_m' rows that read B in place (of at most 'skinny_m' rows: 'kc' and 'mc'); csrc/blocking.c
+    states the rules."""
     for name, value, least in (("l1d", l1d, 0), ("l2", l2, 0), ("l3", l3, 0), ("threads", threads, 1),
                                ("mr", mr, 1), ("nr", nr, 1), ("itemsize", itemsize, 1)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
@@ -200,7 +202,7 @@ def derive_blocking(l1d, l2, l3, threads, mr, nr, itemsize):
     c.l1d, c.l2, c.l3 = l1d, l2, l3
     cdef mdl_blocking b = mdl_derive_blocking(c, threads, mr, nr, itemsize)
     return {"mc": b.mc, "kc": b.kc, "nc": b.nc, "skinny_m": b.skinny_m, "skinny_kc": b.skinny_kc,
-            "skinny_mc": b.skinny_mc}
+            "skinny_mc": b.skinny_mc, "skinny_kc_m": b.skinny_kc_m}
 
 
 def _team(threads, str func):

@@ -103,7 +103,7 @@ def describe_blocking(info: dict) -> str:
     return (f"detected caches: L1d {_bytes(caches['l1d'])}, L2 {_bytes(caches['l2'])} per core, L3 "
             f"{_bytes(caches['l3'])}; float32 GEMM ({info['minidl_kernels']}): micro-tile {b['mr']}x{b['nr']}, "
             f"MC {b['mc']}, KC {b['kc']}, NC {b['nc']} (team of {team}); up to {b['skinny_m']} rows B read in place, "
-            f"KC {b['skinny_kc']}")
+            f"KC {b['skinny_kc']} up to {b['skinny_kc_m']} rows")
 
 
 def _count(n: float) -> str:

@@ -38,7 +38,7 @@ def test_bench_gemm_header_says_what_was_detected():
     tile = _core.gemm_blocking("float32", 1)
     assert f"detected caches: L1d {l1} KiB" in text
     assert f"micro-tile {tile['mr']}x{tile['nr']}, MC {tile['mc']}, KC {tile['kc']}" in text
-    assert f"up to {tile['skinny_m']} rows B read in place, KC {tile['skinny_kc']}" in text
+    assert f"up to {tile['skinny_m']} rows B read in place, KC {tile['skinny_kc']} up to {tile['skinny_kc_m']} rows" in text
     assert "target set (squares 256, 512 + 6 MLP products)" in text
 
 

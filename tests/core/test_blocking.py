@@ -24,9 +24,12 @@ def test_blocking_stays_within_its_bounds_for_any_cache_sizes(mr, nr, item):
         assert b["skinny_kc"] <= b["kc"], b        # a fused update that fits the skinny K block fits its GEMM's
         assert nr <= b["nc"] <= 4096 and b["nc"] % nr == 0, b
         assert 1 <= b["skinny_m"] <= b["skinny_mc"], b
+        assert min(mr, b["skinny_m"]) <= b["skinny_kc_m"] <= b["skinny_m"], b
         if l1 >= 4 << 10:                  # the panels reused from L1 fit the share they were sized for
             assert b["kc"] * mr * item <= 0.75 * l1 or b["kc"] == 16                   # packed: A's
             assert b["skinny_kc"] * (mr + nr) * item <= 0.75 * l1 or b["skinny_kc"] == 16   # skinny: B's and A's
+            assert (b["skinny_kc_m"] + nr) * b["skinny_kc"] * item <= l1 or b["skinny_kc_m"] == min(mr, b["skinny_m"])
+            assert (b["skinny_kc_m"] + 1 + nr) * b["skinny_kc"] * item > l1 or b["skinny_kc_m"] == b["skinny_m"]
         if l2 >= 1 << 20 and l1 <= 48 << 10:
             assert b["mc"] * b["kc"] * item <= 0.5 * l2    # the packed A block within half of L2
             assert b["skinny_mc"] * b["skinny_kc"] * item <= 0.5 * l2
@@ -53,10 +56,10 @@ def test_blocking_follows_the_caches():
     small = _kernels.derive_blocking(32 << 10, 512 << 10, 32 << 20, 2, 6, 16, 4)
     large = _kernels.derive_blocking(48 << 10, 2 << 20, 105 << 20, 2, 6, 16, 4)
     assert small == {"kc": 1024, "mc": 60, "nc": 2048, "skinny_m": 66,    # the 2-core Zen 3 EPYC's caches
-                     "skinny_kc": 272, "skinny_mc": 240}                 # (its hand-tuned KC and MC)
+                     "skinny_kc": 272, "skinny_mc": 240, "skinny_kc_m": 14}  # (its hand-tuned KC and MC)
     assert large["skinny_kc"] > small["skinny_kc"] and large["skinny_mc"] > small["skinny_mc"]
     zen4 = _kernels.derive_blocking(32 << 10, 1 << 20, 32 << 20, 2, 14, 32, 4)   # the avx512 float32 tile
-    assert (zen4["kc"], zen4["mc"], zen4["skinny_kc"], zen4["skinny_mc"]) == (432, 294, 128, 1022)
+    assert (zen4["kc"], zen4["mc"], zen4["skinny_kc"], zen4["skinny_mc"], zen4["skinny_kc_m"]) == (432, 294, 128, 1022, 32)
     assert _kernels.derive_blocking(32 << 10, 512 << 10, 8 << 20, 16, 6, 16, 4)["nc"] < 4096  # L3 shared by 16
 
 

@@ -194,30 +194,36 @@ def test_few_rows_times_a_transposed_b(kernels, rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
 def test_in_place_and_packed_paths_give_the_same_bits_within_one_k_block(kernels, threads, rng, dtype, trans_b):
-    """The last row count that reads B in place and the first that packs it run the same FMAs in the same
+    """Products that read B in place and the first row count that packs it run the same FMAs in the same
     order for every element (same micro-kernel) when K fits one block of each, so their common rows agree bit
-    for bit (beta != 0: the epilogue's c = alpha acc + beta c too)."""
+    for bit (beta != 0: the epilogue's c = alpha acc + beta c too): at skinny_kc_m rows with K the skinny K
+    block, at skinny_m rows with K the packed path's (a transposed B there only: fewer rows may take the dot
+    products)."""
     blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
-    s, k, n = blk["skinny_m"], blk["skinny_kc"], 3 * blk["nr"] + 5
-    a, b = operands(rng, s + 1, k, n, dtype, False, trans_b)
-    c0 = rng.standard_normal((s + 1, n)).astype(dtype)
-    skinny = _core.matmul(a[:s], b, trans_b=trans_b, out=c0[:s].copy(), alpha=-0.75, beta=0.5)
-    packed = _core.matmul(a, b, trans_b=trans_b, out=c0.copy(), alpha=-0.75, beta=0.5)
-    np.testing.assert_array_equal(packed[:s], skinny)
-    assert_matmul_close(_core.matmul(a, b, trans_b=trans_b), a, b, trans_b=trans_b)
+    m, n = blk["skinny_m"] + 1, 3 * blk["nr"] + 5
+    few = [] if trans_b else [(blk["skinny_kc_m"], blk["skinny_kc"])]
+    for s, k in few + [(blk["skinny_m"], blk["kc"] if blk["skinny_m"] > blk["skinny_kc_m"] else blk["skinny_kc"])]:
+        a, b = operands(rng, m, k, n, dtype, False, trans_b)
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        skinny = _core.matmul(a[:s], b, trans_b=trans_b, out=c0[:s].copy(), alpha=-0.75, beta=0.5)
+        packed = _core.matmul(a, b, trans_b=trans_b, out=c0.copy(), alpha=-0.75, beta=0.5)
+        np.testing.assert_array_equal(packed[:s], skinny, err_msg=f"{s} rows, K {k}")
+        assert_matmul_close(_core.matmul(a, b, trans_b=trans_b), a, b, trans_b=trans_b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("trans_b", [False, True], ids=["B", "BT"])
 def test_each_path_sums_k_in_its_own_blocks(kernels, threads, rng, dtype, trans_b):
-    """Products of at most skinny_m rows that read B in place (row-major op(B)) sum K in blocks of skinny_kc,
-    the others (more rows, or a transposed B packed panel by panel) in blocks of kc (blocking.c), cut
-    evenly: K three more than a block is two halves. So each product is, bit for bit, its first half's
-    product with the second half's added by a second call with beta 1 (the epilogue's c = acc + c, one
-    rounding, as between K blocks)."""
+    """Products of at most skinny_kc_m rows that read B in place (row-major op(B)) sum K in blocks of
+    skinny_kc, the others (more rows, whether B is read in place up to skinny_m rows or packed, or a
+    transposed B packed panel by panel) in blocks of kc (blocking.c), cut evenly: K three more than a block
+    is two halves. So each product is, bit for bit, its first half's product with the second half's added by
+    a second call with beta 1 (the epilogue's c = acc + c, one rounding, as between K blocks). A transposed B
+    is tried at skinny_m rows and more only: fewer may take the dot products, which sum K whole."""
     blk = _core.gemm_blocking(np.dtype(dtype).name, threads=threads)
     n = 3 * blk["nr"] + 5
-    for m, kc in ((blk["skinny_m"], blk["kc"] if trans_b else blk["skinny_kc"]), (blk["skinny_m"] + 1, blk["kc"])):
+    few = [] if trans_b else [(blk["skinny_kc_m"], blk["skinny_kc"]), (blk["skinny_kc_m"] + 1, blk["kc"])]
+    for m, kc in few + [(blk["skinny_m"], blk["kc"]), (blk["skinny_m"] + 1, blk["kc"])]:
         k = kc + 3
         h = (k + 1) // 2
         a, b = operands(rng, m, k, n, dtype, False, trans_b)
@@ -229,17 +235,19 @@ def test_each_path_sums_k_in_its_own_blocks(kernels, threads, rng, dtype, trans_
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_the_products_rows_choose_the_k_blocks_on_any_number_of_threads(kernels, rng, dtype):
-    """A product a little taller than skinny_m, one strip wide, is split by rows: on 2 to 16 threads each
-    share reads B in place, yet sums over the packed path's K blocks as the whole product does on one
-    thread (README: a run gives the same numbers at any thread count)."""
+    """A product a little taller than skinny_kc_m or skinny_m, one strip wide, is split by rows: on 2 to 16
+    threads each share is short enough for the skinny path's K block (or to read B in place), yet sums over
+    the K blocks the whole product does on one thread (README: a run gives the same numbers at any thread
+    count)."""
     _core._kernels._set_test_fork_join(1e-12)                     # teams even for this small product
     blk = _core.gemm_blocking(np.dtype(dtype).name)
-    m, k, n = blk["skinny_m"] + blk["mr"], 3 * blk["kc"] + 5, blk["nr"]
-    a, b = operands(rng, m, k, n, dtype, False, False)
-    results = []
-    for threads in (1, 2, 3, 4, 16):
-        _core.set_num_threads(threads)
-        results.append(_core.matmul(a, b))
-    for got in results[1:]:
-        np.testing.assert_array_equal(got, results[0])
-    assert_matmul_close(results[0], a, b)
+    for m in (blk["skinny_kc_m"] + blk["mr"], blk["skinny_m"] + blk["mr"]):
+        k, n = 3 * blk["kc"] + 5, blk["nr"]
+        a, b = operands(rng, m, k, n, dtype, False, False)
+        results = []
+        for threads in (1, 2, 3, 4, 16):
+            _core.set_num_threads(threads)
+            results.append(_core.matmul(a, b))
+        for got in results[1:]:
+            np.testing.assert_array_equal(got, results[0], err_msg=f"{m} rows")
+        assert_matmul_close(results[0], a, b)

@@ -71,10 +71,10 @@ def test_smallest_blocks(kernels, threads, caches, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_update_rows_at_the_edges_of_both_k_blocks(kernels, threads, rng, dtype):
-    """The update fuses only while its rows fit one K block of its own GEMM, whose rows are w's: the packed
-    path's KC for a w of more than skinny_m rows, the skinny path's for fewer (blocking.c)."""
+    """The update fuses only while its rows fit one K block of its own GEMM, whose rows are w's: the skinny
+    path's KC for a w of at most skinny_kc_m rows, the packed path's for more (blocking.c)."""
     blk = _core.gemm_blocking(np.dtype(dtype).name)
-    for k in (blk["skinny_m"] - 3, blk["skinny_m"] + 5):
+    for k in (max(1, blk["skinny_kc_m"] - 3), blk["skinny_kc_m"] + 5, blk["skinny_m"] + 5):
         for r in sorted({blk["skinny_kc"], blk["skinny_kc"] + 1, blk["kc"], blk["kc"] + 1}):
             x, w, u, v = problem(rng, 9, k, 45, r, dtype)
             assert_same_as_update_then_product(x, w, u, v, -0.05, 1.0)
@@ -92,8 +92,13 @@ def test_threads_share_the_k_blocks_bit_for_bit(kernels, caches, dtype, rng):
     if caches:
         _kernels._override_cache_sizes(*caches)
     try:
-        kc = _core.gemm_blocking(np.dtype(dtype).name)["skinny_kc"]      # the fused products have few rows
-        for m, k, n, r in [(10, 5 * kc, 70, 10), (3, 3 * kc + 1, 33, 1), (14, 2 * kc, 1, 7), (1, 7 * kc - 3, 130, 16)]:
+        blk = _core.gemm_blocking(np.dtype(dtype).name)
+        taller = blk["skinny_kc_m"] + 1                                # past the skinny K block, B still in place
+
+        def kc(m):
+            return blk["skinny_kc"] if m <= blk["skinny_kc_m"] else blk["kc"]
+        for m, k, n, r in [(10, 5 * kc(10), 70, 10), (3, 3 * kc(3) + 1, 33, 1), (14, 2 * kc(14), 1, 7),
+                           (1, 7 * kc(1) - 3, 130, 16), (taller, 2 * kc(taller) + 5, 70, 12)]:
             x, w, u, v = problem(rng, m, k, n, r, dtype)
             results = []
             for threads in (1, 2, 3, 4, 16):

@@ -10,14 +10,22 @@
  *       in turn, medians in one process). The whole training step took 4-5% less at batch 256 and 7% at 128
  *       (this build against the one before, steps alternating in one process), up to 16% in slow phases.
  *   skinny_kc, skinny_mc: the K block and the rows of the L2 block (as MC, below) of the products that read
- *       B in place (at most skinny_m rows, op(B) row-major), SGD's update fused into the next product among
- *       them: the update writes a KC x NR strip of W that the product reads right back, from L1 while that
- *       strip and the A panel fit there together (at most MDL_L1_SHARE of L1d). With the packed path's KC
- *       the fused update was 1-15% slower at batch 10 (the step 5%), though at 24-64 rows those products
- *       gained 3-20%: the paper's batch decided. Few rows with a transposed B (packed panel by panel, never
- *       fused) take the packed KC: dY W^T at 48-64 rows 2-5% faster, the step at batch 64 1-4% (one KC for
- *       every product: 4-5%). The whole product chooses its K block (gemm_template.h), so every thread sums
- *       in the same blocks, whatever its share;
+ *       B in place with at most skinny_kc_m rows (op(B) row-major), SGD's update fused into the next product
+ *       among them: the update writes a KC x NR strip of W that the product reads right back, from L1 while
+ *       that strip and the A panel fit there together (at most MDL_L1_SHARE of L1d);
+ *   skinny_kc_m: the most rows whose whole A block fits L1d beside that strip, (m + NR) x skinny_kc
+ *       elements (at least one tile's rows, at most skinny_m). Taller products that read B in place take
+ *       the packed path's KC and MC: the strip is read back by several A panels that L1 cannot keep, and
+ *       longer K blocks reread C less. Measured on the 2-core AVX-512 EPYC (Zen 4), both builds and dtypes,
+ *       the short K block against the long one per call (fused update + X W, 1000 x 1000, 2 threads,
+ *       alternating, medians): float32 avx512 (this rule: 32 rows) the same within 2% at 10-32 rows, the
+ *       long one 5% faster at 40, 20-26% at 48-70; float64 avx512 (26) the same at 10-16, 5-7% faster
+ *       at 24-32; float32 avx2 (14) the short one 4-11% faster at 6-16 rows, the long one 3-6% at 24-64;
+ *       float64 avx2 (10) the short one 6-13% faster at 6-10, the long one 12% at 24. With the 3/4 L1
+ *       share of the other rules (one tile's rows on avx2) batch 10 would lose those 4-6%. Few rows with
+ *       a transposed B (packed panel by panel, never fused) take the packed KC too: dY W^T at 48-64 rows
+ *       2-5% faster, the step at batch 64 1-4%. The whole product chooses its K block (gemm_template.h),
+ *       so every thread sums in the same blocks, whatever its share;
  *   MC: the packed MC x KC block of A fills at most MDL_L2_SHARE of L2 (per core);
  *   NC: the packed KC x NC block of B fills at most MDL_L3_SHARE of L3 divided among the threads (each
  *       thread packs its own block). With row panels outside, that block is reread once per row panel; past
@@ -155,6 +163,8 @@ mdl_blocking mdl_derive_blocking(mdl_cache_sizes caches, int threads, int mr, in
     b.skinny_mc = l2_rows(l2, b.skinny_kc, mr, item);
     const mdl_index skinny_tiles = MDL_SKINNY_ROWS / mr > 0 ? MDL_SKINNY_ROWS / mr : 1;
     b.skinny_m = (mdl_index)mr * skinny_tiles < b.skinny_mc ? (mdl_index)mr * skinny_tiles : b.skinny_mc;
+    const double in_l1 = l1 / ((double)b.skinny_kc * item) - nr; /* rows of A beside a KC x NR strip */
+    b.skinny_kc_m = clamp_index(in_l1, mr < b.skinny_m ? mr : b.skinny_m, b.skinny_m);
     return b;
 }
 

@@ -194,10 +194,11 @@ typedef struct {
 } FN(block_sizes);
 
 /* Whether a product of `rows` rows with op(B)'s column step csb takes the skinny path's K block (blocking.c):
- * few rows of A and B read in place, the products SGD's update can be fused into. */
+ * B read in place by so few rows of A that they stay in L1 beside a strip of B (SGD's update fused into the
+ * product writes that strip just before the product reads it). */
 static inline int FN(skinny_k)(mdl_index rows, mdl_index csb, const mdl_blocking *blk)
 {
-    return rows <= blk->skinny_m && csb == 1;
+    return rows <= blk->skinny_kc_m && csb == 1;
 }
 
 static inline mdl_index FN(k_block)(mdl_index rows, mdl_index csb, const mdl_blocking *blk)
@@ -331,7 +332,7 @@ static int FN(threads_for)(double flops, int team_size)
 
 /* Rows [pc, pc+kc) of W (the K block) for columns [j_lo, j_hi): W <- beta_u W + alpha_u U^T V there, then
  * out[0:m, j_lo:j_hi] = alpha A[:, pc:pc+kc] @ W[pc:pc+kc, j_lo:j_hi] + beta_out out (see gemm_fused). The
- * columns go in chunks whose kc rows stay in L2 (skinny_mc x skinny_kc elements: blocking.c), so the product
+ * columns go in chunks whose kc rows stay in L2 (MC columns for that K block: blocking.c), so the product
  * reads back from L2 what the update has just written. pb holds kc x NR (an edge strip of W) + rows x NR (of V). */
 static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc, mdl_index j_lo, mdl_index j_hi,
                             const T *A, mdl_index rsa, mdl_index csa, T *W, mdl_index ldw, T *out, mdl_index ldo,
@@ -393,9 +394,10 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
                           mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
                           int team_size, const mdl_blocking *blk)
 {
-    const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, 1, blk, 0); /* m <= skinny_m: the skinny K blocks */
+    const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, 1, blk, 0); /* m <= skinny_m: B read in place */
     const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
-    const mdl_index chunk = blk->skinny_mc > NR ? blk->skinny_mc / NR * NR : NR;
+    const mdl_index l2_cols = FN(skinny_k)(m, 1, blk) ? blk->skinny_mc : blk->mc; /* K-block rows within L2's share */
+    const mdl_index chunk = l2_cols > NR ? l2_cols / NR * NR : NR;
     const size_t pa_size = (size_t)(FN(ceil_div)(m, MR) * MR * s.kc), pb_size = (size_t)((s.kc + rows) * NR),
                  pu_size = (size_t)(FN(ceil_div)(s.kc, MR) * MR * rows);
     const int nt = FN(threads_for)(2.0 * ((double)m + (double)rows) * (double)n * (double)k, team_size);

@@ -68,6 +68,7 @@ typedef struct {
     mdl_index mc, kc, nc;                   /* the packed path */
     mdl_index skinny_m;                     /* B read in place up to this many rows of A */
     mdl_index skinny_kc, skinny_mc;         /* the blocks of those products (SGD's fused update among them) */
+    mdl_index skinny_kc_m;                  /* ... up to this many rows; more take kc and mc */
 } mdl_blocking;
 void mdl_detect_cache_sizes(void);        /* once at import: sysfs, else sysconf, else the fallback sizes */
 mdl_cache_sizes mdl_cache_sizes_detected(void);
