@@ -19,7 +19,7 @@
  *       longer K blocks reread C less. Measured on the 2-core AVX-512 EPYC (Zen 4), both builds and dtypes,
  *       the short K block against the long one per call (fused update + X W, 1000 x 1000, 2 threads,
  *       alternating, medians): float32 avx512 (this rule: 32 rows) the same within 2% at 10-32 rows, the
- *       long one 5% faster at 40, 20-26% at 48-70; float64 avx512 (26) the same at 10-16, 5-7% faster
+ *       long one 5% faster at 40, 5-26% at 48-70; float64 avx512 (26) the same at 10-16, 5-7% faster
  *       at 24-32; float32 avx2 (14) the short one 4-11% faster at 6-16 rows, the long one 3-6% at 24-64;
  *       float64 avx2 (10) the short one 6-13% faster at 6-10, the long one 12% at 24. With the 3/4 L1
  *       share of the other rules (one tile's rows on avx2) batch 10 would lose those 4-6%. Few rows with
