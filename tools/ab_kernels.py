@@ -2,6 +2,7 @@
 process: blocks of calls alternate between the two, so a noisy machine slows both alike.
 
     python tools/ab_kernels.py OTHER_SO [--batch 10] [--threads 2] [--dtype float32] [--rounds 25] [--step]
+                                        [--kernels avx2]
 
 OTHER_SO is another checkout's ``minidl/_core/_kernels*.so`` (``git worktree add /tmp/base <rev>`` and
 ``python setup.py build_ext --inplace`` there). Per call kind of the 784-1000x5-10 MLP's 1000x1000 layers,
@@ -15,6 +16,8 @@ only those compiled kernels differ (SGD's ``axpby`` for the biases and the memor
 Every kernel call, in either mode, first resets its build's contention guard (``fresh``). In the step, SGD's
 update is fused into the next product for both builds (``--separate``: as its own GEMM first), not chosen by
 timing (``deferred_update.fusion``), which would mix the two builds' times.
+``--kernels NAME``: both builds run that kernel build (``_core.use_kernels``) instead of the one the CPU
+selects, e.g. avx2 on an AVX-512 machine.
 Two processes, one per build, are no substitute on a shared machine: on the 2-core VM, eight pairs of
 processes running the same two builds one after the other gave old/new ratios from 0.82 to 1.22 at batch 10.
 """
@@ -134,6 +137,8 @@ def main(argv=None) -> int:
                         help="the weights' fan_in = fan_out (default 1000)")
     parser.add_argument("--step", action="store_true",
                         help="time the whole training step of `minidl bench train` (784-1000x5-10, float32)")
+    parser.add_argument("--kernels", default=None,
+                        help="the kernel build both builds run (default: the one this CPU selects)")
     parser.add_argument("--separate", action="store_true",
                         help="with --step: SGD's update as its own GEMM before the next product (default: fused)")
     args = parser.parse_args(argv)
@@ -144,12 +149,18 @@ def main(argv=None) -> int:
     other = load_other(args.other_so)
     for core in (this_build, other):
         core.set_num_threads(args.threads)
+        if args.kernels is not None:
+            try:
+                core.use_kernels(args.kernels)
+            except ValueError as error:
+                parser.error(f"--kernels: {error}")
     if args.step:
         other_s, this_s = step_rounds(other, args.batch, args.threads, args.rounds, args.calls,
                                       separate=args.separate)
         ratio = float(np.median(np.array(other_s) / np.array(this_s)))
-        print(f"training step, batch {args.batch}, {args.threads} thread(s); {args.rounds} rounds of {args.calls} steps "
-              f"each; ms per step (medians); ratio = other / this (median of per-round ratios)")
+        print(f"training step, batch {args.batch}, {args.threads} thread(s), {this_build.kernel_name()} kernels; "
+              f"{args.rounds} rounds of {args.calls} steps each; ms per step (medians); ratio = other / this (median "
+              f"of per-round ratios)")
         print(f"  {'step':24s} other {np.median(other_s) * 1e3:.3f}  this {np.median(this_s) * 1e3:.3f}"
               f"  ratio {ratio:.2f}")
         return 0
@@ -160,8 +171,9 @@ def main(argv=None) -> int:
     x, dy, u = (rng.standard_normal((b, n)).astype(dtype) for _ in range(3))
     v = (rng.standard_normal((b, n)) * 0.01).astype(dtype)
     mine, theirs = calls(this_build, x, dy, u, v), calls(other, x, dy, u, v)
-    print(f"batch {b}, {args.threads} thread(s), {dtype}, {n}x{n} weights; {args.rounds} rounds of {args.calls} calls "
-          f"each; ns per weight element (medians); ratio = other / this (median of per-round ratios)")
+    print(f"batch {b}, {args.threads} thread(s), {dtype}, {this_build.kernel_name()} kernels, {n}x{n} weights; "
+          f"{args.rounds} rounds of {args.calls} calls each; ns per weight element (medians); ratio = other / this "
+          f"(median of per-round ratios)")
     for name in CALLS:
         block_seconds(mine[name], weights, 2)           # warm-up: buffers, teams
         block_seconds(theirs[name], weights, 2)

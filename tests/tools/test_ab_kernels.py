@@ -29,6 +29,20 @@ def test_a_build_against_itself():
         assert 0.2 < ratio < 5.0, line
 
 
+def test_both_builds_run_the_kernel_build_asked_for():
+    """--kernels: the plain-C build here as on any CPU, named in the header; an unknown build is refused."""
+    cwd = Path(_kernels.__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, str(SCRIPT), _kernels.__file__, "--size", "40", "--rounds", "2",
+                             "--calls", "1", "--threads", "1", "--kernels", "generic"], capture_output=True,
+                            text=True, timeout=120, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "generic kernels" in result.stdout.splitlines()[0], result.stdout
+    assert len([line for line in result.stdout.splitlines() if line.startswith("  ")]) == 4, result.stdout
+    result = subprocess.run([sys.executable, str(SCRIPT), _kernels.__file__, "--kernels", "avx9"], capture_output=True,
+                            text=True, timeout=60, cwd=cwd)
+    assert result.returncode == 2 and "--kernels: kernel build 'avx9' is not available here" in result.stderr
+
+
 def test_a_file_that_is_no_extension_is_refused(tmp_path):
     bogus = tmp_path / "_kernels.so"
     bogus.write_text("not an extension")
