@@ -206,6 +206,12 @@ static inline mdl_index FN(k_block)(mdl_index rows, mdl_index csb, const mdl_blo
     return FN(skinny_k)(rows, csb, blk) ? blk->skinny_kc : blk->kc;
 }
 
+/* The rows of A (or columns of W in the fused update) whose K block fills L2's share, beside k_block. */
+static inline mdl_index FN(l2_block)(mdl_index rows, mdl_index csb, const mdl_blocking *blk)
+{
+    return FN(skinny_k)(rows, csb, blk) ? blk->skinny_mc : blk->mc;
+}
+
 /* One thread's block sizes for its m x n share of a product of `rows` rows: even K blocks (K = 257 becomes
  * 129 + 128, not 256 + 1), at most blk's sizes. The whole product chooses the K block, so every thread sums
  * over the same blocks whatever its share (a share of few rows still reads B in place). */
@@ -213,8 +219,7 @@ static FN(block_sizes) FN(sizes_for)(mdl_index m, mdl_index n, mdl_index k, mdl_
                                      const mdl_blocking *blk, int dot)
 {
     FN(block_sizes) s;
-    const int skinny_k = FN(skinny_k)(rows, csb, blk);
-    const mdl_index kc = skinny_k ? blk->skinny_kc : blk->kc, mc = skinny_k ? blk->skinny_mc : blk->mc;
+    const mdl_index kc = FN(k_block)(rows, csb, blk), mc = FN(l2_block)(rows, csb, blk);
     s.dot = dot;
     s.kc = FN(ceil_div)(k, FN(ceil_div)(k, kc));
     s.mc = FN(min_index)(mc, FN(ceil_div)(FN(ceil_div)(m, FN(ceil_div)(m, mc)), MR) * MR);
@@ -396,7 +401,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 {
     const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, 1, blk, 0); /* m <= skinny_m: B read in place */
     const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
-    const mdl_index l2_cols = FN(skinny_k)(m, 1, blk) ? blk->skinny_mc : blk->mc; /* K-block rows within L2's share */
+    const mdl_index l2_cols = FN(l2_block)(m, 1, blk);
     const mdl_index chunk = l2_cols > NR ? l2_cols / NR * NR : NR;
     const size_t pa_size = (size_t)(FN(ceil_div)(m, MR) * MR * s.kc), pb_size = (size_t)((s.kc + rows) * NR),
                  pu_size = (size_t)(FN(ceil_div)(s.kc, MR) * MR * rows);
