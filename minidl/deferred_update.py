@@ -89,11 +89,12 @@ class DeferredUpdate:
         """Whether ``x @ w`` can apply the update in its own pass over w (same dtype, no shared memory)."""
         return x.ndim == 2 and x.dtype == w.dtype and not np.may_share_memory(x, w)
 
-    def take_product(self, weight, x: np.ndarray):
-        """``x @ W`` for the Tensor ``weight`` holding this update, applied in the same pass over W
-        (``_core.matmul_after_update``) or as its own GEMM first, whichever ``fusion`` found faster for these
-        shapes here (the same bits either way), and ``weight`` without it; None, and nothing done, when another
-        thread applied it meanwhile. After a MemoryError ``weight`` keeps the update only if W is unchanged."""
+    def take_product(self, weight, x: np.ndarray, bias: np.ndarray | None = None):
+        """``x @ W + bias`` (bias None or ``_core.matmul``'s) for the Tensor ``weight`` holding this update,
+        applied in the same pass over W (``_core.matmul_after_update``) or as its own GEMM first, whichever
+        ``fusion`` found faster for these shapes here (the same bits either way), and ``weight`` without it; None,
+        and nothing done, when another thread applied it meanwhile. After a MemoryError ``weight`` keeps the update
+        only if W is unchanged."""
         global _in_flight
         with _applying:
             if weight._update is not self:
@@ -111,7 +112,7 @@ class DeferredUpdate:
             start = time.perf_counter()
             self.applied = True                     # before the kernel: see the class
             try:
-                out = _core.matmul_after_update(x, w, u, v, alpha, beta, fuse=fuse)
+                out = _core.matmul_after_update(x, w, u, v, alpha, beta, fuse=fuse, bias=bias)
                 fusion.took(key, way, time.perf_counter() - start)
             except MemoryError as error:
                 self.applied = error.update_applied

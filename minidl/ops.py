@@ -413,6 +413,17 @@ def _mm(x: np.ndarray, y: np.ndarray, trans_a: bool = False, trans_b: bool = Fal
     return (x.T if trans_a else x) @ (y.T if trans_b else y)
 
 
+def _epilogue_bias(xd: np.ndarray, wd: np.ndarray, bias) -> np.ndarray | None:
+    """The bias of x @ W + b as the kernels add it while they store each tile of the product (a vector of
+    W's columns in the product's float dtype), or None where ``linear`` adds it itself."""
+    if bias is None:
+        return None
+    bd, dt = bias.data, wd.dtype
+    if (dt == _F32 or dt == _F64) and bd.dtype == dt and xd.dtype == dt and bd.shape == wd.shape[1:]:
+        return bd
+    return None
+
+
 def matmul(a: Tensor, b) -> Tensor:
     """a @ b (NumPy semantics: 1-D vectors, batched N-D);  dA = G·Bᵀ, dB = Aᵀ·G.
 
@@ -475,7 +486,8 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """Fused affine map y = x @ W + b for 2-D x (one node, bias added in place).
+    """Fused affine map y = x @ W + b for 2-D x (one node; b added by the GEMM as it stores each tile of x @ W,
+    ``_core.matmul``'s bias epilogue, where b is a vector of W's float dtype; else in place after it).
 
     dx = G·Wᵀ, dW = xᵀ·G (pending at small batch: ``_weight_gradient``), db = Σ_batch G.
     """
@@ -489,11 +501,13 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         raise ValueError(f"linear: input of shape {xd.shape} does not match weight of shape {wd.shape} "
                          f"(expects (batch, {wd.shape[0]}))")
     update = weight._update                 # SGD's, left for this product's pass over W (deferred_update)
-    out = update.take_product(weight, xd) if update is not None and update.fusable_with(xd, wd) else None
+    epilogue_bias = _epilogue_bias(xd, wd, bias)
+    out = update.take_product(weight, xd, epilogue_bias) if update is not None and update.fusable_with(xd, wd) \
+        else None
     if out is None:
         wd = weight.data
-        out = _mm(xd, wd)
-    if bias is not None:
+        out = _mm(xd, wd) if epilogue_bias is None else _core.matmul(xd, wd, bias=epilogue_bias)
+    if bias is not None and epilogue_bias is None:
         if bias.data.dtype == out.dtype and bias.data.shape[-1:] == out.shape[-1:] and bias.data.ndim <= 2:
             out += bias.data
         else:

@@ -58,10 +58,10 @@ cdef extern from "kernels.h" nogil:
     void mdl_set_test_clock(double seconds)
     int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
                      const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha,
-                     float beta)
+                     float beta, const float *bias)
     int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                      const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
-                     double beta)
+                     double beta, const double *bias)
     ctypedef struct mdl_weight_update:
         const void *u
         const void *v
@@ -69,10 +69,10 @@ cdef extern from "kernels.h" nogil:
         double alpha, beta
         int fuse
     int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda,
-                                  float *W, mdl_index ldw, float *C, mdl_index ldc,
+                                  float *W, mdl_index ldw, float *C, mdl_index ldc, const float *bias,
                                   const mdl_weight_update *update)
     int mdl_gemm_after_update_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index lda,
-                                  double *W, mdl_index ldw, double *C, mdl_index ldc,
+                                  double *W, mdl_index ldw, double *C, mdl_index ldc, const double *bias,
                                   const mdl_weight_update *update)
     void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)
     void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n)
@@ -335,6 +335,22 @@ cdef cnp.ndarray _check_out(object out, tuple shape, object dtype, str func):
     return o
 
 
+cdef cnp.ndarray _check_bias(object bias, Py_ssize_t n, object dtype, str func):
+    """None, or `bias` as a contiguous vector of n elements of `dtype` that the kernel can read in place."""
+    if bias is None:
+        return None
+    cdef cnp.ndarray b = _check_array(bias, "bias", func)
+    if b.ndim != 1 or b.shape[0] != n:
+        raise ValueError(f"{func}: bias has shape {bias.shape}, expected ({n},): one value per column of the result")
+    if not _same_dtype(b, dtype):
+        raise TypeError(f"{func}: bias has dtype {bias.dtype}, expected {np.dtype(dtype)}")
+    return _c_contiguous(b)
+
+
+cdef inline void *_data_or_null(cnp.ndarray arr):
+    return NULL if arr is None else cnp.PyArray_DATA(arr)
+
+
 # ------------------------------------------------------------------ memory ranges
 def byte_range(cnp.ndarray a not None):
     """(low, high): the address of the first byte of memory ``a`` can reach and one past its last (NumPy's
@@ -371,19 +387,21 @@ cdef int _flag(object value, str name, str func) except -1:
     raise TypeError(f"{func}: {name} must be a bool, got {value!r}")
 
 
-def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
-    """alpha * op(a) @ op(b) + beta * out, where op(x) is x.T if its trans flag is set, else x (BLAS gemm).
+def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0, bias=None):
+    """alpha * op(a) @ op(b) + beta * out + bias, where op(x) is x.T if its trans flag is set, else x (BLAS gemm).
 
     Both arrays are 2-D with the same dtype, float32 or float64; trans_a and trans_b are bools. Transposed,
     strided and Fortran-ordered inputs are read in place through their strides (the packing absorbs them).
     `out`, if given, must have shape (rows of op(a), columns of op(b)) and the same dtype; it is overwritten
     and returned.
-    alpha and beta are rounded to that dtype. As in BLAS, out is not read when beta == 0 (NaN or Inf
-    there is ignored), and beta != 0 needs out. The scaling happens where the micro-kernel stores its
-    tile, so e.g. SGD's W <- W - lr * X^T dY is one pass over W: matmul(x, dy, trans_a=True, out=w,
-    alpha=-lr, beta=1). An `out` that may share memory with a or b (or that the kernel cannot write in
-    place: not row-major with unit column stride) is computed in a temporary and copied over: correct, one
-    extra pass.
+    alpha and beta are rounded to that dtype. As in BLAS, out is not read when beta == 0 (NaN or Inf there is
+    ignored), and beta != 0 needs out. The scaling happens where the micro-kernel stores its tile, so e.g.
+    SGD's W <- W - lr * X^T dY is one pass over W: matmul(x, dy, trans_a=True, out=w, alpha=-lr, beta=1).
+    `bias`, a vector of one value per column of the result in its dtype, is added to every row (a linear
+    layer's x @ W + b) as each tile's last K block is stored, while the tile is in L1: bit for bit what adding
+    it afterwards gives, without a pass of its own. An `out` that may share memory with a or b (or that the
+    kernel cannot write in place: not row-major with unit column stride) is computed in a temporary and copied
+    over: correct, one extra pass.
     GEMM after Goto & van de Geijn (2008): packed panels, blocking for this machine's caches, an AVX-512 or
     AVX2/FMA micro-kernel where the CPU has one; a @ b.T with few rows of a (up to 32 on AVX-512, 16 on AVX2)
     as dot products of rows instead, with nothing packed.
@@ -431,19 +449,23 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
             if beta_ != 0.0:
                 target[...] = result
     ldc = cnp.PyArray_STRIDES(target)[0] // item
+    cdef cnp.ndarray Bias = _check_bias(bias, n, A.dtype, "matmul")
+    if Bias is not None and np.may_share_memory(Bias, target):
+        Bias = Bias.copy()                  # the kernel reads bias while it writes out
 
     cdef int rc = 0
+    cdef void *pbias = _data_or_null(Bias)
     cdef void *pa = cnp.PyArray_DATA(A)
     cdef void *pb = cnp.PyArray_DATA(B)
     cdef void *pc = cnp.PyArray_DATA(target)
     if cnp.PyArray_TYPE(A) == cnp.NPY_FLOAT32:
         with nogil:
             rc = mdl_gemm_f32(m, n, k, <const float *>pa, rsa, csa, <const float *>pb, rsb, csb,
-                              <float *>pc, ldc, <float>alpha_, <float>beta_)
+                              <float *>pc, ldc, <float>alpha_, <float>beta_, <const float *>pbias)
     else:
         with nogil:
             rc = mdl_gemm_f64(m, n, k, <const double *>pa, rsa, csa, <const double *>pb, rsb, csb,
-                              <double *>pc, ldc, alpha_, beta_)
+                              <double *>pc, ldc, alpha_, beta_, <const double *>pbias)
     if rc != 0:
         raise MemoryError(f"matmul: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product")
     if target is not result:
@@ -451,8 +473,9 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0)
     return result
 
 
-def matmul_after_update(x, w, u, v, alpha, beta, *, fuse=True):
-    """x @ w after the update w <- beta * w + alpha * u.T @ v in place (returns the product, a new array).
+def matmul_after_update(x, w, u, v, alpha, beta, *, fuse=True, bias=None):
+    """x @ w (+ bias, as in matmul) after the update w <- beta * w + alpha * u.T @ v in place (returns the
+    product, a new array).
 
     The update is SGD's ``W <- (1 - lr wd) W - lr X^T dY`` left pending by the optimizer; applying it
     where the next forward product reads W makes one pass over W instead of two: with few rows of x (the
@@ -488,8 +511,12 @@ def matmul_after_update(x, w, u, v, alpha, beta, *, fuse=True):
         raise ValueError(f"{func}: w is read-only")
     if np.may_share_memory(W, X) or np.may_share_memory(W, U) or np.may_share_memory(W, V):
         raise ValueError(f"{func}: w shares memory with x, u or v")
+    cdef cnp.ndarray Bias = _check_bias(bias, n, W.dtype, func)
+    if Bias is not None and np.may_share_memory(Bias, W):
+        Bias = Bias.copy()                  # the update writes w while the product's epilogue reads bias
     X, U, V = _c_contiguous(X), _c_contiguous(U), _c_contiguous(V)
     cdef cnp.ndarray result = np.empty((m, n), dtype=W.dtype)
+    cdef void *pbias = _data_or_null(Bias)
     cdef mdl_weight_update update
     update.u = cnp.PyArray_DATA(U)
     update.v = cnp.PyArray_DATA(V)
@@ -505,11 +532,12 @@ def matmul_after_update(x, w, u, v, alpha, beta, *, fuse=True):
     cdef void *pc = cnp.PyArray_DATA(result)
     if cnp.PyArray_TYPE(W) == cnp.NPY_FLOAT32:
         with nogil:
-            rc = mdl_gemm_after_update_f32(m, n, k, <const float *>px, k, <float *>pw, n, <float *>pc, n, &update)
+            rc = mdl_gemm_after_update_f32(m, n, k, <const float *>px, k, <float *>pw, n, <float *>pc, n,
+                                           <const float *>pbias, &update)
     else:
         with nogil:
             rc = mdl_gemm_after_update_f64(m, n, k, <const double *>px, k, <double *>pw, n, <double *>pc, n,
-                                           &update)
+                                           <const double *>pbias, &update)
     if rc != 0:
         error = MemoryError(f"{func}: could not allocate packing buffers for a {m}x{k} @ {k}x{n} product "
                             f"({'w was changed by the update' if rc == -2 else 'w is unchanged'})")

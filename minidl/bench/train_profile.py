@@ -91,12 +91,13 @@ class _Ledger:
         return timed
 
 
-def _gemm_cost(a, b, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0) -> tuple[int, int]:
-    """(bytes, flops) of alpha·op(a)·op(b) + beta·out: a, b read, the output written (and read if beta ≠ 0)."""
+def _gemm_cost(a, b, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0, bias=None) -> tuple[int, int]:
+    """(bytes, flops) of alpha·op(a)·op(b) + beta·out + bias: a, b (and bias) read, the output written (and
+    read if beta ≠ 0)."""
     m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
     n = b.shape[0] if trans_b else b.shape[1]
     outputs = 2 if beta else 1
-    return a.itemsize * (m * k + k * n + outputs * m * n), 2 * m * n * k
+    return a.itemsize * (m * k + k * n + outputs * m * n + (0 if bias is None else n)), 2 * m * n * k
 
 
 def _fused_update_cost(x, w, u, v) -> tuple[int, int]:

@@ -43,6 +43,44 @@ def test_linear_is_x_at_w_plus_b():
         layer(mdl.tensor(np.ones((4, 5))))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [1, 10, 64, 256])
+def test_linear_adds_its_bias_in_the_gemm_with_the_bits_of_a_separate_add(batch, dtype):
+    """The kernels add b to each tile of x @ W as they store it (``_core.matmul(..., bias=)``): the same bits as
+    the product followed by ``+= b``, also when the product applies a pending SGD update to W first."""
+    from minidl import _core, optim
+    from minidl.nn import functional as F
+
+    rng = np.random.default_rng(batch)
+    layer = nn.Linear(300, 200, dtype=dtype)
+    layer.bias.data[:] = rng.standard_normal(200)
+    x = rng.standard_normal((batch, 300)).astype(dtype)
+    want = _core.matmul(x, layer.weight.data)
+    want += layer.bias.data
+    np.testing.assert_array_equal(layer(mdl.tensor(x)).data, want)
+    opt = optim.SGD(layer.parameters(), lr=0.1)
+    opt.zero_grad()
+    F.mse_loss(layer(mdl.tensor(x)), mdl.tensor(np.zeros((batch, 200), dtype))).backward()
+    opt.step()                                          # W's update may now wait for the next product
+    out = layer(mdl.tensor(x))
+    want = _core.matmul(x, layer.weight.data)
+    want += layer.bias.data
+    np.testing.assert_array_equal(out.data, want)
+
+
+def test_linear_with_a_bias_the_kernels_do_not_take_adds_it_as_numpy_does():
+    """A (1, n) bias, or one of another dtype (float64 with float32 weights: the result is float64)."""
+    from minidl.nn import functional as F
+
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((4, 3)).astype(np.float32), rng.standard_normal((3, 2)).astype(np.float32)
+    row, wide = rng.standard_normal((1, 2)).astype(np.float32), rng.standard_normal(2)
+    np.testing.assert_allclose(F.linear(mdl.tensor(x), mdl.tensor(w), mdl.tensor(row)).data, x @ w + row, rtol=1e-6)
+    promoted = F.linear(mdl.tensor(x), mdl.tensor(w), mdl.tensor(wide))
+    assert promoted.dtype == np.float64
+    np.testing.assert_allclose(promoted.data, (x @ w).astype(np.float64) + wide, rtol=1e-6)
+
+
 def test_linear_sizes_must_be_positive_ints():
     assert nn.Linear(np.int64(3), 2).weight.shape == (3, 2)   # sizes read from NumPy shapes are fine
     for bad in (2.5, 3.0, "3", None, True):

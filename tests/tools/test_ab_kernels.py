@@ -174,3 +174,21 @@ def test_the_step_pins_how_sgds_update_is_applied_for_both_builds(tool, separate
     assert deferred_update.fusion is chooser
     expected = {("other", False), ("this", False)} if separate else {("other", "absent"), ("this", True)}
     assert set(seen) == expected
+
+
+def test_a_build_without_bias_adds_it_afterwards(tool):
+    """--step against a build from before the GEMMs took bias=: its kernels get the bias added after the call,
+    as ops.linear did then (the same bits as this build's epilogue); kernels that take bias pass unchanged."""
+    import numpy as np
+
+    from minidl import _core
+
+    def old_matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0):
+        return _core.matmul(a, b, trans_a=trans_a, trans_b=trans_b, out=out, alpha=alpha, beta=beta)
+
+    rng = np.random.default_rng(3)
+    x, w, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((10, 40), (40, 33), (33,)))
+    wrapped = tool.without_bias(old_matmul)
+    np.testing.assert_array_equal(wrapped(x, w, bias=bias), _core.matmul(x, w, bias=bias))
+    np.testing.assert_array_equal(wrapped(x, w), _core.matmul(x, w))
+    assert tool.without_bias(_core.matmul) is _core.matmul

@@ -286,13 +286,13 @@ static void run_probe(const mdl_kernel_table *t, int item, int kind, void *x, vo
         if (kind == MDL_WORK_SIGMOID_FWD) t->sigmoid_fwd_f32(a, c, n);
         if (kind == MDL_WORK_SIGMOID_BWD) t->sigmoid_bwd_f32(b, a, c, n);
         if (kind == MDL_WORK_AXPBY) t->axpby_f32(0.5f, a, 1.0f, c, n);
-        if (kind == MDL_WORK_GEMM) t->gemm_f32(s, s, s, a, s, 1, b, s, 1, c, s, 1.0f, 0.0f, NULL, 1);
+        if (kind == MDL_WORK_GEMM) t->gemm_f32(s, s, s, a, s, 1, b, s, 1, c, s, 1.0f, 0.0f, NULL, NULL, 1);
     } else {
         double *a = (double *)x, *b = (double *)y, *c = (double *)z;
         if (kind == MDL_WORK_SIGMOID_FWD) t->sigmoid_fwd_f64(a, c, n);
         if (kind == MDL_WORK_SIGMOID_BWD) t->sigmoid_bwd_f64(b, a, c, n);
         if (kind == MDL_WORK_AXPBY) t->axpby_f64(0.5, a, 1.0, c, n);
-        if (kind == MDL_WORK_GEMM) t->gemm_f64(s, s, s, a, s, 1, b, s, 1, c, s, 1.0, 0.0, NULL, 1);
+        if (kind == MDL_WORK_GEMM) t->gemm_f64(s, s, s, a, s, 1, b, s, 1, c, s, 1.0, 0.0, NULL, NULL, 1);
     }
 }
 
@@ -412,30 +412,33 @@ void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_wor
 }
 
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
-                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta)
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta,
+                 const float *bias)
 {
-    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, NULL,
+    return active->gemm_f32(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, bias, NULL,
                             mdl_threads_for_call());
 }
 
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                  const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
-                 double beta)
+                 double beta, const double *bias)
 {
-    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, NULL,
+    return active->gemm_f64(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, bias, NULL,
                             mdl_threads_for_call());
 }
 
 int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda, float *W,
-                              mdl_index ldw, float *C, mdl_index ldc, const mdl_weight_update *update)
+                              mdl_index ldw, float *C, mdl_index ldc, const float *bias,
+                              const mdl_weight_update *update)
 {
-    return active->gemm_f32(m, n, k, A, lda, 1, W, ldw, 1, C, ldc, 1.0f, 0.0f, update, mdl_threads_for_call());
+    return active->gemm_f32(m, n, k, A, lda, 1, W, ldw, 1, C, ldc, 1.0f, 0.0f, bias, update, mdl_threads_for_call());
 }
 
 int mdl_gemm_after_update_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index lda, double *W,
-                              mdl_index ldw, double *C, mdl_index ldc, const mdl_weight_update *update)
+                              mdl_index ldw, double *C, mdl_index ldc, const double *bias,
+                              const mdl_weight_update *update)
 {
-    return active->gemm_f64(m, n, k, A, lda, 1, W, ldw, 1, C, ldc, 1.0, 0.0, update, mdl_threads_for_call());
+    return active->gemm_f64(m, n, k, A, lda, 1, W, ldw, 1, C, ldc, 1.0, 0.0, bias, update, mdl_threads_for_call());
 }
 
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n)

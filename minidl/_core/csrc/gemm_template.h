@@ -237,15 +237,25 @@ static int FN(block_buffers)(FN(block_sizes) s, T **pa, T **pb)
     return *pa == NULL || *pb == NULL ? -1 : 0;
 }
 
+/* C[0:mr, 0:nr] += bias[0:nr] on every row: the bias epilogue, on a tile of C just stored, still in L1. Added
+ * to the final sums as a separate add would, so the bits are those of that add (ops.linear's y = x W + b). */
+static inline void FN(add_bias)(mdl_index mr, mdl_index nr, T *C, mdl_index ldc, const T *bias)
+{
+    for (mdl_index i = 0; i < mr; i++)
+        for (mdl_index j = 0; j < nr; j++) C[i * ldc + j] += bias[j];
+}
+
 /* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1), with
- * the buffers of block_buffers. */
+ * the buffers of block_buffers; then + bias[0:n] on every row where bias is not NULL, tile by tile as the
+ * last K block stores it. */
 static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
                            const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
-                           FN(block_sizes) s, T *pa, T *pb)
+                           const T *bias, FN(block_sizes) s, T *pa, T *pb)
 {
 #ifdef DOT_KERNEL
     if (s.dot) {
         FN(gemm_dot_block)(m, n, k, A, rsa, B, csb, C, ldc, alpha, beta);
+        if (bias) FN(add_bias)(m, n, C, ldc, bias); /* a block of at most DOT_MAX_M rows, just written */
         return;
     }
 #endif
@@ -255,6 +265,7 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
         for (mdl_index pc = 0; pc < k; pc += s.kc) {
             const mdl_index kc = FN(min_index)(s.kc, k - pc);
             const T beta_pc = pc == 0 ? beta : (T)1; /* later K blocks add to the first's result */
+            const T *bias_pc = pc + kc == k ? bias : NULL; /* the epilogue, after the last K block */
             if (!s.skinny)
                 FN(pack_b_block)(nc, kc, B + pc * rsb + jc * csb, rsb, csb, pb);
             for (mdl_index ic = 0; ic < m; ic += s.mc) {
@@ -266,16 +277,22 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                     if (s.rows_outer) /* each row of C is written left to right (see above) */
                         for (mdl_index ir = 0; ir < mc; ir += MR) {
                             const int mr = (int)FN(min_index)(MR, mc - ir);
-                            for (mdl_index jr = 0; jr < nc; jr += NR)
-                                MDL_MICRO_KERNEL(mr, (int)FN(min_index)(NR, nc - jr), kc, pa + ir * kc, pb + jr * kc,
-                                                 NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
+                            for (mdl_index jr = 0; jr < nc; jr += NR) {
+                                const int nr = (int)FN(min_index)(NR, nc - jr);
+                                T *c = C + (ic + ir) * ldc + jc + jr;
+                                MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, pb + jr * kc, NR, c, ldc, alpha, beta_pc);
+                                if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
+                            }
                         }
                     else /* BLIS's order: the B panel stays in L1, the A block streams from L2 */
                         for (mdl_index jr = 0; jr < nc; jr += NR) {
                             const int nr = (int)FN(min_index)(NR, nc - jr);
-                            for (mdl_index ir = 0; ir < mc; ir += MR)
-                                MDL_MICRO_KERNEL((int)FN(min_index)(MR, mc - ir), nr, kc, pa + ir * kc, pb + jr * kc,
-                                                 NR, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
+                            for (mdl_index ir = 0; ir < mc; ir += MR) {
+                                const int mr = (int)FN(min_index)(MR, mc - ir);
+                                T *c = C + (ic + ir) * ldc + jc + jr;
+                                MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, pb + jr * kc, NR, c, ldc, alpha, beta_pc);
+                                if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
+                            }
                         }
                     continue;
                 }
@@ -293,8 +310,9 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                     }
                     for (mdl_index ir = 0; ir < mc; ir += MR) {
                         const int mr = (int)FN(min_index)(MR, mc - ir);
-                        MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, b_panel, b_step,
-                                         C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_pc);
+                        T *c = C + (ic + ir) * ldc + jc + jr;
+                        MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, b_panel, b_step, c, ldc, alpha, beta_pc);
+                        if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
                     }
                 }
             }
@@ -396,8 +414,8 @@ static void FN(fused_block)(mdl_index m, mdl_index n, mdl_index pc, mdl_index kc
  * other (0.30-0.36); this way 0.29-0.33. Returns 0, or -1 when out of memory (W unchanged). */
 #define MDL_FUSED_GRAINS 16 /* grains per thread and wave: 8 and 32 measured the same */
 static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa, T *W,
-                          mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const mdl_weight_update *update,
-                          int team_size, const mdl_blocking *blk)
+                          mdl_index ldw, T *C, mdl_index ldc, T alpha, T beta, const T *bias,
+                          const mdl_weight_update *update, int team_size, const mdl_blocking *blk)
 {
     const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, 1, blk, 0); /* m <= skinny_m: B read in place */
     const mdl_index rows = update->rows, blocks = FN(ceil_div)(k, s.kc), strips = FN(ceil_div)(n, NR);
@@ -413,6 +431,7 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
         for (mdl_index b = 0; b < blocks; b++)
             FN(fused_block)(m, n, b * s.kc, FN(min_index)(s.kc, k - b * s.kc), 0, n, A, rsa, csa, W, ldw, C, ldc, alpha,
                             b == 0 ? beta : (T)1, update, chunk, 1, pa, pb, pu);
+        if (bias) FN(add_bias)(m, n, C, ldc, bias);
         return 0;
     }
     /* A wave has at least as many blocks as threads and as many more as the partial sums of an L2 share
@@ -493,14 +512,17 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-            if (in_wave > 1 && tid < team) { /* C += the wave's partial sums, in block order */
+            const T *bias_last = first + wave >= blocks ? bias : NULL; /* the epilogue, after the last wave */
+            if ((in_wave > 1 || bias_last) && tid < team) { /* C += the wave's partial sums, in block order */
                 const mdl_index j0 = n * tid / team, j1 = n * (tid + 1) / team;
-                for (mdl_index i = 0; i < m; i++)
+                for (mdl_index i = 0; i < m; i++) {
+                    T *c = C + i * ldc;
                     for (mdl_index b = 1; b < in_wave; b++) {
                         const T *p = partial + (size_t)(b - 1) * (size_t)(m * n) + i * n;
-                        T *c = C + i * ldc;
                         for (mdl_index j = j0; j < j1; j++) c[j] += p[j];
                     }
+                    if (bias_last) FN(add_bias)(1, j1 - j0, c + j0, ldc, bias_last + j0);
+                }
             }
             if (tid < team) /* the next wave's start; no thread takes a grain before the barrier */
                 next_grain[tid * LINE] = FN(min_index)(wave, blocks - first - wave) * per_block * tid / team;
@@ -519,12 +541,13 @@ static int FN(gemm_fused)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl
 }
 
 /* C = alpha op(A) @ op(B) + beta C (BLAS gemm: C is not read when beta == 0, and neither A nor B when
- * alpha == 0 or k == 0, so NaN there is ignored). With `update` (kernels.h; B row-major, csb == 1), B gets
- * that update first: fused into the product's pass over B (gemm_fused) for few rows of A where update->fuse,
- * else as a GEMM of its own beforehand. Returns 0, or when out of memory -1 (B unchanged) or -2 (B changed:
- * the separate update ran, or ran in part). */
+ * alpha == 0 or k == 0, so NaN there is ignored), then C[i, j] += bias[j] where bias is not NULL (add_bias, on
+ * each tile as its last K block is stored; in the fused product after the last wave). With `update`
+ * (kernels.h; B row-major, csb == 1), B gets that update first: fused into the product's pass over B (gemm_fused)
+ * for few rows of A where update->fuse, else as a GEMM of its own beforehand. Returns 0, or when out of memory -1
+ * (B unchanged) or -2 (B changed: the separate update ran, or ran in part). */
 static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index rsa, mdl_index csa,
-                    const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta,
+                    const T *B, mdl_index rsb, mdl_index csb, T *C, mdl_index ldc, T alpha, T beta, const T *bias,
                     const mdl_weight_update *update, int nthreads)
 {
     const int team_size = nthreads < 1 ? 1 : nthreads;
@@ -533,10 +556,11 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     if (update != NULL) {
         if (update->fuse && m > 0 && n > 0 && k > 0 && alpha != (T)0 && m <= blk.skinny_m && update->rows > 0 &&
             update->rows <= FN(k_block)(k, 1, &blk) && (T)update->alpha != (T)0) /* the update's GEMM: one K block */
-            return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, update, team_size, &blk);
+            return FN(gemm_fused)(m, n, k, A, rsa, csa, (T *)B, rsb, C, ldc, alpha, beta, bias, update, team_size,
+                                  &blk);
         /* B <- beta_u B + alpha_u U^T V: the call SGD makes (bitwise the same as the fused update) */
         if (FN(gemm)(k, n, update->rows, (const T *)update->u, 1, update->ldu, (const T *)update->v, update->ldv,
-                     1, (T *)B, rsb, (T)update->alpha, (T)update->beta, NULL, nthreads) != 0)
+                     1, (T *)B, rsb, (T)update->alpha, (T)update->beta, NULL, NULL, nthreads) != 0)
             return -2; /* a thread ran out of memory: the others may have updated their blocks */
         updated = 1;
     }
@@ -545,6 +569,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
     if (k <= 0 || alpha == (T)0) {
         for (mdl_index i = 0; i < m; i++)
             for (mdl_index j = 0; j < n; j++) C[i * ldc + j] = beta == (T)0 ? (T)0 : beta * C[i * ldc + j];
+        if (bias) FN(add_bias)(m, n, C, ldc, bias);
         return 0;
     }
 #ifdef DOT_KERNEL
@@ -559,7 +584,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
         const FN(block_sizes) s = FN(sizes_for)(m, n, k, m, csb, &blk, dot);
         T *pa, *pb;
         if (FN(block_buffers)(s, &pa, &pb) != 0) return out_of_memory;
-        FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, s, pa, pb);
+        FN(gemm_block)(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, alpha, beta, bias, s, pa, pb);
         return 0;
     }
     int failed = 0;
@@ -590,7 +615,7 @@ static int FN(gemm)(mdl_index m, mdl_index n, mdl_index k, const T *A, mdl_index
                 failed = FN(block_buffers)(s, &pa, &pb) != 0;
                 if (!failed)
                     FN(gemm_block)(i1 - i0, j1 - j0, k, A + i0 * rsa, rsa, csa, B + j0 * csb, rsb, csb,
-                                   C + i0 * ldc + j0, ldc, alpha, beta, s, pa, pb);
+                                   C + i0 * ldc + j0, ldc, alpha, beta, bias ? bias + j0 : NULL, s, pa, pb);
             }
 #ifdef _OPENMP
             MDL_TEAM_THREAD_ENDED();

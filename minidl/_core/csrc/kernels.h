@@ -36,13 +36,13 @@ typedef struct {
     int (*gemm_f32)(mdl_index m, mdl_index n, mdl_index k,
                     const float *A, mdl_index rsa, mdl_index csa,
                     const float *B, mdl_index rsb, mdl_index csb,
-                    float *C, mdl_index ldc, float alpha, float beta, const mdl_weight_update *update,
-                    int nthreads);
+                    float *C, mdl_index ldc, float alpha, float beta, const float *bias,
+                    const mdl_weight_update *update, int nthreads);
     int (*gemm_f64)(mdl_index m, mdl_index n, mdl_index k,
                     const double *A, mdl_index rsa, mdl_index csa,
                     const double *B, mdl_index rsb, mdl_index csb,
-                    double *C, mdl_index ldc, double alpha, double beta, const mdl_weight_update *update,
-                    int nthreads);
+                    double *C, mdl_index ldc, double alpha, double beta, const double *bias,
+                    const mdl_weight_update *update, int nthreads);
     /* threads: mdl_parallel_ranges */
     void (*sigmoid_fwd_f32)(const float *x, float *y, mdl_index n);
     void (*sigmoid_fwd_f64)(const double *x, double *y, mdl_index n);
@@ -163,20 +163,25 @@ mdl_work_rates mdl_work_rates_measured(int item);
 typedef void (*mdl_range_fn)(const void *args, mdl_index lo, mdl_index hi);
 void mdl_parallel_ranges(mdl_range_fn fn, const void *args, mdl_index n, mdl_work kind, int item);
 
-/* C <- alpha op(A) @ op(B) + beta C (BLAS gemm semantics: C is not read when beta == 0) */
+/* C <- alpha op(A) @ op(B) + beta C (BLAS gemm semantics: C is not read when beta == 0), then C[i, j] += bias[j]
+ * where bias is not NULL (n elements, contiguous, not overlapping C): added to each tile of C as its last K
+ * block is stored, the same bits as adding it afterwards. */
 int mdl_gemm_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index rsa, mdl_index csa,
-                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta);
+                 const float *B, mdl_index rsb, mdl_index csb, float *C, mdl_index ldc, float alpha, float beta,
+                 const float *bias);
 int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index rsa, mdl_index csa,
                  const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
-                 double beta);
-/* C <- A @ W (m x k times k x n, C row-major, ldc) after `update` was applied to W (row stride ldw):
- * fused into the product's pass over W where the product reads W in place (few rows of A: the skinny
+                 double beta, const double *bias);
+/* C <- A @ W (+ bias, as in mdl_gemm; m x k times k x n, C row-major, ldc) after `update` was applied to W
+ * (row stride ldw): fused into the product's pass over W where the product reads W in place (few rows of A: the skinny
  * path), else the update first, then the product. When out of memory: -1 (W unchanged) or -2 (W changed:
  * the separate update ran, or ran in part; C not computed). */
 int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda, float *W,
-                              mdl_index ldw, float *C, mdl_index ldc, const mdl_weight_update *update);
+                              mdl_index ldw, float *C, mdl_index ldc, const float *bias,
+                              const mdl_weight_update *update);
 int mdl_gemm_after_update_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_index lda, double *W,
-                              mdl_index ldw, double *C, mdl_index ldc, const mdl_weight_update *update);
+                              mdl_index ldw, double *C, mdl_index ldc, const double *bias,
+                              const mdl_weight_update *update);
 void mdl_sigmoid_fwd_f32(const float *x, float *y, mdl_index n);
 void mdl_sigmoid_fwd_f64(const double *x, double *y, mdl_index n);
 void mdl_sigmoid_bwd_f32(const float *y, const float *gy, float *gx, mdl_index n);
