@@ -424,6 +424,7 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0,
         raise ValueError(
             f"matmul: inner dimensions differ: op(a) is {m}x{k} (a.shape={a.shape}, trans_a={ta}) but "
             f"op(b) is {k2}x{n} (b.shape={b.shape}, trans_b={tb})")
+    cdef cnp.ndarray Bias = _check_bias(bias, n, A.dtype, "matmul")
     rsa = cnp.PyArray_STRIDES(A)[0] // item
     csa = cnp.PyArray_STRIDES(A)[1] // item
     if ta:
@@ -449,7 +450,6 @@ def matmul(a, b, *, trans_a=False, trans_b=False, out=None, alpha=1.0, beta=0.0,
             if beta_ != 0.0:
                 target[...] = result
     ldc = cnp.PyArray_STRIDES(target)[0] // item
-    cdef cnp.ndarray Bias = _check_bias(bias, n, A.dtype, "matmul")
     if Bias is not None and np.may_share_memory(Bias, target):
         Bias = Bias.copy()                  # the kernel reads bias while it writes out
 
