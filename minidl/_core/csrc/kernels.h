@@ -173,8 +173,8 @@ int mdl_gemm_f64(mdl_index m, mdl_index n, mdl_index k, const double *A, mdl_ind
                  const double *B, mdl_index rsb, mdl_index csb, double *C, mdl_index ldc, double alpha,
                  double beta, const double *bias);
 /* C <- A @ W (+ bias, as in mdl_gemm; m x k times k x n, C row-major, ldc) after `update` was applied to W
- * (row stride ldw): fused into the product's pass over W where the product reads W in place (few rows of A: the skinny
- * path), else the update first, then the product. When out of memory: -1 (W unchanged) or -2 (W changed:
+ * (row stride ldw): fused into the product's pass over W where the product reads W in place (few rows of A:
+ * the skinny path), else the update first, then the product. When out of memory: -1 (W unchanged) or -2 (W changed:
  * the separate update ran, or ran in part; C not computed). */
 int mdl_gemm_after_update_f32(mdl_index m, mdl_index n, mdl_index k, const float *A, mdl_index lda, float *W,
                               mdl_index ldw, float *C, mdl_index ldc, const float *bias,
