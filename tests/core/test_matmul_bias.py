@@ -102,6 +102,19 @@ def test_bias_is_read_in_place_through_strides_and_byte_order(kernels, rng, dtyp
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_outputs_the_kernel_cannot_write_in_place_get_the_bias_too(kernels, rng, dtype):
+    """A Fortran-ordered or column-strided out is computed in a temporary and copied over: bias included."""
+    a, b = operands(rng, 20, 30, 40, dtype, False, False)
+    bias = rng.standard_normal(40).astype(dtype)
+    c0 = rng.standard_normal((20, 40)).astype(dtype)
+    want = product_then_add(a, b, bias, c0=c0, beta=0.5)
+    for out in (np.asfortranarray(c0), np.repeat(c0, 2, axis=1)[:, ::2]):
+        assert not out.flags.c_contiguous
+        assert _core.matmul(a, b, out=out, beta=0.5, bias=bias) is out
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_bias_inside_out_is_read_as_it_was(kernels, threads, rng, dtype):
     """A bias that is a row of out itself (or of w, which the update writes): the kernels read a copy."""
     a, b = operands(rng, 30, 100, 64, dtype, False, False)
