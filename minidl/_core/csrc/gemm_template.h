@@ -245,6 +245,14 @@ static inline void FN(add_bias)(mdl_index mr, mdl_index nr, T *C, mdl_index ldc,
         for (mdl_index j = 0; j < nr; j++) C[i * ldc + j] += bias[j];
 }
 
+/* gemm_block's tile at column `col` of its C: the micro-kernel, then the bias epilogue where bias is given. */
+static inline void FN(block_tile)(int mr, int nr, mdl_index kc, const T *a, const T *b, mdl_index b_step, T *C,
+                                  mdl_index ldc, mdl_index col, T alpha, T beta, const T *bias)
+{
+    MDL_MICRO_KERNEL(mr, nr, kc, a, b, b_step, C + col, ldc, alpha, beta);
+    if (bias) FN(add_bias)(mr, nr, C + col, ldc, bias + col);
+}
+
 /* One thread's share: C[0:m, 0:n] = alpha op(A)[0:m, :] @ op(B)[:, 0:n] + beta C[0:m, 0:n] (k >= 1), with
  * the buffers of block_buffers; then + bias[0:n] on every row where bias is not NULL, tile by tile as the
  * last K block stores it. */
@@ -277,22 +285,16 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                     if (s.rows_outer) /* each row of C is written left to right (see above) */
                         for (mdl_index ir = 0; ir < mc; ir += MR) {
                             const int mr = (int)FN(min_index)(MR, mc - ir);
-                            for (mdl_index jr = 0; jr < nc; jr += NR) {
-                                const int nr = (int)FN(min_index)(NR, nc - jr);
-                                T *c = C + (ic + ir) * ldc + jc + jr;
-                                MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, pb + jr * kc, NR, c, ldc, alpha, beta_pc);
-                                if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
-                            }
+                            for (mdl_index jr = 0; jr < nc; jr += NR)
+                                FN(block_tile)(mr, (int)FN(min_index)(NR, nc - jr), kc, pa + ir * kc, pb + jr * kc, NR,
+                                               C + (ic + ir) * ldc, ldc, jc + jr, alpha, beta_pc, bias_pc);
                         }
                     else /* BLIS's order: the B panel stays in L1, the A block streams from L2 */
                         for (mdl_index jr = 0; jr < nc; jr += NR) {
                             const int nr = (int)FN(min_index)(NR, nc - jr);
-                            for (mdl_index ir = 0; ir < mc; ir += MR) {
-                                const int mr = (int)FN(min_index)(MR, mc - ir);
-                                T *c = C + (ic + ir) * ldc + jc + jr;
-                                MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, pb + jr * kc, NR, c, ldc, alpha, beta_pc);
-                                if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
-                            }
+                            for (mdl_index ir = 0; ir < mc; ir += MR)
+                                FN(block_tile)((int)FN(min_index)(MR, mc - ir), nr, kc, pa + ir * kc, pb + jr * kc, NR,
+                                               C + (ic + ir) * ldc, ldc, jc + jr, alpha, beta_pc, bias_pc);
                         }
                     continue;
                 }
@@ -308,12 +310,9 @@ static void FN(gemm_block)(mdl_index m, mdl_index n, mdl_index k, const T *A, md
                         b_panel = pb;
                         b_step = NR;
                     }
-                    for (mdl_index ir = 0; ir < mc; ir += MR) {
-                        const int mr = (int)FN(min_index)(MR, mc - ir);
-                        T *c = C + (ic + ir) * ldc + jc + jr;
-                        MDL_MICRO_KERNEL(mr, nr, kc, pa + ir * kc, b_panel, b_step, c, ldc, alpha, beta_pc);
-                        if (bias_pc) FN(add_bias)(mr, nr, c, ldc, bias_pc + jc + jr);
-                    }
+                    for (mdl_index ir = 0; ir < mc; ir += MR)
+                        FN(block_tile)((int)FN(min_index)(MR, mc - ir), nr, kc, pa + ir * kc, b_panel, b_step,
+                                       C + (ic + ir) * ldc, ldc, jc + jr, alpha, beta_pc, bias_pc);
                 }
             }
         }
