@@ -64,6 +64,28 @@ def test_blocks_beyond_nc_and_kc(kernels, rng, m, k, n, dtype):
     assert_matmul_close(_core.matmul(a, b), a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_every_tile_width_and_height(kernels, rng, dtype):
+    """1-33 columns (every edge width of the 32-, 16-, 8- and 4-column tiles, the edges of at most half a tile
+    that run one B vector's FMAs among them) at every row count of a 14- or 6-row tile, in the skinny and the
+    packed path: the product, alpha * product + beta * C, and nothing written past the n columns of out's rows."""
+    k = 37
+    for m in [*range(1, 16), 84, 85, 97]:
+        for n in range(1, 34):
+            a, b = operands(rng, m, k, n, dtype, False, False)
+            c = rng.standard_normal((m, n)).astype(dtype)
+            rows = np.full((m, n + 40), 7.0, dtype=dtype)
+            out = rows[:, :n]
+            assert _core.matmul(a, b, out=out) is out
+            assert_matmul_close(out, a, b)
+            out[...] = c
+            _core.matmul(a, b, out=out, alpha=-2.0, beta=0.5)
+            ref = -2.0 * (a.astype(np.float64) @ b) + 0.5 * c
+            bound = 2 * (k + 2) * np.finfo(dtype).eps * (2.0 * (np.abs(a) @ np.abs(b)) + np.abs(c))
+            assert np.all(np.abs(out - ref) <= bound), (m, n)
+            assert np.all(rows[:, n:] == 7.0), (m, n)
+
+
 def test_zero_inner_dimension_gives_zeros(kernels):
     out = np.full((3, 4), np.nan, dtype=np.float32)
     got = _core.matmul(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), out=out)

@@ -22,8 +22,8 @@ static const int mask_bits_f32[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
                                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
 
 /* A pair with kernel_f64_body, not a template: other intrinsics, lanes per ymm (8 / 4) and prefetches. */
-MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
-                                float *c, mdl_index ldc, float alpha, float beta, int nr)
+MDL_INLINE void kernel_f32_body(const int mr, const int halves, mdl_index kc, const float *a, const float *b,
+                                mdl_index b_step, float *c, mdl_index ldc, float alpha, float beta, int nr)
 {
     __m256 c0[6], c1[6];
     _Pragma("GCC unroll 6")
@@ -64,7 +64,7 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
         for (int r = 0; r < mr; r++) {
             const __m256 ar = _mm256_broadcast_ss(a + r);
             c0[r] = _mm256_fmadd_ps(ar, b0, c0[r]);
-            c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
+            if (halves == 2) c1[r] = _mm256_fmadd_ps(ar, b1, c1[r]);
         }
         a += 6;
         b += b_step;
@@ -94,17 +94,19 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * ldc;
         c0[r] = _mm256_mul_ps(c0[r], va);
-        c1[r] = _mm256_mul_ps(c1[r], va);
+        if (halves == 2) c1[r] = _mm256_mul_ps(c1[r], va);
         if (beta != 0.0f) {
             c0[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr, m0), c0[r]);
-            c1[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), c1[r]);
+            if (halves == 2) c1[r] = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cr + 8, m1), c1[r]);
         }
         _mm256_maskstore_ps(cr, m0, c0[r]);
-        _mm256_maskstore_ps(cr + 8, m1, c1[r]);
+        if (halves == 2) _mm256_maskstore_ps(cr + 8, m1, c1[r]);
     }
 }
 
-/* Each case calls the body with a constant mr, so its loops unroll to straight-line code. */
+/* Each case calls the body with a constant mr, so its loops unroll to straight-line code, and a constant
+ * `halves`: an edge tile of at most 8 columns (4 in float64) runs the first B vector's FMAs alone, as the
+ * AVX-512 kernels do (there, measured). */
 #define MDL_MR_CASES(body, ...)                                                                        \
     switch (mr) {                                                                                    \
     case 6: body(6, __VA_ARGS__); break;                                                             \
@@ -118,7 +120,10 @@ MDL_INLINE void kernel_f32_body(const int mr, mdl_index kc, const float *a, cons
 static void kernel_f32_avx2(int mr, int nr, mdl_index kc, const float *a, const float *b, mdl_index b_step,
                             float *c, mdl_index ldc, float alpha, float beta)
 {
-    MDL_MR_CASES(kernel_f32_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
+    if (nr <= 8)
+        MDL_MR_CASES(kernel_f32_body, 1, kc, a, b, b_step, c, ldc, alpha, beta, nr)
+    else
+        MDL_MR_CASES(kernel_f32_body, 2, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 
 /* Dot products (gemm_template.h: DOT_KERNEL; dot_template.h): a 4 x 3 tile of C = 12 ymm of partial sums
@@ -159,8 +164,9 @@ MDL_INLINE float sum_ps(__m256 v)
 /* ================================ float64 GEMM ================================ */
 static const long long mask_bits_f64[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
-MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, const double *b,
-                                mdl_index b_step, double *c, mdl_index ldc, double alpha, double beta, int nr)
+MDL_INLINE void kernel_f64_body(const int mr, const int halves, mdl_index kc, const double *a,
+                                const double *b, mdl_index b_step, double *c, mdl_index ldc, double alpha,
+                                double beta, int nr)
 {
     __m256d c0[6], c1[6];
     _Pragma("GCC unroll 6")
@@ -181,7 +187,7 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
         for (int r = 0; r < mr; r++) {
             const __m256d ar = _mm256_broadcast_sd(a + r);
             c0[r] = _mm256_fmadd_pd(ar, b0, c0[r]);
-            c1[r] = _mm256_fmadd_pd(ar, b1, c1[r]);
+            if (halves == 2) c1[r] = _mm256_fmadd_pd(ar, b1, c1[r]);
         }
         a += 6;
         b += b_step;
@@ -208,20 +214,23 @@ MDL_INLINE void kernel_f64_body(const int mr, mdl_index kc, const double *a, con
     for (int r = 0; r < mr; r++) {
         double *cr = c + r * ldc;
         c0[r] = _mm256_mul_pd(c0[r], va);
-        c1[r] = _mm256_mul_pd(c1[r], va);
+        if (halves == 2) c1[r] = _mm256_mul_pd(c1[r], va);
         if (beta != 0.0) {
             c0[r] = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cr, m0), c0[r]);
-            c1[r] = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cr + 4, m1), c1[r]);
+            if (halves == 2) c1[r] = _mm256_fmadd_pd(vb, _mm256_maskload_pd(cr + 4, m1), c1[r]);
         }
         _mm256_maskstore_pd(cr, m0, c0[r]);
-        _mm256_maskstore_pd(cr + 4, m1, c1[r]);
+        if (halves == 2) _mm256_maskstore_pd(cr + 4, m1, c1[r]);
     }
 }
 
 static void kernel_f64_avx2(int mr, int nr, mdl_index kc, const double *a, const double *b, mdl_index b_step,
                             double *c, mdl_index ldc, double alpha, double beta)
 {
-    MDL_MR_CASES(kernel_f64_body, kc, a, b, b_step, c, ldc, alpha, beta, nr)
+    if (nr <= 4)
+        MDL_MR_CASES(kernel_f64_body, 1, kc, a, b, b_step, c, ldc, alpha, beta, nr)
+    else
+        MDL_MR_CASES(kernel_f64_body, 2, kc, a, b, b_step, c, ldc, alpha, beta, nr)
 }
 #undef MDL_MR_CASES
 
