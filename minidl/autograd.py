@@ -35,6 +35,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import os
 import threading
 
 import numpy as np
@@ -144,9 +145,12 @@ class _InPlaceWrites:
     ``maxlen`` of them in ``log``; older ones in ``older``, the latest number and writer per byte range
     (a loop that writes the same arrays again and again keeps one entry each), and past ``max_older``
     ranges in ``merged``: one (number, low, high) covering all their bytes. A graph recorded before any
-    of them is still checked, exactly until ``merged`` is needed, conservatively after."""
+    of them is still checked, exactly until ``merged`` is needed, conservatively after. One lock orders the
+    writes and the reads: threads training models of their own write and check at once (unlocked, a
+    backward that read the log while another thread's step wrote it failed with "deque mutated during
+    iteration")."""
 
-    __slots__ = ("count", "log", "maxlen", "older", "max_older", "merged")
+    __slots__ = ("count", "log", "maxlen", "older", "max_older", "merged", "lock")
 
     def __init__(self, maxlen: int = 4096, max_older: int = 65536):
         self.count = 0
@@ -154,6 +158,7 @@ class _InPlaceWrites:
         self.maxlen, self.max_older = maxlen, max_older
         self.older = {}
         self.merged = (0, 0, 0)
+        self.lock = threading.Lock()
 
     def append(self, number: int, low: int, high: int, what: str) -> None:
         log = self.log
@@ -171,8 +176,12 @@ class _InPlaceWrites:
                 self.merged = (merged_number, merged_low, merged_high)
         log.append((number, low, high, what))
 
-    def since(self, seen: int):
+    def since(self, seen: int) -> list:
         """(number, low, high, what) of every write numbered after ``seen``, newest first (merged last)."""
+        with self.lock:
+            return list(self._since(seen))
+
+    def _since(self, seen: int):
         for entry in reversed(self.log):
             if entry[0] <= seen:
                 return
@@ -191,13 +200,24 @@ _writes = _InPlaceWrites()
 
 def note_in_place(arrays, what: str) -> None:
     """Log that the memory of each ndarray in ``arrays`` was just changed in place (by ``what``, for the
-    error message). Without a lock: two threads may give two writes one number, which only checks more."""
+    error message)."""
     if not arrays:
         return
-    number = _writes.count + 1
-    for array in arrays:
-        _writes.append(number, *byte_range(array), what)
-    _writes.count = number
+    ranges = [byte_range(array) for array in arrays]
+    with _writes.lock:
+        number = _writes.count + 1
+        for low, high in ranges:
+            _writes.append(number, low, high, what)
+        _writes.count = number
+
+
+def _new_lock_after_fork() -> None:
+    """A thread that held the log's lock is gone in a forked child: the child gets a new lock."""
+    _writes.lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def _saved_arrays(fn) -> list:

@@ -127,6 +127,95 @@ def test_grad_mode_is_per_thread():
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
 
 
+def test_threads_training_models_of_their_own_at_once():
+    """The log of in-place writes is shared by every thread: one thread's optimizer step wrote it while
+    another thread's backward read it (this test failed with "deque mutated during iteration" in 5 runs of 5
+    without the log's lock). Each model ends as the same training on one thread leaves it."""
+    import sys
+    import threading
+
+    from minidl import optim
+    from minidl.nn import functional as F
+
+    def build(seed):
+        mdl.manual_seed(seed)
+        return nn.Sequential(*[m for _ in range(4) for m in (nn.Linear(16, 16), nn.Tanh())], nn.Linear(16, 4))
+
+    def train(model, seed):
+        rng = np.random.default_rng(seed)
+        opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        for _ in range(200):
+            x, y = rng.standard_normal((8, 16)).astype(np.float32), rng.integers(0, 4, 8)
+            opt.zero_grad()
+            F.cross_entropy(model(mdl.Tensor(x)), y).backward()
+            opt.step()
+
+    alone = [build(seed) for seed in range(4)]
+    for seed, model in enumerate(alone):
+        train(model, seed)
+    together, errors = [build(seed) for seed in range(4)], []   # built here: the seed is global
+
+    def run(seed):
+        try:
+            train(together[seed], seed)
+        except Exception as error:             # reported below, with the others
+            errors.append(repr(error))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        threads = [threading.Thread(target=run, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    for seed in range(4):
+        for a, b in zip(alone[seed].parameters(), together[seed].parameters()):
+            np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_a_child_forked_while_a_thread_logs_an_in_place_write_does_not_hang():
+    """The write log's lock, held by a thread that does not exist in a fork()ed child, would hang the
+    child's first in-place write and its first backward() through a graph recorded before one."""
+    import os
+    import threading
+
+    from minidl import autograd
+
+    holding, release = threading.Event(), threading.Event()
+
+    def log_forever():                                   # a thread caught inside note_in_place
+        with autograd._writes.lock:
+            holding.set()
+            release.wait()
+
+    logger = threading.Thread(target=log_forever)
+    logger.start()
+    holding.wait()
+    pid = os.fork()
+    if pid == 0:                                         # the child: exit code 0 only if all went right
+        code = 1
+        try:
+            import signal
+            signal.alarm(20)
+            w = mdl.tensor([1.0, 2.0], requires_grad=True)
+            x = mdl.ones(2)
+            y = (w * x).sum()
+            with mdl.no_grad():
+                w += 1                                   # logged; y saved x, not w
+            y.backward()
+            code = 0 if w.grad.tolist() == [1.0, 1.0] else 2
+        finally:
+            os._exit(code)
+    release.set()
+    logger.join()
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 def test_one_grad_mode_object_entered_again_restores_each_level():
     """A decorated function that recurses, and one object used in nested with-blocks."""
     @mdl.enable_grad()
