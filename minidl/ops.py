@@ -1222,6 +1222,9 @@ def _in_place(op, ufunc, symbol: str):
                     f"{symbol}=: the graph of the right-hand side reads this tensor (shape {t.shape}), so changing "
                     f"it in place would corrupt the gradients; write `t = t {symbol} x`")
             result = op(Tensor._wrap(t.data.copy()), x)
+            if result.shape != t.shape:
+                raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
+                                 f"{result.shape} (its operands broadcast to a larger shape)")
             _overwrite(t, result.data, np.copyto, symbol)
             t.requires_grad, t._parents, t._backward = True, result._parents, result._backward
             t._writes_seen = result._writes_seen

@@ -265,6 +265,22 @@ def test_in_place_into_a_plain_tensor_with_a_grad_operand_joins_the_graph():
     np.testing.assert_array_equal(w.grad, [3.0, 27.0])
 
 
+def test_in_place_into_a_plain_tensor_refuses_a_grad_operand_that_broadcasts_it_larger():
+    """As PyTorch ("output with shape [3] doesn't match the broadcast shape [1, 3]"), and as a plain operand
+    is refused: before, t took the values in its own shape and backward() failed in the chain rule."""
+    w = mdl.tensor(np.ones((1, 3), np.float32), requires_grad=True)
+    for write in (lambda t: t.__iadd__(w), lambda t: t.add_(w), lambda t: t.__imul__(w)):
+        t = mdl.zeros(3)
+        with pytest.raises(ValueError, match=r"shape \(3,\) cannot hold the result of shape \(1, 3\)"):
+            write(t)
+        assert not t.requires_grad and t.is_leaf
+        np.testing.assert_array_equal(t.data, np.zeros(3))
+    t = mdl.zeros(1, 3)                         # the same shape: joins the graph
+    t += w
+    t.sum().backward()
+    np.testing.assert_array_equal(w.grad, [[1.0, 1.0, 1.0]])
+
+
 def test_in_place_into_a_tensor_that_the_right_hand_side_read_is_refused():
     """acc's old value is saved by acc * w (for w's gradient); overwriting it would corrupt that gradient
     (PyTorch raises at backward: its version counter)."""
