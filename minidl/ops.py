@@ -413,6 +413,16 @@ def _mm(x: np.ndarray, y: np.ndarray, trans_a: bool = False, trans_b: bool = Fal
     return (x.T if trans_a else x) @ (y.T if trans_b else y)
 
 
+def _adds_into_product(bias: Tensor, xd: np.ndarray, wd: np.ndarray) -> bool:
+    """Whether ``linear`` can add ``bias`` into the array of x @ W: the product's dtype, and a shape that
+    broadcasts to the product's without enlarging it."""
+    bd, shape = bias.data, (xd.shape[0], wd.shape[1])
+    try:
+        return bd.dtype == result_type(xd, wd) and np.broadcast_shapes(bd.shape, shape) == shape
+    except ValueError:                      # not broadcastable: add() says so
+        return False
+
+
 def _epilogue_bias(xd: np.ndarray, wd: np.ndarray, bias) -> np.ndarray | None:
     """The bias of x @ W + b as the kernels add it while they store each tile of the product (a vector of
     W's columns in the product's float dtype), or None where ``linear`` adds it itself."""
@@ -487,7 +497,8 @@ def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Fused affine map y = x @ W + b for 2-D x (one node; b added by the GEMM as it stores each tile of x @ W,
-    ``_core.matmul``'s bias epilogue, where b is a vector of W's float dtype; else in place after it).
+    ``_core.matmul``'s bias epilogue, where b is a vector of W's float dtype; else in place after it, or, where
+    b would change the product's dtype or broadcast it to a larger shape, by ``add``).
 
     dx = G·Wᵀ, dW = xᵀ·G (pending at small batch: ``_weight_gradient``), db = Σ_batch G.
     """
@@ -500,18 +511,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if xd.shape[1] != wd.shape[0]:
         raise ValueError(f"linear: input of shape {xd.shape} does not match weight of shape {wd.shape} "
                          f"(expects (batch, {wd.shape[0]}))")
-    update = weight._update                 # SGD's, left for this product's pass over W (deferred_update)
     epilogue_bias = _epilogue_bias(xd, wd, bias)
+    if bias is not None and epilogue_bias is None and not _adds_into_product(bias, xd, wd):
+        return add(linear(x, weight), bias)  # (5, 2, n) + (2, n) failed in backward; a 0-d float64 promoted
+    update = weight._update                 # SGD's, left for this product's pass over W (deferred_update)
     out = update.take_product(weight, xd, epilogue_bias) if update is not None and update.fusable_with(xd, wd) \
         else None
     if out is None:
         wd = weight.data
         out = _mm(xd, wd) if epilogue_bias is None else _core.matmul(xd, wd, bias=epilogue_bias)
     if bias is not None and epilogue_bias is None:
-        if bias.data.dtype == out.dtype and bias.data.shape[-1:] == out.shape[-1:] and bias.data.ndim <= 2:
-            out += bias.data
-        else:
-            out = out + bias.data
+        out += bias.data
 
     def backward(g):
         return (_mm(g, wd, trans_b=True) if x.requires_grad else None,

@@ -81,6 +81,29 @@ def test_linear_with_a_bias_the_kernels_do_not_take_adds_it_as_numpy_does():
     np.testing.assert_allclose(promoted.data, (x @ w).astype(np.float64) + wide, rtol=1e-6)
 
 
+def test_linear_with_a_bias_that_broadcasts_or_promotes_the_product_is_x_at_w_plus_b():
+    """A bias of more dimensions than the product (values and gradients of x @ W + b: backward() failed,
+    handing the (5, 2, n) gradient to a 2-D GEMM) and a 0-d float64 one (the result stays float32, as
+    x @ W + b gives by PyTorch's rule: NumPy's promoted it)."""
+    from minidl.nn import functional as F
+
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)).astype(np.float32)
+    for b in (rng.standard_normal((5, 2, 4)).astype(np.float32), np.float64(0.5), rng.standard_normal((3, 1, 1))):
+        tensors = [mdl.tensor(a, requires_grad=True) for a in (x.astype(np.float32), w, b)]
+        reference = [mdl.tensor(a, requires_grad=True) for a in (x.astype(np.float32), w, b)]
+        y = F.linear(*tensors)
+        expected = reference[0] @ reference[1] + reference[2]
+        assert y.shape == expected.shape and y.dtype == expected.dtype
+        assert y.dtype == (np.float64 if b.ndim == 3 and b.dtype == np.float64 else np.float32)
+        np.testing.assert_allclose(y.data, expected.data, rtol=1e-6)
+        (y * y).sum().backward()
+        (expected * expected).sum().backward()
+        for t, r in zip(tensors, reference):
+            assert t.grad.shape == r.grad.shape
+            np.testing.assert_allclose(t.grad, r.grad, rtol=1e-5)
+
+
 def test_linear_sizes_must_be_positive_ints():
     assert nn.Linear(np.int64(3), 2).weight.shape == (3, 2)   # sizes read from NumPy shapes are fine
     for bad in (2.5, 3.0, "3", None, True):
