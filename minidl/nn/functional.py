@@ -113,6 +113,10 @@ def log_softmax(x, axis: int = -1, dim=None) -> Tensor:
 
 
 def _check_reduction(reduction: str, name: str) -> None:
+    if not isinstance(reduction, str):      # e.g. PyTorch's cross_entropy takes weight where this takes reduction
+        raise TypeError(f"{name}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, got a "
+                        f"{type(reduction).__name__}; pass weight= and reduction= by keyword (PyTorch's "
+                        f"positional arguments differ)")
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}, "
                          f"got {reduction!r}")

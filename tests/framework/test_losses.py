@@ -76,6 +76,8 @@ def test_bad_targets_name_the_values_and_shapes(fn):
         fn(mdl.tensor(np.zeros(())), np.array(0))
     with pytest.raises(ValueError, match="reduction must be one of 'mean', 'sum', 'none', got 'avg'"):
         fn(z, np.array([0, 1, 2]), reduction="avg")
+    with pytest.raises(TypeError, match="got a ndarray; pass weight= and reduction= by keyword"):
+        fn(z, np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0, 4.0]))   # PyTorch's third positional: weight
     for bad in ([0.0, np.inf, 1.0], [0.0, np.nan, 1.0]):        # inf was cast to int64: "range [-9223372036854775808, 1]"
         with pytest.raises(TypeError, match="integer class indices"):
             fn(z, np.array(bad))
