@@ -1344,12 +1344,23 @@ def _overwrite(t: Tensor, y, ufunc, symbol: str) -> None:
         else:
             ufunc(td, y, out=td, casting="same_kind")
     except TypeError as exc:
-        raise TypeError(f"{symbol}=: the result (dtype {np.result_type(td, y)}) cannot be stored in a "
+        raise TypeError(f"{symbol}=: the result (dtype {_result_dtype(ufunc, td, y)}) cannot be stored in a "
                         f"tensor of dtype {td.dtype}") from exc
     except ValueError as exc:
+        if not td.flags.writeable:
+            raise ValueError(f"{symbol}=: the array of this tensor (shape {td.shape}) is read-only (a broadcast "
+                             f"or read-only NumPy array it wraps); copy it first") from exc
         raise ValueError(f"{symbol}=: a tensor of shape {td.shape} cannot hold the result of shapes "
                          f"{td.shape} and {np.shape(y)} broadcast ({exc})") from exc
     note_in_place((td,), f"`{symbol}=`")
+
+
+def _result_dtype(ufunc, td: np.ndarray, y) -> np.dtype:
+    """The dtype of ``ufunc(td, y)`` (np.copyto: of y cast to td's), for _overwrite's message: np.result_type
+    gives int64 for int64 / 2, where true division gives float64."""
+    if ufunc is np.copyto:
+        return np.result_type(td, y)
+    return np.asarray(ufunc(td.ravel()[:1], y if np.ndim(y) == 0 else np.asarray(y).ravel()[:1])).dtype
 
 
 _ARRAY_HELD_ONLY_BY_ITS_VIEWS = _references_held_only_by_a_view()

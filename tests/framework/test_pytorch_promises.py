@@ -397,6 +397,16 @@ def test_an_optimizer_step_between_two_backward_calls_through_one_graph_is_refus
     opt.step()
 
 
+def test_in_place_into_a_read_only_array_says_so():
+    """The message was the broadcast one ("cannot hold the result of shapes (2, 3) and ()")."""
+    for array in (np.broadcast_to(np.ones(3, np.float32), (2, 3)), np.ones(3)):
+        array.flags.writeable = False             # (a broadcast view is read-only already)
+        t = mdl.Tensor(array)
+        with pytest.raises(ValueError, match="is read-only"):
+            t += 1
+        np.testing.assert_array_equal(t.data, np.ones(array.shape))
+
+
 def test_in_place_bad_shape_and_dtype_name_them():
     t = mdl.tensor([1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
@@ -405,8 +415,10 @@ def test_in_place_bad_shape_and_dtype_name_them():
     with pytest.raises(ValueError, match=r"\(3,\).*\(2, 3\)"):
         c += np.ones((2, 3))                   # a non-leaf cannot grow either (as PyTorch)
     i = mdl.tensor(np.array([1, 2]))
-    with pytest.raises(TypeError, match="int64"):
-        i /= 2
+    with pytest.raises(TypeError, match=r"result \(dtype float64\) cannot be stored in a tensor of dtype int64"):
+        i /= 2                                 # the message said "the result (dtype int64)"
+    with pytest.raises(TypeError, match=r"result \(dtype float64\) cannot be stored in a tensor of dtype int64"):
+        i *= np.array([0.5, 1.5])
     i += 1                                     # int64 += int stays int64, in place
     np.testing.assert_array_equal(i.data, [2, 3])
 
