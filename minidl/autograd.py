@@ -257,7 +257,10 @@ def _freed(grad):
 
 
 def _topological_order(root) -> list:
-    """Nodes reachable from ``root`` that require grad, every node after all of its parents."""
+    """Nodes reachable from ``root`` that require grad, every node after all of its parents, and each leaf
+    parent right before the first node that takes it: the reverse sweep accumulates a leaf's gradient as
+    soon as that node has given it, as PyTorch's engine does (before, last: a hook on an activation, or an
+    optimizer step in it, saw the later layers' weights without their gradients)."""
     order = []
     visited = set()
     stack = [(root, False)]
@@ -273,8 +276,12 @@ def _topological_order(root) -> list:
             continue
         visited.add(key)
         push((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
+        parents = node._parents
+        for parent in parents:                  # the leaves first: popped, so appended, last
+            if parent._backward is None and parent.requires_grad and id(parent) not in visited:
+                push((parent, False))
+        for parent in parents:
+            if parent._backward is not None and parent.requires_grad and id(parent) not in visited:
                 push((parent, False))
     return order
 

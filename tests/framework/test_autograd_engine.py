@@ -216,6 +216,31 @@ def test_a_child_forked_while_a_thread_logs_an_in_place_write_does_not_hang():
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 
+def test_a_leafs_gradient_is_accumulated_as_soon_as_the_node_that_takes_it_gave_it():
+    """As PyTorch's engine: a hook on an activation sees the later layer's parameters with their gradients
+    and the earlier layer's without, so an optimizer step in that hook (a step in backward) updates the later
+    layer; before, every leaf was accumulated after the whole rest of the sweep and that step changed nothing."""
+    from minidl import optim
+
+    mdl.manual_seed(3)
+    l1, l2 = nn.Linear(3, 4), nn.Linear(4, 2)
+    x = mdl.tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
+    seen = []
+    h = l1(x)
+    h.register_hook(lambda g: seen.append((l2.weight.grad is None, l2.bias.grad is None, l1.weight.grad is None)))
+    l2(h).sum().backward()
+    assert seen == [(False, False, True)]
+    expected_grad = l2.weight.grad.copy()
+    np.testing.assert_allclose(expected_grad, h.data.T @ np.ones((2, 2), np.float32), rtol=1e-6)
+    opt = optim.SGD(l2.parameters(), lr=0.5)
+    opt.zero_grad()
+    before = l2.weight.numpy().copy()
+    h = l1(x)
+    h.register_hook(lambda g: opt.step())
+    l2(h).sum().backward()
+    np.testing.assert_allclose(l2.weight.numpy(), before - 0.5 * expected_grad, rtol=1e-6)
+
+
 def test_one_grad_mode_object_entered_again_restores_each_level():
     """A decorated function that recurses, and one object used in nested with-blocks."""
     @mdl.enable_grad()

@@ -259,7 +259,7 @@ def test_a_backward_that_fails_midway_still_claims_the_factors():
     rng = np.random.default_rng(6)
     w1, w2 = _two_weights(rng)
     x = mdl.tensor(rng.standard_normal((4, 30)), dtype=np.float64)
-    scale = mdl.tensor(2.0, dtype=np.float64, requires_grad=True)     # the last leaf the sweep reaches
+    scale = mdl.tensor(2.0, dtype=np.float64, requires_grad=True)
     h = (x @ w1).sigmoid()
     z = h @ w2
     want = 2.0 * _sigmoid_gradient(h.data, w2.data)
@@ -267,7 +267,7 @@ def test_a_backward_that_fails_midway_still_claims_the_factors():
     def fail(g):
         assert type(w2._grad) is PendingProduct        # w2's gradient is already in its slot
         raise KeyError("stop")
-    scale.register_hook(fail)
+    w1.register_hook(fail)                             # the last leaf the sweep reaches
     with pytest.raises(KeyError, match="stop"):
         (z.sigmoid().sum() * scale).backward()
     h.data[...] = 9.0
