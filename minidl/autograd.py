@@ -328,6 +328,13 @@ def _claim_factors(left_pending: list) -> None:
         raise error
 
 
+def _refuse_integer_grad(data: np.ndarray):
+    """PyTorch refuses ``requires_grad = True`` on integers at the assignment; minidl's attribute is a plain slot,
+    so the sweep refuses the gradient."""
+    raise RuntimeError(f"only floating-point tensors can require grad, but a tensor of dtype {data.dtype} (shape "
+                       f"{data.shape}) has requires_grad=True; make it float (t.float()) or leave requires_grad off")
+
+
 def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending: list) -> None:
     """The reverse sweep of ``backward`` from ``root`` with gradient ``seed`` (``owned``: the engine's);
     appends (leaf, product) to ``left_pending`` for each leaf whose gradient it leaves pending."""
@@ -351,6 +358,8 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending
                     g, owned = replaced, False
         fn = node._backward
         if fn is None:              # leaf: accumulate
+            if node._data.dtype.kind != "f":        # an integer gradient, e.g. of (t * 3).sum(): exact, not refused above
+                _refuse_integer_grad(node._data)
             current = node._grad
             if current is None:
                 node._grad = g if owned else g.copy()
@@ -387,9 +396,7 @@ def _sweep(root, seed: np.ndarray, owned: bool, retain_graph: bool, left_pending
                                    f"of shape {pdata.shape} (a bug in that op's chain rule)")
             if pg.dtype != pdata.dtype:
                 if pdata.dtype.kind != "f":         # `t.requires_grad = True` on integers: its gradient truncated
-                    raise RuntimeError(f"only floating-point tensors can require grad, but a tensor of dtype "
-                                       f"{pdata.dtype} (shape {pdata.shape}) has requires_grad=True; make it float "
-                                       f"(t.float()) or leave requires_grad off")
+                    _refuse_integer_grad(pdata)
                 pg = pg.astype(pdata.dtype)
                 p_owned = True
             key = id(parent)

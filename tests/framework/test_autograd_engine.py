@@ -428,3 +428,6 @@ def test_an_integer_tensor_made_to_require_grad_by_assignment_is_refused_in_back
     with pytest.raises(RuntimeError, match="only floating-point tensors can require grad.*int64"):
         (t * 2.5).sum().backward()
     assert t.grad is None
+    with pytest.raises(RuntimeError, match="only floating-point tensors can require grad.*int64"):
+        (t * 3).sum().backward()               # an integer gradient needs no cast: it was accumulated, [3, 3]
+    assert t.grad is None
