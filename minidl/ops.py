@@ -455,6 +455,16 @@ def _matmul_backward(a, b, ad, bd, g):
             _weight_gradient(ad, g, b) if b.requires_grad else None)
 
 
+def _matmul_reads(args) -> list:
+    """What _matmul_backward reads, for the in-place check (minidl.autograd): b only for a's gradient, a only
+    for b's, as PyTorch saves them (x @ W with x a constant, then W changed in place, still has W's gradient)."""
+    a, b, ad, bd = args
+    return ([bd] if a.requires_grad else []) + ([ad] if b.requires_grad else [])
+
+
+_matmul_backward.saved_arrays = _matmul_reads
+
+
 def _weight_gradient(xd: np.ndarray, g: np.ndarray, weight: Tensor):
     """dW = xᵀ·g for y = x @ W: kept as a ``PendingProduct`` (applied by SGD as a GEMM epilogue, materialized
     by ``.grad``) when W is a leaf without hooks and the factors are smaller than dW; else an ndarray."""
@@ -523,9 +533,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and epilogue_bias is None:
         out += bias.data
 
+    w_read = wd if x.requires_grad else None       # only what backward reads: the in-place check (autograd)
+    x_read = xd if weight.requires_grad else None  # looks at these, as PyTorch's saved tensors
+
     def backward(g):
-        return (_mm(g, wd, trans_b=True) if x.requires_grad else None,
-                _weight_gradient(xd, g, weight) if weight.requires_grad else None,
+        return (_mm(g, w_read, trans_b=True) if w_read is not None else None,
+                _weight_gradient(x_read, g, weight) if x_read is not None else None,
                 unbroadcast(g, bias._data.shape) if bias is not None and bias.requires_grad else None)
     return record(out, (x, weight) if bias is None else (x, weight, bias), backward)
 

@@ -222,7 +222,8 @@ def test_a_retained_graph_keeps_the_update_in_step():
     loss = F.cross_entropy(model(x), y)
     loss.backward(retain_graph=True)                    # the graph still holds the weights' arrays
     opt.step()
-    assert deferred_weights(model) == []
+    first = model.linears[0].weight                     # the input needs no gradient: only x is saved there
+    assert deferred_weights(model) == [first]
 
 
 def test_two_steps_without_a_forward_and_a_reassigned_weight():

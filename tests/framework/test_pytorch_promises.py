@@ -379,6 +379,29 @@ def test_values_the_gradient_does_not_read_may_change_in_place():
     np.testing.assert_array_equal(w.grad, [4.0, 5.0])
 
 
+
+@pytest.mark.parametrize("product", [lambda x, w: x @ w, lambda x, w: F.linear(x, w),
+                                     lambda x, w: F.linear(x, w, mdl.zeros(4))], ids=["matmul", "linear", "bias"])
+def test_a_product_whose_input_needs_no_gradient_does_not_read_its_weight_in_backward(product):
+    """As PyTorch (mm saves W only for x's gradient): one layer's retained graph, an optimizer step, and a
+    second backward gives W's gradient again; the in-place check refused it, as if W were saved."""
+    x = mdl.tensor(np.ones((2, 3), np.float32))
+    w = mdl.tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    loss = product(x, w).sum()
+    loss.backward(retain_graph=True)
+    with mdl.no_grad():
+        w -= 0.1 * mdl.tensor(w.grad)
+    loss.backward()
+    np.testing.assert_array_equal(w.grad, np.full((3, 4), 4.0))
+    x = mdl.tensor(np.ones((2, 3), np.float32), requires_grad=True)   # x's gradient reads W: refused
+    loss = product(x, w).sum()
+    loss.backward(retain_graph=True)
+    with mdl.no_grad():
+        w -= 0.1
+    with pytest.raises(RuntimeError, match=r"an array of shape \(3, 4\)"):
+        loss.backward()
+
+
 @pytest.mark.parametrize("make_optimizer", [lambda p: optim.SGD(p, lr=0.5),
                                             lambda p: optim.SGD(p, lr=0.5, momentum=0.9),
                                             lambda p: optim.Adam(p, lr=0.5)], ids=["sgd", "momentum", "adam"])
