@@ -162,9 +162,9 @@ def passed_where(inside: np.ndarray, g: np.ndarray) -> np.ndarray:
 register(Activation(
     "relu", "max(s, 0)", "1 where s > 0, else 0 (0 at s = 0, and 1 at NaN, as PyTorch)",
     "Nair & Hinton 2010; He et al. 2015",
-    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: passed_where(~(s <= 0), g),
-    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("s",),
-    keeps_integers=True))
+    forward=lambda s: np.maximum(s, 0), backward=lambda g, s, z: passed_where(~(z <= 0), g),  # z > 0 iff s > 0
+    value_range=(0.0, None), slope_at_zero=None, moments=_leaky_moments(0.0), backward_reads=("z",),
+    keeps_integers=True))                       # reads z, as PyTorch saves relu's result: s may change after
 
 _LEAK = 0.01
 register(Activation(

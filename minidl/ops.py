@@ -926,9 +926,10 @@ def getitem(a: Tensor, index) -> Tensor:
         return getitem(getitem(a, split[0]), split[1])
     ad = a.data
     out = ad[index]
+    shape, dtype = ad.shape, ad.dtype           # not ad: backward reads no value of a (a may change in place)
 
     def backward(g):
-        full = np.zeros_like(ad)
+        full = np.zeros(shape, dtype)
         np.add.at(full, index, g)
         return (full,)
     return record(out, (a,), backward)

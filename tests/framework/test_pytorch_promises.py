@@ -380,6 +380,18 @@ def test_values_the_gradient_does_not_read_may_change_in_place():
 
 
 
+def test_indexing_reads_no_value_of_its_input_in_backward():
+    """As PyTorch (index backward keeps the shape only): x changed in place after x[idx] still has its
+    gradient; the in-place check refused it, the backward having kept x's array for its shape."""
+    for index in (np.array([0, 2]), slice(0, 3, 2), np.array([True, False, True])):
+        x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x[index].sum()
+        with mdl.no_grad():
+            x *= 2
+        y.backward()
+        np.testing.assert_array_equal(x.grad, [1.0, 0.0, 1.0])
+
+
 @pytest.mark.parametrize("product", [lambda x, w: x @ w, lambda x, w: F.linear(x, w),
                                      lambda x, w: F.linear(x, w, mdl.zeros(4))], ids=["matmul", "linear", "bias"])
 def test_a_product_whose_input_needs_no_gradient_does_not_read_its_weight_in_backward(product):

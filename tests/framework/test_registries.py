@@ -99,8 +99,8 @@ def test_backward_reads_only_what_it_declares(entry):
 
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "softsign"])
 def test_changing_what_an_activation_backward_does_not_read_is_allowed(name):
-    """As PyTorch: sigmoid and tanh save their output, so their input may change in place afterwards;
-    relu and softsign read their input, so changing it stops backward."""
+    """As PyTorch: sigmoid, tanh and relu save their output, so their input may change in place afterwards
+    (relu read its input: that was refused); softsign reads its input, so changing it stops backward."""
     w, untouched = (mdl.tensor([0.5, -1.0, 2.0], requires_grad=True) for _ in range(2))
     getattr(untouched * 2, name)().sum().backward()
     s = w * 2
