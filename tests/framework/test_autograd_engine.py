@@ -181,38 +181,19 @@ def test_a_child_forked_while_a_thread_logs_an_in_place_write_does_not_hang():
     """The write log's lock, held by a thread that does not exist in a fork()ed child, would hang the
     child's first in-place write and its first backward() through a graph recorded before one."""
     import os
-    import threading
 
     from minidl import autograd
+    from fork_child import status_of_a_child_forked_while
 
-    holding, release = threading.Event(), threading.Event()
+    def child():
+        w = mdl.tensor([1.0, 2.0], requires_grad=True)
+        y = (w * mdl.ones(2)).sum()
+        with mdl.no_grad():
+            w += 1                                       # logged; y saved the ones, not w
+        y.backward()
+        return 0 if w.grad.tolist() == [1.0, 1.0] else 2
 
-    def log_forever():                                   # a thread caught inside note_in_place
-        with autograd._writes.lock:
-            holding.set()
-            release.wait()
-
-    logger = threading.Thread(target=log_forever)
-    logger.start()
-    holding.wait()
-    pid = os.fork()
-    if pid == 0:                                         # the child: exit code 0 only if all went right
-        code = 1
-        try:
-            import signal
-            signal.alarm(20)
-            w = mdl.tensor([1.0, 2.0], requires_grad=True)
-            x = mdl.ones(2)
-            y = (w * x).sum()
-            with mdl.no_grad():
-                w += 1                                   # logged; y saved x, not w
-            y.backward()
-            code = 0 if w.grad.tolist() == [1.0, 1.0] else 2
-        finally:
-            os._exit(code)
-    release.set()
-    logger.join()
-    _, status = os.waitpid(pid, 0)
+    status = status_of_a_child_forked_while(lambda: autograd._writes.lock, child)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
 
 

@@ -344,44 +344,34 @@ def test_ctrl_c_as_the_kernel_returns_leaves_the_update_applied_once(path):
 def test_a_child_forked_while_a_thread_applies_an_update_neither_hangs_nor_reads_it_torn():
     """The lock held by a thread that does not exist in the child hung every read of a pending update
     there; the update that thread was applying left W half done in the child."""
+    import contextlib
     import os
-    import threading
 
     from minidl import deferred_update
+    from fork_child import status_of_a_child_forked_while
 
     model = make_model(np.float32)
     opt = optim.SGD(model.parameters(), lr=0.1)
     step(model, opt, *batches(np.float32, 1)[0])
     torn, whole = model.linears[0].weight, model.linears[1].weight
     assert torn._update is not None and whole._update is not None
-    holding, release = threading.Event(), threading.Event()
 
-    def apply_forever():                                 # a thread caught inside take_product or settle
+    @contextlib.contextmanager
+    def applying():                                      # a thread caught inside take_product or settle
         with deferred_update._applying:
             deferred_update._in_flight = torn._update
-            holding.set()
-            release.wait()
+            yield
             deferred_update._in_flight = None
 
-    applier = threading.Thread(target=apply_forever)
-    applier.start()
-    holding.wait()
-    pid = os.fork()
-    if pid == 0:                                         # the child: exit code 0 only if all went right
-        code = 1
+    def child():
+        whole.data
         try:
-            import signal
-            signal.alarm(20)
-            whole.data
-            try:
-                torn.data
-            except RuntimeError as error:
-                code = 0 if "half updated" in str(error) else 2
-        finally:
-            os._exit(code)
-    release.set()
-    applier.join()
-    _, status = os.waitpid(pid, 0)
+            torn.data
+        except RuntimeError as error:
+            return 0 if "half updated" in str(error) else 2
+        return 3
+
+    status = status_of_a_child_forked_while(applying, child)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     torn.data                                            # the parent applies it as usual
 
