@@ -379,7 +379,6 @@ def test_values_the_gradient_does_not_read_may_change_in_place():
     np.testing.assert_array_equal(w.grad, [4.0, 5.0])
 
 
-
 def test_indexing_reads_no_value_of_its_input_in_backward():
     """As PyTorch (index backward keeps the shape only): x changed in place after x[idx] still has its
     gradient; the in-place check refused it, the backward having kept x's array for its shape."""
