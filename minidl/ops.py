@@ -1226,9 +1226,7 @@ def _in_place(op, ufunc, symbol: str):
                         f"operation; wrap the update in `with mdl.no_grad():` or write `t = t {symbol} x`")
                 _refuse_a_view_of_a_leaf(t, symbol)
                 result = op(t, x)
-                if result.shape != t.shape:
-                    raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
-                                     f"{result.shape} (its operands broadcast to a larger shape)")
+                _refuse_a_larger_result(t, result, symbol)
                 if result.dtype != t.dtype:           # in place keeps t's dtype, as PyTorch (float32 += float64)
                     if not np.can_cast(result.dtype, t.dtype, casting="same_kind"):
                         raise TypeError(f"{symbol}=: the result (dtype {result.dtype}) cannot be stored in a "
@@ -1246,9 +1244,7 @@ def _in_place(op, ufunc, symbol: str):
                     f"{symbol}=: the graph of the right-hand side reads this tensor (shape {t.shape}), so changing "
                     f"it in place would corrupt the gradients; write `t = t {symbol} x`")
             result = op(Tensor._wrap(t.data.copy()), x)
-            if result.shape != t.shape:
-                raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape "
-                                 f"{result.shape} (its operands broadcast to a larger shape)")
+            _refuse_a_larger_result(t, result, symbol)
             _overwrite(t, result.data, np.copyto, symbol)
             t.requires_grad, t._parents, t._backward = True, result._parents, result._backward
             t._writes_seen = result._writes_seen
@@ -1268,6 +1264,13 @@ def _view_bases(t: Tensor):
         if t is None:
             return
         yield t
+
+
+def _refuse_a_larger_result(t: Tensor, result: Tensor, symbol: str) -> None:
+    """PyTorch's error for ``t op= x`` where x broadcasts t to a larger shape: t cannot hold the result."""
+    if result.shape != t.shape:
+        raise ValueError(f"{symbol}=: a tensor of shape {t.shape} cannot hold the result of shape {result.shape} "
+                         f"(its operands broadcast to a larger shape)")
 
 
 def _refuse_a_view_of_a_leaf(t: Tensor, symbol: str) -> None:
