@@ -51,7 +51,8 @@ cdef extern from "kernels.h" nogil:
     void mdl_set_num_threads(int n)
     int mdl_get_num_threads()
     int mdl_threads_for_call()
-    void mdl_note_team(int team, double start_delay, double finish_spread, double duration)
+    void mdl_note_team(int team, double start_delay, double finish_spread, double duration, double master_cpu)
+    void mdl_contention_window(double *lost, double *saved)
     long mdl_backoff_count()
     int mdl_take_largest_team()
     void mdl_reset_contention_state()
@@ -157,7 +158,7 @@ def effective_num_threads():
     """Threads the next kernel call will use: get_num_threads(), or 1 while backing off.
 
     The kernels back off to one thread for a while when other processes keep every core busy; the
-    policy and its numbers are stated in three sentences at the top of csrc/dispatch.c.
+    policy and its numbers are stated in four sentences at the top of csrc/dispatch.c.
     """
     return mdl_threads_for_call()
 
@@ -262,12 +263,22 @@ def _threads_with_buffers(ever=False):
     return mdl_threads_with_buffers(1 if ever else 0)
 
 
-def _note_team(start_delay, finish_spread=None, duration=0.001, team=2):
+def _note_team(start_delay, finish_spread=None, duration=0.001, team=2, master_cpu=None):
     """Test hook: report a parallel region's thread timings (seconds), as the kernels do.
 
-    finish_spread defaults to start_delay: a thread that starts late finishes that much later.
+    finish_spread defaults to start_delay: a thread that starts late finishes that much later. master_cpu:
+    the CPU seconds the calling thread spent on its share (None: not measured in this region).
     """
-    mdl_note_team(team, start_delay, start_delay if finish_spread is None else finish_spread, duration)
+    mdl_note_team(team, start_delay, start_delay if finish_spread is None else finish_spread, duration,
+                  -1.0 if master_cpu is None else master_cpu)
+
+
+def _contention_window():
+    """Test hook: (lost, saved), the back-off guard's decayed sums of what recent regions lost to stalls and
+    saved by running on threads (seconds; see dispatch.c)."""
+    cdef double lost = 0.0, saved = 0.0
+    mdl_contention_window(&lost, &saved)
+    return lost, saved
 
 
 def _reset_contention_state():

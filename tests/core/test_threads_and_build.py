@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -266,6 +267,73 @@ def test_a_stall_soon_after_threads_return_doubles_the_back_off(clock):
     assert _core.effective_num_threads() == 1
     clock.advance(0.002)
     assert _core.effective_num_threads() == 2
+
+
+def busy_loop_of_regions(clock, count, duration, master_cpu, finish_spread=0.00005):
+    """`count` sampled regions back to back (the clock moves by each one's duration), each taking `duration`
+    seconds, in which the calling thread spent `master_cpu` seconds of CPU on its share."""
+    for _ in range(count):
+        clock.advance(duration)
+        _core._kernels._note_team(0.00001, finish_spread, duration, master_cpu=master_cpu)
+
+
+def test_a_stall_among_regions_that_saved_more_does_not_back_off(clock):
+    """A neighbour that takes a core now and then: one region stalls 4 ms among regions whose threads saved
+    far more, so running on one thread would cost more than the stall."""
+    before = _core.contention_backoffs()
+    busy_loop_of_regions(clock, 20, 0.0035, 0.0035)      # 3.5 ms regions, each thread busy throughout
+    lost, saved = _core._kernels._contention_window()
+    assert lost < 0.001 < saved
+    clock.advance(0.0075)
+    _core._kernels._note_team(0.00001, 0.004, 0.0075, master_cpu=0.0035)   # the late thread cost 4 ms
+    assert _core.contention_backoffs() == before
+    assert _core.effective_num_threads() == 2
+
+
+def test_a_stall_after_regions_that_lost_more_than_they_saved_backs_off(clock):
+    """A busy machine: both threads are preempted (a region takes 20 ms for 0.3 ms of its calling thread's
+    CPU), so the threads save nothing; the next stall backs off."""
+    before = _core.contention_backoffs()
+    busy_loop_of_regions(clock, 3, 0.0035, 0.0035)
+    busy_loop_of_regions(clock, 3, 0.020, 0.0003, finish_spread=0.0005)
+    assert _core.contention_backoffs() == before         # no region stalled: both threads were late alike
+    clock.advance(0.0075)
+    _core._kernels._note_team(0.00001, 0.004, 0.0075, master_cpu=0.0035)
+    assert _core.contention_backoffs() == before + 1
+    assert _core.effective_num_threads() == 1
+
+
+def test_savings_long_past_do_not_shield_a_stall(clock):
+    """The window forgets: a second of quiet after many good regions, then a stall backs off."""
+    before = _core.contention_backoffs()
+    busy_loop_of_regions(clock, 50, 0.0035, 0.0035)
+    clock.advance(1.0)
+    clock.advance(0.0075)
+    _core._kernels._note_team(0.00001, 0.004, 0.0075, master_cpu=0.0035)
+    assert _core.contention_backoffs() == before + 1
+
+
+def test_the_kernels_report_their_calling_threads_cpu_time():
+    """Real parallel regions feed the window: without the calling thread's CPU time (a sampling bug, no
+    thread clock) it would stay empty and every stall would back off again."""
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build: no parallel regions")
+    _core.set_num_threads(2)
+    _core._kernels._set_test_fork_join(1e-12)         # the lowest thresholds, whatever was measured
+    _core._kernels._set_test_clock(None)
+    _core._kernels._reset_contention_state()
+    try:
+        a = np.random.default_rng(0).random((300, 300), np.float32)
+        deadline = time.monotonic() + 3.0             # a real stall may back off for up to 0.5 s
+        lost, saved = 0.0, 0.0
+        while saved == 0.0 and time.monotonic() < deadline:
+            _core.matmul(a, a)                        # one region in four is sampled
+            lost, saved = _core._kernels._contention_window()
+        assert saved > 0.0
+        assert lost >= 0.0
+    finally:
+        _core._kernels._set_test_fork_join(None)
+        _core._kernels._reset_contention_state()
 
 
 # Each kernel on sizes large enough for two threads: (name, call)

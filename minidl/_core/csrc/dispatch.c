@@ -1,6 +1,8 @@
 /* Kernel selection and thread control. Compiled with generic flags: nothing here may use AVX. */
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #include <pthread.h>
@@ -118,14 +120,26 @@ int mdl_openmp_enabled(void)
 #endif
 }
 
-/* Oversubscription guard (mdl_note_team, mdl_threads_for_call), in three sentences:
+/* Oversubscription guard (mdl_note_team, mdl_threads_for_call), in four sentences and two reasons:
  * A parallel region has stalled when its threads finish more than MDL_STALL_S and more than
- * MDL_STALL_SHARE of its time apart (other processes on every core started a thread late, or preempted it).
+ * MDL_STALL_SHARE of its time apart (other processes started a thread late, or preempted it).
  * A stall makes the kernels run on the calling thread for a back-off of MDL_BACKOFF_MIN_S, doubled up to
- * MDL_BACKOFF_MAX_S each time the threads stall again within one back-off of their return.
+ * MDL_BACKOFF_MAX_S each time the threads stall again within one back-off of their return, but only while
+ * the recent regions lost more than their threads saved: a region of duration D on t threads in which the
+ * calling thread spent C seconds of CPU on its share did work one thread would have needed about t C for,
+ * so it saved (t - 1) C and lost D - C; summed over the sampled regions of the last MDL_LOSS_WINDOW_S
+ * (weights decaying exponentially), threads pay while the losses stay below the savings (an empty window,
+ * nothing measured yet, does not count as paying).
  * A start up to MDL_WAKE_S late is no stall when the workers had been idle for MDL_IDLE_S (no parallel
  * region): that is a worker waking from sleep, as the first region after a back-off always does, so that an
  * idle machine gets its threads back at once (a busy one stalls again in the next region and doubles).
+ * Why the window: a neighbour that takes a core now and then stalls a few regions among many, and backing off
+ * at each such stall kept the training step on one thread most of the time. On the 2-core EPYC with a process
+ * spinning 4 ms of every 34 (12% of one core), the batch-256 step of minidl bench train took 90 ms (16-20
+ * back-offs in 8 s) against 52-54 ms on an idle machine; with the window 55-56 ms, no back-off. Why CPU time:
+ * on a busy machine both threads are preempted, so how far apart they finish no longer shows what was lost.
+ * With two processes spinning on both cores, a window of finish spreads alone kept the threads at batch 10
+ * (19-47 ms per step on average, against 9-14 backing off at every stall); with CPU time 9-11 ms.
  * The state is shared by all calling threads without locks, which is safe because a race can only
  * misjudge one region (one back-off too many or too few). Times come from now_s(), which tests replace. */
 #define MDL_STALL_S 0.002      /* a worker wakes in microseconds; one lost scheduler tick is 4 ms */
@@ -134,11 +148,17 @@ int mdl_openmp_enabled(void)
 #define MDL_IDLE_S 0.002       /* a gap this long lets OpenMP's workers stop spinning and fall asleep */
 #define MDL_BACKOFF_MIN_S 0.01 /* a VM's one-off hiccup costs less than a long back-off (21 vs 27 ms/step) */
 #define MDL_BACKOFF_MAX_S 0.5  /* once the machine is free again, threads return within half a second */
+#define MDL_LOSS_WINDOW_S 0.05 /* the past that decides: a dozen regions at batch 256, hundreds at 10 (not tuned) */
+#define MDL_SAMPLE_EVERY 4     /* regions per CPU-time sample: a thread's CPU clock is a system call (~0.75 us) */
 static volatile double single_thread_until = 0.0;
 static volatile double backoff_s = MDL_BACKOFF_MIN_S;
 static volatile double last_region_end = -1.0;
 static volatile long backoff_count = 0;
 static volatile int largest_team = 0;
+static volatile double lost_recent = 0.0;  /* the window's sums (s) */
+static volatile double saved_recent = 0.0;
+static volatile double window_at = -1.0;    /* when they were last updated */
+static volatile unsigned regions_begun = 0;
 static volatile double test_clock = -1.0; /* >= 0: the time now_s() reports (mdl_set_test_clock) */
 
 #ifdef _OPENMP
@@ -152,18 +172,44 @@ void mdl_reset_contention_state(void)
     single_thread_until = 0.0;
     backoff_s = MDL_BACKOFF_MIN_S;
     last_region_end = -1.0;
+    lost_recent = saved_recent = 0.0;
+    window_at = -1.0;
 }
 
-void mdl_note_team(int team, double start_delay, double finish_spread, double duration)
+void mdl_contention_window(double *lost, double *saved)
+{
+    *lost = lost_recent;
+    *saved = saved_recent;
+}
+
+int mdl_sample_region(void) { return regions_begun++ % MDL_SAMPLE_EVERY == 0; }
+
+double mdl_thread_cpu_s(void)
+{
+#ifdef CLOCK_THREAD_CPUTIME_ID
+    struct timespec t;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) == 0) return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#endif
+    return -1.0;
+}
+
+void mdl_note_team(int team, double start_delay, double finish_spread, double duration, double master_cpu)
 {
     if (team > largest_team) largest_team = team;
 #ifdef _OPENMP
     const double now = now_s();
     const int after_idle = now - duration - last_region_end > MDL_IDLE_S;
     last_region_end = now;
+    if (master_cpu >= 0.0 && team > 1) {
+        const double keep = window_at < 0.0 ? 0.0 : exp(-(now - window_at) / MDL_LOSS_WINDOW_S);
+        const double cpu = master_cpu < duration ? master_cpu : duration;
+        lost_recent = lost_recent * keep + (duration - cpu);
+        saved_recent = saved_recent * keep + (team - 1) * cpu;
+        window_at = now;
+    }
     /* A late start delays that thread's finish by as much, so finish_spread counts it too. */
     const double lost = finish_spread - (after_idle && start_delay <= MDL_WAKE_S ? start_delay : 0.0);
-    if (lost > MDL_STALL_S && lost > MDL_STALL_SHARE * duration) {
+    if (lost > MDL_STALL_S && lost > MDL_STALL_SHARE * duration && lost_recent >= saved_recent) {
         const int again = now - duration < single_thread_until + backoff_s;
         backoff_s = again ? (2 * backoff_s < MDL_BACKOFF_MAX_S ? 2 * backoff_s : MDL_BACKOFF_MAX_S)
                           : MDL_BACKOFF_MIN_S;
@@ -174,6 +220,7 @@ void mdl_note_team(int team, double start_delay, double finish_spread, double du
     (void)start_delay;
     (void)finish_spread;
     (void)duration;
+    (void)master_cpu;
 #endif
 }
 

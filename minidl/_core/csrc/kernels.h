@@ -122,28 +122,39 @@ void mdl_set_num_threads(int n);         /* clamped to [1, MDL_MAX_THREADS] */
 int mdl_get_num_threads(void);           /* always 1 in a fork()ed child */
 int mdl_threads_for_call(void);          /* the above, or 1 while backing off (oversubscribed machine) */
 /* After each parallel region: how many threads ran it, how late (s) its last thread started, how far apart
- * the threads finished, and how long it took; a stalled thread makes the kernels use one thread for a
- * while (see dispatch.c). */
-void mdl_note_team(int team, double start_delay, double finish_spread, double duration);
+ * the threads finished, how long it took, and the CPU seconds the calling thread spent on its own share (< 0:
+ * not measured in this region); a stalled thread makes the kernels use one thread for a while when the
+ * recent regions lost more time than their threads saved (see dispatch.c). */
+void mdl_note_team(int team, double start_delay, double finish_spread, double duration, double master_cpu);
+int mdl_sample_region(void); /* 1 for the regions whose calling thread's CPU time is measured (one in four) */
+double mdl_thread_cpu_s(void); /* the calling thread's CPU time (s); < 0 where the system has no such clock */
 /* That record, kept the same way by every parallel region (dispatch.c, gemm_template.h; files that include
  * omp.h): MDL_TEAM_RECORD before the region declares its clocks, MDL_TEAM_REDUCTIONS goes in the region's
  * pragma (OpenMP macro-expands its directives), a thread with work brackets it with MDL_TEAM_THREAD_STARTED()
  * and MDL_TEAM_THREAD_ENDED(), and MDL_TEAM_NOTE() after the region reports it. Macros, not a struct:
- * OpenMP reduces plain variables only. */
+ * OpenMP reduces plain variables only (mdl_master_cpu is shared: only thread 0 writes it). */
 #define MDL_TEAM_RECORD                                                                                    \
     const double mdl_forked_at = omp_get_wtime();                                                          \
     double mdl_last_start = mdl_forked_at, mdl_first_end = 1e300, mdl_last_end = mdl_forked_at;            \
-    int mdl_ran = 0
+    int mdl_ran = 0;                                                                                       \
+    const int mdl_sampled = mdl_sample_region();                                                           \
+    double mdl_master_cpu = -1.0
 #define MDL_TEAM_REDUCTIONS                                                                                \
     reduction(max : mdl_last_start, mdl_last_end) reduction(min : mdl_first_end) reduction(+ : mdl_ran)
-#define MDL_TEAM_THREAD_STARTED() (mdl_ran = 1, mdl_last_start = omp_get_wtime())
-#define MDL_TEAM_THREAD_ENDED() (mdl_last_end = mdl_first_end = omp_get_wtime())
+#define MDL_TEAM_THREAD_STARTED()                                                                          \
+    (mdl_ran = 1, mdl_last_start = omp_get_wtime(),                                                        \
+     mdl_sampled && omp_get_thread_num() == 0 ? (void)(mdl_master_cpu = mdl_thread_cpu_s()) : (void)0)
+#define MDL_TEAM_THREAD_ENDED()                                                                            \
+    (mdl_sampled && omp_get_thread_num() == 0 && mdl_master_cpu >= 0.0                                     \
+         ? (void)(mdl_master_cpu = mdl_thread_cpu_s() - mdl_master_cpu) : (void)0,                         \
+     mdl_last_end = mdl_first_end = omp_get_wtime())
 #define MDL_TEAM_NOTE()                                                                                    \
     mdl_note_team(mdl_ran, mdl_last_start - mdl_forked_at, mdl_last_end - mdl_first_end,                   \
-                  mdl_last_end - mdl_forked_at)
+                  mdl_last_end - mdl_forked_at, mdl_master_cpu)
 long mdl_backoff_count(void);
 int mdl_take_largest_team(void);         /* most threads one region ran on since the last call; 0: none */
 void mdl_reset_contention_state(void);   /* tests: forget earlier stalls and back-offs */
+void mdl_contention_window(double *lost, double *saved); /* tests: the guard's window (dispatch.c) */
 void mdl_set_test_clock(double seconds); /* tests: the guard's clock reads `seconds`; < 0: the real clock */
 /* What starting and joining a team of `team` threads costs (s), measured at the first call for that team;
  * 0 for team <= 1; -1 where it cannot be measured (no OpenMP, a fork()ed child, a busy machine: see
