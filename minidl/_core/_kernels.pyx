@@ -158,7 +158,7 @@ def effective_num_threads():
     """Threads the next kernel call will use: get_num_threads(), or 1 while backing off.
 
     The kernels back off to one thread for a while when other processes keep every core busy; the
-    policy and its numbers are stated in four sentences at the top of csrc/dispatch.c.
+    policy and its numbers are stated in three sentences at the top of csrc/dispatch.c.
     """
     return mdl_threads_for_call()
 

@@ -120,14 +120,14 @@ int mdl_openmp_enabled(void)
 #endif
 }
 
-/* Oversubscription guard (mdl_note_team, mdl_threads_for_call), in four sentences and two reasons:
+/* Oversubscription guard (mdl_note_team, mdl_threads_for_call), in three sentences and two reasons:
  * A parallel region has stalled when its threads finish more than MDL_STALL_S and more than
  * MDL_STALL_SHARE of its time apart (other processes started a thread late, or preempted it).
  * A stall makes the kernels run on the calling thread for a back-off of MDL_BACKOFF_MIN_S, doubled up to
  * MDL_BACKOFF_MAX_S each time the threads stall again within one back-off of their return, but only while
- * the recent regions lost more than their threads saved: a region of duration D on t threads in which the
- * calling thread spent C seconds of CPU on its share did work one thread would have needed about t C for,
- * so it saved (t - 1) C and lost D - C; summed over the sampled regions of the last MDL_LOSS_WINDOW_S
+ * the recent regions lost at least as much as their threads saved: a region of duration D on t threads in
+ * which the calling thread spent C seconds of CPU on its share did work one thread would have needed about
+ * t C for, so it saved (t - 1) C and lost D - C; summed over the sampled regions of the last MDL_LOSS_WINDOW_S
  * (weights decaying exponentially), threads pay while the losses stay below the savings (an empty window,
  * nothing measured yet, does not count as paying).
  * A start up to MDL_WAKE_S late is no stall when the workers had been idle for MDL_IDLE_S (no parallel

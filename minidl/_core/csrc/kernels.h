@@ -124,7 +124,7 @@ int mdl_threads_for_call(void);          /* the above, or 1 while backing off (o
 /* After each parallel region: how many threads ran it, how late (s) its last thread started, how far apart
  * the threads finished, how long it took, and the CPU seconds the calling thread spent on its own share (< 0:
  * not measured in this region); a stalled thread makes the kernels use one thread for a while when the
- * recent regions lost more time than their threads saved (see dispatch.c). */
+ * recent regions lost at least as much time as their threads saved (see dispatch.c). */
 void mdl_note_team(int team, double start_delay, double finish_spread, double duration, double master_cpu);
 int mdl_sample_region(void); /* 1 for the regions whose calling thread's CPU time is measured (one in four) */
 double mdl_thread_cpu_s(void); /* the calling thread's CPU time (s); < 0 where the system has no such clock */
