@@ -36,6 +36,11 @@ class MinidlStep:
         self.optimizer.step()
         return loss
 
+    @staticmethod
+    def contention_backoffs() -> int:
+        """How many times the kernels have backed off to one thread (a busy machine: minidl/_core/csrc/dispatch.c)."""
+        return _core.contention_backoffs()
+
     def parameters(self) -> list[np.ndarray]:
         """[W₁, b₁, W₂, ...] as ndarrays, W laid out (fan_in, fan_out)."""
         return [p.data for p in self.model.parameters()]

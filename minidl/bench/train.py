@@ -7,9 +7,10 @@ the same initial weights and the same batches (train_problem.py). The contenders
 timed steps each (~``--block-seconds``), a pause so the previous one's spinning threads go idle, the order
 rotated every round. Reported per contender: ms per step (median of all timed steps after warm-up; best),
 samples/s = batch / median, the process's peak resident memory (VmHWM: interpreter, libraries, weights,
-buffers) and its resident-memory growth from the end of warm-up to the end; beside each speedup, the
-range of its per-round ratios (a contender's block median over minidl's in the same round, seconds apart:
-on a shared machine whose speed drifts, a target inside that range is within the run's noise). Before
+buffers) and its resident-memory growth from the end of warm-up to the end; for minidl, how many times its
+kernels fell back to one thread on a busy machine while timed; beside each speedup, the range of its
+per-round ratios (a contender's block median over minidl's in the same round, seconds apart: on a shared
+machine whose speed drifts, a target inside that range is within the run's noise). Before
 timing, each contender takes the same few steps on one batch from the same weights; the losses and each
 parameter's change (its sum, and its sum weighted by a fixed random array, which a permutation or a
 wrong sign changes) must agree with the NumPy step's within float32 tolerance.
@@ -99,10 +100,14 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             time.sleep(args.pause)
         samples = {name: [] for name in contenders}
         round_ms = {name: [] for name in contenders}      # each round's block median, for paired ratios
+        backoffs = {name: None for name in contenders}
         for r in range(args.rounds):
             order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
             for name in order:
-                block = procs[name].request("time", steps=counts[name])["seconds"]
+                timed = procs[name].request("time", steps=counts[name])
+                block = timed["seconds"]
+                if timed.get("backoffs") is not None:
+                    backoffs[name] = (backoffs[name] or 0) + timed["backoffs"]
                 samples[name] += block
                 round_ms[name].append(statistics.median(block) * 1e3)
                 time.sleep(args.pause)
@@ -128,7 +133,7 @@ def measure_config(contenders: list[str], threads: int, batch: int, args, log) -
             ms=median * 1e3, best_ms=min(samples[name]) * 1e3, samples_per_s=batch / median,
             peak_mb=memory[name]["peak_mb"], imports_mb=memory[name]["after_imports"]["rss_mb"],
             growth_mb=round(memory[name]["rss_mb"] - rss_warm[name], 1),
-            growth_steps=len(samples[name]) + args.growth_steps,
+            growth_steps=len(samples[name]) + args.growth_steps, backoffs=backoffs[name],
             samples_ms=[round(t * 1e3, 3) for t in samples[name]], round_ms=[round(t, 3) for t in round_ms[name]],
             losses=checks[name]["losses"],
             loss_rel_error=loss_err, weight_change_rel_error=change_err,
@@ -275,7 +280,8 @@ def run(args) -> int:
               f"float32; each contender in its own process; {args.rounds} alternating rounds of "
               f"~{args.block_seconds} s blocks after {args.warmup} warm-up steps; ms = median per step; "
               f"speedup = its ms / minidl ms (rounds: the range of the per-round ratios); peak = VmHWM of "
-              f"the whole process; growth = resident MB after the last step minus after warm-up; "
+              f"the whole process; growth = resident MB after the last step minus after warm-up; backoffs = times "
+              f"minidl's kernels fell back to one thread while timed (a busy machine); "
               f"load average {info['load_average_1min']} -> "
               f"{info['load_average_1min_end']}\n")
         print(report.table(rows, [
@@ -283,7 +289,7 @@ def run(args) -> int:
             ("ms", "ms/step", ".2f"), ("best_ms", "best", ".2f"), ("samples_per_s", "samples/s", ".0f"),
             ("minidl_speedup", "minidl speedup", ".2f"), ("peak_mb", "peak MB", ".0f"),
             ("imports_mb", "imports MB", ".0f"), ("growth_mb", "growth MB", ".1f"),
-            ("growth_steps", "over steps", "d"), ("verified", "agrees", ""),
+            ("growth_steps", "over steps", "d"), ("backoffs", "backoffs", "d"), ("verified", "agrees", ""),
         ]))
         print()
         for s in summary:

@@ -7,7 +7,8 @@ library's thread count. Commands (one JSON object per line, one JSON reply per l
 
     {"cmd": "verify", "steps": k}   k steps on the first batch: losses and per-layer Σ(W - W₀) (float64)
     {"cmd": "run", "steps": n}      n untimed steps: resident memory before and after (MB)
-    {"cmd": "time", "steps": n}     n timed steps cycling through the batches: seconds per step
+    {"cmd": "time", "steps": n}     n timed steps cycling through the batches: seconds per step, and how many
+                                    times minidl's kernels backed off to one thread meanwhile (None: not minidl)
     {"cmd": "memory"}               peak and current resident memory of this process (MB)
     {"cmd": "quit"}
 """
@@ -120,7 +121,10 @@ class Worker:
             self._steps(int(command["steps"]), timed=False)
             return {"rss_before_mb": before, "rss_after_mb": memory_mb()["rss_mb"]}
         if cmd == "time":
-            return {"seconds": self._steps(int(command["steps"]), timed=True)}
+            backoffs = getattr(self.step, "contention_backoffs", lambda: None)
+            before = backoffs()
+            seconds = self._steps(int(command["steps"]), timed=True)
+            return {"seconds": seconds, "backoffs": None if before is None else backoffs() - before}
         if cmd == "memory":
             return {**memory_mb(), "after_imports": self.import_memory}
         raise ValueError(f"unknown command {cmd!r}")

@@ -46,6 +46,8 @@ def test_bench_train_json_runs_every_contender_and_they_agree():
         assert row["ms"] > 0 and row["samples_per_s"] > 0 and row["peak_mb"] >= row["imports_mb"] > 0
         assert row["growth_steps"] == row["steps_timed"] + 3
         assert len(row["losses"]) == report["settings"]["verify_steps"]
+    assert rows["minidl"]["backoffs"] >= 0                  # minidl's kernels count their back-offs ...
+    assert all(row["backoffs"] is None for name, row in rows.items() if name != "minidl")   # ... nobody else's
     (summary,) = report["summary"]
     assert summary["vs_numpy"] > 0 and summary["memory_vs_numpy"] > 0
     assert [len(row["round_ms"]) for row in rows.values()] == [1] * len(rows)     # one round: one block each
@@ -62,7 +64,7 @@ def test_bench_train_json_includes_the_torch_contender():
 
 def test_bench_train_table_without_torch():
     text = bench("--quick", "--contenders", "minidl,numpy", "--block-seconds", "0.01", "--pause", "0")
-    assert "minidl" in text and "numpy" in text and "x NumPy" in text
+    assert "minidl" in text and "numpy" in text and "x NumPy" in text and "backoffs" in text
     assert "False" not in text                   # every contender agrees with the NumPy step
 
 
