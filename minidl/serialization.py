@@ -110,6 +110,8 @@ def write_atomically(path, write) -> None:
     a device or FIFO (``/dev/null``) directly: renaming over either would replace it by a regular file.
     """
     path = os.fsdecode(path)
+    if "\0" in path:                             # realpath's own error would not name the file
+        raise ValueError(f"cannot write {path!r}: a path cannot contain a NUL character")
     tmp = None
     try:
         target = os.path.realpath(path)           # the file open() would write: the link stays a link

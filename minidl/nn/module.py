@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -315,6 +316,8 @@ class Module:
         """Copy arrays into the parameters and buffers in place, checking shapes and dtypes and, when
         ``strict``, keys (KeyError naming them), all before the first copy: a refused state dict changes
         nothing. Returns ``(missing_keys, unexpected_keys)`` as PyTorch."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict expects a dict of arrays, got {type(state).__name__}")
         own = self._named_state()
         given = {id(t) for name, t in own.items() if name in state}     # a shared tensor needs one of its names
         missing = [k for k in own if k not in state and id(own[k]) not in given]
@@ -333,6 +336,10 @@ class Module:
             if not np.can_cast(value.dtype, t.dtype, casting="same_kind"):
                 raise TypeError(f"load_state_dict: '{name}' has dtype {value.dtype} in the state dict, which "
                                 f"cannot be stored in the model's {t.dtype}")
+            if value.dtype.kind in "iu" and t.dtype.kind in "iu" and value.size and (
+                    value.min() < np.iinfo(t.dtype).min or value.max() > np.iinfo(t.dtype).max):
+                raise ValueError(f"load_state_dict: '{name}' holds {value.dtype} values from {value.min()} to "
+                                 f"{value.max()}, beyond the model's {t.dtype} (they would wrap around)")
             copies.append((t, value))
         for t, value in copies:
             if t._update is not None:           # a pending SGD update of values all replaced now: dropped

@@ -16,8 +16,11 @@ import bisect
 import collections
 import math
 import numbers
+from collections.abc import Mapping
 
-from minidl.optim.optimizer import Optimizer
+import numpy as np
+
+from minidl.optim.optimizer import Optimizer, state_count, state_number
 
 __all__ = ["LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LambdaLR", "CosineAnnealingLR",
            "ReduceLROnPlateau"]
@@ -28,9 +31,43 @@ def _count(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 0
 
 
+def _state_dict_check(state, scheduler: str, keys) -> str:
+    """TypeError unless ``state`` is a dict; KeyError naming the ``keys`` it lacks. Returns the prefix of the
+    messages about its values."""
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{scheduler}.load_state_dict expects a dict, got {type(state).__name__}")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise KeyError(f"{scheduler} state dict lacks {missing} (saved for another number of groups?)")
+    return f"{scheduler} state dict:"
+
+
+def _rate(state, key: str, what: str) -> float:
+    """A saved learning rate: a number >= 0 (NaN is not)."""
+    rate = state_number(state, key, what)
+    if not rate >= 0:
+        raise ValueError(f"{what} '{key}' must be a learning rate >= 0, got {rate}")
+    return rate
+
+
+def _positive_count(state, key: str, what: str) -> int:
+    return state_count(state, key, what, minimum=1)
+
+
+def _finite(state, key: str, what: str) -> float:
+    number = state_number(state, key, what)
+    if not math.isfinite(number):
+        raise ValueError(f"{what} '{key}' must be finite, got {number}")
+    return number
+
+
 class LRScheduler:
     """Base class: ``base_lrs`` (each group's ``"initial_lr"``), ``last_epoch``, ``step()``,
     ``get_last_lr()``, and a flat ``state_dict()`` of numbers (ready for ``mdl.save``)."""
+
+    #: the schedule's own numbers, saved in the state dict and restored from it as PyTorch's are (a StepLR
+    #: resumed with another step_size follows the saved one): {attribute: reads and checks a state dict's value}
+    settings: dict = {}
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         if not isinstance(optimizer, Optimizer):
@@ -72,24 +109,30 @@ class LRScheduler:
         return list(self._last_lr)
 
     def state_dict(self) -> dict:
-        """{"last_epoch", "_step_count", "base_lrs.<i>", "last_lr.<i>"}: numbers only."""
+        """{"last_epoch", "_step_count", "base_lrs.<i>", "last_lr.<i>", and the ``settings``}: numbers only."""
         out = {"last_epoch": self.last_epoch, "_step_count": self._step_count}
         for i, (base, last) in enumerate(zip(self.base_lrs, self._last_lr)):
             out[f"base_lrs.{i}"] = base
             out[f"last_lr.{i}"] = last
+        for name in self.settings:
+            out[name] = getattr(self, name)
         return out
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` saved (values may be 0-d arrays, as ``mdl.load`` returns them)."""
+        """Restore what ``state_dict`` saved (values may be 0-d arrays, as ``mdl.load`` returns them); every
+        value is checked before anything changes. A state dict without the ``settings`` (saved before they
+        were) keeps the constructor's."""
         n = len(self.optimizer.param_groups)
-        keys = ["last_epoch", "_step_count"] + [f"{k}.{i}" for k in ("base_lrs", "last_lr") for i in range(n)]
-        missing = [k for k in keys if k not in state]
-        if missing:
-            raise KeyError(f"scheduler state dict lacks {missing} (saved for another number of groups?)")
-        self.last_epoch = int(state["last_epoch"])
-        self._step_count = int(state["_step_count"])
-        self.base_lrs = [float(state[f"base_lrs.{i}"]) for i in range(n)]
-        self._last_lr = [float(state[f"last_lr.{i}"]) for i in range(n)]
+        what = _state_dict_check(state, type(self).__name__, ["last_epoch", "_step_count"]
+                                 + [f"{k}.{i}" for k in ("base_lrs", "last_lr") for i in range(n)])
+        last_epoch = state_count(state, "last_epoch", what)
+        step_count = state_count(state, "_step_count", what, minimum=1)
+        base_lrs = [_rate(state, f"base_lrs.{i}", what) for i in range(n)]
+        last_lr = [_rate(state, f"last_lr.{i}", what) for i in range(n)]
+        settings = {name: read(state, name, what) for name, read in self.settings.items() if name in state}
+        self.last_epoch, self._step_count, self.base_lrs, self._last_lr = last_epoch, step_count, base_lrs, last_lr
+        for name, value in settings.items():
+            setattr(self, name, value)
 
 
 def _positive_int(value, what: str) -> int:
@@ -101,6 +144,8 @@ def _positive_int(value, what: str) -> int:
 
 class StepLR(LRScheduler):
     """lr = base_lr · gamma^⌊epoch / step_size⌋: multiplied by ``gamma`` every ``step_size`` epochs."""
+
+    settings = {"step_size": _positive_count, "gamma": _finite}
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         self.step_size = _positive_int(step_size, "StepLR: step_size")
@@ -121,6 +166,8 @@ class MultiStepLR(LRScheduler):
     """lr = base_lr · gamma^(number of milestones ≤ epoch): multiplied by ``gamma`` at each milestone epoch
     (a milestone listed twice multiplies twice, as PyTorch's)."""
 
+    settings = {"gamma": _finite}
+
     def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1, last_epoch: int = -1):
         milestones = list(milestones)
         for milestone in milestones:
@@ -140,9 +187,27 @@ class MultiStepLR(LRScheduler):
         passed = bisect.bisect_right(sorted(self.milestones.elements()), self.last_epoch)
         return [base * self.gamma ** passed for base in self.base_lrs]
 
+    def state_dict(self) -> dict:
+        """The base class's, and "milestones": every milestone epoch, as often as it was listed."""
+        milestones = np.array(sorted(self.milestones.elements()), dtype=np.int64)
+        return {**super().state_dict(), "milestones": milestones}
+
+    def load_state_dict(self, state: dict) -> None:
+        milestones = None
+        if isinstance(state, Mapping) and "milestones" in state:
+            value = np.asarray(state["milestones"])
+            if value.ndim != 1 or value.dtype.kind not in "iu" or (value < 0).any():
+                raise ValueError(f"MultiStepLR state dict: 'milestones' must be non-negative integers, got {value}")
+            milestones = collections.Counter(int(m) for m in value)
+        super().load_state_dict(state)
+        if milestones is not None:
+            self.milestones = milestones
+
 
 class ExponentialLR(LRScheduler):
     """lr = base_lr · gamma^epoch: multiplied by ``gamma`` every epoch."""
+
+    settings = {"gamma": _finite}
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
         self.gamma = float(gamma)
@@ -186,6 +251,8 @@ class CosineAnnealingLR(LRScheduler):
     ``step()`` uses PyTorch's recursive form lrₜ = eta_min + (lrₜ₋₁ - eta_min)·(1 + cos(πt/T))/(1 + cos(π(t-1)/T)),
     with the increment (base_lr - eta_min)(1 - cos(π/T))/2 where the denominator vanishes.
     """
+
+    settings = {"T_max": _positive_count, "eta_min": _finite}
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         self.T_max = _positive_int(T_max, "CosineAnnealingLR: T_max")
@@ -282,17 +349,29 @@ class ReduceLROnPlateau:
     def get_last_lr(self) -> list:
         return list(self._last_lr)
 
+    #: as LRScheduler.settings (mode and threshold_mode, strings, stay the constructor's)
+    settings = {"factor": _finite, "patience": state_count, "threshold": _finite, "cooldown": state_count,
+                "eps": _finite}
+
     def state_dict(self) -> dict:
-        """{"best", "num_bad_epochs", "cooldown_counter", "last_epoch"}: numbers only (the lrs live in the
-        optimizer's state dict)."""
+        """{"best", "num_bad_epochs", "cooldown_counter", "last_epoch", and the ``settings``}: numbers only (the
+        lrs live in the optimizer's state dict)."""
         return {"best": self.best, "num_bad_epochs": self.num_bad_epochs, "cooldown_counter": self.cooldown_counter,
-                "last_epoch": self.last_epoch}
+                "last_epoch": self.last_epoch, **{name: getattr(self, name) for name in self.settings}}
 
     def load_state_dict(self, state: dict) -> None:
-        missing = [k for k in ("best", "num_bad_epochs", "cooldown_counter", "last_epoch") if k not in state]
-        if missing:
-            raise KeyError(f"ReduceLROnPlateau state dict lacks {missing}")
-        self.best = float(state["best"])
-        self.num_bad_epochs, self.cooldown_counter = int(state["num_bad_epochs"]), int(state["cooldown_counter"])
-        self.last_epoch = int(state["last_epoch"])
+        """Restore what ``state_dict`` saved; every value is checked before anything changes."""
+        what = _state_dict_check(state, "ReduceLROnPlateau", ("best", "num_bad_epochs", "cooldown_counter",
+                                                               "last_epoch"))
+        best = state_number(state, "best", what)
+        if math.isnan(best):
+            raise ValueError(f"{what} 'best' is NaN")
+        counts = [state_count(state, key, what) for key in ("num_bad_epochs", "cooldown_counter", "last_epoch")]
+        settings = {name: read(state, name, what) for name, read in self.settings.items() if name in state}
+        if not 0 <= settings.get("factor", 0.0) < 1:
+            raise ValueError(f"{what} 'factor' must be in [0, 1), got {settings['factor']}")
+        self.best = best
+        self.num_bad_epochs, self.cooldown_counter, self.last_epoch = counts
+        for name, value in settings.items():
+            setattr(self, name, value)
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

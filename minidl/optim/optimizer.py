@@ -1,7 +1,9 @@
 """``Optimizer`` base: parameter groups, per-parameter state, zero_grad, flat pickle-free state dicts."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -9,6 +11,24 @@ from minidl.pending_product import PendingProduct
 from minidl.tensor import Tensor
 
 __all__ = ["Optimizer"]
+
+
+def state_number(state: Mapping, key: str, what: str) -> float:
+    """``state[key]`` as a float: a number or a 0-d array of one (as ``mdl.load`` returns it), else ValueError."""
+    value = np.asarray(state[key])
+    if value.ndim != 0 or value.dtype.kind not in "biuf":
+        raise ValueError(f"{what} '{key}' is {value.dtype} of shape {value.shape}, not a number")
+    return float(value)
+
+
+def state_count(state: Mapping, key: str, what: str, minimum: int = 0) -> int:
+    """``state[key]`` as an int: an integral number >= ``minimum`` (a float such as 3.0 too), else ValueError."""
+    number = state_number(state, key, what)
+    if math.isfinite(number) and number == int(number):
+        count = int(np.asarray(state[key]))          # exact, for integers past float's 53 bits too
+        if count >= minimum:
+            return count
+    raise ValueError(f"{what} '{key}' must be an integer >= {minimum}, got {number:g}")
 
 
 class Optimizer:
@@ -180,8 +200,12 @@ class Optimizer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore hyperparameters and buffers saved by ``state_dict`` (values may be 0-d arrays, as
-        ``mdl.load`` returns them). Group count and sizes, and buffer shapes, must match; everything is
-        checked before anything changes."""
+        ``mdl.load`` returns them). Group count and sizes, and buffer shapes, must match; the
+        hyperparameters must pass the constructor's checks (a damaged file's NaN learning rate would turn
+        every weight into NaN); everything is checked before anything changes."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"optimizer load_state_dict expects a dict, got {type(state).__name__}")
+        what = "optimizer state dict:"
         params = self._params()
         saved_groups = {key.split(".")[1] for key in state
                         if key.startswith("param_groups.") and key.endswith(".size")}
@@ -193,9 +217,10 @@ class Optimizer:
             size_key = f"param_groups.{g}.size"
             if size_key not in state:
                 raise KeyError(f"optimizer state dict has no '{size_key}' (saved with fewer groups?)")
-            if int(np.asarray(state[size_key])) != len(group["params"]):
+            size = state_count(state, size_key, what)
+            if size != len(group["params"]):
                 raise ValueError(f"optimizer group {g} has {len(group['params'])} parameters, the state "
-                                 f"dict has {int(np.asarray(state[size_key]))}")
+                                 f"dict has {size}")
             values = {}
             for key, kind in self.hyper.items():
                 name = f"param_groups.{g}.{key}"
@@ -204,25 +229,34 @@ class Optimizer:
                     continue
                 if name not in state:
                     raise KeyError(f"optimizer state dict has no '{name}'")
-                value = np.asarray(state[name])
-                values[key] = tuple(float(v) for v in value) if kind is tuple else kind(value.item())
+                values[key] = self._hyperparameter(state, name, kind, len(group[key]) if kind is tuple else None)
             if f"param_groups.{g}.initial_lr" in state:
-                values["initial_lr"] = float(np.asarray(state[f"param_groups.{g}.initial_lr"]))
+                values["initial_lr"] = state_number(state, f"param_groups.{g}.initial_lr", what)
+                if not values["initial_lr"] >= 0:
+                    raise ValueError(f"{what} 'param_groups.{g}.initial_lr' must be >= 0, got {values['initial_lr']}")
+            try:
+                self._check_group({**group, **values})
+            except ValueError as error:
+                raise ValueError(f"{what} parameter group {g}: {error}") from None
             hyperparameters.append(values)
         new_state = defaultdict(dict)
         for key, value in state.items():
             if not key.startswith("state."):
                 continue
-            _, index, name = key.split(".", 2)
+            _, index, name = (key.split(".", 2) + ["", ""])[:3]
+            if not (index.isascii() and index.isdigit() and name):
+                raise ValueError(f"{what} key '{key}' is not 'state.<parameter position>.<buffer name>'")
             index = int(index)
             if index >= len(params):
                 raise ValueError(f"optimizer state dict refers to parameter {index}, "
                                  f"the optimizer has {len(params)}")
             p = params[index]
-            value = np.asarray(value)
             if name == "step":
-                new_state.setdefault(p, {})[name] = int(value)
+                new_state.setdefault(p, {})[name] = state_count(state, key, what)
                 continue
+            value = np.asarray(value)
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"{what} '{key}' holds {value.dtype}, not numbers")
             if value.shape != p.data.shape:
                 raise ValueError(f"optimizer state '{key}' has shape {value.shape}, "
                                  f"parameter has shape {p.data.shape}")
@@ -230,3 +264,15 @@ class Optimizer:
         for group, values in zip(self.param_groups, hyperparameters):
             group.update(values)
         self.state = new_state
+
+    @staticmethod
+    def _hyperparameter(state: Mapping, name: str, kind: type, length: int | None):
+        """A saved hyperparameter as ``kind`` (float, bool, or a tuple of ``length`` floats), else ValueError."""
+        if kind is not tuple:
+            number = state_number(state, name, "optimizer state dict:")
+            return kind(number)
+        value = np.asarray(state[name])
+        if value.shape != (length,) or value.dtype.kind not in "biuf":
+            raise ValueError(f"optimizer state dict: '{name}' is {value.dtype} of shape {value.shape}, not "
+                             f"{length} numbers")
+        return tuple(float(v) for v in value)

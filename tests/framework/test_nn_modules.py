@@ -211,6 +211,19 @@ def test_state_dict_roundtrip_copies_and_checks():
     b.load_state_dict(missing, strict=False)
 
 
+def test_load_state_dict_refuses_integers_that_would_wrap_around_and_a_non_dict():
+    """uint64 -> int64 is a 'same_kind' cast: 2**63 + 5 loaded as a negative num_batches_tracked, no error."""
+    bn = nn.BatchNorm1d(4)
+    state = bn.state_dict()
+    with pytest.raises(ValueError, match=r"'num_batches_tracked' holds uint64 values from 9223372036854775813"):
+        bn.load_state_dict({**state, "num_batches_tracked": np.array(2**63 + 5, dtype=np.uint64)})
+    assert bn.num_batches_tracked.data == 0
+    bn.load_state_dict({**state, "num_batches_tracked": np.array(7, dtype=np.uint64)})     # in range: fine
+    assert bn.num_batches_tracked.data == 7
+    with pytest.raises(TypeError, match="expects a dict of arrays, got NoneType"):
+        bn.load_state_dict(None)
+
+
 def test_module_without_super_init_is_explained():
     class Broken(nn.Module):
         def __init__(self):

@@ -156,6 +156,62 @@ def test_scheduler_state_survives_a_checkpoint(tmp_path):
     np.testing.assert_allclose(run_epochs(sched2, 5), expected[4:], rtol=1e-15)
 
 
+@pytest.mark.parametrize("make, other", [
+    (lambda opt: lr_scheduler.StepLR(opt, step_size=2, gamma=0.1),
+     lambda opt: lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)),
+    (lambda opt: lr_scheduler.MultiStepLR(opt, milestones=[2, 2, 5], gamma=0.1),
+     lambda opt: lr_scheduler.MultiStepLR(opt, milestones=[1], gamma=0.5)),
+    (lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.5), lambda opt: lr_scheduler.ExponentialLR(opt, gamma=0.9)),
+    (lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0.01),
+     lambda opt: lr_scheduler.CosineAnnealingLR(opt, T_max=9, eta_min=0.0))], ids=["step", "multistep", "exp", "cos"])
+def test_a_restored_scheduler_follows_the_saved_schedule_as_pytorchs(make, other, tmp_path):
+    """The state dict held only the epoch and the lrs: a StepLR(step_size=2, gamma=0.1) checkpoint restored
+    into StepLR(step_size=5, gamma=0.5) silently followed the new schedule (PyTorch's restores step_size and
+    gamma)."""
+    reference = make(sgd(0.1))
+    run_epochs(reference, 3)
+    mdl.save(reference.state_dict(), tmp_path / "sched.npz")
+    opt = sgd(0.1)
+    opt.load_state_dict(reference.optimizer.state_dict())
+    restored = other(opt)
+    restored.load_state_dict(mdl.load(tmp_path / "sched.npz"))
+    np.testing.assert_allclose(run_epochs(restored, 6), run_epochs(reference, 6), rtol=1e-15)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ({"last_epoch": "x"}, "'last_epoch' is <U1"), ({"last_epoch": -5}, "'last_epoch' must be an integer >= 0"),
+    ({"_step_count": 0}, "'_step_count' must be an integer >= 1"), ({"last_epoch": 2.5}, "'last_epoch' .* got 2.5"),
+    ({"base_lrs.0": np.nan}, "'base_lrs.0' must be a learning rate >= 0, got nan"),
+    ({"last_lr.0": -1.0}, "'last_lr.0' must be a learning rate"),
+    ({"step_size": 0}, "'step_size' must be an integer >= 1"), ({"gamma": np.inf}, "'gamma' must be finite")])
+def test_a_scheduler_checks_every_value_before_it_changes_anything(damage, message):
+    """A bad value was converted after last_epoch had already been set: the scheduler stayed half-loaded."""
+    saved = lr_scheduler.StepLR(sgd(0.1), step_size=2, gamma=0.1).state_dict()
+    scheduler = lr_scheduler.StepLR(sgd(0.1), step_size=5, gamma=0.5)
+    run_epochs(scheduler, 2)
+    before = scheduler.state_dict()
+    with pytest.raises(ValueError, match=f"StepLR state dict: {message}"):
+        scheduler.load_state_dict({**saved, **damage})
+    assert scheduler.state_dict() == before
+
+
+def test_reduce_on_plateau_restores_its_numbers_and_checks_them():
+    saved = lr_scheduler.ReduceLROnPlateau(sgd(0.1), patience=3, factor=0.5, cooldown=2).state_dict()
+    scheduler = lr_scheduler.ReduceLROnPlateau(sgd(0.1), patience=7)
+    scheduler.load_state_dict(saved)
+    assert (scheduler.patience, scheduler.factor, scheduler.cooldown) == (3, 0.5, 2)
+    for damage, message in (({"best": np.nan}, "'best' is NaN"), ({"num_bad_epochs": -1}, "'num_bad_epochs'"),
+                            ({"factor": 1.5}, r"'factor' must be in \[0, 1\)")):
+        with pytest.raises(ValueError, match=message):
+            scheduler.load_state_dict({**saved, **damage})
+    assert scheduler.patience == 3
+    with pytest.raises(TypeError, match="ReduceLROnPlateau.load_state_dict expects a dict"):
+        scheduler.load_state_dict(None)
+    with pytest.raises(ValueError, match="'milestones' must be non-negative integers"):
+        lr_scheduler.MultiStepLR(sgd(0.1), milestones=[1]).load_state_dict(
+            {**lr_scheduler.MultiStepLR(sgd(0.1), milestones=[1]).state_dict(), "milestones": np.array([-1])})
+
+
 def test_a_scheduler_resumes_from_the_optimizers_state_with_last_epoch():
     """PyTorch's resume pattern: load the optimizer's state dict, then build the scheduler with last_epoch
     (its base lr is the "initial_lr" the first scheduler wrote into the optimizer's groups)."""

@@ -294,6 +294,60 @@ def test_load_state_dict_refuses_other_group_counts_and_changes_nothing():
     assert (opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]) == (0.2, 0.5)
 
 
+def stepped(make):
+    """An optimizer of two parameters after one step (its state dict has buffers and steps)."""
+    w, b = mdl.tensor(np.ones((3, 2)), requires_grad=True), mdl.tensor(np.ones(2), requires_grad=True)
+    opt = make([w, b])
+    w.grad, b.grad = np.full((3, 2), 0.5), np.full(2, 0.5)
+    opt.step()
+    return opt
+
+
+DAMAGED_OPTIMIZER_STATES = [        # (optimizer, what a damaged or hand-edited state dict holds, the message)
+    ("sgd", {"param_groups.0.lr": np.nan}, "invalid learning rate nan"),
+    ("sgd", {"param_groups.0.lr": -0.1}, "invalid learning rate -0.1"),
+    ("sgd", {"param_groups.0.momentum": 0.0, "param_groups.0.nesterov": True}, "Nesterov momentum requires"),
+    ("sgd", {"param_groups.0.lr": np.ones(2)}, r"'param_groups.0.lr' is float64 of shape \(2,\), not a number"),
+    ("sgd", {"param_groups.0.size": "two"}, "'param_groups.0.size' is <U3"),
+    ("sgd", {"state.-1.momentum_buffer": np.full(2, 7.0)}, "'state.-1.momentum_buffer' is not 'state.<parameter"),
+    ("sgd", {"state.x.momentum_buffer": np.full(2, 7.0)}, "'state.x.momentum_buffer' is not"),
+    ("sgd", {"state.1": np.full(2, 7.0)}, "'state.1' is not"),
+    ("sgd", {"state.1.momentum_buffer": np.array(["a", "b"])}, "'state.1.momentum_buffer' holds <U1, not numbers"),
+    ("adam", {"param_groups.0.betas": np.array([0.9, 0.99, 0.5])}, r"float64 of shape \(3,\), not 2 numbers"),
+    ("adam", {"param_groups.0.betas": np.array(0.5)}, r"shape \(\), not 2 numbers"),
+    ("adam", {"param_groups.0.betas": np.array([1.5, 0.99])}, r"invalid betas \(1.5, 0.99\)"),
+    ("adam", {"state.0.step": -7}, "'state.0.step' must be an integer >= 0, got -7"),
+    ("adam", {"state.0.step": 2.9}, "'state.0.step' must be an integer >= 0, got 2.9"),
+    ("adam", {"state.0.step": np.ones(2)}, "'state.0.step' is float64 of shape"),
+    ("adam", {"param_groups.0.initial_lr": -1.0}, "'param_groups.0.initial_lr' must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("kind, damage, message", DAMAGED_OPTIMIZER_STATES,
+                         ids=[f"{kind}-{next(iter(damage))}" for kind, damage, _ in DAMAGED_OPTIMIZER_STATES])
+def test_load_state_dict_checks_every_value_as_the_constructor_does_and_changes_nothing(kind, damage, message):
+    """A damaged or hand-edited state dict loaded as it was: a NaN learning rate (every weight NaN at the next
+    step), Adam's step -7 (a math domain error inside step(), a traceback out of `minidl train --resume`),
+    "state.-1" filed under the last parameter, three betas."""
+    make = {"sgd": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+            "adam": lambda ps: optim.Adam(ps, lr=0.1)}[kind]
+    opt = stepped(make)
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict({**before, **damage})
+    after = opt.state_dict()
+    assert after.keys() == before.keys()
+    assert all(np.array_equal(np.asarray(after[k]), np.asarray(before[k])) for k in before)
+
+
+def test_load_state_dict_takes_integral_steps_in_any_number_type_and_refuses_a_non_dict():
+    opt = stepped(lambda ps: optim.Adam(ps, lr=0.1))
+    opt.load_state_dict({**opt.state_dict(), "state.0.step": 3.0, "state.1.step": np.uint8(4)})
+    assert [opt.state[p]["step"] for p in opt._params()] == [3, 4]
+    with pytest.raises(TypeError, match="expects a dict, got NoneType"):
+        opt.load_state_dict(None)
+
+
 def test_state_of_a_parameter_without_any_is_empty():
     """PyTorch's state is a defaultdict(dict): opt.state[p] is {} before p's first step."""
     p = mdl.tensor([1.0], requires_grad=True)

@@ -116,6 +116,13 @@ def test_a_key_holding_nul_is_refused_on_save(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+def test_a_path_holding_nul_is_refused_naming_it(tmp_path):
+    """os.path.realpath's own 'embedded null byte' did not say which file."""
+    with pytest.raises(ValueError, match=r"cannot write '.*a\\x00b': a path cannot contain a NUL character"):
+        mdl.save({"a": np.ones(2)}, str(tmp_path / "a\0b"))
+    assert not os.listdir(tmp_path)
+
+
 def _files(folder):
     """Every file in `folder`: {name: (bytes, mtime in ns)}."""
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
