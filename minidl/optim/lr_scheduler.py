@@ -284,6 +284,10 @@ class ReduceLROnPlateau:
     threshold_mode "rel", below best - threshold with "abs". A reduction smaller than ``eps`` is skipped.
     """
 
+    #: as LRScheduler.settings (mode and threshold_mode, strings, stay the constructor's)
+    settings = {"factor": _finite, "patience": state_count, "threshold": _finite, "cooldown": state_count,
+                "eps": _finite}
+
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0, min_lr=0.0,
                  eps: float = 1e-8):
@@ -348,10 +352,6 @@ class ReduceLROnPlateau:
 
     def get_last_lr(self) -> list:
         return list(self._last_lr)
-
-    #: as LRScheduler.settings (mode and threshold_mode, strings, stay the constructor's)
-    settings = {"factor": _finite, "patience": state_count, "threshold": _finite, "cooldown": state_count,
-                "eps": _finite}
 
     def state_dict(self) -> dict:
         """{"best", "num_bad_epochs", "cooldown_counter", "last_epoch", and the ``settings``}: numbers only (the
