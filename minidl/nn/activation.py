@@ -27,6 +27,9 @@ class Activation(Module):
     the registry entry (formula, derivative, range: what the diagnostics read)."""
 
     name: str | None = None      # set by the named subclasses below
+    #: the attributes a subclass derives its entry from (``_entry``): assigning one derives it again, as
+    #: PyTorch's modules read theirs at every call (``m.negative_slope = 0.5`` had kept the old slope)
+    entry_parameters: tuple = ()
 
     def __init__(self, activation=None):
         super().__init__()
@@ -36,6 +39,21 @@ class Activation(Module):
 
     def forward(self, x):
         return ops.activation(x, self.activation)
+
+    def __setattr__(self, name, value):
+        if name not in self.entry_parameters:
+            super().__setattr__(name, value)
+            return
+        missing = object()
+        old = self.__dict__.get(name, missing)
+        super().__setattr__(name, value)
+        try:
+            entry = self._entry()
+        except ValueError:                  # a value the constructor refuses: the module stays as it was
+            if old is not missing:
+                super().__setattr__(name, old)
+            raise
+        object.__setattr__(self, "activation", entry)
 
     def extra_repr(self) -> str:
         return "" if self.name is not None else repr(self.activation.name)
@@ -98,12 +116,12 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    entry_parameters = ("negative_slope",)
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         Module.__init__(self)
         self.negative_slope = float(negative_slope)
         self.inplace = _inplace(inplace)
-        self.activation = self._entry()
 
     def _entry(self) -> activations.Activation:
         a = self.negative_slope
@@ -127,12 +145,12 @@ class ELU(Activation):
     """
 
     name = "elu"
+    entry_parameters = ("alpha",)
 
     def __init__(self, alpha: float = 1.0, inplace: bool = False):
         Module.__init__(self)
         self.alpha = float(alpha)
         self.inplace = _inplace(inplace)
-        self.activation = self._entry()
 
     def _entry(self) -> activations.Activation:
         alpha = self.alpha
@@ -140,11 +158,10 @@ class ELU(Activation):
         if alpha != 1.0:
             entry = dataclasses.replace(
                 entry, formula=f"s where s > 0, else {alpha:g}·(eˢ - 1)",
-                derivative_formula=f"1 where s > 0, else z + {alpha:g}",
+                derivative_formula=f"1 where s > 0, else {alpha:g}·eˢ (1 at NaN, as PyTorch)",
                 forward=lambda s: np.where(s > 0, s, alpha * np.expm1(np.minimum(s, 0))),
-                backward=lambda g, s, z: np.where(s > 0, g, g * (z + alpha)),
-                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha),
-                backward_reads=("s", "z"))
+                backward=lambda g, s, z: np.where(s <= 0, g * alpha * np.exp(np.minimum(s, 0)), g),
+                slope_at_zero=None, value_range=(-alpha, None), moments=activations._elu_moments(alpha))
         return entry
 
     def extra_repr(self) -> str:
@@ -160,15 +177,15 @@ class GELU(Activation):
     """
 
     name = "gelu"
+    entry_parameters = ("approximate",)
 
     def __init__(self, approximate: str = "none"):
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         Module.__init__(self)
         self.approximate = approximate
-        self.activation = self._entry()
 
     def _entry(self) -> activations.Activation:
+        if self.approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {self.approximate!r}")
         entry = activations.get(self.name)
         if self.approximate == "tanh":
             entry = dataclasses.replace(
@@ -228,6 +245,15 @@ class Softmax(Module):
     def __init__(self, axis: int = -1, dim: int | None = None):
         super().__init__()
         self.axis = F._axis(axis, dim)
+
+    @property
+    def dim(self) -> int:
+        """PyTorch's name for ``axis`` (``m.dim = 0`` sets it)."""
+        return self.axis
+
+    @dim.setter
+    def dim(self, value: int) -> None:
+        self.axis = value
 
     def forward(self, x):
         return F.softmax(x, axis=self.axis)

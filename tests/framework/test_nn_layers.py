@@ -2,6 +2,7 @@
 Module.apply, train()/eval() and load_state_dict(strict=False): PyTorch's behaviour, checked against
 formulas written out here and every gradient against float64 central differences.
 (Numbers from PyTorch itself: test_torch_goldens.py.)"""
+import copy
 import math
 import pickle
 
@@ -294,6 +295,50 @@ def test_elu_values_gradients_and_moments(alpha):
     if alpha != 1.0:
         for v in (0.1, 1.0, 4.0):
             np.testing.assert_allclose(module.activation.moments(v), gaussian_moments(module, v), rtol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+def test_elu_gradient_keeps_its_precision_far_left_and_is_1_at_nan(alpha):
+    """g·(z + α) cancelled where z is all but -α: at -12 in float32 a relative error of 8e-4, at -20 and
+    -40 zero instead of α·eˣ; at NaN NaN where PyTorch (and the α = 1 entry) gives 1."""
+    s = np.array([-12.0, -20.0, -40.0, np.nan])
+    for dtype, rtol in ((np.float64, 1e-14), (np.float32, 1e-6)):
+        x = mdl.tensor(s.astype(dtype), requires_grad=True)
+        nn.ELU(alpha)(x).sum().backward()
+        np.testing.assert_allclose(x.grad, [*(alpha * np.exp(s[:3])).astype(dtype), 1.0], rtol=rtol)
+
+
+@pytest.mark.parametrize("make, attribute, value, expected", [
+    (lambda: nn.LeakyReLU(0.01), "negative_slope", 0.5, lambda x: np.where(x > 0, x, 0.5 * x)),
+    (lambda: nn.ELU(1.0), "alpha", 2.0, lambda x: np.where(x > 0, x, 2.0 * np.expm1(x))),
+    (lambda: nn.GELU(), "approximate", "tanh",
+     lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))))])
+def test_an_activations_parameter_assigned_after_construction_takes_effect(make, attribute, value, expected):
+    """PyTorch reads negative_slope, alpha and approximate at every call; minidl derived its entry once, so
+    an assignment changed the repr and nothing else, and a deep copy (which derives it again) computed
+    differently from the original."""
+    module = make()
+    setattr(module, attribute, value)
+    x = mdl.tensor(X, requires_grad=True)
+    np.testing.assert_allclose(module(x).data, expected(X), rtol=1e-12, atol=1e-15)
+    check_module_gradients(module, X[X != 0])
+    np.testing.assert_array_equal(copy.deepcopy(module)(mdl.tensor(X)).data, module(mdl.tensor(X)).data)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(module))(mdl.tensor(X)).data, module(mdl.tensor(X)).data)
+
+
+def test_a_refused_gelu_form_leaves_the_module_as_it_was():
+    module = nn.GELU(approximate="tanh")
+    with pytest.raises(ValueError, match="approximate must be 'none' or 'tanh', got 'erf'"):
+        module.approximate = "erf"
+    assert module.approximate == "tanh" and "tanh" in module.activation.formula
+
+
+def test_softmax_dim_is_pytorchs_name_for_its_axis():
+    module = nn.Softmax(dim=1)
+    assert module.dim == module.axis == 1
+    module.dim = 0
+    x = np.array([[1.0, 2.0], [3.0, 5.0]])
+    np.testing.assert_allclose(module(mdl.tensor(x)).data, np.exp(x) / np.exp(x).sum(axis=0))
 
 
 def test_gelu_is_x_times_the_normal_cdf():
