@@ -53,6 +53,56 @@ class Sequential(Module):
         self.add_module(name, module)
         return self
 
+    def __setitem__(self, i: int, module: Module) -> None:
+        """Replace the i-th module, under its name (PyTorch's fine-tuning idiom ``model[-1] = nn.Linear(...)``)."""
+        names = list(self._modules)
+        if not -len(names) <= i < len(names):
+            raise IndexError(f"index {i} is out of range for a Sequential of length {len(names)}")
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
+        setattr(self, names[i], module)
+
+    def __delitem__(self, i) -> None:
+        """Remove the i-th module (or a slice's); the others are numbered "0", "1", ... again, as PyTorch's."""
+        modules = list(self._modules.values())
+        if not isinstance(i, slice) and not -len(modules) <= i < len(modules):
+            raise IndexError(f"index {i} is out of range for a Sequential of length {len(modules)}")
+        del modules[i]
+        self._renumber(modules)
+
+    def insert(self, index: int, module: Module) -> "Sequential":
+        """Insert ``module`` before position ``index``; the modules are numbered "0", "1", ... again."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        self._renumber(modules)
+        return self
+
+    def extend(self, modules) -> "Sequential":
+        """``append`` each of ``modules``; returns self."""
+        for module in modules:
+            self.append(module)
+        return self
+
+    def pop(self, i) -> Module:
+        """Remove the i-th module and return it (``del``'s renumbering)."""
+        module = self[i]
+        del self[i]
+        return module
+
+    def __add__(self, other: "Sequential") -> "Sequential":
+        """A new Sequential of this one's modules, then ``other``'s (shared, numbered "0", "1", ...)."""
+        if not isinstance(other, Sequential):
+            return NotImplemented
+        return Sequential(*self, *other)
+
+    def _renumber(self, modules) -> None:
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, module in enumerate(modules):
+            self.add_module(str(i), module)
+
 
 class ModuleList(Module):
     """A list of Modules, registered as "0", "1", ... so that their parameters belong to the owner
@@ -115,13 +165,27 @@ class ModuleList(Module):
         items.insert(index, self._check(module, "the inserted value"))
         self._reindex(items)
 
+    def pop(self, i) -> Module:
+        """Remove the i-th module and return it; the others are numbered "0", "1", ... again."""
+        module = self[i]
+        del self[i]
+        return module
+
+    def __iadd__(self, modules) -> "ModuleList":
+        return self.extend(modules)
+
+    def __add__(self, other) -> "ModuleList":
+        """A new ModuleList of this one's modules, then ``other``'s (shared)."""
+        return ModuleList([*self, *other])
+
 
 class MLP(Sequential):
     """Linear → activation → … → Linear, with no activation after the last Linear (logits out).
 
     ``MLP([784, 1000, 1000, 10])`` has 3 Linear layers and 2 activations. The layers are in
     ``self.linears`` and the activation modules in ``self.activations`` (hidden layer i is
-    ``activations[i](linears[i](...))``); the whole stack is the Sequential itself.
+    ``activations[i](linears[i](...))``); the whole stack is the Sequential itself, and both lists are
+    read from it (a layer replaced by ``model[i] = ...`` is in them).
 
     Args:
         sizes: layer widths, input first, at least two.
@@ -136,16 +200,18 @@ class MLP(Sequential):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2:
             raise ValueError(f"MLP needs at least an input and an output size, got {sizes}")
-        linears, activations, stack = [], [], []
+        stack = []
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            lin = Linear(n_in, n_out, bias=bias, init=init, dtype=dtype, generator=generator)
-            linears.append(lin)
-            stack.append(lin)
+            stack.append(Linear(n_in, n_out, bias=bias, init=init, dtype=dtype, generator=generator))
             if i < len(sizes) - 2:
-                act = make_activation(activation)
-                activations.append(act)
-                stack.append(act)
+                stack.append(make_activation(activation))
         super().__init__(*stack)
         self.sizes = sizes
-        self.linears = linears
-        self.activations = activations
+
+    @property
+    def linears(self) -> list:
+        return [m for m in self if isinstance(m, Linear)]
+
+    @property
+    def activations(self) -> list:
+        return [m for m in self if not isinstance(m, Linear)]

@@ -169,13 +169,14 @@ class Module:
         return _RemovableHandle(self._forward_hooks, fn)
 
     # ---- traversal ----------------------------------------------------------------------------
-    def named_modules(self, prefix: str = ""):
-        """Yield (name, module) for this module and every descendant, depth first."""
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
+        """Yield (name, module) for this module and every descendant, depth first; a module held twice once
+        (under each of its names with ``remove_duplicate=False``, PyTorch's)."""
         seen = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
+            if id(module) in seen and remove_duplicate:
                 continue
             seen.add(id(module))
             yield name, module
@@ -215,14 +216,15 @@ class Module:
             raise TypeError(f"register_parameter: {type(param).__name__} is not a Parameter")
         setattr(self, name, param)
 
-    def named_parameters(self, prefix: str = "", recurse: bool = True):
-        """Yield (dotted name, Parameter) in registration order; a shared Parameter appears once;
-        ``recurse=False``: this module's own only."""
+    def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """Yield (dotted name, Parameter) in registration order; a shared Parameter appears once (under
+        each of its names with ``remove_duplicate=False``, PyTorch's); ``recurse=False``: this module's own
+        only."""
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix, remove_duplicate) if recurse else [(prefix, self)]
         for mname, module in modules:
             for pname, p in module._parameters.items():
-                if p is None or id(p) in seen:
+                if p is None or id(p) in seen and remove_duplicate:
                     continue
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p

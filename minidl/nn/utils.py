@@ -11,14 +11,15 @@ __all__ = ["clip_grad_norm_"]
 
 
 def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
-                    error_if_nonfinite: bool = False) -> Tensor:
+                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """Scale the gradients of ``parameters`` in place so that their joint norm is at most ``max_norm``.
 
     total = ‖(‖g₁‖ₚ, ‖g₂‖ₚ, …)‖ₚ over every parameter with a ``.grad`` (p = ``norm_type``, ``inf``: the
     largest |g|); each g is multiplied by min(1, max_norm/(total + 1e-6)), as PyTorch does. Returns the
     total norm *before* clipping as a 0-d Tensor (``.item()`` for a float). A NaN or infinite total
     raises RuntimeError when ``error_if_nonfinite``; else, as in PyTorch, the gradients are scaled by the
-    factor it gives (NaN, or 0 for an infinite total).
+    factor it gives (NaN, or 0 for an infinite total). ``foreach``, PyTorch's choice of implementation, is
+    taken and has no effect here.
     """
     params = [parameters] if isinstance(parameters, Tensor) else list(parameters)
     grads = [p.grad for p in params if p.grad is not None]

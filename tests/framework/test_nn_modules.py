@@ -408,6 +408,48 @@ def test_sequential_slices_keep_their_names_and_dicts_name_modules():
         nn.Sequential({"act": 3})
 
 
+def test_sequential_edits_in_place_as_pytorchs():
+    """model[-1] = nn.Linear(...) (the fine-tuning idiom), del, insert, extend, pop and + raised TypeError or
+    AttributeError; an MLP's linears and activations follow its edits."""
+    net = nn.MLP([4, 5, 5, 3])
+    net[-1] = nn.Linear(5, 2)
+    assert net.linears[-1] is net[-1] and net(mdl.tensor(np.ones((1, 4), np.float32))).shape == (1, 2)
+    assert list(net.state_dict())[-2:] == ["4.weight", "4.bias"]
+    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    first, last = seq[0], seq[2]
+    del seq[1]
+    assert list(seq._modules) == ["0", "1"] and seq[1] is last         # numbered again, as PyTorch's
+    seq.insert(1, nn.Tanh())
+    assert [type(m).__name__ for m in seq] == ["Linear", "Tanh", "Linear"] and list(seq._modules) == ["0", "1", "2"]
+    assert seq.pop(0) is first and len(seq) == 2
+    joined = seq + nn.Sequential(nn.Sigmoid())
+    assert len(joined) == 3 and joined[0] is seq[0] and list(joined._modules) == ["0", "1", "2"]
+    assert seq.extend([nn.ReLU()]) is seq and len(seq) == 3
+    del seq[1:]
+    assert len(seq) == 1
+    with pytest.raises(IndexError, match="index 5 is out of range for a Sequential of length 1"):
+        seq[5] = nn.ReLU()
+    with pytest.raises(IndexError, match="out of range"):
+        del seq[3]
+    with pytest.raises(TypeError, match="Sequential expects Modules"):
+        seq[0] = lambda x: x
+    blocks = nn.ModuleList([nn.ReLU(), nn.Tanh()])
+    blocks += [nn.Sigmoid()]
+    assert len(blocks) == 3 and isinstance(blocks.pop(0), nn.ReLU) and len(blocks + nn.ModuleList([nn.ReLU()])) == 3
+
+
+def test_named_parameters_and_modules_keep_duplicates_on_request():
+    """PyTorch's remove_duplicate=False: a shared layer under each of its names."""
+    shared = nn.Linear(2, 2)
+    net = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [n for n, _ in net.named_parameters()] == ["0.weight", "0.bias"]
+    assert [n for n, _ in net.named_parameters(remove_duplicate=False)] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert [n for n, _ in net.named_modules(remove_duplicate=False)] == ["", "0", "1", "2"]
+    p = mdl.tensor([1.0, 2.0], requires_grad=True)
+    p.grad = np.array([3.0, 4.0])
+    assert nn.utils.clip_grad_norm_([p], 1.0, foreach=True).item() == pytest.approx(5.0)
+
+
 def test_train_of_a_module_inside_itself_and_names_taken_by_attributes():
     """train() recursing through children looped forever on a module holding itself (named_modules and
     state_dict allow it); add_module('forward') replaced the method (PyTorch: KeyError)."""
