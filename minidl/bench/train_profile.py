@@ -109,7 +109,10 @@ def _fused_update_cost(x, w, u, v) -> tuple[int, int]:
 
 def machine_limits(parameters: int, repeats: int = 5) -> tuple[float, float]:
     """(bytes/s that axpby streams over two float32 arrays of ``parameters`` elements, float32 GEMM
-    flops/s on 1000³), best of ``repeats``, at the current thread count."""
+    flops/s on 1000³), best of ``repeats``, at the current thread count: each call waits out a back-off to
+    one thread first (up to its 0.5 s; minidl/_core/csrc/dispatch.c), else a busy moment before the
+    measurement gave the one-thread rate and a bound above the step it bounds (87 GFLOP/s on 2 threads,
+    against 156-161 in the runs before and after)."""
     import numpy as np
 
     from minidl import _core
@@ -122,6 +125,9 @@ def machine_limits(parameters: int, repeats: int = 5) -> tuple[float, float]:
         fn()
         times = []
         for _ in range(repeats):
+            waited_until = time.perf_counter() + 1.0
+            while _core.effective_num_threads() < _core.get_num_threads() and time.perf_counter() < waited_until:
+                time.sleep(0.005)
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)

@@ -1,6 +1,8 @@
 """`minidl bench train --profile`: every kernel call of the step filed under its part, with its traffic bound."""
 import numpy as np
+import pytest
 
+from minidl import _core
 from minidl.bench import train_problem, train_profile
 
 
@@ -17,6 +19,26 @@ def test_gemm_cost_counts_operands_output_and_accumulation():
     u, v = np.ones((6, 784), np.float32), np.ones((6, 1000), np.float32)    # the last step's batch of 6
     assert train_profile._fused_update_cost(x, w.astype(np.float32), u, v) == (
         4 * (10 * 784 + 6 * (784 + 1000) + 2 * 784 * 1000 + 10 * 1000), 2 * (10 + 6) * 784 * 1000)
+
+
+def test_machine_limits_are_measured_on_every_thread_after_a_back_off():
+    """A back-off to one thread just before the measurement gave the one-thread GEMM rate (87 GFLOP/s where
+    two threads give 156-161), and a bound above the step it bounds."""
+    if not _core.openmp_enabled():
+        pytest.skip("single-threaded build: no back-off")
+    _core.set_num_threads(2)
+    _core._kernels._set_test_clock(None)
+    _core._kernels._reset_contention_state()
+    try:
+        for _ in range(6):                             # regions stalled with nothing measured: a back-off
+            _core._kernels._note_team(0.0, 0.0, 0.0)   # of 10 ms doubled five times, 320 ms
+            _core._kernels._note_team(0.010)
+        assert _core.effective_num_threads() == 1
+        _core._kernels._take_largest_team()
+        train_profile.machine_limits(10**5, repeats=1)
+        assert _core._kernels._take_largest_team() == 2
+    finally:
+        _core._kernels._reset_contention_state()
 
 
 def test_profile_files_every_kernel_call_and_bounds_it(capsys):
