@@ -95,7 +95,7 @@ class ArrayDataset:
         else:
             x = x.astype(np.float32, copy=False)
         if self.flatten:
-            x = x.reshape(x.shape[0], -1)
+            x = x.reshape(x.shape[0], self.num_features)    # -1 cannot be solved for 0 rows
         return x, self.labels[rows].astype(np.int64, copy=False)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:

@@ -130,6 +130,16 @@ def _default_loss(logits, targets):
     return functional.cross_entropy(logits, targets)
 
 
+def _correct(logits, y: np.ndarray) -> int:
+    """How many rows of ``logits`` (batch, classes) have their argmax at the label; ValueError naming the
+    shape for other outputs (one value per example: AxisError from inside NumPy, after the update)."""
+    scores = np.asarray(logits.data)
+    if scores.ndim != 2 or scores.shape[0] != len(y):
+        raise ValueError(f"the error rate is the argmax over classes: the model's outputs must be (batch "
+                         f"{len(y)}, classes), got shape {scores.shape}")
+    return int((scores.argmax(axis=1) == y).sum())
+
+
 def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
     """Mean loss and error rate (fraction misclassified, argmax of the outputs) of `model` over `loader`.
 
@@ -147,7 +157,7 @@ def evaluate(model, loader: DataLoader, loss_fn=None) -> dict:
             for x, y in loader.batches(0):
                 logits = model(mdl.Tensor(x))
                 total_loss += float(loss_fn(logits, y).item()) * len(y)
-                wrong += int((np.asarray(logits.data).argmax(axis=1) != y).sum())
+                wrong += len(y) - _correct(logits, y)
                 count += len(y)
     finally:
         if modes is not None:
@@ -540,13 +550,13 @@ class Trainer:
                     f"loss is {value} at update {self.step + 1} (epoch {self.epoch + 1}, batch {self.batch + 1}); "
                     f"training stopped before applying it; {self.checkpoint_note()}. Try a smaller learning rate.",
                     self.step + 1, self.last_checkpoint)
+            correct = _correct(logits, y)
             loss.backward()
         except BaseException:    # Ctrl-C in the forward pass, a NaN loss, a shape error: the update never was
             self._undo_forward(saved)
             raise
         self._in_optimizer_step = True   # cleared by the caller once the counters include this update
         self.optimizer.step()
-        correct = int((np.asarray(logits.data).argmax(axis=1) == y).sum())
         return value, correct
 
     def _epoch_record(self, complete: bool) -> dict:

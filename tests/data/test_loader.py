@@ -11,6 +11,16 @@ def _data(n=23):
     return images, labels
 
 
+def test_an_empty_dataset_or_subset_gives_empty_arrays_of_its_feature_width():
+    """reshape(0, -1) cannot be solved: arrays() of an empty subset raised NumPy's 'cannot reshape array of
+    size 0'; PyTorch indexes an empty batch as (0, D)."""
+    images, labels = _data()
+    x, y = ArrayDataset(images, labels).subset([]).arrays()
+    assert x.shape == (0, 6) and x.dtype == np.float32 and y.shape == (0,) and y.dtype == np.int64
+    x, _ = ArrayDataset(np.zeros((0, 3), np.float32), np.zeros(0, np.int64)).arrays()
+    assert x.shape == (0, 3)
+
+
 def test_batches_cover_each_example_once_and_keep_last():
     images, labels = _data()
     loader = DataLoader((images, labels), batch_size=5, seed=1)

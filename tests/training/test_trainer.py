@@ -37,6 +37,27 @@ def _assert_same_params(a, b):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_outputs_that_are_not_class_scores_are_refused_before_the_update(tmp_path):
+    """A model with one output per example (a custom binary loss) raised NumPy's AxisError from the error
+    count, after optimizer.step() had changed the weights and before the trainer counted the update."""
+    mdl.manual_seed(0)
+    _, _, loader, _ = make_setup()
+    model = nn.Sequential(nn.Linear(12, 1), nn.Flatten(0))
+
+    def loss(logits, y):
+        return functional.binary_cross_entropy_with_logits(logits, (y > 0).astype(np.float32))
+
+    trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), loader, loss_fn=loss, out_dir=tmp_path,
+                      progress=False, log=None)
+    before = _params(trainer)
+    with pytest.raises(ValueError, match=r"must be \(batch 32, classes\), got shape \(32,\)"):
+        trainer.fit(1)
+    assert trainer.step == 0
+    _assert_same_params(_params(trainer), before)
+    with pytest.raises(ValueError, match=r"got shape \(40,\)"):
+        evaluate(model, DataLoader(loader.dataset, 40, shuffle=False), loss)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """Reference: 3 epochs straight through (SGD with momentum, so optimizer state matters)."""
