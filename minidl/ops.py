@@ -1439,6 +1439,31 @@ def _converter(dtype):
     return method
 
 
+_DEVICE_NAMES = ("cpu", "cuda", "mps", "xpu", "meta")
+
+
+def _to(self: Tensor, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False) -> Tensor:
+    """PyTorch's ``t.to(device)``, ``t.to(dtype)``, ``t.to(other)`` and ``t.to(device, dtype)``. minidl runs on
+    the CPU: a device other than "cpu" is a ValueError, and only the dtype can change (``astype``); ``self``
+    when nothing changes, unless ``copy``."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, str) and arg.split(":")[0] in _DEVICE_NAMES:
+            device = arg
+        else:
+            dtype = arg
+    if device is not None and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"minidl computes on the CPU only: cannot move a tensor to {device!r}")
+    result = self if dtype is None else astype(self, dtype)
+    return clone(result) if copy and result is self else result
+
+
+def _cpu(self: Tensor) -> Tensor:
+    """``self``: minidl's tensors live on the CPU (PyTorch's ``t.cpu()`` of a CPU tensor)."""
+    return self
+
+
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
         "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg,
@@ -1452,12 +1477,15 @@ for _name, _method in {
         "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
         "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le),
         "__gt__": _comparison(operator.gt), "__ge__": _comparison(operator.ge),
+        "eq": _comparison(operator.eq), "ne": _comparison(operator.ne), "lt": _comparison(operator.lt),
+        "le": _comparison(operator.le), "gt": _comparison(operator.gt), "ge": _comparison(operator.ge),
         "sum": sum, "mean": mean, "max": max, "min": min, "var": var, "std": std,
         "argmax": argmax, "argmin": argmin, "any": any, "all": all,
         "reshape": _reshape_method, "view": _view_method, "flatten": flatten, "unsqueeze": unsqueeze,
         "squeeze": squeeze, "transpose": _transpose_method, "permute": _permute_method, "T": property(_T),
         "astype": astype, "float": _converter(np.float32), "double": _converter(np.float64), "clone": clone,
-        "long": _converter(np.int64),
+        "long": _converter(np.int64), "int": _converter(np.int32), "bool": _converter(np.bool_), "to": _to,
+        "cpu": _cpu,
         "abs": abs, "__abs__": abs, "sqrt": sqrt, "clamp": clamp, "clip": clamp,
         "exp": exp, "log": log, "sigmoid": sigmoid, "tanh": tanh, "relu": relu, "softsign": softsign}.items():
     setattr(Tensor, _name, _method)

@@ -194,6 +194,25 @@ def test_astype():
         t.astype(np.float16)
 
 
+def test_pytorchs_training_loop_conveniences():
+    """pred.eq(y).sum(), x.to(device), .cpu() and .int() raised AttributeError (PyTorch loops use them)."""
+    t = mdl.tensor([1.5, -2.5], requires_grad=True)
+    y = mdl.tensor([1.5, 0.0])
+    assert t.eq(y).tolist() == [True, False] and t.eq(y).sum().item() == 1
+    assert [t.ne(y).tolist(), t.lt(y).tolist(), t.le(y).tolist(), t.gt(y).tolist(), t.ge(y).tolist()] == [
+        [False, True], [False, True], [True, True], [False, False], [True, False]]
+    assert t.int().dtype == np.int32 and t.int().tolist() == [1, -2] and t.bool().dtype == np.bool_
+    assert t.cpu() is t and t.to("cpu") is t and t.to("cpu:0") is t
+    assert t.to(np.float64).dtype == np.float64 and t.to("cpu", np.float64).dtype == np.float64
+    assert t.to(dtype=np.float64).dtype == np.float64 and t.to(mdl.tensor([1], dtype=np.int64)).dtype == np.int64
+    copied = t.to("cpu", copy=True)
+    assert copied is not t and copied.requires_grad
+    (copied * 2).sum().backward()
+    assert t.grad.tolist() == [2.0, 2.0]
+    with pytest.raises(ValueError, match="CPU only: cannot move a tensor to 'cuda:0'"):
+        t.to("cuda:0")
+
+
 @pytest.mark.parametrize("method", ["sum", "mean", "max", "min", "var", "std"])
 def test_dim_is_an_alias_of_axis(method):
     x = data((2, 3, 4), 8)
