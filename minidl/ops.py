@@ -1445,7 +1445,7 @@ _DEVICE_NAMES = ("cpu", "cuda", "mps", "xpu", "meta")
 def _to(self: Tensor, *args, dtype=None, device=None, non_blocking: bool = False, copy: bool = False) -> Tensor:
     """PyTorch's ``t.to(device)``, ``t.to(dtype)``, ``t.to(other)`` and ``t.to(device, dtype)``. minidl runs on
     the CPU: a device other than "cpu" is a ValueError, and only the dtype can change (``astype``); ``self``
-    when nothing changes, unless ``copy``."""
+    when nothing changes, unless ``copy``. ``non_blocking`` is taken and has no effect."""
     for arg in args:
         if isinstance(arg, Tensor):
             dtype = arg.dtype
