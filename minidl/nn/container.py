@@ -10,6 +10,22 @@ from minidl.nn.module import Module
 __all__ = ["Sequential", "ModuleList", "MLP"]
 
 
+def _position(i: int, n: int, container: str) -> int:
+    """``i`` as a position in [0, n), negative counting from the end as in a list; IndexError naming the
+    ``container``."""
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for a {container} of length {n}")
+    return i % n
+
+
+def _renumber(container: Module, modules) -> None:
+    """Hold ``modules`` under the names "0", "1", ... (after a deletion or an insertion, as PyTorch's)."""
+    for name in list(container._modules):
+        delattr(container, name)
+    for i, module in enumerate(modules):
+        container.add_module(str(i), module)
+
+
 class Sequential(Module):
     """Applies its modules in order; they are registered as "0", "1", ... (parameter names "0.weight"), or
     under the keys of one dict given instead (``Sequential(OrderedDict(fc=..., act=...))``, PyTorch's)."""
@@ -44,8 +60,7 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         """Add ``module`` at the end (as "<len>", PyTorch's; refused where a module of a slice or a dict
         holds that name: it would be replaced, not added); returns self."""
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
+        self._check(module)
         name = str(len(self))
         if name in self._modules:
             raise ValueError(f"Sequential.append: the name {name!r} is taken by {self._modules[name]!r}; add the "
@@ -56,27 +71,19 @@ class Sequential(Module):
     def __setitem__(self, i: int, module: Module) -> None:
         """Replace the i-th module, under its name (PyTorch's fine-tuning idiom ``model[-1] = nn.Linear(...)``)."""
         names = list(self._modules)
-        if not -len(names) <= i < len(names):
-            raise IndexError(f"index {i} is out of range for a Sequential of length {len(names)}")
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
-        setattr(self, names[i], module)
+        setattr(self, names[_position(i, len(names), "Sequential")], self._check(module))
 
     def __delitem__(self, i) -> None:
         """Remove the i-th module (or a slice's); the others are numbered "0", "1", ... again, as PyTorch's."""
         modules = list(self._modules.values())
-        if not isinstance(i, slice) and not -len(modules) <= i < len(modules):
-            raise IndexError(f"index {i} is out of range for a Sequential of length {len(modules)}")
-        del modules[i]
-        self._renumber(modules)
+        del modules[i if isinstance(i, slice) else _position(i, len(modules), "Sequential")]
+        _renumber(self, modules)
 
     def insert(self, index: int, module: Module) -> "Sequential":
         """Insert ``module`` before position ``index``; the modules are numbered "0", "1", ... again."""
-        if not isinstance(module, Module):
-            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
         modules = list(self._modules.values())
-        modules.insert(index, module)
-        self._renumber(modules)
+        modules.insert(index, self._check(module))
+        _renumber(self, modules)
         return self
 
     def extend(self, modules) -> "Sequential":
@@ -97,11 +104,11 @@ class Sequential(Module):
             return NotImplemented
         return Sequential(*self, *other)
 
-    def _renumber(self, modules) -> None:
-        for name in list(self._modules):
-            delattr(self, name)
-        for i, module in enumerate(modules):
-            self.add_module(str(i), module)
+    @staticmethod
+    def _check(module) -> Module:
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential expects Modules, got a {type(module).__name__}")
+        return module
 
 
 class ModuleList(Module):
@@ -118,12 +125,6 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList holds Modules, {where} is a {type(module).__name__}")
         return module
 
-    def _reindex(self, modules) -> None:
-        for name in list(self._modules):
-            delattr(self, name)
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
-
     def __len__(self) -> int:
         return len(self._modules)
 
@@ -134,21 +135,15 @@ class ModuleList(Module):
         items = list(self._modules.values())
         if isinstance(i, slice):
             return ModuleList(items[i])
-        return items[self._index(i)]
+        return items[_position(i, len(items), "ModuleList")]
 
     def __setitem__(self, i: int, module: Module) -> None:
-        setattr(self, str(self._index(i)), self._check(module, f"item {i}"))
+        setattr(self, str(_position(i, len(self), "ModuleList")), self._check(module, f"item {i}"))
 
     def __delitem__(self, i) -> None:
         items = list(self._modules.values())
-        del items[i if isinstance(i, slice) else self._index(i)]
-        self._reindex(items)
-
-    def _index(self, i: int) -> int:
-        n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of range for a ModuleList of length {n}")
-        return i % n
+        del items[i if isinstance(i, slice) else _position(i, len(items), "ModuleList")]
+        _renumber(self, items)
 
     def append(self, module: Module) -> "ModuleList":
         setattr(self, str(len(self)), self._check(module, "the appended value"))
@@ -163,7 +158,7 @@ class ModuleList(Module):
     def insert(self, index: int, module: Module) -> None:
         items = list(self._modules.values())
         items.insert(index, self._check(module, "the inserted value"))
-        self._reindex(items)
+        _renumber(self, items)
 
     def pop(self, i) -> Module:
         """Remove the i-th module and return it; the others are numbered "0", "1", ... again."""
