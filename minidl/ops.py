@@ -1464,6 +1464,8 @@ def _cpu(self: Tensor) -> Tensor:
     return self
 
 
+_COMPARISONS = {name: _comparison(getattr(operator, name)) for name in ("eq", "ne", "lt", "le", "gt", "ge")}
+
 for _name, _method in {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": rsub, "__mul__": mul, "__rmul__": mul,
         "__truediv__": div, "__rtruediv__": rdiv, "__pow__": pow, "__rpow__": rpow, "__neg__": neg,
@@ -1474,11 +1476,7 @@ for _name, _method in {
         "__invert__": invert,
         "__iadd__": _in_place(add, np.add, "+"), "__isub__": _in_place(sub, np.subtract, "-"),
         "__imul__": _in_place(mul, np.multiply, "*"), "__itruediv__": _in_place(div, np.true_divide, "/"),
-        "__eq__": _comparison(operator.eq), "__ne__": _comparison(operator.ne),
-        "__lt__": _comparison(operator.lt), "__le__": _comparison(operator.le),
-        "__gt__": _comparison(operator.gt), "__ge__": _comparison(operator.ge),
-        "eq": _comparison(operator.eq), "ne": _comparison(operator.ne), "lt": _comparison(operator.lt),
-        "le": _comparison(operator.le), "gt": _comparison(operator.gt), "ge": _comparison(operator.ge),
+        **_COMPARISONS, **{f"__{name}__": method for name, method in _COMPARISONS.items()},   # t.eq(y) is t == y
         "sum": sum, "mean": mean, "max": max, "min": min, "var": var, "std": std,
         "argmax": argmax, "argmin": argmin, "any": any, "all": all,
         "reshape": _reshape_method, "view": _view_method, "flatten": flatten, "unsqueeze": unsqueeze,
