@@ -61,6 +61,14 @@ def _finite(state, key: str, what: str) -> float:
     return number
 
 
+def _fraction(state, key: str, what: str) -> float:
+    """A number in [0, 1), as ReduceLROnPlateau's constructor checks its factor."""
+    number = state_number(state, key, what)
+    if not 0 <= number < 1:
+        raise ValueError(f"{what} '{key}' must be in [0, 1), got {number}")
+    return number
+
+
 class LRScheduler:
     """Base class: ``base_lrs`` (each group's ``"initial_lr"``), ``last_epoch``, ``step()``,
     ``get_last_lr()``, and a flat ``state_dict()`` of numbers (ready for ``mdl.save``)."""
@@ -285,7 +293,7 @@ class ReduceLROnPlateau:
     """
 
     #: as LRScheduler.settings (mode and threshold_mode, strings, stay the constructor's)
-    settings = {"factor": _finite, "patience": state_count, "threshold": _finite, "cooldown": state_count,
+    settings = {"factor": _fraction, "patience": state_count, "threshold": _finite, "cooldown": state_count,
                 "eps": _finite}
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
@@ -368,8 +376,6 @@ class ReduceLROnPlateau:
             raise ValueError(f"{what} 'best' is NaN")
         counts = [state_count(state, key, what) for key in ("num_bad_epochs", "cooldown_counter", "last_epoch")]
         settings = {name: read(state, name, what) for name, read in self.settings.items() if name in state}
-        if not 0 <= settings.get("factor", 0.0) < 1:
-            raise ValueError(f"{what} 'factor' must be in [0, 1), got {settings['factor']}")
         self.best = best
         self.num_bad_epochs, self.cooldown_counter, self.last_epoch = counts
         for name, value in settings.items():
