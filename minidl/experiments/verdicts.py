@@ -315,16 +315,22 @@ def eq17(results) -> Verdict:
     values = paper.JACOBIAN_MEAN_SINGULAR_VALUE
     said = (f"tanh at init: mean singular value of the layer Jacobians ≈{values['standard']} (standard) vs "
             f"≈{values['xavier_uniform']} (Xavier)")
-    rule = "each scheme's value within half the log-scale distance between the two paper values of its own"
+    rule = ("each scheme's value within half the log-scale distance between the two paper values of its own, and "
+            "as near the quarter-circle law's 0.849·f′(0)·√(n·Var W) for its scheme (the linear regime that "
+            "Sec. 4.2.1 explains the values by: weights far too large saturate tanh and also land near 0.8)")
     pair = _at_init_pair(results, "tanh")
     found = pair is not None and all(r["summary"]["jacobian_mean_singular_value"] is not None for r in pair)
     if not found:
         return Verdict(claim, said, "no tanh Jacobians measured", NOT_TESTABLE,
                        f"Jacobians are measured for nets up to the configured depth; {AT_INIT_COMMAND} tests it")
     j = [r["summary"]["jacobian_mean_singular_value"] for r in pair]
+    law = [_number(r["summary"].get("quarter_circle_prediction")) for r in pair]
+    band = values["xavier_uniform"] / values["standard"]
     good = matches(j[0], values["standard"], values["xavier_uniform"]) and \
-        matches(j[1], values["xavier_uniform"], values["standard"])
-    return Verdict(claim, said, f"{_fixed(_number(j[0]), 2)} vs {_fixed(_number(j[1]), 2)} ({pair[0]['depth']} layers)",
+        matches(j[1], values["xavier_uniform"], values["standard"]) and \
+        all(predicted > 0 and matches(measured, predicted, predicted * band) for measured, predicted in zip(j, law))
+    return Verdict(claim, said, f"{_fixed(_number(j[0]), 2)} vs {_fixed(_number(j[1]), 2)} ({pair[0]['depth']} layers; "
+                   f"quarter-circle law {_fixed(law[0], 2)} vs {_fixed(law[1], 2)})",
                    REPRODUCED if good else NOT_REPRODUCED, rule)
 
 

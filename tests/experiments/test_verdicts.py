@@ -7,6 +7,21 @@ from minidl.experiments.verdicts import NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
 from test_report import at_init_record, training_results
 
 
+def test_eq17_needs_the_linear_regime_the_paper_explains_its_values_by():
+    """A review's case: tanh weights N(0, 1) (n·Var W = 1000) saturate every unit, f'(s) ≈ 0 offsets the large
+    weights and the mean singular value lands at 0.83, inside Xavier's band around 0.8; the quarter-circle
+    law for those weights says 26.8."""
+    saturated = _at_init((0.57, 9.7, 0.49), (0.99, 1.4, 0.83))
+    assert verdicts.eq17(saturated).outcome == REPRODUCED
+    saturated["at_init"][1]["summary"]["quarter_circle_prediction"] = 26.8
+    verdict = verdicts.eq17(saturated)
+    assert verdict.outcome == NOT_REPRODUCED and "quarter-circle law 0.49 vs 26.80" in verdict.measured
+    for law in (0.0, None, float("nan"), 0.65):    # 0.65: a measured 0.49 is 1.33× below it, past the band's 1.26×
+        unsure = _at_init((0.57, 9.7, 0.49), (0.91, 1.4, 0.81))
+        unsure["at_init"][0]["summary"]["quarter_circle_prediction"] = law
+        assert verdicts.eq17(unsure).outcome == NOT_REPRODUCED, law
+
+
 def test_matches_takes_half_the_log_distance_to_the_other_value_on_either_side():
     assert matches(0.56, 0.57, 1.0) and not matches(0.8, 0.57, 1.0)
     assert matches(0.76, 1.0, 0.577) and not matches(0.75, 1.0, 0.577)   # the log midpoint is 0.7597
@@ -24,6 +39,7 @@ def test_figs6_8_and_eq17_follow_the_at_init_numbers():
     good = _at_init((0.57, 9.7, 0.49), (0.91, 1.4, 0.81))
     assert verdicts.figs6_8(good).outcome == REPRODUCED and verdicts.eq17(good).outcome == REPRODUCED
     assert "×0.57 vs ×0.91" in verdicts.figs6_8(good).measured and "0.49 vs 0.81" in verdicts.eq17(good).measured
+    assert "quarter-circle law 0.49 vs 0.85" in verdicts.eq17(good).measured
     swapped = _at_init((0.91, 1.4, 0.81), (0.57, 9.7, 0.49))
     assert verdicts.figs6_8(swapped).outcome == NOT_REPRODUCED and verdicts.eq17(swapped).outcome == NOT_REPRODUCED
     level_activations_only = _at_init((0.57, 1.5, 0.49), (0.91, 1.4, 0.81))   # gradients do not shrink
