@@ -359,7 +359,18 @@ _div_backward.reads = lambda x, y, out, need_x, need_y: (y,) + (out,) * need_y
 def rpow(a: Tensor, base) -> Tensor:
     """base ** a for a non-Tensor base (``2 ** t``);  d/da = base^a · ln(base) = out · ln(base) (0 where
     base = 0 and a ≥ 0, as PyTorch)."""
-    return binary(base, a, operator.pow, _rpow_backward)
+    return binary(base, a, _power, _rpow_backward)
+
+
+def _power(x, y):
+    """x ** y; an integer to a negative integer power is 1 for x = 1, ±1 for x = -1 and 0 otherwise, the
+    quotient truncated as PyTorch's (NumPy raises)."""
+    negative = y < 0
+    if np.asarray(x).dtype.kind not in "iu" or y.dtype.kind not in "iu" or not np.any(negative):
+        return x ** y
+    out = x ** np.where(negative, 0, y)
+    at_negative = np.where(x == 1, 1, np.where(x == -1, 1 - 2 * (y & 1), 0))
+    return np.where(negative, at_negative, out).astype(out.dtype, copy=False)
 
 
 def _rpow_backward(g, x, y, out, need_x, need_y):
@@ -1110,7 +1121,8 @@ def abs(a: Tensor) -> Tensor:
 
 def clamp(a: Tensor, min=None, max=None) -> Tensor:
     """a limited to [min, max] (either bound may be None; max wins where min > max; NaN stays NaN: as
-    PyTorch's clamp), bounds are numbers;  d/da = 1 where min ≤ a ≤ max, else 0."""
+    PyTorch's clamp), bounds are numbers;  d/da = 1 where min < a < max, else 0 (0 at a bound, as PyTorch
+    2.14 and as relu at 0: ``t.clamp(min=0)`` and ``t.relu()`` have one gradient)."""
     low, high = min, max
     if low is None and high is None:
         raise ValueError("clamp() needs min= or max= (or both)")
@@ -1125,9 +1137,9 @@ def clamp(a: Tensor, min=None, max=None) -> Tensor:
         out = ad.copy()
 
     def backward(g):
-        inside = np.ones(ad.shape, dtype=bool) if low is None else ad >= low
+        inside = np.ones(ad.shape, dtype=bool) if low is None else ad > low
         if high is not None:
-            inside &= ad <= high
+            inside &= ad < high
         return (_activations.passed_where(inside, g),)
     return record(out, (a,), backward)
 

@@ -111,11 +111,29 @@ def test_clamp_follows_pytorch():
     out = x.clamp(0.0, 1.0)
     np.testing.assert_array_equal(out.data, [0.0, 0.5, np.nan, 1.0, 1.0])
     out.sum().backward()
-    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 1.0, 0.0])       # the bounds pass the gradient
+    np.testing.assert_array_equal(x.grad, [0.0, 1.0, 0.0, 0.0, 0.0])       # PyTorch 2.14: 0 at the bounds
+    for one_sided in (lambda t: t.clamp(min=0.0), lambda t: -((-t).clamp(max=0.0))):
+        x = mdl.tensor([0.0, 1.0, -1.0], requires_grad=True)
+        one_sided(x).sum().backward()
+        relu = mdl.tensor([0.0, 1.0, -1.0], requires_grad=True)
+        relu.relu().sum().backward()
+        np.testing.assert_array_equal(x.grad, relu.grad)                   # [0, 1, 0], as relu at 0
     np.testing.assert_array_equal(mdl.tensor([0.0, 5.0]).clamp(3.0, 1.0).data, [1.0, 1.0])   # max wins
     assert mdl.tensor(np.array([1, 5])).clamp(max=2.5).dtype == np.float32
     with pytest.raises(ValueError, match="min= or max="):
         x.clamp()
+
+
+def test_a_number_to_negative_integer_powers_as_pytorch():
+    """NumPy refuses integers to negative integer powers; PyTorch's 2 ** t truncates as integer division."""
+    t = mdl.tensor(np.array([-3, -2, -1, 0, 2]))
+    torch_2_14 = {0: [0, 0, 0, 1, 0], 2: [0, 0, 0, 1, 4], -2: [0, 0, 0, 1, 4], 1: [1, 1, 1, 1, 1],
+                  -1: [-1, 1, -1, 1, 1], 3: [0, 0, 0, 1, 9]}
+    for base, expected in torch_2_14.items():
+        out = base ** t
+        assert out.dtype == np.int64 and out.data.tolist() == expected, base
+    np.testing.assert_allclose((2.5 ** t).data, 2.5 ** np.array([-3.0, -2, -1, 0, 2]), rtol=1e-6)
+    assert (np.array([2, 3]) ** mdl.tensor(np.array([-1, 1]))).data.tolist() == [0, 3]
 
 
 def test_sqrt_and_abs_at_zero_as_pytorch():
