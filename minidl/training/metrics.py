@@ -1,8 +1,10 @@
 """Per-epoch metrics as JSON lines: one object per line, appended (and fsynced) as training goes.
 
 A crash while appending can leave a torn last line (no newline at its end): readers skip it, and a resumed
-run moves it to `<file>.bad` (kept for the user, never silently lost) and writes that epoch again. Any other line that is not a JSON object is damaged: reading stops with MetricsError
-naming the file and the line, because guessing would cost records the user may need; nothing is rewritten.
+run moves it to `<file>.bad` (kept for the user, never silently lost) and writes that epoch again (past
+its checkpoint; records the file lacks before the checkpoint are named, see keep_until_step). Any other
+line that is not a JSON object is damaged: reading stops with MetricsError naming the file and the line,
+because guessing would cost records the user may need; nothing is rewritten.
 """
 from __future__ import annotations
 
@@ -103,19 +105,44 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return [record for _, record in _parse(Path(path))[0]]
 
 
-def keep_until_step(path: str | os.PathLike, step: int) -> tuple[list[dict], list[str]]:
+def keep_until_step(path: str | os.PathLike, step: int,
+                    epochs_done: int | None = None) -> tuple[list[dict], list[str]]:
     """Keep the records with record["step"] <= step, for a run resumed from a checkpoint at `step`.
 
-    Later records (written after that checkpoint, so redone by the resumed run) are removed and a torn last
-    line is moved to `<file>.bad`; the file is rewritten atomically if anything changed, intact earlier
-    lines kept byte for byte.
-    Returns (kept records, notes saying what was removed). MetricsError if a line is damaged.
+    Later records (written after that checkpoint, so redone by the resumed run) are removed, a torn last
+    line is moved to `<file>.bad` and a second copy of a line is removed; the file is rewritten atomically
+    if anything changed, intact earlier lines kept byte for byte. With `epochs_done`, the checkpoint's
+    completed epochs, a note also names those whose records the file lacks (lines deleted, the file cut).
+    Returns (kept records, notes saying what was removed or is missing). MetricsError if a line is damaged,
+    or if two different records claim one update (nothing is changed then).
     """
     path = Path(path)
     parsed, torn = _parse(path)
-    kept = [(line, record) for line, record in parsed if record.get("step", 0) <= step]
+    kept, repeated = [], []
+    for line, record in parsed:
+        if record.get("step", 0) > step:
+            continue
+        here, before = record.get("step", 0), kept[-1][1].get("step", 0) if kept else -1
+        if here <= before:
+            if record != kept[-1][1]:
+                what = (f"two different records of update {here}" if here == before else
+                        f"a record of update {here} after one of update {before}")
+                raise MetricsError(f"{path}: {what}: the file was edited or joined from two runs; repair it, then "
+                                   f"run again (nothing was changed)")
+            repeated.append(record)
+            continue
+        kept.append((line, record))
     later = [record for _, record in parsed if record.get("step", 0) > step]
-    notes = []
+    notes = [f"{path}: removed a second copy of the record of update {record.get('step', 0)} (epoch "
+             f"{record.get('epoch')})" for record in repeated]
+    if epochs_done is not None:
+        written = {record.get("epoch") for _, record in kept if record.get("complete")}
+        lacking = [epoch for epoch in range(1, epochs_done + 1) if epoch not in written]
+        if lacking:
+            where = "does not exist" if not path.exists() else "was cut or had lines removed"
+            epochs = ("epochs " if len(lacking) > 1 else "epoch ") + _spans(lacking)
+            notes.append(f"{path} {where}: it lacks the records of {epochs}, done before the checkpoint (epoch "
+                         f"{epochs_done}, update {step}); training continues without them")
     if later:
         epochs = ", ".join(str(record.get("epoch")) for record in later)
         notes.append(f"{path}: removed {len(later)} record(s) past update {step} (epoch {epochs}), where training "
@@ -127,6 +154,16 @@ def keep_until_step(path: str | os.PathLike, step: int) -> tuple[list[dict], lis
             out.flush()
             os.fsync(out.fileno())
         notes.append(f"{path}: moved a torn last line (an interrupted write) to {bad}")
-    if notes or (not torn and _ends_unterminated(path)):     # the latter: only the final newline is added
+    if later or torn or repeated or (not torn and _ends_unterminated(path)):   # the latter: only a final newline
         write_atomically(path, lambda out: out.writelines(line for line, _ in kept))
     return [record for _, record in kept], notes
+
+
+def _spans(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
+    spans, start = [], numbers[0]
+    for previous, number in zip(numbers, numbers[1:] + [None]):
+        if number != previous + 1:
+            spans.append(f"{start}" if start == previous else f"{start}-{previous}")
+            start = number
+    return ", ".join(spans)

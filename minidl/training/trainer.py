@@ -274,6 +274,7 @@ class Trainer:
         self.step = self.epoch = self.batch = 0
         self.last_loss: float | None = None
         self.history: list[dict] = []
+        self._record_due: dict | None = None
         self.last_checkpoint: Path | None = None
         self.last_checkpoint_step: int | None = None   # the update count saved in last_checkpoint
         self._sums = self._empty_sums()
@@ -488,7 +489,7 @@ class Trainer:
     def _trim_metrics(self) -> None:
         if self.metrics_path is None:
             return
-        self.history, notes = keep_until_step(self.metrics_path, self.step)
+        self.history, notes = keep_until_step(self.metrics_path, self.step, epochs_done=self.epoch)
         for note in notes:
             self._say(f"note: {note}")
 
@@ -597,6 +598,7 @@ class Trainer:
         self.history.append(record)
         if self.metrics_path is not None:
             append_record(self.metrics_path, record)
+        self._record_due = None
         if checkpoint is not None:
             self._write_checkpoint(checkpoint, self.checkpoint_path)
         parts = [f"train loss {record['train_loss']:.4f}", f"train error {100 * record['train_error']:.2f}%"]
@@ -646,6 +648,7 @@ class Trainer:
                 # Evaluate before moving the counters: an interruption here resumes at the epoch's end
                 # and redoes only this bookkeeping.
                 record = self._epoch_record(complete=True)
+                self._record_due = record       # the counters pass it now: see _write_due_record
                 self.epoch, self.batch, self._sums = self.epoch + 1, 0, self._empty_sums()
                 if isinstance(self.scheduler, ReduceLROnPlateau):
                     self.scheduler.step(record[self.monitor])
@@ -676,6 +679,7 @@ class Trainer:
             raise ValueError(f"Trainer.fit: this run has already done {done}, past {asked}; fit can only extend "
                              f"a run (nothing was written)")
         self._buffers = None        # listed again: a buffer registered since the last fit is saved too
+        self._record_due = None     # one a refused record (a divergence) left: never written later, out of order
         self._claim_out_dir()
         with _StopSignals() as stop:
             try:
@@ -697,6 +701,19 @@ class Trainer:
             mdl.save(self.model.state_dict(), self.out_dir / MODEL_FILE)
         return self.history
 
+    def _write_due_record(self) -> None:
+        """The record of an epoch whose end a second Ctrl-C cut short after the counters had passed it: the
+        checkpoint about to be saved is past that epoch, so its record is written first (once: the append
+        may have been done when the signal came)."""
+        record, self._record_due = self._record_due, None
+        if record is None or self.metrics_path is None:
+            return
+        written = read_records(self.metrics_path)
+        if not written or written[-1].get("step") != record["step"]:
+            append_record(self.metrics_path, record)
+        if not self.history or self.history[-1] is not record:
+            self.history.append(record)
+
     def _interrupted(self, signal_name: str | None) -> TrainingInterrupted:
         stopped = f"training interrupted ({signal_name})" if signal_name else "training interrupted"
         where = f"after update {self.step} (epoch {self.epoch + 1}, batch {self.batch}/{len(self.train_loader)})"
@@ -708,6 +725,7 @@ class Trainer:
         if self.checkpoint_path is None:
             return TrainingInterrupted(f"{stopped} {where}; checkpoints are off (no out_dir), "
                                        f"nothing was saved.", self.step, None)
+        self._write_due_record()
         path = self.save_checkpoint()
         hint = self.resume_hint or f"Trainer(...).resume({str(path)!r}).fit(...)"
         return TrainingInterrupted(f"{stopped} {where}; checkpoint saved to {path}.\n"

@@ -115,3 +115,45 @@ def test_a_full_disk_while_appending_names_the_file_and_leaves_it_as_it_was(tmp_
     assert path.read_bytes() == intact
     _write(path, [15])
     assert [r["step"] for r in read_records(path)] == [5, 10, 15]
+
+
+def _epochs(path, epochs, per_epoch=7):
+    for epoch in epochs:
+        append_record(path, {"epoch": epoch, "step": per_epoch * epoch, "complete": True, "loss": 0.5})
+
+
+def test_records_the_checkpoint_has_done_but_the_file_lacks_are_named(tmp_path):
+    """A deleted metrics file, a deleted line or a file cut short: resuming went on without a word, leaving a
+    finished run's metrics without the epochs it lacked."""
+    path = tmp_path / "metrics.jsonl"
+    kept, notes = keep_until_step(path, 21, epochs_done=3)
+    assert kept == [] and not path.exists()
+    assert notes == [f"{path} does not exist: it lacks the records of epochs 1-3, done before the checkpoint "
+                     f"(epoch 3, update 21); training continues without them"]
+    _epochs(path, [1, 3, 4])
+    text = path.read_bytes()
+    kept, notes = keep_until_step(path, 21, epochs_done=3)
+    assert [r["epoch"] for r in kept] == [1, 3]
+    assert notes[0] == (f"{path} was cut or had lines removed: it lacks the records of epoch 2, done before the "
+                        f"checkpoint (epoch 3, update 21); training continues without them")
+    assert "removed 1 record(s) past update 21 (epoch 4)" in notes[1]
+    assert path.read_bytes() == text[:text.index(b'{"epoch": 4')]
+    path.unlink()
+    _epochs(path, [2, 5])
+    assert "the records of epochs 1, 3-4, 6, done" in keep_until_step(path, 42, epochs_done=6)[1][0]
+
+
+def test_a_second_copy_of_a_line_is_removed_two_different_records_of_one_update_are_refused(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    _epochs(path, [1, 2, 3])
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines + lines[-1:]))
+    kept, notes = keep_until_step(path, 21, epochs_done=3)
+    assert [r["epoch"] for r in kept] == [1, 2, 3] and path.read_bytes() == b"".join(lines)
+    assert notes == [f"{path}: removed a second copy of the record of update 21 (epoch 3)"]
+    for edited, what in ((lines + [lines[-1].replace(b"0.5", b"0.25")], "two different records of update 21"),
+                         ([lines[0], lines[2], lines[1]], "a record of update 14 after one of update 21")):
+        path.write_bytes(b"".join(edited))
+        with pytest.raises(MetricsError, match=f"{what}: the file was edited"):
+            keep_until_step(path, 21, epochs_done=3)
+        assert path.read_bytes() == b"".join(edited)

@@ -201,6 +201,35 @@ def test_real_sigint_stops_after_the_update(tmp_path):
     assert signal.getsignal(signal.SIGINT) is before   # handler restored
 
 
+@pytest.mark.parametrize("written", [False, True], ids=["before-the-write", "after-the-write"])
+def test_a_second_ctrl_c_at_an_epochs_end_keeps_its_record(tmp_path, uninterrupted, monkeypatch, written):
+    """The counters pass an epoch before its record is appended: a second Ctrl-C between the two saved a
+    checkpoint past an epoch that metrics.jsonl lacked, and the resumed run never wrote it."""
+    from minidl.training import trainer as trainer_module
+    params, history, _, _ = uninterrupted
+    real_append, calls = trainer_module.append_record, []
+
+    def append_cut_by_ctrl_c(path, record):
+        calls.append(record["epoch"])
+        if len(calls) == 2:
+            if written:
+                real_append(path, record)
+            raise KeyboardInterrupt
+        real_append(path, record)
+
+    monkeypatch.setattr(trainer_module, "append_record", append_cut_by_ctrl_c)
+    trainer = _trainer(tmp_path, optimizer="sgd")
+    with pytest.raises(TrainingInterrupted, match="after update 14"):
+        trainer.fit(epochs=3)
+    assert [r["epoch"] for r in read_records(tmp_path / "metrics.jsonl")] == [1, 2]
+    assert [r["epoch"] for r in trainer.history] == [1, 2]
+    assert load_checkpoint(tmp_path / "checkpoint.npz")["trainer"]["epoch"] == 2
+    resumed = _trainer(tmp_path, optimizer="sgd").resume()
+    resumed.fit(epochs=3)
+    _assert_same_params(_params(resumed), params)
+    assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
+
+
 def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
     trainer = _trainer(tmp_path)
     trainer.fit(epochs=1)
