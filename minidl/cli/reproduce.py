@@ -328,6 +328,11 @@ def run(args) -> int:
             print(f"minidl reproduce: the study failed ({type(error).__name__}: {error}); what finished is in "
                   f"{out}{again}", file=sys.stderr)
             return 1
-    print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
-          f"{study.results['wall_seconds']:.0f} s)")
+    try:
+        print(f"wrote {study.out / 'report.md'} ({study.results['status']}, "
+              f"{study.results['wall_seconds']:.0f} s)", flush=True)
+    except OSError as error:                   # standard output into a full disk: the study itself is written
+        print(f"minidl reproduce: {error.filename or 'standard output'}: {error.strerror}; the study finished: "
+              f"{study.out / 'report.md'} ({study.results['status']})", file=sys.stderr)
+        return 1
     return 0

@@ -14,7 +14,6 @@ Every refusal is one line on stderr and exit status 2; an interrupted run exits 
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import math
 import os
@@ -381,7 +380,7 @@ class _Session:
         self.hint = f"minidl train --out {shlex.quote(str(out))} --resume"
 
     def describe_os_error(self, error: OSError) -> str:
-        what = f"{error.filename}: " if error.filename else "standard output: " if error.errno == errno.EPIPE else ""
+        what = f"{error.filename}: " if error.filename else ""      # standard output's errors name it (cli.main)
         text = f"{what}{error.strerror or error} [errno {error.errno}]"
         if self.trainer is None:
             return text

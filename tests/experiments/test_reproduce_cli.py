@@ -268,3 +268,23 @@ def test_an_out_folder_named_in_bytes_that_are_not_utf8_gets_its_report(tmp_path
     monkeypatch.setattr("sys.argv", ["minidl", *args])
     assert main(args) == 0, capsys.readouterr().err
     assert "--out " in (tmp_path / "study\udcff" / "report.md").read_text(encoding="utf-8")
+
+
+def test_a_finished_study_whose_output_fails_says_so_in_one_line(tmp_path, capsys, monkeypatch):
+    """`minidl reproduce ... > /dev/full` wrote the whole study, then ended in a traceback on its last line."""
+    class FullDisk:         # what is printed is buffered; the flush of the last line fails (ENOSPC)
+        def write(self, text):
+            return len(text)
+
+        def flush(self):
+            raise OSError(28, "No space left on device")
+
+    out = tmp_path / "run"
+    monkeypatch.setattr("sys.stdout", FullDisk())
+    assert main(["reproduce", "--quick", "--dataset", "shapeset", "--no-progress", "--updates", "20", "--width",
+                 "16", "--depth", "2", "--init-depths", "2", "--init-activations", "tanh", "--init-schemes",
+                 "standard,xavier_uniform", "--activations", "tanh", "--schemes", "standard", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == (f"minidl reproduce: standard output: No space left on device; the study "
+                                       f"finished: {out / 'report.md'} (complete)\n")
+    assert json.loads((out / "results.json").read_text())["status"] == "complete"
+

@@ -126,3 +126,31 @@ def test_an_out_folder_named_in_bytes_that_are_not_utf8_is_printed_as_stderr_pri
                              "--out", out], capture_output=True, env=env, timeout=300, cwd=package_parent)
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr.decode(errors="replace")
     assert b"/run\\udcff/model.npz" in result.stdout and os.path.isfile(out + b"/model.npz")
+
+
+class _FullDisk:
+    """Standard output redirected into a full disk: what is printed is buffered, a flush fails (ENOSPC)."""
+
+    def __init__(self, fail_on_write=False):
+        self.fail_on_write = fail_on_write
+
+    def write(self, text):
+        if self.fail_on_write:
+            raise OSError(28, "No space left on device")
+        return len(text)
+
+    def flush(self):
+        raise OSError(28, "No space left on device")
+
+
+def test_standard_output_that_cannot_be_written_is_named_in_one_line(tmp_path, capsys, monkeypatch):
+    """`minidl train ... > /dev/full` said only "error: No space left on device [errno 28]"."""
+    monkeypatch.setattr("sys.stdout", _FullDisk())
+    assert main(["train", *SMALL, "--epochs", "1", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: standard output: No space left on device [errno 28]\n"    # the data line's flush
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr("sys.stdout", _FullDisk(fail_on_write=True))
+    assert main([]) == 1                                   # the help, printed by argparse
+    assert capsys.readouterr().err == "minidl: standard output: No space left on device [errno 28]\n"
+
