@@ -200,13 +200,15 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
     left by a process that has ended is taken over; the returned lock's `stale` then says whose it was.
     A `.lock` that is not minidl's raises NotALockFile, untouched.
     Use as a context manager or call `release()`; OSError (read-only or full file system) propagates, naming
-    the lock file, which is not left behind when its record could not be written.
+    the lock file, which is not left behind when its record could not be written (nor when a Ctrl-C stops
+    the writing).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
     while True:
         fd = _open(folder, path)
+        held = False              # set once the file is this call's to write: removed if it stops there
         try:
             kernel_lock = fcntl is not None
             try:
@@ -227,12 +229,14 @@ def acquire(folder: str | os.PathLike, purpose: str) -> FolderLock:
                 raise NotALockFile(folder, path, "it holds no minidl lock record")
             if not kernel_lock and previous is not None and _held_by_live_process(previous):
                 raise FolderLocked(folder, path, previous)
+            held = True
             try:
                 _write(fd, purpose)
             except OSError as error:          # a full disk: the record does not fit, the file is ours and empty
-                _remove_if_ours(fd, path)
                 raise OSError(error.errno, error.strerror, str(path)) from error
         except BaseException:
+            if held:                          # a full disk, or a Ctrl-C while the record was written
+                _remove_if_ours(fd, path)
             os.close(fd)
             raise
         stale = None

@@ -174,3 +174,23 @@ def test_a_full_disk_names_the_lock_file_and_leaves_none_behind(tmp_path, monkey
     assert not (tmp_path / ".lock").exists()
     with acquire(tmp_path, "minidl train") as lock:
         assert lock.stale is None
+
+
+@pytest.mark.parametrize("flock", ["flock", "no_flock"])
+def test_a_ctrl_c_while_the_record_is_written_leaves_no_lock_behind(tmp_path, monkeypatch, request, flock):
+    """A SIGTERM during the record's fsync: `minidl train` said "<out> is unchanged" and left the folder it
+    had made, holding a `.lock` of its now dead process."""
+    if flock == "no_flock":
+        request.getfixturevalue("no_flock")
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(run_lock.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        acquire(tmp_path, "minidl train")
+    monkeypatch.undo()
+    assert not (tmp_path / ".lock").exists()
+    (tmp_path / ".lock").write_text("not minidl's")        # refused before any write: left as it was
+    with pytest.raises(run_lock.NotALockFile):
+        acquire(tmp_path, "minidl train")
+    assert (tmp_path / ".lock").read_text() == "not minidl's"
