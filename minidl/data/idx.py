@@ -86,11 +86,12 @@ def _count_remaining(stream) -> int:
     return total
 
 
-def _parse_header(path: Path, stream) -> tuple[np.dtype, tuple[int, ...], int]:
-    """Return (dtype, shape, header length in bytes) after validating the magic number."""
+def _parse_header(path: Path, stream, content: str = "file") -> tuple[np.dtype, tuple[int, ...], int]:
+    """Return (dtype, shape, header length in bytes) after validating the magic number; `content` names what
+    `stream` reads in messages (the file, or what its gzip stream unpacks to)."""
     magic = _read_exactly(stream, 4)
     if len(magic) < 4:
-        raise _fail(path, f"file is {len(magic)} bytes long, shorter than the 4-byte magic number")
+        raise _fail(path, f"{content} is {len(magic)} bytes long, shorter than the 4-byte magic number")
     if magic[0] != 0 or magic[1] != 0:
         raise _fail(path, f"bad magic number 0x{magic.hex()}: the first two bytes must be zero")
     code, ndim = magic[2], magic[3]
@@ -164,7 +165,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         raw.seek(0)
         try:
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                dtype, shape, _ = _parse_header(path, stream)
+                dtype, shape, _ = _parse_header(path, stream, content=f"its gzip data (a {file_size}-byte file)")
                 return _read_payload(path, stream, dtype, shape, max_bytes=_DEFLATE_MAX_RATIO * file_size,
                                      container=f"a {file_size}-byte gzip file")
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:

@@ -43,6 +43,19 @@ def test_write_rejects_unsupported_dtype(tmp_path):
         write_idx(tmp_path / "x.idx", np.zeros(3, dtype=np.int64))
 
 
+@pytest.mark.parametrize("content", [b"", b"\x00\x00"])
+def test_a_gzip_file_too_short_inside_names_its_unpacked_length_and_its_own(tmp_path, content):
+    """A 22-byte gzip of 2 bytes was "file is 2 bytes long"."""
+    path = tmp_path / "short.idx.gz"
+    path.write_bytes(gzip.compress(content))
+    with pytest.raises(IDXFormatError, match=f"its gzip data \\(a {path.stat().st_size}-byte file\\) is "
+                                             f"{len(content)} bytes long, shorter than the 4-byte magic number"):
+        read_idx(path)
+    path.write_bytes(content)
+    with pytest.raises(IDXFormatError, match=f"file is {len(content)} bytes long, shorter than the 4-byte magic"):
+        read_idx(path)
+
+
 def _valid_bytes():
     return b"\x00\x00\x08\x02" + struct.pack(">II", 2, 3) + bytes(range(6))
 
