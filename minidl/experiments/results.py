@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import csv
 import io
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -102,6 +103,30 @@ def _clean(value):
 def write_json_atomic(path: Path, data: dict) -> None:
     text = json.dumps(_clean(data), separators=(",", ":")).encode()
     write_atomically(path, lambda file: file.write(text))
+
+
+def write_json_sealed(path: Path, data: dict) -> None:
+    """write_json_atomic of {"sha256": digest, "data": data}: `read_json_sealed` then knows a file whose
+    data changed since (one changed digit is still valid JSON)."""
+    data = _clean(data)
+    write_json_atomic(path, {"sha256": _digest(data), "data": data})
+
+
+def read_json_sealed(path: Path) -> dict | None:
+    """The data of a file `write_json_sealed` wrote, or None: missing, not JSON, not sealed, or changed."""
+    try:
+        sealed = json.loads(Path(path).read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not (isinstance(sealed, dict) and isinstance(sealed.get("data"), dict)
+            and sealed.get("sha256") == _digest(sealed["data"])):
+        return None
+    return sealed["data"]
+
+
+def _digest(data: dict) -> str:
+    """SHA-256 of data's JSON with sorted keys: the same for the data written and for the data read back."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def _write_csv(path: Path, header: list[str], rows) -> None:

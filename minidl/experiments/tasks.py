@@ -8,9 +8,9 @@ same serially, on a Dask worker, at any thread count, and across a checkpoint an
 build, recorded, is the one thing that changes the last bits). The process-wide settings a run needs
 (kernel threads, malloc) are made by `execute` itself, so a task runs the same wherever it lands.
 
-A task with a checkpoint also leaves its record beside it (`<checkpoint>.record.json`, atomically) until
-the study has saved it in results.json, so a result that never reached the study (its client was killed,
-or left a run going on a cluster) is kept rather than trained again.
+A task with a checkpoint also leaves its record beside it (`<checkpoint>.record.json`, atomically, with
+its SHA-256) until the study has saved it in results.json, so a result that never reached the study (its
+client was killed, or left a run going on a cluster) is kept rather than trained again.
 
 record["execution"] (excluded, like the timing fields, when studies are compared) says how the record
 came about: attempts (how often the run was started, counted in `<checkpoint>.attempts`), attempts_stopped
@@ -179,9 +179,9 @@ def execute(task: RunTask, data, on_updates=None, start: str | None = None) -> d
         "threads": _core.get_num_threads(), "malloc_tuned": malloc_tuned(), "host": socket.gethostname(),
         "pid": os.getpid()})
     if task.checkpoint is not None:
-        from minidl.experiments.results import write_json_atomic
+        from minidl.experiments.results import write_json_sealed
 
-        write_json_atomic(_record_path(task), record)
+        write_json_sealed(_record_path(task), record)
         _attempts_path(task).unlink(missing_ok=True)
     return record
 
@@ -192,13 +192,13 @@ def _record_path(task: RunTask) -> Path:
 
 def finished_record(task: RunTask) -> dict | None:
     """The record a finished task left beside its checkpoint (its result never reached the study: the
-    client was killed, or was gone while the task ran on), or None."""
+    client was killed, or was gone while the task ran on), or None; None too for a record file changed
+    since it was written (its SHA-256 differs): the task then finishes again from its checkpoint."""
     if task.checkpoint is None:
         return None
-    try:
-        return json.loads(_record_path(task).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    from minidl.experiments.results import read_json_sealed
+
+    return read_json_sealed(_record_path(task))
 
 
 def record_fits(task: RunTask, record) -> bool:

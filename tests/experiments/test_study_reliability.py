@@ -392,19 +392,30 @@ def test_interrupts_held_leave_an_ignored_ctrl_c_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path):
-    # as if the client had been killed after the last run finished on a worker but before it saved the record
+@pytest.mark.parametrize("changed", [False, True], ids=["intact", "one-digit-changed"])
+def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path, changed):
+    """As if the client had been killed after the last run finished on a worker but before it saved the
+    record. One changed digit in that file (still valid JSON) went into results.json and the report."""
+    from minidl.experiments.results import write_json_sealed
+
     out = tmp_path / "study"
     (out / "checkpoints").mkdir(parents=True)
     results = json.loads(json.dumps(uninterrupted))
     last = results["training"]["runs"].pop()
     results["status"] = "interrupted"
     (out / "results.json").write_text(json.dumps(results))
-    (out / "checkpoints" / f"{last['execution']['task']}.npz.record.json").write_text(json.dumps(last))
+    left = out / "checkpoints" / f"{last['execution']['task']}.npz.record.json"
+    write_json_sealed(left, last)
+    if changed:
+        text = left.read_text()
+        error = json.dumps(last["final_test_error"])
+        left.write_text(text.replace(f'"final_test_error":{error}', f'"final_test_error":{error[:-1]}9', 1))
+        assert left.read_text() != text
     assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
     resumed = _results(out)
-    assert comparable(resumed) == comparable(uninterrupted)
-    assert resumed["training"]["runs"][-1]["execution"] == last["execution"]      # the same record, not a new run
+    assert comparable(resumed) == comparable(uninterrupted)      # a changed record is trained again, not taken
+    if not changed:
+        assert resumed["training"]["runs"][-1]["execution"] == last["execution"]  # the same record, not a new run
     assert not (out / "checkpoints").exists()
 
 

@@ -87,6 +87,11 @@ def test_execute_counts_attempts_and_refuses_more_than_max_attempts(tmp_path):
     assert record["execution"]["attempts"] == 1 and record["execution"]["threads"] == 1
     assert record["execution"]["kernels"] == _core.kernel_name() and read_attempts(task) == {"attempts": 0}
     assert finished_record(task) == json.loads(json.dumps(record))      # kept until the study has saved it
+    left = tmp_path / "run.npz.record.json"
+    text = left.read_text()
+    left.write_text(text.replace('"attempts":1', '"attempts":7'))        # still JSON, no longer what was written
+    assert finished_record(task) is None
+    left.write_text(text)
     forget_record(task)
     assert finished_record(task) is None
     (tmp_path / "run.npz.attempts").write_text('{"attempts": 2}')
