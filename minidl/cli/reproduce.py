@@ -84,8 +84,8 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoint-every", type=integer(1), default=None, metavar="UPDATES",
                         help="updates between a run's checkpoints in OUT/checkpoints/ (default 2000)")
     parser.add_argument("--workers", type=integer(1), default=None, metavar="N",
-                        help="run the training runs on a Dask LocalCluster of N single-run processes "
-                             "(needs pip install 'minidl[dask]')")
+                        help="run the training runs on a Dask LocalCluster of N single-run processes, at most "
+                             "one per core (needs pip install 'minidl[dask]')")
     parser.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                         help="run the training runs on an existing Dask cluster, e.g. tcp://host:8786; --out must "
                              "be on a file system every worker shares")

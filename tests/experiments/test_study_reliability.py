@@ -51,6 +51,7 @@ def test_an_occupied_out_is_refused_and_the_old_study_is_untouched(uninterrupted
 @pytest.mark.parametrize("options,message", [
     (["--seeds", "1,1"], "seeds must be distinct non-negative integers, got 1,1"),
     (["--workers", "2", "--scheduler", "tcp://localhost:1"], "not both"),
+    (["--workers", "1000000"], "--workers 1000000: a cluster on this machine runs at most one run per core"),
     (["--dataset", "fashion-mnist", "--data-dir", "/nonexistent/minidl"],
      "--data-dir /nonexistent/minidl: no such folder"),
     (["--data-dir", "/nonexistent/minidl"], "--data-dir does not apply to shapeset"),
