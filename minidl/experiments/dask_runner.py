@@ -110,8 +110,12 @@ class DaskRunner:
                 raise SchedulerLost(f"cannot reach the Dask scheduler at {scheduler} ({error}); --resume continues "
                                     "the study") from None
         else:
+            # no dashboard; the scheduler's HTTP server (health, metrics) on a free port: on 8787, taken by
+            # another study or a Dask dashboard, it warned "Port 8787 is already in use". Workers' logs off:
+            # a run that failed is said in one line by the study ("Compute Failed" came with a traceback).
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=logging.ERROR)
+                                        dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                        silence_logs=logging.CRITICAL)
             self.client = Client(self.cluster)
         _restore(environment)       # the Nanny writes its workers' settings into this process's environment
         self.address = self.client.scheduler.address      # kept: the client forgets it once closed

@@ -107,7 +107,8 @@ def _count_attempt(task: RunTask, start: str) -> int:
     if task.max_attempts is not None and failed >= task.max_attempts:
         stopped = attempts["attempts"] - failed
         not_counted = f", {stopped} of them stopped by the study (not counted)" if stopped else ""
-        raise TooManyAttempts(f"{task.name} was started {attempts['attempts']} times already{not_counted} "
+        times = f"{attempts['attempts']} time{'s' * (attempts['attempts'] != 1)}"
+        raise TooManyAttempts(f"{task.name} was started {times} already{not_counted} "
                               f"(--max-attempts {task.max_attempts}); its last checkpoint is {task.checkpoint}")
     attempt = attempts["attempts"] + 1
     _write_attempts(path, {"attempts": attempt, "stopped": attempts.get("stopped", 0), "start": start,

@@ -326,3 +326,20 @@ def test_the_scheduler_check_connects_with_the_clusters_tls_settings(monkeypatch
     monkeypatch.setattr(distributed.core, "send_recv", send_recv)
     dask_runner.check_scheduler("tls://10.0.0.5:8786", 5)
     assert used == [settings]
+
+
+def test_a_local_cluster_leaves_port_8787_to_whoever_holds_it(tmp_path, recwarn):
+    """The scheduler's HTTP server took the dashboard's port even with the dashboard off: beside another study
+    (or any Dask dashboard) the user read "Port 8787 is already in use ... Hosting the HTTP server on port N"."""
+    from minidl.experiments.dask_runner import DaskRunner
+    from minidl.experiments.data import resolve_data
+
+    _, spec = resolve_data("shapeset", train_examples=200)
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", 8787))
+        except OSError:
+            pytest.skip("port 8787 is in use here already")
+        holder.listen()
+        DaskRunner(spec, tmp_path, workers=1).close()
+    assert not [w for w in recwarn if "8787" in str(w.message)], [str(w.message) for w in recwarn]
