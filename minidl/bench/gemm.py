@@ -2,9 +2,9 @@
 
 Per case: median and best time of each library (interleaved, see timing.py), GFLOP/s = 2mnk/t from the
 median, and ratio = NumPy median / minidl median (> 1: minidl is faster). Every result is checked against
-NumPy's. The target set (float32, 2 threads): squares 256-1024 and the MLP products (--quick: squares 256 and
-512, the 784x1000 layer's products at batch 10 and 256); geometric mean of the ratios >= 1.0 and no case
-below 0.85, every result verified.
+NumPy's. The target set: squares 256-1024 and the MLP products (--quick: squares 256 and 512, the 784x1000
+layer's products at batch 10 and 256); geometric mean of the ratios >= 1.0 and no case below 0.85, every
+result verified; judged for each dtype and thread count measured.
 """
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ Forward  zᵢ = hᵢ₋₁ Wᵢ + bᵢ,  hᵢ = σ(zᵢ) (no σ on the last laye
 loss     L = mean over the batch of  log Σⱼ e^{z_j} - z_y   (softmax cross-entropy, max-shifted),
 backward δ = (softmax(z) - onehot(y)) / N at the logits, then per layer from the top:
          ∂W = hᵢ₋₁ᵀ δ,  ∂b = Σ_batch δ,  δ ← (δ Wᵢᵀ) ⊙ hᵢ₋₁ (1 - hᵢ₋₁);
-update   W -= lr ∂W,  b -= lr ∂b, each layer right after its gradient (plain SGD).
+update   W -= hᵢ₋₁ᵀ (lr δ),  b -= Σ_batch lr δ, each layer right after its gradient (plain SGD): lr scales
+         δ (batch × fan_out), not ∂W, which would be one more pass over the weights' size.
 "In place where easy": products go into buffers kept between steps (``out=``), σ and the softmax are
-computed in place, the gradient is scaled in place. Imports only NumPy.
+computed in place, δ is scaled in place. Imports only NumPy.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class NumpyStep:
         self.weights = [np.array(w, dtype=dtype) for w, _ in layers]
         self.biases = [np.array(b, dtype=dtype) for _, b in layers]
         self.lr = self.dtype.type(lr)
-        self.weight_grads = [np.empty_like(w) for w in self.weights]
+        self.weight_steps = [np.empty_like(w) for w in self.weights]     # hᵢ₋₁ᵀ (lr δ), each W's update
         self._batch_buffers: dict[int, tuple[list, list]] = {}
 
     def _buffers(self, n: int):
@@ -67,20 +68,19 @@ class NumpyStep:
         delta[rows, y] -= 1
         delta *= self.dtype.type(1.0 / n)
         for i in range(last, -1, -1):
-            w, grad_w = self.weights[i], self.weight_grads[i]
+            w, step_w = self.weights[i], self.weight_steps[i]
             h_prev = outputs[i - 1] if i else x
-            np.matmul(h_prev.T, delta, out=grad_w)
-            grad_b = delta.sum(axis=0)
             if i:                               # δ for the layer below, with the weights before the update
                 below = np.matmul(delta, w.T, out=deltas[i])
+            delta *= self.lr
+            np.matmul(h_prev.T, delta, out=step_w)
+            w -= step_w
+            self.biases[i] -= delta.sum(axis=0)
+            if i:
                 slope = 1 - h_prev
                 slope *= h_prev
                 below *= slope
                 delta = below
-            grad_w *= self.lr
-            w -= grad_w
-            grad_b *= self.lr
-            self.biases[i] -= grad_b
         return loss
 
     def parameters(self) -> list[np.ndarray]:

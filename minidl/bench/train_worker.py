@@ -28,20 +28,20 @@ else:                                   # run by path: siblings are top-level mo
 
 
 def memory_mb() -> dict:
-    """Peak (VmHWM) and current (VmRSS) resident set of this process in MB, from /proc/self/status;
-    ru_maxrss (the peak: KiB, on macOS bytes) where /proc is missing."""
+    """Peak (VmHWM) and current (VmRSS) resident set of this process in MB (10⁶ bytes), from /proc/self/status
+    (in KiB); ru_maxrss (the peak: KiB, on macOS bytes) where /proc is missing."""
     found = {}
     try:
         with open("/proc/self/status") as status:
             for line in status:
                 key, _, value = line.partition(":")
                 if key in ("VmHWM", "VmRSS"):
-                    found[key] = int(value.split()[0]) / 1024
+                    found[key] = int(value.split()[0]) * 1024 / 1e6
     except OSError:
         pass
     if "VmHWM" not in found:
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform == "darwin" else 1)
-        found = {"VmHWM": peak_kb / 1024, "VmRSS": peak_kb / 1024}
+        found = {"VmHWM": peak_kb * 1024 / 1e6, "VmRSS": peak_kb * 1024 / 1e6}
     return {"peak_mb": round(found["VmHWM"], 1), "rss_mb": round(found["VmRSS"], 1)}
 
 

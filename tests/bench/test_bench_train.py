@@ -156,9 +156,21 @@ def test_peak_memory_without_proc_is_in_mb_on_macos(monkeypatch):
     monkeypatch.setattr(builtins, "open", no_proc)
     monkeypatch.setattr(resource, "getrusage", lambda who: type("Usage", (), {"ru_maxrss": 300 << 20})())
     monkeypatch.setattr(sys, "platform", "darwin")
-    assert train_worker.memory_mb()["peak_mb"] == 300.0
+    assert train_worker.memory_mb()["peak_mb"] == 314.6                  # 300 MiB in MB (10⁶ bytes)
     monkeypatch.setattr(sys, "platform", "linux")
-    assert train_worker.memory_mb()["peak_mb"] == 300.0 * 1024
+    assert train_worker.memory_mb()["peak_mb"] == 322122.5
+
+
+def test_memory_from_proc_is_in_mb_of_a_million_bytes_as_labelled(monkeypatch):
+    """/proc gives KiB; dividing by 1024 gave MiB under an "MB" label, 4.9% below the profile's MB."""
+    import builtins
+    import io
+
+    from minidl.bench import train_worker
+
+    status = "Name:\tpython\nVmHWM:\t  231744 kB\nVmRSS:\t  200000 kB\n"
+    monkeypatch.setattr(builtins, "open", lambda path, *args, **kwargs: io.StringIO(status))
+    assert train_worker.memory_mb() == {"peak_mb": 237.3, "rss_mb": 204.8}
 
 
 def test_numpy_step_gradient_matches_finite_differences():
@@ -229,17 +241,26 @@ def test_memory_by_threads_reports_each_contender_at_the_largest_batch():
 
 
 def test_targets_are_checked_per_contender_and_batch_at_two_threads_only():
-    from minidl.bench.train import missed_targets, summarize
+    from minidl.bench.train import missed_targets, summarize, targets_verdict
 
     def row(contender, threads, batch, ms, peak=100.0):
         return dict(contender=contender, threads=threads, batch=batch, ms=ms, peak_mb=peak)
     rows = [row("minidl", 2, 10, 1.0), row("torch", 2, 10, 2.9), row("jax", 2, 10, 1.6), row("numpy", 2, 10, 1.3),
             row("minidl", 2, 256, 1.0, 140.0), row("numpy", 2, 256, 1.0),
             row("minidl", 1, 10, 1.0), row("torch", 1, 10, 0.5)]
+    rows.append(row("numpy", 1, 10, 0.5))
+    rows[5]["ms"] = 0.9                                     # NumPy's step at 256: no target there (DESIGN.md)
     summary = summarize(rows)
     assert [(s["threads"], s["batch"]) for s in summary] == [(1, 10), (2, 10), (2, 256)]
+    assert summary[0]["torch_target"] is None and summary[0]["numpy_target"] is None    # one thread: none
+    assert summary[2]["numpy_target"] is None and summary[1]["numpy_target"] == 1.2
     missed = missed_targets(summary)
     assert missed == ["batch 10: 2.90x PyTorch < 3.0x", "batch 256: peak memory 1.40x NumPy's > 1.3x"]
+    assert targets_verdict(summary, missed) == "targets at 2 threads: missed: " + "; ".join(missed)
+    assert targets_verdict(summary, []) == "targets at 2 threads: all met"
+    alone = summarize([r for r in rows if r["contender"] == "minidl"])
+    assert targets_verdict(alone, []) == "targets at 2 threads: none compared (minidl alone; they are ratios to others)"
+    assert targets_verdict(summary[:1], []) is None
 
 
 def test_a_contender_that_disagrees_meets_no_target():
