@@ -303,6 +303,13 @@ def run(args) -> int:
     # SIGTERM as Ctrl-C: the study records `interrupted`; inside a run the trainer's own handler stops it
     # after its current update and saves a checkpoint
     started = time.time()
+    if execution.dask:      # this process is ours: Dask's INFO lines (its workers reaped at exit), and the
+        import logging      # asyncio errors of a cluster stopped as it started, stay out of its one-line messages
+
+        import distributed  # noqa: F401  (its import sets its loggers' levels: these come after)
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     with sigterm_as_ctrl_c():
         try:
             study = run_study(config, out, command=command, progress=not args.no_progress, execution=execution,

@@ -113,10 +113,18 @@ class DaskRunner:
             # no dashboard; the scheduler's HTTP server (health, metrics) on a free port: on 8787, taken by
             # another study or a Dask dashboard, it warned "Port 8787 is already in use". Workers' logs off:
             # a run that failed is said in one line by the study ("Compute Failed" came with a traceback).
-            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
-                                        silence_logs=logging.CRITICAL)
-            self.client = Client(self.cluster)
+            from distributed.deploy.spec import SpecCluster
+
+            others = set(SpecCluster._instances)
+            try:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, scheduler_kwargs={"dashboard_address": ":0"},
+                                            silence_logs=logging.CRITICAL)
+                self.client = Client(self.cluster)
+            except BaseException:           # Ctrl-C or SIGTERM while it started
+                for cluster in set(SpecCluster._instances) - others:
+                    _close_quietly(cluster)
+                raise
         _restore(environment)       # the Nanny writes its workers' settings into this process's environment
         self.address = self.client.scheduler.address      # kept: the client forgets it once closed
         try:
@@ -249,6 +257,14 @@ class DaskRunner:
                 quick = {"distributed.comm.timeouts.connect": "2s"} if lost else {}
                 with dask.config.set(quick):
                     self.cluster.close()
+
+
+def _close_quietly(cluster) -> None:
+    """Close a local cluster an interruption left half started, and keep Dask's exit handler off it: that
+    closed it after the study's one-line message, with an AssertionError traceback (a worker's status)."""
+    cluster.shutdown_on_close = False
+    with contextlib.suppress(Exception):
+        cluster.close(timeout=5)
 
 
 @contextlib.contextmanager

@@ -343,3 +343,28 @@ def test_a_local_cluster_leaves_port_8787_to_whoever_holds_it(tmp_path, recwarn)
         holder.listen()
         DaskRunner(spec, tmp_path, workers=1).close()
     assert not [w for w in recwarn if "8787" in str(w.message)], [str(w.message) for w in recwarn]
+
+
+def test_a_ctrl_c_while_the_local_cluster_starts_closes_it_here_not_at_exit(tmp_path, monkeypatch):
+    """SIGTERM as the cluster started: the study's one line was followed by Dask's exit handler closing the
+    half-started cluster, with an AssertionError traceback."""
+    from distributed.core import Status
+
+    from minidl.experiments import dask_runner
+    from minidl.experiments.data import resolve_data
+
+    _, spec = resolve_data("shapeset", train_examples=200)
+    started, real = [], dask_runner.LocalCluster
+
+    def local_cluster(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    def interrupted(cluster):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(dask_runner, "LocalCluster", local_cluster)
+    monkeypatch.setattr(dask_runner, "Client", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dask_runner.DaskRunner(spec, tmp_path, workers=1)
+    (cluster,) = started
+    assert cluster.status == Status.closed and cluster.shutdown_on_close is False
