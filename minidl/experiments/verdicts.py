@@ -358,8 +358,8 @@ def figs11_12(results) -> Verdict:
     for activation, e in (("tanh", tanh), ("softsign", softsign)):
         if e is not None:
             parts.append(f"{activation}: curve error {_pct(e['curve_standard'])} (std) vs {_pct(e['curve_xavier'])} "
-                         f"(Xavier), final {_pct(e['standard'])} vs {_pct(e['xavier'])}, spread "
-                         f"{100 * e['spread']:.1f} pts → {_effect_words(e)}"
+                         f"(Xavier), final {_pct(e['standard'])} vs {_pct(e['xavier'])}, {_spread_words(e)} → "
+                         f"{_effect_words(e)}"
                          + (" (not judged)" if activation == "softsign" else ""))
     if tanh is not None:
         checks.append(tanh["effect"] == "xavier")
@@ -391,8 +391,9 @@ def sigmoid_xavier(results) -> Verdict:
     if e is None:
         return Verdict(claim, said, "no sigmoid runs under both inits", NOT_TESTABLE, f"no runs to compare; {command} "
                        "tests it")
-    off = "; ".join(f"{'std' if k == 'standard' else 'Xavier'} off the plateau at "
-                    + (", ".join("never" if v is None else str(v) for v in vs)) for k, vs in e["escapes"].items())
+    off = "; ".join(f"{'std' if k == 'standard' else 'Xavier'} " + (
+        "never off the plateau" if all(v is None for v in vs) else
+        "off the plateau at " + ", ".join("never" if v is None else str(v) for v in vs)) for k, vs in e["escapes"].items())
     updates = min(r.get("updates_done") or 0 for r in _group(runs, "sigmoid", "standard") + _group(runs, "sigmoid",
                                                                                                    "xavier_uniform"))
     measured = (f"final {_pct(e['standard'])} (std) vs {_pct(e['xavier'])} (Xavier), curve error "
@@ -415,8 +416,15 @@ def _one_seed(activation: str) -> str:
 
 
 def _effect_words(effect: dict) -> str:
+    if effect["effect"] == "none" and effect["why"].startswith("one seed"):
+        return "not judged (one seed per init)"
     return {"xavier": "Xavier better", "standard": "standard better", "none": "no distinguishable effect"}[
         effect["effect"]]
+
+
+def _spread_words(effect: dict) -> str:
+    one_seed = min(len(runs) for runs in effect["escapes"].values()) < 2
+    return "one seed" if one_seed else f"spread {100 * effect['spread']:.1f} pts"
 
 
 def table1(results) -> Verdict:

@@ -134,6 +134,8 @@ def test_figs11_12_judges_tanh_by_its_learning_curves_and_sigmoid_as_the_slowest
     assert sigmoid_learns.outcome == NOT_REPRODUCED and "not the slowest" in sigmoid_learns.measured
     one_seed = verdicts.figs11_12(_study(([faster[0][0]], [faster[1][0]])))
     assert one_seed.outcome == NOT_TESTABLE and "--seeds 0,1,2" in one_seed.rule
+    # a review's case: "spread 0.0 pts → no distinguishable effect" beside a 7-point gap with one seed per init
+    assert "final 30.0% vs 20.0%, one seed → not judged (one seed per init)" in one_seed.measured
     assert verdicts.figs11_12(training_results([0.9, 0.9], [0.3, 0.32], 0.004)).outcome == NOT_TESTABLE  # sigmoid only
 
 
@@ -156,7 +158,7 @@ def test_sigmoid_xavier_needs_every_xavier_run_off_the_plateau_first():
     results = training_results([0.90, 0.90], [0.30, 0.32], 0.004)
     verdict = verdicts.sigmoid_xavier(results)
     assert verdict.outcome == REPRODUCED
-    assert "std off the plateau at never, never; Xavier off the plateau at 200, 200 (of 400 updates)" in verdict.measured
+    assert "std never off the plateau; Xavier off the plateau at 200, 200 (of 400 updates)" in verdict.measured
     reversed_effect = training_results([0.30, 0.32], [0.90, 0.90], 0.45)
     verdict = verdicts.sigmoid_xavier(reversed_effect)
     assert verdict.outcome == NOT_REPRODUCED and "standard better" in verdict.measured
