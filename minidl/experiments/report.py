@@ -132,10 +132,17 @@ def at_init_section(results) -> list[str]:
         worst = max(_worst_factor(r, "activation", "activation_var") for r in tanh)
         verdict = ("holds within ×1.5 at every layer" if worst < 1.5 else
                    "misses by more than ×1.5 at its worst layer (tanh is not linear at these amplitudes)")
-        lines += ["", f"For tanh with the standard, Xavier and LeCun inits the compounded forward recursion {verdict} "
-                  f"(worst factor ×{_fmt(worst)}); far from the linear regime (N(0, 1), ReLU, sigmoid's "
-                  "offset) the factors show how much the linear-regime recursion misses."]
+        schemes = _and([init.get(scheme).label for scheme in dict.fromkeys(r["scheme"] for r in tanh)])
+        lines += ["", f"For tanh with the {schemes} init{'s' * (len(set(r['scheme'] for r in tanh)) > 1)} the "
+                  f"compounded forward recursion {verdict} (worst factor ×{_fmt(worst)}); in nets far from the linear "
+                  "regime (large weights, ReLU, sigmoid's offset) the factors show how much the linear-regime "
+                  "recursion misses."]
     return lines + [""]
+
+
+def _and(words: list[str]) -> str:
+    """['a', 'b', 'c'] -> 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _gradient_words(ratio):

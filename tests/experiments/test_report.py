@@ -33,6 +33,9 @@ def test_at_init_sentences_follow_the_numbers():
     assert "shrinks by ×0.58 per layer under the standard init" in text
     assert "stays level (×0.98 per layer)" in text
     assert "0.49 (standard) vs 0.81 (Xavier)" in text
+    # a review's case: the sentence named LeCun and N(0, 1) inits that the study had not run
+    assert "For tanh with the standard U[±1/√n_in] and Xavier (normalized) uniform inits the compounded" in text
+    assert "LeCun" not in text and "N(0, 1)" not in text
     assert "it shrinks ×9.5 on the way down" in text
     swapped = {"at_init": [at_init_record("standard", 1.3, 0.5, 1.2),
                            at_init_record("xavier_uniform", 0.7, 1.0, 0.3)]}
