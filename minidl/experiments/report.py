@@ -63,6 +63,10 @@ def at_init_tables(results) -> list[str]:
                 f"{_fmt(r['layers'][-1]['activation']['std'])} | {_fmt(s['activation_std_ratio_per_layer'])} | "
                 f"{_fmt(s['backprop_gradient_std_top_over_bottom'])} | {_fmt(s['weight_gradient_std_max_over_min'])} "
                 f"| {_fmt(s['jacobian_mean_singular_value'])} |")
+        if all(r["summary"]["jacobian_mean_singular_value"] is None for r in _find(records, depth=depth)):
+            most = ((results.get("config") or {}).get("at_init") or {}).get("jacobian_max_depth")
+            lines += ["", "Jacobians are not measured at this depth" + (f" (only in nets of up to {most} layers: "
+                      "`jacobian_max_depth`)." if most is not None else ".")]
         lines.append("")
     return lines
 

@@ -106,3 +106,14 @@ def test_sentences_survive_the_nulls_results_json_holds_for_nan():
         run["monitor"]["layers"][-1]["mean"][-1] = None
     text = "\n".join(training_section(results))
     assert "the top layer's mean is n/a" in text
+
+
+def test_a_depth_without_jacobians_says_why_its_column_is_n_a():
+    from minidl.experiments.report import at_init_tables
+
+    deep = [dict(at_init_record(scheme, 0.9, 2.0, None), depth=10) for scheme in ("standard", "xavier_uniform")]
+    results = {"at_init": [at_init_record("standard", 0.58, 9.5, 0.49)] + deep,
+               "config": {"at_init": {"jacobian_max_depth": 5}}}
+    text = "\n".join(at_init_tables(results))
+    assert text.count("Jacobians are not measured at this depth (only in nets of up to 5 layers") == 1
+    assert text.index("10 hidden layers") < text.index("Jacobians are not measured")
