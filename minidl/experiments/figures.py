@@ -168,7 +168,7 @@ def _init_histograms(results, folder, quantity, filename, xlabel, title):
         for i, (h, color) in enumerate(zip(hists, _layer_colors(len(hists)))):
             edges = np.array(h["edges"])
             ax.plot(0.5 * (edges[1:] + edges[:-1]), h["density"], color=color, label=f"layer {i + 1}")
-        ax.set(title=f"{title}: {activation}, {init.get(scheme).label}", xlabel=xlabel, ylabel="density")
+        ax.set(title=f"{title}\n{activation}, {init.get(scheme).label}", xlabel=xlabel, ylabel="density")
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
         ax.legend(fontsize=7)
     return _save(fig, folder, filename)
@@ -211,8 +211,9 @@ def fig11_12_learning_curves(results, folder):
                     continue
                 updates, values = updates[keep], values[:, keep]
                 mean = np.nanmean(values, axis=0)
+                seeds = f"{len(group)} seed" + "s" * (len(group) > 1)
                 line, = axes[row][col].plot(updates, mean, style,
-                                            label=f"{init.get(scheme).label} (lr {group[0]['lr']:g}, {len(group)} seeds)")
+                                            label=f"{init.get(scheme).label} (lr {group[0]['lr']:g}, {seeds})")
                 if len(group) > 1:
                     axes[row][col].fill_between(updates, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                                                 color=line.get_color(), alpha=0.15)
@@ -245,8 +246,9 @@ def variance_propagation(results, folder):
         for ax in axes[:, col]:
             ax.xaxis.set_major_locator(_integer_locator())
             _few_log_ticks(ax)
-        axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer")
-        axes[1][col].set(title=f"{activation}: Var(dC/ds)", xlabel="layer")
+        axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer", ylabel="Var(z)")
+        axes[1][col].set(title=f"{activation}: Var(dC/ds) (o measured, -- predicted)", xlabel="layer",
+                         ylabel="Var(dC/ds)")
         axes[0][col].legend(fontsize=6)
     return _save(fig, folder, "variance_propagation.png")
 
