@@ -117,20 +117,21 @@ def add_histograms(records_and_raws: list[tuple[dict, dict]], bins: int) -> None
             arrays = [a for _, raw in pair for a in raw[quantity]]
             shared = quantity_range(quantity, pair[0][0]["activation"], arrays)
         for record, raw in records_and_raws:
-            value_range, count = (shared, _bins_resolving(raw[quantity], shared, bins)) \
-                if record["scheme"] in PAPER_PAIR else (quantity_range(quantity, record["activation"], raw[quantity]),
-                                                        bins)
+            if record["scheme"] in PAPER_PAIR:
+                value_range, count = shared, _bins_resolving(raw[quantity], shared, bins)
+            else:
+                value_range, count = quantity_range(quantity, record["activation"], raw[quantity]), bins
             record.setdefault("histograms", {})[quantity] = [histogram(a, value_range, count) for a in raw[quantity]]
 
 
 def _bins_resolving(arrays, value_range, bins: int) -> int:
     """Bins over `value_range` such that the narrowest array's std spans 3 of them (at least `bins`, at most
-    10·bins, results.json holding them all): on the pair's shared axis, the standard init's gradients (5-15x
+    4·bins, results.json holding them all): on the pair's shared axis, the standard init's gradients (5-15x
     narrower than Xavier's) fell into 2 bins per layer, and its layers looked alike."""
     narrowest = min(float(np.std(a, dtype=np.float64)) for a in arrays)
     if not narrowest > 0:
         return bins
-    return int(min(10 * bins, max(bins, np.ceil(3 * (value_range[1] - value_range[0]) / narrowest))))
+    return int(min(4 * bins, max(bins, np.ceil(3 * (value_range[1] - value_range[0]) / narrowest))))
 
 
 def run_at_init(config, data, on_group=None, on_step=None, deadline: float | None = None, done=()) -> dict:

@@ -76,8 +76,8 @@ CSV files: at_init_layers.csv, training_curves.csv, training_monitor.csv, final_
 from __future__ import annotations
 
 import csv
-import io
 import hashlib
+import io
 import json
 import math
 from pathlib import Path

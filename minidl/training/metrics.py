@@ -136,7 +136,8 @@ def keep_until_step(path: str | os.PathLike, step: int,
     notes = [f"{path}: removed a second copy of the record of update {record.get('step', 0)} (epoch "
              f"{record.get('epoch')})" for record in repeated]
     if epochs_done is not None:
-        written = {record.get("epoch") for _, record in kept if record.get("complete")}
+        written = {record.get("epoch") for _, record in kept
+                   if record.get("complete", type(record.get("epoch")) is int)}    # no "complete": older files
         lacking = [epoch for epoch in range(1, epochs_done + 1) if epoch not in written]
         if lacking:
             where = "does not exist" if not path.exists() else "was cut or had lines removed"

@@ -71,11 +71,11 @@ def test_histograms_share_the_axis_of_the_paper_pair(tanh_records):
     for quantity in ("activation", "backprop_gradient", "weight_gradient"):
         edges = [r["histograms"][quantity][0]["edges"] for r in (a, b)]
         assert edges[0][0] == edges[1][0] and edges[0][-1] == edges[1][-1], quantity     # one axis
-        for record, raw in ((a, raw_a), (b, raw_b)):    # each layer's std spans 3 bins or more (at most 200)
+        for record, raw in ((a, raw_a), (b, raw_b)):    # each layer's std spans 3 bins or more (at most 80)
             histograms = record["histograms"][quantity]
             count, width = len(histograms[0]["density"]), np.diff(histograms[0]["edges"])[0]
-            assert 20 <= count <= 200
-            assert count == 200 or min(np.std(v) for v in raw[quantity]) >= 3 * width * 0.999
+            assert 20 <= count <= 80
+            assert count == 80 or min(np.std(v) for v in raw[quantity]) >= 3 * width * 0.999
     assert a["histograms"]["activation"][0]["edges"][0] == -1.0
     assert len(a["histograms"]["weight_gradient"]) == 5
     # a review's case: the standard init's gradients, 5-15x narrower, fell into 2 of the shared axis' 20 bins

@@ -141,6 +141,8 @@ def test_records_the_checkpoint_has_done_but_the_file_lacks_are_named(tmp_path):
     path.unlink()
     _epochs(path, [2, 5])
     assert "the records of epochs 1, 3-4, 6, done" in keep_until_step(path, 42, epochs_done=6)[1][0]
+    path.write_text('{"epoch": 1, "step": 7}\n{"epoch": 2, "step": 14}\n')    # older records: no "complete"
+    assert keep_until_step(path, 14, epochs_done=2) == ([{"epoch": 1, "step": 7}, {"epoch": 2, "step": 14}], [])
 
 
 def test_a_second_copy_of_a_line_is_removed_two_different_records_of_one_update_are_refused(tmp_path):
