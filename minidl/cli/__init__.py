@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv`; a Ctrl-C that no subcommand handles (its imports) exits 130 in one line,
     and standard output that cannot be written (a full disk, a closed pipe) exits 1 in one line."""
     status, stdout = 0, sys.stdout
-    sys.stdout = _NamedOutput(stdout)
+    if stdout is not None:      # None: started with standard output closed (`minidl >&-`)
+        sys.stdout = _NamedOutput(stdout)
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
         else:
             status = int(args.func(args) or 0)
-        sys.stdout.flush()  # here, where a failure is said, not at exit ("Exception ignored in ...")
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a failure is said, not at exit ("Exception ignored in ...")
         return status
     except KeyboardInterrupt:
         print("minidl: interrupted", file=sys.stderr)

@@ -304,10 +304,10 @@ def run(args) -> int:
     # after its current update and saves a checkpoint
     started = time.time()
     if execution.dask:      # this process is ours: Dask's INFO lines (its workers reaped at exit), and the
-        import logging      # asyncio errors of a cluster stopped as it started, stay out of its one-line messages
+        import importlib    # asyncio errors of a cluster stopped as it started, stay out of its one-line messages
+        import logging
 
-        import distributed  # noqa: F401  (its import sets its loggers' levels: these come after)
-
+        importlib.import_module("distributed")      # its import sets its loggers' levels: these come after
         logging.getLogger("distributed").setLevel(logging.ERROR)
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     with sigterm_as_ctrl_c():

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from minidl import init
+from minidl.experiments import paper
 from minidl.serialization import write_atomically
 
 PAIR = ("standard", "xavier_uniform")
@@ -269,8 +270,9 @@ def jacobian_singular_values(results, folder):
             values = [L["jacobian_mean_singular_value"] for L in record["layers"][1:]]
             ax.plot(range(2, depth + 1), values, "o-", color=f"C{k}", label=init.get(record["scheme"]).label)
         if activation == "tanh":        # the paper's values are tanh's (Sec. 4.2.1)
-            for level, scheme in ((0.5, "standard"), (0.8, "Xavier")):
-                ax.axhline(level, color="grey", linestyle=":", linewidth=1, label=f"paper, {scheme}: {level}")
+            for scheme, level in paper.JACOBIAN_MEAN_SINGULAR_VALUE.items():
+                ax.axhline(level, color="grey", linestyle=":", linewidth=1,
+                           label=f"paper, {init.get(scheme).label}: {level}")
         ax.set(title=f"{activation}, {depth} layers", xlabel="layer i",
                ylabel="mean singular value of dz^i/dz^(i-1)", yscale="log")
         ax.xaxis.set_major_locator(_integer_locator())

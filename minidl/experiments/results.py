@@ -113,15 +113,17 @@ def write_json_sealed(path: Path, data: dict) -> None:
 
 
 def read_json_sealed(path: Path) -> dict | None:
-    """The data of a file `write_json_sealed` wrote, or None: missing, not JSON, not sealed, or changed."""
+    """The data of a file `write_json_sealed` wrote, or None: missing, not JSON, or changed since. A dict
+    without the seal (written by write_json_atomic, as earlier versions wrote these files) is returned as is."""
     try:
         sealed = json.loads(Path(path).read_text())
     except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if not (isinstance(sealed, dict) and isinstance(sealed.get("data"), dict)
-            and sealed.get("sha256") == _digest(sealed["data"])):
+    if not isinstance(sealed, dict):
         return None
-    return sealed["data"]
+    if set(sealed) != {"sha256", "data"}:
+        return sealed
+    return sealed["data"] if isinstance(sealed["data"], dict) and sealed["sha256"] == _digest(sealed["data"]) else None
 
 
 def _digest(data: dict) -> str:

@@ -194,7 +194,8 @@ def _record_path(task: RunTask) -> Path:
 def finished_record(task: RunTask) -> dict | None:
     """The record a finished task left beside its checkpoint (its result never reached the study: the
     client was killed, or was gone while the task ran on), or None; None too for a record file changed
-    since it was written (its SHA-256 differs): the task then finishes again from its checkpoint."""
+    since it was written (its SHA-256 differs): the task is then trained again from the start (its
+    checkpoint was removed when it finished). A record file of an earlier version (no SHA-256) is taken."""
     if task.checkpoint is None:
         return None
     from minidl.experiments.results import read_json_sealed

@@ -187,7 +187,7 @@ def init_effect(runs, activation, threshold) -> dict | None:
         why = "one seed per init: no spread to judge a difference against"
     return {"effect": effect, "standard": float(np.mean(e_std)), "xavier": float(np.mean(e_xav)),
             "curve_standard": float(np.mean(c_std)), "curve_xavier": float(np.mean(c_xav)),
-            "spread": spread, "escapes": escapes, "why": why}
+            "spread": spread, "escapes": escapes, "why": why, "seeds": min(len(c_std), len(c_xav))}
 
 
 # ------------------------------------------------------------------------------------------ the claims
@@ -393,7 +393,8 @@ def sigmoid_xavier(results) -> Verdict:
                        "tests it")
     off = "; ".join(f"{'std' if k == 'standard' else 'Xavier'} " + (
         "never off the plateau" if all(v is None for v in vs) else
-        "off the plateau at " + ", ".join("never" if v is None else str(v) for v in vs)) for k, vs in e["escapes"].items())
+        "off the plateau at " + ", ".join("never" if v is None else str(v) for v in vs))
+        for k, vs in e["escapes"].items())
     updates = min(r.get("updates_done") or 0 for r in _group(runs, "sigmoid", "standard") + _group(runs, "sigmoid",
                                                                                                    "xavier_uniform"))
     measured = (f"final {_pct(e['standard'])} (std) vs {_pct(e['xavier'])} (Xavier), curve error "
@@ -416,15 +417,14 @@ def _one_seed(activation: str) -> str:
 
 
 def _effect_words(effect: dict) -> str:
-    if effect["effect"] == "none" and effect["why"].startswith("one seed"):
+    if effect["effect"] == "none" and effect["seeds"] < 2:
         return "not judged (one seed per init)"
     return {"xavier": "Xavier better", "standard": "standard better", "none": "no distinguishable effect"}[
         effect["effect"]]
 
 
 def _spread_words(effect: dict) -> str:
-    one_seed = min(len(runs) for runs in effect["escapes"].values()) < 2
-    return "one seed" if one_seed else f"spread {100 * effect['spread']:.1f} pts"
+    return "one seed" if effect["seeds"] < 2 else f"spread {100 * effect['spread']:.1f} pts"
 
 
 def table1(results) -> Verdict:

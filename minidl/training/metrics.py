@@ -15,7 +15,7 @@ from pathlib import Path
 
 from minidl.serialization import write_atomically
 
-__all__ = ["append_record", "read_records", "keep_until_step", "MetricsError"]
+__all__ = ["append_record", "read_records", "check_order", "keep_until_step", "MetricsError"]
 
 
 class MetricsError(ValueError):
@@ -105,23 +105,18 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return [record for _, record in _parse(Path(path))[0]]
 
 
-def keep_until_step(path: str | os.PathLike, step: int,
-                    epochs_done: int | None = None) -> tuple[list[dict], list[str]]:
-    """Keep the records with record["step"] <= step, for a run resumed from a checkpoint at `step`.
-
-    Later records (written after that checkpoint, so redone by the resumed run) are removed, a torn last
-    line is moved to `<file>.bad` and a second copy of a line is removed; the file is rewritten atomically
-    if anything changed, intact earlier lines kept byte for byte. With `epochs_done`, the checkpoint's
-    completed epochs, a note also names those whose records the file lacks (lines deleted, the file cut).
-    Returns (kept records, notes saying what was removed or is missing). MetricsError if a line is damaged,
-    or if two different records claim one update (nothing is changed then).
-    """
+def check_order(path: str | os.PathLike) -> None:
+    """MetricsError, naming the file, if a line is damaged or two records are out of update order (a second
+    copy of a line is no error: resuming removes it)."""
     path = Path(path)
-    parsed, torn = _parse(path)
+    _in_order(path, _parse(path)[0])
+
+
+def _in_order(path: Path, parsed: list) -> tuple[list, list[dict]]:
+    """(the (line, record) pairs of `parsed` in update order, the second copies of lines left out);
+    MetricsError for two different records of one update, or a record of an update before the last's."""
     kept, repeated = [], []
     for line, record in parsed:
-        if record.get("step", 0) > step:
-            continue
         here, before = record.get("step", 0), kept[-1][1].get("step", 0) if kept else -1
         if here <= before:
             if record != kept[-1][1]:
@@ -132,6 +127,23 @@ def keep_until_step(path: str | os.PathLike, step: int,
             repeated.append(record)
             continue
         kept.append((line, record))
+    return kept, repeated
+
+
+def keep_until_step(path: str | os.PathLike, step: int,
+                    epochs_done: int | None = None) -> tuple[list[dict], list[str]]:
+    """Keep the records with record["step"] <= step, for a run resumed from a checkpoint at `step`.
+
+    Later records (written after that checkpoint, so redone by the resumed run) are removed, a torn last
+    line is moved to `<file>.bad` and a second copy of a line is removed; the file is rewritten atomically
+    if anything changed, intact earlier lines kept byte for byte. With `epochs_done`, the checkpoint's
+    completed epochs, a note also names those whose records the file lacks (lines deleted, the file cut).
+    Returns (kept records, notes saying what was removed or is missing). MetricsError if a line is damaged,
+    or if records are out of update order (see check_order; nothing is changed then).
+    """
+    path = Path(path)
+    parsed, torn = _parse(path)
+    kept, repeated = _in_order(path, [(line, record) for line, record in parsed if record.get("step", 0) <= step])
     later = [record for _, record in parsed if record.get("step", 0) > step]
     notes = [f"{path}: removed a second copy of the record of update {record.get('step', 0)} (epoch "
              f"{record.get('epoch')})" for record in repeated]

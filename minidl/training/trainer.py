@@ -53,7 +53,7 @@ from minidl.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from minidl.random import generator
 from minidl.data.loader import DataLoader
 from minidl.training.checkpoint import load_checkpoint, pack_checkpoint, write_checkpoint
-from minidl.training.metrics import append_record, keep_until_step, read_records
+from minidl.training.metrics import append_record, check_order, keep_until_step, read_records
 
 __all__ = ["Trainer", "Every", "evaluate", "saved_progress", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -463,7 +463,7 @@ class Trainer:
             raise FileNotFoundError(f"no checkpoint to resume from at {path}")
         state = load_checkpoint(path)
         if self.metrics_path is not None:
-            read_records(self.metrics_path)        # a damaged line stops here, before the state changes
+            check_order(self.metrics_path)         # a damaged line, or lines out of order, stop here
         self.load_state_dict(state, source=str(path))
         if check is not None:
             check(self)

@@ -261,6 +261,10 @@ def test_targets_are_checked_per_contender_and_batch_at_two_threads_only():
     alone = summarize([r for r in rows if r["contender"] == "minidl"])
     assert targets_verdict(alone, []) == "targets at 2 threads: none compared (minidl alone; they are ratios to others)"
     assert targets_verdict(summary[:1], []) is None
+    memory_only = summarize([r for r in rows if r["batch"] == 256])          # NumPy at 256: its memory target
+    assert targets_verdict(memory_only, missed_targets(memory_only)).startswith("targets at 2 threads: missed: ")
+    other_batch = summarize([row("minidl", 2, 128, 1.0), row("torch", 2, 128, 2.0)])
+    assert targets_verdict(other_batch, []) == "targets at 2 threads: none at these batch sizes"
 
 
 def test_a_contender_that_disagrees_meets_no_target():

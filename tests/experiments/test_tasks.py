@@ -91,6 +91,8 @@ def test_execute_counts_attempts_and_refuses_more_than_max_attempts(tmp_path):
     text = left.read_text()
     left.write_text(text.replace('"attempts":1', '"attempts":7'))        # still JSON, no longer what was written
     assert finished_record(task) is None
+    left.write_text(json.dumps(json.loads(text)["data"]))                # as earlier versions wrote it: taken
+    assert finished_record(task) == json.loads(json.dumps(record))
     left.write_text(text)
     forget_record(task)
     assert finished_record(task) is None

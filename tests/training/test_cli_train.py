@@ -153,4 +153,6 @@ def test_standard_output_that_cannot_be_written_is_named_in_one_line(tmp_path, c
     monkeypatch.setattr("sys.stdout", _FullDisk(fail_on_write=True))
     assert main([]) == 1                                   # the help, printed by argparse
     assert capsys.readouterr().err == "minidl: standard output: No space left on device [errno 28]\n"
+    monkeypatch.setattr("sys.stdout", None)                # `minidl >&-`: Python has no sys.stdout at all
+    assert main([]) == 0 and "usage: minidl" in capsys.readouterr().err
 

@@ -230,6 +230,21 @@ def test_a_second_ctrl_c_at_an_epochs_end_keeps_its_record(tmp_path, uninterrupt
     assert _numbers(read_records(tmp_path / "metrics.jsonl")) == _numbers(history)
 
 
+def test_metrics_out_of_order_refuse_a_resume_before_it_loads_anything(tmp_path):
+    from minidl.training import MetricsError
+
+    _trainer(tmp_path).fit(epochs=2)
+    lines = (tmp_path / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    (tmp_path / "metrics.jsonl").write_bytes(b"".join(reversed(lines)))
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    fresh = _trainer(tmp_path)
+    before = _params(fresh)
+    with pytest.raises(MetricsError, match="a record of update 7 after one of update 14"):
+        fresh.resume()
+    assert fresh.step == 0 and {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+    _assert_same_params(_params(fresh), before)
+
+
 def test_resume_drops_metrics_written_after_the_checkpoint(tmp_path):
     trainer = _trainer(tmp_path)
     trainer.fit(epochs=1)
