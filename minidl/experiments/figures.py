@@ -206,7 +206,7 @@ def fig11_12_learning_curves(results, folder):
                 length = min(len(r["curve"]["updates"]) for r in group)
                 updates = np.array(group[0]["curve"]["updates"][:length])
                 values = np.array([[np.nan if v is None else v for v in r["curve"][key][:length]] for r in group],
-                                  dtype=float)
+                                  dtype=float) * (100 if key == "test_error" else 1)    # error in %, as the report
                 keep = ~np.all(np.isnan(values), axis=0)      # e.g. no train loss before update 1
                 if not keep.any():
                     continue
@@ -218,7 +218,7 @@ def fig11_12_learning_curves(results, folder):
                 if len(group) > 1:
                     axes[row][col].fill_between(updates, np.nanmin(values, axis=0), np.nanmax(values, axis=0),
                                                 color=line.get_color(), alpha=0.15)
-        axes[0][col].set(title=f"{activation}: test error", xlabel="updates", ylabel="test error")
+        axes[0][col].set(title=f"{activation}: test error", xlabel="updates", ylabel="test error (%)")
         axes[1][col].set(title=f"{activation}: train loss", xlabel="updates", ylabel="NLL")
         axes[0][col].legend(fontsize=7)
     return _save(fig, folder, "fig11_12_learning_curves.png")
