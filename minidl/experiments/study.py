@@ -687,7 +687,7 @@ class Study:
         order of `tasks`, and hold only records that fit a task (``record_fits``: a run of other settings, a
         duplicate or another seed's is dropped and its task run again). A record a task left in its folder
         (finished while no study was there to save it) is taken if it fits."""
-        from minidl.experiments.tasks import finished_record, forget_record, record_fits
+        from minidl.experiments.tasks import finished_record, forget_record, record_file, record_fits
 
         named = {task.name: task for task in tasks}
         by_name = {}
@@ -710,6 +710,9 @@ class Study:
             left = finished_record(task) if task.name not in by_name else None
             if left is not None and record_fits(task, left):
                 keep(task, left)
+            elif task.name not in by_name and record_file(task) is not None and record_file(task).exists():
+                bar.write(f"minidl reproduce: {record_file(task)} was changed since its run wrote it, or is another "
+                          f"run's: {task.name} is trained again")
             if task.name in by_name:
                 bar.update(task.updates)
         pending = [task for task in todo if task.name not in by_name]

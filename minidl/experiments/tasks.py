@@ -214,6 +214,11 @@ def record_fits(task: RunTask, record) -> bool:
             and record["execution"].get("task") == task.name and all(record.get(k) == v for k, v in own.items()))
 
 
+def record_file(task: RunTask) -> Path | None:
+    """Where `task` leaves its record when it finishes (None: a task without a checkpoint leaves none)."""
+    return None if task.checkpoint is None else _record_path(task)
+
+
 def started(task: RunTask) -> bool:
     """Whether `task` has left a checkpoint or a finished record in its folder."""
     return task.checkpoint is not None and (Path(task.checkpoint).exists() or _record_path(task).exists())

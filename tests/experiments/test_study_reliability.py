@@ -394,7 +394,7 @@ def test_interrupts_held_leave_an_ignored_ctrl_c_ignored():
 
 
 @pytest.mark.parametrize("changed", [False, True], ids=["intact", "one-digit-changed"])
-def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path, changed):
+def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted, tmp_path, changed, capsys):
     """As if the client had been killed after the last run finished on a worker but before it saved the
     record. One changed digit in that file (still valid JSON) went into results.json and the report."""
     from minidl.experiments.results import write_json_sealed
@@ -412,7 +412,11 @@ def test_a_record_left_by_a_finished_run_is_kept_not_trained_again(uninterrupted
         error = json.dumps(last["final_test_error"])
         left.write_text(text.replace(f'"final_test_error":{error}', f'"final_test_error":{error[:-1]}9', 1))
         assert left.read_text() != text
+    capsys.readouterr()
     assert main(["reproduce", "--out", str(out), "--resume", "--no-progress"]) == 0
+    said = capsys.readouterr()
+    assert (f"{left} was changed since its run wrote it, or is another run's: {last['execution']['task']} is "
+            f"trained again" in said.out + said.err) is changed
     resumed = _results(out)
     assert comparable(resumed) == comparable(uninterrupted)      # a changed record is trained again, not taken
     if not changed:
