@@ -225,7 +225,8 @@ def fig11_12_learning_curves(results, folder):
 
 
 def variance_propagation(results, folder):
-    """Measured per-layer variances beside the derivation's linear-regime predictions (log scale)."""
+    """Measured per-layer variances beside the derivation's linear-regime predictions (log scale; each axis
+    spans the measured values and a decade either side: a prediction beyond runs off it)."""
     plt = _plt()
     depth = _at_init_depth(results, pick=max)
     records = [r for r in results.get("at_init") or [] if r["depth"] == depth]
@@ -234,6 +235,7 @@ def variance_propagation(results, folder):
         return None
     fig, axes = plt.subplots(2, len(activations), figsize=(4.5 * len(activations), 7), squeeze=False)
     for col, activation in enumerate(activations):
+        shown = ([], [])         # the measured variances of each row: its axis spans them (and a decade more)
         for k, record in enumerate(r for r in records if r["activation"] == activation):
             color = f"C{k}"
             layers = np.arange(1, depth + 1)
@@ -244,7 +246,10 @@ def variance_propagation(results, folder):
                 predicted = np.array([L["predicted"][predicted_key] for L in record["layers"]], dtype=float)
                 axes[row][col].semilogy(layers, measured, "o-", color=color, label=init.get(record["scheme"]).label)
                 axes[row][col].semilogy(layers, predicted, "--", color=color)
-        for ax in axes[:, col]:
+                shown[row].extend(measured[np.isfinite(measured) & (measured > 0)])
+        for ax, measured in zip(axes[:, col], shown):
+            if measured:     # a prediction far past every measurement (N(0, 1²) reached 1e24) squeezed the rest
+                ax.set_ylim(min(measured) / 10, max(measured) * 10)
             ax.xaxis.set_major_locator(_integer_locator())
             _few_log_ticks(ax)
         axes[0][col].set(title=f"{activation}: Var(z) (o measured, -- predicted)", xlabel="layer", ylabel="Var(z)")
