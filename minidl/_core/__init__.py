@@ -20,6 +20,8 @@ fall back to one thread (`effective_num_threads()`, `contention_backoffs()`). Th
 nothing else from minidl. `python -m minidl._core.check_build` says what was built and fails when the
 build lacks what this machine supports (CI runs it).
 """
+import os
+
 from minidl._core._kernels import (
     KERNEL_BUILDS,
     MAX_THREADS,
@@ -78,4 +80,10 @@ __all__ = [
     "set_memory_pool_cap",
     "release_memory_pool",
     "byte_range",
+    "usable_cores",
 ]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one, else every core)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -16,7 +16,7 @@ def build_report() -> tuple[str, list[str]]:
     """(one line describing the build, the problems found: empty when the build has all this machine runs)."""
     from minidl import _core
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = _core.usable_cores()
     supported, compiled = _core.cpu_supported_kernels(), _core.compiled_kernels()
     line = (f"minidl._core: OpenMP {'on' if _core.openmp_enabled() else 'off'} ({_core.get_num_threads()} "
             f"threads, {cores} cores); kernel builds compiled: {', '.join(compiled)}; this CPU runs: "

@@ -268,7 +268,7 @@ class Execution:
             raise ValueError(f"--threads-per-run must be at most {_core.MAX_THREADS}, got {self.threads_per_run}")
         if self.workers is not None and self.scheduler is not None:
             raise ValueError("give --workers (a cluster on this machine) or --scheduler (an existing one), not both")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = _core.usable_cores()
         if self.workers is not None and self.workers > cores:     # 10**6 workers: a cluster that never started
             raise ValueError(f"--workers {self.workers}: a cluster on this machine runs at most one run per core, "
                              f"and it has {cores}; give at most {cores}, or --scheduler for a larger cluster")
