@@ -26,9 +26,36 @@ def _renumber(container: Module, modules) -> None:
         container.add_module(str(i), module)
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What Sequential and ModuleList share: length, iteration, and removal by position, after which the
+    modules are numbered "0", "1", ... again, as PyTorch's. ``_kind`` names the container in errors."""
+
+    _kind = "container"
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __delitem__(self, i) -> None:
+        """Remove the i-th module (or a slice's); the others are numbered "0", "1", ... again."""
+        modules = list(self._modules.values())
+        del modules[i if isinstance(i, slice) else _position(i, len(modules), self._kind)]
+        _renumber(self, modules)
+
+    def pop(self, i) -> Module:
+        """Remove the i-th module and return it (``del``'s renumbering)."""
+        module = self[i]
+        del self[i]
+        return module
+
+
+class Sequential(_ModuleSequence):
     """Applies its modules in order; they are registered as "0", "1", ... (parameter names "0.weight"), or
     under the keys of one dict given instead (``Sequential(OrderedDict(fc=..., act=...))``, PyTorch's)."""
+
+    _kind = "Sequential"
 
     def __init__(self, *modules: Module):
         super().__init__()
@@ -44,18 +71,12 @@ class Sequential(Module):
             x = m(x)
         return x
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
     def __getitem__(self, i):
         """The i-th module, or for a slice a Sequential of those modules under their names here (shared, as
         PyTorch's: ``model[:-1](x)`` runs all but the last, ``model[2:].state_dict()`` has "2.weight")."""
         if isinstance(i, slice):
             return Sequential(dict(list(self._modules.items())[i]))
         return list(self._modules.values())[i]
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def append(self, module: Module) -> "Sequential":
         """Add ``module`` at the end (as "<len>", PyTorch's; refused where a module of a slice or a dict
@@ -73,12 +94,6 @@ class Sequential(Module):
         names = list(self._modules)
         setattr(self, names[_position(i, len(names), "Sequential")], self._check(module))
 
-    def __delitem__(self, i) -> None:
-        """Remove the i-th module (or a slice's); the others are numbered "0", "1", ... again, as PyTorch's."""
-        modules = list(self._modules.values())
-        del modules[i if isinstance(i, slice) else _position(i, len(modules), "Sequential")]
-        _renumber(self, modules)
-
     def insert(self, index: int, module: Module) -> "Sequential":
         """Insert ``module`` before position ``index``; the modules are numbered "0", "1", ... again."""
         modules = list(self._modules.values())
@@ -91,12 +106,6 @@ class Sequential(Module):
         for module in modules:
             self.append(module)
         return self
-
-    def pop(self, i) -> Module:
-        """Remove the i-th module and return it (``del``'s renumbering)."""
-        module = self[i]
-        del self[i]
-        return module
 
     def __add__(self, other: "Sequential") -> "Sequential":
         """A new Sequential of this one's modules, then ``other``'s (shared, numbered "0", "1", ...)."""
@@ -111,9 +120,11 @@ class Sequential(Module):
         return module
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of Modules, registered as "0", "1", ... so that their parameters belong to the owner
     (a plain Python list would hide them). It has no forward: the owner decides how to call them."""
+
+    _kind = "ModuleList"
 
     def __init__(self, modules=()):
         super().__init__()
@@ -125,12 +136,6 @@ class ModuleList(Module):
             raise TypeError(f"ModuleList holds Modules, {where} is a {type(module).__name__}")
         return module
 
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
     def __getitem__(self, i):
         items = list(self._modules.values())
         if isinstance(i, slice):
@@ -139,11 +144,6 @@ class ModuleList(Module):
 
     def __setitem__(self, i: int, module: Module) -> None:
         setattr(self, str(_position(i, len(self), "ModuleList")), self._check(module, f"item {i}"))
-
-    def __delitem__(self, i) -> None:
-        items = list(self._modules.values())
-        del items[i if isinstance(i, slice) else _position(i, len(items), "ModuleList")]
-        _renumber(self, items)
 
     def append(self, module: Module) -> "ModuleList":
         setattr(self, str(len(self)), self._check(module, "the appended value"))
@@ -159,12 +159,6 @@ class ModuleList(Module):
         items = list(self._modules.values())
         items.insert(index, self._check(module, "the inserted value"))
         _renumber(self, items)
-
-    def pop(self, i) -> Module:
-        """Remove the i-th module and return it; the others are numbered "0", "1", ... again."""
-        module = self[i]
-        del self[i]
-        return module
 
     def __iadd__(self, modules) -> "ModuleList":
         return self.extend(modules)
