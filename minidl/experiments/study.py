@@ -710,9 +710,9 @@ class Study:
             left = finished_record(task) if task.name not in by_name else None
             if left is not None and record_fits(task, left):
                 keep(task, left)
-            elif task.name not in by_name and record_file(task) is not None and record_file(task).exists():
-                bar.write(f"minidl reproduce: {record_file(task)} was changed since its run wrote it, or is another "
-                          f"run's: {task.name} is trained again")
+            elif task.name not in by_name and (left_file := record_file(task)) is not None and left_file.exists():
+                bar.write(f"minidl reproduce: {left_file} was changed since its run wrote it, or is another run's: "
+                          f"{task.name} is trained again")
             if task.name in by_name:
                 bar.update(task.updates)
         pending = [task for task in todo if task.name not in by_name]
